@@ -1,0 +1,55 @@
+# Two commands do all setup on a fresh Debian machine:  make run  |  make test
+# Each installs what is missing (Debian packages, then a virtualenv in .venv) and says what it is doing.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip
+
+# Why each Debian package is needed: see README.md, "System packages".
+APT_RUNTIME := libportaudio2 espeak-ng \
+	libgl1 libegl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1-3 \
+	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0 libxkbcommon-x11-0
+APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth
+
+.PHONY: run test install install-test system-packages system-packages-test bench clean
+
+run: install
+	@echo "==> Starting voicegui"
+	$(VENV)/bin/voicegui
+
+test: install-test
+	@echo "==> Running the test suite (tests/conftest.py starts a PulseAudio null sink)"
+	$(VENV)/bin/python -m pytest
+
+bench: install-test
+	$(VENV)/bin/voicegui bench
+
+install: system-packages $(VENV)/.installed
+
+install-test: system-packages-test $(VENV)/.installed
+
+system-packages:
+	@$(MAKE) --no-print-directory _apt PACKAGES="$(APT_RUNTIME)"
+
+system-packages-test:
+	@$(MAKE) --no-print-directory _apt PACKAGES="$(APT_RUNTIME) $(APT_TEST)"
+
+_apt:
+	@missing=""; for p in $(PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "==> System packages: all present"; exit 0; fi; \
+	echo "==> Installing Debian packages:$$missing"; \
+	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "voicegui needs Python >= 3.11"; exit 1; }
+	@echo "==> Creating $(VENV) and installing voicegui with its Python dependencies"
+	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache test-artifacts

@@ -1,0 +1,5 @@
+"""`python -m voicegui` runs the same entry point as the `voicegui` script."""
+
+from voicegui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,188 @@
+"""Audio output: a sounddevice.OutputStream fed from the playback ring by the PortAudio callback.
+
+Threads:
+* The asyncio loop creates, starts, stops and closes the stream, writes decoded frames into ``ring``, sets
+  ``gate_frames`` (the prebuffer threshold) and ``ended``, and drains ``played`` (a copy of what the callback
+  handed to the device, for the waveform and --out).
+* The PortAudio callback thread runs ``_callback`` only: it copies ring -> device, fills silence when the
+  ring is empty, counts underruns, records the time of the first non-silent sample, and copies what it played
+  into ``played``. It never logs, blocks or takes a lock; it writes only its own counters (plain attributes)
+  and preallocated arrays. ``finished`` is set by PortAudio's finished-callback when the stream has drained.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import sounddevice as sd
+
+from voicegui.core.ring import FloatRing
+
+log = logging.getLogger(__name__)
+
+MAX_UNDERRUN_MARKS = 1024
+
+
+class OutputError(Exception):
+    """The audio device could not be opened or failed; str() is a clear message for the user."""
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    device: int | str | None = None
+    latency: str | float = "low"  # 'low' | 'high' | seconds
+    blocksize: int = 0  # 0 lets PortAudio choose (lowest latency for the host API)
+    volume: float = 1.0
+
+
+def parse_latency(value: str) -> str | float:
+    """'low', 'high' or a number of seconds, as given on the command line or in settings."""
+    if value in ("low", "high"):
+        return value
+    try:
+        seconds = float(value)
+    except ValueError as exc:
+        raise ValueError(f"latency must be low, high or seconds, not {value!r}") from exc
+    if not 0 < seconds <= 2:
+        raise ValueError(f"latency must be between 0 and 2 seconds, not {seconds}")
+    return seconds
+
+
+def resolve_device(device: int | str | None) -> int | str | None:
+    """Accept an index given as text; otherwise pass names through to PortAudio's own matching."""
+    if isinstance(device, str) and device.strip().isdigit():
+        return int(device)
+    return device or None
+
+
+def device_sample_rate(config: OutputConfig, wanted: int) -> int:
+    """``wanted`` if the device accepts it (no resampling), else the device's default rate."""
+    device = resolve_device(config.device)
+    try:
+        sd.check_output_settings(device=device, samplerate=wanted, channels=1, dtype="float32")
+        return wanted
+    except sd.PortAudioError as exc:
+        if "sample rate" not in str(exc).lower():
+            raise OutputError(_device_message(config.device, exc)) from exc
+        info = sd.query_devices(device, "output")
+        return int(info["default_samplerate"])
+    except ValueError as exc:  # sounddevice raises ValueError for unknown device names
+        raise OutputError(_device_message(config.device, exc)) from exc
+
+
+def _device_message(device: int | str | None, exc: BaseException) -> str:
+    name = "the default audio device" if device in (None, "") else f"audio device {device!r}"
+    return f"Could not use {name}: {exc}. Check that an output device is connected (voicegui devices lists them)."
+
+
+class AudioOutput:
+    """One OutputStream for one utterance."""
+
+    def __init__(self, ring: FloatRing, sample_rate: int, config: OutputConfig, played: FloatRing | None = None):
+        self.ring = ring
+        self.played = played
+        self.sample_rate = sample_rate
+        self.config = config
+        # Written by the loop, read by the callback.
+        self.gate_frames = 0
+        self.ended = False
+        self.volume = float(config.volume)
+        # Written by the callback, read by the loop/GUI.
+        self.playing = False
+        self.play_started_at: float | None = None
+        self.first_sound_at: float | None = None
+        self.frames_played = 0
+        self.underrun_episodes = 0
+        self.underrun_frames = 0
+        self.underrun_times = np.zeros(MAX_UNDERRUN_MARKS, dtype=np.float64)
+        self.callback_errors = 0
+        self._in_underrun = False
+        self.finished = threading.Event()
+        self.output_latency_s: float | None = None
+        self._stream: sd.OutputStream | None = None
+
+    # --- loop side -------------------------------------------------------------------------------------
+    def open(self) -> None:
+        try:
+            self._stream = sd.OutputStream(
+                samplerate=self.sample_rate,
+                channels=1,
+                dtype="float32",
+                device=resolve_device(self.config.device),
+                latency=self.config.latency,
+                blocksize=self.config.blocksize,
+                callback=self._callback,
+                finished_callback=self.finished.set,
+            )
+        except (sd.PortAudioError, ValueError) as exc:
+            raise OutputError(_device_message(self.config.device, exc)) from exc
+        self.output_latency_s = float(self._stream.latency)
+        self._stream.start()
+        log.debug("output stream open: %d Hz, latency %.1f ms", self.sample_rate, self.output_latency_s * 1000)
+
+    def stop_now(self) -> None:
+        """Silence at once: abort discards what the device still holds (Stop must be heard within 100 ms)."""
+        if self._stream is not None:
+            try:
+                self._stream.abort()
+            except sd.PortAudioError as exc:
+                log.warning("aborting the output stream failed: %s", exc)
+        self.finished.set()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.close(ignore_errors=True)
+            finally:
+                self._stream = None
+
+    @property
+    def active(self) -> bool:
+        return self._stream is not None and self._stream.active
+
+    # --- PortAudio callback thread ---------------------------------------------------------------------
+    def _callback(self, outdata: np.ndarray, frames: int, time_info, status: sd.CallbackFlags) -> None:
+        out = outdata[:, 0]
+        ring = self.ring
+        if not self.playing:
+            buffered = ring.available
+            if buffered > 0 and (buffered >= self.gate_frames or self.ended):
+                self.playing = True
+                if self.play_started_at is None:
+                    self.play_started_at = time.monotonic()
+            else:
+                out.fill(0)
+                if self._in_underrun:
+                    self.underrun_frames += frames
+                if self.ended and buffered == 0:
+                    raise sd.CallbackStop
+                return
+        n = ring.read_into(out)
+        if n < frames:
+            out[n:] = 0
+        if n:
+            if self.volume != 1.0:
+                out[:n] *= self.volume
+            if self.first_sound_at is None:
+                nonzero = np.flatnonzero(out[:n])
+                if len(nonzero):
+                    self.first_sound_at = time.monotonic() + nonzero[0] / self.sample_rate
+            if self.played is not None:
+                self.played.write(out[:n])
+            self.frames_played += n
+        if n < frames:
+            if self.ended and ring.available == 0:
+                raise sd.CallbackStop  # PortAudio plays what it holds, then calls finished_callback
+            self.underrun_frames += frames - n
+            if not self._in_underrun:
+                self._in_underrun = True
+                if self.underrun_episodes < MAX_UNDERRUN_MARKS:
+                    self.underrun_times[self.underrun_episodes] = time.monotonic()
+                self.underrun_episodes += 1
+            self.playing = False  # rebuffer up to the (grown) gate before resuming
+        else:
+            self._in_underrun = False
