@@ -1,0 +1,182 @@
+"""`voicegui bench`: added latency, completeness and underruns per format, against the built-in server.
+
+Threads: the replay server runs on its own loop in a daemon thread (ServerThread); the sessions run on this
+thread's asyncio loop; PortAudio's callback thread plays. All marks use time.monotonic(), one clock for the
+server's "first byte sent" and the output's "first non-silent sample handed to the device".
+
+CPU share is read from /proc for every thread of this process except the server's, so it is the streaming
+pipeline's own cost (fetch, decode, ring, callback, monitor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicegui.benchclip import speech_like, write_clip
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("pcm", "wav", "mp3", "aac", "opus", "flac")
+README_BEGIN = "<!-- bench:begin -->"
+README_END = "<!-- bench:end -->"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    throughput_x: float
+    jitter_s: float
+    prebuffer_ms: float | None  # None: auto
+
+
+SCENARIOS = (
+    Scenario("prebuffer 0 ms, 2x real time", 2.0, 0.0, 0.0),
+    Scenario("auto prebuffer, 2x real time", 2.0, 0.0, None),
+    Scenario("auto prebuffer, 1x real time + 100 ms jitter", 1.0, 0.1, None),
+)
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs", type=int, default=5, help="runs per format and scenario (default 5)")
+    p.add_argument("--formats", default=",".join(FORMATS), help="comma-separated formats")
+    p.add_argument("--seconds", type=float, default=3.0, help="clip length in seconds (default 3)")
+    p.add_argument("--scenarios", default="all", help="comma-separated scenario numbers (1-based) or all")
+    p.add_argument("--write-bytes", type=int, default=1024, help="server write size (default 1024)")
+    p.add_argument("--readme", type=Path, default=None, help="write the results into this README's Benchmarks section")
+    p.add_argument("--json", action="store_true", help="print the raw rows as JSON")
+
+
+def _cpu_ticks(exclude_tid: int | None) -> int:
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        if exclude_tid is not None and int(tid) == exclude_tid:
+            continue
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended between listdir and read
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+async def _run_once(server, fmt: str, scenario: Scenario, text: str, clip_frames: int, seed: int,
+                    write_bytes: int) -> dict:
+    from voicegui.core.fetch import SpeechRequest
+    from voicegui.core.session import SpeakOptions, SpeakSession
+    from voicegui.server.shaping import Shaping
+
+    server.shaping = Shaping(throughput_x=scenario.throughput_x, jitter_s=scenario.jitter_s,
+                             write_bytes=write_bytes, seed=seed)
+    request = SpeechRequest(base_url=server.base_url, api_key=server.token or "bench", model="tts-1",
+                            voice="alloy", text=text, response_format=fmt)
+    session = SpeakSession(SpeakOptions(request=request, prebuffer_ms=scenario.prebuffer_ms))
+    ticks0, wall0 = _cpu_ticks(server.native_id), time.monotonic()
+    metrics = await session.run()
+    ticks1, wall1 = _cpu_ticks(server.native_id), time.monotonic()
+    record = server.records[-1]
+    first_sound = metrics.marks.first_sound
+    added = None
+    if first_sound is not None and record.first_byte_sent_at is not None:
+        added = (first_sound - record.first_byte_sent_at) * 1000
+    rate = metrics.sample_rate or 24000
+    return {
+        "format": fmt,
+        "scenario": scenario.name,
+        "added_ms": added,
+        "played_share": min(1.0, metrics.audio_played_s * rate / clip_frames) if clip_frames else 0.0,
+        "underruns": metrics.underrun_episodes,
+        "cpu_pct": (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") / (wall1 - wall0) * 100,
+        "error": metrics.error,
+    }
+
+
+async def _bench(args: argparse.Namespace, formats: list[str], scenarios: list[Scenario]) -> list[dict]:
+    from voicegui.server.engines.replay import ReplayEngine
+    from voicegui.server.thread import ServerThread
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_clip(Path(tmp) / "clip.wav", args.seconds)
+        clip_frames = len(speech_like(args.seconds))
+        text = ("This is a sentence of about the clip's length. " * 10)[: int(args.seconds * 15)]
+        with ServerThread(ReplayEngine(clip)) as server:
+            for scenario in scenarios:
+                for fmt in formats:
+                    for run in range(args.runs):
+                        row = await _run_once(server, fmt, scenario, text, clip_frames, seed=run,
+                                                  write_bytes=args.write_bytes)
+                        log.info("%s", row)
+                        rows.append(row)
+    return rows
+
+
+def summarize(rows: list[dict], formats: list[str], scenarios: list[Scenario]) -> str:
+    lines = []
+    for scenario in scenarios:
+        lines.append(f"**{scenario.name}**\n")
+        lines.append("| format | added latency median (ms) | max (ms) | audio played | underruns (runs with any) | CPU, one core |")
+        lines.append("|---|---|---|---|---|---|")
+        for fmt in formats:
+            sel = [r for r in rows if r["format"] == fmt and r["scenario"] == scenario.name]
+            lat = [r["added_ms"] for r in sel if r["added_ms"] is not None]
+            errors = [r["error"] for r in sel if r["error"]]
+            med = f"{statistics.median(lat):.1f}" if lat else "n/a"
+            mx = f"{max(lat):.1f}" if lat else "n/a"
+            share = min((r["played_share"] for r in sel), default=0.0) * 100
+            under = sum(r["underruns"] for r in sel)
+            with_under = sum(1 for r in sel if r["underruns"])
+            cpu = statistics.median(r["cpu_pct"] for r in sel) if sel else 0.0
+            note = f" ({len(errors)} errors: {errors[0]})" if errors else ""
+            lines.append(f"| {fmt} | {med} | {mx} | {share:.1f}% (lowest run) | {under} ({with_under}/{len(sel)}) | {cpu:.1f}%{note} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = match.group(1).strip() if match else cpu
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def write_readme(path: Path, table: str, command: str) -> None:
+    text = path.read_text()
+    block = (f"{README_BEGIN}\nMeasured {time.strftime('%Y-%m-%d')} with `{command}` on {_machine()}, "
+             f"audio through a PulseAudio null sink.\n\n{table}\n{README_END}")
+    if README_BEGIN in text:
+        text = re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), lambda _m: block, text, flags=re.S)
+    else:
+        text += f"\n## Benchmarks\n\n{block}\n"
+    path.write_text(text)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        print(f"voicegui bench: unknown format(s): {', '.join(bad)}")
+        return 2
+    if args.scenarios == "all":
+        scenarios = list(SCENARIOS)
+    else:
+        scenarios = [SCENARIOS[int(i) - 1] for i in args.scenarios.split(",")]
+    rows = asyncio.run(_bench(args, formats, scenarios))
+    table = summarize(rows, formats, scenarios)
+    print(json.dumps(rows, indent=1) if args.json else table)
+    if args.readme is not None:
+        write_readme(args.readme, table, f"voicegui bench --runs {args.runs} --seconds {args.seconds}")
+    return 0

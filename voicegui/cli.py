@@ -1,0 +1,215 @@
+"""Command line: `voicegui` (the window) | speak | serve | bench | devices.
+
+Threads: each subcommand runs on the main thread; `speak` and `bench` run the streaming core on a plain
+asyncio loop there (the PortAudio callback thread is started by the core). Errors reach the user as one
+clear line on stderr and a non-zero exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("voicegui")
+
+
+def _prebuffer(value: str) -> float | None:
+    if value == "auto":
+        return None
+    try:
+        ms = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or milliseconds, not {value!r}") from exc
+    if not 0 <= ms <= 60000:
+        raise argparse.ArgumentTypeError("must be between 0 and 60000 ms")
+    return ms
+
+
+def _positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
+    if n <= 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return n
+
+
+def _positive_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from exc
+    if not x > 0:
+        raise argparse.ArgumentTypeError("must be positive")
+    return x
+
+
+def _latency(value: str) -> str | float:
+    from voicegui.core.output import parse_latency
+
+    try:
+        return parse_latency(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_playback_arguments(p: argparse.ArgumentParser) -> None:
+    """Buffer and device knobs shared by speak and bench."""
+    p.add_argument("--chunk-bytes", type=_positive_int, default=None,
+                   help="hand network bytes on in chunks of N (default: as they arrive)")
+    p.add_argument("--prebuffer-ms", type=_prebuffer, default=None, metavar="auto|N",
+                   help="audio to buffer before playback starts (default auto: from the measured delivery rate)")
+    p.add_argument("--max-buffer-s", type=_positive_float, default=10.0,
+                   help="most audio held in memory; beyond it the network is not read (default 10)")
+    p.add_argument("--device", default=None, help="output device index or name (see: voicegui devices)")
+    p.add_argument("--latency", type=_latency, default="low", help="device latency: low, high or seconds")
+    p.add_argument("--blocksize", type=int, default=0, help="device block size in frames (0: automatic)")
+    p.add_argument("--volume", type=float, default=1.0, help="playback volume, 0..1 (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicegui", description="Hear text-to-speech voices, measured.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    sub = parser.add_subparsers(dest="command")
+
+    sp = sub.add_parser("speak", help="speak text through the audio device")
+    sp.add_argument("text", help="text to speak")
+    sp.add_argument("--base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8880/v1")
+    sp.add_argument("--api-key", default=None, help="API key (default: $OPENAI_API_KEY)")
+    sp.add_argument("--model", default="tts-1")
+    sp.add_argument("--voice", default="alloy")
+    sp.add_argument("--format", default="pcm", choices=FORMATS)
+    sp.add_argument("--speed", type=float, default=None, help="0.25 .. 4")
+    sp.add_argument("--instructions", default=None)
+    sp.add_argument("--timeout-s", type=_positive_float, default=30.0)
+    sp.add_argument("--json", action="store_true", help="print one JSON object of metrics on stdout")
+    sp.add_argument("--out", type=Path, default=None, help="write what was played to this WAV file")
+    add_playback_arguments(sp)
+
+    sv = sub.add_parser("serve", help="run the built-in OpenAI-compatible speech server")
+    from voicegui.server.serve_cli import add_serve_arguments
+
+    add_serve_arguments(sv)
+
+    bp = sub.add_parser("bench", help="measure added latency, completeness and underruns per format")
+    from voicegui.bench import add_bench_arguments
+
+    add_bench_arguments(bp)
+
+    sub.add_parser("devices", help="list audio output devices")
+    return parser
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    """16-bit WAV; float -> int16 by x*32768, which is exact for audio that came from 16-bit."""
+    pcm = np.clip(np.round(samples.astype(np.float64) * 32768.0), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+
+
+def run_speak(args: argparse.Namespace) -> int:
+    from voicegui.core.fetch import SpeechRequest
+    from voicegui.core.output import OutputConfig
+    from voicegui.core.session import SpeakOptions, SpeakSession
+
+    if not args.text.strip():
+        print("voicegui: nothing to say: the text is empty", file=sys.stderr)
+        return EXIT_USAGE
+    if args.speed is not None and not 0.25 <= args.speed <= 4:
+        print(f"voicegui: speed must be between 0.25 and 4, not {args.speed}", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0 <= args.volume <= 1:
+        print(f"voicegui: volume must be between 0 and 1, not {args.volume}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.base_url is None:
+        print("voicegui: --base-url is required (built-in offline voices are not available yet)", file=sys.stderr)
+        return EXIT_USAGE
+    api_key = args.api_key or os.environ.get("OPENAI_API_KEY") or "none"
+    request = SpeechRequest(
+        base_url=args.base_url, api_key=api_key, model=args.model, voice=args.voice, text=args.text,
+        response_format=args.format, speed=args.speed, instructions=args.instructions,
+        chunk_bytes=args.chunk_bytes, timeout_s=args.timeout_s,
+    )
+    options = SpeakOptions(
+        request=request, prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
+        output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize, volume=args.volume),
+        keep_played=args.out is not None,
+    )
+    session = SpeakSession(options)
+    try:
+        metrics = asyncio.run(session.run())
+    except KeyboardInterrupt:
+        print("voicegui: stopped", file=sys.stderr)
+        return EXIT_FAILED
+    if args.out is not None:
+        write_wav(args.out, session.played_audio, session.sample_rate or 24000)
+    if args.json:
+        print(json.dumps(metrics.to_json_dict()))
+    if metrics.format_warning:
+        print(f"voicegui: {metrics.format_warning}", file=sys.stderr)
+    if metrics.error:
+        print(f"voicegui: {metrics.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_devices() -> int:
+    import sounddevice as sd
+
+    try:
+        devices = sd.query_devices()
+        default_out = sd.default.device[1]
+    except sd.PortAudioError as exc:
+        print(f"voicegui: cannot list audio devices: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    found = False
+    for index, dev in enumerate(devices):
+        if dev["max_output_channels"] > 0:
+            found = True
+            mark = "*" if index == default_out else " "
+            print(f"{mark} {index:3d}  {dev['name']}  ({int(dev['default_samplerate'])} Hz)")
+    if not found:
+        print("voicegui: no audio output device found", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    if args.command == "speak":
+        return run_speak(args)
+    if args.command == "serve":
+        from voicegui.server.serve_cli import run_serve
+
+        return run_serve(args)
+    if args.command == "bench":
+        from voicegui.bench import run_bench
+
+        return run_bench(args)
+    if args.command == "devices":
+        return run_devices()
+    from voicegui.ui.app import run_window
+
+    return run_window()

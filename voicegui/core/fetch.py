@@ -1,0 +1,220 @@
+"""Fetch speech from an OpenAI-compatible server, handing the body on as it arrives.
+
+`fetch_speech(req, marks, on_chunk)` POSTs /audio/speech through `AsyncOpenAI(...).audio.speech
+.with_streaming_response.create(...)` and passes each piece of the body to `await on_chunk(bytes)`. While
+on_chunk is awaited nothing more is read from the socket, which is how the caller applies backpressure
+(TCP flow control then slows the server). Every failure comes out as one `FetchError` whose `kind` says what
+went wrong and whose text is a sentence a user can act on.
+
+Measured with openai 3.57 / httpx2 2.16 against the built-in server (tests/core/test_fetch.py):
+- `iter_bytes(None)` does not buffer: its ByteChunker passes each socket read straight through, so each
+  server write arrives as its own chunk. `iter_bytes(N)` holds bytes back until N have arrived: a latency
+  knob. `chunk_bytes=None` (the default) therefore means "as they arrive".
+- Errors: HTTP statuses raise openai.APIStatusError subclasses (with the server's JSON error as `.body`)
+  from `__aenter__`; connection refused raises openai.APIConnectionError (cause httpx2.ConnectError); no
+  headers within the timeout raises openai.APITimeoutError. Once the body is streaming the SDK no longer
+  wraps errors: a body that ends early raises httpx2.RemoteProtocolError ("incomplete chunked read"), a
+  reset raises httpx2.ReadError, a stall longer than the timeout raises httpx2.ReadTimeout.
+- Cancelling the task leaves the `async with`, which closes the response; httpx2 then closes the
+  connection instead of pooling it (the body was not fully read), so the server sees the disconnect.
+  `iter_bytes()` is wrapped in `aclosing` so its async generator is finalised here and not later by the
+  loop's asyncgen hooks (qasync installs none, see DESIGN.md).
+
+Threads: runs on the caller's asyncio loop (plain asyncio in the CLI, qasync in the window); Qt-free.
+Cancellation propagates as asyncio.CancelledError (never swallowed or converted); the 'cancelled' kind is
+listed for callers that want to report a user's Stop in the same terms, fetch_speech itself never raises it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import openai
+
+
+@dataclass
+class SpeechRequest:
+    """One speech request. `chunk_bytes=None` hands bytes on as they arrive."""
+
+    base_url: str
+    api_key: str
+    model: str
+    voice: str
+    text: str
+    response_format: str
+    speed: float | None = None
+    instructions: str | None = None
+    chunk_bytes: int | None = None
+    timeout_s: float = 30.0
+
+
+@dataclass
+class FetchMarks:
+    """time.monotonic() marks, filled in as they happen (None until then)."""
+
+    request_sent: float | None = None
+    headers: float | None = None
+    first_byte: float | None = None
+
+
+class FetchError(Exception):
+    """A speech fetch failed. `kind` is one of KINDS; `status` is the HTTP status when there was one.
+
+    str(error) is one sentence for the user, naming the model/voice/server as relevant and quoting the
+    server's own message when it sent one. `bytes_received` says how much of the body arrived first.
+    """
+
+    KINDS = ("auth", "permission", "not_found", "bad_request", "rate_limit", "server", "http", "connection",
+             "timeout", "cut", "protocol", "cancelled")
+
+    def __init__(self, kind: str, message: str, status: int | None = None, server_message: str | None = None,
+                 bytes_received: int = 0) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.server_message = server_message
+        self.bytes_received = bytes_received
+
+
+def _server_message(exc: openai.APIStatusError) -> str | None:
+    """The server's own error text: OpenAI JSON error, a bare JSON message, or a short plain-text body."""
+    body: Any = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            msg = inner.get("message") or inner.get("detail")
+        else:
+            msg = inner
+        if msg is None:
+            msg = body.get("detail") or body.get("message")
+        if isinstance(msg, (dict, list)):
+            msg = str(msg)
+        return str(msg).strip() or None if msg is not None else None
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:300]
+    return None
+
+
+def _cause_text(exc: BaseException) -> str:
+    """The innermost useful reason from an exception chain, in words ('connection refused', ...)."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    for e in reversed(seen):
+        if isinstance(e, socket.gaierror):
+            return f"the host name could not be resolved ({e.strerror or e})"
+        if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED:
+            return "connection refused (nothing is listening on that port)"
+        if isinstance(e, OSError) and e.errno == errno.EHOSTUNREACH:
+            return "the host is unreachable"
+    for e in reversed(seen):
+        text = str(e).strip()
+        if text and text not in ("Connection error.", "Request timed out."):
+            return text
+    return type(exc).__name__
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
+    status = exc.status_code
+    server = _server_message(exc)
+    says = f" The server said: {_sentence(server)}" if server else ""
+    where = f"{req.base_url}"
+    if status == 401:
+        kind, msg = "auth", f"The server at {where} rejected the API key (HTTP 401)."
+    elif status == 403:
+        kind, msg = "permission", f"The API key is not allowed to use model '{req.model}' at {where} (HTTP 403)."
+    elif status == 404:
+        param = getattr(exc, "param", None)
+        if param == "voice":
+            what = f"voice '{req.voice}'"
+        elif param == "model":
+            what = f"model '{req.model}'"
+        else:
+            what = f"model '{req.model}' or voice '{req.voice}'"
+        kind, msg = "not_found", f"The server at {where} does not know {what} (HTTP 404)."
+    elif status in (400, 422):
+        kind, msg = "bad_request", f"The server at {where} refused the request as invalid (HTTP {status})."
+    elif status == 429:
+        kind, msg = "rate_limit", f"The server at {where} is rate limiting or out of quota (HTTP 429); " \
+                                  "try again later."
+    elif status >= 500:
+        kind, msg = "server", f"The server at {where} failed (HTTP {status})."
+    else:
+        kind, msg = "http", f"The server at {where} answered HTTP {status}."
+    return FetchError(kind, msg + says, status=status, server_message=server)
+
+
+async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[[bytes], Awaitable[None]]) -> int:
+    """Stream one speech response into `on_chunk`; return the number of body bytes delivered.
+
+    Raises FetchError on every network/HTTP failure (after delivering whatever arrived), lets exceptions
+    from on_chunk and asyncio.CancelledError through unchanged, and always closes the connection and client.
+    """
+    if req.chunk_bytes is not None and req.chunk_bytes <= 0:
+        raise ValueError("chunk_bytes must be positive or None")
+    # The SDK refuses an empty key; local servers without a token do not look at it.
+    client = openai.AsyncOpenAI(base_url=req.base_url, api_key=req.api_key or "none", max_retries=0,
+                                timeout=req.timeout_s)
+    kwargs: dict[str, Any] = {"model": req.model, "voice": req.voice, "input": req.text,
+                              "response_format": req.response_format}
+    if req.speed is not None:
+        kwargs["speed"] = req.speed
+    if req.instructions:
+        kwargs["instructions"] = req.instructions
+    total = 0
+    headers_seen = False
+    try:
+        marks.request_sent = time.monotonic()
+        async with client.audio.speech.with_streaming_response.create(**kwargs) as response:
+            marks.headers = time.monotonic()
+            headers_seen = True
+            async with contextlib.aclosing(response.iter_bytes(req.chunk_bytes)) as chunks:
+                async for chunk in chunks:
+                    if not chunk:
+                        continue
+                    if marks.first_byte is None:
+                        marks.first_byte = time.monotonic()
+                    total += len(chunk)
+                    await on_chunk(chunk)
+        return total
+    except openai.APIStatusError as exc:
+        raise _status_error(exc, req) from exc
+    except openai.APITimeoutError as exc:
+        raise FetchError("timeout", f"The server at {req.base_url} did not answer within {req.timeout_s:g} s "
+                                    f"(model '{req.model}', voice '{req.voice}').") from exc
+    except openai.APIConnectionError as exc:
+        raise FetchError("connection", f"Could not connect to the speech server at {req.base_url}: "
+                                       f"{_sentence(_cause_text(exc))} Is it running, and is the URL right?") from exc
+    except httpx2.TimeoutException as exc:
+        # Raised from the body stream: the SDK only wraps errors up to the headers.
+        raise FetchError("timeout", f"The audio stream from {req.base_url} stalled for more than "
+                                    f"{req.timeout_s:g} s after {total} bytes.", bytes_received=total) from exc
+    except (httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
+        status = 200 if headers_seen else None
+        raise FetchError("cut", f"The audio stream from {req.base_url} ended early after {total} bytes: "
+                                f"the server closed the connection mid-response.", status=status,
+                         bytes_received=total) from exc
+    except httpx2.HTTPError as exc:
+        raise FetchError("protocol", f"The speech request to {req.base_url} failed: "
+                                     f"{_sentence(_cause_text(exc))}", bytes_received=total) from exc
+    except openai.OpenAIError as exc:
+        raise FetchError("protocol", f"The speech request to {req.base_url} failed: "
+                                     f"{_sentence(str(exc))}", bytes_received=total) from exc
+    finally:
+        # The response (and so its connection) was already closed when the `async with` exited; this
+        # releases the pool.
+        await client.close()

@@ -1,0 +1,393 @@
+"""The built-in OpenAI-compatible speech server (aiohttp), meant for 127.0.0.1 only.
+
+Routes:
+- POST /v1/audio/speech   JSON {model, input, voice, response_format=mp3, speed=1, instructions?} ->
+                          chunked audio in the requested format, encoded while the engine synthesises.
+- GET  /v1/models         {"object": "list", "data": [{"id", "object": "model", "owned_by"}]}
+- GET  /v1/audio/voices   {"voices": [{"id", "name", "language", "engine"}]}
+Errors are OpenAI-shaped: {"error": {"message", "type", "param", "code"}} with the matching status.
+
+Every speech request is logged in `app["records"]` (a RequestRecord each) for tests and benchmarks, and is
+shaped by `app["shaping"]` (see shaping.py), read once when the request arrives.
+
+Order of checks for a speech request: bearer token (401) -> body validation (400/404) -> shaping's
+first-byte delay (before any header is sent) -> shaping's error_status -> streaming.
+
+Threads: everything here runs on the asyncio loop that serves the app (ServerThread's own loop, or the
+main loop under `voicegui serve`). The engine's generator and the encoder are used only from that loop.
+A client that goes away mid-stream is noticed either by aiohttp cancelling the handler (the runner is
+created with handler_cancellation=True) or by the next write failing; both end the request quietly and
+mark the record `client_disconnected`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import itertools
+import json
+import logging
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from voicegui.server.encode import FORMATS, StreamingEncoder
+from voicegui.server.engines.base import Engine, EngineError
+from voicegui.server.shaping import Shaping
+
+log = logging.getLogger(__name__)
+
+MAX_INPUT_CHARS = 4096
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+
+_ERROR_TYPES: dict[int, tuple[str, str | None]] = {
+    400: ("invalid_request_error", None),
+    401: ("invalid_request_error", "invalid_api_key"),
+    403: ("invalid_request_error", "permission_denied"),
+    404: ("invalid_request_error", "not_found"),
+    429: ("requests", "rate_limit_exceeded"),
+    500: ("server_error", "internal_error"),
+    502: ("server_error", "bad_gateway"),
+    503: ("server_error", "service_unavailable"),
+}
+
+
+@dataclass
+class RequestRecord:
+    """What happened to one POST /v1/audio/speech. Times are time.monotonic()."""
+
+    id: int
+    format: str | None = None
+    received_at: float = 0.0
+    status: int | None = None
+    first_byte_sent_at: float | None = None  # right before the first body write
+    bytes_sent: int = 0  # body bytes handed to the transport
+    completed: bool = False  # the whole body, terminator included, was written
+    client_disconnected: bool = False  # the client closed the connection before the end
+    cut: bool = False  # shaping.cut_after_bytes ended the response on purpose
+    ended_at: float | None = None
+    error: str | None = None
+    model: str | None = None
+    voice: str | None = None
+    input_chars: int = 0
+    audio_s: float = 0.0  # audio encoded into the body so far
+
+
+def error_response(status: int, message: str, param: str | None = None, code: str | None = None,
+                   err_type: str | None = None) -> web.Response:
+    """An OpenAI-style JSON error response."""
+    default_type, default_code = _ERROR_TYPES.get(status, ("server_error" if status >= 500
+                                                           else "invalid_request_error", None))
+    body = {"error": {"message": message, "type": err_type or default_type, "param": param,
+                      "code": code if code is not None else default_code}}
+    return web.json_response(body, status=status)
+
+
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.response = error_response(status, message, param, code)
+
+
+class _ClientGone(Exception):
+    """The client closed the connection while we were writing."""
+
+
+def _check_token(request: web.Request, token: str | None) -> web.Response | None:
+    if token is None:
+        return None
+    auth = request.headers.get("Authorization", "")
+    scheme, _, given = auth.partition(" ")
+    if scheme.lower() != "bearer" or not given:
+        return error_response(401, "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'.",
+                              code="missing_api_key")
+    # Constant-time compare: cheap, and the habit matters even on loopback.
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return error_response(401, "Incorrect API key provided.", code="invalid_api_key")
+    return None
+
+
+def _validate(body: Any, engine: Engine) -> dict[str, Any]:
+    """Check a speech request body; return the normalised fields or raise _BadRequest."""
+    if not isinstance(body, dict):
+        raise _BadRequest(400, "The request body must be a JSON object.")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise _BadRequest(400, "Missing required parameter: 'model'.", "model", "missing_required_parameter")
+    if model not in engine.models():
+        raise _BadRequest(404, f"The model `{model}` does not exist or you do not have access to it.",
+                          "model", "model_not_found")
+    text = body.get("input")
+    if not isinstance(text, str):
+        raise _BadRequest(400, "Missing required parameter: 'input'.", "input", "missing_required_parameter")
+    if not text.strip():
+        raise _BadRequest(400, "Invalid 'input': empty string. Expected a non-empty string.", "input",
+                          "empty_string")
+    if len(text) > MAX_INPUT_CHARS:
+        raise _BadRequest(400, f"Invalid 'input': string too long. Expected a string with maximum length "
+                               f"{MAX_INPUT_CHARS}, but got a string with length {len(text)} instead.",
+                          "input", "string_above_max_length")
+    voice = body.get("voice")
+    if isinstance(voice, dict):  # newer API shape: {"id": "..."}
+        voice = voice.get("id")
+    if not isinstance(voice, str) or not voice:
+        raise _BadRequest(400, "Missing required parameter: 'voice'.", "voice", "missing_required_parameter")
+    if voice not in {v.id for v in engine.voices()}:
+        raise _BadRequest(404, f"The voice `{voice}` does not exist for model `{model}`.", "voice",
+                          "voice_not_found")
+    fmt = body.get("response_format", "mp3")
+    if fmt is None:
+        fmt = "mp3"
+    if fmt not in FORMATS:
+        raise _BadRequest(400, f"Invalid value for 'response_format': {fmt!r}. Supported values are: "
+                               f"{', '.join(repr(f) for f in FORMATS)}.", "response_format", "invalid_value")
+    speed = body.get("speed", 1.0)
+    if speed is None:
+        speed = 1.0
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not MIN_SPEED <= speed <= MAX_SPEED:
+        raise _BadRequest(400, f"Invalid value for 'speed': {speed!r}. Expected a number between "
+                               f"{MIN_SPEED} and {MAX_SPEED}.", "speed", "invalid_value")
+    instructions = body.get("instructions")
+    if instructions is not None and (not isinstance(instructions, str) or len(instructions) > MAX_INPUT_CHARS):
+        raise _BadRequest(400, f"Invalid 'instructions': expected a string of at most {MAX_INPUT_CHARS} "
+                               "characters.", "instructions", "invalid_value")
+    stream_format = body.get("stream_format")
+    if stream_format not in (None, "audio"):
+        # SSE streaming is not offered; say so rather than send audio the client will not expect.
+        raise _BadRequest(400, f"Unsupported value for 'stream_format': {stream_format!r}. Only 'audio' is "
+                               "supported.", "stream_format", "unsupported_value")
+    return {"model": model, "input": text, "voice": voice, "format": fmt, "speed": float(speed),
+            "instructions": instructions}
+
+
+class _Writer:
+    """Writes one response body in shaped pieces: pacing, jitter, cut. Owned by one handler."""
+
+    def __init__(self, request: web.Request, resp: web.StreamResponse, rec: RequestRecord, shaping: Shaping,
+                 sample_rate: int) -> None:
+        self.request = request
+        self.resp = resp
+        self.rec = rec
+        self.shaping = shaping
+        self.sample_rate = sample_rate
+        self.rng = random.Random(shaping.seed * 1_000_003 + rec.id)
+        self.start = time.monotonic()
+        self.audio_t = 0.0  # audio time covered by everything sent so far
+        self.cut_done = False
+
+    async def send(self, data: bytes, audio_end_s: float) -> None:
+        """Send `data`, which encodes audio up to `audio_end_s`, in write_bytes pieces on schedule."""
+        if not data or self.cut_done:
+            self.audio_t = max(self.audio_t, audio_end_s)
+            return
+        sh = self.shaping
+        t0, t1 = self.audio_t, max(self.audio_t, audio_end_s)
+        n = len(data)
+        for off in range(0, n, sh.write_bytes):
+            piece = data[off:off + sh.write_bytes]
+            # The piece's audio end, interpolated over the bytes of this encoder output.
+            piece_t = t0 + (t1 - t0) * (off + len(piece)) / n
+            await self._wait_turn(piece_t)
+            if sh.cut_after_bytes is not None:
+                left = sh.cut_after_bytes - self.rec.bytes_sent
+                if len(piece) >= left:
+                    await self._write(piece[:left])
+                    await self.cut()
+                    return
+            await self._write(piece)
+            self.rec.audio_s = piece_t
+        self.audio_t = t1
+
+    async def _wait_turn(self, piece_t: float) -> None:
+        sh = self.shaping
+        extra = self.rng.uniform(0.0, sh.jitter_s) if sh.jitter_s > 0 else 0.0
+        if sh.throughput_x is None:
+            if extra > 0:
+                await asyncio.sleep(extra)
+            return
+        # Jitter shifts this write only; the schedule itself stays on start + audio time / x.
+        delay = self.start + piece_t / sh.throughput_x + extra - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _write(self, piece: bytes) -> None:
+        if not piece:
+            return
+        transport = self.request.transport
+        if transport is None or transport.is_closing():
+            raise _ClientGone()
+        if self.rec.first_byte_sent_at is None:
+            self.rec.first_byte_sent_at = time.monotonic()
+        try:
+            await self.resp.write(piece)
+        except ConnectionError as exc:  # aiohttp's ClientConnectionResetError is one
+            raise _ClientGone() from exc
+        self.rec.bytes_sent += len(piece)
+
+    async def cut(self) -> None:
+        """End the connection now, without the chunked terminator, after the bytes written so far left."""
+        self.cut_done = True
+        self.rec.cut = True
+        transport = self.request.transport
+        if transport is not None and not transport.is_closing():
+            # close() (not abort()) flushes what is buffered first, so the client does receive exactly
+            # cut_after_bytes body bytes, then sees EOF in the middle of the chunked body. Later writes
+            # (aiohttp's write_eof) fail on the closing transport and aiohttp drops them quietly.
+            transport.close()
+
+
+async def _speech(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    engine: Engine = app["engine"]
+    shaping: Shaping = app["shaping"] or Shaping()
+    rec = RequestRecord(id=next(app["_ids"]), received_at=time.monotonic())
+    app["records"].append(rec)
+    try:
+        return await _speech_inner(request, engine, shaping, rec)
+    except asyncio.CancelledError:
+        # aiohttp cancels the handler when the connection is lost (handler_cancellation=True). After a
+        # shaped cut that is our own doing, not the client's.
+        if not rec.cut and not rec.completed:
+            rec.client_disconnected = True
+        raise
+    finally:
+        rec.ended_at = time.monotonic()
+
+
+async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
+                        rec: RequestRecord) -> web.StreamResponse:
+    denied = _check_token(request, request.app["token"])
+    if denied is not None:
+        rec.status, rec.error = denied.status, "unauthorized"
+        return denied
+    try:
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise _BadRequest(400, f"We could not parse the JSON body of your request ({exc}).") from exc
+        req = _validate(body, engine)
+    except _BadRequest as bad:
+        rec.status, rec.error = bad.response.status, str(bad)
+        return bad.response
+    rec.format, rec.model, rec.voice, rec.input_chars = req["format"], req["model"], req["voice"], len(req["input"])
+
+    if shaping.first_byte_delay_s > 0:
+        # Before any header: the client waits for the response itself (its timeout applies).
+        await asyncio.sleep(shaping.first_byte_delay_s)
+    if shaping.error_status is not None:
+        rec.status, rec.error = shaping.error_status, "shaped error"
+        message = {429: "Rate limit reached for requests (simulated by shaping).",
+                   }.get(shaping.error_status, f"The server had an error while processing your request "
+                                               f"(simulated HTTP {shaping.error_status}).")
+        return error_response(shaping.error_status, message)
+
+    encoder = StreamingEncoder(req["format"], engine.sample_rate)
+    gen = engine.synthesize(req["input"], req["voice"], req["speed"])
+    resp = web.StreamResponse(status=200, headers={"Content-Type": encoder.content_type,
+                                                   "Cache-Control": "no-cache"})
+    resp.enable_chunked_encoding()
+    rec.status = 200
+    writer: _Writer | None = None
+    try:
+        try:
+            first = await anext(gen, None)
+        except EngineError as exc:
+            rec.status, rec.error = 500, str(exc)
+            return error_response(500, f"The speech engine failed: {exc}")
+        await resp.prepare(request)  # StreamResponse sends its headers right here
+        writer = _Writer(request, resp, rec, shaping, engine.sample_rate)
+        if shaping.cut_after_bytes == 0:
+            await writer.cut()
+            return resp
+        sr = engine.sample_rate
+        block = first
+        while block is not None and not writer.cut_done:
+            data = encoder.encode(block)
+            await writer.send(data, encoder.samples_in / sr)
+            block = await anext(gen, None)
+        if writer.cut_done:
+            return resp
+        await writer.send(encoder.finish(), encoder.samples_in / sr)
+        if writer.cut_done:
+            return resp
+        try:
+            await resp.write_eof()
+        except ConnectionError as exc:
+            raise _ClientGone() from exc
+        rec.completed = True
+        return resp
+    except _ClientGone:
+        rec.client_disconnected = True
+        log.info("speech request %d: client disconnected after %d bytes", rec.id, rec.bytes_sent)
+        return resp
+    except EngineError as exc:
+        # Mid-stream failure: the only honest signal left is to end the body early.
+        rec.error = str(exc)
+        log.warning("speech request %d: engine failed mid-stream: %s", rec.id, exc)
+        if writer is not None:
+            await writer.cut()
+        return resp
+    finally:
+        await gen.aclose()
+        encoder.close()
+
+
+async def _models(request: web.Request) -> web.Response:
+    engine: Engine = request.app["engine"]
+    denied = _check_token(request, request.app["token"])
+    if denied is not None:
+        return denied
+    created = request.app["created"]
+    return web.json_response({"object": "list", "data": [
+        {"id": m, "object": "model", "created": created, "owned_by": f"voicegui-{engine.name}"}
+        for m in engine.models()
+    ]})
+
+
+async def _voices(request: web.Request) -> web.Response:
+    engine: Engine = request.app["engine"]
+    denied = _check_token(request, request.app["token"])
+    if denied is not None:
+        return denied
+    return web.json_response({"voices": [v.as_json() for v in engine.voices()]})
+
+
+async def _not_found(request: web.Request) -> web.Response:
+    return error_response(404, f"Unknown route: {request.method} {request.path}.", code="unknown_url")
+
+
+def set_shaping(app: web.Application, shaping: Shaping | None) -> None:
+    """Replace the shaping of a running app (takes effect from the next request).
+
+    Same as `app["shaping"] = shaping` but without aiohttp's warnings about changing a started app's
+    state: shaping is meant to change between requests.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        app["shaping"] = shaping if shaping is not None else Shaping()
+
+
+def create_app(engine: Engine, shaping: Shaping | None = None, token: str | None = None) -> web.Application:
+    """Build the speech server app. Serve it with handler_cancellation=True (as ServerThread does) so a
+    client that disconnects during the first-byte delay is noticed at once, not at the next write."""
+    app = web.Application(client_max_size=1024 * 1024)
+    with warnings.catch_warnings():
+        # Plain string keys are the documented interface (app["shaping"], app["records"]) for tests and
+        # benchmarks; aiohttp's advice to use AppKey objects does not apply.
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        app["engine"] = engine
+        app["shaping"] = shaping if shaping is not None else Shaping()
+        app["token"] = token
+        app["records"] = []
+        app["_ids"] = itertools.count(1)
+        app["created"] = int(time.time())
+    app.router.add_post("/v1/audio/speech", _speech)
+    app.router.add_get("/v1/models", _models)
+    app.router.add_get("/v1/audio/voices", _voices)
+    app.router.add_route("*", "/{tail:.*}", _not_found)
+    return app

@@ -1,0 +1,196 @@
+"""Streaming encoders for the six OpenAI speech formats: pcm, wav, mp3, aac (ADTS), flac, opus (Ogg).
+
+`StreamingEncoder(fmt, sample_rate)` takes mono blocks (float32 in [-1, 1] or int16) through `encode(block)`
+and returns whatever encoded bytes are ready *now*; `finish()` flushes the codec and returns the tail.
+Bytes come out progressively: the compressed formats use a PyAV output container that writes into an
+in-memory sink with `flush_packets=1`, so every packet the codec emits reaches the sink at once, and the Ogg
+muxer is told to close a page every 20 ms instead of its default 1 s. pcm and wav are written by hand (wav
+gets a 44-byte header whose sizes are 0xFFFFFFFF, as streaming servers send it).
+
+Threads: an encoder belongs to whoever calls it (the server's asyncio loop, one encoder per request); it is
+not thread-safe. Encoding is fast (hundreds of times real time) so the loop calls it directly.
+"""
+
+from __future__ import annotations
+
+import struct
+from fractions import Fraction
+
+import av
+import numpy as np
+
+FORMATS: tuple[str, ...] = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+
+CONTENT_TYPES: dict[str, str] = {
+    "mp3": "audio/mpeg",
+    "opus": "audio/ogg",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+    "wav": "audio/wav",
+    "pcm": "audio/pcm",
+}
+
+# format -> (container format, codec, codec sample format, bit rate or 0 for lossless, codec options).
+# Bit rates are typical for 24 kHz mono speech from hosted TTS (FFmpeg's own defaults differ per codec:
+# ~32 kbps mp3, ~96 kbps opus), so byte rates, and with them buffering behaviour, look like the real thing.
+_CODECS: dict[str, tuple[str, str, str, int, dict[str, str]]] = {
+    "mp3": ("mp3", "libmp3lame", "s16p", 64000, {}),
+    "aac": ("adts", "aac", "fltp", 64000, {}),
+    "flac": ("flac", "flac", "s16", 0, {}),
+    # 20 ms Opus frames: the smallest unit a client can decode, and a page per ~20 ms below.
+    "opus": ("ogg", "libopus", "s16", 48000, {"frame_duration": "20", "application": "audio"}),
+}
+
+_OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
+
+
+def wav_header(sample_rate: int, channels: int = 1, bits: int = 16) -> bytes:
+    """A 44-byte RIFF/WAVE header with unknown (0xFFFFFFFF) sizes, for a stream of unknown length."""
+    block_align = channels * bits // 8
+    return (
+        b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE"
+        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate, sample_rate * block_align,
+                                block_align, bits)
+        + b"data" + struct.pack("<I", 0xFFFFFFFF)
+    )
+
+
+def to_int16(block: np.ndarray) -> np.ndarray:
+    """Mono block (float32 in [-1, 1] or int16) -> int16, clipping floats rather than wrapping."""
+    block = np.asarray(block)
+    if block.ndim != 1:
+        block = block.reshape(-1)
+    if block.dtype == np.int16:
+        return block
+    if np.issubdtype(block.dtype, np.integer):
+        return np.clip(block, -32768, 32767).astype(np.int16)
+    # Scale by 32768 like FFmpeg's s16<->flt conversion, so int16 -> float -> int16 is exact (lossless
+    # replay of 16-bit files); +1.0 clips to 32767.
+    return np.clip(np.round(block.astype(np.float32) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+class _Sink:
+    """Write-only file-like object that collects what the muxer writes.
+
+    It deliberately has no seek(): PyAV then treats the output as a non-seekable stream, so the muxers never
+    go back to patch headers (flac STREAMINFO, mp3 Xing) and everything they write is final.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._parts.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        out = b"".join(self._parts)
+        self._parts.clear()
+        return out
+
+
+class StreamingEncoder:
+    """Encode a mono stream to one of FORMATS, returning bytes as soon as the codec produces them."""
+
+    def __init__(self, fmt: str, sample_rate: int) -> None:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+        if sample_rate <= 0:
+            raise ValueError("sample_rate must be positive")
+        self.format = fmt
+        self.sample_rate = sample_rate
+        self.content_type = CONTENT_TYPES[fmt]
+        self.samples_in = 0
+        self._finished = False
+        self._started = False
+        self._container: av.container.OutputContainer | None = None
+        if fmt in ("pcm", "wav"):
+            return
+        container_fmt, codec, sample_fmt, bit_rate, codec_opts = _CODECS[fmt]
+        rate = sample_rate
+        if fmt == "opus" and rate not in _OPUS_RATES:
+            # libopus only takes these rates; resample up to 48 kHz for anything else.
+            rate = 48000
+        self._codec_rate = rate
+        self._sink = _Sink()
+        container_opts = {"flush_packets": "1"}
+        if fmt == "opus":
+            # Microseconds; ffmpeg's default is 1 s pages, far too coarse for streaming.
+            container_opts["page_duration"] = "20000"
+        self._container = av.open(self._sink, mode="w", format=container_fmt, options=container_opts)
+        stream = self._container.add_stream(codec, rate=rate, options=codec_opts)
+        stream.layout = "mono"
+        stream.format = sample_fmt
+        stream.time_base = Fraction(1, rate)
+        if bit_rate:
+            stream.codec_context.bit_rate = bit_rate
+        self._stream = stream
+        self._codec_ctx = stream.codec_context
+        self._resampler = av.AudioResampler(format=sample_fmt, layout="mono", rate=rate,
+                                            frame_size=self._codec_ctx.frame_size or None)
+        self._pts = 0
+
+    def _start(self) -> bytes:
+        """Write the container header (ID3 tag, fLaC+STREAMINFO, OpusHead pages) on first use."""
+        self._started = True
+        if self.format == "wav":
+            return wav_header(self.sample_rate)
+        if self.format == "pcm":
+            return b""
+        assert self._container is not None
+        self._container.start_encoding()
+        return self._sink.take()
+
+    def encode(self, block: np.ndarray) -> bytes:
+        """Feed one mono block; return the encoded bytes that are ready now (possibly b"")."""
+        if self._finished:
+            raise RuntimeError("encoder already finished")
+        head = b"" if self._started else self._start()
+        pcm = to_int16(block)
+        self.samples_in += len(pcm)
+        if len(pcm) == 0:
+            return head
+        if self.format in ("pcm", "wav"):
+            return head + pcm.astype("<i2").tobytes()
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self.sample_rate
+        frame.pts = None
+        return head + self._encode_frames(self._resampler.resample(frame))
+
+    def _encode_frames(self, frames: list[av.AudioFrame]) -> bytes:
+        assert self._container is not None
+        for fr in frames:
+            fr.pts = self._pts
+            fr.time_base = Fraction(1, self._codec_rate)
+            self._pts += fr.samples
+            for packet in self._stream.encode(fr):
+                self._container.mux(packet)
+        return self._sink.take()
+
+    def finish(self) -> bytes:
+        """Flush the codec and the muxer; return the remaining bytes. The encoder is closed afterwards."""
+        if self._finished:
+            return b""
+        head = b"" if self._started else self._start()
+        self._finished = True
+        if self._container is None:
+            return head
+        # Drain the resampler (partial last frame), then the codec, then the muxer trailer.
+        out = head + self._encode_frames(self._resampler.resample(None))
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)
+        self._container.close()
+        return out + self._sink.take()
+
+    def close(self) -> None:
+        """Release codec resources without flushing (used when the client went away)."""
+        if self._container is not None and not self._finished:
+            self._finished = True
+            try:
+                self._container.close()
+            except (av.FFmpegError, OSError, ValueError):
+                # Closing a half-written container can fail; the output is being discarded anyway.
+                pass

@@ -1,0 +1,123 @@
+"""HibariEngine: the hibari-tts neural voice "heart" (American English, 24 kHz float32, Apache-2.0), offline.
+
+Only "heart" ships inside the hibari-tts wheel; its other voices download a model on first use, so they
+are never offered (and `voice_path(..., download_missing=False)` guards the bundled one).
+
+A request is cut into sentences (`voicegui.core.text.split_sentences`); each sentence is synthesised on the
+engine's single worker thread and yielded, trimmed of hibari's long padding (~0.3 s before, ~0.45 s after
+each sentence) down to natural gaps, as soon as it is ready, while the next sentence is already being
+synthesised (`synthesize_ahead`). So the first audio leaves after one sentence's work (~10-40 ms warm).
+`speed` goes to hibari's own duration control: 0.25-2 is honoured (measured 0.27x-1.8x speech length
+ratio), above 2 the model saturates near 2x (speed 4 gives ~2x); no time-stretch is added on top.
+
+Threads: the `hibari.Hibari` object (ONNX session, G2P lexicons) is owned by one dedicated worker thread
+(`ThreadPoolExecutor(max_workers=1)`): its G2P is not known to be thread-safe, and one onnxruntime
+intra-op thread is its fastest setting anyway. Concurrent requests interleave sentence by sentence there.
+`synthesize()` runs on the server's asyncio loop and only awaits that worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from voicegui.core.text import split_sentences
+from voicegui.server.engines.base import EngineError, VoiceInfo
+from voicegui.server.engines.builtin import SAMPLE_RATE, speakable, synthesize_ahead, trim_silence
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "hibari"
+VOICE_ID = "heart"
+# hibari cuts at 400 phonemes itself; ~300 characters keeps one model call per piece and bounds the time
+# to first audio for a long first sentence.
+MAX_CHARS = 300
+
+
+def missing() -> str | None:
+    """None if hibari-tts can be used here, else a hint to install it."""
+    if importlib.util.find_spec("hibari") is None or importlib.util.find_spec("onnxruntime") is None:
+        return "hibari-tts not installed: pip install hibari-tts"
+    return None
+
+
+def create(warm: bool = True) -> HibariEngine:
+    return HibariEngine(warm=warm)
+
+
+class HibariEngine:
+    """hibari-tts's bundled voice "heart". See the module docstring."""
+
+    name = "hibari"
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, warm: bool = True, seed: int | None = None) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hibari")
+        self._seed = seed
+        self._closed = False
+        self._tts: Any = None
+        # Load (and warm) on the worker so the thread that owns the model is the one that made it.
+        self._executor.submit(self._load, warm).result()
+
+    def _load(self, warm: bool) -> None:
+        import hibari
+        from hibari.voices import VOICES, voice_path
+
+        if hibari.SAMPLE_RATE != SAMPLE_RATE:
+            raise RuntimeError(f"hibari speaks at {hibari.SAMPLE_RATE} Hz, expected {SAMPLE_RATE}")
+        if not VOICES.get(VOICE_ID, {}).get("bundled"):
+            raise RuntimeError(f"this hibari-tts has no bundled voice {VOICE_ID!r}")
+        # Never download: a missing bundled file is an error, not a fetch.
+        model = voice_path(VOICE_ID, download_missing=False)
+        self._tts = hibari.Hibari(voice=VOICE_ID, model=model, threads=1)
+        if warm:
+            # Loads the G2P lexicons and tagger (~0.3 s) so the first request does not wait for them.
+            self._tts("Warm up.", seed=0)
+
+    def models(self) -> list[str]:
+        return [MODEL_ID]
+
+    def voices(self) -> list[VoiceInfo]:
+        return [VoiceInfo(id=VOICE_ID, name="Heart (hibari)", language="en-US", engine=self.name)]
+
+    def _synth_piece(self, text: str, speed: float) -> np.ndarray:
+        """One sentence -> trimmed float32 audio at 24 kHz. Runs on the worker thread."""
+        parts = list(self._tts.stream(text, speed=speed, seed=self._seed))
+        if not parts:
+            return np.zeros(0, np.float32)
+        audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        return trim_silence(np.asarray(audio, dtype=np.float32), SAMPLE_RATE)
+
+    async def _synth_async(self, text: str, speed: float) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._synth_piece, text, speed)
+        except (KeyError, ValueError, IndexError) as exc:
+            # hibari's G2P/model rejecting some text; the server reports it as an engine error.
+            raise EngineError(f"hibari could not speak {text[:40]!r}: {exc}") from exc
+
+    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
+        """Yield one float32 block per sentence (trimmed), prefetching the next sentence."""
+        if voice != VOICE_ID:
+            raise EngineError(f"hibari has no offline voice {voice!r}")
+        if self._closed:
+            raise EngineError("hibari engine is closed")
+        pieces = split_sentences(speakable(text), MAX_CHARS)
+        gen = synthesize_ahead(pieces, lambda s: self._synth_async(s, speed))
+        try:
+            async for audio in gen:
+                if audio.size:
+                    yield audio
+        finally:
+            await gen.aclose()
+
+    def close(self) -> None:
+        """Stop the worker thread (pending sentences are dropped)."""
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,54 @@
+"""Shaping: simulated network and server conditions for the built-in speech server.
+
+Tests and benchmarks set `app["shaping"]` (or `ServerThread.shaping`) to a `Shaping`; the server reads it
+once per request, so it can be changed between requests. What each knob does to one response:
+
+- first_byte_delay_s: wait this long before the response *headers* are sent (a server "thinking" before it
+  answers, as real TTS servers do: they send headers with the first audio). Because it comes before the
+  headers, a delay longer than the client's timeout is a timeout while waiting for the response; it also
+  delays error responses (error_status) the same way.
+- throughput_x: None sends bytes as fast as they are encoded. Otherwise the bytes that encode audio up to time
+  T leave at start + T / throughput_x, so audio arrives at throughput_x times real time (start = when the
+  headers were sent).
+- jitter_s: each write waits an extra random [0, jitter_s] on top of its scheduled time. The extra wait is
+  not carried over to later writes (relative to the schedule, not cumulative).
+- cut_after_bytes: send exactly this many body bytes, then close the connection without ending the chunked
+  body, so the client sees an incomplete response.
+- error_status: answer with this HTTP status and an OpenAI-style JSON error instead of audio (after auth).
+- write_bytes: the server writes the body in pieces of at most this many bytes.
+- seed: seeds the jitter RNG (per request: seed + request id), so runs repeat.
+
+Threads: a Shaping is plain data; the server only reads it on its loop. Replace it rather than mutating it
+from another thread while a request starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class Shaping:
+    """Network conditions for the server's responses. See the module docstring for each knob."""
+
+    first_byte_delay_s: float = 0.0
+    throughput_x: float | None = None
+    jitter_s: float = 0.0
+    cut_after_bytes: int | None = None
+    error_status: int | None = None
+    write_bytes: int = 1024
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.first_byte_delay_s < 0:
+            raise ValueError("first_byte_delay_s must be >= 0")
+        if self.throughput_x is not None and not self.throughput_x > 0:
+            raise ValueError("throughput_x must be > 0 (or None for as fast as possible)")
+        if self.jitter_s < 0:
+            raise ValueError("jitter_s must be >= 0")
+        if self.cut_after_bytes is not None and self.cut_after_bytes < 0:
+            raise ValueError("cut_after_bytes must be >= 0")
+        if self.error_status is not None and not 400 <= self.error_status <= 599:
+            raise ValueError("error_status must be an HTTP error status (400..599)")
+        if self.write_bytes <= 0:
+            raise ValueError("write_bytes must be positive")
