@@ -1,0 +1,119 @@
+"""The window's process: one QApplication, one qasync event loop, one MainWindow; start-up and shutdown.
+
+Threads: everything here runs on the main thread, which is both the Qt GUI thread and the asyncio loop's
+thread (qasync runs asyncio on top of Qt's event loop). The streaming core's fetch/decode tasks run on that
+loop; the PortAudio callback thread is started and stopped by the core, never touched here.
+
+Shutdown: closing the window runs MainWindow's async close handler (it stops the current Speak and waits
+for the device to be released), then the main coroutine returns and the loop is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "voicegui"
+ICON_NAME = "voicegui.svg"
+
+
+def icon_path() -> Path | None:
+    """Where voicegui.svg is: in a frozen build, inside the installed package, or in the source tree."""
+    candidates: list[Path] = []
+    frozen_root = getattr(sys, "_MEIPASS", None)  # PyInstaller unpacks data files here
+    if frozen_root:
+        candidates.append(Path(frozen_root) / "resources" / ICON_NAME)
+    try:
+        candidates.append(Path(str(resources.files("voicegui") / "resources" / ICON_NAME)))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    # Source checkout / editable install: <repo>/resources next to the voicegui package.
+    candidates.append(Path(__file__).resolve().parents[2] / "resources" / ICON_NAME)
+    for path in candidates:
+        if path.is_file():
+            return path
+    return None
+
+
+def app_icon() -> QIcon:
+    """The application icon, or an empty icon (and a debug line) when the file is not shipped."""
+    path = icon_path()
+    if path is None:
+        log.debug("app icon %s not found", ICON_NAME)
+        return QIcon()
+    return QIcon(str(path))
+
+
+def install_asyncgen_hooks(loop: asyncio.AbstractEventLoop) -> None:
+    """Point sys.set_asyncgen_hooks at ``loop``'s hooks.
+
+    qasync never calls BaseEventLoop.run_forever, which is where asyncio installs them, so without this an
+    async generator left early (httpx's iter_bytes when Stop is pressed) is finalised outside the loop and
+    prints errors. The hooks are the loop's own bound methods, so it is the standard asyncio behaviour.
+    """
+    sys.set_asyncgen_hooks(
+        firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
+        finalizer=loop._asyncgen_finalizer_hook,  # type: ignore[attr-defined]
+    )
+
+
+def ensure_application(argv: list[str] | None = None) -> QApplication:
+    """The process's QApplication (created once), named and with the app icon."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(list(argv) if argv is not None else sys.argv)
+    assert isinstance(app, QApplication)
+    app.setApplicationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setDesktopFileName(APP_NAME)
+    app.setWindowIcon(app_icon())
+    # The main coroutine decides when to quit (after the async close handler); Qt quitting by itself
+    # would stop the loop under a still-running coroutine.
+    app.setQuitOnLastWindowClosed(False)
+    return app
+
+
+async def _main_window_session() -> int:
+    from voicegui.ui.main_window import MainWindow
+
+    install_asyncgen_hooks(asyncio.get_running_loop())
+    window = MainWindow()
+    closed = asyncio.Event()
+    window.closed.connect(closed.set)
+    # Python runs signal handlers only between bytecodes; while Qt sits in C++ waiting for events a Ctrl+C
+    # would wait for the next event. A cheap periodic timer gives the interpreter a chance to run it.
+    heartbeat = QTimer()
+    heartbeat.timeout.connect(lambda: None)
+    heartbeat.start(200)
+    window.show()
+    log.info("voicegui ready")
+    try:
+        await closed.wait()
+    except asyncio.CancelledError:  # Ctrl+C: asyncio.Runner cancels this task; release the device first
+        await window.shutdown()
+        raise
+    finally:
+        heartbeat.stop()
+    return 0
+
+
+def run_window(argv: list[str] | None = None) -> int:
+    """Show the main window and run until it is closed; returns the process exit code."""
+    import qasync
+
+    app = ensure_application(argv)
+    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+        try:
+            return runner.run(_main_window_session())
+        except KeyboardInterrupt:
+            log.info("interrupted")
+            return 130

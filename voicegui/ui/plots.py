@@ -1,0 +1,212 @@
+"""Live plots of one Speak: the waveform of what was played and the buffer fill over time (pyqtgraph).
+
+Threads: GUI thread only. A QTimer (~30 Hz) asks a source callable for the current session, takes its
+``Snapshot`` (a copy made by the core under its own lock) and redraws; nothing here touches audio objects,
+and no audio work happens here. Hidden plots are skipped, and a finished session is drawn once, not 30
+times a second.
+
+Drawing follows pyqtgraph's fast path: preallocated arrays, peak (min/max) downsampling to a fixed number of
+columns, ``setData(..., skipFiniteCheck=True)``, pens of width 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QHBoxLayout, QWidget
+
+from voicegui.core.session import Snapshot, SpeakSession
+
+SessionSource = Callable[[], "SpeakSession | None"]
+
+FAST_PERIOD_MS = 33  # ~30 Hz: smooth enough to look live, cheap enough to leave the loop idle
+WAVEFORM_WINDOW_S = 2.0
+WAVEFORM_COLUMNS = 600  # min/max pairs drawn; more than this is invisible on a ~600 px wide plot
+
+_WAVE_PEN = pg.mkPen("#4fc3f7", width=1)
+_BUFFER_PEN = pg.mkPen("#81c784", width=1)
+_PREBUFFER_PEN = pg.mkPen("#ffb74d", width=1, style=Qt.PenStyle.DashLine)
+_MAX_PEN = pg.mkPen("#e57373", width=1, style=Qt.PenStyle.DashLine)
+_PLAY_PEN = pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DotLine)
+
+
+def _quiet_plot(widget: pg.PlotWidget, title: str) -> pg.PlotItem:
+    """A plot that does not react to the mouse (it is a live readout, not an explorer)."""
+    item = widget.getPlotItem()
+    item.setTitle(title, size="9pt")
+    item.setMenuEnabled(False)
+    item.hideButtons()
+    item.setMouseEnabled(x=False, y=False)
+    item.showGrid(x=True, y=True, alpha=0.2)
+    # Let the last tick label ("0" at the right edge) show instead of being dropped for overflowing.
+    item.getAxis("bottom").setStyle(hideOverlappingLabels=False)
+    item.layout.setContentsMargins(2, 2, 18, 2)  # room on the right for that label
+    return item
+
+
+class WaveformPlot(pg.PlotWidget):
+    """The last ~2 s of played samples, scrolling right to left, peak-downsampled."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        item = _quiet_plot(self, "Played waveform (last 2 s)")
+        item.setXRange(-WAVEFORM_WINDOW_S, 0, padding=0)
+        item.setYRange(-1, 1, padding=0.02)
+        item.getAxis("bottom").setLabel("seconds ago")
+        self.setMinimumHeight(120)
+        cols = WAVEFORM_COLUMNS
+        # Each column is drawn as a vertical stroke min -> max: two points at the same x.
+        self._x = np.repeat(np.linspace(-WAVEFORM_WINDOW_S, 0, cols), 2)
+        self._y = np.zeros(2 * cols, dtype=np.float32)
+        self._mins = np.zeros(cols, dtype=np.float32)
+        self._maxs = np.zeros(cols, dtype=np.float32)
+        self._samples = np.zeros(0, dtype=np.float32)
+        self._rate = 0
+        self.curve = item.plot(self._x, self._y, pen=_WAVE_PEN)
+        self.updates = 0  # setData calls, for tests and diagnostics
+        self.peak = 0.0  # largest |sample| in the last drawn window
+
+    def _ensure_buffer(self, rate: int) -> None:
+        if rate != self._rate:
+            per_col = max(1, int(WAVEFORM_WINDOW_S * rate) // WAVEFORM_COLUMNS)
+            self._samples = np.zeros(per_col * WAVEFORM_COLUMNS, dtype=np.float32)
+            self._rate = rate
+
+    def update_from(self, snap: Snapshot) -> None:
+        self._ensure_buffer(snap.sample_rate or 24000)
+        buf = self._samples
+        recent = snap.waveform[-len(buf):]
+        pad = len(buf) - len(recent)
+        buf[:pad] = 0.0  # fewer samples than the window: the left part is silence, the audio scrolls in
+        buf[pad:] = recent
+        blocks = buf.reshape(WAVEFORM_COLUMNS, -1)
+        np.min(blocks, axis=1, out=self._mins)
+        np.max(blocks, axis=1, out=self._maxs)
+        self._y[0::2] = self._mins
+        self._y[1::2] = self._maxs
+        self.curve.setData(self._x, self._y, skipFiniteCheck=True)
+        self.peak = float(max(self._maxs.max(initial=0.0), -self._mins.min(initial=0.0)))
+        self.updates += 1
+
+    def clear_plot(self) -> None:
+        self._y[:] = 0.0
+        self.curve.setData(self._x, self._y, skipFiniteCheck=True)
+        self.peak = 0.0
+
+
+class BufferPlot(pg.PlotWidget):
+    """Milliseconds of audio buffered over time, with the prebuffer threshold, the max buffer, the moment
+    playback started and every underrun."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        item = _quiet_plot(self, "Buffer (ms)")
+        item.getAxis("bottom").setLabel("s since Speak")
+        self.setMinimumHeight(120)
+        self._item = item
+        self.curve = item.plot(pen=_BUFFER_PEN)
+        # The history can hold thousands of points; let pyqtgraph peak-downsample to the pixels shown.
+        self.curve.setDownsampling(auto=True, method="peak")
+        self.curve.setClipToView(True)
+        self.prebuffer_line = pg.InfiniteLine(angle=0, pen=_PREBUFFER_PEN, movable=False,
+                                              label="prebuffer", labelOpts={"position": 0.08, "color": "#ffb74d",
+                                                                          "anchors": [(0, 1), (0, 1)]})
+        self.max_line = pg.InfiniteLine(angle=0, pen=_MAX_PEN, movable=False,
+                                        label="max buffer", labelOpts={"position": 0.98, "color": "#e57373",
+                                                                    "anchors": [(1, 1), (1, 1)]})
+        self.play_line = pg.InfiniteLine(angle=90, pen=_PLAY_PEN, movable=False,
+                                         label="playing", labelOpts={"position": 0.9, "color": "#ffffff"})
+        self.underruns = pg.ScatterPlotItem(symbol="t", size=10, pen=None, brush=pg.mkBrush("#ef5350"))
+        for obj in (self.prebuffer_line, self.max_line, self.play_line, self.underruns):
+            item.addItem(obj, ignoreBounds=True)
+        item.setXRange(0, 2.0, padding=0)
+        item.setYRange(0, 500, padding=0)
+        self._show_markers(False)
+        self.updates = 0
+        self.points = 0  # history points in the last drawn snapshot
+
+    def _show_markers(self, visible: bool) -> None:
+        """Threshold lines mean nothing before the first Speak (and the idle axis would put them at 0)."""
+        self.prebuffer_line.setVisible(visible)
+        self.max_line.setVisible(visible)
+        if not visible:
+            self.play_line.hide()
+
+    def update_from(self, snap: Snapshot) -> None:
+        self._show_markers(True)
+        t, ms = snap.history_t, snap.history_ms
+        self.curve.setData(t, ms, skipFiniteCheck=True)
+        self.points = len(t)
+        top_data = float(ms.max()) if len(ms) else 0.0
+        self.prebuffer_line.setPos(snap.prebuffer_ms)
+        self.max_line.setPos(snap.max_buffer_ms)
+        # Show the max-buffer line only once the buffer gets anywhere near it; a 10 s line would flatten a
+        # buffer that hovers around a 100 ms prebuffer into the axis. The title always names both values.
+        top = max(top_data, snap.prebuffer_ms, 100.0) * 1.2
+        if top >= snap.max_buffer_ms * 0.5:
+            top = snap.max_buffer_ms * 1.08
+        self._item.setYRange(0, top, padding=0)
+        t_end = float(t[-1]) if len(t) else 0.0
+        self._item.setXRange(0, max(2.0, t_end * 1.05), padding=0)
+        if snap.play_started_s is not None:
+            self.play_line.setPos(snap.play_started_s)
+            self.play_line.show()
+        else:
+            self.play_line.hide()
+        self.underruns.setData(x=snap.underrun_t, y=np.zeros(len(snap.underrun_t)))
+        self._item.setTitle(
+            f"Buffer (ms) — prebuffer {snap.prebuffer_ms:.0f} ms, max {snap.max_buffer_ms / 1000:g} s,"
+            f" underruns {snap.underrun_episodes}", size="9pt")
+        self.updates += 1
+
+    def clear_plot(self) -> None:
+        self.curve.setData([], [])
+        self.underruns.setData(x=[], y=[])
+        self.play_line.hide()
+        self.points = 0
+
+
+class LivePlots(QWidget):
+    """Waveform and buffer plots side by side, redrawn from the snapshot of ``source()`` (the current
+    session) by a ~30 Hz timer."""
+
+    def __init__(self, source: SessionSource, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._source = source
+        self.waveform = WaveformPlot(self)
+        self.buffer = BufferPlot(self)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.waveform, 1)
+        layout.addWidget(self.buffer, 1)
+        self._drawn_final: SpeakSession | None = None
+        self.timer = QTimer(self)
+        self.timer.setInterval(FAST_PERIOD_MS)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+
+    def reset(self) -> None:
+        """A new Speak: clear both plots so the old utterance does not linger."""
+        self._drawn_final = None
+        self.waveform.clear_plot()
+        self.buffer.clear_plot()
+
+    def refresh(self) -> None:
+        if not self.isVisible():
+            return
+        session = self._source()
+        if session is None or session is self._drawn_final:
+            return  # nothing to show, or this session's final state is already drawn: nothing moves any more
+        # metrics appear last, after the final samples are drained: read it before taking the snapshot, so
+        # a snapshot taken after it is known to be complete.
+        final = session.metrics is not None
+        snap = session.snapshot()
+        if final:
+            self._drawn_final = session
+        if self.waveform.isVisible():
+            self.waveform.update_from(snap)
+        if self.buffer.isVisible():
+            self.buffer.update_from(snap)
