@@ -23,6 +23,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger("voicegui")
 
+# speak's provider defaults: the built-in server's (its first voice if hibari's "heart" is missing), or
+# OpenAI's with --base-url.
+BUILTIN_MODEL, BUILTIN_VOICE = "builtin", "heart"
+REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
+
 
 def _prebuffer(value: str) -> float | None:
     if value == "auto":
@@ -86,10 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("speak", help="speak text through the audio device")
     sp.add_argument("text", help="text to speak")
-    sp.add_argument("--base-url", default=None, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8880/v1")
-    sp.add_argument("--api-key", default=None, help="API key (default: $OPENAI_API_KEY)")
-    sp.add_argument("--model", default="tts-1")
-    sp.add_argument("--voice", default="alloy")
+    sp.add_argument("--base-url", default=None,
+                    help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8880/v1 (default: the built-in "
+                         "offline voices, started for this run)")
+    sp.add_argument("--api-key", default=None,
+                    help="API key for --base-url (default: $OPENAI_API_KEY; the built-in voices need none)")
+    sp.add_argument("--model", default=None,
+                    help=f"model id (default: {BUILTIN_MODEL} for the built-in voices, {REMOTE_MODEL} with --base-url)")
+    sp.add_argument("--voice", default=None,
+                    help=f"voice id (default: {BUILTIN_VOICE} for the built-in voices, {REMOTE_VOICE} with --base-url)")
     sp.add_argument("--format", default="pcm", choices=FORMATS)
     sp.add_argument("--speed", type=float, default=None, help="0.25 .. 4")
     sp.add_argument("--instructions", default=None)
@@ -112,8 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+def _setup_logging(verbose: int, window: bool = False) -> None:
+    # The window logs at INFO by default: its "voicegui ready" line is what smoke tests wait for.
+    base = logging.INFO if window else logging.WARNING
+    level = base if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
@@ -128,6 +140,10 @@ def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
 
 
 def run_speak(args: argparse.Namespace) -> int:
+    """Speak `args.text` once; without --base-url through the built-in voices, started for this run only.
+
+    On success prints nothing (or, with --json, only the metrics object) and returns 0.
+    """
     from voicegui.core.fetch import SpeechRequest
     from voicegui.core.output import OutputConfig
     from voicegui.core.session import SpeakOptions, SpeakSession
@@ -141,26 +157,47 @@ def run_speak(args: argparse.Namespace) -> int:
     if not 0 <= args.volume <= 1:
         print(f"voicegui: volume must be between 0 and 1, not {args.volume}", file=sys.stderr)
         return EXIT_USAGE
+
+    builtin = None
     if args.base_url is None:
-        print("voicegui: --base-url is required (built-in offline voices are not available yet)", file=sys.stderr)
-        return EXIT_USAGE
-    api_key = args.api_key or os.environ.get("OPENAI_API_KEY") or "none"
-    request = SpeechRequest(
-        base_url=args.base_url, api_key=api_key, model=args.model, voice=args.voice, text=args.text,
-        response_format=args.format, speed=args.speed, instructions=args.instructions,
-        chunk_bytes=args.chunk_bytes, timeout_s=args.timeout_s,
-    )
-    options = SpeakOptions(
-        request=request, prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
-        output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize, volume=args.volume),
-        keep_played=args.out is not None,
-    )
-    session = SpeakSession(options)
+        from voicegui.core.builtin_provider import BuiltinServer, BuiltinUnavailable
+
+        try:
+            builtin = BuiltinServer()
+        except BuiltinUnavailable as exc:
+            print(f"voicegui: {exc}; or pass --base-url of an OpenAI-compatible server", file=sys.stderr)
+            return EXIT_FAILED
+        except (OSError, RuntimeError) as exc:
+            print(f"voicegui: cannot start the built-in voices: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        # The per-run token, never $OPENAI_API_KEY: the user's real key has no business on this server.
+        base_url, api_key = builtin.base_url, builtin.token
+        model, voice = args.model or builtin.default_model, args.voice or builtin.default_voice
+    else:
+        base_url = args.base_url
+        api_key = args.api_key or os.environ.get("OPENAI_API_KEY") or "none"
+        model, voice = args.model or REMOTE_MODEL, args.voice or REMOTE_VOICE
     try:
-        metrics = asyncio.run(session.run())
-    except KeyboardInterrupt:
-        print("voicegui: stopped", file=sys.stderr)
-        return EXIT_FAILED
+        request = SpeechRequest(
+            base_url=base_url, api_key=api_key, model=model, voice=voice, text=args.text,
+            response_format=args.format, speed=args.speed, instructions=args.instructions,
+            chunk_bytes=args.chunk_bytes, timeout_s=args.timeout_s,
+        )
+        options = SpeakOptions(
+            request=request, prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
+            output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
+                                volume=args.volume),
+            keep_played=args.out is not None,
+        )
+        session = SpeakSession(options)
+        try:
+            metrics = asyncio.run(session.run())
+        except KeyboardInterrupt:
+            print("voicegui: stopped", file=sys.stderr)
+            return EXIT_FAILED
+    finally:
+        if builtin is not None:
+            builtin.stop()
     if args.out is not None:
         write_wav(args.out, session.played_audio, session.sample_rate or 24000)
     if args.json:
@@ -197,7 +234,7 @@ def run_devices() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _setup_logging(args.verbose)
+    _setup_logging(args.verbose, window=args.command is None)
     if args.command == "speak":
         return run_speak(args)
     if args.command == "serve":

@@ -104,6 +104,7 @@ class AudioOutput:
         self.finished = threading.Event()
         self.output_latency_s: float | None = None
         self._stream: sd.OutputStream | None = None
+        self._stopped = False
 
     # --- loop side -------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -121,11 +122,14 @@ class AudioOutput:
         except (sd.PortAudioError, ValueError) as exc:
             raise OutputError(_device_message(self.config.device, exc)) from exc
         self.output_latency_s = float(self._stream.latency)
+        if self._stopped:
+            return  # Stop arrived while the device was opening (open runs in a worker thread)
         self._stream.start()
         log.debug("output stream open: %d Hz, latency %.1f ms", self.sample_rate, self.output_latency_s * 1000)
 
     def stop_now(self) -> None:
         """Silence at once: abort discards what the device still holds (Stop must be heard within 100 ms)."""
+        self._stopped = True
         if self._stream is not None:
             try:
                 self._stream.abort()

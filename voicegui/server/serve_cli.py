@@ -1,10 +1,14 @@
 """`voicegui serve`: run the built-in OpenAI-compatible speech server in the foreground until Ctrl+C.
 
-Until offline voices are wired in, the only engine is `--replay FILE` (streams that file for any text).
+By default it serves the offline voices (BuiltinEngine over `available_engines()`: hibari "heart",
+espeak-ng, piper) under the model id "builtin"; it logs which engines are present and how to add the
+missing ones. `--replay FILE` serves that audio file for any text instead (for testing clients).
 The shaping options simulate a slow or broken server for testing clients (see server/shaping.py).
 Only loopback hosts are accepted: the server has no TLS and at most a shared bearer token.
 
-Threads: everything runs on the main thread's asyncio loop (aiohttp's web.run_app handles SIGINT/SIGTERM).
+Threads: the server runs on the main thread's asyncio loop (aiohttp's web.run_app handles SIGINT/SIGTERM);
+the offline engines are loaded on the main thread before it listens, and do their blocking synthesis in
+their own worker threads (see engines/base.py).
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ import logging
 import socket
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from voicegui.server.shaping import Shaping
+
+if TYPE_CHECKING:  # the engine modules pull in numpy/av; `voicegui --help` should not pay for them
+    from voicegui.server.engines.base import Engine
 
 log = logging.getLogger("voicegui.serve")
 
@@ -68,9 +77,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=_nonneg_int, default=8880, metavar="N", help="TCP port (default 8880; 0 = any free)")
     parser.add_argument("--replay", type=Path, default=None, metavar="FILE",
-                        help="serve this audio file for every request (required until offline voices exist)")
+                        help="serve this audio file for every request instead of the offline voices")
     parser.add_argument("--token", default=None,
-                        help="require 'Authorization: Bearer TOKEN' (default: no key needed)")
+                        help="require 'Authorization: Bearer TOKEN' (default: no key needed; clients such as "
+                             "the OpenAI SDK that insist on a key may then pass any api_key)")
     shaping = parser.add_argument_group("network shaping (for testing clients)")
     shaping.add_argument("--first-byte-delay-ms", type=_nonneg_float, default=0.0, metavar="MS",
                          help="wait this long before sending the response headers")
@@ -102,40 +112,89 @@ def shaping_from_args(args: argparse.Namespace) -> Shaping:
                    error_status=args.error_status, write_bytes=args.write_bytes)
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    """Run the server until interrupted. Returns a process exit code; errors are logged as one line."""
-    from aiohttp import web
+class _ServeError(Exception):
+    """A start-up failure: logged as one line, then the process exits with `code`."""
 
-    from voicegui.server.app import create_app
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _replay_engine(path: Path) -> tuple[Engine, str]:
     from voicegui.server.engines.replay import ReplayEngine
 
+    if not path.is_file():
+        raise _ServeError(EXIT_USAGE, f"--replay: no such file: {path}")
+    try:
+        engine = ReplayEngine(path)
+    except (OSError, ValueError) as exc:  # av.FFmpegError subclasses OSError/ValueError
+        raise _ServeError(EXIT_FAILED, f"--replay: cannot read {path} as audio: {exc}") from exc
+    return engine, f"replaying {path.name}, {engine.duration_s:.2f} s"
+
+
+def _builtin_engine() -> tuple[Engine, str]:
+    from voicegui.server.engines.builtin import BuiltinEngine, available_engines
+
+    # Loads and warms every engine here, before the socket listens: the first request must not pay for it,
+    # and "ready" must mean ready.
+    engines, hints = available_engines(warm=True)
+    for hint in hints:
+        log.warning("voice engine missing: %s", hint)
+    if not engines:
+        raise _ServeError(EXIT_FAILED, "no offline voice engine works here; install one (see above) or pass "
+                                       "--replay FILE")
+    engine = BuiltinEngine(engines)
+    for sub in engine.engines:
+        ids = [v.id for v in sub.voices()]
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        log.info("engine %s: %d voice%s (%s)", sub.name, len(ids), "" if len(ids) == 1 else "s", shown)
+    voices = engine.voices()
+    default = "heart" if any(v.id == "heart" for v in voices) else voices[0].id
+    return engine, f"{len(voices)} built-in voices, default model {engine.models()[0]!r} voice {default!r}"
+
+
+def _close(engine: Engine | None) -> None:
+    close = getattr(engine, "close", None)
+    if callable(close):
+        close()
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Run the server until interrupted. Returns a process exit code; errors are logged as one line."""
     if log.getEffectiveLevel() > logging.INFO:
-        # The "ready on URL" line is the server's interface (scripts and smoke tests wait for it), so it
-        # shows even when the CLI's default log level is WARNING.
+        # The "ready on URL" line and the engine list are the server's interface (scripts and smoke tests
+        # wait for the line), so they show even when the CLI's default log level is WARNING.
         log.setLevel(logging.INFO)
     if not _is_loopback(args.host):
         log.error("refusing to listen on %s: the built-in server is for this computer only; use 127.0.0.1",
                   args.host)
         return EXIT_USAGE
-    if args.replay is None:
-        log.error("no voice to serve: pass --replay FILE (an audio file streamed for every request); "
-                  "offline voices are not available yet")
-        return EXIT_USAGE
-    if not args.replay.is_file():
-        log.error("--replay: no such file: %s", args.replay)
-        return EXIT_USAGE
-    try:
-        engine = ReplayEngine(args.replay)
-    except (OSError, ValueError) as exc:  # av.FFmpegError subclasses OSError/ValueError
-        log.error("--replay: cannot read %s as audio: %s", args.replay, exc)
-        return EXIT_FAILED
     try:
         shaping = shaping_from_args(args)
     except ValueError as exc:
         log.error("bad shaping options: %s", exc)
         return EXIT_USAGE
-    app = create_app(engine, shaping=shaping, token=args.token)
+    engine: Engine | None = None
+    try:
+        engine, what = _replay_engine(args.replay) if args.replay is not None else _builtin_engine()
+        return _serve(args, engine, what, shaping)
+    except _ServeError as exc:
+        log.error("%s", exc)
+        return exc.code
+    except KeyboardInterrupt:
+        # Ctrl+C while the engines load (web.run_app handles it once serving).
+        log.info("interrupted before the server started")
+        return EXIT_FAILED
+    finally:
+        _close(engine)
 
+
+def _serve(args: argparse.Namespace, engine: Engine, what: str, shaping: Shaping) -> int:
+    from aiohttp import web
+
+    from voicegui.server.app import create_app
+
+    app = create_app(engine, shaping=shaping, token=args.token)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -145,17 +204,16 @@ def run_serve(args: argparse.Namespace) -> int:
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        log.error("cannot listen on %s:%d: %s", args.host, args.port, exc.strerror or exc)
-        return EXIT_FAILED
+        raise _ServeError(EXIT_FAILED, f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from exc
     port = sock.getsockname()[1]
     shown_host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
     url = f"http://{shown_host}:{port}/v1"
+    key = "token required" if args.token else "no key needed"
 
     async def announce(_app: web.Application) -> None:
         # on_startup runs just before aiohttp starts accepting; the socket already listens, so a client
         # acting on this line at once is queued, not refused.
-        log.info("ready on %s (replaying %s, %.2f s; models: %s)", url, args.replay.name, engine.duration_s,
-                 ", ".join(engine.models()))
+        log.info("ready on %s (%s; models: %s; %s)", url, what, ", ".join(engine.models()), key)
 
     app.on_startup.append(announce)
     try:
