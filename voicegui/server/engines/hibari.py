@@ -18,26 +18,20 @@ intra-op thread is its fastest setting anyway. Concurrent requests interleave se
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import logging
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from voicegui.core.text import split_sentences
-from voicegui.server.engines.base import EngineError, VoiceInfo
-from voicegui.server.engines.builtin import SAMPLE_RATE, speakable, synthesize_ahead, trim_silence
+from voicegui.server.engines.base import VoiceInfo
+from voicegui.server.engines.builtin import SAMPLE_RATE, trim_silence
+from voicegui.server.engines.worker_engine import SingleWorkerEngine
 
 log = logging.getLogger(__name__)
 
 MODEL_ID = "hibari"
 VOICE_ID = "heart"
-# hibari cuts at 400 phonemes itself; ~300 characters keeps one model call per piece and bounds the time
-# to first audio for a long first sentence.
-MAX_CHARS = 300
 
 
 def missing() -> str | None:
@@ -51,16 +45,16 @@ def create(warm: bool = True) -> HibariEngine:
     return HibariEngine(warm=warm)
 
 
-class HibariEngine:
+class HibariEngine(SingleWorkerEngine):
     """hibari-tts's bundled voice "heart". See the module docstring."""
 
     name = "hibari"
     sample_rate = SAMPLE_RATE
+    voice_id = VOICE_ID
 
     def __init__(self, warm: bool = True, seed: int | None = None) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hibari")
+        super().__init__()
         self._seed = seed
-        self._closed = False
         self._tts: Any = None
         # Load (and warm) on the worker so the thread that owns the model is the one that made it.
         self._executor.submit(self._load, warm).result()
@@ -93,31 +87,3 @@ class HibariEngine:
             return np.zeros(0, np.float32)
         audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
         return trim_silence(np.asarray(audio, dtype=np.float32), SAMPLE_RATE)
-
-    async def _synth_async(self, text: str, speed: float) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, self._synth_piece, text, speed)
-        except (KeyError, ValueError, IndexError) as exc:
-            # hibari's G2P/model rejecting some text; the server reports it as an engine error.
-            raise EngineError(f"hibari could not speak {text[:40]!r}: {exc}") from exc
-
-    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
-        """Yield one float32 block per sentence (trimmed), prefetching the next sentence."""
-        if voice != VOICE_ID:
-            raise EngineError(f"hibari has no offline voice {voice!r}")
-        if self._closed:
-            raise EngineError("hibari engine is closed")
-        pieces = split_sentences(speakable(text), MAX_CHARS)
-        gen = synthesize_ahead(pieces, lambda s: self._synth_async(s, speed))
-        try:
-            async for audio in gen:
-                if audio.size:
-                    yield audio
-        finally:
-            await gen.aclose()
-
-    def close(self) -> None:
-        """Stop the worker thread (pending sentences are dropped)."""
-        self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -18,26 +18,20 @@ there sentence by sentence. `synthesize()` runs on the server's asyncio loop and
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import logging
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from voicegui.core.text import split_sentences
-from voicegui.server.engines.base import EngineError, VoiceInfo
-from voicegui.server.engines.builtin import (
-    SAMPLE_RATE, resample, speakable, synthesize_ahead, trim_silence,
-)
+from voicegui.server.engines.base import VoiceInfo
+from voicegui.server.engines.builtin import SAMPLE_RATE, resample, trim_silence
+from voicegui.server.engines.worker_engine import SingleWorkerEngine
 
 log = logging.getLogger(__name__)
 
 MODEL_ID = "piper"
 VOICE_ID = "piper:joe"
-MAX_CHARS = 300
 
 
 def missing() -> str | None:
@@ -52,15 +46,15 @@ def create(warm: bool = True) -> PiperEngine:
     return PiperEngine(warm=warm)
 
 
-class PiperEngine:
+class PiperEngine(SingleWorkerEngine):
     """Piper with the bundled en_US-joe-medium voice. See the module docstring."""
 
     name = "piper"
     sample_rate = SAMPLE_RATE
+    voice_id = VOICE_ID
 
     def __init__(self, warm: bool = True) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="piper")
-        self._closed = False
+        super().__init__()
         self._voice: Any = None
         self._syn_config: Any = None
         self._rate = 22050
@@ -95,30 +89,3 @@ class PiperEngine:
             return np.zeros(0, np.float32)
         audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
         return trim_silence(resample(np.asarray(audio, np.float32), self._rate, SAMPLE_RATE), SAMPLE_RATE)
-
-    async def _synth_async(self, text: str, speed: float) -> np.ndarray:
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._executor, self._synth_piece, text, speed)
-        except (KeyError, ValueError, IndexError) as exc:
-            raise EngineError(f"piper could not speak {text[:40]!r}: {exc}") from exc
-
-    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
-        """Yield one float32 block per sentence (trimmed), prefetching the next sentence."""
-        if voice != VOICE_ID:
-            raise EngineError(f"piper has no voice {voice!r}")
-        if self._closed:
-            raise EngineError("piper engine is closed")
-        pieces = split_sentences(speakable(text), MAX_CHARS)
-        gen = synthesize_ahead(pieces, lambda s: self._synth_async(s, speed))
-        try:
-            async for audio in gen:
-                if audio.size:
-                    yield audio
-        finally:
-            await gen.aclose()
-
-    def close(self) -> None:
-        """Stop the worker thread (pending sentences are dropped)."""
-        self._closed = True
-        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,66 @@
+"""SingleWorkerEngine: the shared shape of a one-voice neural engine whose model lives on one worker thread.
+
+Subclasses load their model on that thread and implement ``_synth_piece(text, speed)`` (one sentence ->
+trimmed float32 at 24 kHz). This class splits the text into sentences and yields each one as soon as it is
+ready while the next is already being synthesised (``synthesize_ahead``).
+
+Threads: the model is owned by one dedicated worker thread (``ThreadPoolExecutor(max_workers=1)``), because
+neither ONNX sessions with their phonemisers nor their C libraries are known to be thread-safe, and one
+intra-op thread is their fastest setting here anyway; concurrent requests interleave there sentence by
+sentence. ``synthesize()`` runs on the server's asyncio loop and only awaits that worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from voicegui.core.text import split_sentences
+from voicegui.server.engines.base import EngineError
+from voicegui.server.engines.builtin import speakable, synthesize_ahead
+
+# ~300 characters keeps one model call per piece and bounds the time to first audio of a long sentence.
+MAX_CHARS = 300
+
+
+class SingleWorkerEngine:
+    name: str
+    voice_id: str
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
+        self._closed = False
+
+    def _synth_piece(self, text: str, speed: float) -> np.ndarray:
+        raise NotImplementedError
+
+    async def _synth_async(self, text: str, speed: float) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, self._synth_piece, text, speed)
+        except (KeyError, ValueError, IndexError) as exc:
+            # The model's G2P rejecting some text; the server reports it as an engine error.
+            raise EngineError(f"{self.name} could not speak {text[:40]!r}: {exc}") from exc
+
+    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
+        """Yield one float32 block per sentence (trimmed), prefetching the next sentence."""
+        if voice != self.voice_id:
+            raise EngineError(f"{self.name} has no voice {voice!r}")
+        if self._closed:
+            raise EngineError(f"{self.name} engine is closed")
+        pieces = split_sentences(speakable(text), MAX_CHARS)
+        gen = synthesize_ahead(pieces, lambda s: self._synth_async(s, speed))
+        try:
+            async for audio in gen:
+                if audio.size:
+                    yield audio
+        finally:
+            await gen.aclose()
+
+    def close(self) -> None:
+        """Stop the worker thread (pending sentences are dropped)."""
+        self._closed = True
+        self._executor.shutdown(wait=False, cancel_futures=True)
