@@ -111,6 +111,8 @@ async def _bench(args: argparse.Namespace, formats: list[str], scenarios: list[S
         clip_frames = len(speech_like(args.seconds))
         text = ("This is a sentence of about the clip's length. " * 10)[: int(args.seconds * 15)]
         with ServerThread(ReplayEngine(clip)) as server:
+            # One unmeasured run first: a sound server's first stream can stall (PulseAudio: ~2 s).
+            await _run_once(server, "pcm", SCENARIOS[0], text, clip_frames, seed=0, write_bytes=args.write_bytes)
             for scenario in scenarios:
                 for fmt in formats:
                     for run in range(args.runs):

@@ -5,10 +5,15 @@ Threads: owned by the asyncio loop. The loop calls ``on_arrival`` for every deco
 callback thread reads (an int read is atomic under the GIL).
 
 "auto" starts as early as the measured delivery allows:
-* delivery rate r = audio seconds received per wall second since the first arrival;
+* delivery rate r = audio seconds received per wall second, the larger of: since the response headers (so the
+  very first chunk already gives a rate: 128 ms of audio 64 ms after the headers is a 2x stream), and since the
+  first arrival once three have come (so a slow first byte does not hold a fast stream back for long);
 * jitter cover = the longest silence between arrivals seen so far (the buffer must ride through that);
 * shortfall = if r < 1, the buffer must hold (1 - r) x the remaining audio, estimated from the text length;
-* before a second arrival has given a rate, a prior is used that a first chunk of a fast stream can meet.
+* a jitter prior: until the stream has shown it runs well ahead of real time, assume gaps of up to
+  ``jitter_prior_s`` may come that have not been seen yet; it fades out linearly as r goes from 1 to 1.5x,
+  because a stream that fast refills the buffer faster than it drains;
+* before any rate is known, ``prior_s``.
 After every underrun the floor grows, so a stream that stutters once gets more headroom next time.
 A fixed value in ms replaces all of that with that value.
 """
@@ -32,6 +37,8 @@ class PrebufferPolicy:
     prior_s: float = 0.100
     jitter_factor: float = 1.5
     growth_s: float = 0.150
+    jitter_prior_s: float = 0.150
+    trusted_arrivals: int = 3
 
     def __post_init__(self) -> None:
         self._first_t: float | None = None
@@ -41,6 +48,12 @@ class PrebufferPolicy:
         self._arrivals = 0
         self._max_gap_s = 0.0
         self._underruns = 0
+        self._origin_t: float | None = None
+
+    def on_headers(self, now: float) -> None:
+        """The response headers arrived: the origin for the delivery rate."""
+        if self._origin_t is None:
+            self._origin_t = now
 
     @staticmethod
     def expected_duration(text: str, speed: float | None) -> float:
@@ -49,12 +62,14 @@ class PrebufferPolicy:
     @property
     def rate_x(self) -> float | None:
         """Measured delivery rate in multiples of real time, or None before it can be measured."""
-        if self._arrivals < 2 or self._first_t is None or self._last_t is None:
+        if self._last_t is None or self._first_t is None:
             return None
-        elapsed = self._last_t - self._first_t
-        if elapsed <= 0:
-            return None
-        return (self._audio_s - self._first_audio_s) / elapsed
+        rates = []
+        if self._origin_t is not None and self._last_t > self._origin_t:
+            rates.append(self._audio_s / (self._last_t - self._origin_t))
+        if self._arrivals >= self.trusted_arrivals and self._last_t > self._first_t:
+            rates.append((self._audio_s - self._first_audio_s) / (self._last_t - self._first_t))
+        return max(rates) if rates else None
 
     def on_arrival(self, now: float, audio_s: float) -> None:
         """Record that ``audio_s`` seconds of decoded audio arrived at monotonic time ``now``."""
@@ -79,7 +94,8 @@ class PrebufferPolicy:
         rate = self.rate_x
         if rate is None:
             return max(self.prior_s, self.floor_s) + grown
-        cover = max(self.floor_s, self.jitter_factor * self._max_gap_s)
+        unseen_jitter = self.jitter_prior_s * min(1.0, max(0.0, (1.5 - rate) / 0.5))
+        cover = max(self.floor_s, self.jitter_factor * self._max_gap_s, unseen_jitter)
         shortfall = 0.0
         if rate < 1.0:
             expected = self.expected_audio_s or 0.0

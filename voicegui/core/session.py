@@ -220,6 +220,8 @@ class SpeakSession:
     async def _on_chunk(self, data: bytes) -> None:
         if self._opening is not None and self._opening.done():
             self._opening.result()  # re-raises OutputError: no point fetching audio nobody can hear
+        if self.bytes_received == 0 and self.fetch_marks.headers is not None:
+            self._policy.on_headers(self.fetch_marks.headers)
         self.bytes_received += len(data)
         frames = self._decoder.feed(data)
         if len(frames):
