@@ -72,3 +72,13 @@ def test_each_underrun_grows_the_threshold():
     policy.on_underrun()
     policy.on_underrun()
     assert policy.threshold_s() == pytest.approx(base + 0.3)
+
+
+def test_a_burst_after_a_late_packet_is_not_taken_for_a_fast_stream():
+    policy = PrebufferPolicy(RATE, expected_audio_s=3.0)
+    policy.on_headers(0.0)
+    policy.on_arrival(0.110, 0.0213)  # first packet 90 ms late...
+    for i in range(4):  # ...and the queued ones right behind it
+        policy.on_arrival(0.111 + i * 0.001, 0.0213)
+    assert policy.rate_x < 1.5
+    assert policy.threshold_s() >= 0.05

@@ -41,11 +41,6 @@ def test_refuses_non_loopback_host(tmp_path, caplog):
     assert "127.0.0.1" in caplog.text and "refusing" in caplog.text
 
 
-def test_replay_is_required(caplog):
-    caplog.set_level(logging.ERROR)
-    assert run_serve(_parse("--port", "0")) == 2
-    assert "--replay FILE" in caplog.text
-
 
 def test_missing_replay_file(tmp_path, caplog):
     caplog.set_level(logging.ERROR)

@@ -7,7 +7,7 @@ callback thread reads (an int read is atomic under the GIL).
 "auto" starts as early as the measured delivery allows:
 * delivery rate r = audio seconds received per wall second, the larger of: since the response headers (so the
   very first chunk already gives a rate: 128 ms of audio 64 ms after the headers is a 2x stream), and since the
-  first arrival once three have come (so a slow first byte does not hold a fast stream back for long);
+  first arrival once that spans 0.3 s (so a slow first byte does not hold a fast stream back for long);
 * jitter cover = the longest silence between arrivals seen so far (the buffer must ride through that);
 * shortfall = if r < 1, the buffer must hold (1 - r) x the remaining audio, estimated from the text length;
 * a jitter prior: until the stream has shown it runs well ahead of real time, assume gaps of up to
@@ -39,6 +39,7 @@ class PrebufferPolicy:
     growth_s: float = 0.150
     jitter_prior_s: float = 0.150
     trusted_arrivals: int = 3
+    trusted_window_s: float = 0.3
 
     def __post_init__(self) -> None:
         self._first_t: float | None = None
@@ -67,7 +68,9 @@ class PrebufferPolicy:
         rates = []
         if self._origin_t is not None and self._last_t > self._origin_t:
             rates.append(self._audio_s / (self._last_t - self._origin_t))
-        if self._arrivals >= self.trusted_arrivals and self._last_t > self._first_t:
+        # Over a short window a burst (late packets arriving together) looks like a very fast stream: the
+        # since-first-arrival rate is trusted only once it spans enough wall time to average jitter out.
+        if self._arrivals >= self.trusted_arrivals and self._last_t - self._first_t >= self.trusted_window_s:
             rates.append((self._audio_s - self._first_audio_s) / (self._last_t - self._first_t))
         return max(rates) if rates else None
 

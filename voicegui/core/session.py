@@ -25,6 +25,7 @@ from voicegui.core.fetch import FetchError, FetchMarks, SpeechRequest, fetch_spe
 from voicegui.core.metrics import SessionMetrics, TtfaMarks
 from voicegui.core.output import AudioOutput, OutputConfig, OutputError, device_sample_rate
 from voicegui.core.prebuffer import PrebufferPolicy
+from voicegui.core.realtime import fetch_realtime, uses_realtime
 from voicegui.core.ring import FloatRing
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class Snapshot:
     audio_received_s: float
     underrun_episodes: int
     metrics: SessionMetrics | None
+    transcript: str = ""  # what a Realtime model said it read (empty for /audio/speech)
 
 
 class SpeakSession:
@@ -93,6 +95,8 @@ class SpeakSession:
         self._opening: asyncio.Task | None = None
         self._stop_requested = False
         self.metrics: SessionMetrics | None = None
+        # Realtime API only: the model's transcript so far (one str assignment: safe to read from any thread).
+        self.transcript = ""
 
     # --- public ---------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -125,7 +129,11 @@ class SpeakSession:
             self._opening = asyncio.create_task(asyncio.to_thread(self._output.open))
             monitor = asyncio.create_task(self._monitor())
             try:
-                await fetch_speech(self.options.request, self.fetch_marks, self._on_chunk)
+                req = self.options.request
+                if uses_realtime(req):
+                    await fetch_realtime(req, self.fetch_marks, self._on_chunk, self._on_transcript)
+                else:
+                    await fetch_speech(req, self.fetch_marks, self._on_chunk)
             except FetchError as exc:
                 if exc.kind != "cut" or self.frames_received == 0:
                     raise
@@ -198,6 +206,7 @@ class SpeakSession:
             audio_received_s=self.frames_received / rate,
             underrun_episodes=0 if out is None else out.underrun_episodes,
             metrics=self.metrics,
+            transcript=self.transcript,
         )
 
     # --- loop internals -------------------------------------------------------------------------------
@@ -205,7 +214,9 @@ class SpeakSession:
         opts = self.options
         rate = device_sample_rate(opts.output, OPENAI_SAMPLE_RATE)
         self.sample_rate = rate
-        self._decoder = create_decoder(opts.request.response_format, output_rate=rate)
+        # The Realtime API always sends raw pcm16 24 kHz, whatever format the settings name.
+        fmt = "pcm" if uses_realtime(opts.request) else opts.request.response_format
+        self._decoder = create_decoder(fmt, output_rate=rate)
         self._ring = FloatRing(max(1, int(opts.max_buffer_s * rate)))
         self._played = FloatRing(int(_PLAYED_RING_S * rate))
         self._policy = PrebufferPolicy(
@@ -228,6 +239,9 @@ class SpeakSession:
             if self.first_decoded is None:
                 self.first_decoded = time.monotonic()
             await self._push(frames)
+
+    def _on_transcript(self, text: str) -> None:
+        self.transcript = text
 
     async def _push(self, frames: np.ndarray) -> None:
         """Write every frame into the ring; while it is full, wait (backpressure: the network is not read)."""
@@ -301,7 +315,7 @@ class SpeakSession:
         )
         return SessionMetrics(
             marks=marks,
-            requested_format=self.options.request.response_format,
+            requested_format="pcm" if uses_realtime(self.options.request) else self.options.request.response_format,
             detected_format=None if dec is None else dec.detected_format,
             format_warning=None if dec is None else dec.format_mismatch,
             sample_rate=self.sample_rate,
