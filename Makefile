@@ -10,17 +10,23 @@ PIP := $(VENV)/bin/pip
 APT_RUNTIME := libportaudio2 espeak-ng \
 	libgl1 libegl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1-3 \
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0 libxkbcommon-x11-0
-APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth
+APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth desktop-file-utils appstream
 
-.PHONY: run test install install-test system-packages system-packages-test bench clean
+.PHONY: run test install install-test system-packages system-packages-test bench clean dist
 
 run: install
 	@echo "==> Starting voicegui"
 	$(VENV)/bin/voicegui
 
-test: install-test
-	@echo "==> Running the test suite (tests/conftest.py starts a PulseAudio null sink)"
-	$(VENV)/bin/python -m pytest
+test: install-test dist
+	@echo "==> Running the test suite (tests/conftest.py starts a PulseAudio null sink; the bundle smoke test is required)"
+	VOICEGUI_REQUIRE_BUNDLE=1 $(VENV)/bin/python -m pytest
+
+dist: install
+	@echo "==> Building the one-folder app in dist/voicegui (PyInstaller)"
+	$(PIP) install --quiet --disable-pip-version-check 'pyinstaller>=6.10,<7'
+	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller packaging/pyinstaller/voicegui.spec
+	@du -sh dist/voicegui
 
 bench: install-test
 	$(VENV)/bin/voicegui bench

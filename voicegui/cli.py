@@ -87,6 +87,10 @@ def add_playback_arguments(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicegui", description="Hear text-to-speech voices, measured.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="add voicegui to this user's application menu (XDG dirs) and exit")
+    parser.add_argument("--uninstall-desktop", action="store_true",
+                        help="remove what --install-desktop added and exit")
     sub = parser.add_subparsers(dest="command")
 
     sp = sub.add_parser("speak", help="speak text through the audio device")
@@ -235,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, window=args.command is None)
+    if args.install_desktop or args.uninstall_desktop:
+        from voicegui.desktop_install import run_desktop_command
+
+        return run_desktop_command(uninstall=args.uninstall_desktop)
     if args.command == "speak":
         return run_speak(args)
     if args.command == "serve":
