@@ -70,9 +70,9 @@ async def test_stop_now_silences_at_once():
     ring.write(tone(4.0))
     await asyncio.sleep(0.5)
     assert out.playing
-    before = out.frames_played
     out.stop_now()
     assert not out.active
+    after_stop = out.frames_played
     await asyncio.sleep(0.3)
-    assert out.frames_played == before  # callback no longer runs
+    assert out.frames_played == after_stop  # the callback no longer runs once stop_now() has returned
     out.close()

@@ -12,7 +12,9 @@ Threads:
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +27,30 @@ from voicegui.core.ring import FloatRing
 log = logging.getLogger(__name__)
 
 MAX_UNDERRUN_MARKS = 1024
+
+
+_ALSA_HANDLER = None
+
+
+def _quiet_alsa() -> None:
+    """Stop libasound printing "underrun occurred" and similar lines straight onto the user's terminal.
+
+    Underruns are counted by our own callback and shown as metrics; ALSA's own lines (written to stderr by
+    the C library, bypassing logging) only duplicate that as noise. The handler runs on PortAudio's thread,
+    which already holds the GIL for our callback, and does nothing.
+    """
+    global _ALSA_HANDLER
+    if _ALSA_HANDLER is not None or not sys.platform.startswith("linux"):
+        return
+    try:
+        asound = ctypes.cdll.LoadLibrary("libasound.so.2")
+    except OSError:
+        log.debug("libasound not loadable: ALSA messages are left as they are")
+        return
+    handler_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
+                                    ctypes.c_char_p)
+    _ALSA_HANDLER = handler_type(lambda *args: None)  # kept referenced: libasound holds the pointer
+    asound.snd_lib_error_set_handler(_ALSA_HANDLER)
 
 
 class OutputError(Exception):
@@ -108,6 +134,7 @@ class AudioOutput:
 
     # --- loop side -------------------------------------------------------------------------------------
     def open(self) -> None:
+        _quiet_alsa()
         try:
             self._stream = sd.OutputStream(
                 samplerate=self.sample_rate,
