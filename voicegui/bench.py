@@ -55,6 +55,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-bytes", type=int, default=1024, help="server write size (default 1024)")
     p.add_argument("--readme", type=Path, default=None, help="write the results into this README's Benchmarks section")
     p.add_argument("--json", action="store_true", help="print the raw rows as JSON")
+    p.add_argument("--builtin", action="store_true",
+                   help="instead: the built-in voices, speak -> first sound for one sentence, and each engine's "
+                        "real-time factor")
 
 
 def _cpu_ticks(exclude_tid: int | None) -> int:
@@ -166,7 +169,67 @@ def write_readme(path: Path, table: str, command: str) -> None:
     path.write_text(text)
 
 
+BUILTIN_SENTENCE = "The quick brown fox jumps over the lazy dog."
+BUILTIN_PARAGRAPH = (
+    "Speech synthesis has come a long way. Voices that once sounded robotic now breathe and pause. "
+    "This paragraph is long enough to measure how fast each engine speaks compared with real time. "
+    "Every sentence is synthesised while the previous one is already being sent."
+)
+
+
+async def _bench_builtin(args: argparse.Namespace) -> list[dict]:
+    """Speak (session start) -> first sound for one sentence, per built-in voice; and each engine's speed."""
+    from voicegui.core.builtin_provider import BuiltinServer
+    from voicegui.core.fetch import FetchMarks, SpeechRequest, fetch_speech
+    from voicegui.core.session import SpeakOptions, SpeakSession
+
+    async def discard(_data: bytes) -> None:
+        return None
+
+    rows = []
+    with BuiltinServer() as server:
+        voices = {}
+        for voice in server.voices():  # one voice per engine: the first (best) it lists
+            voices.setdefault(voice.engine, voice.id)
+        for engine, voice in voices.items():
+            for run in range(args.runs + 1):
+                request = SpeechRequest(base_url=server.base_url, api_key=server.token, model=server.default_model,
+                                        voice=voice, text=BUILTIN_SENTENCE, response_format="pcm")
+                metrics = await SpeakSession(SpeakOptions(request=request)).run()
+                if run == 0:
+                    continue  # warm-up: the first request pays for lazy initialisation
+                rows.append({"engine": engine, "voice": voice, "kind": "ttfa", "ttfa_ms": metrics.ttfa_ms,
+                             "error": metrics.error})
+            # Real-time factor: audio seconds produced per wall second, as fast as the server can go.
+            request = SpeechRequest(base_url=server.base_url, api_key=server.token, model=server.default_model,
+                                    voice=voice, text=BUILTIN_PARAGRAPH, response_format="pcm")
+            await fetch_speech(request, FetchMarks(), discard)
+            rec = server.records[-1]
+            wall = (rec.ended_at or time.monotonic()) - rec.received_at
+            rows.append({"engine": engine, "voice": voice, "kind": "rtf", "audio_s": rec.audio_s,
+                         "rtf": rec.audio_s / wall if wall > 0 else None})
+    return rows
+
+
+def summarize_builtin(rows: list[dict]) -> str:
+    lines = ["| engine (voice) | speak -> first sound, median (ms) | min–max (ms) | real-time factor |",
+             "|---|---|---|---|"]
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        ttfa = [r["ttfa_ms"] for r in rows if r["engine"] == engine and r["kind"] == "ttfa" and r["ttfa_ms"]]
+        rtf = [r["rtf"] for r in rows if r["engine"] == engine and r["kind"] == "rtf" and r["rtf"]]
+        voice = next(r["voice"] for r in rows if r["engine"] == engine)
+        med = f"{statistics.median(ttfa):.0f}" if ttfa else "n/a"
+        span = f"{min(ttfa):.0f}–{max(ttfa):.0f}" if ttfa else "n/a"
+        lines.append(f"| {engine} ({voice}) | {med} | {span} | {rtf[0]:.0f}x |" if rtf else
+                     f"| {engine} ({voice}) | {med} | {span} | n/a |")
+    return "\n".join(lines)
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    if args.builtin:
+        rows = asyncio.run(_bench_builtin(args))
+        print(json.dumps(rows, indent=1) if args.json else summarize_builtin(rows))
+        return 0
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
     if bad:
