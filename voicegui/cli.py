@@ -167,7 +167,7 @@ def run_speak(args: argparse.Namespace) -> int:
         from voicegui.core.builtin_provider import BuiltinServer, BuiltinUnavailable
 
         try:
-            builtin = BuiltinServer()
+            builtin = BuiltinServer(lazy=True)  # load only the engine of the voice asked for
         except BuiltinUnavailable as exc:
             print(f"voicegui: {exc}; or pass --base-url of an OpenAI-compatible server", file=sys.stderr)
             return EXIT_FAILED

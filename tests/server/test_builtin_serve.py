@@ -189,7 +189,7 @@ async def test_without_hibari_the_first_voice_is_default():
 def test_no_engine_at_all_is_a_clear_error(monkeypatch):
     import voicegui.core.builtin_provider as bp
 
-    monkeypatch.setattr(bp, "available_engines", lambda warm=True: ([], ["espeak-ng not found: apt-get install "
+    monkeypatch.setattr(bp, "available_engines", lambda warm=True, lazy=False: ([], ["espeak-ng not found: apt-get install "
                                                                          "espeak-ng"]))
     with pytest.raises(BuiltinUnavailable, match="apt-get install espeak-ng"):
         BuiltinServer()

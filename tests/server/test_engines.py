@@ -375,3 +375,27 @@ async def test_builtin_with_real_engines() -> None:
         assert audio.size > SR // 10
     finally:
         builtin.close()
+
+
+def test_lazy_engines_list_voices_without_loading_and_load_on_first_use():
+    from voicegui.server.engines import builtin as builtin_mod
+
+    engines, _hints = builtin_mod.available_engines(warm=False, lazy=True)
+    lazy = [e for e in engines if isinstance(e, builtin_mod.LazyEngine)]
+    assert lazy, "hibari should be offered lazily"
+    hibari_engine = next(e for e in lazy if e.name == "hibari")
+    assert [v.id for v in hibari_engine.voices()] == ["heart"] and not hibari_engine.loaded
+
+    async def speak() -> int:
+        total = 0
+        async for block in hibari_engine.synthesize("Hello there.", "heart", 1.0):
+            total += len(block)
+        return total
+
+    try:
+        assert asyncio.run(speak()) > 24000 * 0.3
+        assert hibari_engine.loaded
+        assert all(not e.loaded for e in lazy if e is not hibari_engine)  # the others stay unloaded
+    finally:
+        for e in engines:
+            getattr(e, "close", lambda: None)()

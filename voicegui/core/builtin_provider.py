@@ -63,10 +63,11 @@ class BuiltinServer:
     """
 
     def __init__(self, engines: list[Engine] | None = None, shaping: Shaping | None = None,
-                 warm: bool = True) -> None:
+                 warm: bool = True, lazy: bool = False) -> None:
         hints: list[str] = []
         if engines is None:
-            engines, hints = available_engines(warm=warm)
+            # lazy: neural engines load on their first request (the CLI speaks one voice: why load all?)
+            engines, hints = available_engines(warm=warm, lazy=lazy)
         self.hints: list[str] = hints  # why some engines are missing ("espeak-ng not found: apt-get ...")
         if not engines:
             raise BuiltinUnavailable("no offline voice is available: " + ("; ".join(hints) or "no engine found"))

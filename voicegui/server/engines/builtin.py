@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import av
 import numpy as np
@@ -177,11 +178,71 @@ class BuiltinEngine:
                 close()
 
 
-def available_engines(warm: bool = True) -> tuple[list[Engine], list[str]]:
+class LazyEngine:
+    """A neural engine whose model is loaded on its first request (or by ``load()``), not at start-up.
+
+    Loading hibari or piper costs ~0.5 s each; a `voicegui speak` with voice "heart" should not pay for
+    piper. The voice list comes from the module's constants, so listing voices loads nothing.
+
+    Threads: ``load()`` may run on any thread (a lock makes it happen once); ``synthesize()`` runs on the
+    server's loop and, the first time, awaits ``load()`` in a worker thread so the loop never blocks.
+    """
+
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, module: Any, warm: bool = True) -> None:
+        self._module = module
+        self._warm = warm
+        self.name: str = module.ENGINE_NAME
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def models(self) -> list[str]:
+        return [self._module.MODEL_ID]
+
+    def voices(self) -> list[VoiceInfo]:
+        return list(self._module.VOICES)
+
+    @property
+    def loaded(self) -> bool:
+        return self._engine is not None
+
+    def load(self) -> Engine:
+        with self._lock:
+            if self._closed:
+                raise EngineError(f"{self.name} engine is closed")
+            if self._engine is None:
+                try:
+                    self._engine = self._module.create(warm=self._warm)
+                except (OSError, RuntimeError, ValueError, ImportError) as exc:
+                    raise EngineError(f"{self.name} failed to start: {exc}") from exc
+            return self._engine
+
+    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
+        engine = self._engine if self._engine is not None else await asyncio.to_thread(self.load)
+        gen = engine.synthesize(text, voice, speed)
+        try:
+            async for block in gen:
+                yield block
+        finally:
+            await gen.aclose()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            engine, self._engine = self._engine, None
+        close = getattr(engine, "close", None)
+        if callable(close):
+            close()
+
+
+def available_engines(warm: bool = True, lazy: bool = False) -> tuple[list[Engine], list[str]]:
     """Construct every offline engine that works here: (engines, hints for the missing ones).
 
-    Order is best voice first: hibari, piper, espeak-ng. `warm` runs one tiny synthesis per engine now
-    (on the caller's thread) so the first request does not pay for loading lexicons (~0.3 s for hibari).
+    Order is best voice first: hibari, piper, espeak-ng. `warm` runs one tiny synthesis per engine when it
+    loads so the first request does not pay for loading lexicons (~0.3 s for hibari). With `lazy`, the
+    neural engines (hibari, piper) are LazyEngines that load on first use; espeak-ng is cheap and loads now.
     """
     # Imported here, not at module level: the engine modules import this one's helpers.
     from voicegui.server.engines import espeak, hibari, piper
@@ -192,6 +253,9 @@ def available_engines(warm: bool = True) -> tuple[list[Engine], list[str]]:
         hint = module.missing()
         if hint:
             hints.append(hint)
+            continue
+        if lazy and hasattr(module, "VOICES"):
+            engines.append(LazyEngine(module, warm=warm))
             continue
         try:
             engine = module.create(warm=warm)

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MODEL_ID = "hibari"
 VOICE_ID = "heart"
+ENGINE_NAME = "hibari"
+# Known without loading the model, so the voice list needs no model load (see builtin.LazyEngine).
+VOICES = (VoiceInfo(id=VOICE_ID, name="Heart (hibari)", language="en-US", engine=ENGINE_NAME),)
 
 
 def missing() -> str | None:
@@ -48,7 +51,7 @@ def create(warm: bool = True) -> HibariEngine:
 class HibariEngine(SingleWorkerEngine):
     """hibari-tts's bundled voice "heart". See the module docstring."""
 
-    name = "hibari"
+    name = ENGINE_NAME
     sample_rate = SAMPLE_RATE
     voice_id = VOICE_ID
 
@@ -61,11 +64,11 @@ class HibariEngine(SingleWorkerEngine):
 
     def _load(self, warm: bool) -> None:
         import hibari
-        from hibari.voices import VOICES, voice_path
+        from hibari.voices import VOICES as HIBARI_VOICES, voice_path
 
         if hibari.SAMPLE_RATE != SAMPLE_RATE:
             raise RuntimeError(f"hibari speaks at {hibari.SAMPLE_RATE} Hz, expected {SAMPLE_RATE}")
-        if not VOICES.get(VOICE_ID, {}).get("bundled"):
+        if not HIBARI_VOICES.get(VOICE_ID, {}).get("bundled"):
             raise RuntimeError(f"this hibari-tts has no bundled voice {VOICE_ID!r}")
         # Never download: a missing bundled file is an error, not a fetch.
         model = voice_path(VOICE_ID, download_missing=False)
@@ -78,7 +81,7 @@ class HibariEngine(SingleWorkerEngine):
         return [MODEL_ID]
 
     def voices(self) -> list[VoiceInfo]:
-        return [VoiceInfo(id=VOICE_ID, name="Heart (hibari)", language="en-US", engine=self.name)]
+        return list(VOICES)
 
     def _synth_piece(self, text: str, speed: float) -> np.ndarray:
         """One sentence -> trimmed float32 audio at 24 kHz. Runs on the worker thread."""

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MODEL_ID = "piper"
 VOICE_ID = "piper:joe"
+ENGINE_NAME = "piper"
+# Known without loading the model, so the voice list needs no model load (see builtin.LazyEngine).
+VOICES = (VoiceInfo(id=VOICE_ID, name="Joe (piper)", language="en-US", engine=ENGINE_NAME),)
 
 
 def missing() -> str | None:
@@ -49,7 +52,7 @@ def create(warm: bool = True) -> PiperEngine:
 class PiperEngine(SingleWorkerEngine):
     """Piper with the bundled en_US-joe-medium voice. See the module docstring."""
 
-    name = "piper"
+    name = ENGINE_NAME
     sample_rate = SAMPLE_RATE
     voice_id = VOICE_ID
 
@@ -77,7 +80,7 @@ class PiperEngine(SingleWorkerEngine):
         return [MODEL_ID]
 
     def voices(self) -> list[VoiceInfo]:
-        return [VoiceInfo(id=VOICE_ID, name="Joe (piper)", language="en-US", engine=self.name)]
+        return list(VOICES)
 
     def _synth_piece(self, text: str, speed: float) -> np.ndarray:
         """One sentence -> trimmed float32 at 24 kHz. Runs on the worker thread."""
