@@ -5,8 +5,13 @@ hook applies to the tests in this directory only. Inside these tests, wait by aw
 polling with ``asyncio.sleep`` — ``qtbot.waitUntil``/``waitSignal`` spin a nested Qt loop and hang under
 qasync (see DESIGN.md).
 
-The speech server is the real built-in one (ServerThread) replaying a generated clip; audio goes to the
-PulseAudio null sink started by tests/conftest.py.
+The speech server is the real BuiltinServer class (per-run token, shaping) serving the replay engine with a
+generated clip, so the window's default provider (Built-in) speaks without any configuration; audio goes
+to the PulseAudio null sink started by tests/conftest.py.
+
+Every test gets its own settings directory ($VOICEGUI_CONFIG_DIR = a tmp dir) and an in-memory keyring
+(tests.ui.memory_keyring.MemoryKeyring, also named in $PYTHON_KEYRING_BACKEND for child processes), so
+no test reads or writes the developer's settings or keyring.
 """
 
 from __future__ import annotations
@@ -39,6 +44,15 @@ class _TestLoop(qasync.QEventLoop):
 
     def close(self) -> None:
         sys.set_asyncgen_hooks(*self._old_hooks)
+        # qasync keeps a Qt timer registered for every call_later handle until it fires, cancelled or not
+        # (aiohttp's 5 s request timeouts, wait_for deadlines). Fired after this loop is gone, such a timer
+        # was delivered to a deleted QObject and crashed a later test (SIGSEGV in QTimerInfoList::
+        # activateTimers under gdb). Kill them with the loop; the app has one loop per process.
+        timer = self._timer
+        callbacks = getattr(timer, "_SimpleTimer__callbacks", {})
+        for timer_id in list(callbacks):
+            timer.killTimer(timer_id)
+        callbacks.clear()
         super().close()
 
 
@@ -53,11 +67,33 @@ def ui_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ui_server(ui_clip: Path):
+    from voicegui.core.builtin_provider import BuiltinServer
     from voicegui.server.engines.replay import ReplayEngine
-    from voicegui.server.thread import ServerThread
 
-    with ServerThread(ReplayEngine(ui_clip), token=TOKEN) as srv:
+    with BuiltinServer(engines=[ReplayEngine(ui_clip)]) as srv:
         yield srv
+
+
+@pytest.fixture(autouse=True)
+def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "config"
+    monkeypatch.setenv("VOICEGUI_CONFIG_DIR", str(path))
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def memory_keyring(monkeypatch: pytest.MonkeyPatch):
+    import keyring
+
+    from tests.ui.memory_keyring import MemoryKeyring
+
+    old = keyring.get_keyring()
+    backend = MemoryKeyring()
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.ui.memory_keyring.MemoryKeyring")
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(old)
 
 
 @pytest.fixture
@@ -72,18 +108,32 @@ def server(ui_server):
 
 @pytest.fixture
 async def window(qtbot, server) -> AsyncIterator:
-    """A shown MainWindow pointed at the test server, speaking pcm; its session is stopped afterwards."""
+    """A shown MainWindow on its default provider (Built-in = the test server), speaking pcm; its session
+    is stopped afterwards."""
+    win = await open_window(server)
+    yield win
+    await close_window(win)
+
+
+async def open_window(server, text: str = "Hello there, this is a test of the window.", fmt: str | None = "pcm"):
     from voicegui.ui.main_window import MainWindow
 
-    win = MainWindow()
-    # Not qtbot.addWidget: pytest-qt would close and delete it before this fixture's async teardown runs.
-    win.base_url.setText(server.base_url)
-    win.api_key.setText(TOKEN)
-    win.format.setCurrentText("pcm")
-    win.text_edit.setPlainText("Hello there, this is a test of the window.")
+    # Not qtbot.addWidget: pytest-qt would close and delete it before the fixture's async teardown runs.
+    win = MainWindow(builtin=server)
+    if fmt:
+        win.format.setCurrentText(fmt)
+    win.text_edit.setPlainText(text)
     win.show()
-    yield win
-    await win.shutdown()  # releases the device; the close is then immediate
+    # the built-in server's model and voice lists arrive from a request on the loop
+    await until(lambda: win.voice.count() > 0 and "voices from" in win.provider_panel.connection.text(), 5,
+                "the built-in voice list")
+    return win
+
+
+async def close_window(win) -> None:
+    if win.__dict__.get("_released"):
+        return  # a test closed it already
+    await win.shutdown()  # releases the device and saves the settings; the close is then immediate
     win.close()
     win.deleteLater()
     await asyncio.sleep(0)

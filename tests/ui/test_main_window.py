@@ -45,6 +45,15 @@ async def sink_inputs() -> list[str]:
     return await asyncio.get_running_loop().run_in_executor(None, run)
 
 
+def use_custom(window, base_url: str, key: str = "") -> None:
+    """Point the window at another server (the Custom provider)."""
+    window.provider_panel.set_provider("custom")
+    window.base_url.setText(base_url)
+    window.api_key.setText(key)
+    window.provider_panel.model.setCurrentText("tts-1")
+    window.provider_panel.voice.setCurrentText("alloy")
+
+
 def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -137,7 +146,7 @@ async def test_bigger_prebuffer_means_later_first_sound(qtbot, window, server):
 
 
 async def test_unreachable_server_shows_banner_and_next_speak_works(qtbot, window, server):
-    window.base_url.setText(f"http://127.0.0.1:{closed_port()}/v1")
+    use_custom(window, f"http://127.0.0.1:{closed_port()}/v1")
     playback = await speak_and_wait(qtbot, window)
     assert playback.metrics.error
     assert window.banner.isVisible()
@@ -145,7 +154,7 @@ async def test_unreachable_server_shows_banner_and_next_speak_works(qtbot, windo
     assert playback.metrics.error in window.status_line.text()
     assert window.speak_button.isEnabled()
 
-    window.base_url.setText(server.base_url)
+    use_custom(window, server.base_url, server.token)
     playback = await speak_and_wait(qtbot, window)
     assert playback.metrics.completed and playback.metrics.error is None
     assert not window.banner.isVisible()
@@ -156,8 +165,8 @@ async def test_speak_is_disabled_with_a_reason_for_empty_text(qtbot, window):
     assert not window.speak_button.isEnabled()
     assert "Nothing to speak" in window.speak_reason.text()
     assert window.char_count.text() == "5 / 4096"
-    window.text_edit.setPlainText("x" * 4097)
-    assert not window.speak_button.isEnabled() and "4096" in window.speak_reason.text()
+    window.text_edit.setPlainText("x" * 200_001)
+    assert not window.speak_button.isEnabled() and "200000" in window.speak_reason.text()
     window.text_edit.setPlainText("Hi.")
     assert window.speak_button.isEnabled() and window.speak_reason.text() == ""
     assert window.api_key.echoMode() == window.api_key.EchoMode.Password
@@ -194,10 +203,23 @@ async def test_screenshots(qtbot, window, server, artifacts_dir, caplog):
     await asyncio.sleep(0.1)
     assert window.grab().save(str(artifacts_dir / "ui-done.png"))
 
-    window.base_url.setText(f"http://127.0.0.1:{closed_port()}/v1")
+    use_custom(window, f"http://127.0.0.1:{closed_port()}/v1")
     await speak_and_wait(qtbot, window)
     assert window.banner.isVisible()
     assert window.grab().save(str(artifacts_dir / "ui-error.png"))
+
+    window.banner.hide()
+    window.provider_panel.set_provider("openai")  # no key: known lists, no request
+    window.provider_panel.model.setCurrentText("tts-1")
+    await asyncio.sleep(0.05)
+    assert window.provider_panel.warning.isVisible()
+    assert window.grab().save(str(artifacts_dir / "ui-shutdown-warning.png"))
+    window.tabs.setCurrentIndex(1)
+    await asyncio.sleep(0.05)
+    assert window.grab().save(str(artifacts_dir / "ui-playback-tab.png"))
+    window.resize(760, 520)  # small: panels scroll, nothing overlaps
+    await asyncio.sleep(0.05)
+    assert window.grab().save(str(artifacts_dir / "ui-small.png"))
 
 
 async def test_keyboard_shortcuts_speak_and_stop(qtbot, window, server):

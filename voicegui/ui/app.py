@@ -4,8 +4,13 @@ Threads: everything here runs on the main thread, which is both the Qt GUI threa
 thread (qasync runs asyncio on top of Qt's event loop). The streaming core's fetch/decode tasks run on that
 loop; the PortAudio callback thread is started and stopped by the core, never touched here.
 
-Shutdown: closing the window runs MainWindow's async close handler (it stops the current Speak and waits
-for the device to be released), then the main coroutine returns and the loop is closed.
+The built-in voices (core.builtin_provider.BuiltinServer) start once per run, in a worker thread (loading
+the engines takes ~1 s) while the window is already shown; the window gets the server when it is up. The
+server runs on its own thread; it is stopped (in a worker thread: it joins) after the window has closed.
+
+Shutdown: closing the window runs MainWindow's async close handler (it stops the current Speak, waits
+for the device to be released and saves the settings), then the built-in server stops, the main coroutine
+returns and the loop is closed.
 """
 
 from __future__ import annotations
@@ -82,6 +87,21 @@ def ensure_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
+async def _start_builtin(window: object) -> object | None:
+    """Start the built-in server off the GUI thread and hand it to the window; None if it cannot run."""
+    from voicegui.core.builtin_provider import BuiltinServer, BuiltinUnavailable
+
+    try:
+        server = await asyncio.to_thread(BuiltinServer)
+    except (BuiltinUnavailable, OSError, RuntimeError) as exc:
+        log.warning("built-in voices unavailable: %s", exc)
+        window.set_builtin_error(f"The built-in voices are not available: {exc}")  # type: ignore[attr-defined]
+        return None
+    if not window.is_closing():  # type: ignore[attr-defined]
+        window.set_builtin(server)  # type: ignore[attr-defined]
+    return server
+
+
 async def _main_window_session() -> int:
     from voicegui.ui.main_window import MainWindow
 
@@ -95,6 +115,7 @@ async def _main_window_session() -> int:
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(200)
     window.show()
+    builtin_task = asyncio.ensure_future(_start_builtin(window))
     log.info("voicegui ready")
     try:
         await closed.wait()
@@ -103,6 +124,10 @@ async def _main_window_session() -> int:
         raise
     finally:
         heartbeat.stop()
+        # The server thread must not outlive the window; wait for a start still in progress, then stop it.
+        server = await asyncio.shield(builtin_task)
+        if server is not None:
+            await asyncio.to_thread(server.stop)
     return 0
 
 

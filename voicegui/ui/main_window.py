@@ -1,4 +1,5 @@
-"""MainWindow: text, provider fields, Speak/Stop, live plots, the TTFA readout, tuning and an error banner.
+"""MainWindow: text, provider panel, Speak/Stop, live plots, the TTFA readout, tuning, network simulator,
+the Realtime transcript and an error banner; settings restored at start and saved at close.
 
 Threads: GUI thread only, which under qasync is also the asyncio loop's thread. Speak is an async slot:
 it runs on the loop, stops the current session (awaiting it until its device is closed), then starts a
@@ -7,8 +8,16 @@ number, and a Speak that was overtaken by a newer one while it waited for the ol
 start anything. The core's PortAudio callback thread is never touched from here; the plots and panels
 poll ``snapshot()`` on timers.
 
-The API key lives only in its line edit and in the request object of the running Speak: it is never
-logged, saved or shown.
+Text longer than one request takes (4096 characters) is cut at sentence ends (text.split_for_request)
+and the pieces are played back to back as consecutive sessions of one Playback (the core has no gapless
+multi-request session yet: each piece re-opens the device).
+
+The built-in server (BuiltinServer) is started and stopped by ui/app.py; the window only reads its
+URL/token and sets its ``shaping`` from the network simulator (a plain attribute swap, read by the
+server's thread once per request).
+
+The API key lives in its line edit, the KeyStore (keyring or memory) and the request object of the running
+Speak: it is never logged, written to the settings file or shown.
 """
 
 from __future__ import annotations
@@ -19,43 +28,46 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
-from PySide6.QtCore import Qt, Signal
+from typing import Any
+
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QComboBox,
-    QFormLayout,
     QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QMainWindow,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QStyle,
+    QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 from qasync import asyncSlot
 
+from voicegui import settings as settings_mod
 from voicegui.core.fetch import SpeechRequest
 from voicegui.core.metrics import SessionMetrics
 from voicegui.core.output import OutputConfig
+from voicegui.core.providers import BUILTIN
+from voicegui.core.realtime import transcript_differs
 from voicegui.core.session import SpeakOptions, SpeakSession
-from voicegui.ui.panels import TtfaPanel, TuningPanel
+from voicegui.core.text import split_for_request
+from voicegui.settings import KeyStore, Settings
+from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel
 from voicegui.ui.plots import LivePlots
+from voicegui.ui.provider_panel import ProviderPanel
 
 log = logging.getLogger(__name__)
 
-MAX_INPUT_CHARS = 4096  # OpenAI's limit for `input`
-DEFAULT_BASE_URL = "http://127.0.0.1:8880/v1"  # Kokoro-FastAPI's default; the built-in provider comes later
-MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
-VOICES = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse",
-          "marin", "cedar")
-FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+MAX_INPUT_CHARS = 4096  # OpenAI's limit for `input`: longer text is sent as several requests
+MAX_TEXT_CHARS = 200_000  # beyond this, something was pasted by mistake
 SESSION_LOG = 50  # recent sessions kept (for the history panel to come, and for tests)
 
 
@@ -63,12 +75,20 @@ SESSION_LOG = 50  # recent sessions kept (for the history panel to come, and for
 class Playback:
     """One Speak: the session, the task running it, and when run() was entered and left (monotonic)."""
 
-    session: SpeakSession
+    session: SpeakSession  # the piece playing now (the first, until it ends)
+    parts: list[SpeakOptions] = field(default_factory=list)  # one per request (text over 4096 chars: several)
+    sessions: list[SpeakSession] = field(default_factory=list)
     task: asyncio.Task | None = None
     entered_at: float | None = None
     left_at: float | None = None
-    metrics: SessionMetrics | None = None
+    metrics: SessionMetrics | None = None  # of the last piece that ran
+    stop_requested: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def transcript(self) -> str:
+        """The Realtime model's transcript over all pieces so far."""
+        return " ".join(t for t in (s.transcript.strip() for s in self.sessions) if t)
 
 
 class ErrorBanner(QFrame):
@@ -106,12 +126,16 @@ class ErrorBanner(QFrame):
 
 
 class MainWindow(QMainWindow):
-    """The voicegui window. ``closed`` is emitted once the close handler has released the device."""
+    """The voicegui window. ``closed`` is emitted once the close handler has released the device.
+
+    `builtin`: the app's BuiltinServer if it is already running (else call set_builtin() once it is).
+    Settings come from settings.load() ($VOICEGUI_CONFIG_DIR or the platform config dir).
+    """
 
     closed = Signal()
     session_finished = Signal(object)  # SessionMetrics of each Speak that ran, for listeners and tests
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, builtin: Any = None, keys: KeyStore | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("voicegui")
         self._current: Playback | None = None
@@ -120,7 +144,11 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._released = False  # shutdown() finished: the device is free, closing is immediate
         self._closed_emitted = False
+        self._builtin: Any = None
         self.playbacks: deque[Playback] = deque(maxlen=SESSION_LOG)
+        loaded = settings_mod.load()
+        self.settings: Settings = loaded.settings
+        self.keys = keys or KeyStore()
 
         self.banner = ErrorBanner()
 
@@ -128,37 +156,24 @@ class MainWindow(QMainWindow):
         self.text_edit = QPlainTextEdit()
         self.text_edit.setPlaceholderText("Type or paste the text to speak, then press Speak (Ctrl+Enter).")
         self.text_edit.setTabChangesFocus(True)
+        self.text_label = QLabel("&Text")
+        self.text_label.setBuddy(self.text_edit)
         self.char_count = QLabel()
         self.char_count.setAlignment(Qt.AlignmentFlag.AlignRight)
 
         # --- provider ---
-        self.base_url = QLineEdit(DEFAULT_BASE_URL)
-        self.base_url.setPlaceholderText("OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
-        self.api_key = QLineEdit()
-        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
-        self.api_key.setPlaceholderText("API key (kept in memory only)")
-        self.model = QComboBox()
-        self.model.setEditable(True)
-        self.model.addItems(MODELS)
-        self.voice = QComboBox()
-        self.voice.setEditable(True)
-        self.voice.addItems(VOICES)
-        self.format = QComboBox()
-        self.format.addItems(FORMATS)
-        provider = QGroupBox("Provider")
-        pform = QFormLayout(provider)
-        pform.addRow("Base URL", self.base_url)
-        pform.addRow("API key", self.api_key)
-        pform.addRow("Model", self.model)
-        pform.addRow("Voice", self.voice)
-        pform.addRow("Format", self.format)
+        self.provider_panel = ProviderPanel(self.settings, self.keys)
+        pp = self.provider_panel
+        # Short names for the fields tests and the rest of the window use.
+        self.base_url, self.api_key, self.model, self.voice, self.format = (
+            pp.base_url, pp.api_key, pp.model, pp.voice, pp.format)
 
         # --- actions ---
-        self.speak_button = QPushButton("Speak")
+        self.speak_button = QPushButton("&Speak")
         self.speak_button.setToolTip("Speak the text (Ctrl+Enter)")
         self.speak_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
         self.speak_button.setDefault(True)
-        self.stop_button = QPushButton("Stop")
+        self.stop_button = QPushButton("St&op")
         self.stop_button.setToolTip("Stop speaking (Esc)")
         self.stop_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaStop))
         self.stop_button.setEnabled(False)
@@ -176,29 +191,61 @@ class MainWindow(QMainWindow):
         actions.addWidget(self.speak_reason, 1)
         actions.addWidget(self.char_count)
 
-        # --- live views ---
+        # --- transcript (Realtime models say what they read) ---
+        self.transcript = QPlainTextEdit()
+        self.transcript.setReadOnly(True)
+        self.transcript.setTabChangesFocus(True)
+        self.transcript.setPlaceholderText("What the Realtime model says it read appears here.")
+        self.transcript.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
+        self.transcript_flag = QLabel("The model's reading differs from the text.")
+        self.transcript_flag.setStyleSheet("color: #c62828; font-weight: bold;")
+        self.transcript_flag.hide()
+        self.transcript_box = QGroupBox("T&ranscript (Realtime)")
+        tlayout = QVBoxLayout(self.transcript_box)
+        tlayout.addWidget(self.transcript)
+        tlayout.addWidget(self.transcript_flag)
+        self.transcript_box.setVisible(pp.is_realtime())
+
+        # --- live views and knobs ---
         self.plots = LivePlots(self._session)
         self.ttfa = TtfaPanel(self._session)
         self.tuning = TuningPanel()
+        self.network = NetworkPanel()
+        self._restore_knobs()
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.text_label)
         left_layout.addWidget(self.text_edit, 2)
         left_layout.addLayout(actions)
+        left_layout.addWidget(pp.warning)
+        left_layout.addWidget(self.transcript_box)
         left_layout.addWidget(self.plots, 3)
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        right_layout.addWidget(provider)
-        right_layout.addWidget(self.ttfa, 1)
-        right_layout.addWidget(self.tuning)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self._scrolled(self.provider_panel), "&Voice")
+        playback_page = QWidget()
+        playback_layout = QVBoxLayout(playback_page)
+        playback_layout.setContentsMargins(0, 0, 0, 0)
+        playback_layout.addWidget(self.tuning)
+        playback_layout.addWidget(self.network)
+        playback_layout.addStretch(1)
+        self.tabs.addTab(self._scrolled(playback_page), "Pl&ayback")
+        # The TTFA readout stays in view under the tabs: it is what a Speak is judged by.
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(self.tabs)
+        right.addWidget(self.ttfa)
+        right.setStretchFactor(0, 1)
+        right.setStretchFactor(1, 0)  # the readout keeps its natural height; the tabs take the rest
+        right.setChildrenCollapsible(False)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 1)
+        splitter.setStretchFactor(1, 2)
         splitter.setChildrenCollapsible(False)
+        self.splitter = splitter
 
         central = QWidget()
         outer = QVBoxLayout(central)
@@ -210,9 +257,89 @@ class MainWindow(QMainWindow):
         self.status_line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_line, 1)
         self.resize(1100, 720)
+        if self.settings.window_geometry:
+            self.restoreGeometry(QByteArray.fromBase64(self.settings.window_geometry.encode("ascii")))
+
+        self.transcript_timer = QTimer(self)
+        self.transcript_timer.setInterval(250)  # text: ~4 Hz is as fast as anyone reads
+        self.transcript_timer.timeout.connect(self._refresh_transcript)
+        self.transcript_timer.start()
 
         self.text_edit.textChanged.connect(self._update_speak_enabled)
+        pp.model_changed.connect(lambda _m: self.transcript_box.setVisible(pp.is_realtime()))
+        pp.provider_changed.connect(self._on_provider_changed)
+        self.network.changed.connect(self._apply_shaping)
+        self._on_provider_changed(pp.provider_id())
         self._update_speak_enabled()
+        if builtin is not None:
+            self.set_builtin(builtin)
+        if loaded.message:
+            self.show_error(loaded.message)
+
+    @staticmethod
+    def _scrolled(widget: QWidget) -> QScrollArea:
+        """Panels taller than a small window scroll instead of squeezing their fields."""
+        area = QScrollArea()
+        area.setWidget(widget)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        return area
+
+    def _restore_knobs(self) -> None:
+        s = self.settings
+        self.tuning.set_knobs(chunk_bytes=s.chunk_bytes, prebuffer_ms=s.prebuffer_ms, max_buffer_s=s.max_buffer_s,
+                              latency=s.latency, blocksize=s.blocksize)
+        self.tuning.set_device(s.device)
+        self.tuning.volume.setValue(int(round(s.volume * 100)))
+        self.network.set_values(s.sim_first_byte_delay_ms, s.sim_throughput_x, s.sim_jitter_ms)
+
+    # --- built-in server, settings --------------------------------------------------------------------
+    def set_builtin(self, server: Any) -> None:
+        """The app's BuiltinServer runs: offer its voices; the simulator now drives its shaping."""
+        self._builtin = server
+        self.provider_panel.set_builtin(server)
+        self._apply_shaping(self.network.shaping())
+        self._update_speak_enabled()
+
+    def set_builtin_error(self, message: str) -> None:
+        self.provider_panel.set_builtin_error(message)
+        if self.provider_panel.provider_id() == BUILTIN:
+            self.show_error(message)
+
+    def _apply_shaping(self, shaping: Any) -> None:
+        if self._builtin is not None:
+            self._builtin.shaping = shaping
+
+    def _on_provider_changed(self, pid: str) -> None:
+        self.network.setEnabled(pid == BUILTIN)
+        self.network.note.setText("Applies to the built-in provider only." if pid == BUILTIN else
+                                  "Only the built-in provider can be slowed down: choose it on the Voice tab.")
+
+    def collect_settings(self) -> Settings:
+        """The settings as shown now (everything but the API key)."""
+        s = self.settings
+        self.provider_panel.store_into(s)
+        try:
+            tuning = self.tuning.values()
+            s.latency = tuning.latency
+        except ValueError:
+            tuning = None  # an invalid latency typed in: keep the last good one
+        if tuning is not None:
+            s.chunk_bytes, s.prebuffer_ms, s.max_buffer_s = tuning.chunk_bytes, tuning.prebuffer_ms, tuning.max_buffer_s
+            s.blocksize, s.device, s.volume = tuning.blocksize, tuning.device, tuning.volume
+        s.sim_first_byte_delay_ms = float(self.network.first_byte_ms.value())
+        s.sim_throughput_x = self.network.throughput()
+        s.sim_jitter_ms = float(self.network.jitter_ms.value())
+        s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
+        return s
+
+    def save_settings(self) -> None:
+        """Write the settings file; a failure is shown, not raised (the window keeps working)."""
+        try:
+            settings_mod.save(self.collect_settings())
+        except (OSError, ValueError) as exc:
+            log.warning("could not save settings: %s", exc)
+            self.show_error(f"Could not save the settings: {exc}")
 
     # --- state -------------------------------------------------------------------------------------------
     @property
@@ -223,6 +350,9 @@ class MainWindow(QMainWindow):
     @property
     def playback(self) -> Playback | None:
         return self._current
+
+    def is_closing(self) -> bool:
+        return self._closing
 
     def is_speaking(self) -> bool:
         cur = self._current
@@ -235,15 +365,15 @@ class MainWindow(QMainWindow):
         text = self.text_edit.toPlainText()
         if not text.strip():
             return "Nothing to speak: type some text."
-        if len(text) > MAX_INPUT_CHARS:
-            return f"Text is longer than {MAX_INPUT_CHARS} characters: shorten it to speak it."
+        if len(text) > MAX_TEXT_CHARS:
+            return f"Text is longer than {MAX_TEXT_CHARS} characters: shorten it to speak it."
         return None
 
     def _update_speak_enabled(self) -> None:
         n = len(self.text_edit.toPlainText())
-        over = n > MAX_INPUT_CHARS
-        self.char_count.setText(f"{n} / {MAX_INPUT_CHARS}")
-        self.char_count.setStyleSheet("color: #c62828; font-weight: bold;" if over else "")
+        self.char_count.setText(f"{n} / {MAX_INPUT_CHARS}" if n <= MAX_INPUT_CHARS
+                                else f"{n} characters: sent in pieces of ≤ {MAX_INPUT_CHARS}")
+        self.char_count.setStyleSheet("color: #c62828; font-weight: bold;" if n > MAX_TEXT_CHARS else "")
         reason = self._speak_block_reason()
         self.speak_reason.setText(reason or "")
         self.speak_button.setToolTip(reason or "Speak the text (Ctrl+Enter)")
@@ -254,27 +384,37 @@ class MainWindow(QMainWindow):
         self.status_line.setText(text)
 
     # --- Speak / Stop -------------------------------------------------------------------------------------
-    def _options(self) -> SpeakOptions:
-        """The request and knobs for the next Speak; raises ValueError with a message for the user."""
+    def _options(self) -> list[SpeakOptions]:
+        """The requests (one per ≤4096-character piece) and knobs for the next Speak; raises ValueError
+        with a message for the user."""
         tuning = self.tuning.values()
-        base_url = self.base_url.text().strip()
-        if not base_url:
-            raise ValueError("Enter the provider's base URL.")
-        request = SpeechRequest(
-            base_url=base_url,
-            api_key=self.api_key.text() or "none",  # the OpenAI client insists on a key; local servers ignore it
-            model=self.model.currentText().strip() or MODELS[0],
-            voice=self.voice.currentText().strip() or VOICES[0],
-            text=self.text_edit.toPlainText(),
-            response_format=self.format.currentText(),
-            chunk_bytes=tuning.chunk_bytes,
-        )
-        return SpeakOptions(
-            request=request,
+        pp = self.provider_panel
+        base_url, key = pp.endpoint()
+        model, voice = pp.model_id(), pp.voice_id()
+        if not model:
+            raise ValueError("Choose a model.")
+        if not voice:
+            raise ValueError("Choose a voice.")
+        text = self.text_edit.toPlainText()
+        pieces = [text] if len(text) <= MAX_INPUT_CHARS else split_for_request(text, MAX_INPUT_CHARS)
+        output = OutputConfig(device=tuning.device, latency=tuning.latency, blocksize=tuning.blocksize,
+                              volume=tuning.volume)
+        return [SpeakOptions(
+            request=SpeechRequest(
+                base_url=base_url,
+                api_key=key or "none",  # the OpenAI client insists on a key; local servers ignore it
+                model=model,
+                voice=voice,
+                text=piece,
+                response_format=pp.response_format(),
+                speed=pp.speed_value(),
+                instructions=pp.instructions_value(),
+                chunk_bytes=tuning.chunk_bytes,
+            ),
             prebuffer_ms=tuning.prebuffer_ms,
             max_buffer_s=tuning.max_buffer_s,
-            output=OutputConfig(latency=tuning.latency, volume=tuning.volume),
-        )
+            output=output,
+        ) for piece in pieces]
 
     @asyncSlot()
     async def speak(self) -> None:
@@ -290,31 +430,46 @@ class MainWindow(QMainWindow):
             if generation != self._generation or self._closing:
                 return  # a newer Speak (or Stop, or closing) came while the old session was stopping
             try:
-                options = self._options()
+                parts = self._options()
             except ValueError as exc:
                 self.show_error(str(exc))
                 return
             self.banner.hide()
-            self._start(options)
+            self.provider_panel.store_key()
+            self._start(parts)
         finally:
             if generation == self._generation:
                 self._starting = False
             self._update_speak_enabled()
 
-    def _start(self, options: SpeakOptions) -> None:
-        playback = Playback(session=SpeakSession(options))
+    def _start(self, parts: list[SpeakOptions]) -> None:
+        first = SpeakSession(parts[0])
+        playback = Playback(session=first, parts=parts, sessions=[first])
         self._current = playback
         self.playbacks.append(playback)
         self.plots.reset()
         self.ttfa.reset()
+        self.transcript.clear()
+        self.transcript_flag.hide()
         playback.task = asyncio.ensure_future(self._run(playback))
-        req = options.request
-        self.set_status(f"Speaking: {req.model} / {req.voice} / {req.response_format} from {req.base_url}")
+        req = parts[0].request
+        pieces = f" ({len(parts)} pieces)" if len(parts) > 1 else ""
+        self.set_status(f"Speaking{pieces}: {req.model} / {req.voice} / {req.response_format} from {req.base_url}")
 
     async def _run(self, playback: Playback) -> None:
         playback.entered_at = time.monotonic()
         try:
-            playback.metrics = await playback.session.run()
+            for index, options in enumerate(playback.parts):
+                if index:
+                    if playback.stop_requested:
+                        break
+                    # Back to back: the next piece's session starts once the previous one has drained.
+                    playback.session = SpeakSession(options)
+                    playback.sessions.append(playback.session)
+                    self.set_status(f"Speaking piece {index + 1} of {len(playback.parts)}")
+                playback.metrics = await playback.session.run()
+                if not playback.metrics.completed:
+                    break
         except Exception as exc:  # run() reports provider/device faults in its metrics; this is a bug
             log.exception("speak failed unexpectedly")
             if playback is self._current:
@@ -328,6 +483,7 @@ class MainWindow(QMainWindow):
 
     def _on_finished(self, playback: Playback) -> None:
         metrics = playback.metrics
+        self._refresh_transcript(final=True)
         if metrics is None:
             self.set_status("Stopped")
             return
@@ -349,6 +505,7 @@ class MainWindow(QMainWindow):
         playback = self._current
         if playback is None or playback.done.is_set():
             return
+        playback.stop_requested = True
         playback.session.stop()
         if playback.entered_at is None and playback.task is not None:
             # run() has not begun, so session.stop() had no task to cancel: cancel ours before it begins.
@@ -366,6 +523,18 @@ class MainWindow(QMainWindow):
         await self._stop_current()
         self._update_speak_enabled()
 
+    def _refresh_transcript(self, final: bool = False) -> None:
+        """Show the Realtime transcript while it grows; once done, flag a reading that is not verbatim."""
+        playback = self._current
+        if playback is None or not self.transcript_box.isVisible():
+            return
+        text = playback.transcript
+        if text != self.transcript.toPlainText():
+            self.transcript.setPlainText(text)
+        if final and text:
+            spoken = " ".join(p.request.text for p in playback.parts[:len(playback.sessions)])
+            self.transcript_flag.setVisible(transcript_differs(spoken, text))
+
     def show_error(self, message: str) -> None:
         """Non-modal: the banner at the top plus the status line; the window stays usable."""
         log.info("shown to the user: %s", message)
@@ -374,11 +543,17 @@ class MainWindow(QMainWindow):
 
     # --- shutdown -----------------------------------------------------------------------------------------
     async def shutdown(self) -> None:
-        """Stop the session and the timers; once this returns the window closes at once."""
+        """Stop the session and the timers, save the settings; once this returns the window closes at once.
+        Safe to call again."""
+        if self._released:
+            return
         self._closing = True
+        self.provider_panel.close_panel()
         self._generation += 1  # a Speak waiting to start must not start now
         self.plots.timer.stop()
         self.ttfa.timer.stop()
+        self.transcript_timer.stop()
+        self.save_settings()
         try:
             await self._stop_current()
         finally:

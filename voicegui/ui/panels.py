@@ -3,15 +3,18 @@
 Threads: GUI thread only. The metrics panel polls the current session on a slow (~4 Hz) QTimer: text does
 not need to change faster than people read. It reads only plain attributes the core publishes (fetch marks,
 the first-decoded time) and ``snapshot()``; once a session has finished it shows the session's immutable
-SessionMetrics. The tuning panel is plain widgets; MainWindow reads ``TuningPanel.values()`` on Speak.
+SessionMetrics. The tuning panel is plain widgets (plus presets and the output device list, read from
+sounddevice once at start-up); MainWindow reads ``TuningPanel.values()`` on Speak. The network simulator
+panel only emits a Shaping; MainWindow hands it to the built-in server (a plain attribute swap).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -21,6 +24,7 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -30,6 +34,10 @@ from PySide6.QtWidgets import (
 from voicegui.core.metrics import SessionMetrics
 from voicegui.core.output import parse_latency
 from voicegui.core.session import SpeakSession
+from voicegui.server.shaping import Shaping
+from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS
+
+log = logging.getLogger(__name__)
 
 SLOW_PERIOD_MS = 250  # ~4 Hz
 
@@ -176,13 +184,46 @@ class Tuning:
     max_buffer_s: float
     latency: str | float
     volume: float  # 0..1
+    blocksize: int = 0  # 0: PortAudio chooses
+    device: str | None = None  # None: the system default output
+
+
+def _buddy(text: str, widget: QWidget) -> QLabel:
+    """A form label whose mnemonic focuses `widget` (QFormLayout sets buddies only for widget fields)."""
+    label = QLabel(text)
+    label.setBuddy(widget)
+    return label
+
+
+def output_devices() -> list[str]:
+    """Names of the PortAudio devices that can play (sounddevice.query_devices outputs)."""
+    try:
+        import sounddevice as sd
+
+        return [str(d["name"]) for d in sd.query_devices() if d.get("max_output_channels", 0) > 0]
+    except (OSError, ImportError) as exc:  # PortAudio missing: only the default entry is offered
+        log.info("cannot list audio devices: %s", exc)
+        return []
 
 
 class TuningPanel(QGroupBox):
-    """Buffer and device knobs; read by MainWindow when Speak starts (changes apply to the next Speak)."""
+    """Buffer and device knobs, presets and Reset; read by MainWindow when Speak starts (changes apply to
+    the next Speak)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Tuning (next Speak)", parent)
+        self.preset = QComboBox()
+        self.preset.addItem("Custom", None)
+        for name in TUNING_PRESETS:
+            self.preset.addItem(name, name)
+        self.preset.setToolTip("Low latency: start on the first audio. Balanced: adaptive prebuffer. "
+                               "Robust: survive a slow or jittery network.")
+        self.reset_button = QPushButton("R&eset")
+        self.reset_button.setToolTip("Back to the defaults (Balanced, default device, full volume)")
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(self.preset, 1)
+        preset_row.addWidget(self.reset_button)
+
         self.chunk_bytes = QSpinBox()
         self.chunk_bytes.setRange(0, 1 << 20)
         self.chunk_bytes.setSingleStep(256)
@@ -217,6 +258,19 @@ class TuningPanel(QGroupBox):
         self.latency.addItems(["low", "high"])
         self.latency.setToolTip("Device latency: low, high, or seconds (e.g. 0.05)")
 
+        self.blocksize = QSpinBox()
+        self.blocksize.setRange(0, 16384)
+        self.blocksize.setSingleStep(128)
+        self.blocksize.setSpecialValueText("automatic")
+        self.blocksize.setSuffix(" frames")
+        self.blocksize.setToolTip("Frames per audio callback; automatic gives the lowest latency")
+
+        self.device = QComboBox()
+        self.device.addItem("System default", None)
+        for name in output_devices():
+            self.device.addItem(name, name)
+        self.device.setToolTip("Where the audio goes")
+
         self.volume = QSlider(Qt.Orientation.Horizontal)
         self.volume.setRange(0, 100)
         self.volume.setValue(100)
@@ -228,17 +282,77 @@ class TuningPanel(QGroupBox):
         volume_row.addWidget(self.volume_label)
 
         form = QFormLayout(self)
-        form.addRow("Chunk size", self.chunk_bytes)
-        form.addRow("Prebuffer", prebuffer_row)
-        form.addRow("Max buffer", self.max_buffer_s)
-        form.addRow("Latency", self.latency)
-        form.addRow("Volume", volume_row)
+        form.addRow(_buddy("Pre&set", self.preset), preset_row)
+        form.addRow("&Chunk size", self.chunk_bytes)
+        form.addRow(_buddy("Pre&buffer", self.prebuffer_auto), prebuffer_row)
+        form.addRow("Max bu&ffer", self.max_buffer_s)
+        form.addRow("&Latency", self.latency)
+        form.addRow("Bloc&k size", self.blocksize)
+        form.addRow("Output &device", self.device)
+        form.addRow(_buddy("Vol&ume", self.volume), volume_row)
+
+        self._applying = False
+        self.preset.activated.connect(lambda _i: self.apply_preset(self.preset.currentData()))
+        self.reset_button.clicked.connect(self.reset)
+        for sig in (self.chunk_bytes.valueChanged, self.prebuffer_auto.toggled, self.prebuffer_ms.valueChanged,
+                    self.max_buffer_s.valueChanged, self.latency.currentTextChanged, self.blocksize.valueChanged):
+            sig.connect(self._knob_changed)
+        self._knob_changed()
 
     def set_prebuffer(self, ms: float | None) -> None:
         """None: auto; otherwise a fixed prebuffer in ms."""
         self.prebuffer_auto.setChecked(ms is None)
         if ms is not None:
             self.prebuffer_ms.setValue(int(round(ms)))
+
+    def set_knobs(self, chunk_bytes: int | None = None, prebuffer_ms: float | None = None,
+                  max_buffer_s: float = 10.0, latency: str | float = "low", blocksize: int = 0) -> None:
+        self._applying = True
+        try:
+            self.chunk_bytes.setValue(chunk_bytes or 0)
+            self.set_prebuffer(prebuffer_ms)
+            self.max_buffer_s.setValue(max_buffer_s)
+            self.latency.setCurrentText(str(latency))
+            self.blocksize.setValue(blocksize)
+        finally:
+            self._applying = False
+        self._knob_changed()
+
+    def apply_preset(self, name: str | None) -> None:
+        """Set the knobs to a named preset (Low latency / Balanced / Robust); None (Custom) leaves them."""
+        if name is None:
+            return
+        self.set_knobs(**TUNING_PRESETS[name])
+
+    def reset(self) -> None:
+        self.apply_preset(DEFAULT_PRESET)
+        self.device.setCurrentIndex(0)
+        self.volume.setValue(100)
+
+    def set_device(self, name: str | None) -> None:
+        index = self.device.findData(name) if name else 0
+        if index < 0:  # a saved device that is not plugged in now: keep it selectable, by name
+            self.device.addItem(f"{name} (not found)", name)
+            index = self.device.count() - 1
+        self.device.setCurrentIndex(index)
+
+    def _knob_values(self) -> dict:
+        try:
+            latency = parse_latency(self.latency.currentText().strip())
+        except ValueError:
+            latency = self.latency.currentText().strip()
+        return {"chunk_bytes": self.chunk_bytes.value() or None,
+                "prebuffer_ms": None if self.prebuffer_auto.isChecked() else float(self.prebuffer_ms.value()),
+                "max_buffer_s": round(float(self.max_buffer_s.value()), 1), "latency": latency,
+                "blocksize": self.blocksize.value()}
+
+    def _knob_changed(self, *_args: object) -> None:
+        """Show which preset the knobs match (or Custom): changing a knob by hand leaves the preset."""
+        if self._applying:
+            return
+        knobs = self._knob_values()
+        match = next((n for n, p in TUNING_PRESETS.items() if all(knobs[k] == p[k] for k in TUNING_FIELDS)), None)
+        self.preset.setCurrentIndex(max(0, self.preset.findData(match)) if match else 0)
 
     def values(self) -> Tuning:
         """The knobs; raises ValueError with a message for the user when one is invalid."""
@@ -250,4 +364,57 @@ class TuningPanel(QGroupBox):
             max_buffer_s=float(self.max_buffer_s.value()),
             latency=latency,
             volume=self.volume.value() / 100.0,
+            blocksize=self.blocksize.value(),
+            device=self.device.currentData(),
         )
+
+
+class NetworkPanel(QGroupBox):
+    """Simulated network conditions for the built-in voices (BuiltinServer.shaping): make underruns happen
+    on purpose. `changed` fires with the new Shaping; it applies from the next request."""
+
+    changed = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Network simulator (built-in voices)", parent)
+        self.first_byte_ms = QSpinBox()
+        self.first_byte_ms.setRange(0, 30000)
+        self.first_byte_ms.setSingleStep(50)
+        self.first_byte_ms.setSuffix(" ms")
+        self.first_byte_ms.setToolTip("The server waits this long before answering")
+        self.throughput_x = QDoubleSpinBox()
+        self.throughput_x.setRange(0.0, 100.0)
+        self.throughput_x.setDecimals(2)
+        self.throughput_x.setSingleStep(0.25)
+        self.throughput_x.setSpecialValueText("unlimited")
+        self.throughput_x.setSuffix(" × real time")
+        self.throughput_x.setToolTip("Audio arrives this many times faster than it plays; below 1 it "
+                                     "cannot keep up and playback stutters")
+        self.jitter_ms = QSpinBox()
+        self.jitter_ms.setRange(0, 5000)
+        self.jitter_ms.setSingleStep(10)
+        self.jitter_ms.setSuffix(" ms")
+        self.jitter_ms.setToolTip("Each write waits up to this much longer, at random")
+        self.note = QLabel("Applies to the built-in provider only.")
+        self.note.setEnabled(False)
+        self.note.setWordWrap(True)
+        form = QFormLayout(self)
+        form.addRow("First-byte &delay", self.first_byte_ms)
+        form.addRow("&Throughput", self.throughput_x)
+        form.addRow("&Jitter", self.jitter_ms)
+        form.addRow(self.note)
+        for sig in (self.first_byte_ms.valueChanged, self.throughput_x.valueChanged, self.jitter_ms.valueChanged):
+            sig.connect(lambda *_a: self.changed.emit(self.shaping()))
+
+    def set_values(self, first_byte_ms: float, throughput_x: float | None, jitter_ms: float) -> None:
+        self.first_byte_ms.setValue(int(round(first_byte_ms)))
+        self.throughput_x.setValue(throughput_x or 0.0)
+        self.jitter_ms.setValue(int(round(jitter_ms)))
+
+    def throughput(self) -> float | None:
+        v = round(self.throughput_x.value(), 2)
+        return v if v > 0 else None
+
+    def shaping(self) -> Shaping:
+        return Shaping(first_byte_delay_s=self.first_byte_ms.value() / 1000.0, throughput_x=self.throughput(),
+                       jitter_s=self.jitter_ms.value() / 1000.0)

@@ -1,0 +1,122 @@
+"""Settings: validation, atomic JSON round-trip under $VOICEGUI_CONFIG_DIR, corrupt files set aside, and the
+API key kept out of the file (keyring in memory here: tests.ui.memory_keyring.MemoryKeyring)."""
+
+from __future__ import annotations
+
+import json
+
+import keyring
+import pytest
+from keyring.backends import fail
+
+from tests.ui.memory_keyring import MemoryKeyring
+from voicegui import settings as st
+
+
+@pytest.fixture
+def config_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv(st.CONFIG_ENV, str(tmp_path / "cfg"))
+    return tmp_path / "cfg"
+
+
+@pytest.fixture
+def memory_keyring(monkeypatch):
+    old = keyring.get_keyring()
+    backend = MemoryKeyring()
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.ui.memory_keyring.MemoryKeyring")
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(old)
+
+
+def test_config_dir_follows_the_environment(config_dir):
+    assert st.settings_path() == config_dir / "settings.json"
+
+
+def test_round_trip(config_dir):
+    s = st.Settings(provider="openai", models={"openai": "tts-1"}, voices={"openai": "nova"}, format="mp3",
+                    speed=1.5, instructions="Calm.", chunk_bytes=2048, prebuffer_ms=250.0, max_buffer_s=20.0,
+                    latency=0.05, blocksize=512, device="nullsink", volume=0.5, sim_first_byte_delay_ms=300.0,
+                    sim_throughput_x=0.5, sim_jitter_ms=20.0, window_geometry="AdnQyw==")
+    st.save(s)
+    loaded = st.load()
+    assert loaded.message is None
+    assert loaded.settings == s
+    assert sorted(p.name for p in config_dir.iterdir()) == ["settings.json"]  # no temp file left behind
+
+
+def test_missing_file_gives_defaults(config_dir):
+    loaded = st.load()
+    assert loaded.settings == st.Settings() and loaded.message is None
+    assert loaded.settings.provider == "builtin"
+    assert loaded.settings.model_for("openai") == "gpt-4o-mini-tts"
+    assert loaded.settings.base_url_for("kokoro") == "http://localhost:8880/v1"
+
+
+def test_corrupt_file_is_moved_aside_with_a_message(config_dir):
+    config_dir.mkdir()
+    (config_dir / "settings.json").write_text("{not json", encoding="utf-8")
+    loaded = st.load()
+    assert loaded.settings == st.Settings()
+    assert loaded.message and "damaged" in loaded.message
+    aside = [p for p in config_dir.iterdir() if p.name.startswith("settings.json.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_text() == "{not json"
+    assert aside[0].name in loaded.message
+    assert not (config_dir / "settings.json").exists()
+
+
+def test_bad_values_fall_back_per_field(config_dir):
+    config_dir.mkdir()
+    (config_dir / "settings.json").write_text(json.dumps(
+        {"speed": 9, "format": "ogg", "volume": 0.3, "future_key": 1, "provider": "kokoro"}), encoding="utf-8")
+    loaded = st.load()
+    assert loaded.settings.speed == 1.0 and loaded.settings.format == "pcm"
+    assert loaded.settings.volume == 0.3 and loaded.settings.provider == "kokoro"
+    assert "speed" in loaded.message and "format" in loaded.message
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("speed", 0.1, "0.25 and 4"), ("provider", "acme", "one of"), ("latency", "fast", "low, high"),
+    ("chunk_bytes", 0, "1..1048576"), ("base_urls", {"custom": "ftp://x"}, "http://"),
+    ("sim_throughput_x", 0, "unlimited"),
+])
+def test_validation_messages(field, value, words):
+    s = st.Settings()
+    setattr(s, field, value)
+    with pytest.raises(ValueError, match=field) as info:
+        s.validate()
+    assert words in str(info.value)
+    with pytest.raises(ValueError):
+        st.save(s)
+
+
+def test_key_goes_to_keyring_not_the_file(config_dir, memory_keyring):
+    keys = st.KeyStore()
+    assert keys.persistent and keys.warning is None
+    keys.set("openai", "sk-test-secret-123")
+    st.save(st.Settings(provider="openai"))
+    assert memory_keyring.store[("voicegui", "openai")] == "sk-test-secret-123"
+    assert "sk-test-secret-123" not in (config_dir / "settings.json").read_text()
+    assert st.KeyStore().get("openai") == "sk-test-secret-123"  # a new run reads it back
+    keys.set("openai", "")
+    assert ("voicegui", "openai") not in memory_keyring.store
+
+
+def test_env_key_fallback_for_openai_only(memory_keyring, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    keys = st.KeyStore()
+    assert keys.get("openai") == "sk-env"
+    assert keys.get("kokoro") == ""  # an OpenAI key is not sent to other servers
+
+
+def test_no_keyring_backend_keeps_key_in_memory(monkeypatch):
+    old = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        keys = st.KeyStore()
+        assert not keys.persistent
+        assert "memory only" in keys.warning
+        keys.set("custom", "abc")
+        assert keys.get("custom") == "abc"
+    finally:
+        keyring.set_keyring(old)

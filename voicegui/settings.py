@@ -1,0 +1,324 @@
+"""Settings: everything the window remembers between runs (but the API key), and where the key lives.
+
+`Settings` is one dataclass, validated by `validate()` with messages a user can act on. It is stored as
+JSON in `config_dir()/settings.json` — platformdirs' user_config_dir("voicegui"), or $VOICEGUI_CONFIG_DIR
+when set (tests, portable installs). Saving writes a temporary file in the same directory and
+`os.replace`s it, so a crash mid-save never leaves a half-written file. A file that is not valid JSON is
+moved aside to `settings.json.corrupt-<timestamp>` and the defaults are used; a field with a bad value
+falls back to its default. Either way `load()` returns a message for the window to show.
+
+The API key is never in that file. `KeyStore` keeps it in the system keyring (service "voicegui", user =
+provider id), falls back to $OPENAI_API_KEY for the OpenAI provider, and, when no keyring backend works
+(headless machines: keyring's "fail" backend), keeps keys in memory only and says so.
+
+Threads: plain data and blocking file/keyring calls; the window calls them on its GUI thread (they are
+small and local). Qt-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from voicegui.core.providers import BUILTIN, FORMATS, OPENAI, PROVIDERS
+
+log = logging.getLogger(__name__)
+
+APP_NAME = "voicegui"
+SETTINGS_FILE = "settings.json"
+CONFIG_ENV = "VOICEGUI_CONFIG_DIR"
+KEYRING_SERVICE = "voicegui"
+KEY_ENV = "OPENAI_API_KEY"
+
+
+def config_dir() -> Path:
+    """$VOICEGUI_CONFIG_DIR if set, else the platform's per-user config directory for voicegui."""
+    override = os.environ.get(CONFIG_ENV)
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def settings_path() -> Path:
+    return config_dir() / SETTINGS_FILE
+
+
+def _default_base_urls() -> dict[str, str]:
+    return {pid: p.base_url for pid, p in PROVIDERS.items() if p.url_editable}
+
+
+@dataclass
+class Settings:
+    """What the window remembers. Model and voice are remembered per provider: switching from OpenAI to
+    the built-in voices and back should not lose "gpt-4o-mini-tts"/"coral"."""
+
+    provider: str = BUILTIN
+    base_urls: dict[str, str] = field(default_factory=_default_base_urls)
+    models: dict[str, str] = field(default_factory=dict)  # provider id -> model ("" / missing: its default)
+    voices: dict[str, str] = field(default_factory=dict)  # provider id -> voice
+    format: str = "pcm"
+    speed: float = 1.0
+    instructions: str = ""
+    # tuning (next Speak)
+    chunk_bytes: int | None = None  # None: hand bytes on as they arrive
+    prebuffer_ms: float | None = None  # None: auto
+    max_buffer_s: float = 10.0
+    latency: str | float = "low"
+    blocksize: int = 0
+    device: str | None = None  # PortAudio device name; None: the system default
+    volume: float = 1.0
+    # network simulator (built-in provider only)
+    sim_first_byte_delay_ms: float = 0.0
+    sim_throughput_x: float | None = None  # None: as fast as the server encodes
+    sim_jitter_ms: float = 0.0
+    # window
+    window_geometry: str | None = None  # QWidget.saveGeometry() as base64
+
+    def model_for(self, provider: str) -> str:
+        return self.models.get(provider) or PROVIDERS[provider].default_model
+
+    def voice_for(self, provider: str) -> str:
+        return self.voices.get(provider) or PROVIDERS[provider].default_voice
+
+    def base_url_for(self, provider: str) -> str:
+        return self.base_urls.get(provider) or PROVIDERS[provider].base_url
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad field and what it accepts."""
+        for name, message in _field_errors(self):
+            raise ValueError(f"{name}: {message}")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _check_field(name: str, v: Any) -> str | None:
+    """Why `v` is not a valid value for field `name` (None if it is)."""
+    if name == "provider":
+        return None if v in PROVIDERS else f"must be one of {', '.join(PROVIDERS)}, not {v!r}"
+    if name in ("base_urls", "models", "voices"):
+        if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
+            return "must map provider ids to text"
+        if name == "base_urls":
+            for pid, url in v.items():
+                if url and not url.startswith(("http://", "https://", "ws://", "wss://")):
+                    return f"the {pid} base URL must start with http:// or https://, not {url!r}"
+        return None
+    if name == "format":
+        return None if v in FORMATS else f"must be one of {', '.join(FORMATS)}, not {v!r}"
+    if name == "speed":
+        return None if _is_num(v) and 0.25 <= v <= 4.0 else f"must be between 0.25 and 4, not {v!r}"
+    if name == "instructions":
+        if not isinstance(v, str):
+            return "must be text"
+        return None if len(v) <= 4096 else f"must be at most 4096 characters, not {len(v)}"
+    if name == "chunk_bytes":
+        ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1 << 20)
+        return None if ok else f"must be empty (as bytes arrive) or 1..1048576 bytes, not {v!r}"
+    if name == "prebuffer_ms":
+        return None if v is None or (_is_num(v) and 0 <= v <= 60000) else f"must be empty (auto) or 0..60000 ms, not {v!r}"
+    if name == "max_buffer_s":
+        return None if _is_num(v) and 0.1 <= v <= 600 else f"must be 0.1..600 s, not {v!r}"
+    if name == "latency":
+        if v in ("low", "high") or (_is_num(v) and 0 < v <= 2):
+            return None
+        return f"must be low, high or 0..2 seconds, not {v!r}"
+    if name == "blocksize":
+        ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 16384
+        return None if ok else f"must be 0 (automatic) .. 16384 frames, not {v!r}"
+    if name == "device":
+        return None if v is None or isinstance(v, str) else f"must be a device name or empty, not {v!r}"
+    if name == "volume":
+        return None if _is_num(v) and 0 <= v <= 1 else f"must be 0..1, not {v!r}"
+    if name in ("sim_first_byte_delay_ms", "sim_jitter_ms"):
+        return None if _is_num(v) and 0 <= v <= 60000 else f"must be 0..60000 ms, not {v!r}"
+    if name == "sim_throughput_x":
+        return None if v is None or (_is_num(v) and 0.05 <= v <= 1000) else f"must be empty (unlimited) or 0.05..1000, not {v!r}"
+    if name == "window_geometry":
+        return None if v is None or isinstance(v, str) else "must be text"
+    return None
+
+
+def _field_errors(s: Settings) -> list[tuple[str, str]]:
+    out = []
+    for f in fields(s):
+        message = _check_field(f.name, getattr(s, f.name))
+        if message:
+            out.append((f.name, message))
+    return out
+
+
+def from_json(data: Any) -> tuple[Settings, list[str]]:
+    """Settings from a parsed JSON object: unknown keys are ignored (a newer version wrote them), a bad
+    value falls back to its default; returns the settings and one message per field that did."""
+    if not isinstance(data, dict):
+        raise ValueError("the settings file does not hold a JSON object")
+    s = Settings()
+    problems: list[str] = []
+    for f in fields(s):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        if isinstance(value, int) and not isinstance(value, bool) and f.name in (
+                "speed", "max_buffer_s", "volume", "prebuffer_ms", "sim_first_byte_delay_ms", "sim_jitter_ms",
+                "sim_throughput_x"):
+            value = float(value)
+        message = _check_field(f.name, value)
+        if message:
+            problems.append(f"{f.name} {message}")
+            continue
+        if f.name == "base_urls":
+            value = {**_default_base_urls(), **value}
+        setattr(s, f.name, value)
+    return s, problems
+
+
+@dataclass
+class Loaded:
+    settings: Settings
+    message: str | None  # for the user: the file was corrupt / some values were reset
+
+
+def load(path: Path | None = None) -> Loaded:
+    """Read the settings; never raises for a missing, unreadable or corrupt file (see module docstring)."""
+    path = path or settings_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Loaded(Settings(), None)
+    except OSError as exc:
+        return Loaded(Settings(), f"Could not read the settings file {path}: {exc.strerror or exc}; "
+                                  "using the defaults.")
+    try:
+        data = json.loads(text)
+        settings, problems = from_json(data)
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(path, aside)
+        except OSError as move_exc:
+            return Loaded(Settings(), f"The settings file {path} is damaged ({exc}) and could not be moved "
+                                      f"aside ({move_exc.strerror or move_exc}); using the defaults.")
+        log.warning("settings file %s is corrupt (%s); moved to %s", path, exc, aside)
+        return Loaded(Settings(), f"The settings file was damaged ({exc}); it was moved to {aside} and the "
+                                  "defaults are used.")
+    if problems:
+        return Loaded(settings, "Some saved settings were invalid and were reset: " + "; ".join(problems) + ".")
+    return Loaded(settings, None)
+
+
+def save(settings: Settings, path: Path | None = None) -> None:
+    """Validate and write atomically (temp file in the same directory + os.replace). Raises ValueError for
+    invalid settings, OSError if the directory cannot be written."""
+    settings.validate()
+    path = path or settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(settings.to_json(), indent=2, sort_keys=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# --- the API key -------------------------------------------------------------------------------------------
+
+class KeyStore:
+    """API keys per provider: the system keyring when it works, else memory only (see `warning`).
+
+    `get()` falls back to $OPENAI_API_KEY for the OpenAI provider. Keys are never logged.
+    """
+
+    def __init__(self) -> None:
+        self._memory: dict[str, str] = {}
+        self.warning: str | None = None  # set once the keyring turned out unusable
+        self._keyring: Any = None
+        try:
+            import keyring
+            from keyring.backends import fail
+
+            backend = keyring.get_keyring()
+            if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 1) <= 0:
+                self._unusable(f"no usable keyring backend ({type(backend).__module__})")
+            else:
+                self._keyring = keyring
+        except ImportError as exc:
+            self._unusable(f"the keyring package is missing ({exc})")
+
+    @property
+    def persistent(self) -> bool:
+        return self._keyring is not None
+
+    def _unusable(self, why: str) -> None:
+        self._keyring = None
+        self.warning = (f"No system keyring is available ({why}): the API key is kept in memory only and "
+                        "must be entered again next time (or set OPENAI_API_KEY).")
+        log.info("keyring unusable: %s", why)
+
+    def get(self, provider: str) -> str:
+        """The stored key for `provider`, else $OPENAI_API_KEY for OpenAI, else ""."""
+        key = self._memory.get(provider, "")
+        if not key and self._keyring is not None:
+            try:
+                key = self._keyring.get_password(KEYRING_SERVICE, provider) or ""
+            except Exception as exc:  # keyring backends raise their own error types (dbus, secretstorage...)
+                self._unusable(f"reading failed: {type(exc).__name__}")
+        if not key and provider == OPENAI:
+            key = os.environ.get(KEY_ENV, "")
+        return key
+
+    def set(self, provider: str, key: str) -> None:
+        """Remember `key` (empty: forget it). Falls back to memory if the keyring fails."""
+        if key:
+            self._memory[provider] = key
+        else:
+            self._memory.pop(provider, None)
+        if self._keyring is None:
+            return
+        try:
+            if key:
+                self._keyring.set_password(KEYRING_SERVICE, provider, key)
+            else:
+                try:
+                    self._keyring.delete_password(KEYRING_SERVICE, provider)
+                except self._keyring.errors.PasswordDeleteError:
+                    pass  # nothing stored: already forgotten
+        except Exception as exc:  # see get(): backend-specific errors, the key stays in memory
+            self._unusable(f"saving failed: {type(exc).__name__}")
+
+
+# --- tuning presets ----------------------------------------------------------------------------------------
+
+TUNING_FIELDS = ("chunk_bytes", "prebuffer_ms", "max_buffer_s", "latency", "blocksize")
+TUNING_PRESETS: dict[str, dict[str, Any]] = {
+    # Start on the first audio the network gives; small device buffer. Underruns on a slow link.
+    "Low latency": {"chunk_bytes": None, "prebuffer_ms": 50.0, "max_buffer_s": 5.0, "latency": "low",
+                    "blocksize": 0},
+    # The defaults: the prebuffer adapts to the measured delivery rate.
+    "Balanced": {"chunk_bytes": None, "prebuffer_ms": None, "max_buffer_s": 10.0, "latency": "low",
+                 "blocksize": 0},
+    # A second of audio before starting, a big device buffer: survives a jittery or slow network.
+    "Robust": {"chunk_bytes": 4096, "prebuffer_ms": 1000.0, "max_buffer_s": 30.0, "latency": "high",
+               "blocksize": 1024},
+}
+DEFAULT_PRESET = "Balanced"

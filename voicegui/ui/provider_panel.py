@@ -1,0 +1,465 @@
+"""The provider panel: which server speaks (Built-in, OpenAI, Kokoro-FastAPI, Custom), its key, and the
+model/voice/format/speed/instructions of the next Speak, filled from what the server lists.
+
+Threads: GUI thread only (which under qasync is also the asyncio loop's thread). Listing models/voices and
+"Test connection" are coroutines on that loop (core.providers, aiohttp); a generation counter drops the
+answer of a listing that a newer one (another provider, another URL) overtook. The built-in server object
+is only read here (base_url, token, default model/voice); the app owns its life.
+
+The API key is shown masked, stored through settings.KeyStore (keyring, or memory only) when editing
+finishes, and never logged, saved to the settings file or put in a message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QStyle,
+    QVBoxLayout,
+    QWidget,
+)
+from qasync import asyncSlot
+
+from voicegui.core import providers as pv
+from voicegui.core.realtime import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
+from voicegui.settings import KeyStore, Settings
+
+log = logging.getLogger(__name__)
+
+
+def _buddy(text: str, widget: QWidget) -> QLabel:
+    """A form label whose mnemonic (Alt+letter) focuses `widget`; QFormLayout only sets buddies itself
+    when the field is a widget, not a layout."""
+    label = QLabel(text)
+    label.setBuddy(widget)
+    return label
+
+
+class ShutdownWarning(QFrame):
+    """A yellow strip: the model's shutdown notice and a button to switch to the Realtime successor."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("shutdownWarning")
+        self.setStyleSheet("#shutdownWarning { background: #fff4e5; border: 1px solid #ffcc80; border-radius: 4px; }"
+                           "#shutdownWarning QLabel { color: #663c00; }")
+        icon = QLabel()
+        icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(18, 18))
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.switch_button = QPushButton(f"S&witch to {DEFAULT_REALTIME_MODEL}")
+        self.switch_button.setToolTip("Use OpenAI's Realtime model, with the nearest Realtime voice")
+        top = QHBoxLayout()
+        top.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
+        top.addWidget(self.label, 1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        layout.addLayout(top)
+        layout.addWidget(self.switch_button, 0, Qt.AlignmentFlag.AlignRight)
+        self.hide()
+
+    def text(self) -> str:
+        return self.label.text()
+
+
+class ProviderPanel(QGroupBox):
+    """Provider, key, model, voice, format, speed and instructions. `model_changed` fires with the model id
+    whenever the effective model changes (the window shows/hides the transcript on it)."""
+
+    model_changed = Signal(str)
+    provider_changed = Signal(str)
+
+    def __init__(self, settings: Settings, keys: KeyStore, parent: QWidget | None = None) -> None:
+        super().__init__("Provider", parent)
+        self._settings = settings
+        self._keys = keys
+        self._builtin: Any = None  # BuiltinServer once the app has started it
+        self._builtin_error: str | None = None
+        self._provider = ""
+        self._list_generation = 0
+        self._models: list[pv.ModelInfo] = []
+        self._models_from_server = False
+        self._voices: list[pv.VoiceEntry] = []
+        self._closed = False  # the window is going: answers still in flight must not touch the widgets
+
+        self.provider = QComboBox()
+        for p in pv.PROVIDERS.values():
+            self.provider.addItem(p.label, p.id)
+        self.base_url = QLineEdit()
+        self.base_url.setPlaceholderText("OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
+        self.api_key = QLineEdit()
+        self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.test_button = QPushButton("&Test connection")
+        self.test_button.setToolTip("Ask the server for its models and voices with this key")
+        key_row = QHBoxLayout()
+        key_row.addWidget(self.api_key, 1)
+        key_row.addWidget(self.test_button)
+        self.key_note = QLabel()
+        self.key_note.setWordWrap(True)
+        self.key_note.setEnabled(False)  # dimmed hint
+        self.connection = QLabel()
+        self.connection.setWordWrap(True)
+        self.connection.setObjectName("connectionStatus")
+        self.connection.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.voice_filter = QLineEdit()
+        self.voice_filter.setPlaceholderText("Filter voices…")
+        self.voice_filter.setClearButtonEnabled(True)
+        self.voice = QComboBox()
+        self.voice.setEditable(True)
+        self.voice.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.voice_count = QLabel()
+        self.voice_count.setEnabled(False)
+        voice_row = QHBoxLayout()
+        voice_row.addWidget(self.voice, 2)
+        voice_row.addWidget(self.voice_filter, 1)
+        self.voice_hint = QLabel()
+        self.voice_hint.setWordWrap(True)
+        self.voice_hint.setEnabled(False)
+        self.format = QComboBox()
+        self.format.addItems(pv.FORMATS)
+        self.speed = QDoubleSpinBox()
+        self.speed.setDecimals(2)
+        self.speed.setSingleStep(0.05)
+        self.speed.setRange(*pv.SPEECH_SPEED_RANGE)
+        self.speed.setSuffix(" ×")
+        self.instructions = QPlainTextEdit()
+        self.instructions.setPlaceholderText("How to speak, e.g. \"Calm and warm, a little slower.\"")
+        self.instructions.setTabChangesFocus(True)
+        self.instructions.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
+        self.warning = ShutdownWarning()
+
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.addRow("Pro&vider", self.provider)
+        form.addRow("Base &URL", self.base_url)
+        form.addRow(_buddy("API &key", self.api_key), key_row)
+        form.addRow("", self.key_note)
+        form.addRow("", self.connection)
+        form.addRow("&Model", self.model)
+        form.addRow(_buddy("V&oice", self.voice), voice_row)
+        form.addRow("", self.voice_hint)
+        form.addRow("&Format", self.format)
+        form.addRow("S&peed", self.speed)
+        form.addRow("&Instructions", self.instructions)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        # self.warning is placed by the window (next to Speak), where it cannot scroll out of view.
+        layout.addStretch(1)  # spare height goes below the fields, not between them
+
+        # restore
+        self.format.setCurrentText(settings.format)
+        self.speed.setValue(settings.speed)
+        self.instructions.setPlainText(settings.instructions)
+
+        self.provider.currentIndexChanged.connect(self._on_provider_index)
+        self.api_key.editingFinished.connect(self.store_key)
+        self.base_url.editingFinished.connect(self._on_base_url_edited)
+        self.test_button.clicked.connect(self.test_connection)
+        self.model.currentTextChanged.connect(self._on_model_text)
+        self.voice_filter.textChanged.connect(lambda _t: self._fill_voices())
+        self.warning.switch_button.clicked.connect(self.switch_to_realtime)
+
+        index = self.provider.findData(settings.provider)
+        self.provider.blockSignals(True)
+        self.provider.setCurrentIndex(max(0, index))
+        self.provider.blockSignals(False)
+        self._enter_provider(self.provider_id())
+
+    # --- reading ---------------------------------------------------------------------------------------
+    def provider_id(self) -> str:
+        return str(self.provider.currentData())
+
+    def model_id(self) -> str:
+        return self.model.currentText().strip()
+
+    def voice_id(self) -> str:
+        """The voice id: the selected item's id, or what the user typed (e.g. a Kokoro blend)."""
+        text = self.voice.currentText().strip()
+        index = self.voice.currentIndex()
+        if index >= 0 and self.voice.itemText(index) == text:
+            return str(self.voice.itemData(index))
+        return text
+
+    def endpoint(self) -> tuple[str, str]:
+        """(base URL, key) to send requests to; ValueError with a message for the user if there is none."""
+        pid = self.provider_id()
+        if pid == pv.BUILTIN:
+            if self._builtin is None:
+                raise ValueError(self._builtin_error or "The built-in voices are still starting; try again in a moment.")
+            return self._builtin.base_url, self._builtin.token
+        url = self.base_url.text().strip()
+        if not url:
+            raise ValueError("Enter the provider's base URL.")
+        key = self.api_key.text().strip()
+        if pv.PROVIDERS[pid].needs_key and not key:
+            raise ValueError(f"Enter your {pv.PROVIDERS[pid].label} API key.")
+        return url, key
+
+    def speed_value(self) -> float | None:
+        v = round(self.speed.value(), 2)
+        return None if v == 1.0 else v  # leave the server's default alone
+
+    def instructions_value(self) -> str | None:
+        if not self.instructions.isEnabled():
+            return None
+        return self.instructions.toPlainText().strip() or None
+
+    def response_format(self) -> str:
+        return "pcm" if pv.forces_pcm(self.model_id()) else self.format.currentText()
+
+    def store_into(self, s: Settings) -> None:
+        """Copy what is shown into `s` (everything but the key)."""
+        # The fields show the provider last entered; during a switch the combo already names the new one.
+        pid = self._provider or self.provider_id()
+        s.provider = pid
+        if pv.PROVIDERS[pid].url_editable and self.base_url.text().strip():
+            s.base_urls[pid] = self.base_url.text().strip()
+        if self.model_id():
+            s.models[pid] = self.model_id()
+        if self.voice_id():
+            s.voices[pid] = self.voice_id()
+        s.format = self.format.currentText()
+        s.speed = round(self.speed.value(), 2)
+        s.instructions = self.instructions.toPlainText()
+
+    def close_panel(self) -> None:
+        """The window is closing: drop the answers of listings and tests still in flight."""
+        self._closed = True
+        self._list_generation += 1
+
+    # --- built-in server -------------------------------------------------------------------------------
+    def set_builtin(self, server: Any) -> None:
+        """The app's BuiltinServer is running: list its models and voices if it is the provider shown."""
+        self._builtin = server
+        self._builtin_error = None
+        if self.provider_id() == pv.BUILTIN:
+            self._enter_provider(pv.BUILTIN)
+
+    def set_builtin_error(self, message: str) -> None:
+        self._builtin_error = message
+        if self.provider_id() == pv.BUILTIN:
+            self.connection.setText(message)
+
+    # --- provider switching ----------------------------------------------------------------------------
+    def set_provider(self, pid: str) -> None:
+        self.provider.setCurrentIndex(self.provider.findData(pid))
+
+    def _on_provider_index(self, _index: int) -> None:
+        self._enter_provider(self.provider_id())
+
+    def _enter_provider(self, pid: str) -> None:
+        if self._provider:
+            self.store_into(self._settings)  # remember the old provider's model/voice/URL
+            self._settings.provider = pid
+        self._provider = pid
+        prov = pv.PROVIDERS[pid]
+        builtin = pid == pv.BUILTIN
+        self.base_url.setReadOnly(not prov.url_editable)
+        if builtin:
+            self.base_url.setText(self._builtin.base_url if self._builtin is not None else "")
+            self.base_url.setPlaceholderText("starting the built-in voices…")
+            self.api_key.clear()
+            self.api_key.setEnabled(False)
+            self.api_key.setPlaceholderText("not needed: the built-in voices use an internal token")
+            self.key_note.hide()
+        else:
+            self.base_url.setText(self._settings.base_url_for(pid))
+            self.base_url.setPlaceholderText("OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
+            self.api_key.setEnabled(True)
+            self.api_key.setText(self._keys.get(pid))
+            self.api_key.setPlaceholderText("API key" + ("" if prov.needs_key else " (if the server wants one)"))
+            self.key_note.setText(self._keys.warning or "")
+            self.key_note.setVisible(bool(self._keys.warning))
+        self.connection.clear()
+        self._set_models(pv.known_models() if not builtin else [pv.ModelInfo(prov.default_model)], False,
+                         self._settings.model_for(pid))
+        self._set_voices(pv.known_voices(self.model_id()) if not builtin else [], self._settings.voice_for(pid))
+        self.provider_changed.emit(pid)
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        pid = self.provider_id()
+        if pid == pv.BUILTIN and self._builtin is None:
+            if self._builtin_error:
+                self.connection.setText(self._builtin_error)
+            return
+        if pid == pv.OPENAI and not self.api_key.text().strip():
+            # No point asking OpenAI without a key; the known lists are already shown.
+            self.connection.setText("Enter your OpenAI API key, then Test connection.")
+            return
+        self.refresh_lists()
+
+    def _on_base_url_edited(self) -> None:
+        if pv.PROVIDERS[self.provider_id()].url_editable:
+            self._settings.base_urls[self.provider_id()] = self.base_url.text().strip()
+            self._schedule_refresh()
+
+    def store_key(self) -> None:
+        pid = self._provider or self.provider_id()
+        if pid != pv.BUILTIN:
+            self._keys.set(pid, self.api_key.text().strip())
+            if self._keys.warning:
+                self.key_note.setText(self._keys.warning)
+                self.key_note.show()
+
+    # --- lists ------------------------------------------------------------------------------------------
+    @asyncSlot()
+    async def refresh_lists(self) -> None:
+        """Fill the model and voice pickers from the server; keep the known lists if it cannot answer."""
+        if self._closed:
+            return  # scheduled just before the window closed
+        self._list_generation += 1
+        generation = self._list_generation
+        pid = self.provider_id()
+        try:
+            url, key = self.endpoint()
+        except ValueError:
+            return
+        model = self.model_id()
+        try:
+            models = await pv.list_models(url, key)
+            voices = await pv.list_voices(url, key, model)
+        except pv.ProviderError as exc:
+            if generation == self._list_generation and not self._closed:
+                self.connection.setText(f"{exc} Showing the known models and voices.")
+            return
+        if self._closed or generation != self._list_generation or pid != self.provider_id():
+            return  # overtaken by another provider/URL
+        wanted_model = model if pid != pv.BUILTIN or self._builtin is None else model or self._builtin.default_model
+        self._set_models(models, True, wanted_model)
+        wanted_voice = self.voice_id()
+        if pid == pv.BUILTIN and wanted_voice not in {v.id for v in voices}:
+            wanted_voice = self._builtin.default_voice
+        self._set_voices(voices, wanted_voice)
+        self.connection.setText(f"{len(models)} models, {len(voices)} voices from {url}.")
+
+    @asyncSlot()
+    async def test_connection(self) -> None:
+        if self._closed:
+            return
+        self.store_key()
+        self.test_button.setEnabled(False)
+        try:
+            try:
+                url, key = self.endpoint()
+            except ValueError as exc:
+                self.connection.setText(str(exc))
+                return
+            self.connection.setText(f"Connecting to {url}…")
+            message = await pv.test_connection(url, key)
+            if self._closed:
+                return
+            self.connection.setText(message)
+            if message.startswith("Connected"):
+                await self.refresh_lists()
+                if not self._closed:
+                    self.connection.setText(message)
+        finally:
+            if not self._closed:
+                self.test_button.setEnabled(True)
+
+    def _set_models(self, models: list[pv.ModelInfo], from_server: bool, wanted: str) -> None:
+        self._models, self._models_from_server = models, from_server
+        ids = [m.id for m in models]
+        if wanted not in ids and from_server and self.provider_id() == pv.BUILTIN and ids:
+            wanted = ids[0]
+        self.model.blockSignals(True)
+        self.model.clear()
+        self.model.addItems(ids)
+        self.model.setCurrentText(wanted)
+        self.model.blockSignals(False)
+        self._on_model_text(self.model_id())
+
+    def _set_voices(self, voices: list[pv.VoiceEntry], wanted: str) -> None:
+        self._voices = voices
+        self.voice_hint.setText(pv.voices_hint(voices) or "")
+        self.voice_hint.setVisible(bool(self.voice_hint.text()))
+        self._fill_voices(wanted)
+
+    @staticmethod
+    def _label(v: pv.VoiceEntry) -> str:
+        return v.id if v.name.casefold() in (v.id.casefold(), "") else f"{v.name} ({v.id})"
+
+    def _fill_voices(self, wanted: str | None = None) -> None:
+        """Rebuild the voice picker from the list, keeping only voices matching the filter box."""
+        wanted = self.voice_id() if wanted is None else wanted
+        needle = self.voice_filter.text().strip().casefold()
+        shown = [v for v in self._voices if not needle or needle in v.id.casefold() or needle in v.name.casefold()]
+        self.voice.blockSignals(True)
+        self.voice.clear()
+        for v in shown:
+            self.voice.addItem(self._label(v), v.id)
+        index = self.voice.findData(wanted)
+        if index >= 0:
+            self.voice.setCurrentIndex(index)
+        elif needle and shown:
+            self.voice.setCurrentIndex(0)  # filtering: the first match is the obvious pick
+        else:
+            self.voice.setEditText(wanted)
+        self.voice.blockSignals(False)
+        total = len(self._voices)
+        self.voice_filter.setToolTip(f"{len(shown)} of {total} voices shown" if needle else f"{total} voices")
+
+    # --- capabilities -----------------------------------------------------------------------------------
+    def _on_model_text(self, _text: str) -> None:
+        model = self.model_id()
+        lo, hi = pv.speed_range(model)
+        self.speed.setRange(lo, hi)  # clamps the value into range
+        takes = pv.supports_instructions(model)
+        self.instructions.setEnabled(takes)
+        self.instructions.setToolTip("" if takes else f"{model or 'This model'} does not take instructions "
+                                     "(gpt-4o-mini-tts and the Realtime models do).")
+        pcm_only = pv.forces_pcm(model)
+        self.format.setEnabled(not pcm_only)
+        self.format.setToolTip("The Realtime API always sends pcm." if pcm_only else "")
+        if self.provider_id() == pv.OPENAI and not self._models_from_server:
+            # OpenAI has no voices endpoint: the Realtime models have fewer voices than /audio/speech.
+            self._set_voices(pv.known_voices(model), self.voice_id())
+        self._update_warning()
+        self.model_changed.emit(model)
+
+    def _update_warning(self) -> None:
+        model = self.model_id()
+        if self.provider_id() == pv.BUILTIN or not model:
+            notice = None
+        else:
+            payload = pv.models_payload(self._models) if self._models_from_server else None
+            notice = shutdown_notice(model, payload)
+        self.warning.label.setText(notice or "")
+        self.warning.setVisible(notice is not None)
+        self.warning.switch_button.setVisible(notice is not None and model != DEFAULT_REALTIME_MODEL)
+
+    def switch_to_realtime(self) -> None:
+        """Use gpt-realtime-2.1-mini with the nearest Realtime voice (fable/onyx/nova -> marin)."""
+        voice = pv.realtime_voice_for(self.voice_id())
+        if self.model.findText(DEFAULT_REALTIME_MODEL) < 0:
+            self.model.addItem(DEFAULT_REALTIME_MODEL)
+        self.model.setCurrentText(DEFAULT_REALTIME_MODEL)
+        if self.provider_id() == pv.OPENAI and not self._models_from_server:
+            self._set_voices(pv.known_voices(DEFAULT_REALTIME_MODEL), voice)
+        else:
+            self._fill_voices(voice)
+        self.voice.setCurrentText(self._label(pv.VoiceEntry(voice, voice.capitalize())))
+        index = self.voice.findData(voice)
+        if index >= 0:
+            self.voice.setCurrentIndex(index)
+
+    def is_realtime(self) -> bool:
+        return is_realtime_model(self.model_id())
