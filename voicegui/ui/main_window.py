@@ -256,7 +256,9 @@ class MainWindow(QMainWindow):
         self.status_line = QLabel("Ready")
         self.status_line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_line, 1)
-        self.resize(1100, 720)
+        self.resize(1280, 800)
+        # Plots get the larger share: an engineer tuning buffers watches them; the form needs ~480 px.
+        splitter.setSizes([780, 480])
         if self.settings.window_geometry:
             self.restoreGeometry(QByteArray.fromBase64(self.settings.window_geometry.encode("ascii")))
 
