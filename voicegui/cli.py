@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_arguments(bp)
 
+    lp = sub.add_parser("lineup", help="speak one text with several voices in turn; write an HTML/CSV report")
+    from voicegui.lineup_cli import add_lineup_arguments
+
+    add_lineup_arguments(lp)
+
     sub.add_parser("devices", help="list audio output devices")
     return parser
 
@@ -253,6 +258,10 @@ def main(argv: list[str] | None = None) -> int:
         from voicegui.bench import run_bench
 
         return run_bench(args)
+    if args.command == "lineup":
+        from voicegui.lineup_cli import run_lineup
+
+        return run_lineup(args)
     if args.command == "devices":
         return run_devices()
     from voicegui.ui.app import run_window
