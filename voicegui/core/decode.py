@@ -141,12 +141,39 @@ def _looks_like_text(head: bytes | bytearray) -> bool:
 # sample conversion
 
 
+_MAX_CHANNELS = 8  # speech servers send mono (sometimes stereo); more is a corrupt header, not audio
+_SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "flt": np.float32, "dbl": np.float64}
+
+
+class _BadFrame(ValueError):
+    """A decoded frame whose shape cannot be trusted (counted as a rejected packet)."""
+
+
 def _frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
-    """float32 mono of a decoded frame; integer samples scaled exactly (s16 / 32768)."""
-    arr = frame.to_ndarray()
+    """float32 mono of a decoded frame; integer samples scaled exactly (s16 / 32768).
+
+    The planes are read here with their sizes checked instead of through AudioFrame.to_ndarray(): fuzzing
+    found ADTS input for which FFmpeg's AAC decoder returns a frame whose layout says 63 channels while PyAV
+    sees 73 planes, and to_ndarray() then reads unmapped memory (a segfault, tests/core/fuzz_corpus/
+    any-aac-63-channels-segfault.bin). Such a frame is rejected like a bad packet.
+    """
     channels = frame.layout.nb_channels
-    if not frame.format.is_planar:
-        arr = arr.reshape(-1, channels).T
+    samples = frame.samples
+    planar = frame.format.is_planar
+    dtype = _SAMPLE_DTYPES.get(frame.format.name.rstrip("p"))
+    planes = frame.planes
+    if dtype is None or not 1 <= channels <= _MAX_CHANNELS or samples < 0:
+        raise _BadFrame(f"unusable frame: {channels} channels of {frame.format.name}")
+    if len(planes) != (channels if planar else 1):
+        raise _BadFrame(f"frame has {len(planes)} planes for {channels} channels")
+    per_plane = samples * (1 if planar else channels)
+    itemsize = np.dtype(dtype).itemsize
+    if any(plane.buffer_size < per_plane * itemsize for plane in planes):
+        raise _BadFrame("frame planes are shorter than their sample count")
+    if planar:
+        arr = np.stack([np.frombuffer(plane, dtype=dtype, count=samples) for plane in planes])
+    else:
+        arr = np.frombuffer(planes[0], dtype=dtype, count=per_plane).reshape(-1, channels).T
     return _to_float_mono(arr)
 
 
@@ -160,7 +187,8 @@ def _to_float_mono(arr: np.ndarray) -> np.ndarray:
     elif arr.dtype == np.uint8:
         arr = (arr.astype(np.float32) - 128.0) / np.float32(128.0)
     else:
-        arr = arr.astype(np.float32, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # float64 beyond float32 becomes inf, clipped below
+            arr = arr.astype(np.float32, copy=False)
     mono = arr[0] if arr.shape[0] == 1 else arr.mean(axis=0, dtype=np.float32)
     if float_input:
         # lossy decoders overshoot slightly; NaN/inf from a broken stream must not reach the device
@@ -380,11 +408,18 @@ def _decode_packet(ctx: av.CodecContext, packet: av.Packet | None, errors: _Code
         errors.rejected(exc)
         return out
     n = 0
+    bad = False
     for frame in frames:
-        arr = _frame_to_mono(frame)
+        try:
+            arr = _frame_to_mono(frame)
+        except _BadFrame as exc:
+            bad = True
+            errors.rejected(exc)
+            continue
         n += len(arr)
         out.append(arr)
-    errors.accepted(n)
+    if n or not bad:
+        errors.accepted(n)
     return out
 
 

@@ -20,6 +20,12 @@ Measured with openai 3.57 / httpx2 2.16 against the built-in server (tests/core/
   `iter_bytes()` is wrapped in `aclosing` so its async generator is finalised here and not later by the
   loop's asyncgen hooks (qasync installs none, see DESIGN.md).
 
+TLS: certificates are always verified (the SDK's default httpx2 client; we never pass verify=False). A
+certificate that fails verification is a FetchError of kind 'tls' whose text says "certificate" and why.
+Plain http to a host other than loopback is allowed (local network servers are common) but
+`insecure_http_warning(base_url)` gives the warning that the CLI and the window show: the key and the text
+travel unencrypted.
+
 Threads: runs on the caller's asyncio loop (plain asyncio in the CLI, qasync in the window); Qt-free.
 Cancellation propagates as asyncio.CancelledError (never swallowed or converted); the 'cancelled' kind is
 listed for callers that want to report a user's Stop in the same terms, fetch_speech itself never raises it.
@@ -29,8 +35,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import socket
+import ssl
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +81,7 @@ class FetchError(Exception):
     """
 
     KINDS = ("auth", "permission", "not_found", "bad_request", "rate_limit", "server", "http", "connection",
-             "timeout", "cut", "protocol", "cancelled")
+             "tls", "timeout", "cut", "protocol", "cancelled")
 
     def __init__(self, kind: str, message: str, status: int | None = None, server_message: str | None = None,
                  bytes_received: int = 0) -> None:
@@ -100,6 +109,55 @@ def _server_message(exc: openai.APIStatusError) -> str | None:
     if isinstance(body, str) and body.strip():
         return body.strip()[:300]
     return None
+
+
+def insecure_http_warning(base_url: str) -> str | None:
+    """A one-line warning when `base_url` is plain http to a host that is not this machine, else None.
+
+    Loopback (127.0.0.0/8, ::1, localhost) is exempt: the built-in server and local Kokoro live there and the
+    bytes never leave the machine. Anything else over http sends the API key and the text in clear.
+    """
+    try:
+        parts = urllib.parse.urlsplit(base_url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "http":
+        return None
+    host = (parts.hostname or "").lower()
+    if not host:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a name, not an address: not loopback
+    return (f"warning: {parts.scheme}://{parts.netloc} is plain http to another machine: the API key and the "
+            "text are sent unencrypted; use https if the server offers it.")
+
+
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The ssl error somewhere in an exception chain, if the failure was TLS."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _tls_message(err: ssl.SSLError, req: SpeechRequest) -> str:
+    if isinstance(err, ssl.SSLCertVerificationError):
+        why = err.verify_message or "verification failed"
+        return (f"Could not connect securely to the speech server at {req.base_url}: its TLS certificate was "
+                f"rejected ({why}). Certificate verification stays on: give the server a certificate this "
+                "system trusts.")
+    reason = getattr(err, "reason", None) or str(err)
+    return (f"Could not connect securely to the speech server at {req.base_url}: the TLS handshake failed "
+            f"({reason}). Is it really an https server (certificate and protocol)?")
 
 
 def _cause_text(exc: BaseException) -> str:
@@ -197,6 +255,9 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
         raise FetchError("timeout", f"The server at {req.base_url} did not answer within {req.timeout_s:g} s "
                                     f"(model '{req.model}', voice '{req.voice}').") from exc
     except openai.APIConnectionError as exc:
+        tls = _tls_failure(exc)
+        if tls is not None:
+            raise FetchError("tls", _tls_message(tls, req)) from exc
         raise FetchError("connection", f"Could not connect to the speech server at {req.base_url}: "
                                        f"{_sentence(_cause_text(exc))} Is it running, and is the URL right?") from exc
     except httpx2.TimeoutException as exc:

@@ -5,6 +5,9 @@ Threads:
   prebuffer policy, and a monitor task that drains the "played" ring, records buffer-level history and
   notices underruns. ``stop()`` must be called on the loop thread (the window does, from its slot).
 * The PortAudio callback thread only touches the AudioOutput (see output.py).
+* Device loss: the monitor polls ``AudioOutput.check_alive()``; when the device went away (or hung) it records
+  the failure and cancels ``run()``'s task, which ends the fetch (closing the connection) and reports a
+  'device' error, so a Speak never waits for a ``finished`` that will not come.
 * ``snapshot()`` may be called from any thread: everything it reads is either an atomic attribute or guarded
   by ``_lock``, which the loop holds only to append a few values.
 """
@@ -94,6 +97,7 @@ class SpeakSession:
         self._task: asyncio.Task | None = None
         self._opening: asyncio.Task | None = None
         self._stop_requested = False
+        self._device_failure: str | None = None  # set by the monitor when the device was lost
         self.metrics: SessionMetrics | None = None
         # Realtime API only: the model's transcript so far (one str assignment: safe to read from any thread).
         self.transcript = ""
@@ -150,9 +154,13 @@ class SpeakSession:
             completed = error is None
             self.state = "done" if completed else "error"
         except asyncio.CancelledError:
-            self.state = "stopped"
-            if not self._stop_requested:
-                raise
+            if self._device_failure is not None and not self._stop_requested:
+                # Our own monitor cancelled us: the device is gone. Not a cancellation of the caller's.
+                error, error_kind, self.state = self._device_failure, "device", "error"
+            else:
+                self.state = "stopped"
+                if not self._stop_requested:
+                    raise
         except FetchError as exc:
             error, error_kind, self.state = str(exc), exc.kind, "error"
         except DecodeError as exc:
@@ -259,8 +267,10 @@ class SpeakSession:
             await asyncio.sleep(_BACKPRESSURE_POLL_S)
 
     async def _wait_drained(self) -> None:
-        while not self._output.finished.is_set():
+        while not self._output.finished.is_set() and not self._output.lost:
             await asyncio.sleep(_MONITOR_PERIOD_S)
+        if self._output.lost and not self._stop_requested:
+            raise OutputError(self._output.failure())
 
     async def _monitor(self) -> None:
         while True:
@@ -272,6 +282,13 @@ class SpeakSession:
                 out.gate_frames = min(self._policy.threshold_frames(), self._ring.capacity)
             if out.playing and self.state == "buffering":
                 self.state = "playing"
+            if self._device_failure is None and not self._stop_requested and not out.check_alive():
+                # The fetch may be blocked on the network or on a full ring (backpressure), and a hung device
+                # never sets `finished`: only a cancel gets run() out in every case.
+                self._device_failure = out.failure()
+                log.info("%s", self._device_failure)
+                if self._task is not None and not self._task.done():
+                    self._task.cancel()
             self._drain_played()
             self._record_level()
             await asyncio.sleep(_MONITOR_PERIOD_S)

@@ -11,7 +11,8 @@ Every speech request is logged in `app["records"]` (a RequestRecord each) for te
 shaped by `app["shaping"]` (see shaping.py), read once when the request arrives.
 
 Order of checks for a speech request: bearer token (401) -> body validation (400/404) -> shaping's
-first-byte delay (before any header is sent) -> shaping's error_status -> streaming.
+first-byte delay (before any header is sent) -> shaping's error_status -> shaping's body_override (a 200 with
+those bytes instead of audio) -> streaming.
 
 Threads: everything here runs on the asyncio loop that serves the app (ServerThread's own loop, or the
 main loop under `voicegui serve`). The engine's generator and the encoder are used only from that loop.
@@ -205,6 +206,13 @@ class _Writer:
     async def _wait_turn(self, piece_t: float) -> None:
         sh = self.shaping
         extra = self.rng.uniform(0.0, sh.jitter_s) if sh.jitter_s > 0 else 0.0
+        if sh.trickle_bytes_per_s is not None:
+            # A byte rate, not an audio rate: the next piece leaves once the bytes sent so far "paid" for it.
+            due = self.start + (self.rec.bytes_sent + 1) / sh.trickle_bytes_per_s + extra
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            return
         if sh.throughput_x is None:
             if extra > 0:
                 await asyncio.sleep(extra)
@@ -285,6 +293,9 @@ async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
                                                f"(simulated HTTP {shaping.error_status}).")
         return error_response(shaping.error_status, message)
 
+    if shaping.body_override is not None:
+        return await _send_override(request, shaping, rec)
+
     encoder = StreamingEncoder(req["format"], engine.sample_rate)
     gen = engine.synthesize(req["input"], req["voice"], req["speed"])
     resp = web.StreamResponse(status=200, headers={"Content-Type": encoder.content_type,
@@ -334,6 +345,28 @@ async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
     finally:
         await gen.aclose()
         encoder.close()
+
+
+async def _send_override(request: web.Request, shaping: Shaping, rec: RequestRecord) -> web.StreamResponse:
+    """Answer 200 with shaping.body_override instead of audio (HTML/JSON error pages, garbage, empty)."""
+    body = shaping.body_override or b""
+    resp = web.StreamResponse(status=200, headers={"Content-Type": shaping.body_content_type,
+                                                   "Cache-Control": "no-cache"})
+    resp.enable_chunked_encoding()
+    rec.status = 200
+    await resp.prepare(request)
+    writer = _Writer(request, resp, rec, shaping, 1)
+    try:
+        await writer.send(body, 0.0)
+        if writer.cut_done:
+            return resp
+        await resp.write_eof()
+    except (_ClientGone, ConnectionError):
+        rec.client_disconnected = True
+        log.info("speech request %d: client disconnected after %d bytes", rec.id, rec.bytes_sent)
+        return resp
+    rec.completed = True
+    return resp
 
 
 async def _models(request: web.Request) -> web.Response:

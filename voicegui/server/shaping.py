@@ -16,6 +16,11 @@ once per request, so it can be changed between requests. What each knob does to 
   body, so the client sees an incomplete response.
 - error_status: answer with this HTTP status and an OpenAI-style JSON error instead of audio (after auth).
 - write_bytes: the server writes the body in pieces of at most this many bytes.
+- body_override: send these bytes as the body of a 200 response instead of encoded audio (an HTML error page,
+  a JSON error, garbage, b"" for an empty body), with `body_content_type` as its Content-Type. Faults a real
+  proxy or a misconfigured server produce; write_bytes, jitter and cut_after_bytes still apply.
+- trickle_bytes_per_s: send the body at this many bytes per second (one write_bytes piece at a time),
+  whatever audio it encodes: a stalled-but-alive server (e.g. 1 byte/s) for Stop and timeout tests.
 - seed: seeds the jitter RNG (per request: seed + request id), so runs repeat.
 
 Threads: a Shaping is plain data; the server only reads it on its loop. Replace it rather than mutating it
@@ -38,6 +43,9 @@ class Shaping:
     error_status: int | None = None
     write_bytes: int = 1024
     seed: int = 0
+    body_override: bytes | None = None
+    body_content_type: str = "application/octet-stream"
+    trickle_bytes_per_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.first_byte_delay_s < 0:
@@ -52,3 +60,5 @@ class Shaping:
             raise ValueError("error_status must be an HTTP error status (400..599)")
         if self.write_bytes <= 0:
             raise ValueError("write_bytes must be positive")
+        if self.trickle_bytes_per_s is not None and not self.trickle_bytes_per_s > 0:
+            raise ValueError("trickle_bytes_per_s must be > 0 (or None)")

@@ -1,0 +1,257 @@
+"""Crash safety and secret hygiene for logs: uncaught exceptions go to a rotating log file (and optionally a
+dialog), and nothing that looks like an API key is ever written by logging.
+
+* `install_excepthook(show)` routes uncaught exceptions from the main thread (sys.excepthook), from other
+  threads (threading.excepthook) and, through `install_loop_handler(loop)` / `loop_exception_handler`, from
+  asyncio callbacks and tasks, into the "voicegui.crash" logger. That logger writes to
+  `log_dir()/voicegui.log` (a RotatingFileHandler, 1 MB x 3; also every voicegui WARNING and above) and
+  propagates to whatever the application configured (stderr for the CLI).
+* `show(text)` (the window's error dialog, for instance) is called with a short redacted summary, at most one
+  at a time: while a dialog is open further crashes are only logged. The UI calls `dialog_closed()` when the
+  user dismisses it. A `show` that raises is logged and never re-enters the hooks.
+* `redact(text)` replaces OpenAI-style keys (sk-...), Bearer tokens, api_key=... pairs and any secret given to
+  `register_secret()` with "[REDACTED]". `install_log_redaction()` applies it to every log record at
+  creation (a record factory, so it covers all loggers and all handlers, including ones added later): the
+  message with its arguments, the formatted traceback and the stack info.
+
+Threads: the hooks may run on any thread (threading.excepthook runs on the failing thread); `show` is called
+on that same thread, so a Qt caller must hand it to the GUI thread itself (e.g. a queued signal). The "dialog
+open" flag is guarded by a lock. Logging's own locks make the file writes safe from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import logging.handlers
+import os
+import re
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+log = logging.getLogger("voicegui.crash")
+
+LOG_FILE = "voicegui.log"
+LOG_MAX_BYTES = 1_000_000
+LOG_BACKUPS = 3
+REDACTED = "[REDACTED]"
+
+# Why these shapes: OpenAI keys are sk-... / sk-proj-... / sk-svcacct-...; other providers' keys travel as
+# "Authorization: Bearer X" and as api_key/token fields in JSON, query strings or repr()s of our dataclasses.
+_PATTERNS = (
+    re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"),
+    re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-=]{4,}"),
+    re.compile(r"(?i)((?:api[_-]?key|token|authorization|secret|password)['\"]?\s*[:=]\s*['\"]?)"
+               r"(?!\[REDACTED\])[^'\"\s,}&)]{4,}"),
+)
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+_show_lock = threading.Lock()
+_dialog_open = False
+_show: Callable[[str], None] | None = None
+_file_handler: logging.Handler | None = None
+_installed = False
+_previous_hooks: list[Any] = []
+_factory_installed = False
+
+
+def log_dir() -> Path:
+    """Where the log file lives: $VOICEGUI_LOG_DIR, else platformdirs' user_log_dir("voicegui")."""
+    override = os.environ.get("VOICEGUI_LOG_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("voicegui", appauthor=False))
+
+
+def register_secret(value: str | None) -> None:
+    """Redact this exact string everywhere too (a key that does not look like one, e.g. a Kokoro token)."""
+    if value and len(value) >= 4 and value != "none":
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def redact(text: str) -> str:
+    """`text` with anything that looks like an API key or bearer token replaced by [REDACTED]."""
+    if not text:
+        return text
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        text = text.replace(secret, REDACTED)
+    text = _PATTERNS[0].sub(REDACTED, text)
+    text = _PATTERNS[1].sub(lambda m: m.group(1) + REDACTED, text)
+    text = _PATTERNS[2].sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record in place so that no handler can write a key: message+args, traceback, stack."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a bad format string: keep what there is, redacted
+            message = f"{record.msg} {record.args}"
+        record.msg, record.args = redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+        if record.exc_text:
+            # Formatter.format() uses exc_text as it is once set, so the raw exception is never re-rendered.
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+_FILTER = RedactingFilter()
+
+
+def install_log_redaction() -> None:
+    """Redact every log record from now on, whatever logger or handler (idempotent)."""
+    global _factory_installed
+    if _factory_installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _FILTER.filter(record)
+        return record
+
+    logging.setLogRecordFactory(factory)
+    _factory_installed = True
+
+
+def _ensure_file_handler() -> logging.Handler | None:
+    global _file_handler
+    if _file_handler is not None:
+        return _file_handler
+    directory = log_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(directory / LOG_FILE, maxBytes=LOG_MAX_BYTES,
+                                                       backupCount=LOG_BACKUPS, encoding="utf-8", delay=True)
+    except OSError as exc:
+        # A read-only home must not stop the app; crashes still reach stderr through propagation.
+        logging.getLogger(__name__).warning("cannot write the log file in %s: %s", directory, exc)
+        return None
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+    handler.addFilter(_FILTER)  # belt and braces: also redacts if the record factory was replaced later
+    logging.getLogger("voicegui").addHandler(handler)
+    _file_handler = handler
+    return handler
+
+
+def log_file() -> Path:
+    return log_dir() / LOG_FILE
+
+
+def _summary(exc_type: type[BaseException], exc: BaseException | None, where: str) -> str:
+    text = f"{exc_type.__name__}: {exc}" if exc is not None and str(exc) else exc_type.__name__
+    return redact(f"voicegui hit an unexpected error {where}: {text}. Details are in {log_file()}.")
+
+
+def _report(exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None,
+            where: str) -> None:
+    """Log one uncaught exception with its traceback, then offer it to `show` if no dialog is open."""
+    _ensure_file_handler()
+    log.critical("uncaught exception %s", where, exc_info=(exc_type, exc, tb))
+    _offer(_summary(exc_type, exc, where))
+
+
+def _offer(text: str) -> None:
+    global _dialog_open
+    show = _show
+    if show is None:
+        return
+    with _show_lock:
+        if _dialog_open:
+            return  # one dialog at a time; this crash is in the log
+        _dialog_open = True
+    try:
+        show(text)
+    except Exception:  # the dialog itself failed: log it, and never loop back into the hooks
+        _release()
+        log.error("showing the crash dialog failed", exc_info=True)
+
+
+def _release() -> None:
+    global _dialog_open
+    with _show_lock:
+        _dialog_open = False
+
+
+def dialog_closed() -> None:
+    """The crash dialog was dismissed: the next uncaught exception may show one again."""
+    _release()
+
+
+def dialog_open() -> bool:
+    return _dialog_open
+
+
+def _sys_hook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(exc_type, KeyboardInterrupt):
+        sys.__excepthook__(exc_type, exc, tb)  # Ctrl-C is not a crash
+        return
+    _report(exc_type, exc, tb, "in the main thread")
+
+
+def _thread_hook(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return  # threading's own default ignores it too
+    name = args.thread.name if args.thread is not None else "?"
+    _report(args.exc_type, args.exc_value, args.exc_traceback, f"in thread {name!r}")
+
+
+def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """An asyncio exception handler (loop.set_exception_handler) that reports like the other hooks."""
+    exc = context.get("exception")
+    message = str(context.get("message") or "asyncio error")
+    if isinstance(exc, BaseException):
+        _report(type(exc), exc, exc.__traceback__, f"in the event loop ({redact(message)})")
+    else:
+        _ensure_file_handler()
+        log.error("event loop: %s", message)
+
+
+def install_loop_handler(loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Route `loop`'s (default: the running loop's) unhandled errors to loop_exception_handler."""
+    (loop or asyncio.get_running_loop()).set_exception_handler(loop_exception_handler)
+
+
+def install_excepthook(show: Callable[[str], None] | None = None) -> None:
+    """Log uncaught exceptions (main thread, other threads) to the rotating log file, redacted, and offer a
+    summary to `show` one at a time. Also installs log redaction. Calling it again replaces `show`."""
+    global _show, _installed
+    _show = show
+    install_log_redaction()
+    _ensure_file_handler()
+    if not _installed:
+        _previous_hooks[:] = [sys.excepthook, threading.excepthook]
+        sys.excepthook = _sys_hook
+        threading.excepthook = _thread_hook
+        _installed = True
+
+
+def uninstall() -> None:
+    """Undo install_excepthook (tests): the previous hooks back, file handler closed. Redaction stays on."""
+    global _show, _installed, _file_handler
+    if _installed:
+        sys.excepthook, threading.excepthook = _previous_hooks
+    _show = None
+    _installed = False
+    _release()
+    if _file_handler is not None:
+        logging.getLogger("voicegui").removeHandler(_file_handler)
+        _file_handler.close()
+        _file_handler = None
