@@ -186,6 +186,13 @@ def run_speak(args: argparse.Namespace) -> int:
         base_url = args.base_url
         api_key = args.api_key or os.environ.get("OPENAI_API_KEY") or "none"
         model, voice = args.model or REMOTE_MODEL, args.voice or REMOTE_VOICE
+    from voicegui import crash
+    from voicegui.core.fetch import insecure_http_warning
+
+    crash.register_secret(api_key)  # redacted from every log line and crash report from here on
+    warning = insecure_http_warning(base_url)
+    if warning:
+        print(f"voicegui: {warning}", file=sys.stderr)
     try:
         request = SpeechRequest(
             base_url=base_url, api_key=api_key, model=model, voice=voice, text=args.text,
@@ -244,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, window=args.command is None)
+    from voicegui import crash
+
+    # Uncaught errors go to a rotating log file (keys redacted), never as a traceback in the user's face.
+    crash.install_excepthook(None)
     if args.install_desktop or args.uninstall_desktop:
         from voicegui.desktop_install import run_desktop_command
 

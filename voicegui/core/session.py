@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,6 +49,11 @@ class SpeakOptions:
     max_buffer_s: float = 10.0
     output: OutputConfig = field(default_factory=OutputConfig)
     keep_played: bool = False  # keep every played sample (for --out / saving)
+    # Keep the response body exactly as received (history cache, line-up reports): session.original_bytes.
+    keep_original: bool = False
+    # Used instead of fetch_speech, same signature (req, marks, on_chunk) -> int: a replay from the history
+    # cache (core/replay_source.py) then runs the same decode/ring/output/plots path with no request.
+    source: Callable[[SpeechRequest, FetchMarks, Callable[[bytes], Awaitable[None]]], Awaitable[int]] | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,7 @@ class SpeakSession:
         self._history: deque[tuple[float, float]] = deque(maxlen=_HISTORY_POINTS)
         self._waveform = np.zeros(0, dtype=np.float32)
         self._played_chunks: list[np.ndarray] = []
+        self._original = bytearray()  # the response body as received (only with keep_original)
         self._decoder: StreamDecoder | None = None
         self._output: AudioOutput | None = None
         self._policy: PrebufferPolicy | None = None
@@ -118,6 +125,11 @@ class SpeakSession:
             return np.zeros(0, dtype=np.float32)
         return np.concatenate(self._played_chunks)
 
+    @property
+    def original_bytes(self) -> bytes:
+        """The response body exactly as received (only with keep_original)."""
+        return bytes(self._original)
+
     async def run(self) -> SessionMetrics:
         """Play one utterance to the end (or until stop()); never raises for provider/device/decode faults."""
         self._task = asyncio.current_task()
@@ -134,7 +146,9 @@ class SpeakSession:
             monitor = asyncio.create_task(self._monitor())
             try:
                 req = self.options.request
-                if uses_realtime(req):
+                if self.options.source is not None:
+                    await self.options.source(req, self.fetch_marks, self._on_chunk)
+                elif uses_realtime(req):
                     await fetch_realtime(req, self.fetch_marks, self._on_chunk, self._on_transcript)
                 else:
                     await fetch_speech(req, self.fetch_marks, self._on_chunk)
@@ -242,6 +256,8 @@ class SpeakSession:
         if self.bytes_received == 0 and self.fetch_marks.headers is not None:
             self._policy.on_headers(self.fetch_marks.headers)
         self.bytes_received += len(data)
+        if self.options.keep_original:
+            self._original += data
         frames = self._decoder.feed(data)
         if len(frames):
             if self.first_decoded is None:

@@ -21,9 +21,11 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+
+from voicegui import crash
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +104,33 @@ async def _start_builtin(window: object) -> object | None:
     return server
 
 
+def _install_crash_dialog(window: QWidget, loop: asyncio.AbstractEventLoop) -> None:
+    """Uncaught errors: logged (redacted) to the rotating file by voicegui.crash, and shown in one non-modal
+    dialog at a time. The hook may fire on any thread, so the dialog is built on the GUI thread via the loop."""
+
+    def show_on_gui_thread(summary: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "voicegui: something went wrong",
+                          f"{summary}\n\nvoicegui keeps running. Details are in {crash.log_file()}.",
+                          QMessageBox.StandardButton.Close, window)
+        box.setModal(False)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.finished.connect(lambda _result: crash.dialog_closed())
+        box.show()
+
+    def show(summary: str) -> None:
+        loop.call_soon_threadsafe(show_on_gui_thread, summary)
+
+    crash.install_excepthook(show)
+    crash.install_loop_handler(loop)
+
+
 async def _main_window_session() -> int:
     from voicegui.ui.main_window import MainWindow
 
-    install_asyncgen_hooks(asyncio.get_running_loop())
+    loop = asyncio.get_running_loop()
+    install_asyncgen_hooks(loop)
     window = MainWindow()
+    _install_crash_dialog(window, loop)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
     # Python runs signal handlers only between bytecodes; while Qt sits in C++ waiting for events a Ctrl+C
