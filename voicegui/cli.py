@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -156,6 +157,7 @@ def run_speak(args: argparse.Namespace) -> int:
     from voicegui.core.fetch import SpeechRequest
     from voicegui.core.output import OutputConfig
     from voicegui.core.session import SpeakOptions, SpeakSession
+    from voicegui.core.text import split_for_request
 
     if not args.text.strip():
         print("voicegui: nothing to say: the text is empty", file=sys.stderr)
@@ -194,13 +196,16 @@ def run_speak(args: argparse.Namespace) -> int:
     if warning:
         print(f"voicegui: {warning}", file=sys.stderr)
     try:
+        # Over the API's 4096-character limit: split at sentence boundaries, played as one utterance.
+        pieces = split_for_request(args.text)
         request = SpeechRequest(
-            base_url=base_url, api_key=api_key, model=model, voice=voice, text=args.text,
+            base_url=base_url, api_key=api_key, model=model, voice=voice, text=pieces[0],
             response_format=args.format, speed=args.speed, instructions=args.instructions,
             chunk_bytes=args.chunk_bytes, timeout_s=args.timeout_s,
         )
         options = SpeakOptions(
-            request=request, prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
+            request=request, continuation=tuple(dataclasses.replace(request, text=p) for p in pieces[1:]),
+            prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
             output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
                                 volume=args.volume),
             keep_played=args.out is not None,

@@ -54,6 +54,9 @@ class SpeakOptions:
     # Used instead of fetch_speech, same signature (req, marks, on_chunk) -> int: a replay from the history
     # cache (core/replay_source.py) then runs the same decode/ring/output/plots path with no request.
     source: Callable[[SpeechRequest, FetchMarks, Callable[[bytes], Awaitable[None]]], Awaitable[int]] | None = None
+    # Further pieces of one long text (each within the API's 4096 characters, see core/text.split_for_request),
+    # fetched one after another into the same ring and device so they play as one gapless utterance.
+    continuation: tuple[SpeechRequest, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -144,19 +147,24 @@ class SpeakSession:
             # arrive first simply wait in the ring.
             self._opening = asyncio.create_task(asyncio.to_thread(self._output.open))
             monitor = asyncio.create_task(self._monitor())
-            try:
-                req = self.options.request
-                if self.options.source is not None:
-                    await self.options.source(req, self.fetch_marks, self._on_chunk)
-                elif uses_realtime(req):
-                    await fetch_realtime(req, self.fetch_marks, self._on_chunk, self._on_transcript)
-                else:
-                    await fetch_speech(req, self.fetch_marks, self._on_chunk)
-            except FetchError as exc:
-                if exc.kind != "cut" or self.frames_received == 0:
-                    raise
-                # A cut stream still plays what arrived; the message says it was cut.
-                error, error_kind = str(exc), exc.kind
+            pieces = (self.options.request, *self.options.continuation)
+            for index, req in enumerate(pieces):
+                if index:
+                    # Each response is a whole file with its own header: drain this decoder, start a new one.
+                    # The ring and the device carry on, so there is no gap beyond the server's own.
+                    await self._push(self._decoder.flush())
+                    self._decoder = create_decoder(self._format, output_rate=self.sample_rate)
+                # Only the first piece's marks are the TTFA's; later pieces' go to a scratch FetchMarks.
+                marks = self.fetch_marks if index == 0 else FetchMarks()
+                try:
+                    await self._fetch(req, marks)
+                except FetchError as exc:
+                    if exc.kind != "cut" or self.frames_received == 0:
+                        raise
+                    # A cut stream still plays what arrived; the message says it was cut. Later pieces are
+                    # not fetched: the utterance would have a hole.
+                    error, error_kind = str(exc), exc.kind
+                    break
             self.last_byte = time.monotonic()
             await self._push(self._decoder.flush())
             await self._opening
@@ -237,14 +245,15 @@ class SpeakSession:
         rate = device_sample_rate(opts.output, OPENAI_SAMPLE_RATE)
         self.sample_rate = rate
         # The Realtime API always sends raw pcm16 24 kHz, whatever format the settings name.
-        fmt = "pcm" if uses_realtime(opts.request) else opts.request.response_format
-        self._decoder = create_decoder(fmt, output_rate=rate)
+        self._format = "pcm" if uses_realtime(opts.request) else opts.request.response_format
+        self._decoder = create_decoder(self._format, output_rate=rate)
         self._ring = FloatRing(max(1, int(opts.max_buffer_s * rate)))
         self._played = FloatRing(int(_PLAYED_RING_S * rate))
         self._policy = PrebufferPolicy(
             sample_rate=rate,
             fixed_ms=opts.prebuffer_ms,
-            expected_audio_s=PrebufferPolicy.expected_duration(opts.request.text, opts.request.speed),
+            expected_audio_s=PrebufferPolicy.expected_duration(
+                " ".join(r.text for r in (opts.request, *opts.continuation)), opts.request.speed),
         )
         self._output = AudioOutput(self._ring, rate, opts.output, played=self._played)
         self._output.gate_frames = self._policy.threshold_frames()
@@ -263,6 +272,14 @@ class SpeakSession:
             if self.first_decoded is None:
                 self.first_decoded = time.monotonic()
             await self._push(frames)
+
+    async def _fetch(self, req: SpeechRequest, marks: FetchMarks) -> None:
+        if self.options.source is not None:
+            await self.options.source(req, marks, self._on_chunk)
+        elif uses_realtime(req):
+            await fetch_realtime(req, marks, self._on_chunk, self._on_transcript)
+        else:
+            await fetch_speech(req, marks, self._on_chunk)
 
     def _on_transcript(self, text: str) -> None:
         self.transcript = text
