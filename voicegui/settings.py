@@ -81,6 +81,8 @@ class Settings:
     sim_first_byte_delay_ms: float = 0.0
     sim_throughput_x: float | None = None  # None: as fast as the server encodes
     sim_jitter_ms: float = 0.0
+    # history: cached audio beyond this is evicted, oldest first (0: keep no audio, only the measurements)
+    history_max_mb: float = 200.0
     # window
     window_geometry: str | None = None  # QWidget.saveGeometry() as base64
 
@@ -148,6 +150,8 @@ def _check_field(name: str, v: Any) -> str | None:
         return None if _is_num(v) and 0 <= v <= 60000 else f"must be 0..60000 ms, not {v!r}"
     if name == "sim_throughput_x":
         return None if v is None or (_is_num(v) and 0.05 <= v <= 1000) else f"must be empty (unlimited) or 0.05..1000, not {v!r}"
+    if name == "history_max_mb":
+        return None if _is_num(v) and 0 <= v <= 100_000 else f"must be 0..100000 MB, not {v!r}"
     if name == "window_geometry":
         return None if v is None or isinstance(v, str) else "must be text"
     return None
@@ -175,7 +179,7 @@ def from_json(data: Any) -> tuple[Settings, list[str]]:
         value = data[f.name]
         if isinstance(value, int) and not isinstance(value, bool) and f.name in (
                 "speed", "max_buffer_s", "volume", "prebuffer_ms", "sim_first_byte_delay_ms", "sim_jitter_ms",
-                "sim_throughput_x"):
+                "sim_throughput_x", "history_max_mb"):
             value = float(value)
         message = _check_field(f.name, value)
         if message:

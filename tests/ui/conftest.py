@@ -9,9 +9,9 @@ The speech server is the real BuiltinServer class (per-run token, shaping) servi
 generated clip, so the window's default provider (Built-in) speaks without any configuration; audio goes
 to the PulseAudio null sink started by tests/conftest.py.
 
-Every test gets its own settings directory ($VOICEGUI_CONFIG_DIR = a tmp dir) and an in-memory keyring
-(tests.ui.memory_keyring.MemoryKeyring, also named in $PYTHON_KEYRING_BACKEND for child processes), so
-no test reads or writes the developer's settings or keyring.
+Every test gets its own settings and cache directories ($VOICEGUI_CONFIG_DIR, $VOICEGUI_CACHE_DIR = tmp
+dirs) and an in-memory keyring (tests.ui.memory_keyring.MemoryKeyring, also named in $PYTHON_KEYRING_BACKEND
+for child processes), so no test reads or writes the developer's settings, history or keyring.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def ui_server(ui_clip: Path):
 def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "config"
     monkeypatch.setenv("VOICEGUI_CONFIG_DIR", str(path))
+    monkeypatch.setenv("VOICEGUI_CACHE_DIR", str(tmp_path / "cache"))  # the history cache, per test
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     return path
 

@@ -12,6 +12,13 @@ Text longer than one request takes (4096 characters) is cut at sentence ends (te
 and the pieces are played back to back as consecutive sessions of one Playback (the core has no gapless
 multi-request session yet: each piece re-opens the device).
 
+History, line-up and A/B live in their own tabs (ui/history_panel.py, ui/lineup_panel.py, ui/ab_panel.py).
+Every Speak is recorded in the HistoryStore after it ends (the file writes in a worker thread); a replay from
+history is a Speak whose SpeakOptions.source feeds the cached bytes instead of a request, so it runs through
+the same session, plots and readout. Only one thing plays at a time: a Speak or Stop silences the panels,
+and a panel silences the window's Speak and the other panel first (``stop_others``). The plots follow the
+window's own Speak, or the panel that started playing last (``show_session``).
+
 The built-in server (BuiltinServer) is started and stopped by ui/app.py; the window only reads its
 URL/token and sets its ``shaping`` from the network simulator (a plain attribute swap, read by the
 server's thread once per request).
@@ -26,8 +33,10 @@ import asyncio
 import logging
 import time
 from collections import deque
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
-
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
@@ -53,13 +62,18 @@ from qasync import asyncSlot
 
 from voicegui import settings as settings_mod
 from voicegui.core.fetch import SpeechRequest
+from voicegui.core.history import HistoryError, HistoryStore
 from voicegui.core.metrics import SessionMetrics
 from voicegui.core.output import OutputConfig
 from voicegui.core.providers import BUILTIN
 from voicegui.core.realtime import transcript_differs
+from voicegui.core.replay_source import replay_source
 from voicegui.core.session import SpeakOptions, SpeakSession
 from voicegui.core.text import split_for_request
 from voicegui.settings import KeyStore, Settings
+from voicegui.ui.ab_panel import ABPanel
+from voicegui.ui.history_panel import MB, HistoryPanel, record_session
+from voicegui.ui.lineup_panel import LineupPanel
 from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel
 from voicegui.ui.plots import LivePlots
 from voicegui.ui.provider_panel import ProviderPanel
@@ -84,6 +98,8 @@ class Playback:
     metrics: SessionMetrics | None = None  # of the last piece that ran
     stop_requested: bool = False
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    record: bool = True  # a Speak goes into the history when it ends; a replay from history does not
+    provider: str = ""  # provider id, for the history
 
     @property
     def transcript(self) -> str:
@@ -146,9 +162,19 @@ class MainWindow(QMainWindow):
         self._closed_emitted = False
         self._builtin: Any = None
         self.playbacks: deque[Playback] = deque(maxlen=SESSION_LOG)
+        self._shown: Any = None  # a panel whose current_session() the plots follow; None: our own Speak
+        self._background: set[asyncio.Future] = set()  # history writes in flight (kept referenced)
         loaded = settings_mod.load()
         self.settings: Settings = loaded.settings
         self.keys = keys or KeyStore()
+        history_problem: str | None = None
+        try:
+            self.history = HistoryStore(max_bytes=int(self.settings.history_max_mb * MB))
+        except OSError as exc:
+            # An unreadable cache must not cost the window: keep this run's history in a temporary place.
+            history_problem = f"The history cache cannot be read ({exc}); this session's history is temporary."
+            self.history = HistoryStore(Path(tempfile.mkdtemp(prefix="voicegui-history-")),
+                                        max_bytes=int(self.settings.history_max_mb * MB))
 
         self.banner = ErrorBanner()
 
@@ -212,6 +238,11 @@ class MainWindow(QMainWindow):
         self.tuning = TuningPanel()
         self.network = NetworkPanel()
         self._restore_knobs()
+        self.history_panel = HistoryPanel(self.history, self.settings.history_max_mb)
+        self.history_panel.replay_requested.connect(self.replay)
+        self.history_panel.error.connect(self.show_error)
+        self.lineup_panel = LineupPanel(self)
+        self.ab_panel = ABPanel(self)
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -232,6 +263,10 @@ class MainWindow(QMainWindow):
         playback_layout.addWidget(self.network)
         playback_layout.addStretch(1)
         self.tabs.addTab(self._scrolled(playback_page), "Pl&ayback")
+        self.tabs.addTab(self.history_panel, "&History")
+        self.tabs.addTab(self.lineup_panel, "&Line-up")
+        self.tabs.addTab(self.ab_panel, "A/&B")
+        self.tabs.currentChanged.connect(self._on_tab)
         # The TTFA readout stays in view under the tabs: it is what a Speak is judged by.
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.tabs)
@@ -277,6 +312,8 @@ class MainWindow(QMainWindow):
             self.set_builtin(builtin)
         if loaded.message:
             self.show_error(loaded.message)
+        if history_problem:
+            self.show_error(history_problem)
 
     @staticmethod
     def _scrolled(widget: QWidget) -> QScrollArea:
@@ -332,6 +369,7 @@ class MainWindow(QMainWindow):
         s.sim_first_byte_delay_ms = float(self.network.first_byte_ms.value())
         s.sim_throughput_x = self.network.throughput()
         s.sim_jitter_ms = float(self.network.jitter_ms.value())
+        s.history_max_mb = float(self.history_panel.max_mb.value())
         s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         return s
 
@@ -361,6 +399,9 @@ class MainWindow(QMainWindow):
         return cur is not None and not cur.done.is_set()
 
     def _session(self) -> SpeakSession | None:
+        """What the plots and the readout follow: the panel that plays (line-up, A/B) or our own Speak."""
+        if self._shown is not None:
+            return self._shown.current_session()
         return self.session
 
     def _speak_block_reason(self) -> str | None:
@@ -386,18 +427,19 @@ class MainWindow(QMainWindow):
         self.status_line.setText(text)
 
     # --- Speak / Stop -------------------------------------------------------------------------------------
-    def _options(self) -> list[SpeakOptions]:
+    def _options(self, text: str | None = None, voice: str | None = None,
+                 fmt: str | None = None) -> list[SpeakOptions]:
         """The requests (one per ≤4096-character piece) and knobs for the next Speak; raises ValueError
-        with a message for the user."""
+        with a message for the user. text/voice/fmt: instead of the ones shown (line-up, A/B)."""
         tuning = self.tuning.values()
         pp = self.provider_panel
         base_url, key = pp.endpoint()
-        model, voice = pp.model_id(), pp.voice_id()
+        model, voice = pp.model_id(), voice or pp.voice_id()
         if not model:
             raise ValueError("Choose a model.")
         if not voice:
             raise ValueError("Choose a voice.")
-        text = self.text_edit.toPlainText()
+        text = self.text_edit.toPlainText() if text is None else text
         pieces = [text] if len(text) <= MAX_INPUT_CHARS else split_for_request(text, MAX_INPUT_CHARS)
         output = OutputConfig(device=tuning.device, latency=tuning.latency, blocksize=tuning.blocksize,
                               volume=tuning.volume)
@@ -408,7 +450,7 @@ class MainWindow(QMainWindow):
                 model=model,
                 voice=voice,
                 text=piece,
-                response_format=pp.response_format(),
+                response_format=fmt or pp.response_format(),
                 speed=pp.speed_value(),
                 instructions=pp.instructions_value(),
                 chunk_bytes=tuning.chunk_bytes,
@@ -416,6 +458,7 @@ class MainWindow(QMainWindow):
             prebuffer_ms=tuning.prebuffer_ms,
             max_buffer_s=tuning.max_buffer_s,
             output=output,
+            keep_original=True,  # for the history cache
         ) for piece in pieces]
 
     @asyncSlot()
@@ -423,31 +466,64 @@ class MainWindow(QMainWindow):
         """Stop whatever is playing, then start one new Speak (the newest click wins)."""
         if self._closing or self._speak_block_reason() is not None:
             return
+        await self._begin(self._options, record=True)
+
+    @asyncSlot(str)
+    async def replay(self, entry_id: str) -> None:
+        """Play a history entry again from the cache: the same session path and plots, no request."""
+        if self._closing:
+            return
+        try:
+            entry = self.history.get(entry_id)
+            data = await asyncio.to_thread(self.history.original, entry_id)
+        except (HistoryError, OSError) as exc:
+            self.show_error(str(exc))
+            return
+
+        def build() -> list[SpeakOptions]:
+            # The current knobs apply: replaying the same bytes under other buffer settings is a fair test.
+            tuning = self.tuning.values()
+            request = SpeechRequest(base_url=entry.base_url, api_key="none", model=entry.model, voice=entry.voice,
+                                    text=entry.text, response_format=entry.format, speed=entry.speed,
+                                    chunk_bytes=tuning.chunk_bytes)
+            output = OutputConfig(device=tuning.device, latency=tuning.latency, blocksize=tuning.blocksize,
+                                  volume=tuning.volume)
+            return [SpeakOptions(request=request, prebuffer_ms=tuning.prebuffer_ms, max_buffer_s=tuning.max_buffer_s,
+                                 output=output, keep_original=True, source=replay_source(data))]
+
+        await self._begin(build, record=False)
+
+    async def _begin(self, build: Callable[[], list[SpeakOptions]], record: bool) -> None:
+        """Stop everything that plays, then start the Speak `build()` describes unless a newer one came."""
         self._generation += 1
         generation = self._generation
         self._starting = True
         self._update_speak_enabled()
         try:
             await self._stop_current()
+            await self._stop_panels()
             if generation != self._generation or self._closing:
                 return  # a newer Speak (or Stop, or closing) came while the old session was stopping
             try:
-                parts = self._options()
+                parts = build()
             except ValueError as exc:
                 self.show_error(str(exc))
                 return
             self.banner.hide()
-            self.provider_panel.store_key()
-            self._start(parts)
+            if record:
+                self.provider_panel.store_key()
+            self._start(parts, record)
         finally:
             if generation == self._generation:
                 self._starting = False
             self._update_speak_enabled()
 
-    def _start(self, parts: list[SpeakOptions]) -> None:
+    def _start(self, parts: list[SpeakOptions], record: bool = True) -> None:
         first = SpeakSession(parts[0])
-        playback = Playback(session=first, parts=parts, sessions=[first])
+        playback = Playback(session=first, parts=parts, sessions=[first], record=record,
+                            provider=self.provider_panel.provider_id())
         self._current = playback
+        self._shown = None  # the plots follow this Speak
         self.playbacks.append(playback)
         self.plots.reset()
         self.ttfa.reset()
@@ -456,7 +532,11 @@ class MainWindow(QMainWindow):
         playback.task = asyncio.ensure_future(self._run(playback))
         req = parts[0].request
         pieces = f" ({len(parts)} pieces)" if len(parts) > 1 else ""
-        self.set_status(f"Speaking{pieces}: {req.model} / {req.voice} / {req.response_format} from {req.base_url}")
+        if record:
+            self.set_status(f"Speaking{pieces}: {req.model} / {req.voice} / {req.response_format} "
+                            f"from {req.base_url}")
+        else:
+            self.set_status(f"Replaying from the history cache: {req.model} / {req.voice} / {req.response_format}")
 
     async def _run(self, playback: Playback) -> None:
         playback.entered_at = time.monotonic()
@@ -482,6 +562,19 @@ class MainWindow(QMainWindow):
             if playback is self._current:
                 self._on_finished(playback)
             self._update_speak_enabled()
+            if playback.record:
+                task = asyncio.ensure_future(self._record(playback))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+    async def _record(self, playback: Playback) -> None:
+        """Put each piece that ran into the history (file writes in a worker thread), then show it."""
+        for session in playback.sessions:
+            if session.metrics is None:
+                continue
+            await record_session(self.history, session.options, session.metrics, session.original_bytes,
+                                 playback.provider)
+        self.history_changed()
 
     def _on_finished(self, playback: Playback) -> None:
         metrics = playback.metrics
@@ -519,11 +612,61 @@ class MainWindow(QMainWindow):
 
     @asyncSlot()
     async def stop(self) -> None:
-        """Stop speaking now; any Speak still waiting to start is abandoned."""
+        """Stop speaking now (the line-up and A/B too); any Speak still waiting to start is abandoned."""
         self._generation += 1  # a Speak waiting for the old session to stop must not start afterwards
         self._starting = False
         await self._stop_current()
+        await self._stop_panels()
         self._update_speak_enabled()
+
+    async def _stop_panels(self, keep: object = None) -> None:
+        for panel in (self.lineup_panel, self.ab_panel):
+            if panel is not keep:
+                await panel.stop_and_wait()
+
+    # --- what the line-up and A/B panels use (lineup_panel.PlayerHost) -----------------------------------
+    def speak_options(self, voice: str | None = None, fmt: str | None = None,
+                      text: str | None = None) -> SpeakOptions:
+        """One request with the window's provider and knobs (ValueError with a message)."""
+        return self._options(text=text, voice=voice, fmt=fmt)[0]
+
+    def provider_label(self) -> str:
+        return self.provider_panel.provider_id()
+
+    def voice_choices(self) -> list[tuple[str, str]]:
+        pp = self.provider_panel
+        # The full list, not the voice combo's items: those are narrowed by the filter box.
+        return [(v.id, pp._label(v)) for v in pp._voices]  # noqa: SLF001 (the panel has no public list yet)
+
+    def current_text(self) -> str:
+        return self.text_edit.toPlainText()
+
+    async def stop_others(self, keep: object) -> None:
+        """A panel is about to play: silence the window's Speak and the other panel, and wait for them."""
+        self._generation += 1  # a Speak waiting to start must not start on top of the panel
+        self._starting = False
+        await self._stop_current()
+        await self._stop_panels(keep)
+        self._update_speak_enabled()
+
+    def show_session(self, owner: object) -> None:
+        self._shown = owner
+        self.plots.reset()
+        self.ttfa.reset()
+
+    def show_result(self, metrics: SessionMetrics | None) -> None:
+        if metrics is not None:
+            self.ttfa.show_metrics(metrics)
+
+    def history_changed(self) -> None:
+        self.history_panel.reload()
+
+    def _on_tab(self, index: int) -> None:
+        page = self.tabs.widget(index)
+        if page is self.lineup_panel:
+            self.lineup_panel.reload_voices()
+        elif page is self.ab_panel:
+            self.ab_panel.reload_voices()
 
     def _refresh_transcript(self, final: bool = False) -> None:
         """Show the Realtime transcript while it grows; once done, flag a reading that is not verbatim."""
@@ -558,7 +701,11 @@ class MainWindow(QMainWindow):
         self.save_settings()
         try:
             await self._stop_current()
+            await self._stop_panels()
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)  # history writes finish
         finally:
+            self.history_panel.close_panel()
             self._released = True
             self._update_speak_enabled()
 

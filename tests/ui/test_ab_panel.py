@@ -1,0 +1,80 @@
+"""A/B tab: the toggle (button, Space, Ctrl+B) switches which voice plays; after each side's first fetch the
+switch replays from memory with no request. Real built-in server, real audio on the null sink."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from tests.ui.conftest import until
+from tests.ui.test_main_window import click
+
+pytestmark = pytest.mark.audio
+
+
+async def playing(panel, count: int, seconds: float = 0.3) -> None:
+    """Wait until play number `count` is audible for `seconds`."""
+    await until(lambda: len(panel.plays) == count and panel.current_session() is not None
+                and panel.current_session().snapshot().frames_played > 24000 * seconds, 10,
+                f"play {count} to be heard")
+
+
+async def test_toggle_switches_voice_and_replays_from_cache(qtbot, window, server, artifacts_dir):
+    panel = window.ab_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_side("A", "alloy")
+    panel.set_side("B", "echo", "mp3")
+    first_record = len(server.records)
+
+    click(qtbot, panel.toggle_button)  # nothing played yet: A
+    await playing(panel, 1)
+    click(qtbot, panel.toggle_button)
+    await playing(panel, 2)
+    window.resize(1100, 720)
+    await asyncio.sleep(0.2)
+    assert window.grab().save(str(artifacts_dir / "ui-ab.png"))
+
+    # the keys, with the panel focused: Space (not in a text field: there it types a space), then Ctrl+B,
+    # which works in the editable voice box too
+    window.activateWindow()
+    panel.setFocus()
+    await until(lambda: window.isActiveWindow() and panel.hasFocus(), 3, "focus on the panel")
+    QTest.keyClick(panel, Qt.Key.Key_Space)
+    await playing(panel, 3)
+    panel.sides["A"].voice.setFocus()
+    await until(lambda: panel.sides["A"].voice.hasFocus(), 3, "focus in the voice box")
+    QTest.keyClick(panel.sides["A"].voice, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)
+    await playing(panel, 4)
+    assert panel.sides["A"].voice.currentText() == "alloy"  # nothing typed into it
+
+    plays = panel.plays
+    assert [(p.side, p.voice, p.format) for p in plays] == [
+        ("A", "alloy", "pcm"), ("B", "echo", "mp3"), ("A", "alloy", "pcm"), ("B", "echo", "mp3")]
+    assert [p.replayed for p in plays] == [False, False, True, True]
+    # each switch stopped the other side before starting: never two at once
+    for before, after in zip(plays, plays[1:]):
+        assert before.metrics is not None and before.metrics.stopped
+        assert before.session.last_byte is not None
+    records = server.records[first_record:]
+    assert [(r.voice, r.format) for r in records] == [("alloy", "pcm"), ("echo", "mp3")], \
+        "after the first fetch of each side, switching must not ask the server again"
+    # the replayed bytes are the ones first received
+    assert plays[2].session.original_bytes == plays[0].session.original_bytes
+    assert window._session() is plays[3].session  # the plots follow the A/B panel
+
+    click(qtbot, panel.stop_button)
+    await until(lambda: not panel.is_playing(), 5, "A/B to stop")
+    assert plays[3].metrics.stopped
+    # only the live plays are Speaks in the history
+    await until(lambda: window.history_panel.table.rowCount() == 2, 3, "the history rows")
+
+    # the window's Speak takes over from A/B and the plots follow it again
+    click(qtbot, panel.toggle_button)
+    await playing(panel, 5, 0.1)
+    click(qtbot, window.speak_button)
+    await until(lambda: window.is_speaking() and not panel.is_playing(), 5, "the Speak to take over")
+    assert panel.plays[4].metrics.stopped and window._session() is window.session
+    await asyncio.wait_for(window.playback.done.wait(), 10)

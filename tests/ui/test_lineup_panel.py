@@ -1,0 +1,115 @@
+"""Line-up tab: three voices in the order asked, the highlight following the speaker, results, report, presets.
+Real built-in (replay) server and real audio on the null sink; waits are awaited asyncio polls."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+
+import pytest
+from PySide6.QtCore import Qt
+
+from tests.ui.conftest import CLIP_SECONDS, until
+from tests.ui.test_main_window import click
+from voicegui.core.lineup import load_presets
+
+pytestmark = pytest.mark.audio
+
+ORDER = ["shimmer", "alloy", "echo"]
+
+
+async def test_lineup_runs_in_order_with_highlight_results_and_report(qtbot, window, server, tmp_path,
+                                                                      artifacts_dir):
+    panel = window.lineup_panel
+    window.tabs.setCurrentWidget(panel)  # fills the voice list from the provider
+    assert panel.voices.topLevelItemCount() >= 3
+    panel.set_checked(ORDER, {"alloy": "mp3"})
+    panel.text.setPlainText("Three voices, one text.")
+    seen: list[tuple[int, str | None]] = []
+    panel.started.connect(lambda i: seen.append((i, panel.highlighted_voice())))
+    first_record = len(server.records)
+    shot = asyncio.Event()
+
+    async def screenshot_while_second_speaks() -> None:
+        await until(lambda: len(seen) == 2 and panel.current_session() is not None
+                    and panel.current_session().snapshot().frames_played > 24000 * 0.5, 15, "voice 2 to play")
+        window.resize(1100, 720)
+        await asyncio.sleep(0.3)
+        assert window.grab().save(str(artifacts_dir / "ui-lineup-running.png"))
+        shot.set()
+
+    shooter = asyncio.ensure_future(screenshot_while_second_speaks())
+    click(qtbot, panel.run_button)
+    await until(lambda: panel.is_running(), 5, "the line-up to start")
+    assert window.stop_button.isEnabled() is False and panel.stop_button.isEnabled()
+    await until(lambda: not panel.is_running(), 30, "the line-up to finish")
+    await asyncio.wait_for(shooter, 5)
+
+    assert seen == [(0, "shimmer"), (1, "alloy"), (2, "echo")], "the highlight follows the speaking voice"
+    assert panel.highlighted_voice() is None  # cleared at the end
+    records = server.records[first_record:]
+    assert [(r.voice, r.format) for r in records] == [("shimmer", "pcm"), ("alloy", "mp3"),
+                                                               ("echo", "pcm")]
+    assert [r.voice for r in panel.results] == ORDER
+    for r in panel.results:
+        assert r.ok, r.error
+        assert r.duration_s == pytest.approx(CLIP_SECONDS, abs=0.1) and r.ttfa_ms is not None
+    assert panel.results_table.rowCount() == 3
+    assert [panel.results_table.item(row, 1).text() for row in range(3)] == ORDER
+    # sortable by TTFA: the table order follows the numbers
+    panel.results_table.sortByColumn(3, Qt.SortOrder.AscendingOrder)
+    shown = [panel.results_table.item(row, 3).text() for row in range(3)]
+    assert shown == [f"{v:.0f} ms" for v in sorted(r.ttfa_ms for r in panel.results)]
+    # every voice is in the history, newest first
+    await until(lambda: window.history_panel.table.rowCount() == 3, 3, "the history rows")
+    assert [e.voice for e in window.history.entries()] == ORDER
+    assert panel.export_button.isEnabled()
+
+    report = await panel.export_report(tmp_path / "lineup.html")
+    html = report.read_text(encoding="utf-8")
+    assert html.count("<audio") == 3 and "Three voices, one text." in html
+    with open(tmp_path / "lineup.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["voice"] for r in rows] == ORDER
+    assert shot.is_set()
+    await asyncio.sleep(0.1)
+    assert window.grab().save(str(artifacts_dir / "ui-lineup-done.png"))
+
+
+async def test_lineup_stop_and_speak_never_overlap(qtbot, window, server):
+    from voicegui.server.shaping import Shaping
+
+    server.shaping = Shaping(throughput_x=1.0, write_bytes=1024)
+    panel = window.lineup_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_checked(["alloy", "echo"])
+    click(qtbot, panel.run_button)
+    await until(lambda: panel.current_session() is not None
+                and panel.current_session().snapshot().frames_played > 2400, 10, "the line-up to play")
+    lineup_session = panel.current_session()
+    # Speak in the window stops the line-up first (one thing plays at a time).
+    click(qtbot, window.speak_button)
+    await until(lambda: not panel.is_running() and window.is_speaking(), 5, "the Speak to take over")
+    assert lineup_session.metrics is not None and lineup_session.metrics.stopped
+    assert len(panel.results) == 1 and "Stopped" in panel.status.text()
+    assert window.playback.entered_at >= lineup_session.metrics.marks.request_sent
+    # Esc stops the window's Speak
+    window.stop()
+    await asyncio.wait_for(window.playback.done.wait(), 5)
+
+
+async def test_presets_save_and_delete(qtbot, window):
+    panel = window.lineup_panel
+    assert "pangram" in [panel.preset.itemText(i) for i in range(panel.preset.count())]
+    panel.preset.setCurrentText("numbers")
+    assert "invoice" in panel.text.toPlainText()
+    panel.text.setPlainText("My own comparison text.")
+    panel.save_preset("mine")
+    assert load_presets()["mine"] == "My own comparison text."
+    assert panel.preset.currentText() == "mine"
+    panel.preset.setCurrentText("pangram")
+    panel.preset.setCurrentText("mine")
+    assert panel.text.toPlainText() == "My own comparison text."
+    panel.delete_preset_button.click()
+    assert "mine" not in load_presets() and "mine" not in [panel.preset.itemText(i)
+                                                           for i in range(panel.preset.count())]

@@ -1,0 +1,545 @@
+"""Line-up panel: one text spoken by several voices in turn, the speaking voice highlighted, results compared.
+
+The user checks voices in a list filled from the current provider's voices (drag or Up/Down to set the
+order; double-click the Format cell to give one voice its own format), picks a text (presets: the built-in
+PRESETS plus the user's own, saved with `save_presets`), and presses Run. A core `Lineup` (voicegui/core/
+lineup.py) plays the voices one after another through ordinary SpeakSessions and records each in the
+history. The window's plots follow `current_session()` (the line-up's running session). Results land in a
+sortable table (TTFA, duration, underruns, bytes); "Export report…" writes the self-contained HTML report
+and a CSV next to it (voicegui/core/report.py) in a worker thread.
+
+`PlayerHost` is what the panel needs from the window (MainWindow implements it): the request/knobs of the
+next Speak, the voice list, a way to silence any other playback first (only one thing plays at a time), and
+the plots/readout/banner.
+
+Threads: GUI thread only (= the qasync loop thread). `Lineup.run()` runs as an async slot on that loop, so
+its on_start/on_done callbacks may touch widgets directly. Report encoding (a few MB of base64) runs via
+asyncio.to_thread on finished, immutable results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QTableWidget,
+    QTableWidgetItem,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from qasync import asyncSlot
+
+from voicegui.core.decode import FORMATS
+from voicegui.core.history import HistoryStore
+from voicegui.core.lineup import Lineup, LineupEntry, LineupResult, Target, load_presets, save_presets
+from voicegui.core.metrics import SessionMetrics
+from voicegui.core.report import export_csv, export_html
+from voicegui.core.session import SpeakOptions, SpeakSession
+
+log = logging.getLogger(__name__)
+
+DEFAULT_FORMAT = "default"  # Format cell meaning "the format chosen on the Voice tab"
+VOICE_ROLE = Qt.ItemDataRole.UserRole + 1
+SPEAKING_ROLE = Qt.ItemDataRole.UserRole + 2  # True on the row of the voice speaking now
+HIGHLIGHT = QColor("#ffe8a3")  # the speaking voice's row: warm, readable with dark text
+
+
+class PlayerHost(Protocol):
+    """What the line-up and A/B panels need from the window (MainWindow implements it)."""
+
+    history: HistoryStore
+
+    def speak_options(self, voice: str | None = None, fmt: str | None = None,
+                      text: str | None = None) -> SpeakOptions:
+        """The next Speak's request and knobs (voice/format/text overridable); ValueError with a message."""
+        ...
+
+    def provider_label(self) -> str: ...
+
+    def voice_choices(self) -> list[tuple[str, str]]:
+        """(voice id, label) of the current provider's voices."""
+        ...
+
+    def current_text(self) -> str: ...
+
+    async def stop_others(self, keep: object) -> None:
+        """Silence every playback but `keep`'s (a panel) and wait until their devices are closed."""
+        ...
+
+    def show_session(self, owner: object) -> None:
+        """`owner.current_session()` is what the plots and the TTFA readout follow from now on."""
+        ...
+
+    def show_result(self, metrics: SessionMetrics | None) -> None: ...
+
+    def show_error(self, message: str) -> None: ...
+
+    def set_status(self, text: str) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def history_changed(self) -> None: ...
+
+
+class FormatDelegate(QStyledItemDelegate):
+    """The Format cell is edited with a combo box: "default" or one of the six formats."""
+
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem,  # noqa: N802 (Qt's name)
+                     index: QModelIndex | QPersistentModelIndex) -> QWidget:
+        combo = QComboBox(parent)
+        combo.addItems([DEFAULT_FORMAT, *FORMATS])
+        return combo
+
+    def setEditorData(self, editor: QWidget, index: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
+        assert isinstance(editor, QComboBox)
+        editor.setCurrentText(str(index.data() or DEFAULT_FORMAT))
+
+    def setModelData(self, editor: QWidget, model: Any,  # noqa: N802 (Qt's name)
+                     index: QModelIndex | QPersistentModelIndex) -> None:
+        assert isinstance(editor, QComboBox)
+        model.setData(index, editor.currentText())
+
+
+class _NumItem(QTableWidgetItem):
+    """A results cell sorting by number (missing values last), showing formatted text."""
+
+    def __init__(self, text: str, key: float | None) -> None:
+        super().__init__(text)
+        self.key = float("inf") if key is None else float(key)  # numpy scalars would give numpy.bool
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        return bool(self.key < getattr(other, "key", float("inf")))  # Qt wants a real bool
+
+
+RESULT_COLUMNS = ("#", "Voice", "Format", "TTFA", "Duration", "Underruns", "Bytes", "Error")
+
+
+class LineupPanel(QWidget):
+    """See the module docstring. ``started(index)`` fires after the row of voice `index` is highlighted."""
+
+    started = Signal(int)
+    finished = Signal()
+
+    def __init__(self, host: PlayerHost, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.host = host
+        self.lineup: Lineup | None = None
+        self.results: list[LineupResult] = []
+        self._run_items: list[QTreeWidgetItem] = []  # tree item per line-up entry, in run order
+        self._ended: SpeakSession | None = None  # the last finished voice's session (not "current" any more)
+        self._done = asyncio.Event()
+        self._done.set()
+        self._text_used = ""
+
+        # --- voices ---
+        self.voices = QTreeWidget()
+        self.voices.setHeaderLabels(["Voice", "Format"])
+        self.voices.setRootIsDecorated(False)
+        self.voices.setUniformRowHeights(True)
+        self.voices.setItemDelegateForColumn(1, FormatDelegate(self.voices))
+        self.voices.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)  # see _on_item_double_click
+        self.voices.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.voices.setToolTip("Check the voices to compare; drag (or Up/Down) to set their order; "
+                               "double-click a Format cell to give one voice its own format.")
+        self.voices.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.voices.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.voices.itemDoubleClicked.connect(self._on_item_double_click)
+        self.up_button = QPushButton("Up")
+        self.down_button = QPushButton("Down")
+        self.refresh_button = QPushButton("Reload voices")
+        self.refresh_button.setToolTip("Fill the list from the voices of the provider on the Voice tab")
+        self.up_button.clicked.connect(lambda: self._move(-1))
+        self.down_button.clicked.connect(lambda: self._move(1))
+        self.refresh_button.clicked.connect(self.reload_voices)
+        order = QHBoxLayout()
+        order.addWidget(self.up_button)
+        order.addWidget(self.down_button)
+        order.addStretch(1)
+        order.addWidget(self.refresh_button)
+        voices_box = QGroupBox("Voi&ces (in order)")
+        vlayout = QVBoxLayout(voices_box)
+        vlayout.addWidget(self.voices, 1)
+        vlayout.addLayout(order)
+
+        # --- text ---
+        self.presets = load_presets()
+        self.preset = QComboBox()
+        self.preset.setToolTip("Texts that test the same hard parts for every voice")
+        self.text = QPlainTextEdit()
+        self.text.setTabChangesFocus(True)
+        self.text.setPlaceholderText("The text every voice speaks")
+        self.save_preset_button = QPushButton("Save preset…")
+        self.delete_preset_button = QPushButton("Delete preset")
+        self.preset.currentTextChanged.connect(self._on_preset)
+        self.save_preset_button.clicked.connect(self._ask_save_preset)
+        self.delete_preset_button.clicked.connect(self._delete_preset)
+        prow = QHBoxLayout()
+        prow.addWidget(self.preset, 1)
+        prow.addWidget(self.save_preset_button)
+        prow.addWidget(self.delete_preset_button)
+        text_box = QGroupBox("Te&xt")
+        tlayout = QVBoxLayout(text_box)
+        tlayout.addLayout(prow)
+        tlayout.addWidget(self.text, 1)
+        self._fill_presets(next(iter(self.presets), None))
+
+        # --- run ---
+        self.run_button = QPushButton("R&un line-up")
+        self.run_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaStop))
+        self.stop_button.setEnabled(False)
+        self.export_button = QPushButton("&Export report…")
+        self.export_button.setToolTip("A self-contained HTML page (audio inside) and a CSV of the numbers")
+        self.export_button.setEnabled(False)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+        self.run_button.clicked.connect(self.run)
+        self.stop_button.clicked.connect(self.stop)
+        self.export_button.clicked.connect(self._ask_export)
+        actions = QHBoxLayout()
+        actions.addWidget(self.run_button)
+        actions.addWidget(self.stop_button)
+        actions.addStretch(1)
+        actions.addWidget(self.export_button)
+
+        # --- results ---
+        self.results_table = QTableWidget(0, len(RESULT_COLUMNS))
+        self.results_table.setHorizontalHeaderLabels(list(RESULT_COLUMNS))
+        self.results_table.verticalHeader().hide()
+        self.results_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().lineSpacing() + 8)
+        self.results_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.results_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.results_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.results_table.horizontalHeader().setStretchLastSection(True)
+        self.results_table.setSortingEnabled(True)
+        self.results_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # run order until the user sorts
+
+        top = QWidget()
+        top_layout = QHBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addWidget(voices_box, 1)
+        top_layout.addWidget(text_box, 1)
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.setContentsMargins(0, 0, 0, 0)
+        bottom_layout.addLayout(actions)
+        bottom_layout.addWidget(self.status)
+        bottom_layout.addWidget(self.results_table, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(top)
+        split.addWidget(bottom)
+        split.setChildrenCollapsible(False)
+        split.setStretchFactor(0, 1)
+        split.setStretchFactor(1, 1)
+        # Room for ~6 voices and ~4 results even in the short right pane; the splitter gives the rest.
+        self.voices.setMinimumHeight(self.fontMetrics().lineSpacing() * 8)
+        self.results_table.setMinimumHeight(self.fontMetrics().lineSpacing() * 6)
+        self.text.setMinimumHeight(self.fontMetrics().lineSpacing() * 3)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(split)
+
+    # --- voices ---------------------------------------------------------------------------------------
+    def reload_voices(self) -> None:
+        """Refill from the provider's voices; checked voices, their order and formats are kept."""
+        if self.is_running():
+            return  # the highlighted rows belong to the running line-up
+        kept = {e.voice: e.format for e in self.checked_entries()}
+        order = [v for v in kept]
+        choices = self.host.voice_choices()
+        labels = dict(choices)
+        ids = order + [vid for vid, _ in choices if vid not in kept]
+        self.voices.clear()
+        for vid in ids:
+            item = QTreeWidgetItem([labels.get(vid, vid), kept.get(vid) or DEFAULT_FORMAT])
+            item.setData(0, VOICE_ROLE, vid)
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable
+                          | Qt.ItemFlag.ItemIsDragEnabled)
+            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsDropEnabled)  # a drop goes between rows, not into one
+            item.setCheckState(0, Qt.CheckState.Checked if vid in kept else Qt.CheckState.Unchecked)
+            self.voices.addTopLevelItem(item)
+
+    def set_checked(self, voices: list[str], formats: dict[str, str] | None = None) -> None:
+        """Check exactly `voices` and move them to the top in that order (tests, restoring a line-up)."""
+        formats = formats or {}
+        items = {self.voices.topLevelItem(i).data(0, VOICE_ROLE): self.voices.topLevelItem(i)
+                 for i in range(self.voices.topLevelItemCount())}
+        for vid, item in items.items():
+            item.setCheckState(0, Qt.CheckState.Checked if vid in voices else Qt.CheckState.Unchecked)
+        for pos, vid in enumerate(voices):
+            item = items.get(vid)
+            if item is None:
+                item = QTreeWidgetItem([vid, DEFAULT_FORMAT])
+                item.setData(0, VOICE_ROLE, vid)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable)
+                item.setCheckState(0, Qt.CheckState.Checked)
+            else:
+                self.voices.takeTopLevelItem(self.voices.indexOfTopLevelItem(item))
+            item.setText(1, formats.get(vid, DEFAULT_FORMAT))
+            self.voices.insertTopLevelItem(pos, item)
+
+    def checked_entries(self) -> list[LineupEntry]:
+        entries = []
+        for item in self._checked_items():
+            fmt = item.text(1)
+            entries.append(LineupEntry(voice=str(item.data(0, VOICE_ROLE)),
+                                       format=None if fmt in ("", DEFAULT_FORMAT) else fmt,
+                                       label=item.text(0)))
+        return entries
+
+    def _checked_items(self) -> list[QTreeWidgetItem]:
+        items = (self.voices.topLevelItem(i) for i in range(self.voices.topLevelItemCount()))
+        return [i for i in items if i.checkState(0) == Qt.CheckState.Checked]
+
+    def _on_item_double_click(self, item: QTreeWidgetItem, column: int) -> None:
+        if column == 1 and not self.is_running():
+            self.voices.editItem(item, 1)
+
+    def _move(self, step: int) -> None:
+        item = self.voices.currentItem()
+        if item is None or self.is_running():
+            return
+        row = self.voices.indexOfTopLevelItem(item)
+        new = row + step
+        if 0 <= new < self.voices.topLevelItemCount():
+            self.voices.takeTopLevelItem(row)
+            self.voices.insertTopLevelItem(new, item)
+            self.voices.setCurrentItem(item)
+
+    def highlighted_voice(self) -> str | None:
+        """The voice id of the highlighted (speaking) row, or None."""
+        for item in self._run_items:
+            if item.data(0, SPEAKING_ROLE):
+                return str(item.data(0, VOICE_ROLE))
+        return None
+
+    def _highlight(self, index: int | None) -> None:
+        for i, item in enumerate(self._run_items):
+            on = i == index
+            item.setData(0, SPEAKING_ROLE, on)
+            font = QFont(item.font(0))
+            font.setBold(on)
+            for col in range(2):
+                item.setBackground(col, QBrush(HIGHLIGHT) if on else QBrush())
+                item.setForeground(col, QBrush(QColor("#222222")) if on else QBrush())
+                item.setFont(col, font)
+            item.setIcon(0, self.style().standardIcon(QStyle.StandardPixmap.SP_MediaVolume) if on else QIcon())
+            if on:
+                self.voices.scrollToItem(item)
+
+    # --- presets --------------------------------------------------------------------------------------
+    def _fill_presets(self, select: str | None) -> None:
+        self.preset.blockSignals(True)
+        self.preset.clear()
+        self.preset.addItems(list(self.presets))
+        self.preset.blockSignals(False)
+        if select in self.presets:
+            self.preset.setCurrentText(select)
+            self.text.setPlainText(self.presets[select])
+
+    def _on_preset(self, name: str) -> None:
+        if name in self.presets:
+            self.text.setPlainText(self.presets[name])
+
+    def _ask_save_preset(self) -> None:
+        name, ok = QInputDialog.getText(self, "Save preset", "Name of this text:", text=self.preset.currentText())
+        if ok and name.strip():
+            self.save_preset(name.strip())
+
+    def save_preset(self, name: str) -> None:
+        """Store the text shown as preset `name` (new or replaced) in the user's presets file."""
+        text = self.text.toPlainText()
+        if not text.strip():
+            self.host.show_error("A preset needs some text.")
+            return
+        self.presets[name] = text
+        self._write_presets(name)
+
+    def _delete_preset(self) -> None:
+        name = self.preset.currentText()
+        if name in self.presets:
+            del self.presets[name]
+            self._write_presets(next(iter(self.presets), None))
+
+    def _write_presets(self, select: str | None) -> None:
+        try:
+            save_presets(self.presets)  # a few hundred bytes: fine on the GUI thread
+        except OSError as exc:
+            self.host.show_error(f"Could not save the presets: {exc}")
+        self._fill_presets(select)
+
+    # --- run ------------------------------------------------------------------------------------------
+    def is_running(self) -> bool:
+        return not self._done.is_set()
+
+    def current_session(self) -> SpeakSession | None:
+        """The voice speaking now (the plots follow it); None between voices."""
+        cur = None if self.lineup is None else self.lineup.current
+        return None if cur is self._ended else cur
+
+    @asyncSlot()
+    async def run(self) -> None:
+        """Speak the text with every checked voice in order."""
+        if self.is_running() or self.host.is_closing():
+            return
+        entries = self.checked_entries()
+        text = self.text.toPlainText()
+        if not entries:
+            self.host.show_error("Check at least one voice for the line-up.")
+            return
+        if not text.strip():
+            self.host.show_error("Type or choose a text for the line-up.")
+            return
+        try:
+            base = self.host.speak_options(text=text)
+        except ValueError as exc:
+            self.host.show_error(str(exc))
+            return
+        self._done.clear()
+        self._set_running(True)
+        try:
+            await self.host.stop_others(self)
+            req = base.request
+            target = Target(req.base_url, req.api_key, req.model, self.host.provider_label())
+            self.lineup = Lineup(text, entries, target, response_format=req.response_format, speed=req.speed,
+                                 instructions=req.instructions, chunk_bytes=req.chunk_bytes,
+                                 prebuffer_ms=base.prebuffer_ms, max_buffer_s=base.max_buffer_s,
+                                 output=base.output, on_start=self._on_start, on_done=self._on_done,
+                                 history=self.host.history)
+            self._run_items = self._checked_items()
+            self._ended = None
+            self._text_used = text
+            self.results = []
+            self.results_table.setSortingEnabled(False)
+            self.results_table.setRowCount(0)
+            self.results_table.setSortingEnabled(True)
+            self.host.show_session(self)
+            self.results = await self.lineup.run()
+            stopped = self.lineup.stopped
+            self.status.setText(f"Stopped after {len(self.results)} of {len(entries)} voices." if stopped
+                                else f"Done: {len(self.results)} voices.")
+            self.host.set_status(f"Line-up: {self.status.text()}")
+        except ValueError as exc:  # Lineup refuses a bad format/entry up front
+            self.host.show_error(str(exc))
+        except Exception as exc:  # a bug: shown, not raised into Qt's event loop
+            log.exception("line-up failed unexpectedly")
+            self.host.show_error(f"Internal error in the line-up: {exc}")
+        finally:
+            self._highlight(None)
+            self._set_running(False)
+            self._done.set()
+            self.finished.emit()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.export_button.setEnabled(not running and bool(self.results))
+        for w in (self.up_button, self.down_button, self.refresh_button):
+            w.setEnabled(not running)
+        self.voices.setDragEnabled(not running)
+
+    def _on_start(self, index: int) -> None:
+        self._highlight(index)
+        self.host.show_session(self)  # a new voice: the plots and readout start afresh
+        entry = self.lineup.entries[index] if self.lineup else None
+        total = len(self.lineup.entries) if self.lineup else 0
+        self.status.setText(f"Speaking {index + 1} of {total}: {entry.label if entry else ''}")
+        self.host.set_status(f"Line-up: speaking {index + 1} of {total}: {entry.label if entry else ''}")
+        self.started.emit(index)
+
+    def _on_done(self, index: int, result: LineupResult) -> None:
+        if self.lineup is not None:
+            self._ended = self.lineup.current
+        self.results.append(result)
+        self._add_result_row(result)
+        self.host.show_result(result.metrics)
+        self.host.history_changed()
+
+    def _add_result_row(self, r: LineupResult) -> None:
+        table = self.results_table
+        table.setSortingEnabled(False)
+        row = table.rowCount()
+        table.insertRow(row)
+        fmt = r.format if not r.detected_format or r.detected_format == r.format else f"{r.format} → {r.detected_format}"
+        cells: list[QTableWidgetItem] = [
+            _NumItem(str(r.index + 1), r.index),
+            QTableWidgetItem(r.label),
+            QTableWidgetItem(fmt),
+            _NumItem("—" if r.ttfa_ms is None else f"{r.ttfa_ms:.0f} ms", r.ttfa_ms),
+            _NumItem(f"{r.duration_s:.2f} s", r.duration_s),
+            _NumItem(str(r.underruns), r.underruns),
+            _NumItem(f"{r.bytes:,}", r.bytes),
+            QTableWidgetItem(r.error or ""),
+        ]
+        for col, item in enumerate(cells):
+            if r.error:
+                item.setForeground(QBrush(QColor("#b71c1c")))
+                item.setToolTip(r.error)
+            table.setItem(row, col, item)
+        table.setSortingEnabled(True)
+
+    @asyncSlot()
+    async def stop(self) -> None:
+        await self.stop_and_wait()
+
+    async def stop_and_wait(self) -> None:
+        """Silence the line-up and wait until its device is closed (the window calls this before a Speak)."""
+        if self.lineup is not None and self.is_running():
+            self.lineup.stop()
+        await self._done.wait()
+
+    # --- report ---------------------------------------------------------------------------------------
+    @asyncSlot()
+    async def _ask_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export line-up report", str(Path.home() / "lineup.html"),
+                                              "HTML report (*.html)")
+        if path:
+            await self.export_report(Path(path))
+
+    async def export_report(self, path: Path) -> Path | None:
+        """Write the HTML report to `path` and the CSV next to it (same name, .csv) in a worker thread."""
+        results = list(self.results)
+        if not results:
+            self.host.show_error("Run a line-up first: there is nothing to report.")
+            return None
+        if path.suffix.lower() not in (".html", ".htm"):
+            path = path.with_suffix(".html")
+        text = self._text_used
+        self.export_button.setEnabled(False)
+        try:
+            await asyncio.to_thread(_write_reports, results, path, text)
+        except OSError as exc:
+            self.host.show_error(f"Could not write the report: {exc}")
+            return None
+        finally:
+            self.export_button.setEnabled(bool(self.results) and not self.is_running())
+        self.status.setText(f"Report written to {path} (and {path.with_suffix('.csv').name}).")
+        return path
+
+
+def _write_reports(results: list[LineupResult], path: Path, text: str) -> None:
+    export_html(results, path, text=text)
+    export_csv(results, path.with_suffix(".csv"))
