@@ -196,18 +196,24 @@ async def test_shutdown_warning_for_tts1_and_switch_to_realtime(window):
     assert pp.warning.isVisible() and pp.instructions.isEnabled()
 
 
-async def test_text_over_4096_chars_plays_as_consecutive_pieces(qtbot, window):
+async def test_text_over_4096_chars_plays_as_one_gapless_session(qtbot, window, server):
     sentence = "This sentence is part of a long text that has to be sent in pieces. "
     text = sentence * (4200 // len(sentence) + 1)
     window.text_edit.setPlainText(text)
     assert window.speak_button.isEnabled()
     assert "pieces" in window.char_count.text()
+    before = len(server.records)
     playback = await speak_and_wait(qtbot, window, 20)
-    assert len(playback.parts) == 2 and len(playback.sessions) == 2
-    assert all(len(p.request.text) <= 4096 for p in playback.parts)
-    assert "".join(p.request.text for p in playback.parts).replace(" ", "") == text.replace(" ", "")
-    assert all(s.metrics.completed for s in playback.sessions)
-    assert sum(s.metrics.audio_played_s for s in playback.sessions) == pytest.approx(2 * CLIP_SECONDS, abs=0.1)
+    assert len(playback.sessions) == 1  # one session, one device stream...
+    options = playback.sessions[0].options
+    requests = (options.request, *options.continuation)
+    assert len(requests) == 2 and len(server.records) - before == 2  # ...fed by two requests
+    assert all(len(r.text) <= 4096 for r in requests)
+    assert "".join(r.text for r in requests).replace(" ", "") == text.replace(" ", "")
+    metrics = playback.sessions[0].metrics
+    assert metrics.completed
+    assert metrics.audio_played_s == pytest.approx(2 * CLIP_SECONDS, abs=0.1)
+    assert metrics.underrun_episodes == 0
 
 
 async def test_every_form_label_has_a_mnemonic_and_buddy(window):

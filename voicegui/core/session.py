@@ -92,7 +92,8 @@ class SpeakSession:
         self._history: deque[tuple[float, float]] = deque(maxlen=_HISTORY_POINTS)
         self._waveform = np.zeros(0, dtype=np.float32)
         self._played_chunks: list[np.ndarray] = []
-        self._original = bytearray()  # the response body as received (only with keep_original)
+        # The response bodies as received, one per request (only with keep_original).
+        self._originals: list[bytearray] = [bytearray()]
         self._decoder: StreamDecoder | None = None
         self._output: AudioOutput | None = None
         self._policy: PrebufferPolicy | None = None
@@ -131,7 +132,12 @@ class SpeakSession:
     @property
     def original_bytes(self) -> bytes:
         """The response body exactly as received (only with keep_original)."""
-        return bytes(self._original)
+        return b"".join(self._originals)
+
+    @property
+    def original_pieces(self) -> list[bytes]:
+        """One response body per request (a long text's pieces are separate files, each with its header)."""
+        return [bytes(piece) for piece in self._originals]
 
     async def run(self) -> SessionMetrics:
         """Play one utterance to the end (or until stop()); never raises for provider/device/decode faults."""
@@ -154,6 +160,7 @@ class SpeakSession:
                     # The ring and the device carry on, so there is no gap beyond the server's own.
                     await self._push(self._decoder.flush())
                     self._decoder = create_decoder(self._format, output_rate=self.sample_rate)
+                    self._originals.append(bytearray())
                 # Only the first piece's marks are the TTFA's; later pieces' go to a scratch FetchMarks.
                 marks = self.fetch_marks if index == 0 else FetchMarks()
                 try:
@@ -266,7 +273,7 @@ class SpeakSession:
             self._policy.on_headers(self.fetch_marks.headers)
         self.bytes_received += len(data)
         if self.options.keep_original:
-            self._original += data
+            self._originals[-1] += data
         frames = self._decoder.feed(data)
         if len(frames):
             if self.first_decoded is None:

@@ -9,8 +9,8 @@ start anything. The core's PortAudio callback thread is never touched from here;
 poll ``snapshot()`` on timers.
 
 Text longer than one request takes (4096 characters) is cut at sentence ends (text.split_for_request)
-and the pieces are played back to back as consecutive sessions of one Playback (the core has no gapless
-multi-request session yet: each piece re-opens the device).
+and the pieces are fetched one after another into one session (SpeakOptions.continuation): one ring, one
+device stream, one gapless utterance.
 
 History, line-up and A/B live in their own tabs (ui/history_panel.py, ui/lineup_panel.py, ui/ab_panel.py).
 Every Speak is recorded in the HistoryStore after it ends (the file writes in a worker thread); a replay from
@@ -30,6 +30,7 @@ Speak: it is never logged, written to the settings file or shown.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -443,8 +444,7 @@ class MainWindow(QMainWindow):
         pieces = [text] if len(text) <= MAX_INPUT_CHARS else split_for_request(text, MAX_INPUT_CHARS)
         output = OutputConfig(device=tuning.device, latency=tuning.latency, blocksize=tuning.blocksize,
                               volume=tuning.volume)
-        return [SpeakOptions(
-            request=SpeechRequest(
+        requests = [SpeechRequest(
                 base_url=base_url,
                 api_key=key or "none",  # the OpenAI client insists on a key; local servers ignore it
                 model=model,
@@ -454,12 +454,16 @@ class MainWindow(QMainWindow):
                 speed=pp.speed_value(),
                 instructions=pp.instructions_value(),
                 chunk_bytes=tuning.chunk_bytes,
-            ),
+            ) for piece in pieces]
+        # One session for all pieces: fetched one after another into the same ring and device (gapless).
+        return [SpeakOptions(
+            request=requests[0],
+            continuation=tuple(requests[1:]),
             prebuffer_ms=tuning.prebuffer_ms,
             max_buffer_s=tuning.max_buffer_s,
             output=output,
             keep_original=True,  # for the history cache
-        ) for piece in pieces]
+        )]
 
     @asyncSlot()
     async def speak(self) -> None:
@@ -572,8 +576,12 @@ class MainWindow(QMainWindow):
         for session in playback.sessions:
             if session.metrics is None:
                 continue
-            await record_session(self.history, session.options, session.metrics, session.original_bytes,
-                                 playback.provider)
+            requests = (session.options.request, *session.options.continuation)
+            # A long text's pieces are separate files (each with its header): one history row each, so a
+            # replay from the cache decodes each as the file it is.
+            for request, original in zip(requests, session.original_pieces):
+                options = dataclasses.replace(session.options, request=request, continuation=())
+                await record_session(self.history, options, session.metrics, original, playback.provider)
         self.history_changed()
 
     def _on_finished(self, playback: Playback) -> None:
