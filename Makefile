@@ -7,16 +7,20 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 
 # Why each Debian package is needed: see README.md, "System packages".
-APT_RUNTIME := libportaudio2 espeak-ng \
+APT_RUNTIME := libportaudio2 espeak-ng xvfb xauth \
 	libgl1 libegl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1-3 \
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0 libxkbcommon-x11-0
-APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins xvfb xauth desktop-file-utils appstream
+APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins desktop-file-utils appstream
 
 .PHONY: run test install install-test system-packages system-packages-test bench clean dist
 
 run: install
-	@echo "==> Starting voicegui"
-	$(VENV)/bin/voicegui
+	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
+		echo "==> Starting voicegui"; $(VENV)/bin/voicegui; \
+	else \
+		echo "==> No display found: starting voicegui on a virtual X screen (xvfb-run); close it with Ctrl+C"; \
+		xvfb-run -a -s "-screen 0 1280x800x24" $(VENV)/bin/voicegui; \
+	fi
 
 test: install-test dist
 	@echo "==> Running the test suite (tests/conftest.py starts a PulseAudio null sink; the bundle smoke test is required)"
