@@ -42,6 +42,9 @@ from voicegui.server.shaping import Shaping
 
 log = logging.getLogger(__name__)
 
+# Request records kept for tests, benchmarks and metrics (~1 KB each).
+MAX_RECORDS = 10_000
+
 MAX_INPUT_CHARS = 4096
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
@@ -253,7 +256,11 @@ async def _speech(request: web.Request) -> web.StreamResponse:
     engine: Engine = app["engine"]
     shaping: Shaping = app["shaping"] or Shaping()
     rec = RequestRecord(id=next(app["_ids"]), received_at=time.monotonic())
-    app["records"].append(rec)
+    records = app["records"]
+    records.append(rec)
+    if len(records) > MAX_RECORDS:
+        # A server left running for days must not grow without bound; the newest half is plenty.
+        del records[: len(records) - MAX_RECORDS // 2]
     try:
         return await _speech_inner(request, engine, shaping, rec)
     except asyncio.CancelledError:
