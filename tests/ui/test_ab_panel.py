@@ -78,3 +78,31 @@ async def test_toggle_switches_voice_and_replays_from_cache(qtbot, window, serve
     await until(lambda: window.is_speaking() and not panel.is_playing(), 5, "the Speak to take over")
     assert panel.plays[4].metrics.stopped and window._session() is window.session
     await asyncio.wait_for(window.playback.done.wait(), 10)
+
+
+async def test_window_stop_and_esc_stop_ab(qtbot, window, server):
+    from voicegui.server.shaping import Shaping
+
+    server.shaping = Shaping(throughput_x=1.0, write_bytes=1024)
+    panel = window.ab_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_side("A", "alloy")
+    panel.set_side("B", "echo")
+    assert not window.stop_button.isEnabled()
+    click(qtbot, panel.toggle_button)
+    await playing(panel, 1, 0.1)
+    assert window.stop_button.isEnabled(), "Stop must be usable while A/B plays"
+    click(qtbot, window.stop_button)
+    await until(lambda: not panel.is_playing(), 5, "A/B to stop")
+    assert panel.plays[0].metrics.stopped
+    assert not window.stop_button.isEnabled()
+
+    # Esc (the window's shortcut) stops it too, with the focus anywhere in the window
+    window.activateWindow()
+    click(qtbot, panel.toggle_button)
+    await playing(panel, 2, 0.1)
+    panel.setFocus()
+    await until(lambda: window.isActiveWindow() and panel.hasFocus(), 3, "focus on the panel")
+    QTest.keyClick(panel, Qt.Key.Key_Escape)
+    await until(lambda: not panel.is_playing(), 5, "Esc to stop A/B")
+    assert panel.plays[1].metrics.stopped and not window.stop_button.isEnabled()

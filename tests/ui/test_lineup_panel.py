@@ -41,7 +41,8 @@ async def test_lineup_runs_in_order_with_highlight_results_and_report(qtbot, win
     shooter = asyncio.ensure_future(screenshot_while_second_speaks())
     click(qtbot, panel.run_button)
     await until(lambda: panel.is_running(), 5, "the line-up to start")
-    assert window.stop_button.isEnabled() is False and panel.stop_button.isEnabled()
+    # the window's Stop stops whatever plays, so it is enabled while the line-up runs
+    assert window.stop_button.isEnabled() and panel.stop_button.isEnabled()
     await until(lambda: not panel.is_running(), 30, "the line-up to finish")
     await asyncio.wait_for(shooter, 5)
 
@@ -113,3 +114,48 @@ async def test_presets_save_and_delete(qtbot, window):
     panel.delete_preset_button.click()
     assert "mine" not in load_presets() and "mine" not in [panel.preset.itemText(i)
                                                            for i in range(panel.preset.count())]
+
+
+async def test_window_stop_button_stops_the_lineup(qtbot, window, server):
+    from voicegui.server.shaping import Shaping
+
+    server.shaping = Shaping(throughput_x=1.0, write_bytes=1024)
+    panel = window.lineup_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_checked(["alloy", "echo"])
+    assert not window.stop_button.isEnabled()
+    click(qtbot, panel.run_button)
+    await until(lambda: panel.current_session() is not None
+                and panel.current_session().snapshot().frames_played > 2400, 10, "the line-up to play")
+    assert window.stop_button.isEnabled(), "Stop must be usable while the line-up plays"
+    session = panel.current_session()
+    click(qtbot, window.stop_button)
+    await until(lambda: not panel.is_running(), 5, "the line-up to stop")
+    assert session.metrics is not None and session.metrics.stopped
+    assert len(panel.results) == 1 and "Stopped" in panel.status.text()
+    assert not window.stop_button.isEnabled() and window.speak_button.isEnabled()
+
+
+async def test_long_lineup_text_goes_out_in_pieces_as_one_session(qtbot, window, server):
+    from voicegui.core.text import split_for_request
+
+    sentence = "This sentence is here to make the line-up text longer than one request may be. "
+    text = sentence * 60  # ~4900 characters: two requests of at most 4096
+    pieces = split_for_request(text, 4096)
+    assert len(pieces) == 2
+    panel = window.lineup_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_checked(["alloy"])
+    panel.text.setPlainText(text)
+    first_record = len(server.records)
+    click(qtbot, panel.run_button)
+    await until(lambda: panel.is_running(), 5, "the line-up to start")
+    await until(lambda: not panel.is_running(), 20, "the line-up to finish")
+    records = server.records[first_record:]
+    assert [r.input_chars for r in records] == [len(p) for p in pieces]
+    assert all(r.input_chars <= 4096 for r in records)
+    (result,) = panel.results
+    assert result.ok, result.error
+    # one gapless session: both pieces' audio (the replay engine sends the clip for each) in one utterance
+    assert result.duration_s == pytest.approx(2 * CLIP_SECONDS, abs=0.1)
+    await until(lambda: window.history_panel.table.rowCount() == 2, 3, "a history row per piece")

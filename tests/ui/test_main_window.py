@@ -188,16 +188,34 @@ async def test_close_handler_stops_the_session(qtbot, window, server):
 
 async def test_screenshots(qtbot, window, server, artifacts_dir, caplog):
     caplog.set_level(logging.INFO)
+    # The default size (no saved geometry): the Voice tab fits without scrolling, the plots get the larger
+    # share, and the line-up/history tabs do not force the right pane wider than planned.
+    assert (window.width(), window.height()) == (1280, 800)
+    await asyncio.sleep(0.1)
+    voice_page = window.tabs.widget(0)
+    assert not voice_page.verticalScrollBar().isVisible(), "the Voice tab should not scroll at the default size"
+    left, right = window.splitter.sizes()
+    assert left > right, (left, right)
+    assert window.grab().save(str(artifacts_dir / "ui-default-idle.png"))
+    playback = await speak_and_wait(qtbot, window)
+    assert playback.metrics.completed
+    buffer_legend = window.plots.buffer.legend_text()
+    assert buffer_legend["underruns"] == f"underruns {playback.metrics.underrun_episodes}"
+    assert window.plots.buffer.getPlotItem().titleLabel.text == "Buffer (ms)"  # short: never cut off
+    assert window.grab().save(str(artifacts_dir / "ui-default-done.png"))
+
     window.resize(1100, 720)
     await asyncio.sleep(0.1)
     assert window.grab().save(str(artifacts_dir / "ui-idle.png"))
 
     server.shaping = Shaping(throughput_x=1.0, write_bytes=1024)
     window.tuning.set_prebuffer(200)
+    before = len(window.playbacks)
     click(qtbot, window.speak_button)
-    await until(lambda: window.session is not None and window.session.snapshot().frames_played > 24000 * 0.8,
+    await until(lambda: len(window.playbacks) > before and window.session.snapshot().frames_played > 24000 * 0.8,
                 10, "audio to play")
     await asyncio.sleep(0.3)  # let the slow timer draw the live numbers
+    assert window.ttfa.ttfa_text().endswith(" ms"), "the measured TTFA shows while it plays"
     assert window.grab().save(str(artifacts_dir / "ui-speaking.png"))
     await asyncio.wait_for(window.playback.done.wait(), 10)
     await asyncio.sleep(0.1)
@@ -277,3 +295,55 @@ async def test_invalid_tuning_is_reported_and_nothing_starts(qtbot, window):
     assert not window.playbacks and window.speak_button.isEnabled()
     window.banner.close_button.click()
     assert not window.banner.isVisible()
+
+
+async def test_live_ttfa_is_the_measured_first_sound_while_playing(qtbot, window, server):
+    from voicegui.ui.panels import DASH
+
+    server.shaping = Shaping(throughput_x=1.0, write_bytes=1024)  # still playing while we look
+    window.tuning.set_prebuffer(200)
+    click(qtbot, window.speak_button)
+    await until(lambda: window.session is not None and window.session._output is not None
+                and window.session._output.first_sound_at is not None, 10, "the first sound")
+    session = window.session
+    # the 4 Hz readout shows it within a tick or two, while the session is still playing
+    await until(lambda: window.ttfa.ttfa_text() not in ("…", DASH), 1.0, "the live TTFA")
+    assert session.metrics is None, "the number must come while playing, not at the end"
+    live = window.ttfa.ttfa_text()
+    assert not live.startswith("~") and live.endswith(" ms")
+    assert window.ttfa.breakdown["first_sound"].text() == live
+    assert window.ttfa.breakdown["device_latency"].text() != DASH
+    await asyncio.wait_for(window.playback.done.wait(), 10)
+    await asyncio.sleep(0.05)
+    metrics = window.playback.metrics
+    assert metrics.completed
+    assert window.ttfa.ttfa_text() == live == f"{metrics.ttfa_ms:.0f} ms"  # the same number, measured once
+
+
+async def test_voice_choices_are_the_full_provider_list(qtbot, window):
+    pp = window.provider_panel
+    full = pp.voice_choices()
+    assert len(full) >= 3 and window.voice_choices() == full
+    pp.voice_filter.setText(full[0][0])  # narrows the combo, not the list the tabs offer
+    assert window.voice.count() < len(full)
+    assert window.voice_choices() == full
+
+
+@pytest.mark.parametrize("reworded", [True, False])
+async def test_realtime_transcript_is_shown_and_flagged_when_reworded(qtbot, window, reworded):
+    from tests.core.realtime_server import FakeRealtimeServer
+
+    text = "Hello there, this is a test of the window."
+    window.text_edit.setPlainText(text)
+    async with FakeRealtimeServer() as rt:
+        said = "Hi there, this was a test of a window." if reworded else "hello there... this is a TEST of the window"
+        rt.transcript_for = lambda _text: said
+        use_custom(window, rt.ws_url, rt.api_key or "")
+        window.provider_panel.model.setCurrentText("gpt-realtime-2.1-mini")
+        window.provider_panel.voice.setCurrentText("marin")
+        assert window.transcript_box.isVisible()
+        playback = await speak_and_wait(qtbot, window)
+        assert playback.metrics.completed and playback.metrics.error is None, playback.metrics
+        assert rt.connections, "the Speak went over the Realtime websocket"
+    assert window.transcript.toPlainText() == said
+    assert window.transcript_flag.isVisible() is reworded

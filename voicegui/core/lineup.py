@@ -6,7 +6,9 @@ server sent it, and collects a `LineupResult` (TTFA, duration, underruns, bytes,
 audio). `on_start(index)` is called before a voice starts and `on_done(index, result)` after it ended (the
 window highlights who speaks); `current` is the running SpeakSession, whose snapshot() the window's plots read.
 A voice that fails (unknown voice, server down, ...) gets its error in its result and the line-up goes on.
-With a HistoryStore, every voice is also recorded there like any Speak.
+With a HistoryStore, every voice is also recorded there like any Speak. A text over the API's 4096 characters is
+cut at sentence ends (text.split_for_request, as a Speak cuts it) and each voice speaks the pieces as one gapless
+session (SpeakOptions.continuation); the history gets one row per piece.
 
 Text presets for fair comparisons: `PRESETS` (pangram, numbers/dates/currency, a long paragraph, a question);
 the user's edited set lives in `presets_path()` = platformdirs' user_config_dir("voicegui")/presets.json, or
@@ -39,6 +41,7 @@ from voicegui.core.history import HistoryEntry, HistoryStore, safe_base_url
 from voicegui.core.metrics import SessionMetrics
 from voicegui.core.output import OutputConfig
 from voicegui.core.session import SpeakOptions, SpeakSession
+from voicegui.core.text import split_for_request
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,20 @@ def save_presets(presets: dict[str, str], path: Path | None = None) -> Path:
 
 
 # --- line-up --------------------------------------------------------------------------------------------
+
+MAX_INPUT_CHARS = 4096  # a speech API's input limit: longer text goes out as several requests
+
+# Response bodies that still form one valid stream when concatenated (no per-file header or container).
+_CONCATENABLE = ("pcm", "mp3", "aac")
+
+
+def _joined(bodies: list[bytes], fmt: str) -> bytes:
+    """The result's `original`: the body, or a long text's bodies joined when the format allows it; else
+    b"" (the report then embeds what was played instead of a file with a header in its middle)."""
+    if len(bodies) == 1 or fmt in _CONCATENABLE:
+        return b"".join(bodies)
+    return b""
+
 
 @dataclass(frozen=True)
 class Target:
@@ -279,38 +296,52 @@ class Lineup:
         self.current, self.current_index = None, None
         return self.results
 
-    def _request(self, entry: LineupEntry) -> tuple[SpeechRequest, Target]:
+    def _requests(self, entry: LineupEntry) -> tuple[list[SpeechRequest], Target]:
+        """One request per piece of the text: a text over the API's 4096 characters is cut at sentence ends
+        (text.split_for_request), exactly as a Speak cuts it, so every voice gets the same pieces."""
         target = entry.target or self.target
-        return SpeechRequest(
+        pieces = [self.text] if len(self.text) <= MAX_INPUT_CHARS else split_for_request(self.text, MAX_INPUT_CHARS)
+        return [SpeechRequest(
             base_url=target.base_url, api_key=target.api_key, model=target.model, voice=entry.voice,
-            text=self.text, response_format=entry.format or self.response_format, speed=self.speed,
+            text=piece, response_format=entry.format or self.response_format, speed=self.speed,
             instructions=self.instructions, chunk_bytes=self.chunk_bytes, timeout_s=self.timeout_s,
-        ), target
+        ) for piece in pieces], target
 
     async def _speak(self, index: int, entry: LineupEntry) -> LineupResult:
-        request, target = self._request(entry)
+        requests, target = self._requests(entry)
+        request = requests[0]
         kwargs: dict[str, Any] = {}
         native = _options_support_original()
         if native:
             kwargs["keep_original"] = True
-        options = SpeakOptions(request=request, prebuffer_ms=self.prebuffer_ms, max_buffer_s=self.max_buffer_s,
-                               output=self.output, keep_played=True, **kwargs)
+        # The pieces of a long text are fetched one after another into one session (one ring, one device
+        # stream): the voice plays them as one gapless utterance and gets one TTFA, like a Speak.
+        options = SpeakOptions(request=request, continuation=tuple(requests[1:]), prebuffer_ms=self.prebuffer_ms,
+                               max_buffer_s=self.max_buffer_s, output=self.output, keep_played=True, **kwargs)
         session: SpeakSession = SpeakSession(options) if native else _CapturingSession(options)
         self.current = session
         metrics = await session.run()
-        original: bytes = session.original_bytes  # type: ignore[attr-defined]
+        # One body per request (each a whole file); the stop-gap capturing session only knows the joined bytes.
+        bodies: list[bytes] = (session.original_pieces if native
+                               else [session.original_bytes])
         result = LineupResult(
             index=index, label=entry.label or entry.voice, voice=entry.voice, format=request.response_format,
             model=request.model, provider=target.provider, base_url=safe_base_url(request.base_url),
-            metrics=metrics, error=metrics.error, original=original, played=session.played_audio,
-            sample_rate=session.sample_rate or 24000,
+            metrics=metrics, error=metrics.error, original=_joined(bodies, request.response_format),
+            played=session.played_audio, sample_rate=session.sample_rate or 24000,
         )
         if self.history is not None:
-            hist = HistoryEntry.from_speak(request, metrics, provider=target.provider,
-                                           prebuffer_ms=self.prebuffer_ms, max_buffer_s=self.max_buffer_s)
-            hist.extra["lineup_index"] = index
-            # File I/O off the loop: a multi-MB body must not stall the next voice's start or the GUI.
-            result.history_id = await asyncio.to_thread(self.history.add, hist, original)
+            # One history row per piece (each body is a whole file with its own header), as a Speak records.
+            for piece, (req, body) in enumerate(zip(requests, bodies)):
+                hist = HistoryEntry.from_speak(req, metrics, provider=target.provider,
+                                               prebuffer_ms=self.prebuffer_ms, max_buffer_s=self.max_buffer_s)
+                hist.extra["lineup_index"] = index
+                if len(requests) > 1:
+                    hist.extra["lineup_piece"] = piece
+                # File I/O off the loop: a multi-MB body must not stall the next voice's start or the GUI.
+                history_id = await asyncio.to_thread(self.history.add, hist, body)
+                if piece == 0:
+                    result.history_id = history_id
         log.info("line-up %d/%d %s: %s", index + 1, len(self.entries), result.label,
                  "ok" if result.ok else result.error)
         return result

@@ -79,6 +79,7 @@ class _Side(QGroupBox):
         self.format.setToolTip("default: the format chosen on the Voice tab")
         self.play_button = QPushButton(f"Play {name}")
         self.result = QLabel("—")
+        self.result.setWordWrap(True)  # a long result must not widen this side (and the tab, and narrow the plots)
         self.result.setToolTip("The last play of this side: time to first audio and underruns")
         form = QFormLayout(self)
         # Mnemonics: Alt+A / Alt+B reach the two voices; the formats get F and R.
@@ -118,6 +119,7 @@ class ABPanel(QWidget):
     """See the module docstring. ``switched(side)`` fires when a side starts playing."""
 
     switched = Signal(str)
+    running_changed = Signal(bool)  # a side started (True) or ended (False): the window's Stop follows it
 
     def __init__(self, host: PlayerHost, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -247,6 +249,7 @@ class ABPanel(QWidget):
         self.host.show_session(self)
         self.switched.emit(side)
         self._done.clear()
+        self.running_changed.emit(True)
         try:
             play.metrics = await session.run()
         except Exception as exc:  # run() reports provider/device faults in its metrics; this is a bug
@@ -255,6 +258,7 @@ class ABPanel(QWidget):
         finally:
             self._done.set()
             self._after(play, key)
+            self.running_changed.emit(False)
 
     def _after(self, play: Play, key: CacheKey) -> None:
         metrics = play.metrics

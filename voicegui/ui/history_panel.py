@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QPushButton,
+    QSizePolicy,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -199,12 +200,14 @@ class HistoryPanel(QWidget):
         cache_label.setBuddy(self.max_mb)
         self.usage = QLabel()
         self.usage.setEnabled(False)  # dimmed: information
+        # Its text can be long: it must not widen the tab (and so narrow the plots) — it is cut instead.
+        self.usage.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.usage.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
         bar = QHBoxLayout()
         bar.addWidget(self.replay_button)
         bar.addWidget(self.delete_button)
-        bar.addStretch(1)
-        bar.addWidget(self.usage)
+        bar.addWidget(self.usage, 1)
         bar.addWidget(cache_label)
         bar.addWidget(self.max_mb)
         layout = QVBoxLayout(self)
@@ -255,7 +258,9 @@ class HistoryPanel(QWidget):
 
     def _update_usage(self) -> None:
         used = self.store.total_bytes() / MB
-        self.usage.setText(f"{self.table.rowCount()} Speaks, {used:.1f} MB cached")
+        # Short: it shares a row with the buttons and the cache size in a narrow tab; the tooltip says more.
+        self.usage.setText(f"{used:.1f} MB used")
+        self.usage.setToolTip(f"{self.table.rowCount()} Speaks in the history, {used:.1f} MB of audio cached")
 
     # --- cache bound ------------------------------------------------------------------------------------
     def _apply_max_mb(self, mb: float) -> None:

@@ -5,7 +5,7 @@ order; double-click the Format cell to give one voice its own format), picks a t
 PRESETS plus the user's own, saved with `save_presets`), and presses Run. A core `Lineup` (voicegui/core/
 lineup.py) plays the voices one after another through ordinary SpeakSessions and records each in the
 history. The window's plots follow `current_session()` (the line-up's running session). Results land in a
-sortable table (TTFA, duration, underruns, bytes); "Export report…" writes the self-contained HTML report
+sortable table (TTFA, duration, underruns, bytes); "Export…" writes the self-contained HTML report
 and a CSV next to it (voicegui/core/report.py) in a worker thread.
 
 `PlayerHost` is what the panel needs from the window (MainWindow implements it): the request/knobs of the
@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QStyleOptionViewItem,
     QTableWidget,
     QTableWidgetItem,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -121,6 +122,15 @@ class FormatDelegate(QStyledItemDelegate):
         model.setData(index, editor.currentText())
 
 
+def _small_button(text: str, tip: str) -> QToolButton:
+    """A text button only as wide as its text."""
+    button = QToolButton()
+    button.setText(text)
+    button.setToolTip(tip)
+    button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    return button
+
+
 class _NumItem(QTableWidgetItem):
     """A results cell sorting by number (missing values last), showing formatted text."""
 
@@ -141,6 +151,7 @@ class LineupPanel(QWidget):
 
     started = Signal(int)
     finished = Signal()
+    running_changed = Signal(bool)  # the line-up started (True) or ended (False): the window's Stop follows it
 
     def __init__(self, host: PlayerHost, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -166,9 +177,11 @@ class LineupPanel(QWidget):
         self.voices.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.voices.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.voices.itemDoubleClicked.connect(self._on_item_double_click)
-        self.up_button = QPushButton("Up")
-        self.down_button = QPushButton("Down")
-        self.refresh_button = QPushButton("Reload voices")
+        # Tool buttons, not push buttons: push buttons are at least ~80 px each in most styles, and this tab
+        # shares the window's width with the plots.
+        self.up_button = _small_button("Up", "Move the selected voice up")
+        self.down_button = _small_button("Down", "Move the selected voice down")
+        self.refresh_button = _small_button("Reload", "")
         self.refresh_button.setToolTip("Fill the list from the voices of the provider on the Voice tab")
         self.up_button.clicked.connect(lambda: self._move(-1))
         self.down_button.clicked.connect(lambda: self._move(1))
@@ -190,8 +203,9 @@ class LineupPanel(QWidget):
         self.text = QPlainTextEdit()
         self.text.setTabChangesFocus(True)
         self.text.setPlaceholderText("The text every voice speaks")
-        self.save_preset_button = QPushButton("Save preset…")
-        self.delete_preset_button = QPushButton("Delete preset")
+        # Short labels: the tab shares the window's width with the plots (tooltips say the rest).
+        self.save_preset_button = _small_button("Save…", "Save this text as a preset")
+        self.delete_preset_button = _small_button("Delete", "Delete the chosen preset")
         self.preset.currentTextChanged.connect(self._on_preset)
         self.save_preset_button.clicked.connect(self._ask_save_preset)
         self.delete_preset_button.clicked.connect(self._delete_preset)
@@ -206,12 +220,13 @@ class LineupPanel(QWidget):
         self._fill_presets(next(iter(self.presets), None))
 
         # --- run ---
-        self.run_button = QPushButton("R&un line-up")
+        self.run_button = QPushButton("R&un")
+        self.run_button.setToolTip("Speak the text with every checked voice, in order")
         self.run_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
         self.stop_button = QPushButton("Stop")
         self.stop_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaStop))
         self.stop_button.setEnabled(False)
-        self.export_button = QPushButton("&Export report…")
+        self.export_button = QPushButton("&Export…")
         self.export_button.setToolTip("A self-contained HTML page (audio inside) and a CSV of the numbers")
         self.export_button.setEnabled(False)
         self.status = QLabel()
@@ -420,6 +435,7 @@ class LineupPanel(QWidget):
             return
         self._done.clear()
         self._set_running(True)
+        self.running_changed.emit(True)
         try:
             await self.host.stop_others(self)
             req = base.request
@@ -451,6 +467,7 @@ class LineupPanel(QWidget):
             self._highlight(None)
             self._set_running(False)
             self._done.set()
+            self.running_changed.emit(False)
             self.finished.emit()
 
     def _set_running(self, running: bool) -> None:

@@ -17,7 +17,9 @@ Every Speak is recorded in the HistoryStore after it ends (the file writes in a 
 history is a Speak whose SpeakOptions.source feeds the cached bytes instead of a request, so it runs through
 the same session, plots and readout. Only one thing plays at a time: a Speak or Stop silences the panels,
 and a panel silences the window's Speak and the other panel first (``stop_others``). The plots follow the
-window's own Speak, or the panel that started playing last (``show_session``).
+window's own Speak, or the panel that started playing last (``show_session``). The window's Stop (and Esc)
+stops whatever plays and is enabled whenever anything plays: the panels say when they start and end
+(``running_changed``).
 
 The built-in server (BuiltinServer) is started and stopped by ui/app.py; the window only reads its
 URL/token and sets its ``shaping`` from the network simulator (a plain attribute swap, read by the
@@ -244,6 +246,9 @@ class MainWindow(QMainWindow):
         self.history_panel.error.connect(self.show_error)
         self.lineup_panel = LineupPanel(self)
         self.ab_panel = ABPanel(self)
+        # Stop must be enabled whenever anything plays, whoever started it.
+        self.lineup_panel.running_changed.connect(lambda _running: self._update_speak_enabled())
+        self.ab_panel.running_changed.connect(lambda _running: self._update_speak_enabled())
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -399,6 +404,11 @@ class MainWindow(QMainWindow):
         cur = self._current
         return cur is not None and not cur.done.is_set()
 
+    def panel_playing(self) -> bool:
+        """The line-up or the A/B tab is playing (the window's Stop and Esc silence them too)."""
+        lineup, ab = getattr(self, "lineup_panel", None), getattr(self, "ab_panel", None)  # None while built
+        return (lineup is not None and lineup.is_running()) or (ab is not None and ab.is_playing())
+
     def _session(self) -> SpeakSession | None:
         """What the plots and the readout follow: the panel that plays (line-up, A/B) or our own Speak."""
         if self._shown is not None:
@@ -422,7 +432,7 @@ class MainWindow(QMainWindow):
         self.speak_reason.setText(reason or "")
         self.speak_button.setToolTip(reason or "Speak the text (Ctrl+Enter)")
         self.speak_button.setEnabled(reason is None and not self._starting and not self._closing)
-        self.stop_button.setEnabled(self._starting or self.is_speaking())
+        self.stop_button.setEnabled(self._starting or self.is_speaking() or self.panel_playing())
 
     def set_status(self, text: str) -> None:
         self.status_line.setText(text)
@@ -642,9 +652,7 @@ class MainWindow(QMainWindow):
         return self.provider_panel.provider_id()
 
     def voice_choices(self) -> list[tuple[str, str]]:
-        pp = self.provider_panel
-        # The full list, not the voice combo's items: those are narrowed by the filter box.
-        return [(v.id, pp._label(v)) for v in pp._voices]  # noqa: SLF001 (the panel has no public list yet)
+        return self.provider_panel.voice_choices()
 
     def current_text(self) -> str:
         return self.text_edit.toPlainText()

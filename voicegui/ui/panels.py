@@ -2,7 +2,8 @@
 
 Threads: GUI thread only. The metrics panel polls the current session on a slow (~4 Hz) QTimer: text does
 not need to change faster than people read. It reads only plain attributes the core publishes (fetch marks,
-the first-decoded time) and ``snapshot()``; once a session has finished it shows the session's immutable
+the first-decoded time, the output's first-sound time and device latency, written once by the loop or the
+PortAudio callback thread) and ``snapshot()``; once a session has finished it shows the session's immutable
 SessionMetrics. The tuning panel is plain widgets (plus presets and the output device list, read from
 sounddevice once at start-up); MainWindow reads ``TuningPanel.values()`` on Speak. The network simulator
 panel only emits a Shaping; MainWindow hands it to the built-in server (a plain attribute swap).
@@ -21,6 +22,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QGridLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
@@ -31,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voicegui.core.metrics import SessionMetrics
+from voicegui.core.metrics import SessionMetrics, TtfaMarks
 from voicegui.core.output import parse_latency
 from voicegui.core.session import SpeakSession
 from voicegui.server.shaping import Shaping
@@ -65,8 +67,26 @@ def format_bytes(n: int) -> str:
     return f"{n / (1024 * 1024):.2f} MB"
 
 
-def _ms_since(start: float, mark: float | None) -> float | None:
-    return None if mark is None else (mark - start) * 1000.0
+def live_marks(session: SpeakSession) -> TtfaMarks:
+    """The TTFA marks a running session has reached, built as the session will build its final metrics.
+
+    SpeakSession publishes no live first-sound mark of its own: the first-sound time and the device latency
+    are plain attributes of its AudioOutput (``_output``), written once by the PortAudio callback thread /
+    the stream's open and only read here (a float read is atomic under the GIL). Reading them directly makes
+    the number appear the moment the first sound goes out, not when the session ends.
+    """
+    out = getattr(session, "_output", None)
+    marks = session.fetch_marks
+    return TtfaMarks(
+        started=session.started,
+        request_sent=marks.request_sent,
+        headers=marks.headers,
+        first_byte=marks.first_byte,
+        first_decoded=session.first_decoded,
+        play_started=getattr(out, "play_started_at", None),
+        first_sound=getattr(out, "first_sound_at", None),
+        device_latency_s=getattr(out, "output_latency_s", None),
+    )
 
 
 class TtfaPanel(QGroupBox):
@@ -88,33 +108,43 @@ class TtfaPanel(QGroupBox):
         self.caption.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.caption.setEnabled(False)  # the palette's dimmed text: it is a caption, not a value
 
-        form = QFormLayout()
-        form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
+        # Two columns (the breakdown | the counters) beside each other: the readout stays short, so the tabs
+        # above it keep their height at the default window size.
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(12)
+        grid.setVerticalSpacing(2)
         self.breakdown: dict[str, QLabel] = {}
-        for key, label in BREAKDOWN_ROWS:
+        for row, (key, label) in enumerate(BREAKDOWN_ROWS):
             value = QLabel(DASH)
-            value.setAlignment(Qt.AlignmentFlag.AlignRight)
             self.breakdown[key] = value
-            form.addRow(label, value)
+            self._add_row(grid, row, 0, label, value)
         self.underruns = QLabel(DASH)
         self.rtf = QLabel(DASH)
         self.bytes = QLabel(DASH)
         self.state = QLabel("idle")
-        for name, value in (("Underruns", self.underruns), ("Stream speed", self.rtf),
-                            ("Bytes received", self.bytes), ("State", self.state)):
-            value.setAlignment(Qt.AlignmentFlag.AlignRight)
-            form.addRow(name, value)
+        for row, (name, value) in enumerate((("Underruns", self.underruns), ("Stream speed", self.rtf),
+                                             ("Bytes received", self.bytes), ("State", self.state))):
+            self._add_row(grid, row, 2, name, value)
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
 
         layout = QVBoxLayout(self)
+        layout.setSpacing(2)
         layout.addWidget(self.big)
         layout.addWidget(self.caption)
-        layout.addLayout(form)
+        layout.addLayout(grid)
         layout.addStretch(1)
 
         self.timer = QTimer(self)
         self.timer.setInterval(SLOW_PERIOD_MS)
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
+
+    @staticmethod
+    def _add_row(grid: QGridLayout, row: int, column: int, name: str, value: QLabel) -> None:
+        value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        grid.addWidget(QLabel(name), row, column)
+        grid.addWidget(value, row, column + 1)
 
     def ttfa_text(self) -> str:
         return self.big.text()
@@ -140,16 +170,15 @@ class TtfaPanel(QGroupBox):
         self._show_live(session)
 
     def _show_live(self, session: SpeakSession) -> None:
-        """While a Speak runs: the marks reached so far; the big number waits for the measured value."""
-        start = session.started
-        marks = session.fetch_marks
-        live = {"request_sent": _ms_since(start, marks.request_sent), "headers": _ms_since(start, marks.headers),
-                "first_byte": _ms_since(start, marks.first_byte),
-                "first_decoded": _ms_since(start, session.first_decoded)}
-        for key, value in live.items():
-            self.breakdown[key].setText(format_ms(value))
+        """While a Speak runs: the marks reached so far. The big number is the measured one as soon as the
+        first non-silent sample has been handed to the device (the callback's mark); before that, "…"."""
+        marks = live_marks(session)
+        breakdown = marks.breakdown_ms()
+        for key, _label in BREAKDOWN_ROWS:
+            self.breakdown[key].setText(format_ms(breakdown.get(key)))
+        # breakdown["first_sound"] is computed (and rounded) as SessionMetrics.ttfa_ms will be: no jump at the end.
+        self.big.setText("…" if marks.first_sound is None else format_ms(breakdown["first_sound"]))
         snap = session.snapshot()
-        self.big.setText("…" if snap.play_started_s is None else f"~{snap.play_started_s * 1000:.0f} ms")
         self.underruns.setText(str(snap.underrun_episodes))
         self.bytes.setText(format_bytes(snap.bytes_received))
         self.state.setText(snap.state)

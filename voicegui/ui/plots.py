@@ -122,6 +122,22 @@ class BufferPlot(pg.PlotWidget):
         self.underruns = pg.ScatterPlotItem(symbol="t", size=10, pen=None, brush=pg.mkBrush("#ef5350"))
         for obj in (self.prebuffer_line, self.max_line, self.play_line, self.underruns):
             item.addItem(obj, ignoreBounds=True)
+        # The numbers go in a small legend, not the title: a title long enough to hold them was cut off at
+        # the default window size. The samples are stand-ins drawn with the markers' pens (a legend cannot
+        # draw an InfiniteLine); they are never added to the plot.
+        self.legend = pg.LegendItem(offset=(-4, 4), labelTextSize="8pt", labelTextColor="#dddddd",
+                                    brush=pg.mkBrush(0, 0, 0, 170), verSpacing=-6)
+        self.legend.setParentItem(item.getViewBox())
+        self._legend_samples = {
+            "prebuffer": pg.PlotDataItem(pen=_PREBUFFER_PEN),
+            "max": pg.PlotDataItem(pen=_MAX_PEN),
+            "underruns": pg.PlotDataItem(pen=None, symbol="t", symbolSize=8, symbolPen=None,
+                                         symbolBrush=pg.mkBrush("#ef5350")),
+        }
+        self._legend_text: dict[str, str] = {}
+        for key, sample in self._legend_samples.items():
+            self.legend.addItem(sample, key)
+        self.legend.hide()  # nothing to say before the first Speak
         item.setXRange(0, 2.0, padding=0)
         item.setYRange(0, 500, padding=0)
         self._show_markers(False)
@@ -157,10 +173,23 @@ class BufferPlot(pg.PlotWidget):
         else:
             self.play_line.hide()
         self.underruns.setData(x=snap.underrun_t, y=np.zeros(len(snap.underrun_t)))
-        self._item.setTitle(
-            f"Buffer (ms) — prebuffer {snap.prebuffer_ms:.0f} ms, max {snap.max_buffer_ms / 1000:g} s,"
-            f" underruns {snap.underrun_episodes}", size="9pt")
+        self._set_legend(prebuffer=f"prebuffer {snap.prebuffer_ms:.0f} ms", max=f"max {snap.max_buffer_ms / 1000:g} s",
+                         underruns=f"underruns {snap.underrun_episodes}")
         self.updates += 1
+
+    def legend_text(self) -> dict[str, str]:
+        """What the legend says now (for tests): key -> text."""
+        return dict(self._legend_text)
+
+    def _set_legend(self, **texts: str) -> None:
+        # In a plot too narrow to hold it, the legend would cover the curve and be cut at the left edge.
+        room = self._item.getViewBox().width() - self.legend.boundingRect().width()
+        self.legend.setVisible(room > 60)
+        labels = {sample.item: label for sample, label in self.legend.items}  # ItemSample wraps our item
+        for key, text in texts.items():
+            if self._legend_text.get(key) != text:  # relayout only when a number changed, not at 30 Hz
+                labels[self._legend_samples[key]].setText(text)
+                self._legend_text[key] = text
 
     def clear_plot(self) -> None:
         self.curve.setData([], [])

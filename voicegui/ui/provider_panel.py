@@ -48,6 +48,16 @@ def _buddy(text: str, widget: QWidget) -> QLabel:
     return label
 
 
+def _stacked(row: QHBoxLayout, *notes: QLabel) -> QVBoxLayout:
+    """A field row with notes under it, tight."""
+    column = QVBoxLayout()
+    column.setSpacing(2)
+    column.addLayout(row)
+    for note in notes:
+        column.addWidget(note)
+    return column
+
+
 class ShutdownWarning(QFrame):
     """A yellow strip: the model's shutdown notice and a button to switch to the Realtime successor."""
 
@@ -149,12 +159,11 @@ class ProviderPanel(QGroupBox):
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Pro&vider", self.provider)
         form.addRow("Base &URL", self.base_url)
-        form.addRow(_buddy("API &key", self.api_key), key_row)
-        form.addRow("", self.key_note)
-        form.addRow("", self.connection)
+        # The notes sit under their field in one form row: a hidden or empty note then takes no height,
+        # where a form row of its own would keep its spacing (and make the tab scroll at the default size).
+        form.addRow(_buddy("API &key", self.api_key), _stacked(key_row, self.key_note, self.connection))
         form.addRow("&Model", self.model)
-        form.addRow(_buddy("V&oice", self.voice), voice_row)
-        form.addRow("", self.voice_hint)
+        form.addRow(_buddy("V&oice", self.voice), _stacked(voice_row, self.voice_hint))
         form.addRow("&Format", self.format)
         form.addRow("S&peed", self.speed)
         form.addRow("&Instructions", self.instructions)
@@ -196,6 +205,11 @@ class ProviderPanel(QGroupBox):
         if index >= 0 and self.voice.itemText(index) == text:
             return str(self.voice.itemData(index))
         return text
+
+    def voice_choices(self) -> list[tuple[str, str]]:
+        """(voice id, label) of every voice the provider lists, in its order. The full list, not the voice
+        combo's items: those are narrowed by the filter box (the line-up and A/B tabs offer them all)."""
+        return [(v.id, self._label(v)) for v in self._voices]
 
     def endpoint(self) -> tuple[str, str]:
         """(base URL, key) to send requests to; ValueError with a message for the user if there is none."""
