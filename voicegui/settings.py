@@ -28,7 +28,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from voicegui.core.providers import BUILTIN, FORMATS, OPENAI, PROVIDERS
+from voicegui.core.providers import BUILTIN, FORMATS, OPENAI, PROVIDERS, key_owner
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +281,7 @@ class KeyStore:
 
     def get(self, provider: str) -> str:
         """The stored key for `provider`, else $OPENAI_API_KEY for OpenAI, else ""."""
+        provider = key_owner(provider)
         key = self._memory.get(provider, "")
         if not key and self._keyring is not None:
             try:
@@ -293,6 +294,7 @@ class KeyStore:
 
     def set(self, provider: str, key: str) -> None:
         """Remember `key` (empty: forget it). Falls back to memory if the keyring fails."""
+        provider = key_owner(provider)
         if key:
             self._memory[provider] = key
         else:

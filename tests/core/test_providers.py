@@ -153,3 +153,15 @@ def test_capabilities():
     assert pv.PROVIDERS["builtin"].url_editable is False
     assert pv.PROVIDERS["openai"].base_url == "https://api.openai.com/v1"
     assert pv.PROVIDERS["kokoro"].base_url == "http://localhost:8880/v1"
+
+
+def test_openai_realtime_provider_shares_the_key_and_offers_only_realtime_models():
+    from voicegui.core import providers as pv
+
+    prov = pv.PROVIDERS[pv.OPENAI_REALTIME]
+    assert prov.label == "OpenAI Realtime" and prov.needs_key
+    assert pv.key_owner(pv.OPENAI_REALTIME) == pv.OPENAI and pv.key_owner(pv.KOKORO) == pv.KOKORO
+    offered = pv.models_for(pv.OPENAI_REALTIME, pv.known_models())
+    assert offered and all(m.id.startswith("gpt-realtime") for m in offered)
+    assert prov.default_model in {m.id for m in offered}
+    assert [m.id for m in pv.models_for(pv.OPENAI, pv.known_models())] == [m.id for m in pv.known_models()]

@@ -183,7 +183,12 @@ async def test_shutdown_warning_for_tts1_and_switch_to_realtime(window):
     assert pp.speed.maximum() == 4.0
     assert not window.transcript_box.isVisible()
 
+    pp.api_key.setText("sk-test-shared")
+    pp.store_key()
     pp.warning.switch_button.click()
+    assert pp.provider_id() == "openai_realtime"  # the "OpenAI Realtime" provider...
+    assert pp.api_key.text() == "sk-test-shared"  # ...shares OpenAI's key
+    assert all(pp.model.itemText(i).startswith("gpt-realtime") for i in range(pp.model.count()))
     assert pp.model_id() == DEFAULT_REALTIME_MODEL
     assert pp.voice_id() == "marin"  # fable has no Realtime voice
     assert pp.instructions.isEnabled()

@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from voicegui.core.realtime import (
+    DEFAULT_REALTIME_MODEL,
+    DEFAULT_REALTIME_VOICE,
     REALTIME_MODEL_SHUTDOWN,
     REALTIME_MODELS,
     REALTIME_VOICES,
@@ -70,10 +72,16 @@ BUILTIN = "builtin"
 OPENAI = "openai"
 KOKORO = "kokoro"
 CUSTOM = "custom"
+# OpenAI's voices over the Realtime API (websocket): what keeps OpenAI voices working after the speech models'
+# shutdown. Same account and key as OPENAI; only Realtime models are offered.
+OPENAI_REALTIME = "openai_realtime"
+OPENAI_FAMILY = frozenset({OPENAI, OPENAI_REALTIME})
 
 PROVIDERS: dict[str, Provider] = {
     BUILTIN: Provider(BUILTIN, "Built-in (offline)", "", False, False, "builtin", "heart"),
     OPENAI: Provider(OPENAI, "OpenAI", "https://api.openai.com/v1", True, True, "gpt-4o-mini-tts", "coral"),
+    OPENAI_REALTIME: Provider(OPENAI_REALTIME, "OpenAI Realtime", "https://api.openai.com/v1", True, True,
+                              DEFAULT_REALTIME_MODEL, DEFAULT_REALTIME_VOICE),
     KOKORO: Provider(KOKORO, "Kokoro-FastAPI", "http://localhost:8880/v1", False, True, "kokoro", "af_heart"),
     CUSTOM: Provider(CUSTOM, "Custom", "http://127.0.0.1:8000/v1", False, True, "tts-1", "alloy"),
 }
@@ -123,6 +131,18 @@ def realtime_voice_for(voice: str) -> str:
 
 def is_openai_url(base_url: str) -> bool:
     return (urlsplit(base_url).hostname or "").lower() == "api.openai.com"
+
+
+def key_owner(provider: str) -> str:
+    """Whose stored key a provider uses: OpenAI Realtime shares OpenAI's (one account, one key)."""
+    return OPENAI if provider in OPENAI_FAMILY else provider
+
+
+def models_for(provider: str, models: list[ModelInfo]) -> list[ModelInfo]:
+    """The models a provider offers out of a list: OpenAI Realtime only the Realtime ones."""
+    if provider == OPENAI_REALTIME:
+        return [m for m in models if is_realtime_model(m.id)]
+    return models
 
 
 def known_models(base_url: str = "") -> list[ModelInfo]:

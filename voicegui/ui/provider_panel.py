@@ -314,7 +314,7 @@ class ProviderPanel(QGroupBox):
             if self._builtin_error:
                 self.connection.setText(self._builtin_error)
             return
-        if pid == pv.OPENAI and not self.api_key.text().strip():
+        if pid in pv.OPENAI_FAMILY and not self.api_key.text().strip():
             # No point asking OpenAI without a key; the known lists are already shown.
             self.connection.setText("Enter your OpenAI API key, then Test connection.")
             return
@@ -390,6 +390,7 @@ class ProviderPanel(QGroupBox):
                 self.test_button.setEnabled(True)
 
     def _set_models(self, models: list[pv.ModelInfo], from_server: bool, wanted: str) -> None:
+        models = pv.models_for(self.provider_id(), models)
         self._models, self._models_from_server = models, from_server
         ids = [m.id for m in models]
         if wanted not in ids and from_server and self.provider_id() == pv.BUILTIN and ids:
@@ -443,7 +444,7 @@ class ProviderPanel(QGroupBox):
         pcm_only = pv.forces_pcm(model)
         self.format.setEnabled(not pcm_only)
         self.format.setToolTip("The Realtime API always sends pcm." if pcm_only else "")
-        if self.provider_id() == pv.OPENAI and not self._models_from_server:
+        if self.provider_id() in pv.OPENAI_FAMILY and not self._models_from_server:
             # OpenAI has no voices endpoint: the Realtime models have fewer voices than /audio/speech.
             self._set_voices(pv.known_voices(model), self.voice_id())
         self._update_warning()
@@ -461,12 +462,17 @@ class ProviderPanel(QGroupBox):
         self.warning.switch_button.setVisible(notice is not None and model != DEFAULT_REALTIME_MODEL)
 
     def switch_to_realtime(self) -> None:
-        """Use gpt-realtime-2.1-mini with the nearest Realtime voice (fable/onyx/nova -> marin)."""
+        """Use gpt-realtime-2.1-mini with the nearest Realtime voice (fable/onyx/nova -> marin); from OpenAI,
+        by switching to the "OpenAI Realtime" provider (same key)."""
         voice = pv.realtime_voice_for(self.voice_id())
+        if self.provider_id() == pv.OPENAI:
+            self._settings.models[pv.OPENAI_REALTIME] = DEFAULT_REALTIME_MODEL
+            self._settings.voices[pv.OPENAI_REALTIME] = voice
+            self.set_provider(pv.OPENAI_REALTIME)
         if self.model.findText(DEFAULT_REALTIME_MODEL) < 0:
             self.model.addItem(DEFAULT_REALTIME_MODEL)
         self.model.setCurrentText(DEFAULT_REALTIME_MODEL)
-        if self.provider_id() == pv.OPENAI and not self._models_from_server:
+        if self.provider_id() in pv.OPENAI_FAMILY and not self._models_from_server:
             self._set_voices(pv.known_voices(DEFAULT_REALTIME_MODEL), voice)
         else:
             self._fill_voices(voice)
