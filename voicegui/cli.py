@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from voicegui.argtypes import positive_float, positive_int
+
 FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -42,26 +44,6 @@ def _prebuffer(value: str) -> float | None:
     return ms
 
 
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
-    if n <= 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return n
-
-
-def _positive_float(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from exc
-    if not x > 0:
-        raise argparse.ArgumentTypeError("must be positive")
-    return x
-
-
 def _latency(value: str) -> str | float:
     from voicegui.core.output import parse_latency
 
@@ -73,11 +55,11 @@ def _latency(value: str) -> str | float:
 
 def add_playback_arguments(p: argparse.ArgumentParser) -> None:
     """Buffer and device knobs shared by speak and bench."""
-    p.add_argument("--chunk-bytes", type=_positive_int, default=None,
+    p.add_argument("--chunk-bytes", type=positive_int, default=None,
                    help="hand network bytes on in chunks of N (default: as they arrive)")
     p.add_argument("--prebuffer-ms", type=_prebuffer, default=None, metavar="auto|N",
                    help="audio to buffer before playback starts (default auto: from the measured delivery rate)")
-    p.add_argument("--max-buffer-s", type=_positive_float, default=10.0,
+    p.add_argument("--max-buffer-s", type=positive_float, default=10.0,
                    help="most audio held in memory; beyond it the network is not read (default 10)")
     p.add_argument("--device", default=None, help="output device index or name (see: voicegui devices)")
     p.add_argument("--latency", type=_latency, default="low", help="device latency: low, high or seconds")
@@ -108,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--format", default="pcm", choices=FORMATS)
     sp.add_argument("--speed", type=float, default=None, help="0.25 .. 4")
     sp.add_argument("--instructions", default=None)
-    sp.add_argument("--timeout-s", type=_positive_float, default=30.0)
+    sp.add_argument("--timeout-s", type=positive_float, default=30.0)
     sp.add_argument("--json", action="store_true", help="print one JSON object of metrics on stdout")
     sp.add_argument("--out", type=Path, default=None, help="write what was played to this WAV file")
     add_playback_arguments(sp)

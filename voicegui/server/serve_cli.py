@@ -21,6 +21,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
+from voicegui.argtypes import nonneg_float, nonneg_int, positive_float, positive_int
 from voicegui.server.shaping import Shaping
 
 if TYPE_CHECKING:  # the engine modules pull in numpy/av; `voicegui --help` should not pay for them
@@ -31,42 +32,8 @@ log = logging.getLogger("voicegui.serve")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _nonneg_float(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from exc
-    if not x >= 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return x
-
-
-def _positive_float(value: str) -> float:
-    x = _nonneg_float(value)
-    if x == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return x
-
-
-def _nonneg_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
-    if n < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return n
-
-
-def _positive_int(value: str) -> int:
-    n = _nonneg_int(value)
-    if n == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return n
-
-
 def _error_status(value: str) -> int:
-    n = _nonneg_int(value)
+    n = nonneg_int(value)
     if not 400 <= n <= 599:
         raise argparse.ArgumentTypeError("must be an HTTP error status, 400..599")
     return n
@@ -75,22 +42,22 @@ def _error_status(value: str) -> int:
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `serve`'s options to `parser`."""
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=_nonneg_int, default=8880, metavar="N", help="TCP port (default 8880; 0 = any free)")
+    parser.add_argument("--port", type=nonneg_int, default=8880, metavar="N", help="TCP port (default 8880; 0 = any free)")
     parser.add_argument("--replay", type=Path, default=None, metavar="FILE",
                         help="serve this audio file for every request instead of the offline voices")
     parser.add_argument("--token", default=None,
                         help="require 'Authorization: Bearer TOKEN' (default: no key needed; clients such as "
                              "the OpenAI SDK that insist on a key may then pass any api_key)")
     shaping = parser.add_argument_group("network shaping (for testing clients)")
-    shaping.add_argument("--first-byte-delay-ms", type=_nonneg_float, default=0.0, metavar="MS",
+    shaping.add_argument("--first-byte-delay-ms", type=nonneg_float, default=0.0, metavar="MS",
                          help="wait this long before sending the response headers")
-    shaping.add_argument("--throughput-x", type=_positive_float, default=None, metavar="X",
+    shaping.add_argument("--throughput-x", type=positive_float, default=None, metavar="X",
                          help="deliver audio at X times real time (default: as fast as it is encoded)")
-    shaping.add_argument("--jitter-ms", type=_nonneg_float, default=0.0, metavar="MS",
+    shaping.add_argument("--jitter-ms", type=nonneg_float, default=0.0, metavar="MS",
                          help="extra random delay of up to MS ms per write")
-    shaping.add_argument("--write-bytes", type=_positive_int, default=1024, metavar="N",
+    shaping.add_argument("--write-bytes", type=positive_int, default=1024, metavar="N",
                          help="bytes per server write (default 1024)")
-    shaping.add_argument("--cut-after-bytes", type=_nonneg_int, default=None, metavar="N",
+    shaping.add_argument("--cut-after-bytes", type=nonneg_int, default=None, metavar="N",
                          help="close the connection after sending N body bytes")
     shaping.add_argument("--error-status", type=_error_status, default=None, metavar="STATUS",
                          help="answer every speech request with this HTTP error status")
