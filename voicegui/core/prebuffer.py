@@ -1,25 +1,43 @@
 """The prebuffer policy: how much audio to hold before playback starts (and restarts after an underrun).
 
-Threads: owned by the asyncio loop. The loop calls ``on_arrival`` for every decoded chunk and reads
-``threshold_frames``; the result is published to the output's gate as a plain int, which the PortAudio
-callback thread reads (an int read is atomic under the GIL).
+Threads: owned by the asyncio loop. The loop calls ``on_headers`` once and ``on_arrival`` for every decoded
+chunk, and reads ``threshold_frames``; the result is published to the output's gate as a plain int, which the
+PortAudio callback thread reads (an int read is atomic under the GIL).
 
-"auto" starts as early as the measured delivery allows:
-* delivery rate r = audio seconds received per wall second, the larger of: since the response headers (so the
-  very first chunk already gives a rate: 128 ms of audio 64 ms after the headers is a 2x stream), and since the
-  first arrival once that spans 0.3 s (so a slow first byte does not hold a fast stream back for long);
-* jitter cover = the longest silence between arrivals seen so far (the buffer must ride through that);
-* shortfall = if r < 1, the buffer must hold (1 - r) x the remaining audio, estimated from the text length;
-* a jitter prior: until the stream has shown it runs well ahead of real time, assume gaps of up to
-  ``jitter_prior_s`` may come that have not been seen yet; it fades out linearly as r goes from 1 to 1.5x,
-  because a stream that fast refills the buffer faster than it drains;
+"auto" starts as early as the measured delivery allows. What it measures:
+* delivery rate r = audio seconds received per wall second, the larger of
+  - the rate since the response headers: it is never fooled by bursts (a real-time stream cannot be ahead of
+    the headers), but it is biased low by whatever came before the first audio (an ID3 tag and an encoder
+    delay for mp3, a whole 96 ms frame for flac), and
+  - the least-squares slope of cumulative audio against arrival time, from the first arrival on: unbiased by
+    that initial offset. It is used from the third arrival on (from the second when the stream is already
+    ahead of real time since the headers, which a real-time stream with jitter never is);
+* a *sure* rate for deciding that the stream runs well ahead of real time: the rate since the headers as
+  long as that is <= 1x (a burst -- a late packet followed by the queued ones -- looks like a very fast
+  stream to any short fit, but never puts a real-time stream ahead of the headers), then the slope minus
+  ``slope_k`` standard errors of the fit;
+* lateness: for each chunk, (wall time since the headers) - (audio received before it), i.e. how far
+  behind real time its first sample came. Playing from now on at 1x never runs dry as long as every future
+  chunk is at most as late as the time elapsed since the headers; the spread between the least and most late
+  chunk is the jitter, and a constant offset (encoder delay, one frame) drops out.
+
+What it holds (``threshold_s``):
+* near real time (sure rate <= ``fade_lo``): enough for a chunk as late as the latest seen, or
+  ``jitter_prior_s`` later than the earliest one (jitter not seen yet), plus ``margin_s``;
+  this fades out as the sure rate goes to ``fade_hi``, because a stream that fast refills the buffer
+  faster than it drains;
+* always: ``jitter_factor`` x the longest silence between arrivals seen so far, and, for a fast stream,
+  ``jitter_factor`` x how much later the first audio came than the rate predicts (at least ``floor_s``);
+* if r < 1: the shortfall (1 - r) x the remaining audio (estimated from the text length), with a dead band
+  just below 1x, where a noisy estimate of a real-time stream would otherwise add seconds;
 * before any rate is known, ``prior_s``.
-After every underrun the floor grows, so a stream that stutters once gets more headroom next time.
+After every underrun the threshold grows by ``growth_s``, so a stream that stutters once gets more headroom.
 A fixed value in ms replaces all of that with that value.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 # Typical read-aloud pace; used only to estimate how much audio is still to come when the rate is below 1.
@@ -37,11 +55,16 @@ class PrebufferPolicy:
     prior_s: float = 0.100
     jitter_factor: float = 1.5
     growth_s: float = 0.150
-    jitter_prior_s: float = 0.150
+    jitter_prior_s: float = 0.200
+    margin_s: float = 0.030
+    fade_lo: float = 1.1
+    fade_hi: float = 1.8
+    slope_k: float = 2.0
+    dead_band: float = 0.15
     trusted_arrivals: int = 3
-    trusted_window_s: float = 0.3
 
     def __post_init__(self) -> None:
+        self._origin_t: float | None = None
         self._first_t: float | None = None
         self._first_audio_s = 0.0
         self._last_t: float | None = None
@@ -49,30 +72,19 @@ class PrebufferPolicy:
         self._arrivals = 0
         self._max_gap_s = 0.0
         self._underruns = 0
-        self._origin_t: float | None = None
+        # running sums for the least-squares fit of cumulative audio y against time t since the first arrival
+        self._st = self._sy = self._stt = self._sty = self._syy = 0.0
+        self._late_min: float | None = None
+        self._late_max: float | None = None
 
     def on_headers(self, now: float) -> None:
-        """The response headers arrived: the origin for the delivery rate."""
+        """The response headers arrived: the origin for the delivery rate and the lateness."""
         if self._origin_t is None:
             self._origin_t = now
 
     @staticmethod
     def expected_duration(text: str, speed: float | None) -> float:
         return max(1.0, len(text) / _CHARS_PER_SECOND / (speed or 1.0))
-
-    @property
-    def rate_x(self) -> float | None:
-        """Measured delivery rate in multiples of real time, or None before it can be measured."""
-        if self._last_t is None or self._first_t is None:
-            return None
-        rates = []
-        if self._origin_t is not None and self._last_t > self._origin_t:
-            rates.append(self._audio_s / (self._last_t - self._origin_t))
-        # Over a short window a burst (late packets arriving together) looks like a very fast stream: the
-        # since-first-arrival rate is trusted only once it spans enough wall time to average jitter out.
-        if self._arrivals >= self.trusted_arrivals and self._last_t - self._first_t >= self.trusted_window_s:
-            rates.append((self._audio_s - self._first_audio_s) / (self._last_t - self._first_t))
-        return max(rates) if rates else None
 
     def on_arrival(self, now: float, audio_s: float) -> None:
         """Record that ``audio_s`` seconds of decoded audio arrived at monotonic time ``now``."""
@@ -84,26 +96,101 @@ class PrebufferPolicy:
         elif self._last_t is not None:
             self._max_gap_s = max(self._max_gap_s, now - self._last_t)
         self._last_t = now
+        if self._origin_t is not None:
+            late = now - self._origin_t - self._audio_s
+            self._late_min = late if self._late_min is None else min(self._late_min, late)
+            self._late_max = late if self._late_max is None else max(self._late_max, late)
         self._audio_s += audio_s
         self._arrivals += 1
+        t, y = now - self._first_t, self._audio_s
+        self._st += t
+        self._sy += y
+        self._stt += t * t
+        self._sty += t * y
+        self._syy += y * y
 
     def on_underrun(self) -> None:
         self._underruns += 1
+
+    def _header_rate(self) -> float | None:
+        if self._origin_t is None or self._last_t is None or self._last_t <= self._origin_t:
+            return None
+        return self._audio_s / (self._last_t - self._origin_t)
+
+    def _slope(self) -> tuple[float, float] | None:
+        """Least-squares slope of cumulative audio vs arrival time and its standard error, once usable."""
+        n = self._arrivals
+        if n < 2:
+            return None
+        sxx = self._stt - self._st * self._st / n
+        if sxx <= 1e-12:
+            return None  # all arrivals at once: no time base yet
+        sxy = self._sty - self._st * self._sy / n
+        slope = sxy / sxx
+        if n < self.trusted_arrivals:
+            # Two points give a slope but no error estimate. Trust them only when the stream is already ahead
+            # of real time since the headers, which a real-time stream (however jittery) cannot be.
+            return (slope, 0.0) if (self._header_rate() or 0.0) > 1.0 else None
+        syy = self._syy - self._sy * self._sy / n
+        sse = max(0.0, syy - slope * sxy)
+        return slope, math.sqrt(sse / (n - 2) / sxx)
+
+    @property
+    def rate_x(self) -> float | None:
+        """Measured delivery rate in multiples of real time, or None before it can be measured."""
+        rates = [r for r in (self._header_rate(),) if r is not None]
+        fit = self._slope()
+        if fit is not None:
+            rates.append(fit[0])
+        return max(rates) if rates else None
+
+    def _sure_rate(self) -> float | None:
+        """A rate the stream is very likely at least as fast as.
+
+        A real-time stream, however jittery, is never ahead of real time since the headers; until the stream is,
+        a fast-looking slope is a burst (late packets arriving together, which a short fit cannot tell from a
+        fast stream). After that, the slope counts minus ``slope_k`` standard errors of the fit.
+        """
+        header = self._header_rate()
+        if header is not None and header <= 1.0:
+            return header
+        fit = self._slope()
+        rates = [r for r in (header, None if fit is None else fit[0] - self.slope_k * fit[1]) if r is not None]
+        return max(rates) if rates else None
+
+    def _first_wait_s(self, rate: float) -> float:
+        """How much later than ``rate`` predicts the first audio came after the headers."""
+        if self._origin_t is None or self._first_t is None:
+            return 0.0
+        return max(0.0, self._first_t - self._origin_t - self._first_audio_s / max(1.0, rate))
 
     def threshold_s(self) -> float:
         if self.fixed_ms is not None:
             return self.fixed_ms / 1000.0
         grown = self._underruns * self.growth_s
         rate = self.rate_x
-        if rate is None:
+        sure = self._sure_rate()
+        if rate is None or sure is None or self._last_t is None:
             return max(self.prior_s, self.floor_s) + grown
-        unseen_jitter = self.jitter_prior_s * min(1.0, max(0.0, (1.5 - rate) / 0.5))
-        cover = max(self.floor_s, self.jitter_factor * self._max_gap_s, unseen_jitter)
+        fade = min(1.0, max(0.0, (self.fade_hi - sure) / (self.fade_hi - self.fade_lo)))
+        if self._late_min is not None and self._late_max is not None and self._origin_t is not None:
+            worst = max(self._late_max, self._late_min + self.jitter_prior_s)
+            late_now = self._last_t - self._origin_t - self._audio_s
+            near_real_time = worst + self.margin_s - late_now
+        else:
+            near_real_time = self.jitter_prior_s + self.margin_s
+        cover = max(
+            self.floor_s,
+            self.jitter_factor * self._max_gap_s,
+            (1.0 - fade) * self.jitter_factor * self._first_wait_s(rate),
+            fade * near_real_time,
+        )
         shortfall = 0.0
         if rate < 1.0:
-            expected = self.expected_audio_s or 0.0
-            remaining = max(0.0, expected - self._audio_s)
-            shortfall = (1.0 - rate) * remaining
+            remaining = max(0.0, (self.expected_audio_s or 0.0) - self._audio_s)
+            half = self.dead_band / 2
+            ramp = min(1.0, max(0.0, (1.0 - rate - half) / half))
+            shortfall = ramp * (1.0 - rate) * remaining
         return cover + shortfall + grown
 
     def threshold_frames(self) -> int:
