@@ -38,7 +38,7 @@ OPENAI_SAMPLE_RATE = 24000
 _MONITOR_PERIOD_S = 0.01
 _BACKPRESSURE_POLL_S = 0.005
 _PLAYED_RING_S = 10.0
-_WAVEFORM_S = 10.0
+_WAVEFORM_S = 3.0  # the window shows the last 2 s
 _HISTORY_POINTS = 20000
 
 
@@ -215,9 +215,23 @@ class SpeakSession:
                 self._output.close()
                 self._drain_played()
             self.metrics = self._build_metrics(completed, error, error_kind)
+            self._release_buffers()
             if error:
                 log.info("speak ended with an error: %s", error)
         return self.metrics
+
+    def _release_buffers(self) -> None:
+        """A finished session is kept for its plots and metrics (the window keeps its last 50), but not its
+        audio buffers (~2 MB) nor its decoder, whose FFmpeg context can hold worker threads (opus: 2)."""
+        self._ring = None
+        self._played = None
+        self._decoder = None
+        if self._output is not None:
+            # A stream that could not be closed (a hung sound server) may still call back: give it an empty
+            # ring rather than None, so it plays silence and stops.
+            self._output.ended = True
+            self._output.ring = FloatRing(1)
+            self._output.played = None
 
     def snapshot(self) -> Snapshot:
         out = self._output
