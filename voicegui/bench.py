@@ -55,6 +55,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-bytes", type=int, default=1024, help="server write size (default 1024)")
     p.add_argument("--readme", type=Path, default=None, help="write the results into this README's Benchmarks section")
     p.add_argument("--json", action="store_true", help="print the raw rows as JSON")
+    p.add_argument("--window", action="store_true",
+                   help="instead: a Speak in the real window next to the same Speak from the CLI path (pcm, mp3): "
+                        "added latency, plot frame rate, CPU")
     p.add_argument("--builtin", action="store_true",
                    help="instead: the built-in voices, speak -> first sound for one sentence, and each engine's "
                         "real-time factor")
@@ -226,6 +229,10 @@ def summarize_builtin(rows: list[dict]) -> str:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.window:
+        from voicegui.bench_window import run_window_bench
+
+        return run_window_bench(args)
     if args.builtin:
         rows = asyncio.run(_bench_builtin(args))
         print(json.dumps(rows, indent=1) if args.json else summarize_builtin(rows))
