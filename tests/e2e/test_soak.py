@@ -21,10 +21,10 @@ import sys
 import threading
 import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
+from tests.procstats import fds, rss_mb, threads
 from voicegui.core.fetch import SpeechRequest
 from voicegui.core.session import SpeakOptions, SpeakSession
 
@@ -63,25 +63,10 @@ def soak_server(tmp_path_factory):
         yield srv
 
 
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def _sample() -> dict[str, float]:
     gc.collect()
     heap = tracemalloc.get_traced_memory()[0] / 2**20 if tracemalloc.is_tracing() else float("nan")
-    return {"threads": _threads(), "py_threads": threading.active_count(), "fds": _fds(), "rss_mb": _rss_mb(),
+    return {"threads": threads(), "py_threads": threading.active_count(), "fds": fds(), "rss_mb": rss_mb(),
             "py_heap_mb": round(heap, 3)}
 
 

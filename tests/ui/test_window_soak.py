@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import time
 import tracemalloc
-from pathlib import Path
 
 import pytest
 
 from tests.ui.conftest import close_window, open_window, until
+from tests.procstats import fds, rss_mb, threads
 
 pytestmark = [pytest.mark.audio, pytest.mark.timeout(300)]
 
@@ -66,21 +65,6 @@ def soak_builtin(tmp_path_factory):
         yield srv
 
 
-def _threads() -> int:
-    return len(os.listdir("/proc/self/task"))
-
-
-def _fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
-
-
 def _kept_mb(window) -> float:
     """What the window's SESSION_LOG keeps on purpose: the arrays and response bodies of its last 50 sessions
     (each session's 10 s ring and 10 s played-audio ring, its waveform tail and the original bytes)."""
@@ -97,7 +81,7 @@ def _kept_mb(window) -> float:
 def _sample(window) -> dict[str, float]:
     gc.collect()
     heap = tracemalloc.get_traced_memory()[0] / 2**20
-    return {"threads": _threads(), "fds": _fds(), "rss_mb": round(_rss_mb(), 1), "py_heap_mb": round(heap, 3),
+    return {"threads": threads(), "fds": fds(), "rss_mb": round(rss_mb(), 1), "py_heap_mb": round(heap, 3),
             "kept_mb": round(_kept_mb(window), 3), "sessions_kept": len(window.playbacks),
             "history": len(window.history.entries()),
             "kept_opus": sum(p.parts[0].request.response_format == "opus" for p in window.playbacks)}
