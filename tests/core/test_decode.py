@@ -235,7 +235,8 @@ def test_first_audio_offsets():
     limits = {
         "pcm": 2,
         "wav": 80,  # PyAV writes a 78-byte header (LIST chunk)
-        "flac": _flac_first_frame_end(samples.encoded("flac")) + 16,  # + the next frame's header
+        # its last byte closes the frame's CRC-16: no need to wait for the next frame's header
+        "flac": _flac_first_frame_end(samples.encoded("flac")),
         "opus": _ogg_first_audio_page_end(samples.encoded("opus")),
         # after the ID3 tag: the Xing/Info frame, then 2 frames; the encoder-delay samples we trim (as FFmpeg's
         # demuxer does) are priming silence, so the first real audio is not later for it
@@ -245,6 +246,60 @@ def test_first_audio_offsets():
     for fmt in FORMATS:
         assert offsets[fmt] is not None and offsets[fmt] <= limits[fmt], (fmt, offsets[fmt], limits[fmt])
     assert streamed <= 46
+
+
+def _flac_frames(data: bytes) -> tuple[int, list[bytes]]:
+    """(offset of the first frame, each frame's bytes) of a whole FLAC file."""
+    pos = 4
+    while True:  # metadata blocks
+        last, length = data[pos] & 0x80, int.from_bytes(data[pos + 1 : pos + 4], "big")
+        pos += 4 + length
+        if last:
+            break
+    with av.open(io.BytesIO(data)) as c:
+        frames = [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+    assert len(b"".join(frames)) == len(data) - pos
+    return pos, frames
+
+
+def _decode_whole(fmt: str, *parts: bytes) -> tuple[list[np.ndarray], np.ndarray]:
+    dec = create_decoder(fmt)
+    outs = [dec.feed(p) for p in parts]
+    return outs, np.concatenate(outs + [dec.flush()])
+
+
+def test_flac_frame_comes_out_when_its_own_bytes_are_in():
+    data = samples.encoded("flac")
+    start, frames = _flac_frames(data)
+    outs, _ = _decode_whole("flac", data[:start], *frames)
+    assert len(outs[0]) == 0
+    # each frame decodes as soon as its last byte is in, not one frame later when the next header comes
+    assert all(len(out) > 0 for out in outs[1:])
+
+
+def test_flac_chance_crc_match_inside_a_frame_does_not_cut_it():
+    from voicegui.core.flac_frames import crc16_update
+    from voicegui.server.encode import StreamingEncoder
+
+    # A frame's CRC-16 closes by chance at ~1 in 65536 of its prefixes; find one in noisy (large) frames.
+    noise = (np.random.default_rng(3).standard_normal(samples.RATE * 20) * 0.3).clip(-1, 1).astype(np.float32)
+    enc = StreamingEncoder("flac", samples.RATE)
+    data = enc.encode(noise) + enc.finish()
+    start, frames = _flac_frames(data)
+    _, expected = _decode_whole("flac", data)
+    pos = start
+    for frame in frames:
+        crc = 0
+        for i, byte in enumerate(frame[:-2]):
+            crc = crc16_update(crc, (byte,))
+            if crc == 0 and i > 16:
+                cut = pos + i + 1
+                (before, _), got = _decode_whole("flac", data[:cut], data[cut:])
+                np.testing.assert_array_equal(got, expected)
+                assert len(before) == sum(len(f) for f in _decode_whole("flac", data[:pos])[0])
+                return
+        pos += len(frame)
+    raise AssertionError("no chance CRC-16 match inside any frame: search a longer signal")
 
 
 # --- errors -------------------------------------------------------------------------------------------------

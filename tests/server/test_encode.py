@@ -96,3 +96,22 @@ def test_int16_blocks_and_other_rates():
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError, match="unknown format"):
         StreamingEncoder("ogg", SR)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_header_goes_out_with_the_first_audio(fmt):
+    """The server's first byte is the start of audio: no header sent alone while the encoder looks ahead."""
+    from voicegui.core.decode import StreamDecoder
+
+    x = clip.speech_like(1.0)
+    outs, _ = _encode_in_blocks(fmt, x)
+    first = next(o for o in outs if o)
+    decoder = StreamDecoder(fmt)
+    assert len(decoder.feed(first)) > 0, "the first bytes out decode to no audio"
+    assert not any(outs[: outs.index(first)])
+
+
+def test_a_stream_with_no_audio_is_still_a_whole_file():
+    enc = StreamingEncoder("flac", SR)
+    assert enc.encode(np.zeros(0, np.float32)) == b""
+    assert enc.finish()[:4] == b"fLaC"

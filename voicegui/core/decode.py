@@ -532,7 +532,26 @@ class _FlacBackend:
             frames = self._split.feed(data)
         except FlacError as exc:
             raise DecodeError(f"the flac stream is corrupt: {exc}") from None
-        return self._decode(frames)
+        return self._decode(frames) + self._decode_complete()
+
+    def _decode_complete(self) -> list[np.ndarray]:
+        """Decode the buffered frame now if it is already whole, instead of waiting for the next header."""
+        candidate = self._split.complete_frame()
+        if candidate is None or self._ctx is None:
+            return []
+        data, block_size = candidate
+        try:
+            frames = self._ctx.decode(av.Packet(data))
+            out = [_frame_to_mono(f) for f in frames]
+        except (*_AV_ERRORS, _BadFrame):
+            # A chance CRC-16 match inside a frame: not whole yet. It is decoded (and any real fault in it
+            # reported) once the next header or the end of the stream delimits it.
+            return []
+        if sum(map(len, out)) != block_size:
+            return []
+        self._split.take_complete_frame()
+        self._errors.accepted(block_size)
+        return out
 
     def _decode(self, frames: list[bytes]) -> list[np.ndarray]:
         if self._ctx is None and self._split.streaminfo is not None:

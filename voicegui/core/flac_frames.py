@@ -7,6 +7,13 @@ the next frame/sample number, and the bytes before it must close the current fra
 the remainder is a frame only if its CRC-16 holds. So a frame comes out as soon as the next header is in,
 i.e. within one FLAC frame of the audio.
 
+Waiting for the next header costs a whole frame's time when a server writes each frame as it is encoded (the
+frame's last byte is then the last byte of a write, and the next header comes one frame later: 96 ms at 2304
+samples / 24 kHz). So `complete_frame()` also offers the buffered bytes as soon as they close the CRC-16 on
+their own. A CRC-16 can match by chance (1 in 65536 per check), so that is only a candidate: the caller
+decodes it and calls `take_complete_frame()` only if the decoder took it as a whole frame of the header's
+block size (a cut frame makes FFmpeg's FLAC decoder read past its end, which it rejects).
+
 Threads: plain synchronous object, owned by whoever feeds it (the asyncio loop thread in voicegui); no threads,
 no locks. Memory: bounded by one frame (capped at `max_frame`) plus one metadata block header.
 """
@@ -190,12 +197,31 @@ class FlacFrameSplitter:
         self._scan = 0  # next position in _buf to look for a following frame's sync code
         self._crc = 0  # CRC-16 of _buf[:_crc_pos]
         self._crc_pos = 0
+        self._tail_crc = 0  # CRC-16 of _buf[:_tail_pos], for complete_frame()
+        self._tail_pos = 0
         self._junk = 0
 
     @property
     def mid_unit(self) -> bool:
         """True if the input so far ends inside metadata or inside a frame that has not been handed out."""
         return self._state != "frames" or bool(self._buf)
+
+    def complete_frame(self) -> tuple[bytes, int] | None:
+        """(bytes, block size) if everything buffered is one frame by its CRC-16 alone, else None.
+
+        A candidate only (see the module docstring): hand it out with take_complete_frame() once it decoded."""
+        h = self._header
+        if self._state != "frames" or h is None or len(self._buf) < h.length + 2:
+            return None
+        if self._tail_pos < len(self._buf):
+            self._tail_crc = crc16_update(self._tail_crc, self._buf[self._tail_pos :])
+            self._tail_pos = len(self._buf)
+        return (bytes(self._buf), h.block_size) if self._tail_crc == 0 else None
+
+    def take_complete_frame(self) -> None:
+        """The candidate from complete_frame() decoded as a whole frame: drop it; the next header follows."""
+        self._buf.clear()
+        self._header = None
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buf += data
@@ -290,10 +316,7 @@ class FlacFrameSplitter:
                 if h is False:
                     return False
                 if h is not None and self._consistent(h):
-                    self._header = h
-                    self._scan = h.length
-                    self._crc = 0
-                    self._crc_pos = 0
+                    self._begin_frame(h)
                     return True
                 self._note_junk(1)
                 del buf[:1]
@@ -320,14 +343,18 @@ class FlacFrameSplitter:
                 continue
             frames.append(bytes(buf[:at]))
             del buf[:at]
-            self._header = h
-            self._scan = h.length
-            self._crc = 0
-            self._crc_pos = 0
+            self._begin_frame(h)
             return True
         if len(buf) > self._max_frame:
             raise FlacError(f"FLAC frame longer than {self._max_frame} bytes: stream is corrupt")
         return False
+
+    def _begin_frame(self, h: FrameHeader) -> None:
+        """`h` is the header of the frame now at the start of _buf."""
+        self._header = h
+        self._scan = h.length
+        self._crc = self._crc_pos = 0
+        self._tail_crc = self._tail_pos = 0
 
     def _note_junk(self, n: int) -> None:
         self._junk += n

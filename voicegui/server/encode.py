@@ -7,6 +7,11 @@ in-memory sink with `flush_packets=1`, so every packet the codec emits reaches t
 muxer is told to close a page every 20 ms instead of its default 1 s. pcm and wav are written by hand (wav
 gets a 44-byte header whose sizes are 0xFFFFFFFF, as streaming servers send it).
 
+The container header (mp3's ID3 tag, flac's fLaC + STREAMINFO, Ogg's OpusHead/OpusTags pages) is held back and
+sent together with the first audio packet. Alone it gives the client nothing to play, and sent early it would
+leave the encoder's lookahead (LAME: ~60 ms of input before its first frame) between the server's first byte
+and its first audio, so "first byte" would no longer mean "audio starts arriving".
+
 Threads: an encoder belongs to whoever calls it (the server's asyncio loop, one encoder per request); it is
 not thread-safe. Encoding is fast (hundreds of times real time) so the loop calls it directly.
 """
@@ -106,6 +111,7 @@ class StreamingEncoder:
         self.samples_in = 0
         self._finished = False
         self._started = False
+        self._held_head = b""  # container header not yet sent: it goes out with the first audio bytes
         self._container: av.container.OutputContainer | None = None
         if fmt in ("pcm", "wav"):
             return
@@ -148,17 +154,25 @@ class StreamingEncoder:
         """Feed one mono block; return the encoded bytes that are ready now (possibly b"")."""
         if self._finished:
             raise RuntimeError("encoder already finished")
-        head = b"" if self._started else self._start()
+        if not self._started:
+            self._held_head = self._start()
         pcm = to_int16(block)
         self.samples_in += len(pcm)
         if len(pcm) == 0:
-            return head
+            return b""
         if self.format in ("pcm", "wav"):
-            return head + pcm.astype("<i2").tobytes()
+            return self._with_head(pcm.astype("<i2").tobytes())
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = self.sample_rate
         frame.pts = None
-        return head + self._encode_frames(self._resampler.resample(frame))
+        return self._with_head(self._encode_frames(self._resampler.resample(frame)))
+
+    def _with_head(self, audio: bytes) -> bytes:
+        """`audio`, preceded by the held container header if these are the first audio bytes."""
+        if not audio or not self._held_head:
+            return audio
+        head, self._held_head = self._held_head, b""
+        return head + audio
 
     def _encode_frames(self, frames: list[av.AudioFrame]) -> bytes:
         assert self._container is not None
@@ -174,7 +188,9 @@ class StreamingEncoder:
         """Flush the codec and the muxer; return the remaining bytes. The encoder is closed afterwards."""
         if self._finished:
             return b""
-        head = b"" if self._started else self._start()
+        if not self._started:
+            self._held_head = self._start()
+        head, self._held_head = self._held_head, b""  # a stream with no audio at all is still a valid file
         self._finished = True
         if self._container is None:
             return head
