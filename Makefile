@@ -32,8 +32,12 @@ dist: install
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller packaging/pyinstaller/voicegui.spec
 	@du -sh dist/voicegui
 
+# Benchmarks play into a private PulseAudio null sink, as the tests do (no sound card needed), e.g.
+#   make bench BENCH_ARGS="--runs 10 --scenarios 3"     make bench BENCH_ARGS="--window"
+BENCH_ARGS ?=
 bench: install-test
-	$(VENV)/bin/voicegui bench
+	@echo "==> voicegui bench $(BENCH_ARGS) (audio into a private PulseAudio null sink)"
+	$(VENV)/bin/python -m tests.null_sink $(VENV)/bin/voicegui bench $(BENCH_ARGS)
 
 install: system-packages $(VENV)/.installed
 

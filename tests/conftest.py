@@ -1,78 +1,44 @@
-"""Test setup: a real PulseAudio null sink for every test that plays audio.
+"""Test setup: a real PulseAudio null sink (tests/null_sink.py) for every test that plays audio.
 
-The sink is started once per test run (before anything imports sounddevice, since PortAudio enumerates
-devices when it initialises) unless a PulseAudio server is already reachable. A low-latency recorder on the
-sink's monitor stays attached all along: without one, the null sink's 2 s default latency stalls each new
-stream for ~2 s (measured, see DESIGN.md). Everything is torn down at the end of the run.
+It is started once per test run, before anything imports sounddevice, unless one is already reachable, and
+torn down at the end of the run. Qt runs offscreen unless QT_QPA_PLATFORM says otherwise.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-_procs: list[subprocess.Popen] = []
-_pulse_dir: Path | None = None
-
-
-def _pulse_reachable(env: dict) -> bool:
-    if shutil.which("pactl") is None:
-        return False
-    res = subprocess.run(["pactl", "info"], env=env, capture_output=True, text=True, timeout=10)
-    return res.returncode == 0 and "nullsink" in res.stdout
-
-
-def start_null_sink() -> None:
-    global _pulse_dir
-    if os.environ.get("PULSE_SERVER") and _pulse_reachable(dict(os.environ)):
-        return
-    if shutil.which("pulseaudio") is None:
-        raise pytest.UsageError("pulseaudio is not installed: run `make test`, which installs it")
-    _pulse_dir = Path(tempfile.mkdtemp(prefix="voicegui-pulse-"))
-    (_pulse_dir / "home").mkdir()
-    socket = _pulse_dir / "native"
-    env = dict(os.environ, XDG_RUNTIME_DIR=str(_pulse_dir), HOME=str(_pulse_dir / "home"))
-    _procs.append(subprocess.Popen(
-        ["pulseaudio", "--daemonize=no", "--exit-idle-time=-1", "-n", "--disallow-exit",
-         f"--load=module-native-protocol-unix auth-anonymous=1 socket={socket}",
-         "--load=module-null-sink sink_name=nullsink rate=48000",
-         "--load=module-always-sink", f"--log-target=file:{_pulse_dir / 'pulse.log'}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    ))
-    os.environ["PULSE_SERVER"] = f"unix:{socket}"
-    deadline = time.monotonic() + 20
-    while not _pulse_reachable(dict(os.environ)):
-        if time.monotonic() > deadline or _procs[0].poll() is not None:
-            log = (_pulse_dir / "pulse.log").read_text(errors="replace") if (_pulse_dir / "pulse.log").exists() else ""
-            raise pytest.UsageError(f"PulseAudio null sink did not start:\n{log[-2000:]}")
-        time.sleep(0.1)
-    subprocess.run(["pactl", "set-default-sink", "nullsink"], check=True, capture_output=True)
-    _procs.append(subprocess.Popen(
-        ["parec", "-d", "nullsink.monitor", "--latency-msec=20", "--format=s16le", "--rate=24000",
-         "--channels=1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    ))
+from tests.null_sink import NullSinkError, start_null_sink, stop_null_sink
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    start_null_sink()
+    try:
+        start_null_sink()
+    except NullSinkError as exc:
+        raise pytest.UsageError(str(exc)) from None
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    for proc in reversed(_procs):
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    if _pulse_dir is not None:
-        shutil.rmtree(_pulse_dir, ignore_errors=True)
+    stop_null_sink()
+
+
+@pytest.fixture
+def memory_keyring(monkeypatch: pytest.MonkeyPatch):
+    """An in-memory keyring for this test (also named in $PYTHON_KEYRING_BACKEND for child processes)."""
+    import keyring
+
+    from tests.ui.memory_keyring import MemoryKeyring
+
+    old = keyring.get_keyring()
+    backend = MemoryKeyring()
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.ui.memory_keyring.MemoryKeyring")
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(old)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import keyring
 import pytest
 from keyring.backends import fail
 
-from tests.ui.memory_keyring import MemoryKeyring
 from voicegui import settings as st
 
 
@@ -17,16 +16,6 @@ from voicegui import settings as st
 def config_dir(tmp_path, monkeypatch):
     monkeypatch.setenv(st.CONFIG_ENV, str(tmp_path / "cfg"))
     return tmp_path / "cfg"
-
-
-@pytest.fixture
-def memory_keyring(monkeypatch):
-    old = keyring.get_keyring()
-    backend = MemoryKeyring()
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.ui.memory_keyring.MemoryKeyring")
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(old)
 
 
 def test_config_dir_follows_the_environment(config_dir):

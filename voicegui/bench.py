@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from voicegui.argtypes import positive_float, positive_int
 from voicegui.benchclip import speech_like, write_clip
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,40 @@ SCENARIOS = (
 )
 
 
+def format_list(value: str) -> list[str]:
+    """argparse type: "mp3, flac" -> ["mp3", "flac"], each one of FORMATS."""
+    formats = [f.strip() for f in value.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(bad) or value!r}; expected some of "
+                                         f"{','.join(FORMATS)}")
+    return formats
+
+
+def scenario_list(value: str) -> list[Scenario]:
+    """argparse type: "1,3" -> those SCENARIOS (numbered from 1), or "all"."""
+    if value.strip() == "all":
+        return list(SCENARIOS)
+    try:
+        picked = [SCENARIOS[int(i) - 1] if int(i) >= 1 else None for i in value.split(",")]
+    except (ValueError, IndexError):
+        picked = [None]
+    if None in picked:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected scenario numbers 1-{len(SCENARIOS)}, "
+                                         "comma-separated, or all")
+    return picked  # type: ignore[return-value]
+
+
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--runs", type=int, default=5, help="runs per format and scenario (default 5)")
-    p.add_argument("--formats", default=",".join(FORMATS), help="comma-separated formats")
-    p.add_argument("--seconds", type=float, default=3.0, help="clip length in seconds (default 3)")
-    p.add_argument("--scenarios", default="all", help="comma-separated scenario numbers (1-based) or all")
-    p.add_argument("--write-bytes", type=int, default=1024, help="server write size (default 1024)")
+    p.add_argument("--runs", type=positive_int, default=5, help="runs per format and scenario (default 5)")
+    p.add_argument("--formats", type=format_list, default=None,
+                   help=f"comma-separated formats (default: {','.join(FORMATS)}; with --window: pcm,mp3)")
+    p.add_argument("--seconds", type=positive_float, default=3.0, help="clip length in seconds (default 3)")
+    p.add_argument("--scenarios", type=scenario_list, default=None,
+                   help="comma-separated scenario numbers, 1-" + str(len(SCENARIOS)) + ": "
+                        + "; ".join(f"{i}: {sc.name}" for i, sc in enumerate(SCENARIOS, 1))
+                        + " (default: all; with --window: 1,2)")
+    p.add_argument("--write-bytes", type=positive_int, default=1024, help="server write size (default 1024)")
     p.add_argument("--readme", type=Path, default=None, help="write the results into this README's Benchmarks section")
     p.add_argument("--json", action="store_true", help="print the raw rows as JSON")
     p.add_argument("--window", action="store_true",
@@ -237,15 +266,8 @@ def run_bench(args: argparse.Namespace) -> int:
         rows = asyncio.run(_bench_builtin(args))
         print(json.dumps(rows, indent=1) if args.json else summarize_builtin(rows))
         return 0
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad:
-        print(f"voicegui bench: unknown format(s): {', '.join(bad)}")
-        return 2
-    if args.scenarios == "all":
-        scenarios = list(SCENARIOS)
-    else:
-        scenarios = [SCENARIOS[int(i) - 1] for i in args.scenarios.split(",")]
+    formats = args.formats or list(FORMATS)
+    scenarios = args.scenarios or list(SCENARIOS)
     rows = asyncio.run(_bench(args, formats, scenarios))
     table = summarize(rows, formats, scenarios)
     print(json.dumps(rows, indent=1) if args.json else table)

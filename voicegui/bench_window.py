@@ -40,7 +40,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voicegui.bench import FORMATS, SCENARIOS, Scenario, _cpu_ticks, _machine, _run_once
+from voicegui.bench import SCENARIOS, Scenario, _cpu_ticks, _machine, _run_once
 from voicegui.benchclip import speech_like, write_clip
 
 if TYPE_CHECKING:
@@ -54,32 +54,6 @@ GOAL_MS = 5.0  # a Speak in the window may add at most this to the CLI's added l
 README_BEGIN = "<!-- bench-window:{platform}:begin -->"  # one block per Qt platform (offscreen, xcb)
 README_END = "<!-- bench-window:{platform}:end -->"
 SETTLE_S = 0.3  # idle time after each Speak (history write, last redraw), not measured
-
-
-def _make_loop() -> asyncio.AbstractEventLoop:
-    """The app's loop: qasync on the QApplication, with the async-generator hooks the app installs. On close
-    it puts the previous hooks back and kills the Qt timers qasync keeps for call_later handles (fired after
-    the loop is gone they crash; see tests/ui/conftest.py)."""
-    import qasync
-
-    from voicegui.ui.app import ensure_application, install_asyncgen_hooks
-
-    class BenchLoop(qasync.QEventLoop):
-        def __init__(self) -> None:
-            super().__init__(ensure_application([]))
-            self._old_hooks = sys.get_asyncgen_hooks()
-            install_asyncgen_hooks(self)
-
-        def close(self) -> None:
-            sys.set_asyncgen_hooks(*self._old_hooks)
-            timer = self._timer
-            callbacks = getattr(timer, "_SimpleTimer__callbacks", {})
-            for timer_id in list(callbacks):
-                timer.killTimer(timer_id)
-            callbacks.clear()
-            super().close()
-
-    return BenchLoop()
 
 
 def _paint_counter(target: Any) -> Any:
@@ -192,6 +166,7 @@ def bench_rows(runs: int, seconds: float, write_bytes: int, formats: list[str],
     """All rows, window and CLI interleaved run by run (after one unmeasured warm-up of each)."""
     from voicegui.core.builtin_provider import BuiltinServer
     from voicegui.server.engines.replay import ReplayEngine
+    from voicegui.ui.app import AppLoop
 
     rows: list[dict] = []
     text = ("This is a sentence of about the clip's length. " * 10)[: int(seconds * 15)]
@@ -199,7 +174,7 @@ def bench_rows(runs: int, seconds: float, write_bytes: int, formats: list[str],
     with _private_dirs() as tmp:
         clip = write_clip(tmp / "clip.wav", seconds)
         with BuiltinServer(engines=[ReplayEngine(clip)]) as server, \
-                asyncio.Runner(loop_factory=_make_loop) as runner:
+                asyncio.Runner(loop_factory=AppLoop) as runner:
             loop = runner.get_loop()
             hooks = sys.get_asyncgen_hooks()
             win = runner.run(_open_window(server, text))
@@ -303,15 +278,12 @@ def write_window_readme(path: Path, table: str, command: str, platform: str) -> 
 def run_window_bench(args: argparse.Namespace) -> int:
     """`voicegui bench --window`: uses args.runs, seconds, write_bytes, formats (pcm,mp3 unless narrowed),
     scenarios (1,2 unless narrowed; 3 is allowed), readme, json."""
-    formats = list(WINDOW_FORMATS)
-    if args.formats != ",".join(FORMATS):
-        formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-        bad = [f for f in formats if f not in FORMATS]
-        if bad:
-            print(f"voicegui bench: unknown format(s): {', '.join(bad)}")
-            return 2
-    scenarios = list(WINDOW_SCENARIOS) if args.scenarios == "all" else \
-        [SCENARIOS[int(i) - 1] for i in args.scenarios.split(",")]
+    formats = args.formats or list(WINDOW_FORMATS)
+    scenarios = args.scenarios or list(WINDOW_SCENARIOS)
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
+        # A benchmark on a server with no screen: Qt's offscreen platform still paints every frame.
+        log.warning("no display: the window is measured on Qt's offscreen platform")
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
     rows = bench_rows(args.runs, args.seconds, args.write_bytes, formats, scenarios)
     table = summarize_window(rows, formats, scenarios)
     print(json.dumps(rows, indent=1) if args.json else table)

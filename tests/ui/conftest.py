@@ -17,13 +17,11 @@ for child processes), so no test reads or writes the developer's settings, histo
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-import qasync
 
 from voicegui.benchclip import write_clip
 
@@ -31,33 +29,10 @@ CLIP_SECONDS = 1.5
 TOKEN = "ui-token"
 
 
-class _TestLoop(qasync.QEventLoop):
-    """A qasync loop with the async-generator hooks the app installs; puts the previous hooks back on close
-    so the next (non-Qt) test does not inherit hooks bound to a closed loop."""
-
-    def __init__(self) -> None:
-        from voicegui.ui.app import ensure_application, install_asyncgen_hooks
-
-        super().__init__(ensure_application([]))
-        self._old_hooks = sys.get_asyncgen_hooks()
-        install_asyncgen_hooks(self)
-
-    def close(self) -> None:
-        sys.set_asyncgen_hooks(*self._old_hooks)
-        # qasync keeps a Qt timer registered for every call_later handle until it fires, cancelled or not
-        # (aiohttp's 5 s request timeouts, wait_for deadlines). Fired after this loop is gone, such a timer
-        # was delivered to a deleted QObject and crashed a later test (SIGSEGV in QTimerInfoList::
-        # activateTimers under gdb). Kill them with the loop; the app has one loop per process.
-        timer = self._timer
-        callbacks = getattr(timer, "_SimpleTimer__callbacks", {})
-        for timer_id in list(callbacks):
-            timer.killTimer(timer_id)
-        callbacks.clear()
-        super().close()
-
-
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable]:
-    return {"qasync": _TestLoop}
+    from voicegui.ui.app import AppLoop
+
+    return {"qasync": AppLoop}
 
 
 @pytest.fixture(scope="session")
@@ -84,17 +59,9 @@ def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def memory_keyring(monkeypatch: pytest.MonkeyPatch):
-    import keyring
-
-    from tests.ui.memory_keyring import MemoryKeyring
-
-    old = keyring.get_keyring()
-    backend = MemoryKeyring()
-    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "tests.ui.memory_keyring.MemoryKeyring")
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(old)
+def memory_keyring(memory_keyring):
+    """Every UI test gets the in-memory keyring (tests/conftest.py), asked for or not."""
+    return memory_keyring
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+import qasync
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
@@ -71,6 +72,32 @@ def install_asyncgen_hooks(loop: asyncio.AbstractEventLoop) -> None:
         firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
         finalizer=loop._asyncgen_finalizer_hook,  # type: ignore[attr-defined]
     )
+
+
+class AppLoop(qasync.QEventLoop):
+    """The app's asyncio loop: qasync on the process's QApplication, with the async-generator hooks installed.
+
+    On close it puts the previous hooks back (so later non-Qt code does not inherit hooks bound to a closed
+    loop) and kills the Qt timers qasync keeps for call_later handles: qasync keeps one registered for every
+    handle until it fires, cancelled or not (aiohttp's request timeouts, wait_for deadlines), and one fired
+    after its loop was gone was delivered to a deleted QObject and crashed the process (SIGSEGV in
+    QTimerInfoList::activateTimers under gdb). The app has one loop per process; the tests and
+    `voicegui bench --window` make one after another.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(ensure_application([]))
+        self._old_hooks = sys.get_asyncgen_hooks()
+        install_asyncgen_hooks(self)
+
+    def close(self) -> None:
+        sys.set_asyncgen_hooks(*self._old_hooks)
+        timer = self._timer
+        callbacks = getattr(timer, "_SimpleTimer__callbacks", {})
+        for timer_id in list(callbacks):
+            timer.killTimer(timer_id)
+        callbacks.clear()
+        super().close()
 
 
 def ensure_application(argv: list[str] | None = None) -> QApplication:
@@ -128,7 +155,6 @@ async def _main_window_session() -> int:
     from voicegui.ui.main_window import MainWindow
 
     loop = asyncio.get_running_loop()
-    install_asyncgen_hooks(loop)
     window = MainWindow()
     _install_crash_dialog(window, loop)
     closed = asyncio.Event()
@@ -157,10 +183,8 @@ async def _main_window_session() -> int:
 
 def run_window(argv: list[str] | None = None) -> int:
     """Show the main window and run until it is closed; returns the process exit code."""
-    import qasync
-
-    app = ensure_application(argv)
-    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+    ensure_application(argv)
+    with asyncio.Runner(loop_factory=AppLoop) as runner:
         try:
             return runner.run(_main_window_session())
         except KeyboardInterrupt:

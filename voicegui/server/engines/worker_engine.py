@@ -12,6 +12,7 @@ sentence. ``synthesize()`` runs on the server's asyncio loop and only awaits tha
 
 from __future__ import annotations
 
+import abc
 import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from voicegui.server.engines.builtin import speakable, synthesize_ahead
 MAX_CHARS = 300
 
 
-class SingleWorkerEngine:
+class SingleWorkerEngine(abc.ABC):
     name: str
     voice_id: str
 
@@ -34,8 +35,9 @@ class SingleWorkerEngine:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
         self._closed = False
 
+    @abc.abstractmethod
     def _synth_piece(self, text: str, speed: float) -> np.ndarray:
-        raise NotImplementedError
+        """One sentence -> trimmed float32 mono at 24 kHz; runs on the worker thread."""
 
     async def _synth_async(self, text: str, speed: float) -> np.ndarray:
         loop = asyncio.get_running_loop()
