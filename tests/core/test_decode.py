@@ -215,7 +215,8 @@ def _flac_first_frame_end(data: bytes) -> int:
 
 
 def _frame_ends(data: bytes, start: int, count: int, kind: str) -> int:
-    from voicegui.core.decode import _adts_frame_len, _mpeg_audio_frame_len
+    from voicegui.core.mpeg_frames import adts_frame_len as _adts_frame_len
+    from voicegui.core.mpeg_frames import mpeg_audio_frame_len as _mpeg_audio_frame_len
 
     pos = start
     for _ in range(count):
