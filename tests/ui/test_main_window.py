@@ -235,9 +235,17 @@ async def test_screenshots(qtbot, window, server, artifacts_dir, caplog):
     window.tabs.setCurrentIndex(1)
     await asyncio.sleep(0.05)
     assert window.grab().save(str(artifacts_dir / "ui-playback-tab.png"))
+    assert window.plots.buffer.legend.isVisible()
     window.resize(760, 520)  # small: panels scroll, nothing overlaps
     await asyncio.sleep(0.05)
+    # the finished Speak's legend would not fit the narrow plot: hidden, not cut off at the left edge
+    assert not window.plots.buffer.legend_fits() and not window.plots.buffer.legend.isVisible()
+    for plot in (window.plots.waveform, window.plots.buffer):  # a narrow plot still shows its whole range
+        assert plot.getPlotItem().sceneBoundingRect().width() <= plot.viewport().width() + 1
     assert window.grab().save(str(artifacts_dir / "ui-small.png"))
+    window.resize(1100, 720)
+    await asyncio.sleep(0.05)
+    assert window.plots.buffer.legend.isVisible()
 
 
 async def test_keyboard_shortcuts_speak_and_stop(qtbot, window, server):

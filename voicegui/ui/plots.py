@@ -27,6 +27,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QWidget
 
 from voicegui.core.session import Snapshot, SpeakSession
@@ -69,10 +70,28 @@ def _step_up(value: float) -> float:
     return float(10 * base)
 
 
+def _let_title_shrink(item: pg.PlotItem) -> None:
+    """Let a narrow plot cut its title instead of growing past its widget.
+
+    pyqtgraph's LabelItem makes its text's width its minimum width (again on every resize), so in a small
+    window the waveform's layout grew wider than the widget and its right end, "0 s ago", was out of view.
+    """
+    label = item.titleLabel
+    update_min = label.updateMin
+
+    def update_min_height_only() -> None:
+        update_min()
+        label.setMinimumWidth(0)
+
+    label.updateMin = update_min_height_only
+    update_min_height_only()
+
+
 def _quiet_plot(widget: pg.PlotWidget, title: str) -> pg.PlotItem:
     """A plot that does not react to the mouse (it is a live readout, not an explorer)."""
     item = widget.getPlotItem()
     item.setTitle(title, size="9pt")
+    _let_title_shrink(item)
     item.setMenuEnabled(False)
     item.hideButtons()
     item.setMouseEnabled(x=False, y=False)
@@ -109,6 +128,15 @@ class WaveformPlot(pg.PlotWidget):
         self.curve = item.plot(self._x, self._y, pen=_WAVE_PEN)
         self.updates = 0  # setData calls, for tests and diagnostics
         self.peak = 0.0  # largest |sample| in the last drawn window
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        # The x range is fixed (-2 .. 0 s), so the ticks can be too: every 0.5 s where there is room, every
+        # second in a narrow plot, where 0.5 s labels ran into each other ("-1.5-1.0-0.5").
+        item = getattr(self, "plotItem", None)  # None while PlotWidget.__init__ itself resizes
+        if item is not None:
+            step = 0.5 if self.width() >= 260 else 1.0
+            item.getAxis("bottom").setTickSpacing(step, step / 5)
 
     def _ensure_buffer(self, rate: int) -> None:
         if rate != self._rate:
@@ -180,6 +208,9 @@ class BufferPlot(pg.PlotWidget):
         for key, sample in self._legend_samples.items():
             self.legend.addItem(sample, key)
         self.legend.hide()  # nothing to say before the first Speak
+        # A finished Speak is not redrawn, so a resize must refit the legend itself (it was left cut off at
+        # the left edge when the window was made small after a Speak).
+        item.getViewBox().sigResized.connect(self._fit_legend)
         item.setXRange(0, 2.0, padding=0)
         item.setYRange(0, 500, padding=0)
         self._show_markers(False)
@@ -228,15 +259,21 @@ class BufferPlot(pg.PlotWidget):
         """What the legend says now (for tests): key -> text."""
         return dict(self._legend_text)
 
+    def legend_fits(self) -> bool:
+        """Whether the plot is wide enough for the legend (it would cover the curve and be cut at the left
+        edge otherwise)."""
+        return self._item.getViewBox().width() - self.legend.boundingRect().width() > 60
+
+    def _fit_legend(self, *_args: object) -> None:
+        self.legend.setVisible(bool(self._legend_text) and self.legend_fits())
+
     def _set_legend(self, **texts: str) -> None:
-        # In a plot too narrow to hold it, the legend would cover the curve and be cut at the left edge.
-        room = self._item.getViewBox().width() - self.legend.boundingRect().width()
-        self.legend.setVisible(room > 60)
         labels = {sample.item: label for sample, label in self.legend.items}  # ItemSample wraps our item
         for key, text in texts.items():
             if self._legend_text.get(key) != text:  # relayout only when a number changed, not at 30 Hz
                 labels[self._legend_samples[key]].setText(text)
                 self._legend_text[key] = text
+        self._fit_legend()
 
     def clear_plot(self) -> None:
         self._ranges = None
