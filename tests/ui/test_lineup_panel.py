@@ -90,8 +90,10 @@ async def test_lineup_stop_and_speak_never_overlap(qtbot, window, server):
     lineup_session = panel.current_session()
     # Speak in the window stops the line-up first (one thing plays at a time).
     click(qtbot, window.speak_button)
-    # generous waits: this asserts order, not speed, and it failed once at 5 s on a loaded machine
-    await until(lambda: not panel.is_running() and window.is_speaking(), 15, "the Speak to take over")
+    # is_speaking() is true from the click on; entered_at is set once the Speak's task has begun (a loop turn
+    # later): wait for both, or a busy machine sees entered_at still None. Generous: order, not speed.
+    await until(lambda: not panel.is_running() and window.is_speaking() and window.playback.entered_at is not None,
+                15, "the Speak to take over")
     assert lineup_session.metrics is not None and lineup_session.metrics.stopped
     assert len(panel.results) == 1 and "Stopped" in panel.status.text()
     assert window.playback.entered_at >= lineup_session.metrics.marks.request_sent

@@ -41,13 +41,14 @@ import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
-from voicegui.core.fetch import FetchError, FetchMarks, SpeechRequest, _cause_text, _sentence
+from voicegui.core.fetch import FetchError, FetchMarks, SpeechRequest, _cause_text, _sentence, openai_client
 from voicegui.core.text import split_sentences
 
 log = logging.getLogger(__name__)
@@ -172,10 +173,8 @@ def _client(req: SpeechRequest) -> openai.AsyncOpenAI:
     if scheme in ("ws", "wss"):
         http = urlunsplit(("http" if scheme == "ws" else "https",) + tuple(parts[1:]))  # type: ignore[arg-type]
         # The SDK derives ws from http only; it would turn ws:// into wss://, so give it the URL as is.
-        return openai.AsyncOpenAI(base_url=http, websocket_base_url=req.base_url, api_key=req.api_key or "none",
-                                  max_retries=0, timeout=req.timeout_s)
-    return openai.AsyncOpenAI(base_url=req.base_url, api_key=req.api_key or "none", max_retries=0,
-                              timeout=req.timeout_s)
+        return openai_client(replace(req, base_url=http), websocket_base_url=req.base_url)
+    return openai_client(req)
 
 
 def _session_config(req: SpeechRequest) -> dict[str, Any]:
