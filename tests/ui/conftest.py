@@ -83,11 +83,35 @@ async def window(qtbot, server) -> AsyncIterator:
     await close_window(win)
 
 
+# Windows opened by open_window and not closed yet, with the loop they run on.
+_open_windows: list[tuple[object, asyncio.AbstractEventLoop]] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """Close the test's windows as soon as the test returns or fails, on their own loop.
+
+    pytest-qt calls QApplication.processEvents() right after every test, before fixture teardown. qasync's
+    timers and socket notifiers are Qt objects, so that ran the window's still-running Speak *outside* the
+    asyncio loop ("no running event loop"): the session died without closing its PortAudio stream, which
+    leaked into the next test and once crashed the process (SIGSEGV). Our hook runs inside pytest-qt's (it is
+    tryfirst), so the windows are shut down properly before that processEvents.
+    """
+    try:
+        return (yield)
+    finally:
+        while _open_windows:
+            win, loop = _open_windows.pop()
+            if not loop.is_closed() and not loop.is_running():
+                loop.run_until_complete(close_window(win))
+
+
 async def open_window(server, text: str = "Hello there, this is a test of the window.", fmt: str | None = "pcm"):
     from voicegui.ui.main_window import MainWindow
 
     # Not qtbot.addWidget: pytest-qt would close and delete it before the fixture's async teardown runs.
     win = MainWindow(builtin=server)
+    _open_windows.append((win, asyncio.get_running_loop()))
     if fmt:
         win.format.setCurrentText(fmt)
     win.text_edit.setPlainText(text)
