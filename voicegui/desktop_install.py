@@ -21,9 +21,10 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 from importlib import resources
 from pathlib import Path
+
+from voicegui.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -108,20 +109,6 @@ def desktop_entry(template: str, command: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    # A half-written .desktop file would show up broken in the menu; replace it in one step instead.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _read_manifest(data_home: Path) -> list[Path]:
     path = data_home / MANIFEST
     try:
@@ -155,12 +142,12 @@ def install_desktop(data_home: Path | None = None, command: list[str] | None = N
     # Keep what an earlier install wrote on the list, so an uninstall after a reinstall still finds it.
     written = [p for p in _read_manifest(home) if p.exists()]
     for path, data in plan:
-        _write_atomic(path, data)
+        atomic_write(path, data)  # a half-written .desktop file would show up broken in the menu
         if path not in written:
             written.append(path)
         log.info("installed %s", path)
     manifest = {"files": [str(p.relative_to(home)) for p in written], "exec": command}
-    _write_atomic(home / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+    atomic_write(home / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
     return [path for path, _data in plan]
 
 

@@ -17,18 +17,17 @@ small and local). Qt-free.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from voicegui.core.providers import BUILTIN, FORMATS, OPENAI, PROVIDERS, key_owner
+from voicegui.files import PRIVATE, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -229,20 +228,8 @@ def save(settings: Settings, path: Path | None = None) -> None:
     """Validate and write atomically (temp file in the same directory + os.replace). Raises ValueError for
     invalid settings, OSError if the directory cannot be written."""
     settings.validate()
-    path = path or settings_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = json.dumps(settings.to_json(), indent=2, sort_keys=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write(path or settings_path(), data.encode("utf-8"), PRIVATE)
 
 
 # --- the API key -------------------------------------------------------------------------------------------

@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import secrets
-import tempfile
 import threading
 import time
 import urllib.parse
@@ -42,13 +41,14 @@ from typing import Any
 
 import numpy as np
 
+from voicegui.files import PRIVATE, atomic_write
+
 log = logging.getLogger(__name__)
 
 APP_NAME = "voicegui"
 CACHE_ENV = "VOICEGUI_CACHE_DIR"
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 INDEX_FILE = "index.jsonl"
-_PRIVATE = 0o600  # cache files: only this user
 AUDIO_DIR = "audio"
 
 # File suffix and MIME type per response format; "pcm" is raw s16le 24 kHz, which no player opens as is.
@@ -156,28 +156,6 @@ class HistoryEntry:
         )
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write via a temporary file in the same directory + os.replace: readers see old or new, never half.
-
-    `mode`: mkstemp creates 0600; files the user exports (reports, saved audio) get the usual 0644, the
-    cache keeps 0600 (what was said is nobody else's business)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def decode_all(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     """Decode a whole response body with the streaming decoder: (float32 mono samples, sample rate).
 
@@ -223,7 +201,7 @@ class HistoryStore:
             entry.audio_bytes = 0
             entry.evicted = False
             if original:
-                atomic_write(self._audio_path(entry), bytes(original), _PRIVATE)
+                atomic_write(self._audio_path(entry), bytes(original), PRIVATE)
                 entry.audio_bytes = len(original)
             self._entries.append(entry)
             self._evict_to_bound()
@@ -368,7 +346,7 @@ class HistoryStore:
 
     def _save_index(self) -> None:
         lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) for e in self._entries]
-        atomic_write(self.index_path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"), _PRIVATE)
+        atomic_write(self.index_path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"), PRIVATE)
 
 
 def _when(entry: HistoryEntry) -> str:

@@ -26,8 +26,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,11 +40,11 @@ from voicegui.core.metrics import SessionMetrics
 from voicegui.core.output import OutputConfig
 from voicegui.core.session import SpeakOptions, SpeakSession
 from voicegui.core.text import split_for_request
+from voicegui.files import PRIVATE, atomic_write
+from voicegui.settings import config_dir
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "voicegui"
-CONFIG_ENV = "VOICEGUI_CONFIG_DIR"
 PRESETS_FILE = "presets.json"
 
 # Texts chosen so that voices are compared on the same hard parts: every letter, numbers read aloud in their
@@ -65,16 +63,6 @@ PRESETS: dict[str, str] = {
 
 
 # --- presets --------------------------------------------------------------------------------------------
-
-def config_dir() -> Path:
-    """$VOICEGUI_CONFIG_DIR if set, else platformdirs' user_config_dir: the same rule as voicegui.settings."""
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
-
 
 def presets_path() -> Path:
     return config_dir() / PRESETS_FILE
@@ -105,16 +93,8 @@ def load_presets(path: Path | None = None) -> dict[str, str]:
 def save_presets(presets: dict[str, str], path: Path | None = None) -> Path:
     """Write the presets as JSON (temporary file + os.replace: never half-written)."""
     path = presets_path() if path is None else path
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = json.dumps(presets, ensure_ascii=False, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(body)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, body.encode("utf-8"), PRIVATE)  # mkstemp's 0600, as before
     return path
 
 

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from voicegui.core.history import MIME_TYPES, atomic_write, wav_bytes
+from voicegui.core.history import MIME_TYPES, wav_bytes
+from voicegui.files import atomic_write
 
 CSV_FIELDS = ("index", "voice", "label", "provider", "model", "format", "detected_format", "ttfa_ms",
               "duration_s", "underruns", "bytes", "error")
