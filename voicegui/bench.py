@@ -63,13 +63,13 @@ def scenario_list(value: str) -> list[Scenario]:
     if value.strip() == "all":
         return list(SCENARIOS)
     try:
-        picked = [SCENARIOS[int(i) - 1] if int(i) >= 1 else None for i in value.split(",")]
-    except (ValueError, IndexError):
-        picked = [None]
-    if None in picked:
+        numbers = [int(i) for i in value.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or not all(1 <= n <= len(SCENARIOS) for n in numbers):
         raise argparse.ArgumentTypeError(f"{value!r}: expected scenario numbers 1-{len(SCENARIOS)}, "
                                          "comma-separated, or all")
-    return picked  # type: ignore[return-value]
+    return [SCENARIOS[n - 1] for n in numbers]
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:

@@ -7,7 +7,6 @@ import asyncio
 import socket
 import time
 import wave
-from pathlib import Path
 
 import pytest
 

@@ -3,7 +3,6 @@ real offline engines) and `voicegui serve` without --replay (a subprocess answer
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -22,9 +21,10 @@ import numpy as np
 import openai
 import pytest
 
+from tests.server.test_serve_cli import _parse
 from voicegui.core.builtin_provider import BuiltinServer, BuiltinUnavailable, default_voice
 from voicegui.server.engines.base import VoiceInfo
-from voicegui.server.serve_cli import add_serve_arguments, run_serve
+from voicegui.server.serve_cli import run_serve
 from voicegui.server.shaping import Shaping
 
 REPO = Path(__file__).resolve().parents[2]
@@ -196,12 +196,6 @@ def test_no_engine_at_all_is_a_clear_error(monkeypatch):
 
 
 # --- voicegui serve ----------------------------------------------------------------------------------------
-
-def _parse(*argv: str) -> argparse.Namespace:
-    p = argparse.ArgumentParser()
-    add_serve_arguments(p)
-    return p.parse_args(list(argv))
-
 
 def test_serve_without_engines_explains(monkeypatch, caplog):
     import voicegui.server.engines.builtin as builtin_mod

@@ -39,6 +39,7 @@ from voicegui.core.replay_source import replay_source
 from voicegui.core.session import SpeakSession
 from voicegui.ui.history_panel import record_session
 from voicegui.ui.lineup_panel import DEFAULT_FORMAT, PlayerHost
+from voicegui.ui.provider_panel import combo_voice_id
 
 log = logging.getLogger(__name__)
 
@@ -90,11 +91,7 @@ class _Side(QGroupBox):
         self.set_active(False)
 
     def voice_id(self) -> str:
-        text = self.voice.currentText().strip()
-        index = self.voice.currentIndex()
-        if index >= 0 and self.voice.itemText(index) == text:
-            return str(self.voice.itemData(index))
-        return text
+        return combo_voice_id(self.voice)
 
     def format_choice(self) -> str | None:
         fmt = self.format.currentText()

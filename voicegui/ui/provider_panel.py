@@ -37,6 +37,16 @@ from voicegui.core import providers as pv
 from voicegui.core.realtime import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
 from voicegui.settings import KeyStore, Settings
 
+
+def combo_voice_id(combo: QComboBox) -> str:
+    """The id behind an editable voice combo box: the selected item's id (its data; the text is a label), or
+    what the user typed when it is no item's text (e.g. a Kokoro blend "af_bella+af_sky")."""
+    text = combo.currentText().strip()
+    index = combo.currentIndex()
+    if index >= 0 and combo.itemText(index) == text:
+        return str(combo.itemData(index))
+    return text
+
 log = logging.getLogger(__name__)
 
 
@@ -200,11 +210,7 @@ class ProviderPanel(QGroupBox):
 
     def voice_id(self) -> str:
         """The voice id: the selected item's id, or what the user typed (e.g. a Kokoro blend)."""
-        text = self.voice.currentText().strip()
-        index = self.voice.currentIndex()
-        if index >= 0 and self.voice.itemText(index) == text:
-            return str(self.voice.itemData(index))
-        return text
+        return combo_voice_id(self.voice)
 
     def voice_choices(self) -> list[tuple[str, str]]:
         """(voice id, label) of every voice the provider lists, in its order. The full list, not the voice
