@@ -11,8 +11,14 @@ APT_RUNTIME := libportaudio2 espeak-ng xvfb xauth \
 	libgl1 libegl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1-3 \
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0 libxkbcommon-x11-0
 APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins desktop-file-utils appstream
+# PyInstaller (make dist) reads shared libraries with objdump and bundles the interpreter's libpython.
+APT_DIST = binutils $(PY_DEBIAN_LIBPYTHON)
+# Debian's own python3 ships its shared library separately (libpython3.X); a Python that dpkg does not own
+# (pyenv, a source build) carries its own, which `dist` checks for instead.
+PY_DEBIAN_LIBPYTHON = $(shell $(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))' \
+	| xargs dpkg -S >/dev/null 2>&1 && $(PYTHON) -c 'import sys; print("libpython%d.%d" % sys.version_info[:2])')
 
-.PHONY: run test install install-test system-packages system-packages-test bench clean dist
+.PHONY: run test install install-test system-packages system-packages-test system-packages-dist bench clean dist ci
 
 run: install
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -26,7 +32,10 @@ test: install-test dist
 	@echo "==> Running the test suite (tests/conftest.py starts a PulseAudio null sink; the bundle smoke test is required)"
 	VOICEGUI_REQUIRE_BUNDLE=1 $(VENV)/bin/python -m pytest
 
-dist: install
+dist: install system-packages-dist
+	@$(VENV)/bin/python -c 'import os, sys, sysconfig; lib = os.path.join(sysconfig.get_config_var("LIBDIR") or "", \
+		sysconfig.get_config_var("INSTSONAME") or ""); sys.exit(0 if os.path.isfile(lib) else \
+		"PyInstaller needs the shared library of this Python (" + lib + "): use a Python built with --enable-shared")'
 	@echo "==> Building the one-folder app in dist/voicegui (PyInstaller)"
 	$(PIP) install --quiet --disable-pip-version-check 'pyinstaller>=6.10,<7'
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller packaging/pyinstaller/voicegui.spec
@@ -48,6 +57,14 @@ system-packages:
 
 system-packages-test:
 	@$(MAKE) --no-print-directory _apt PACKAGES="$(APT_RUNTIME) $(APT_TEST)"
+
+system-packages-dist:
+	@$(MAKE) --no-print-directory _apt PACKAGES="$(APT_DIST)"
+
+# What CI runs: `make test` and `make run` on a brand-new minimal Debian root built with debootstrap (cached
+# under /var/cache/voicegui-ci), from a clean clone of the committed tree. Needs root. See README, "CI".
+ci:
+	bash .ci/fresh-root.sh
 
 _apt:
 	@missing=""; for p in $(PACKAGES); do \

@@ -128,6 +128,8 @@ async def _start_builtin(window: object) -> object | None:
         return None
     if not window.is_closing():  # type: ignore[attr-defined]
         window.set_builtin(server)  # type: ignore[attr-defined]
+        # Smoke checks (CI's fresh-root `make run`) wait for this line: the default voice can speak now.
+        log.info("built-in voices ready")
     return server
 
 
