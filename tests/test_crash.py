@@ -74,7 +74,7 @@ def test_log_records_from_any_logger_are_redacted(tmp_path):
     old_level = root.level
     root.setLevel(logging.DEBUG)
     try:
-        logging.getLogger("voicegui.core.fetch").warning("sending key %s", KEY)
+        logging.getLogger("voicegui.stream.fetch").warning("sending key %s", KEY)
         logging.getLogger("openai._base_client").debug("headers: %r", {"Authorization": f"Bearer {KEY}"})
         try:
             raise RuntimeError(f"failed with {KEY}")
@@ -198,7 +198,7 @@ def _files_under(root: Path) -> list[Path]:
 def test_cli_speak_never_writes_the_api_key(tmp_path):
     """voicegui -vv speak with a known key, --json and --out, both a good run and a rejected one: the key
     appears in no file written (log dir, out file, config/state dirs) and not on stdout/stderr."""
-    from voicegui.benchclip import write_clip
+    from voicegui.server.benchclip import write_clip
     from voicegui.server.engines.replay import ReplayEngine
     from voicegui.server.thread import ServerThread
 
@@ -238,9 +238,9 @@ def test_cli_speak_never_writes_the_api_key(tmp_path):
 
 def test_in_process_debug_logging_of_a_speak_never_contains_the_key(tmp_path, logdir):
     """The same with the hooks installed and every logger at DEBUG into a file (what -vv does plus the log file)."""
-    from voicegui.benchclip import write_clip
-    from voicegui.core.fetch import SpeechRequest
-    from voicegui.core.session import SpeakOptions, SpeakSession
+    from voicegui.server.benchclip import write_clip
+    from voicegui.stream.fetch import SpeechRequest
+    from voicegui.stream.session import SpeakOptions, SpeakSession
     from voicegui.server.engines.replay import ReplayEngine
     from voicegui.server.thread import ServerThread
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voicegui.benchclip import speech_like, write_clip
+from voicegui.server.benchclip import speech_like, write_clip
 
 CLIP_SECONDS = 1.2
 TOKEN = "e2e-token"

@@ -30,9 +30,9 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import TOKEN, speak, speak_json
-from voicegui.benchclip import speech_like
-from voicegui.core.fetch import SpeechRequest, insecure_http_warning
-from voicegui.core.session import SpeakOptions, SpeakSession
+from voicegui.server.benchclip import speech_like
+from voicegui.stream.fetch import SpeechRequest, insecure_http_warning
+from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.server.shaping import Shaping
 
 
@@ -337,7 +337,7 @@ def test_device_missing_at_start(shaped, tmp_path):
 @pytest.fixture
 def long_server(tmp_path_factory):
     """A replay server with a 4 s clip, paced at real time, so there is a mid-utterance to break."""
-    from voicegui.benchclip import write_clip
+    from voicegui.server.benchclip import write_clip
     from voicegui.server.engines.replay import ReplayEngine
     from voicegui.server.thread import ServerThread
 

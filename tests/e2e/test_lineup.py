@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from voicegui.core.fetch import FetchMarks, SpeechRequest, fetch_speech
-from voicegui.core.history import HistoryStore
-from voicegui.core.lineup import PRESETS, Lineup, LineupEntry, Target, load_presets, parse_entries, save_presets
+from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
+from voicegui.features.history import HistoryStore
+from voicegui.features.lineup import PRESETS, Lineup, LineupEntry, Target, load_presets, parse_entries, save_presets
 
 REPO = Path(__file__).resolve().parents[2]
 VOICES = ("heart", "espeak:en-us", "espeak:en-gb")
@@ -29,7 +29,7 @@ needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="esp
 
 @pytest.fixture(scope="module")
 def builtin():
-    from voicegui.core.builtin_provider import BuiltinServer
+    from voicegui.server.embedded import BuiltinServer
 
     with BuiltinServer(lazy=True) as srv:
         yield srv
@@ -112,14 +112,14 @@ def test_parse_entries_and_presets(tmp_path, monkeypatch):
 
 
 def lineup_cmd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    from voicegui.cli import build_parser
+    from voicegui.cli.main import build_parser
 
     # `voicegui lineup` once cli.py routes it; until then the module's own entry point, same arguments.
     try:
         build_parser().parse_args(["lineup", "--voices", "x"])
         entry = ["-m", "voicegui", "lineup"]
     except SystemExit:
-        entry = ["-m", "voicegui.lineup_cli"]
+        entry = ["-m", "voicegui.cli.lineup"]
     env = dict(os.environ, OPENAI_API_KEY="sk-should-not-be-used")
     return subprocess.run([sys.executable, *entry, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=env)

@@ -7,9 +7,9 @@ import time
 
 import numpy as np
 
-from tests.core.realtime_server import FakeRealtimeServer, tone_pcm
-from voicegui.core.fetch import SpeechRequest
-from voicegui.core.session import SpeakOptions, SpeakSession
+from tests.stream.realtime_server import FakeRealtimeServer, tone_pcm
+from voicegui.stream.fetch import SpeechRequest
+from voicegui.stream.session import SpeakOptions, SpeakSession
 
 TEXT = "First one. Second one. Third."
 

@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.procstats import fds, rss_mb, threads
-from voicegui.core.fetch import SpeechRequest
-from voicegui.core.session import SpeakOptions, SpeakSession
+from voicegui.stream.fetch import SpeechRequest
+from voicegui.stream.session import SpeakOptions, SpeakSession
 
 FORMATS = ["pcm", "wav", "mp3", "aac", "flac", "opus"]
 CLIP_S = 0.2
@@ -54,7 +54,7 @@ MAX_RSS_GROWTH_SECOND_HALF_MB = 20.0
 
 @pytest.fixture(scope="module")
 def soak_server(tmp_path_factory):
-    from voicegui.benchclip import write_clip
+    from voicegui.server.benchclip import write_clip
     from voicegui.server.engines.replay import ReplayEngine
     from voicegui.server.thread import ServerThread
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import TOKEN, speak, speak_json
-from voicegui.core.fetch import SpeechRequest
-from voicegui.core.session import SpeakOptions, SpeakSession
+from voicegui.stream.fetch import SpeechRequest
+from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.server.shaping import Shaping
 
 

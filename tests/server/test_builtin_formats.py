@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voicegui.core.builtin_provider import BuiltinServer
-from voicegui.core.decode import create_decoder
-from voicegui.core.fetch import FetchMarks, SpeechRequest, fetch_speech
+from voicegui.server.embedded import BuiltinServer
+from voicegui.decode.stream_decoder import create_decoder
+from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
 
 FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
 SENTENCE = "Hello there, this is a test."

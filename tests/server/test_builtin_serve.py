@@ -21,10 +21,10 @@ import numpy as np
 import openai
 import pytest
 
-from tests.server.test_serve_cli import _parse
-from voicegui.core.builtin_provider import BuiltinServer, BuiltinUnavailable, default_voice
+from tests.cli.test_serve import _parse
+from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable, default_voice
 from voicegui.server.engines.base import VoiceInfo
-from voicegui.server.serve_cli import run_serve
+from voicegui.cli.serve import run_serve
 from voicegui.server.shaping import Shaping
 
 REPO = Path(__file__).resolve().parents[2]
@@ -187,7 +187,7 @@ async def test_without_hibari_the_first_voice_is_default():
 
 
 def test_no_engine_at_all_is_a_clear_error(monkeypatch):
-    import voicegui.core.builtin_provider as bp
+    import voicegui.server.embedded as bp
 
     monkeypatch.setattr(bp, "available_engines", lambda warm=True, lazy=False: ([], ["espeak-ng not found: apt-get install "
                                                                          "espeak-ng"]))

@@ -100,7 +100,7 @@ def test_unknown_format_is_refused():
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_the_header_goes_out_with_the_first_audio(fmt):
     """The server's first byte is the start of audio: no header sent alone while the encoder looks ahead."""
-    from voicegui.core.decode import StreamDecoder
+    from voicegui.decode.stream_decoder import StreamDecoder
 
     x = clip.speech_like(1.0)
     outs, _ = _encode_in_blocks(fmt, x)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from voicegui.benchclip import write_clip
+from voicegui.server.benchclip import write_clip
 
 CLIP_SECONDS = 1.5
 TOKEN = "ui-token"
@@ -42,7 +42,7 @@ def ui_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def ui_server(ui_clip: Path):
-    from voicegui.core.builtin_provider import BuiltinServer
+    from voicegui.server.embedded import BuiltinServer
     from voicegui.server.engines.replay import ReplayEngine
 
     with BuiltinServer(engines=[ReplayEngine(ui_clip)]) as srv:

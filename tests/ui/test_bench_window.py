@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicegui.bench import SCENARIOS
-from voicegui.bench_window import README_BEGIN, README_END, bench_rows, summarize_window, write_window_readme
+from voicegui.cli.bench import SCENARIOS
+from voicegui.cli.bench_window import README_BEGIN, README_END, bench_rows, summarize_window, write_window_readme
 
 
 def test_window_bench_one_run(tmp_path: Path) -> None:

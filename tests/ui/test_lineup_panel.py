@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 
 from tests.ui.conftest import CLIP_SECONDS, until
 from tests.ui.test_main_window import click
-from voicegui.core.lineup import load_presets
+from voicegui.features.lineup import load_presets
 
 pytestmark = pytest.mark.audio
 
@@ -140,7 +140,7 @@ async def test_window_stop_button_stops_the_lineup(qtbot, window, server):
 
 
 async def test_long_lineup_text_goes_out_in_pieces_as_one_session(qtbot, window, server):
-    from voicegui.core.text import split_for_request
+    from voicegui.text import split_for_request
 
     sentence = "This sentence is here to make the line-up text longer than one request may be. "
     text = sentence * 60  # ~4900 characters: two requests of at most 4096

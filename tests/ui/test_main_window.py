@@ -339,7 +339,7 @@ async def test_voice_choices_are_the_full_provider_list(qtbot, window):
 
 @pytest.mark.parametrize("reworded", [True, False])
 async def test_realtime_transcript_is_shown_and_flagged_when_reworded(qtbot, window, reworded):
-    from tests.core.realtime_server import FakeRealtimeServer
+    from tests.stream.realtime_server import FakeRealtimeServer
 
     text = "Hello there, this is a test of the window."
     window.text_edit.setPlainText(text)

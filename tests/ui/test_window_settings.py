@@ -17,14 +17,14 @@ from PySide6.QtTest import QTest
 
 from tests.ui.conftest import CLIP_SECONDS, close_window, open_window, until
 from tests.ui.test_main_window import speak_and_wait
-from voicegui.core.realtime import DEFAULT_REALTIME_MODEL
+from voicegui.stream.realtime import DEFAULT_REALTIME_MODEL
 
 pytestmark = pytest.mark.audio
 
 
 @pytest.fixture(scope="module")
 def real_builtin():
-    from voicegui.core.builtin_provider import BuiltinServer
+    from voicegui.server.embedded import BuiltinServer
 
     with BuiltinServer() as srv:
         yield srv

@@ -55,8 +55,8 @@ MAX_RSS_GROWTH_SECOND_HALF_MB = 20.0
 @pytest.fixture(scope="module")
 def soak_builtin(tmp_path_factory):
     """The built-in server class serving only a 0.2 s replay clip, default shaping (as fast as it encodes)."""
-    from voicegui.benchclip import write_clip
-    from voicegui.core.builtin_provider import BuiltinServer
+    from voicegui.server.benchclip import write_clip
+    from voicegui.server.embedded import BuiltinServer
     from voicegui.server.engines.replay import ReplayEngine
     from voicegui.server.shaping import Shaping
 

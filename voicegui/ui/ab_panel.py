@@ -33,10 +33,10 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from voicegui.core.decode import FORMATS
-from voicegui.core.metrics import SessionMetrics
-from voicegui.core.replay_source import replay_source
-from voicegui.core.session import SpeakSession
+from voicegui.decode.stream_decoder import FORMATS
+from voicegui.stream.metrics import SessionMetrics
+from voicegui.stream.replay_source import replay_source
+from voicegui.stream.session import SpeakSession
 from voicegui.ui.history_panel import record_session
 from voicegui.ui.lineup_panel import DEFAULT_FORMAT, PlayerHost
 from voicegui.ui.provider_panel import combo_voice_id

@@ -4,7 +4,7 @@ Threads: everything here runs on the main thread, which is both the Qt GUI threa
 thread (qasync runs asyncio on top of Qt's event loop). The streaming core's fetch/decode tasks run on that
 loop; the PortAudio callback thread is started and stopped by the core, never touched here.
 
-The built-in voices (core.builtin_provider.BuiltinServer) start once per run, in a worker thread (loading
+The built-in voices (voicegui.server.embedded.BuiltinServer) start once per run, in a worker thread (loading
 the engines takes ~1 s) while the window is already shown; the window gets the server when it is up. The
 server runs on its own thread; it is stopped (in a worker thread: it joins) after the window has closed.
 
@@ -118,7 +118,7 @@ def ensure_application(argv: list[str] | None = None) -> QApplication:
 
 async def _start_builtin(window: object) -> object | None:
     """Start the built-in server off the GUI thread and hand it to the window; None if it cannot run."""
-    from voicegui.core.builtin_provider import BuiltinServer, BuiltinUnavailable
+    from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
 
     try:
         server = await asyncio.to_thread(BuiltinServer)
@@ -154,7 +154,7 @@ def _install_crash_dialog(window: QWidget, loop: asyncio.AbstractEventLoop) -> N
 
 
 async def _main_window_session() -> int:
-    from voicegui.core.fetch import warm_tls_context
+    from voicegui.stream.fetch import warm_tls_context
     from voicegui.ui.main_window import MainWindow
 
     loop = asyncio.get_running_loop()

@@ -1,6 +1,6 @@
 """History panel: every Speak as a table row (newest first), replay from the local cache, save, delete, drag out.
 
-The data is a core `HistoryStore` (index + bounded audio cache, see voicegui/core/history.py). This panel shows
+The data is a core `HistoryStore` (index + bounded audio cache, see voicegui/features/history.py). This panel shows
 its entries, emits ``replay_requested(entry_id)`` on a double-click (MainWindow plays the cached bytes through
 the same SpeakSession path with `SpeakOptions(source=replay_source(...))`: same plots, no request), offers a
 context menu (Replay, Save original bytes…, Save played WAV…, Delete), and hands a row dragged out of the table
@@ -47,10 +47,10 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from voicegui.core.decode import DecodeError
-from voicegui.core.history import EXTENSIONS, HistoryEntry, HistoryError, HistoryStore
-from voicegui.core.metrics import SessionMetrics
-from voicegui.core.session import SpeakOptions
+from voicegui.decode.stream_decoder import DecodeError
+from voicegui.features.history import EXTENSIONS, HistoryEntry, HistoryError, HistoryStore
+from voicegui.stream.metrics import SessionMetrics
+from voicegui.stream.session import SpeakOptions
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 The user checks voices in a list filled from the current provider's voices (drag or Up/Down to set the
 order; double-click the Format cell to give one voice its own format), picks a text (presets: the built-in
-PRESETS plus the user's own, saved with `save_presets`), and presses Run. A core `Lineup` (voicegui/core/
+PRESETS plus the user's own, saved with `save_presets`), and presses Run. A `Lineup` (voicegui/features/
 lineup.py) plays the voices one after another through ordinary SpeakSessions and records each in the
 history. The window's plots follow `current_session()` (the line-up's running session). Results land in a
 sortable table (TTFA, duration, underruns, bytes); "Export…" writes the self-contained HTML report
-and a CSV next to it (voicegui/core/report.py) in a worker thread.
+and a CSV next to it (voicegui/features/report.py) in a worker thread.
 
 `PlayerHost` is what the panel needs from the window (MainWindow implements it): the request/knobs of the
 next Speak, the voice list, a way to silence any other playback first (only one thing plays at a time), and
@@ -51,12 +51,12 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from voicegui.core.decode import FORMATS
-from voicegui.core.history import HistoryStore
-from voicegui.core.lineup import Lineup, LineupEntry, LineupResult, Target, load_presets, save_presets
-from voicegui.core.metrics import SessionMetrics
-from voicegui.core.report import export_csv, export_html
-from voicegui.core.session import SpeakOptions, SpeakSession
+from voicegui.decode.stream_decoder import FORMATS
+from voicegui.features.history import HistoryStore
+from voicegui.features.lineup import Lineup, LineupEntry, LineupResult, Target, load_presets, save_presets
+from voicegui.stream.metrics import SessionMetrics
+from voicegui.features.report import export_csv, export_html
+from voicegui.stream.session import SpeakOptions, SpeakSession
 
 log = logging.getLogger(__name__)
 

@@ -64,15 +64,15 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from voicegui import settings as settings_mod
-from voicegui.core.fetch import SpeechRequest
-from voicegui.core.history import HistoryError, HistoryStore
-from voicegui.core.metrics import SessionMetrics
-from voicegui.core.output import OutputConfig
-from voicegui.core.providers import BUILTIN
-from voicegui.core.realtime import transcript_differs
-from voicegui.core.replay_source import replay_source
-from voicegui.core.session import SpeakOptions, SpeakSession
-from voicegui.core.text import split_for_request
+from voicegui.stream.fetch import SpeechRequest
+from voicegui.features.history import HistoryError, HistoryStore
+from voicegui.stream.metrics import SessionMetrics
+from voicegui.stream.output import OutputConfig
+from voicegui.providers import BUILTIN
+from voicegui.stream.realtime import transcript_differs
+from voicegui.stream.replay_source import replay_source
+from voicegui.stream.session import SpeakOptions, SpeakSession
+from voicegui.text import split_for_request
 from voicegui.settings import KeyStore, Settings
 from voicegui.ui.ab_panel import ABPanel
 from voicegui.ui.history_panel import MB, HistoryPanel, record_session

@@ -33,9 +33,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voicegui.core.metrics import SessionMetrics, TtfaMarks
-from voicegui.core.output import parse_latency
-from voicegui.core.session import SpeakSession
+from voicegui.stream.metrics import SessionMetrics, TtfaMarks
+from voicegui.stream.output import parse_latency
+from voicegui.stream.session import SpeakSession
 from voicegui.server.shaping import Shaping
 from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS
 

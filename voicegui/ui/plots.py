@@ -30,7 +30,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QWidget
 
-from voicegui.core.session import Snapshot, SpeakSession
+from voicegui.stream.session import Snapshot, SpeakSession
 
 SessionSource = Callable[[], "SpeakSession | None"]
 

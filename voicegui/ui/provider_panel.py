@@ -2,7 +2,7 @@
 model/voice/format/speed/instructions of the next Speak, filled from what the server lists.
 
 Threads: GUI thread only (which under qasync is also the asyncio loop's thread). Listing models/voices and
-"Test connection" are coroutines on that loop (core.providers, aiohttp); a generation counter drops the
+"Test connection" are coroutines on that loop (voicegui.providers, aiohttp); a generation counter drops the
 answer of a listing that a newer one (another provider, another URL) overtook. The built-in server object
 is only read here (base_url, token, default model/voice); the app owns its life.
 
@@ -33,8 +33,8 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from voicegui.core import providers as pv
-from voicegui.core.realtime import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
+from voicegui import providers as pv
+from voicegui.stream.realtime import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
 from voicegui.settings import KeyStore, Settings
 
 

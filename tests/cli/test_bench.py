@@ -1,0 +1,54 @@
+"""`voicegui bench` end to end: a real replay server, real sessions on the null sink, the table and README."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from voicegui.cli.bench import README_BEGIN, README_END
+
+
+def _bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "voicegui", "bench", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_bench_measures_each_format_and_writes_the_readme(tmp_path: Path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Benchmarks\n\n{README_BEGIN}\nold figures\n{README_END}\n\n## After\n")
+    proc = _bench("--runs", "1", "--seconds", "1", "--formats", "pcm,flac", "--scenarios", "1",
+                  "--readme", str(readme))
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| pcm") or line.startswith("| flac")]
+    assert len(rows) == 2, proc.stdout
+    text = readme.read_text()
+    assert "old figures" not in text and "| flac |" in text and text.endswith("## After\n")
+
+
+def test_bench_json_rows_are_measurements():
+    proc = _bench("--runs", "2", "--seconds", "1", "--formats", "mp3", "--scenarios", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 2
+    for row in rows:
+        assert row["format"] == "mp3" and row["error"] is None
+        assert row["played_share"] == pytest.approx(1.0, abs=0.01)
+        # measured, not made up: positive and well under the clip's length
+        assert 0 < row["added_ms"] < 1000
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--formats", "mp3,ogg"], "unknown format(s)"),
+    (["--scenarios", "4"], "expected scenario numbers 1-3"),
+    (["--scenarios", "two"], "expected scenario numbers 1-3"),
+    (["--runs", "0"], "must be > 0"),
+])
+def test_bench_bad_arguments_say_what_is_wrong(args, message):
+    proc = _bench(*args, timeout=60)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""

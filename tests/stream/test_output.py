@@ -1,0 +1,78 @@
+"""AudioOutput on the real null sink: prebuffer gate, complete drain, underrun counting, Stop."""
+
+import asyncio
+import time
+
+import numpy as np
+
+from voicegui.stream.output import AudioOutput, OutputConfig
+from voicegui.stream.ring import FloatRing
+
+RATE = 24000
+
+
+def tone(seconds: float) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return (0.25 * np.sin(2 * np.pi * 330 * t) + 0.01).astype(np.float32)
+
+
+async def wait_for(event, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not event.is_set():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_gate_holds_until_threshold_then_drains_everything():
+    ring, played = FloatRing(RATE * 2), FloatRing(RATE * 2)
+    out = AudioOutput(ring, RATE, OutputConfig(), played=played)
+    out.gate_frames = RATE // 2
+    out.open()
+    try:
+        sig = tone(0.8)
+        ring.write(sig[: RATE // 4])
+        await asyncio.sleep(0.3)
+        assert not out.playing and out.frames_played == 0  # below the gate: nothing handed on
+        ring.write(sig[RATE // 4 :])
+        out.ended = True
+        await wait_for(out.finished)
+    finally:
+        out.close()
+    got = np.zeros(played.available, dtype=np.float32)
+    played.read_into(got)
+    np.testing.assert_array_equal(got, sig)  # the whole clip, exactly, and nothing else
+    assert out.underrun_episodes == 0
+    assert out.first_sound_at is not None and out.play_started_at is not None
+
+
+async def test_underrun_counted_once_per_episode_and_play_resumes():
+    ring = FloatRing(RATE * 2)
+    out = AudioOutput(ring, RATE, OutputConfig())
+    out.open()
+    try:
+        sig = tone(0.2)
+        for _ in range(3):
+            ring.write(sig)
+            await asyncio.sleep(0.6)  # long enough to run dry each time
+        out.ended = True
+        await wait_for(out.finished)
+    finally:
+        out.close()
+    assert out.underrun_episodes >= 2
+    assert out.underrun_frames > RATE * 0.3
+    assert out.frames_played == 3 * len(sig)
+
+
+async def test_stop_now_silences_at_once():
+    ring = FloatRing(RATE * 5)
+    out = AudioOutput(ring, RATE, OutputConfig())
+    out.open()
+    ring.write(tone(4.0))
+    await asyncio.sleep(0.5)
+    assert out.playing
+    out.stop_now()
+    assert not out.active
+    after_stop = out.frames_played
+    await asyncio.sleep(0.3)
+    assert out.frames_played == after_stop  # the callback no longer runs once stop_now() has returned
+    out.close()

@@ -1,0 +1,167 @@
+"""Providers: model/voice listing against the real built-in server and a tiny aiohttp server on 127.0.0.1
+serving each voices-endpoint shape (and none), capabilities, and the connection test's messages."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from datetime import date
+
+import pytest
+from aiohttp import web
+
+from voicegui import providers as pv
+from voicegui.server.embedded import BuiltinServer
+from voicegui.stream.realtime import shutdown_notice
+
+
+@pytest.fixture(scope="module")
+def builtin():
+    with BuiltinServer() as srv:
+        yield srv
+
+
+async def serve(routes: dict[str, object], token: str | None = None) -> tuple[web.AppRunner, str]:
+    """A server answering GET <path> with the JSON given (or a status int); 401 without `token`."""
+    async def handler(request: web.Request) -> web.Response:
+        if token and request.headers.get("Authorization") != f"Bearer {token}":
+            return web.json_response({"error": {"message": "Incorrect API key provided."}}, status=401)
+        body = routes[request.path]
+        if isinstance(body, int):
+            return web.json_response({"error": {"message": "nope"}}, status=body)
+        return web.json_response(body)
+
+    app = web.Application()
+    for path in routes:
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.fixture
+async def make_server() -> AsyncIterator:
+    runners: list[web.AppRunner] = []
+
+    async def make(routes, token=None) -> str:
+        runner, url = await serve(routes, token)
+        runners.append(runner)
+        return url
+
+    yield make
+    for runner in runners:
+        await runner.cleanup()
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+async def test_builtin_server_lists_its_models_and_voices(builtin):
+    models = await pv.list_models(builtin.base_url, builtin.token)
+    assert [m.id for m in models] == builtin.models()
+    assert all(m.shutdown_date is None for m in models)
+    voices = await pv.list_voices(builtin.base_url, builtin.token, "builtin")
+    assert [v.id for v in voices] == [v.id for v in builtin.voices()]
+    assert builtin.default_voice in {v.id for v in voices}
+    message = await pv.test_connection(builtin.base_url, builtin.token)
+    assert message.startswith("Connected") and f"{len(voices)} voices" in message
+
+
+async def test_builtin_server_refuses_a_wrong_token(builtin):
+    with pytest.raises(pv.ProviderError, match="rejected the API key"):
+        await pv.list_voices(builtin.base_url, "wrong", "builtin")
+    message = await pv.test_connection(builtin.base_url, "wrong")
+    assert not message.startswith("Connected") and "401" in message
+
+
+async def test_voices_as_objects(make_server):
+    url = await make_server({"/v1/audio/voices": {"voices": [{"id": "af_bella", "name": "Bella"},
+                                                             {"id": "af_sky", "name": "Sky"}]}})
+    voices = await pv.list_voices(url, None)
+    assert voices == [pv.VoiceEntry("af_bella", "Bella"), pv.VoiceEntry("af_sky", "Sky")]
+    assert pv.voices_hint(voices) == "Voices can be blended: type e.g. af_bella(2)+af_sky(1) as the voice."
+
+
+async def test_voices_as_strings(make_server):
+    url = await make_server({"/v1/audio/voices": {"voices": ["am_adam", "bf_emma", "am_adam"]}})
+    voices = await pv.list_voices(url, None)
+    assert voices == [pv.VoiceEntry("am_adam", "am_adam"), pv.VoiceEntry("bf_emma", "bf_emma")]
+
+
+async def test_server_without_lists_gets_known_ones(make_server):
+    url = await make_server({"/v1/other": {}})  # every other path 404s
+    voices = await pv.list_voices(url, None)
+    assert [v.id for v in voices] == list(pv.OPENAI_VOICES)
+    models = await pv.list_models(url, None)
+    assert "tts-1" in [m.id for m in models] and "gpt-realtime-2.1-mini" in [m.id for m in models]
+    tts1 = next(m for m in models if m.id == "tts-1")
+    assert tts1.shutdown_date == date(2027, 1, 6)
+    message = await pv.test_connection(url, None)
+    assert message.startswith("Connected") and "no /models endpoint" in message
+
+
+async def test_models_with_shutdown_dates_and_auth(make_server):
+    payload = {"object": "list", "data": [{"id": "tts-1", "shutdown_date": "2027-01-06"},
+                                          {"id": "kokoro", "shutdown_date": None}]}
+    url = await make_server({"/v1/models": payload}, token="k")
+    models = await pv.list_models(url, "k")
+    assert models == [pv.ModelInfo("tts-1", date(2027, 1, 6)), pv.ModelInfo("kokoro", None)]
+    assert shutdown_notice("tts-1", pv.models_payload(models), today=date(2026, 11, 25))
+    assert shutdown_notice("kokoro", pv.models_payload(models)) is None
+    with pytest.raises(pv.ProviderError, match="Incorrect API key"):
+        await pv.list_models(url, "bad")
+
+
+async def test_unreachable_server_is_a_clear_error():
+    url = closed_port_url()
+    with pytest.raises(pv.ProviderError, match="Could not connect to"):
+        await pv.list_models(url, None, timeout_s=2)
+    message = await pv.test_connection(url, None, timeout_s=2)
+    assert message.startswith("Could not connect to " + url)
+    assert "must start with http" in await pv.test_connection("localhost:8880", None)
+
+
+def test_openai_model_list_is_cut_to_speech_models():
+    payload = {"data": [{"id": "gpt-5"}, {"id": "tts-1"}, {"id": "gpt-4o-mini-tts"}, {"id": "dall-e-3"},
+                        {"id": "gpt-realtime-2.1-mini"}]}
+    assert [m.id for m in pv.parse_models(payload, "https://api.openai.com/v1")] == [
+        "tts-1", "gpt-4o-mini-tts", "gpt-realtime-2.1-mini"]
+    assert len(pv.parse_models(payload, "http://localhost:8880/v1")) == 5
+
+
+async def test_openai_voices_are_known_without_a_request():
+    voices = await pv.list_voices("https://api.openai.com/v1", None, "tts-1")
+    assert [v.id for v in voices] == list(pv.OPENAI_VOICES)
+    realtime = await pv.list_voices("https://api.openai.com/v1", None, "gpt-realtime-2.1-mini")
+    assert "fable" not in [v.id for v in realtime] and realtime[0].id == "marin"
+
+
+def test_capabilities():
+    assert pv.supports_instructions("gpt-4o-mini-tts")
+    assert pv.supports_instructions("gpt-realtime-2.1-mini")
+    assert not pv.supports_instructions("tts-1") and not pv.supports_instructions("tts-1-hd")
+    assert not pv.supports_instructions("builtin")
+    assert pv.speed_range("tts-1") == (0.25, 4.0)
+    assert pv.speed_range("gpt-realtime-2.1-mini") == (0.25, 1.5)
+    assert pv.realtime_voice_for("fable") == "marin" and pv.realtime_voice_for("cedar") == "cedar"
+    assert pv.PROVIDERS["builtin"].url_editable is False
+    assert pv.PROVIDERS["openai"].base_url == "https://api.openai.com/v1"
+    assert pv.PROVIDERS["kokoro"].base_url == "http://localhost:8880/v1"
+
+
+def test_openai_realtime_provider_shares_the_key_and_offers_only_realtime_models():
+    from voicegui import providers as pv
+
+    prov = pv.PROVIDERS[pv.OPENAI_REALTIME]
+    assert prov.label == "OpenAI Realtime" and prov.needs_key
+    assert pv.key_owner(pv.OPENAI_REALTIME) == pv.OPENAI and pv.key_owner(pv.KOKORO) == pv.KOKORO
+    offered = pv.models_for(pv.OPENAI_REALTIME, pv.known_models())
+    assert offered and all(m.id.startswith("gpt-realtime") for m in offered)
+    assert prov.default_model in {m.id for m in offered}
+    assert [m.id for m in pv.models_for(pv.OPENAI, pv.known_models())] == [m.id for m in pv.known_models()]

@@ -1,0 +1,276 @@
+"""`voicegui bench`: added latency, completeness and underruns per format, against the built-in server.
+
+Threads: the replay server runs on its own loop in a daemon thread (ServerThread); the sessions run on this
+thread's asyncio loop; PortAudio's callback thread plays. All marks use time.monotonic(), one clock for the
+server's "first byte sent" and the output's "first non-silent sample handed to the device".
+
+CPU share is read from /proc for every thread of this process except the server's, so it is the streaming
+pipeline's own cost (fetch, decode, ring, callback, monitor).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import platform
+import re
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicegui.cli.argtypes import positive_float, positive_int
+from voicegui.server.benchclip import speech_like, write_clip
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("pcm", "wav", "mp3", "aac", "opus", "flac")
+README_BEGIN = "<!-- bench:begin -->"
+README_END = "<!-- bench:end -->"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    throughput_x: float
+    jitter_s: float
+    prebuffer_ms: float | None  # None: auto
+
+
+SCENARIOS = (
+    Scenario("prebuffer 0 ms, 2x real time", 2.0, 0.0, 0.0),
+    Scenario("auto prebuffer, 2x real time", 2.0, 0.0, None),
+    Scenario("auto prebuffer, 1x real time + 100 ms jitter", 1.0, 0.1, None),
+)
+
+
+def format_list(value: str) -> list[str]:
+    """argparse type: "mp3, flac" -> ["mp3", "flac"], each one of FORMATS."""
+    formats = [f.strip() for f in value.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(f"unknown format(s) {', '.join(bad) or value!r}; expected some of "
+                                         f"{','.join(FORMATS)}")
+    return formats
+
+
+def scenario_list(value: str) -> list[Scenario]:
+    """argparse type: "1,3" -> those SCENARIOS (numbered from 1), or "all"."""
+    if value.strip() == "all":
+        return list(SCENARIOS)
+    try:
+        numbers = [int(i) for i in value.split(",")]
+    except ValueError:
+        numbers = []
+    if not numbers or not all(1 <= n <= len(SCENARIOS) for n in numbers):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected scenario numbers 1-{len(SCENARIOS)}, "
+                                         "comma-separated, or all")
+    return [SCENARIOS[n - 1] for n in numbers]
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runs", type=positive_int, default=5, help="runs per format and scenario (default 5)")
+    p.add_argument("--formats", type=format_list, default=None,
+                   help=f"comma-separated formats (default: {','.join(FORMATS)}; with --window: pcm,mp3)")
+    p.add_argument("--seconds", type=positive_float, default=3.0, help="clip length in seconds (default 3)")
+    p.add_argument("--scenarios", type=scenario_list, default=None,
+                   help="comma-separated scenario numbers, 1-" + str(len(SCENARIOS)) + ": "
+                        + "; ".join(f"{i}: {sc.name}" for i, sc in enumerate(SCENARIOS, 1))
+                        + " (default: all; with --window: 1,2)")
+    p.add_argument("--write-bytes", type=positive_int, default=1024, help="server write size (default 1024)")
+    p.add_argument("--readme", type=Path, default=None, help="write the results into this README's Benchmarks section")
+    p.add_argument("--json", action="store_true", help="print the raw rows as JSON")
+    p.add_argument("--window", action="store_true",
+                   help="instead: a Speak in the real window next to the same Speak from the CLI path (pcm, mp3): "
+                        "added latency, plot frame rate, CPU")
+    p.add_argument("--builtin", action="store_true",
+                   help="instead: the built-in voices, speak -> first sound for one sentence, and each engine's "
+                        "real-time factor")
+
+
+def _cpu_ticks(exclude_tid: int | None) -> int:
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        if exclude_tid is not None and int(tid) == exclude_tid:
+            continue
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended between listdir and read
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total
+
+
+async def _run_once(server, fmt: str, scenario: Scenario, text: str, clip_frames: int, seed: int,
+                    write_bytes: int) -> dict:
+    from voicegui.stream.fetch import SpeechRequest
+    from voicegui.stream.session import SpeakOptions, SpeakSession
+    from voicegui.server.shaping import Shaping
+
+    server.shaping = Shaping(throughput_x=scenario.throughput_x, jitter_s=scenario.jitter_s,
+                             write_bytes=write_bytes, seed=seed)
+    request = SpeechRequest(base_url=server.base_url, api_key=server.token or "bench", model="tts-1",
+                            voice="alloy", text=text, response_format=fmt)
+    session = SpeakSession(SpeakOptions(request=request, prebuffer_ms=scenario.prebuffer_ms))
+    ticks0, wall0 = _cpu_ticks(server.native_id), time.monotonic()
+    metrics = await session.run()
+    ticks1, wall1 = _cpu_ticks(server.native_id), time.monotonic()
+    record = server.records[-1]
+    first_sound = metrics.marks.first_sound
+    added = None
+    if first_sound is not None and record.first_byte_sent_at is not None:
+        added = (first_sound - record.first_byte_sent_at) * 1000
+    rate = metrics.sample_rate or 24000
+    return {
+        "format": fmt,
+        "scenario": scenario.name,
+        "added_ms": added,
+        "played_share": min(1.0, metrics.audio_played_s * rate / clip_frames) if clip_frames else 0.0,
+        "underruns": metrics.underrun_episodes,
+        "cpu_pct": (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") / (wall1 - wall0) * 100,
+        "error": metrics.error,
+    }
+
+
+async def _bench(args: argparse.Namespace, formats: list[str], scenarios: list[Scenario]) -> list[dict]:
+    from voicegui.server.engines.replay import ReplayEngine
+    from voicegui.server.thread import ServerThread
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = write_clip(Path(tmp) / "clip.wav", args.seconds)
+        clip_frames = len(speech_like(args.seconds))
+        text = ("This is a sentence of about the clip's length. " * 10)[: int(args.seconds * 15)]
+        with ServerThread(ReplayEngine(clip)) as server:
+            # One unmeasured run first: a sound server's first stream can stall (PulseAudio: ~2 s).
+            await _run_once(server, "pcm", SCENARIOS[0], text, clip_frames, seed=0, write_bytes=args.write_bytes)
+            for scenario in scenarios:
+                for fmt in formats:
+                    for run in range(args.runs):
+                        row = await _run_once(server, fmt, scenario, text, clip_frames, seed=run,
+                                                  write_bytes=args.write_bytes)
+                        log.info("%s", row)
+                        rows.append(row)
+    return rows
+
+
+def summarize(rows: list[dict], formats: list[str], scenarios: list[Scenario]) -> str:
+    lines = []
+    for scenario in scenarios:
+        lines.append(f"**{scenario.name}**\n")
+        lines.append("| format | added latency median (ms) | max (ms) | audio played | underruns (runs with any) | CPU, one core |")
+        lines.append("|---|---|---|---|---|---|")
+        for fmt in formats:
+            sel = [r for r in rows if r["format"] == fmt and r["scenario"] == scenario.name]
+            lat = [r["added_ms"] for r in sel if r["added_ms"] is not None]
+            errors = [r["error"] for r in sel if r["error"]]
+            med = f"{statistics.median(lat):.1f}" if lat else "n/a"
+            mx = f"{max(lat):.1f}" if lat else "n/a"
+            share = min((r["played_share"] for r in sel), default=0.0) * 100
+            under = sum(r["underruns"] for r in sel)
+            with_under = sum(1 for r in sel if r["underruns"])
+            cpu = statistics.median(r["cpu_pct"] for r in sel) if sel else 0.0
+            note = f" ({len(errors)} errors: {errors[0]})" if errors else ""
+            lines.append(f"| {fmt} | {med} | {mx} | {share:.1f}% (lowest run) | {under} ({with_under}/{len(sel)}) | {cpu:.1f}%{note} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+        cpu = match.group(1).strip() if match else cpu
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+
+
+def write_readme(path: Path, table: str, command: str) -> None:
+    text = path.read_text()
+    block = (f"{README_BEGIN}\nMeasured {time.strftime('%Y-%m-%d')} with `{command}` on {_machine()}, "
+             f"audio through a PulseAudio null sink.\n\n{table}\n{README_END}")
+    if README_BEGIN in text:
+        text = re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), lambda _m: block, text, flags=re.S)
+    else:
+        text += f"\n## Benchmarks\n\n{block}\n"
+    path.write_text(text)
+
+
+BUILTIN_SENTENCE = "The quick brown fox jumps over the lazy dog."
+BUILTIN_PARAGRAPH = (
+    "Speech synthesis has come a long way. Voices that once sounded robotic now breathe and pause. "
+    "This paragraph is long enough to measure how fast each engine speaks compared with real time. "
+    "Every sentence is synthesised while the previous one is already being sent."
+)
+
+
+async def _bench_builtin(args: argparse.Namespace) -> list[dict]:
+    """Speak (session start) -> first sound for one sentence, per built-in voice; and each engine's speed."""
+    from voicegui.server.embedded import BuiltinServer
+    from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
+    from voicegui.stream.session import SpeakOptions, SpeakSession
+
+    async def discard(_data: bytes) -> None:
+        return None
+
+    rows = []
+    with BuiltinServer() as server:
+        voices = {}
+        for voice in server.voices():  # one voice per engine: the first (best) it lists
+            voices.setdefault(voice.engine, voice.id)
+        for engine, voice in voices.items():
+            for run in range(args.runs + 1):
+                request = SpeechRequest(base_url=server.base_url, api_key=server.token, model=server.default_model,
+                                        voice=voice, text=BUILTIN_SENTENCE, response_format="pcm")
+                metrics = await SpeakSession(SpeakOptions(request=request)).run()
+                if run == 0:
+                    continue  # warm-up: the first request pays for lazy initialisation
+                rows.append({"engine": engine, "voice": voice, "kind": "ttfa", "ttfa_ms": metrics.ttfa_ms,
+                             "error": metrics.error})
+            # Real-time factor: audio seconds produced per wall second, as fast as the server can go.
+            request = SpeechRequest(base_url=server.base_url, api_key=server.token, model=server.default_model,
+                                    voice=voice, text=BUILTIN_PARAGRAPH, response_format="pcm")
+            await fetch_speech(request, FetchMarks(), discard)
+            rec = server.records[-1]
+            wall = (rec.ended_at or time.monotonic()) - rec.received_at
+            rows.append({"engine": engine, "voice": voice, "kind": "rtf", "audio_s": rec.audio_s,
+                         "rtf": rec.audio_s / wall if wall > 0 else None})
+    return rows
+
+
+def summarize_builtin(rows: list[dict]) -> str:
+    lines = ["| engine (voice) | speak -> first sound, median (ms) | min–max (ms) | real-time factor |",
+             "|---|---|---|---|"]
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        ttfa = [r["ttfa_ms"] for r in rows if r["engine"] == engine and r["kind"] == "ttfa" and r["ttfa_ms"]]
+        rtf = [r["rtf"] for r in rows if r["engine"] == engine and r["kind"] == "rtf" and r["rtf"]]
+        voice = next(r["voice"] for r in rows if r["engine"] == engine)
+        med = f"{statistics.median(ttfa):.0f}" if ttfa else "n/a"
+        span = f"{min(ttfa):.0f}–{max(ttfa):.0f}" if ttfa else "n/a"
+        lines.append(f"| {engine} ({voice}) | {med} | {span} | {rtf[0]:.0f}x |" if rtf else
+                     f"| {engine} ({voice}) | {med} | {span} | n/a |")
+    return "\n".join(lines)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    if args.window:
+        from voicegui.cli.bench_window import run_window_bench
+
+        return run_window_bench(args)
+    if args.builtin:
+        rows = asyncio.run(_bench_builtin(args))
+        print(json.dumps(rows, indent=1) if args.json else summarize_builtin(rows))
+        return 0
+    formats = args.formats or list(FORMATS)
+    scenarios = args.scenarios or list(SCENARIOS)
+    rows = asyncio.run(_bench(args, formats, scenarios))
+    table = summarize(rows, formats, scenarios)
+    print(json.dumps(rows, indent=1) if args.json else table)
+    if args.readme is not None:
+        write_readme(args.readme, table, f"voicegui bench --runs {args.runs} --seconds {args.seconds}")
+    return 0

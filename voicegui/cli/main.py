@@ -1,0 +1,267 @@
+"""Command line: `voicegui` (the window) | speak | serve | bench | devices.
+
+Threads: each subcommand runs on the main thread; `speak` and `bench` run the streaming core on a plain
+asyncio loop there (the PortAudio callback thread is started by the core). Errors reach the user as one
+clear line on stderr and a non-zero exit code, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import sys
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from voicegui.cli.argtypes import positive_float, positive_int
+
+FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("voicegui")
+
+# speak's provider defaults: the built-in server's (its first voice if hibari's "heart" is missing), or
+# OpenAI's with --base-url.
+BUILTIN_MODEL, BUILTIN_VOICE = "builtin", "heart"
+REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
+
+
+def _prebuffer(value: str) -> float | None:
+    if value == "auto":
+        return None
+    try:
+        ms = float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or milliseconds, not {value!r}") from exc
+    if not 0 <= ms <= 60000:
+        raise argparse.ArgumentTypeError("must be between 0 and 60000 ms")
+    return ms
+
+
+def _latency(value: str) -> str | float:
+    from voicegui.stream.output import parse_latency
+
+    try:
+        return parse_latency(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def add_playback_arguments(p: argparse.ArgumentParser) -> None:
+    """Buffer and device knobs shared by speak and bench."""
+    p.add_argument("--chunk-bytes", type=positive_int, default=None,
+                   help="hand network bytes on in chunks of N (default: as they arrive)")
+    p.add_argument("--prebuffer-ms", type=_prebuffer, default=None, metavar="auto|N",
+                   help="audio to buffer before playback starts (default auto: from the measured delivery rate)")
+    p.add_argument("--max-buffer-s", type=positive_float, default=10.0,
+                   help="most audio held in memory; beyond it the network is not read (default 10)")
+    p.add_argument("--device", default=None, help="output device index or name (see: voicegui devices)")
+    p.add_argument("--latency", type=_latency, default="low", help="device latency: low, high or seconds")
+    p.add_argument("--blocksize", type=int, default=0, help="device block size in frames (0: automatic)")
+    p.add_argument("--volume", type=float, default=1.0, help="playback volume, 0..1 (default 1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicegui", description="Hear text-to-speech voices, measured.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    parser.add_argument("--install-desktop", action="store_true",
+                        help="add voicegui to this user's application menu (XDG dirs) and exit")
+    parser.add_argument("--uninstall-desktop", action="store_true",
+                        help="remove what --install-desktop added and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    sp = sub.add_parser("speak", help="speak text through the audio device")
+    sp.add_argument("text", help="text to speak")
+    sp.add_argument("--base-url", default=None,
+                    help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8880/v1 (default: the built-in "
+                         "offline voices, started for this run)")
+    sp.add_argument("--api-key", default=None,
+                    help="API key for --base-url (default: $OPENAI_API_KEY; the built-in voices need none)")
+    sp.add_argument("--model", default=None,
+                    help=f"model id (default: {BUILTIN_MODEL} for the built-in voices, {REMOTE_MODEL} with --base-url)")
+    sp.add_argument("--voice", default=None,
+                    help=f"voice id (default: {BUILTIN_VOICE} for the built-in voices, {REMOTE_VOICE} with --base-url)")
+    sp.add_argument("--format", default="pcm", choices=FORMATS)
+    sp.add_argument("--speed", type=float, default=None, help="0.25 .. 4")
+    sp.add_argument("--instructions", default=None)
+    sp.add_argument("--timeout-s", type=positive_float, default=30.0)
+    sp.add_argument("--json", action="store_true", help="print one JSON object of metrics on stdout")
+    sp.add_argument("--out", type=Path, default=None, help="write what was played to this WAV file")
+    add_playback_arguments(sp)
+
+    sv = sub.add_parser("serve", help="run the built-in OpenAI-compatible speech server")
+    from voicegui.cli.serve import add_serve_arguments
+
+    add_serve_arguments(sv)
+
+    bp = sub.add_parser("bench", help="measure added latency, completeness and underruns per format")
+    from voicegui.cli.bench import add_bench_arguments
+
+    add_bench_arguments(bp)
+
+    lp = sub.add_parser("lineup", help="speak one text with several voices in turn; write an HTML/CSV report")
+    from voicegui.cli.lineup import add_lineup_arguments
+
+    add_lineup_arguments(lp)
+
+    sub.add_parser("devices", help="list audio output devices")
+    return parser
+
+
+def _setup_logging(verbose: int, window: bool = False) -> None:
+    # The window logs at INFO by default: its "voicegui ready" line is what smoke tests wait for.
+    base = logging.INFO if window else logging.WARNING
+    level = base if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
+    """16-bit WAV; float -> int16 by x*32768, which is exact for audio that came from 16-bit."""
+    pcm = np.clip(np.round(samples.astype(np.float64) * 32768.0), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm.tobytes())
+
+
+def run_speak(args: argparse.Namespace) -> int:
+    """Speak `args.text` once; without --base-url through the built-in voices, started for this run only.
+
+    On success prints nothing (or, with --json, only the metrics object) and returns 0.
+    """
+    from voicegui.stream.fetch import SpeechRequest
+    from voicegui.stream.output import OutputConfig
+    from voicegui.stream.session import SpeakOptions, SpeakSession
+    from voicegui.text import split_for_request
+
+    if not args.text.strip():
+        print("voicegui: nothing to say: the text is empty", file=sys.stderr)
+        return EXIT_USAGE
+    if args.speed is not None and not 0.25 <= args.speed <= 4:
+        print(f"voicegui: speed must be between 0.25 and 4, not {args.speed}", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0 <= args.volume <= 1:
+        print(f"voicegui: volume must be between 0 and 1, not {args.volume}", file=sys.stderr)
+        return EXIT_USAGE
+
+    builtin = None
+    if args.base_url is None:
+        from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
+
+        try:
+            builtin = BuiltinServer(lazy=True)  # load only the engine of the voice asked for
+        except BuiltinUnavailable as exc:
+            print(f"voicegui: {exc}; or pass --base-url of an OpenAI-compatible server", file=sys.stderr)
+            return EXIT_FAILED
+        except (OSError, RuntimeError) as exc:
+            print(f"voicegui: cannot start the built-in voices: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        # The per-run token, never $OPENAI_API_KEY: the user's real key has no business on this server.
+        base_url, api_key = builtin.base_url, builtin.token
+        model, voice = args.model or builtin.default_model, args.voice or builtin.default_voice
+    else:
+        base_url = args.base_url
+        api_key = args.api_key or os.environ.get("OPENAI_API_KEY") or "none"
+        model, voice = args.model or REMOTE_MODEL, args.voice or REMOTE_VOICE
+    from voicegui import crash
+    from voicegui.stream.fetch import insecure_http_warning
+
+    crash.register_secret(api_key)  # redacted from every log line and crash report from here on
+    warning = insecure_http_warning(base_url)
+    if warning:
+        print(f"voicegui: {warning}", file=sys.stderr)
+    try:
+        # Over the API's 4096-character limit: split at sentence boundaries, played as one utterance.
+        pieces = split_for_request(args.text)
+        request = SpeechRequest(
+            base_url=base_url, api_key=api_key, model=model, voice=voice, text=pieces[0],
+            response_format=args.format, speed=args.speed, instructions=args.instructions,
+            chunk_bytes=args.chunk_bytes, timeout_s=args.timeout_s,
+        )
+        options = SpeakOptions(
+            request=request, continuation=tuple(dataclasses.replace(request, text=p) for p in pieces[1:]),
+            prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
+            output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
+                                volume=args.volume),
+            keep_played=args.out is not None,
+        )
+        session = SpeakSession(options)
+        try:
+            metrics = asyncio.run(session.run())
+        except KeyboardInterrupt:
+            print("voicegui: stopped", file=sys.stderr)
+            return EXIT_FAILED
+    finally:
+        if builtin is not None:
+            builtin.stop()
+    if args.out is not None:
+        write_wav(args.out, session.played_audio, session.sample_rate or 24000)
+    if args.json:
+        print(json.dumps(metrics.to_json_dict()))
+    if metrics.format_warning:
+        print(f"voicegui: {metrics.format_warning}", file=sys.stderr)
+    if metrics.error:
+        print(f"voicegui: {metrics.error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_devices() -> int:
+    import sounddevice as sd
+
+    try:
+        devices = sd.query_devices()
+        default_out = sd.default.device[1]
+    except sd.PortAudioError as exc:
+        print(f"voicegui: cannot list audio devices: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    found = False
+    for index, dev in enumerate(devices):
+        if dev["max_output_channels"] > 0:
+            found = True
+            mark = "*" if index == default_out else " "
+            print(f"{mark} {index:3d}  {dev['name']}  ({int(dev['default_samplerate'])} Hz)")
+    if not found:
+        print("voicegui: no audio output device found", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose, window=args.command is None)
+    from voicegui import crash
+
+    # Uncaught errors go to a rotating log file (keys redacted), never as a traceback in the user's face.
+    crash.install_excepthook(None)
+    if args.install_desktop or args.uninstall_desktop:
+        from voicegui.cli.desktop_install import run_desktop_command
+
+        return run_desktop_command(uninstall=args.uninstall_desktop)
+    if args.command == "speak":
+        return run_speak(args)
+    if args.command == "serve":
+        from voicegui.cli.serve import run_serve
+
+        return run_serve(args)
+    if args.command == "bench":
+        from voicegui.cli.bench import run_bench
+
+        return run_bench(args)
+    if args.command == "lineup":
+        from voicegui.cli.lineup import run_lineup
+
+        return run_lineup(args)
+    if args.command == "devices":
+        return run_devices()
+    from voicegui.ui.app import run_window
+
+    return run_window()

@@ -1,0 +1,270 @@
+"""Incremental audio decoders for what /v1/audio/speech servers send: pcm, wav, mp3, aac (ADTS), flac, opus (Ogg).
+
+`create_decoder(fmt)` returns a StreamDecoder; `feed(bytes)` returns float32 mono samples as soon as a whole
+sample / frame / packet is in, `flush()` drains at end of stream. The container is identified here from the first
+bytes (the server may send something other than what was asked; we play it and say so), and a body that is text
+(a JSON or HTML error) or garbage becomes a DecodeError quoting it. ID3v2 tags are skipped here before any backend
+sees them (without storing them: they may hold cover art). Then one backend per format does the decoding, each
+chosen for at most one frame of delay (measured with tests/decode/audio_samples.py):
+- pcm, wav: decode_pcm (parsed by hand, exact).
+- mp3, aac: decode_mpeg (PyAV raw parser + decoder; mpeg_frames reads the frame headers).
+- flac: decode_flac (flac_frames cuts whole frames, PyAV decodes; exact).
+- opus: decode_opus (ogg cuts packets, PyAV decodes; pre-skip and end trimmed there).
+decode_codec holds the PyAV helpers they share, decode_samples the conversion to float32 mono, decode_errors
+DecodeError (re-exported here). The same bytes always become the same packets for the same decoder, so any split
+of the input gives the same samples.
+
+Threads: everything runs on the thread that calls feed()/flush() (the asyncio loop thread in voicegui); no threads
+of its own, no locks. Memory: bounded by one frame/packet plus small headers; the stream is never kept whole.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Protocol
+
+import numpy as np
+
+from voicegui.decode.codec import Resampler
+from voicegui.decode.errors import DecodeError
+from voicegui.decode.flac import FlacBackend
+from voicegui.decode.mpeg import ParsedBackend
+from voicegui.decode.opus import OpusBackend
+from voicegui.decode.pcm import PCM_RATE, PcmBackend, WavBackend
+from voicegui.decode.samples import EMPTY
+from voicegui.decode.mpeg_frames import frame_len, mpeg_codec, sync_kind
+
+__all__ = ["FORMATS", "PCM_RATE", "DecodeError", "StreamDecoder", "create_decoder"]
+
+FORMATS = ("pcm", "wav", "mp3", "aac", "flac", "opus")
+
+_TEXT_PROBE = 64  # bytes looked at to decide that a body starting with '{' or '<' is text
+
+
+def create_decoder(requested_format: str, output_rate: int | None = None) -> StreamDecoder:
+    """A fresh incremental decoder for one response body of `requested_format`."""
+    fmt = requested_format.lower().strip()
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown audio format {requested_format!r}; expected one of {', '.join(FORMATS)}")
+    if output_rate is not None and output_rate <= 0:
+        raise ValueError(f"output_rate must be positive, got {output_rate}")
+    return StreamDecoder(fmt, output_rate)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sniffing (the frame headers of mp3 and aac are read in mpeg_frames)
+
+
+def _text_error(head: bytes) -> DecodeError:
+    text = head.decode("ascii", "replace")
+    snippet = re.sub(r"\s+", " ", text).strip()
+    if len(snippet) > 80:
+        snippet = snippet[:77] + "..."
+    kind = "a JSON body" if snippet.startswith(("{", "[")) else "an HTML/XML page" if snippet.startswith("<") else "text"
+    return DecodeError(f"the server sent {kind} instead of audio: {snippet}")
+
+
+def _looks_like_text(head: bytes | bytearray) -> bool:
+    stripped = bytes(head).lstrip(b" \t\r\n\xef\xbb\xbf")
+    if not stripped or stripped[:1] not in (b"{", b"<"):
+        return False
+    return all(32 <= b < 127 or b in (9, 10, 13) for b in head[:_TEXT_PROBE])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# backends: feed(bytes) -> list of float32 mono arrays at `rate` (decode_pcm, decode_mpeg, decode_flac, decode_opus)
+
+
+class _Backend(Protocol):
+    rate: int | None
+    truncated: bool
+
+    def feed(self, data: bytes) -> list[np.ndarray]: ...
+
+    def flush(self) -> list[np.ndarray]: ...
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the public decoder
+
+
+class StreamDecoder:
+    """Incremental decoder for one response body. Not thread-safe: feed/flush from one thread."""
+
+    def __init__(self, requested_format: str, output_rate: int | None = None) -> None:
+        self.requested_format = requested_format
+        self.detected_format: str | None = None
+        self.format_mismatch: str | None = None
+        self.sample_rate: int | None = None
+        self.truncated = False
+        self._output_rate = output_rate
+        self._backend: _Backend | None = None
+        self._head = bytearray()  # bytes held until the container is identified (a few dozen at most)
+        self._id3_left = 0  # bytes of an ID3v2 tag still to skip
+        self._fed = 0
+        self._samples = 0
+        self._resampler: Resampler | None = None
+        self._failed: DecodeError | None = None
+        self._done = False
+
+    # -- public ----------------------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> np.ndarray:
+        """Decode what `data` completes; float32 mono in [-1, 1] at `sample_rate`, possibly empty."""
+        if self._done:
+            raise RuntimeError("feed() after flush()")
+        if self._failed is not None:
+            raise self._failed
+        if not data:
+            return EMPTY
+        try:
+            self._fed += len(data)
+            return self._finish(self._feed(bytes(data)))
+        except DecodeError as exc:
+            self._failed = exc
+            raise
+
+    def flush(self) -> np.ndarray:
+        """End of stream: the remaining audio. Raises DecodeError if the stream held no audio at all."""
+        if self._done:
+            return EMPTY
+        self._done = True
+        if self._failed is not None:
+            raise self._failed
+        if self._fed == 0:
+            raise DecodeError("the server sent no audio")
+        chunks: list[np.ndarray] = []
+        if self._backend is None:
+            chunks += self._decide(final=True)
+        if self._backend is not None:
+            chunks += self._backend.flush()
+            self.truncated = self._backend.truncated
+        out = self._finish(chunks, final=True)
+        if self._samples == 0:
+            where = "inside its header" if self._backend is None or self.truncated else "without any audio"
+            raise DecodeError(f"the server sent no audio (the {self._label()} stream ended {where})")
+        return out
+
+    # -- internals -------------------------------------------------------------------------------------------
+
+    def _label(self) -> str:
+        return self.detected_format or self.requested_format
+
+    def _feed(self, data: bytes) -> list[np.ndarray]:
+        if self._backend is not None:
+            return self._backend.feed(data)
+        if self._id3_left:
+            n = min(self._id3_left, len(data))
+            self._id3_left -= n
+            data = data[n:]
+        self._head += data
+        return self._decide(final=False)
+
+    def _decide(self, final: bool) -> list[np.ndarray]:
+        """Identify the container from the held bytes; start the backend once it is known."""
+        head = self._head
+        while True:
+            if self._id3_left:
+                n = min(self._id3_left, len(head))
+                del head[:n]
+                self._id3_left -= n
+                if self._id3_left:
+                    return []
+            if len(head) >= 3 and head[:3] == b"ID3":
+                if len(head) < 10:
+                    if final:
+                        break
+                    return []
+                size = 0
+                for b in head[6:10]:
+                    size = (size << 7) | (b & 0x7F)  # synchsafe
+                self._id3_left = 10 + size + (10 if head[5] & 0x10 else 0)
+                self.detected_format = "mp3"  # until the frames say otherwise (ID3 before ADTS is rare)
+                continue
+            break
+        kind = self._identify(bytes(head), final)
+        if kind is None:
+            return []
+        self._start(kind, bytes(head[:2]))
+        rest = bytes(head)
+        head.clear()
+        assert self._backend is not None
+        return self._backend.feed(rest) if rest else []
+
+    def _identify(self, head: bytes, final: bool) -> str | None:
+        """Container name, or None to wait for more bytes. Raises DecodeError for text or garbage."""
+        requested = self.requested_format
+        if not head:
+            return None if not final else requested if requested == "pcm" else None
+        if _looks_like_text(head):
+            if len(head) >= 2 * _TEXT_PROBE or final:
+                raise _text_error(head)
+            return None
+        # decide only on prefixes that no later byte can change, so every split of the input decides alike
+        for magic, kind in ((b"OggS", "opus"), (b"fLaC", "flac"), (b"RIFF", "wav"), (b"RF64", "wav"), (b"ID3", "")):
+            n = min(len(head), len(magic))
+            if head[:n] == magic[:n]:
+                if n < len(magic) and not final:
+                    return None  # could still be this magic
+                if n == len(magic) and kind:
+                    return kind
+        if head[:1] == b"\xff" and len(head) < 2 and not final:
+            return None  # could still be a frame sync
+        sync = sync_kind(head)
+        if sync is not None:
+            if requested != "pcm":
+                if len(head) < 7 and not final:
+                    return None
+                if frame_len(sync, head) is not None:
+                    return sync
+            else:
+                # a pcm sample may look like a frame sync: believe it only if the next frame header follows
+                length = frame_len(sync, head) if len(head) >= 7 else None
+                if length is None and len(head) < 7 and not final:
+                    return None
+                if length is not None and len(head) < length + 7 and not final:
+                    return None
+                if length is not None and sync_kind(head[length:]) == sync and frame_len(sync, head[length:]):
+                    return sync
+        if requested == "pcm":
+            return "pcm"
+        if final and len(head) < 4:
+            raise DecodeError(f"the server sent only {len(head)} bytes, not {requested} audio")
+        raise DecodeError(f"the server did not send {requested} audio (the stream starts with {head[:8].hex(' ')})")
+
+    def _start(self, kind: str, head: bytes) -> None:
+        self.detected_format = kind
+        if kind != self.requested_format:
+            self.format_mismatch = f"asked for {self.requested_format}, the server sent {kind}; playing it anyway"
+        if kind == "pcm":
+            self._backend = PcmBackend()
+        elif kind == "wav":
+            self._backend = WavBackend()
+        elif kind == "mp3":
+            self._backend = ParsedBackend(mpeg_codec(head), "mp3")
+        elif kind == "aac":
+            self._backend = ParsedBackend("aac", "aac")
+        elif kind == "flac":
+            self._backend = FlacBackend()
+        else:
+            self._backend = OpusBackend()
+
+    def _finish(self, chunks: list[np.ndarray], final: bool = False) -> np.ndarray:
+        """Concatenate, resample to output_rate if asked, and count."""
+        chunks = [c for c in chunks if len(c)]
+        backend = self._backend
+        if backend is not None and backend.rate is not None and self.sample_rate is None:
+            self.sample_rate = self._output_rate or backend.rate
+        native = backend.rate if backend is not None else None
+        if self._output_rate is not None and native is not None and native != self._output_rate:
+            if self._resampler is None:
+                self._resampler = Resampler(native, self._output_rate)
+            chunks = self._resampler.push(chunks)
+            if final:
+                chunks += self._resampler.drain()
+            chunks = [c for c in chunks if len(c)]
+        if not chunks:
+            return EMPTY
+        out = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+        self._samples += len(out)
+        return out

@@ -1,0 +1,322 @@
+"""Providers: where speech comes from (base URL + key source + capabilities), and what they offer.
+
+A Provider preset names a kind of OpenAI-compatible speech server: the Built-in offline voices (the
+default; the app starts one BuiltinServer and its base URL/token are filled in at run time), OpenAI,
+Kokoro-FastAPI, or any Custom base URL. This module lists a server's models (GET /models) and voices
+(GET /audio/voices, in both the `{"voices": [{"id", "name"}]}` and the older `{"voices": [str]}` shape),
+falls back to the lists known for OpenAI when a server does not offer those endpoints, answers capability
+questions (does this model take `instructions`? which speed range?), and tests a connection with one
+clear sentence for the user.
+
+HTTP goes through aiohttp (already a dependency: the built-in server uses it), one short-lived
+ClientSession per call; every call has a timeout, so a dead server cannot hang the caller.
+
+Threads: the coroutines run on the caller's asyncio loop (qasync's in the window, plain asyncio in the
+CLI and tests). Qt-free. Nothing here logs or keeps the API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from voicegui.stream.realtime import (
+    DEFAULT_REALTIME_MODEL,
+    DEFAULT_REALTIME_VOICE,
+    REALTIME_MODEL_SHUTDOWN,
+    REALTIME_MODELS,
+    REALTIME_VOICES,
+    SPEECH_MODEL_SHUTDOWN,
+    SPEED_RANGE,
+    _parse_date,
+    is_realtime_model,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 5.0
+SPEECH_SPEED_RANGE = (0.25, 4.0)  # /audio/speech's `speed`
+FORMATS: tuple[str, ...] = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+
+OPENAI_SPEECH_MODELS: tuple[str, ...] = ("gpt-4o-mini-tts", "tts-1", "tts-1-hd")
+OPENAI_VOICES: tuple[str, ...] = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage",
+                                  "shimmer", "verse", "marin", "cedar")
+# Models that read `instructions` (tone, pace, accent); tts-1 and tts-1-hd ignore or reject them.
+_INSTRUCTION_MODELS = frozenset({"gpt-4o-mini-tts"})
+# A Kokoro blend: voice ids joined by '+', each optionally weighted, e.g. af_bella(2)+af_sky(1).
+_KOKORO_ID = re.compile(r"^[a-z]{2}_[a-z0-9]+$")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A preset: `base_url` is the default (empty for Built-in: known only once its server runs)."""
+
+    id: str
+    label: str
+    base_url: str
+    needs_key: bool  # the server refuses requests without one
+    url_editable: bool  # the user may point it elsewhere (not Built-in: the app owns that server)
+    default_model: str
+    default_voice: str
+
+
+BUILTIN = "builtin"
+OPENAI = "openai"
+KOKORO = "kokoro"
+CUSTOM = "custom"
+# OpenAI's voices over the Realtime API (websocket): what keeps OpenAI voices working after the speech models'
+# shutdown. Same account and key as OPENAI; only Realtime models are offered.
+OPENAI_REALTIME = "openai_realtime"
+OPENAI_FAMILY = frozenset({OPENAI, OPENAI_REALTIME})
+
+PROVIDERS: dict[str, Provider] = {
+    BUILTIN: Provider(BUILTIN, "Built-in (offline)", "", False, False, "builtin", "heart"),
+    OPENAI: Provider(OPENAI, "OpenAI", "https://api.openai.com/v1", True, True, "gpt-4o-mini-tts", "coral"),
+    OPENAI_REALTIME: Provider(OPENAI_REALTIME, "OpenAI Realtime", "https://api.openai.com/v1", True, True,
+                              DEFAULT_REALTIME_MODEL, DEFAULT_REALTIME_VOICE),
+    KOKORO: Provider(KOKORO, "Kokoro-FastAPI", "http://localhost:8880/v1", False, True, "kokoro", "af_heart"),
+    CUSTOM: Provider(CUSTOM, "Custom", "http://127.0.0.1:8000/v1", False, True, "tts-1", "alloy"),
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    shutdown_date: date | None = None
+
+
+@dataclass(frozen=True)
+class VoiceEntry:
+    id: str
+    name: str
+
+
+class ProviderError(Exception):
+    """Listing or testing failed; str() is one sentence for the user. `status` is the HTTP status if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+# --- capabilities ----------------------------------------------------------------------------------------
+
+def supports_instructions(model: str) -> bool:
+    """Whether `model` takes `instructions`: gpt-4o-mini-tts and the Realtime models do, tts-1(-hd) not."""
+    return model in _INSTRUCTION_MODELS or is_realtime_model(model)
+
+
+def speed_range(model: str) -> tuple[float, float]:
+    """The `speed` range the model's API accepts: 0.25..4 for /audio/speech, 0.25..1.5 over Realtime."""
+    return SPEED_RANGE if is_realtime_model(model) else SPEECH_SPEED_RANGE
+
+
+def forces_pcm(model: str) -> bool:
+    """The Realtime API always sends pcm16, whatever format is asked for."""
+    return is_realtime_model(model)
+
+
+def realtime_voice_for(voice: str) -> str:
+    """A Realtime voice for `voice`: itself when the Realtime API has it (not fable/onyx/nova), else marin."""
+    return voice if voice in REALTIME_VOICES else REALTIME_VOICES[0]
+
+
+def is_openai_url(base_url: str) -> bool:
+    return (urlsplit(base_url).hostname or "").lower() == "api.openai.com"
+
+
+def key_owner(provider: str) -> str:
+    """Whose stored key a provider uses: OpenAI Realtime shares OpenAI's (one account, one key)."""
+    return OPENAI if provider in OPENAI_FAMILY else provider
+
+
+def models_for(provider: str, models: list[ModelInfo]) -> list[ModelInfo]:
+    """The models a provider offers out of a list: OpenAI Realtime only the Realtime ones."""
+    if provider == OPENAI_REALTIME:
+        return [m for m in models if is_realtime_model(m.id)]
+    return models
+
+
+def known_models(base_url: str = "") -> list[ModelInfo]:
+    """What to offer when the server does not list its models: OpenAI's speech + Realtime models, with the
+    shutdown dates known to stream.realtime."""
+    ids = list(OPENAI_SPEECH_MODELS) + list(REALTIME_MODELS)
+    return [ModelInfo(m, SPEECH_MODEL_SHUTDOWN.get(m) or REALTIME_MODEL_SHUTDOWN.get(m)) for m in ids]
+
+
+def known_voices(model: str = "") -> list[VoiceEntry]:
+    """OpenAI's voices (the Realtime subset for a Realtime model)."""
+    ids = REALTIME_VOICES if model and is_realtime_model(model) else OPENAI_VOICES
+    return [VoiceEntry(v, v.capitalize()) for v in ids]
+
+
+def models_payload(models: list[ModelInfo]) -> dict[str, Any]:
+    """The models as a GET /models payload (what realtime.shutdown_notice reads)."""
+    return {"data": [{"id": m.id, "shutdown_date": m.shutdown_date.isoformat() if m.shutdown_date else None}
+                     for m in models]}
+
+
+def voices_hint(voices: list[VoiceEntry]) -> str | None:
+    """Kokoro voices (af_bella, bm_george...) can be mixed: say how, since the list cannot show it."""
+    kokoro = [v.id for v in voices if _KOKORO_ID.match(v.id)]
+    if len(kokoro) < 2:
+        return None
+    a, b = kokoro[0], kokoro[1]
+    return f"Voices can be blended: type e.g. {a}(2)+{b}(1) as the voice."
+
+
+# --- parsing ---------------------------------------------------------------------------------------------
+
+def parse_models(payload: Any, base_url: str = "") -> list[ModelInfo]:
+    """ModelInfo for each entry of a GET /models payload; OpenAI's (hundreds of chat/image models) is cut
+    to the ones that speak."""
+    data = payload.get("data") if isinstance(payload, Mapping) else payload
+    out: list[ModelInfo] = []
+    if isinstance(data, list):
+        for item in data:
+            if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+                out.append(ModelInfo(item["id"], _parse_date(item.get("shutdown_date"))))
+            elif isinstance(item, str):
+                out.append(ModelInfo(item))
+    if is_openai_url(base_url):
+        out = [m for m in out if "tts" in m.id or is_realtime_model(m.id)]
+    return out
+
+
+def parse_voices(payload: Any) -> list[VoiceEntry]:
+    """Voices from GET /audio/voices: `{"voices": [{"id", "name"}]}` (Kokoro >= 0.4, the built-in server),
+    `{"voices": [str]}` (older Kokoro) or a bare list of either."""
+    items = payload.get("voices") if isinstance(payload, Mapping) else payload
+    out: list[VoiceEntry] = []
+    seen: set[str] = set()
+    if not isinstance(items, list):
+        return out
+    for item in items:
+        if isinstance(item, str):
+            vid, name = item, item
+        elif isinstance(item, Mapping):
+            raw = item.get("id", item.get("voice_id", item.get("name")))
+            if not isinstance(raw, str):
+                continue
+            vid = raw
+            name = item.get("name") if isinstance(item.get("name"), str) else vid
+        else:
+            continue
+        if vid and vid not in seen:
+            seen.add(vid)
+            out.append(VoiceEntry(vid, name))
+    return out
+
+
+# --- HTTP ------------------------------------------------------------------------------------------------
+
+def _url(base_url: str, path: str) -> str:
+    return base_url.rstrip("/") + path
+
+
+def _headers(key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float) -> tuple[int, Any]:
+    """(status, JSON or None); ProviderError when the server cannot be reached or does not answer in time."""
+    url = _url(base_url, path)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ProviderError(f"The base URL must start with http:// or https://, not {base_url!r}.")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
+            async with http.get(url, headers=_headers(key)) as resp:
+                try:
+                    body = await resp.json(content_type=None)
+                except (ValueError, aiohttp.ContentTypeError):
+                    body = None
+                return resp.status, body
+    except asyncio.TimeoutError as exc:
+        raise ProviderError(f"{base_url} did not answer within {timeout_s:g} s.") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ProviderError(f"Could not connect to {base_url}: {exc.os_error.strerror or exc}.") from exc
+    except aiohttp.InvalidURL as exc:
+        raise ProviderError(f"The base URL {base_url!r} is not a valid URL.") from exc
+    except aiohttp.ClientError as exc:
+        raise ProviderError(f"Could not talk to {base_url}: {exc}.") from exc
+
+
+def _server_message(body: Any) -> str | None:
+    if isinstance(body, Mapping):
+        err = body.get("error")
+        if isinstance(err, Mapping) and isinstance(err.get("message"), str):
+            return err["message"]
+        if isinstance(body.get("detail"), str):
+            return body["detail"]
+    return None
+
+
+def _raise_for_auth(status: int, body: Any, base_url: str) -> None:
+    if status in (401, 403):
+        msg = _server_message(body)
+        what = "rejected the API key" if status == 401 else "refused access"
+        raise ProviderError(f"{base_url} {what} ({status})" + (f": {msg}" if msg else "."), status)
+
+
+async def list_models(base_url: str, key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[ModelInfo]:
+    """The server's models (GET /models). A server without that endpoint (404/405/...) or with an
+    unreadable answer gets the known OpenAI list; ProviderError if it is unreachable or refuses the key."""
+    status, body = await _get_json(base_url, "/models", key, timeout_s)
+    _raise_for_auth(status, body, base_url)
+    if status == 200:
+        models = parse_models(body, base_url)
+        if models:
+            return models
+    return known_models(base_url)
+
+
+async def list_voices(base_url: str, key: str | None, model: str = "",
+                      timeout_s: float = DEFAULT_TIMEOUT_S) -> list[VoiceEntry]:
+    """The server's voices (GET /audio/voices, both shapes). OpenAI has no such endpoint: its known voices
+    (the Realtime subset for a Realtime model) are returned. ProviderError if unreachable or refused."""
+    if is_openai_url(base_url) or is_realtime_model(model):
+        return known_voices(model)
+    status, body = await _get_json(base_url, "/audio/voices", key, timeout_s)
+    _raise_for_auth(status, body, base_url)
+    if status == 200:
+        voices = parse_voices(body)
+        if voices:
+            return voices
+    return known_voices(model)
+
+
+async def test_connection(base_url: str, key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
+    """One sentence saying whether the server answers and accepts the key, and what it offers.
+
+    Success messages start with "Connected"; failures never do.
+    """
+    try:
+        status, body = await _get_json(base_url, "/models", key, timeout_s)
+        _raise_for_auth(status, body, base_url)
+    except ProviderError as exc:
+        return str(exc)
+    if status >= 500:
+        return f"{base_url} answered with a server error ({status}); try again later."
+    models = parse_models(body, base_url) if status == 200 else []
+    try:
+        voices = [] if is_openai_url(base_url) else await list_voices(base_url, key, timeout_s=timeout_s)
+    except ProviderError:
+        voices = []
+    parts = []
+    if models:
+        parts.append(f"{len(models)} model{'s' if len(models) != 1 else ''}")
+    else:
+        parts.append("no model list (using OpenAI's)")
+    if voices:
+        parts.append(f"{len(voices)} voice{'s' if len(voices) != 1 else ''}")
+    if status == 404 and not models:
+        return f"Connected to {base_url}, but it has no /models endpoint; OpenAI's models are offered."
+    return f"Connected to {base_url}: " + ", ".join(parts) + "."

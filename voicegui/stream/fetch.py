@@ -1,0 +1,327 @@
+"""Fetch speech from an OpenAI-compatible server, handing the body on as it arrives.
+
+`fetch_speech(req, marks, on_chunk)` POSTs /audio/speech through `AsyncOpenAI(...).audio.speech
+.with_streaming_response.create(...)` and passes each piece of the body to `await on_chunk(bytes)`. While
+on_chunk is awaited nothing more is read from the socket, which is how the caller applies backpressure
+(TCP flow control then slows the server). Every failure comes out as one `FetchError` whose `kind` says what
+went wrong and whose text is a sentence a user can act on.
+
+Measured with openai 3.57 / httpx2 2.16 against the built-in server (tests/stream/test_fetch.py):
+- `iter_bytes(None)` does not buffer: its ByteChunker passes each socket read straight through, so each
+  server write arrives as its own chunk. `iter_bytes(N)` holds bytes back until N have arrived: a latency
+  knob. `chunk_bytes=None` (the default) therefore means "as they arrive".
+- Errors: HTTP statuses raise openai.APIStatusError subclasses (with the server's JSON error as `.body`)
+  from `__aenter__`; connection refused raises openai.APIConnectionError (cause httpx2.ConnectError); no
+  headers within the timeout raises openai.APITimeoutError. Once the body is streaming the SDK no longer
+  wraps errors: a body that ends early raises httpx2.RemoteProtocolError ("incomplete chunked read"), a
+  reset raises httpx2.ReadError, a stall longer than the timeout raises httpx2.ReadTimeout.
+- Cancelling the task leaves the `async with`, which closes the response; httpx2 then closes the
+  connection instead of pooling it (the body was not fully read), so the server sees the disconnect.
+  `iter_bytes()` is wrapped in `aclosing` so its async generator is finalised here and not later by the
+  loop's asyncgen hooks (qasync installs none, see DESIGN.md).
+
+TLS: certificates are always verified (the SDK's default httpx2 client; we never pass verify=False). A
+certificate that fails verification is a FetchError of kind 'tls' whose text says "certificate" and why.
+Every client gets the same TLS context, httpx2's own default (system CAs, SSL_CERT_FILE / SSL_CERT_DIR from the
+environment) built once by `shared_tls_context()`: building it reads the CA store, 19 ms measured here, which
+each Speak used to pay between the click and "request sent" (the SDK builds a new httpx2 client per
+AsyncOpenAI, and each built its own context, even for plain http).
+Plain http to a host other than loopback is allowed (local network servers are common) but
+`insecure_http_warning(base_url)` gives the warning that the CLI and the window show: the key and the text
+travel unencrypted.
+
+Threads: runs on the caller's asyncio loop (plain asyncio in the CLI, qasync in the window); Qt-free.
+Cancellation propagates as asyncio.CancelledError (never swallowed or converted); the 'cancelled' kind is
+listed for callers that want to report a user's Stop in the same terms, fetch_speech itself never raises it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import openai
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SpeechRequest:
+    """One speech request. `chunk_bytes=None` hands bytes on as they arrive."""
+
+    base_url: str
+    api_key: str
+    model: str
+    voice: str
+    text: str
+    response_format: str
+    speed: float | None = None
+    instructions: str | None = None
+    chunk_bytes: int | None = None
+    timeout_s: float = 30.0
+
+
+@dataclass
+class FetchMarks:
+    """time.monotonic() marks, filled in as they happen (None until then)."""
+
+    request_sent: float | None = None
+    headers: float | None = None
+    first_byte: float | None = None
+
+
+class FetchError(Exception):
+    """A speech fetch failed. `kind` is one of KINDS; `status` is the HTTP status when there was one.
+
+    str(error) is one sentence for the user, naming the model/voice/server as relevant and quoting the
+    server's own message when it sent one. `bytes_received` says how much of the body arrived first.
+    """
+
+    KINDS = ("auth", "permission", "not_found", "bad_request", "rate_limit", "server", "http", "connection",
+             "tls", "timeout", "cut", "protocol", "cancelled")
+
+    def __init__(self, kind: str, message: str, status: int | None = None, server_message: str | None = None,
+                 bytes_received: int = 0) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+        self.server_message = server_message
+        self.bytes_received = bytes_received
+
+
+def _server_message(exc: openai.APIStatusError) -> str | None:
+    """The server's own error text: OpenAI JSON error, a bare JSON message, or a short plain-text body."""
+    body: Any = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            msg = inner.get("message") or inner.get("detail")
+        else:
+            msg = inner
+        if msg is None:
+            msg = body.get("detail") or body.get("message")
+        if isinstance(msg, (dict, list)):
+            msg = str(msg)
+        return str(msg).strip() or None if msg is not None else None
+    if isinstance(body, str) and body.strip():
+        return body.strip()[:300]
+    return None
+
+
+def insecure_http_warning(base_url: str) -> str | None:
+    """A one-line warning when `base_url` is plain http to a host that is not this machine, else None.
+
+    Loopback (127.0.0.0/8, ::1, localhost) is exempt: the built-in server and local Kokoro live there and the
+    bytes never leave the machine. Anything else over http sends the API key and the text in clear.
+    """
+    try:
+        parts = urllib.parse.urlsplit(base_url.strip())
+    except ValueError:
+        return None
+    if parts.scheme.lower() != "http":
+        return None
+    host = (parts.hostname or "").lower()
+    if not host:
+        return None
+    if host == "localhost" or host.endswith(".localhost"):
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a name, not an address: not loopback
+    return (f"warning: {parts.scheme}://{parts.netloc} is plain http to another machine: the API key and the "
+            "text are sent unencrypted; use https if the server offers it.")
+
+
+def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
+    """The ssl error somewhere in an exception chain, if the failure was TLS."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ssl.SSLError):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def _tls_message(err: ssl.SSLError, req: SpeechRequest) -> str:
+    if isinstance(err, ssl.SSLCertVerificationError):
+        why = err.verify_message or "verification failed"
+        return (f"Could not connect securely to the speech server at {req.base_url}: its TLS certificate was "
+                f"rejected ({why}). Certificate verification stays on: give the server a certificate this "
+                "system trusts.")
+    reason = getattr(err, "reason", None) or str(err)
+    return (f"Could not connect securely to the speech server at {req.base_url}: the TLS handshake failed "
+            f"({reason}). Is it really an https server (certificate and protocol)?")
+
+
+def _cause_text(exc: BaseException) -> str:
+    """The innermost useful reason from an exception chain, in words ('connection refused', ...)."""
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    for e in reversed(seen):
+        if isinstance(e, socket.gaierror):
+            return f"the host name could not be resolved ({e.strerror or e})"
+        if isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED:
+            return "connection refused (nothing is listening on that port)"
+        if isinstance(e, OSError) and e.errno == errno.EHOSTUNREACH:
+            return "the host is unreachable"
+    for e in reversed(seen):
+        text = str(e).strip()
+        if text and text not in ("Connection error.", "Request timed out."):
+            return text
+    return type(exc).__name__
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
+    status = exc.status_code
+    server = _server_message(exc)
+    says = f" The server said: {_sentence(server)}" if server else ""
+    where = f"{req.base_url}"
+    if status == 401:
+        kind, msg = "auth", f"The server at {where} rejected the API key (HTTP 401)."
+    elif status == 403:
+        kind, msg = "permission", f"The API key is not allowed to use model '{req.model}' at {where} (HTTP 403)."
+    elif status == 404:
+        param = getattr(exc, "param", None)
+        if param == "voice":
+            what = f"voice '{req.voice}'"
+        elif param == "model":
+            what = f"model '{req.model}'"
+        else:
+            what = f"model '{req.model}' or voice '{req.voice}'"
+        kind, msg = "not_found", f"The server at {where} does not know {what} (HTTP 404)."
+    elif status in (400, 422):
+        kind, msg = "bad_request", f"The server at {where} refused the request as invalid (HTTP {status})."
+    elif status == 429:
+        kind, msg = "rate_limit", f"The server at {where} is rate limiting or out of quota (HTTP 429); " \
+                                  "try again later."
+    elif status >= 500:
+        kind, msg = "server", f"The server at {where} failed (HTTP {status})."
+    else:
+        kind, msg = "http", f"The server at {where} answered HTTP {status}."
+    return FetchError(kind, msg + says, status=status, server_message=server)
+
+
+_tls_lock = threading.Lock()
+_tls_context: ssl.SSLContext | None = None
+
+
+def shared_tls_context() -> ssl.SSLContext:
+    """httpx2's default TLS context (certificates verified against the system CAs), built on first use.
+
+    An SSLContext may be shared by any number of connections and threads. Call it from a worker thread at
+    start-up to take its cost off the first Speak.
+    """
+    global _tls_context
+    with _tls_lock:
+        if _tls_context is None:
+            _tls_context = httpx2.create_ssl_context()
+        return _tls_context
+
+
+def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
+    """An AsyncOpenAI for one request: no retries (a retry would hide the first failure and double the wait),
+    the request's timeout, the shared TLS context. `options` go to AsyncOpenAI as they are."""
+    try:
+        tls = shared_tls_context()
+    except (ssl.SSLError, OSError) as exc:
+        raise FetchError("tls", f"Could not load the certificates to check servers against ({exc}). If "
+                                "SSL_CERT_FILE or SSL_CERT_DIR is set, does it name a readable file or folder?") from exc
+    # The SDK refuses an empty key; local servers without a token do not look at it.
+    return openai.AsyncOpenAI(base_url=req.base_url, api_key=req.api_key or "none", max_retries=0,
+                              timeout=req.timeout_s, http_client=openai.DefaultAsyncHttpxClient(verify=tls),
+                              **options)
+
+
+def warm_tls_context() -> None:
+    """Build the shared TLS context now (from a worker thread at start-up). A failure is only logged here: the
+    next request reports it as a FetchError of kind 'tls'."""
+    try:
+        shared_tls_context()
+    except (ssl.SSLError, OSError) as exc:
+        log.warning("could not load the TLS certificates: %s", exc)
+
+
+async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[[bytes], Awaitable[None]]) -> int:
+    """Stream one speech response into `on_chunk`; return the number of body bytes delivered.
+
+    Raises FetchError on every network/HTTP failure (after delivering whatever arrived), lets exceptions
+    from on_chunk and asyncio.CancelledError through unchanged, and always closes the connection and client.
+    """
+    if req.chunk_bytes is not None and req.chunk_bytes <= 0:
+        raise ValueError("chunk_bytes must be positive or None")
+    client = openai_client(req)
+    kwargs: dict[str, Any] = {"model": req.model, "voice": req.voice, "input": req.text,
+                              "response_format": req.response_format}
+    if req.speed is not None:
+        kwargs["speed"] = req.speed
+    if req.instructions:
+        kwargs["instructions"] = req.instructions
+    total = 0
+    headers_seen = False
+    try:
+        marks.request_sent = time.monotonic()
+        async with client.audio.speech.with_streaming_response.create(**kwargs) as response:
+            marks.headers = time.monotonic()
+            headers_seen = True
+            async with contextlib.aclosing(response.iter_bytes(req.chunk_bytes)) as chunks:
+                async for chunk in chunks:
+                    if not chunk:
+                        continue
+                    if marks.first_byte is None:
+                        marks.first_byte = time.monotonic()
+                    total += len(chunk)
+                    await on_chunk(chunk)
+        return total
+    except openai.APIStatusError as exc:
+        raise _status_error(exc, req) from exc
+    except openai.APITimeoutError as exc:
+        raise FetchError("timeout", f"The server at {req.base_url} did not answer within {req.timeout_s:g} s "
+                                    f"(model '{req.model}', voice '{req.voice}').") from exc
+    except openai.APIConnectionError as exc:
+        tls = _tls_failure(exc)
+        if tls is not None:
+            raise FetchError("tls", _tls_message(tls, req)) from exc
+        raise FetchError("connection", f"Could not connect to the speech server at {req.base_url}: "
+                                       f"{_sentence(_cause_text(exc))} Is it running, and is the URL right?") from exc
+    except httpx2.TimeoutException as exc:
+        # Raised from the body stream: the SDK only wraps errors up to the headers.
+        raise FetchError("timeout", f"The audio stream from {req.base_url} stalled for more than "
+                                    f"{req.timeout_s:g} s after {total} bytes.", bytes_received=total) from exc
+    except (httpx2.RemoteProtocolError, httpx2.ReadError) as exc:
+        status = 200 if headers_seen else None
+        raise FetchError("cut", f"The audio stream from {req.base_url} ended early after {total} bytes: "
+                                f"the server closed the connection mid-response.", status=status,
+                         bytes_received=total) from exc
+    except httpx2.HTTPError as exc:
+        raise FetchError("protocol", f"The speech request to {req.base_url} failed: "
+                                     f"{_sentence(_cause_text(exc))}", bytes_received=total) from exc
+    except openai.OpenAIError as exc:
+        raise FetchError("protocol", f"The speech request to {req.base_url} failed: "
+                                     f"{_sentence(str(exc))}", bytes_received=total) from exc
+    finally:
+        # The response (and so its connection) was already closed when the `async with` exited; this
+        # releases the pool.
+        await client.close()

@@ -1,0 +1,406 @@
+"""SpeakSession: one Speak = fetch -> decode -> ring -> output, with a snapshot for the UI and the CLI.
+
+Threads:
+* The asyncio loop runs ``run()``: the fetch (network), the decoder, writes into the playback ring, the
+  prebuffer policy, and a monitor task that drains the "played" ring, records buffer-level history and
+  notices underruns. ``stop()`` must be called on the loop thread (the window does, from its slot).
+* The PortAudio callback thread only touches the AudioOutput (see output.py).
+* Device loss: the monitor polls ``AudioOutput.check_alive()``; when the device went away (or hung) it records
+  the failure and cancels ``run()``'s task, which ends the fetch (closing the connection) and reports a
+  'device' error, so a Speak never waits for a ``finished`` that will not come.
+* ``snapshot()`` may be called from any thread: everything it reads is either an atomic attribute or guarded
+  by ``_lock``, which the loop holds only to append a few values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from voicegui.decode.stream_decoder import DecodeError, StreamDecoder, create_decoder
+from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
+from voicegui.stream.metrics import SessionMetrics, TtfaMarks
+from voicegui.stream.output import AudioOutput, OutputConfig, OutputError, device_sample_rate
+from voicegui.stream.prebuffer import PrebufferPolicy
+from voicegui.stream.realtime import fetch_realtime, uses_realtime
+from voicegui.stream.ring import FloatRing
+
+log = logging.getLogger(__name__)
+
+OPENAI_SAMPLE_RATE = 24000
+_MONITOR_PERIOD_S = 0.01
+_BACKPRESSURE_POLL_S = 0.005
+_PLAYED_RING_S = 10.0
+_WAVEFORM_S = 3.0  # the window shows the last 2 s
+_HISTORY_POINTS = 20000
+
+
+@dataclass(frozen=True)
+class SpeakOptions:
+    request: SpeechRequest
+    prebuffer_ms: float | None = None  # None: auto
+    max_buffer_s: float = 10.0
+    output: OutputConfig = field(default_factory=OutputConfig)
+    keep_played: bool = False  # keep every played sample (for --out / saving)
+    # Keep the response body exactly as received (history cache, line-up reports): session.original_bytes.
+    keep_original: bool = False
+    # Used instead of fetch_speech, same signature (req, marks, on_chunk) -> int: a replay from the history
+    # cache (stream/replay_source.py) then runs the same decode/ring/output/plots path with no request.
+    source: Callable[[SpeechRequest, FetchMarks, Callable[[bytes], Awaitable[None]]], Awaitable[int]] | None = None
+    # Further pieces of one long text (each within the API's 4096 characters, see text.split_for_request),
+    # fetched one after another into the same ring and device so they play as one gapless utterance.
+    continuation: tuple[SpeechRequest, ...] = ()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent copy of a session's state for drawing; arrays are copies the reader owns."""
+
+    state: str  # 'starting' | 'buffering' | 'playing' | 'draining' | 'done' | 'stopped' | 'error'
+    started: float
+    sample_rate: int | None
+    buffered_ms: float
+    prebuffer_ms: float
+    max_buffer_ms: float
+    history_t: np.ndarray  # seconds since start
+    history_ms: np.ndarray  # ms buffered
+    play_started_s: float | None
+    underrun_t: np.ndarray  # seconds since start
+    waveform: np.ndarray  # most recent played samples, oldest first
+    frames_played: int
+    bytes_received: int
+    audio_received_s: float
+    underrun_episodes: int
+    metrics: SessionMetrics | None
+    transcript: str = ""  # what a Realtime model said it read (empty for /audio/speech)
+
+
+class SpeakSession:
+    def __init__(self, options: SpeakOptions) -> None:
+        self.options = options
+        self.started = time.monotonic()
+        self.fetch_marks = FetchMarks(request_sent=None, headers=None, first_byte=None)
+        self.state = "starting"
+        self._lock = threading.Lock()
+        self._history: deque[tuple[float, float]] = deque(maxlen=_HISTORY_POINTS)
+        self._waveform = np.zeros(0, dtype=np.float32)
+        self._played_chunks: list[np.ndarray] = []
+        # The response bodies as received, one per request (only with keep_original).
+        self._originals: list[bytearray] = [bytearray()]
+        self._decoder: StreamDecoder | None = None
+        self._output: AudioOutput | None = None
+        self._policy: PrebufferPolicy | None = None
+        self._ring: FloatRing | None = None
+        self._played: FloatRing | None = None
+        self.sample_rate: int | None = None
+        self.bytes_received = 0
+        self.frames_received = 0
+        self.first_decoded: float | None = None
+        self.last_byte: float | None = None
+        self._seen_underruns = 0
+        self._task: asyncio.Task | None = None
+        self._opening: asyncio.Task | None = None
+        self._stop_requested = False
+        self._device_failure: str | None = None  # set by the monitor when the device was lost
+        self.metrics: SessionMetrics | None = None
+        # Realtime API only: the model's transcript so far (one str assignment: safe to read from any thread).
+        self.transcript = ""
+
+    # --- public ---------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Silence now and cancel the request (loop thread)."""
+        self._stop_requested = True
+        if self._output is not None:
+            self._output.stop_now()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    @property
+    def played_audio(self) -> np.ndarray:
+        """Every sample handed to the device (only with keep_played)."""
+        if not self._played_chunks:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(self._played_chunks)
+
+    @property
+    def original_bytes(self) -> bytes:
+        """The response body exactly as received (only with keep_original)."""
+        return b"".join(self._originals)
+
+    @property
+    def original_pieces(self) -> list[bytes]:
+        """One response body per request (a long text's pieces are separate files, each with its header)."""
+        return [bytes(piece) for piece in self._originals]
+
+    async def run(self) -> SessionMetrics:
+        """Play one utterance to the end (or until stop()); never raises for provider/device/decode faults."""
+        self._task = asyncio.current_task()
+        error: str | None = None
+        error_kind: str | None = None
+        completed = False
+        monitor: asyncio.Task | None = None
+        try:
+            self._prepare()
+            # The device opens in a worker thread while the request goes out: opening takes tens of ms
+            # (measured 48-77 ms on the null sink) that would otherwise delay "request sent". Frames that
+            # arrive first simply wait in the ring.
+            self._opening = asyncio.create_task(asyncio.to_thread(self._output.open))
+            monitor = asyncio.create_task(self._monitor())
+            pieces = (self.options.request, *self.options.continuation)
+            for index, req in enumerate(pieces):
+                if index:
+                    # Each response is a whole file with its own header: drain this decoder, start a new one.
+                    # The ring and the device carry on, so there is no gap beyond the server's own.
+                    await self._push(self._decoder.flush())
+                    self._decoder = create_decoder(self._format, output_rate=self.sample_rate)
+                    self._originals.append(bytearray())
+                # Only the first piece's marks are the TTFA's; later pieces' go to a scratch FetchMarks.
+                marks = self.fetch_marks if index == 0 else FetchMarks()
+                try:
+                    await self._fetch(req, marks)
+                except FetchError as exc:
+                    if exc.kind != "cut" or self.frames_received == 0:
+                        raise
+                    # A cut stream still plays what arrived; the message says it was cut. Later pieces are
+                    # not fetched: the utterance would have a hole.
+                    error, error_kind = str(exc), exc.kind
+                    break
+            self.last_byte = time.monotonic()
+            await self._push(self._decoder.flush())
+            await self._opening
+            self._output.ended = True
+            self.state = "draining"
+            await self._wait_drained()
+            if error is not None:
+                error = f"{error} Played the {self.frames_received / self.sample_rate:.1f} s of audio that arrived."
+            completed = error is None
+            self.state = "done" if completed else "error"
+        except asyncio.CancelledError:
+            if self._device_failure is not None and not self._stop_requested:
+                # Our own monitor cancelled us: the device is gone. Not a cancellation of the caller's.
+                error, error_kind, self.state = self._device_failure, "device", "error"
+            else:
+                self.state = "stopped"
+                if not self._stop_requested:
+                    raise
+        except FetchError as exc:
+            error, error_kind, self.state = str(exc), exc.kind, "error"
+        except DecodeError as exc:
+            error, error_kind, self.state = str(exc), "decode", "error"
+        except OutputError as exc:
+            error, error_kind, self.state = str(exc), "device", "error"
+        finally:
+            if self._opening is not None and not self._opening.done():
+                # Never leave a half-opened stream behind: wait for the open, then close it below.
+                try:
+                    await asyncio.shield(self._opening)
+                except (OutputError, asyncio.CancelledError):
+                    pass
+            if monitor is not None:
+                monitor.cancel()
+                try:
+                    await monitor
+                except asyncio.CancelledError:
+                    pass
+            if self._output is not None:
+                if not completed:
+                    self._output.stop_now()
+                self._output.close()
+                self._drain_played()
+            self.metrics = self._build_metrics(completed, error, error_kind)
+            self._release_buffers()
+            if error:
+                log.info("speak ended with an error: %s", error)
+        return self.metrics
+
+    def _release_buffers(self) -> None:
+        """A finished session is kept for its plots and metrics (the window keeps its last 50), but not its
+        audio buffers (~2 MB) nor its decoder, whose FFmpeg context can hold worker threads (opus: 2)."""
+        self._ring = None
+        self._played = None
+        self._decoder = None
+        if self._output is not None:
+            # A stream that could not be closed (a hung sound server) may still call back: give it an empty
+            # ring rather than None, so it plays silence and stops.
+            self._output.ended = True
+            self._output.ring = FloatRing(1)
+            self._output.played = None
+
+    def snapshot(self) -> Snapshot:
+        out = self._output
+        rate = self.sample_rate or OPENAI_SAMPLE_RATE
+        with self._lock:
+            hist = np.array(self._history, dtype=np.float64).reshape(-1, 2)
+            waveform = self._waveform.copy()
+        underruns = 0 if out is None else min(out.underrun_episodes, len(out.underrun_times))
+        return Snapshot(
+            state=self.state,
+            started=self.started,
+            sample_rate=self.sample_rate,
+            buffered_ms=0.0 if self._ring is None else self._ring.available / rate * 1000,
+            prebuffer_ms=0.0 if self._policy is None else self._policy.threshold_s() * 1000,
+            max_buffer_ms=self.options.max_buffer_s * 1000,
+            history_t=hist[:, 0] - self.started,
+            history_ms=hist[:, 1],
+            play_started_s=None if out is None or out.play_started_at is None else out.play_started_at - self.started,
+            underrun_t=np.zeros(0) if out is None else out.underrun_times[:underruns] - self.started,
+            waveform=waveform,
+            frames_played=0 if out is None else out.frames_played,
+            bytes_received=self.bytes_received,
+            audio_received_s=self.frames_received / rate,
+            underrun_episodes=0 if out is None else out.underrun_episodes,
+            metrics=self.metrics,
+            transcript=self.transcript,
+        )
+
+    # --- loop internals -------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        opts = self.options
+        rate = device_sample_rate(opts.output, OPENAI_SAMPLE_RATE)
+        self.sample_rate = rate
+        # The Realtime API always sends raw pcm16 24 kHz, whatever format the settings name.
+        self._format = "pcm" if uses_realtime(opts.request) else opts.request.response_format
+        self._decoder = create_decoder(self._format, output_rate=rate)
+        self._ring = FloatRing(max(1, int(opts.max_buffer_s * rate)))
+        self._played = FloatRing(int(_PLAYED_RING_S * rate))
+        self._policy = PrebufferPolicy(
+            sample_rate=rate,
+            fixed_ms=opts.prebuffer_ms,
+            expected_audio_s=PrebufferPolicy.expected_duration(
+                " ".join(r.text for r in (opts.request, *opts.continuation)), opts.request.speed),
+        )
+        self._output = AudioOutput(self._ring, rate, opts.output, played=self._played)
+        self._output.gate_frames = self._policy.threshold_frames()
+        self.state = "buffering"
+
+    async def _on_chunk(self, data: bytes) -> None:
+        if self._opening is not None and self._opening.done():
+            self._opening.result()  # re-raises OutputError: no point fetching audio nobody can hear
+        if self.bytes_received == 0 and self.fetch_marks.headers is not None:
+            self._policy.on_headers(self.fetch_marks.headers)
+        self.bytes_received += len(data)
+        if self.options.keep_original:
+            self._originals[-1] += data
+        frames = self._decoder.feed(data)
+        if len(frames):
+            if self.first_decoded is None:
+                self.first_decoded = time.monotonic()
+            await self._push(frames)
+
+    async def _fetch(self, req: SpeechRequest, marks: FetchMarks) -> None:
+        if self.options.source is not None:
+            await self.options.source(req, marks, self._on_chunk)
+        elif uses_realtime(req):
+            await fetch_realtime(req, marks, self._on_chunk, self._on_transcript)
+        else:
+            await fetch_speech(req, marks, self._on_chunk)
+
+    def _on_transcript(self, text: str) -> None:
+        self.transcript = text
+
+    async def _push(self, frames: np.ndarray) -> None:
+        """Write every frame into the ring; while it is full, wait (backpressure: the network is not read)."""
+        if not len(frames):
+            return
+        self._policy.on_arrival(time.monotonic(), len(frames) / self.sample_rate)
+        self.frames_received += len(frames)
+        while True:
+            n = self._ring.write(frames)
+            frames = frames[n:]
+            self._output.gate_frames = min(self._policy.threshold_frames(), self._ring.capacity)
+            self._record_level()
+            if not len(frames):
+                return
+            await asyncio.sleep(_BACKPRESSURE_POLL_S)
+
+    async def _wait_drained(self) -> None:
+        while not self._output.finished.is_set() and not self._output.lost:
+            await asyncio.sleep(_MONITOR_PERIOD_S)
+        if self._output.lost and not self._stop_requested:
+            raise OutputError(self._output.failure())
+
+    async def _monitor(self) -> None:
+        while True:
+            out = self._output
+            if out.underrun_episodes > self._seen_underruns:
+                for _ in range(out.underrun_episodes - self._seen_underruns):
+                    self._policy.on_underrun()
+                self._seen_underruns = out.underrun_episodes
+                out.gate_frames = min(self._policy.threshold_frames(), self._ring.capacity)
+            if out.playing and self.state == "buffering":
+                self.state = "playing"
+            if self._device_failure is None and not self._stop_requested and not out.check_alive():
+                # The fetch may be blocked on the network or on a full ring (backpressure), and a hung device
+                # never sets `finished`: only a cancel gets run() out in every case.
+                self._device_failure = out.failure()
+                log.info("%s", self._device_failure)
+                if self._task is not None and not self._task.done():
+                    self._task.cancel()
+            self._drain_played()
+            self._record_level()
+            await asyncio.sleep(_MONITOR_PERIOD_S)
+
+    def _record_level(self) -> None:
+        with self._lock:
+            self._history.append((time.monotonic(), self._ring.available / self.sample_rate * 1000))
+
+    def _drain_played(self) -> None:
+        played = self._played
+        if played is None or played.available == 0:
+            return
+        chunk = np.empty(played.available, dtype=np.float32)
+        played.read_into(chunk)
+        if self.options.keep_played:
+            self._played_chunks.append(chunk)
+        keep = int(_WAVEFORM_S * self.sample_rate)
+        with self._lock:
+            self._waveform = np.concatenate((self._waveform, chunk))[-keep:]
+
+    def _build_metrics(self, completed: bool, error: str | None, error_kind: str | None) -> SessionMetrics:
+        out, dec, fm = self._output, self._decoder, self.fetch_marks
+        rate = self.sample_rate or OPENAI_SAMPLE_RATE
+        audio_s = self.frames_received / rate
+        rtf = None
+        if fm.first_byte is not None and self.last_byte is not None and self.last_byte > fm.first_byte:
+            rtf = round(audio_s / (self.last_byte - fm.first_byte), 3)
+        episodes = 0 if out is None else out.underrun_episodes
+        times = () if out is None else tuple(
+            round((t - self.started) * 1000, 1) for t in out.underrun_times[: min(episodes, len(out.underrun_times))]
+        )
+        marks = TtfaMarks(
+            started=self.started,
+            request_sent=fm.request_sent,
+            headers=fm.headers,
+            first_byte=fm.first_byte,
+            first_decoded=self.first_decoded,
+            play_started=None if out is None else out.play_started_at,
+            first_sound=None if out is None else out.first_sound_at,
+            device_latency_s=None if out is None else out.output_latency_s,
+        )
+        return SessionMetrics(
+            marks=marks,
+            requested_format="pcm" if uses_realtime(self.options.request) else self.options.request.response_format,
+            detected_format=None if dec is None else dec.detected_format,
+            format_warning=None if dec is None else dec.format_mismatch,
+            sample_rate=self.sample_rate,
+            bytes_received=self.bytes_received,
+            audio_received_s=round(audio_s, 4),
+            audio_played_s=0.0 if out is None else round(out.frames_played / rate, 4),
+            stream_rtf=rtf,
+            underrun_episodes=episodes,
+            underrun_ms=0.0 if out is None else round(out.underrun_frames / rate * 1000, 1),
+            underrun_times_ms=times,
+            prebuffer_ms=None if self._policy is None else round(self._policy.threshold_s() * 1000, 1),
+            completed=completed,
+            stopped=self._stop_requested,
+            truncated=bool(dec is not None and dec.truncated),
+            error=error,
+            error_kind=error_kind,
+        )
