@@ -76,3 +76,45 @@ async def test_stop_now_silences_at_once():
     await asyncio.sleep(0.3)
     assert out.frames_played == after_stop  # the callback no longer runs once stop_now() has returned
     out.close()
+
+
+async def test_stop_while_the_stream_is_starting_never_plays_and_never_races_start(monkeypatch):
+    # open() runs in a worker thread; a Stop can come while PortAudio's start() is still running. Calling
+    # abort() then, from another thread, once aborted the whole process; skipping it left a started stream.
+    import threading
+
+    import sounddevice as sd
+
+    real_start, real_abort = sd.OutputStream.start, sd.OutputStream.abort
+    in_start, release = threading.Event(), threading.Event()
+    aborts_during_start: list[str] = []
+
+    def slow_start(self):
+        in_start.set()
+        assert release.wait(10)
+        real_start(self)
+        in_start.clear()
+
+    def watched_abort(self, *args, **kwargs):
+        if in_start.is_set():
+            aborts_during_start.append(threading.current_thread().name)
+        return real_abort(self, *args, **kwargs)
+
+    monkeypatch.setattr(sd.OutputStream, "start", slow_start)
+    monkeypatch.setattr(sd.OutputStream, "abort", watched_abort)
+    ring = FloatRing(RATE)
+    ring.write(tone(0.5))
+    out = AudioOutput(ring, RATE, OutputConfig())
+    opening = asyncio.ensure_future(asyncio.to_thread(out.open))
+    try:
+        await asyncio.wait_for(asyncio.to_thread(in_start.wait, 10), 15)
+        out.stop_now()  # must return at once, without touching the stream that is being started
+        assert out.finished.is_set() and not aborts_during_start
+        release.set()
+        await asyncio.wait_for(opening, 15)
+        assert not out.active, "the stream kept playing after Stop"
+        await asyncio.sleep(0.2)
+        assert out.frames_played == 0
+    finally:
+        release.set()
+        out.close()

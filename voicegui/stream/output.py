@@ -155,6 +155,10 @@ class AudioOutput:
         self.output_latency_s: float | None = None
         self._stream: sd.OutputStream | None = None
         self._stopped = False
+        # Held while open() starts the stream in its worker thread: PortAudio must never see abort() on a
+        # stream while start() on it is still running in another thread (it aborts the process: seen once
+        # as "Fatal Python error: Aborted" when a Stop came while the device was opening).
+        self._starting = threading.Lock()
 
     # --- loop side -------------------------------------------------------------------------------------
     def open(self) -> None:
@@ -173,9 +177,13 @@ class AudioOutput:
         except (sd.PortAudioError, ValueError) as exc:
             raise OutputError(_device_message(self.config.device, exc)) from exc
         self.output_latency_s = float(self._stream.latency)
-        if self._stopped:
-            return  # Stop arrived while the device was opening (open runs in a worker thread)
-        self._stream.start()
+        with self._starting:
+            if self._stopped:
+                return  # Stop arrived while the device was opening (open runs in a worker thread)
+            self._stream.start()
+            if self._stopped:
+                # Stop arrived during start(): stop_now() left the abort to us rather than race start().
+                self._stream.abort()
         log.debug("output stream open: %d Hz, latency %.1f ms", self.sample_rate, self.output_latency_s * 1000)
 
     def _on_finished(self) -> None:
@@ -219,11 +227,14 @@ class AudioOutput:
         if self._stream is not None:
             if self.lost:
                 self._abort_lost()
-            else:
+            elif self._starting.acquire(blocking=False):
                 try:
                     self._stream.abort()
                 except sd.PortAudioError as exc:
                     log.warning("aborting the output stream failed: %s", exc)
+                finally:
+                    self._starting.release()
+            # else: open() is inside start() in its worker thread; it sees _stopped and aborts right after.
         self.finished.set()
 
     def _abort_lost(self) -> None:
@@ -262,6 +273,10 @@ class AudioOutput:
         out = outdata[:, 0]
         ring = self.ring
         self.callbacks += 1
+        if self._stopped:
+            # Stopped before the stream was aborted (Stop while it was starting): not one more sample.
+            out.fill(0)
+            raise sd.CallbackAbort
         if not self.playing:
             buffered = ring.available
             if buffered > 0 and (buffered >= self.gate_frames or self.ended):
