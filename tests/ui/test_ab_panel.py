@@ -63,7 +63,7 @@ async def test_toggle_switches_voice_and_replays_from_cache(qtbot, window, serve
         "after the first fetch of each side, switching must not ask the server again"
     # the replayed bytes are the ones first received
     assert plays[2].session.original_bytes == plays[0].session.original_bytes
-    assert window._session() is plays[3].session  # the plots follow the A/B panel
+    assert window.session is plays[3].session  # the plots follow the A/B panel
 
     click(qtbot, panel.stop_button)
     await until(lambda: not panel.is_playing(), 5, "A/B to stop")
@@ -76,7 +76,7 @@ async def test_toggle_switches_voice_and_replays_from_cache(qtbot, window, serve
     await playing(panel, 5, 0.1)
     click(qtbot, window.speak_button)
     await until(lambda: window.is_speaking() and not panel.is_playing(), 5, "the Speak to take over")
-    assert panel.plays[4].metrics.stopped and window._session() is window.session
+    assert panel.plays[4].metrics.stopped and window.session is window.session
     await asyncio.wait_for(window.playback.done.wait(), 10)
 
 

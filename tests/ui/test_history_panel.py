@@ -66,7 +66,7 @@ async def test_speak_lands_in_history_and_double_click_replays_from_cache(qtbot,
     assert m.audio_played_s == pytest.approx(CLIP_SECONDS, abs=0.05)
     assert len(server.records) == requests, "a replay must not ask the server"
     assert replay.session.original_bytes == window.history.original(first)
-    assert replay.parts[0].source is not None and replay.parts[0].request.voice == entry.voice
+    assert replay.options.source is not None and replay.request.voice == entry.voice
     assert window.plots.waveform.updates > 3 and window.plots.waveform.peak > 0.1  # the same plots
     assert window.ttfa.ttfa_text() == f"{m.ttfa_ms:.0f} ms"
     assert "Replaying" in window.status_line.text() or "Done" in window.status_line.text()

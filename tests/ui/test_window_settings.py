@@ -209,13 +209,12 @@ async def test_text_over_4096_chars_plays_as_one_gapless_session(qtbot, window, 
     assert "pieces" in window.char_count.text()
     before = len(server.records)
     playback = await speak_and_wait(qtbot, window, 20)
-    assert len(playback.sessions) == 1  # one session, one device stream...
-    options = playback.sessions[0].options
+    options = playback.session.options  # one session, one device stream...
     requests = (options.request, *options.continuation)
     assert len(requests) == 2 and len(server.records) - before == 2  # ...fed by two requests
     assert all(len(r.text) <= 4096 for r in requests)
     assert "".join(r.text for r in requests).replace(" ", "") == text.replace(" ", "")
-    metrics = playback.sessions[0].metrics
+    metrics = playback.session.metrics
     assert metrics.completed
     assert metrics.audio_played_s == pytest.approx(2 * CLIP_SECONDS, abs=0.1)
     assert metrics.underrun_episodes == 0

@@ -22,9 +22,14 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voicegui.cli.argtypes import positive_float, positive_int
 from voicegui.server.benchclip import speech_like, write_clip
+
+if TYPE_CHECKING:  # imported where used: `voicegui bench --help` must not load the streaming stack
+    from voicegui.stream.metrics import SessionMetrics
+    from voicegui.stream.session import SpeakOptions
 
 log = logging.getLogger(__name__)
 
@@ -105,19 +110,29 @@ def _cpu_ticks(exclude_tid: int | None) -> int:
     return total
 
 
+async def _play(options: SpeakOptions) -> SessionMetrics:
+    """One run through a Player, as the window and `voicegui speak` play: its metrics."""
+    from voicegui.stream.player import Player
+
+    playback = await Player().play(options, kind="bench", record=False)
+    if playback is None or playback.metrics is None:
+        raise RuntimeError(playback.failure if playback is not None else "the run did not start")
+    return playback.metrics
+
+
 async def _run_once(server, fmt: str, scenario: Scenario, text: str, clip_frames: int, seed: int,
                     write_bytes: int) -> dict:
-    from voicegui.stream.fetch import SpeechRequest
-    from voicegui.stream.session import SpeakOptions, SpeakSession
     from voicegui.server.shaping import Shaping
+    from voicegui.stream.fetch import SpeechRequest
+    from voicegui.stream.session import SpeakOptions
 
     server.shaping = Shaping(throughput_x=scenario.throughput_x, jitter_s=scenario.jitter_s,
                              write_bytes=write_bytes, seed=seed)
     request = SpeechRequest(base_url=server.base_url, api_key=server.token or "bench", model="tts-1",
                             voice="alloy", text=text, response_format=fmt)
-    session = SpeakSession(SpeakOptions(request=request, prebuffer_ms=scenario.prebuffer_ms))
+    options = SpeakOptions(request=request, prebuffer_ms=scenario.prebuffer_ms)
     ticks0, wall0 = _cpu_ticks(server.native_id), time.monotonic()
-    metrics = await session.run()
+    metrics = await _play(options)
     ticks1, wall1 = _cpu_ticks(server.native_id), time.monotonic()
     record = server.records[-1]
     first_sound = metrics.marks.first_sound
@@ -213,7 +228,7 @@ async def _bench_builtin(args: argparse.Namespace) -> list[dict]:
     """Speak (session start) -> first sound for one sentence, per built-in voice; and each engine's speed."""
     from voicegui.server.embedded import BuiltinServer
     from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
-    from voicegui.stream.session import SpeakOptions, SpeakSession
+    from voicegui.stream.session import SpeakOptions
 
     async def discard(_data: bytes) -> None:
         return None
@@ -227,7 +242,7 @@ async def _bench_builtin(args: argparse.Namespace) -> list[dict]:
             for run in range(args.runs + 1):
                 request = SpeechRequest(base_url=server.base_url, api_key=server.token, model=server.default_model,
                                         voice=voice, text=BUILTIN_SENTENCE, response_format="pcm")
-                metrics = await SpeakSession(SpeakOptions(request=request)).run()
+                metrics = await _play(SpeakOptions(request=request))
                 if run == 0:
                     continue  # warm-up: the first request pays for lazy initialisation
                 rows.append({"engine": engine, "voice": voice, "kind": "ttfa", "ttfa_ms": metrics.ttfa_ms,

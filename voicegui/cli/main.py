@@ -138,7 +138,8 @@ def run_speak(args: argparse.Namespace) -> int:
     """
     from voicegui.stream.fetch import SpeechRequest
     from voicegui.stream.output import OutputConfig
-    from voicegui.stream.session import SpeakOptions, SpeakSession
+    from voicegui.stream.player import Player
+    from voicegui.stream.session import SpeakOptions
     from voicegui.text import split_for_request
 
     if not args.text.strip():
@@ -192,15 +193,19 @@ def run_speak(args: argparse.Namespace) -> int:
                                 volume=args.volume),
             keep_played=args.out is not None,
         )
-        session = SpeakSession(options)
         try:
-            metrics = asyncio.run(session.run())
+            playback = asyncio.run(Player().play(options, kind="cli", record=False))
         except KeyboardInterrupt:
             print("voicegui: stopped", file=sys.stderr)
             return EXIT_FAILED
     finally:
         if builtin is not None:
             builtin.stop()
+    assert playback is not None  # a fresh player always starts what it is given
+    if playback.metrics is None:
+        print(f"voicegui: {playback.failure}", file=sys.stderr)
+        return EXIT_FAILED
+    metrics, session = playback.metrics, playback.session
     if args.out is not None:
         write_wav(args.out, session.played_audio, session.sample_rate or 24000)
     if args.json:

@@ -25,6 +25,7 @@ store at once may lose an index update (last writer wins); they never corrupt it
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -35,13 +36,17 @@ import threading
 import time
 import urllib.parse
 import wave
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voicegui.files import PRIVATE, atomic_write
+
+if TYPE_CHECKING:
+    from voicegui.stream.player import HistoryHook, Playback
 
 log = logging.getLogger(__name__)
 
@@ -351,3 +356,30 @@ class HistoryStore:
 
 def _when(entry: HistoryEntry) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.time))
+
+
+def history_hook(store: HistoryStore, on_recorded: Callable[[Playback], Any] | None = None) -> HistoryHook:
+    """The Player's history hook for `store`: each piece of a finished Playback (a long text's pieces are
+    separate files, each with its own header, so a replay decodes each as the file it is) becomes one entry,
+    with the Playback's `extra` (and the piece's index when there are several). The file writes run in a
+    worker thread; the ids land in `playback.history_ids` (None where the disk refused), then
+    `on_recorded(playback)` runs on the loop thread."""
+
+    async def record(playback: Playback) -> None:
+        options = playback.options
+        requests = (options.request, *options.continuation)
+        for piece, (request, original) in enumerate(zip(requests, playback.session.original_pieces)):
+            entry = HistoryEntry.from_speak(request, playback.metrics, provider=playback.provider,
+                                            prebuffer_ms=options.prebuffer_ms, max_buffer_s=options.max_buffer_s)
+            entry.extra.update(playback.extra)
+            if len(requests) > 1:
+                entry.extra["piece"] = piece
+            try:
+                playback.history_ids.append(await asyncio.to_thread(store.add, entry, original))
+            except OSError as exc:
+                log.warning("history: could not record a Speak: %s", exc)
+                playback.history_ids.append(None)
+        if on_recorded is not None:
+            on_recorded(playback)
+
+    return record

@@ -1,12 +1,13 @@
 """Line-up: the same text spoken by several voices, one after another, measured alike, for comparisons and demos.
 
-A `Lineup` runs one SpeakSession per `LineupEntry` (voice, optionally its own format and provider `Target`)
-in the order given, keeping for each what was played (float32 samples) and the response body exactly as the
+A `Lineup` plays one Playback per `LineupEntry` (voice, optionally its own format and provider `Target`) through
+a `Player` (the window's own, so nothing else plays meanwhile; or one of its own) in the order given, keeping for each what was played (float32 samples) and the response body exactly as the
 server sent it, and collects a `LineupResult` (TTFA, duration, underruns, bytes, error, original bytes, played
 audio). `on_start(index)` is called before a voice starts and `on_done(index, result)` after it ended (the
 window highlights who speaks); `current` is the running SpeakSession, whose snapshot() the window's plots read.
 A voice that fails (unknown voice, server down, ...) gets its error in its result and the line-up goes on.
-With a HistoryStore, every voice is also recorded there like any Speak. A text over the API's 4096 characters is
+Every voice is recorded like any Speak by the player's history hook (a Lineup given a HistoryStore builds a
+Player with that hook); something else starting on the same player ends the line-up. A text over the API's 4096 characters is
 cut at sentence ends (text.split_for_request, as a Speak cuts it) and each voice speaks the pieces as one gapless
 session (SpeakOptions.continuation); the history gets one row per piece.
 
@@ -22,8 +23,6 @@ Preset load/save is blocking local file I/O for any thread. Qt-free.
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -35,9 +34,10 @@ import numpy as np
 
 from voicegui.decode.stream_decoder import FORMATS
 from voicegui.stream.fetch import SpeechRequest
-from voicegui.features.history import HistoryEntry, HistoryStore, safe_base_url
+from voicegui.features.history import HistoryStore, history_hook, safe_base_url
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.output import OutputConfig
+from voicegui.stream.player import Player
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.text import split_for_request
 from voicegui.files import PRIVATE, atomic_write
@@ -196,26 +196,6 @@ class LineupResult:
         return None if self.metrics is None else self.metrics.detected_format
 
 
-def _options_support_original() -> bool:
-    return any(f.name == "keep_original" for f in dataclasses.fields(SpeakOptions))
-
-
-class _CapturingSession(SpeakSession):
-    """Keeps the response body as received. Stop-gap until SpeakOptions.keep_original exists (then unused)."""
-
-    def __init__(self, options: SpeakOptions) -> None:
-        super().__init__(options)
-        self._original_parts: list[bytes] = []
-
-    async def _on_chunk(self, data: bytes) -> None:
-        self._original_parts.append(bytes(data))
-        await super()._on_chunk(data)
-
-    @property
-    def original_bytes(self) -> bytes:
-        return b"".join(self._original_parts)
-
-
 class Lineup:
     """Speak `text` with each entry in turn. Construct on any thread; `run()`/`stop()` on the loop thread."""
 
@@ -225,11 +205,13 @@ class Lineup:
                  max_buffer_s: float = 10.0, output: OutputConfig | None = None,
                  on_start: Callable[[int], Any] | None = None,
                  on_done: Callable[[int, LineupResult], Any] | None = None,
-                 history: HistoryStore | None = None) -> None:
+                 history: HistoryStore | None = None, player: Player | None = None) -> None:
         if not text.strip():
             raise ValueError("nothing to say: the text is empty")
         if not entries:
             raise ValueError("a line-up needs at least one voice")
+        if history is not None and player is not None:
+            raise ValueError("give the line-up a history or a player (with its own history hook), not both")
         for e in entries:
             fmt = e.format or response_format
             if fmt not in FORMATS:
@@ -244,11 +226,13 @@ class Lineup:
         self.prebuffer_ms, self.max_buffer_s = prebuffer_ms, max_buffer_s
         self.output = output or OutputConfig()
         self.on_start, self.on_done = on_start, on_done
-        self.history = history
+        # The window hands in its own Player, so the line-up and everything else never play at once.
+        self.player = player or Player(history_hook=None if history is None else history_hook(history))
         self.results: list[LineupResult] = []
         self.current: SpeakSession | None = None  # the session speaking now (the window plots its snapshot)
         self.current_index: int | None = None
         self._stopped = False
+        self._generation: int | None = None  # the player's generation after our last start
 
     def stop(self) -> None:
         """Silence the current voice now and skip the rest (loop thread)."""
@@ -261,15 +245,21 @@ class Lineup:
         return self._stopped
 
     async def run(self) -> list[LineupResult]:
-        """Speak every entry in order (until stop()); returns one result per voice that was started."""
+        """Speak every entry in order (until stop(), or until something else played on the same Player);
+        returns one result per voice that was started."""
         self.results = []
         for index, entry in enumerate(self.entries):
+            if self._generation is not None and self.player.generation != self._generation:
+                self._stopped = True  # between two voices, something else was started or stopped
             if self._stopped:
                 break
             self.current_index = index
             if self.on_start is not None:
                 self.on_start(index)
             result = await self._speak(index, entry)
+            if result is None:
+                self._stopped = True  # stopped before this voice's session began
+                break
             self.results.append(result)
             if self.on_done is not None:
                 self.on_done(index, result)
@@ -287,41 +277,38 @@ class Lineup:
             instructions=self.instructions, chunk_bytes=self.chunk_bytes, timeout_s=self.timeout_s,
         ) for piece in pieces], target
 
-    async def _speak(self, index: int, entry: LineupEntry) -> LineupResult:
+    async def _speak(self, index: int, entry: LineupEntry) -> LineupResult | None:
+        """One voice through the player; None when it was stopped or overtaken before it ended."""
         requests, target = self._requests(entry)
         request = requests[0]
-        kwargs: dict[str, Any] = {}
-        native = _options_support_original()
-        if native:
-            kwargs["keep_original"] = True
         # The pieces of a long text are fetched one after another into one session (one ring, one device
         # stream): the voice plays them as one gapless utterance and gets one TTFA, like a Speak.
         options = SpeakOptions(request=request, continuation=tuple(requests[1:]), prebuffer_ms=self.prebuffer_ms,
-                               max_buffer_s=self.max_buffer_s, output=self.output, keep_played=True, **kwargs)
-        session: SpeakSession = SpeakSession(options) if native else _CapturingSession(options)
-        self.current = session
-        metrics = await session.run()
-        # One body per request (each a whole file); the stop-gap capturing session only knows the joined bytes.
-        bodies: list[bytes] = (session.original_pieces if native
-                               else [session.original_bytes])
+                               max_buffer_s=self.max_buffer_s, output=self.output, keep_played=True,
+                               keep_original=True)
+        playback = await self.player.start(options, kind="lineup", title=entry.label or entry.voice,
+                                           provider=target.provider, extra={"lineup_index": index})
+        if playback is None:
+            return None
+        self._generation = self.player.generation
+        self.current = playback.session
+        await playback.done.wait()
+        if playback.superseded:
+            self._stopped = True  # something else plays now (or the player was stopped): the rest is skipped
+        metrics = playback.metrics
+        if metrics is None:
+            return None
+        session = playback.session
         result = LineupResult(
             index=index, label=entry.label or entry.voice, voice=entry.voice, format=request.response_format,
             model=request.model, provider=target.provider, base_url=safe_base_url(request.base_url),
-            metrics=metrics, error=metrics.error, original=_joined(bodies, request.response_format),
+            metrics=metrics, error=metrics.error, original=_joined(session.original_pieces, request.response_format),
             played=session.played_audio, sample_rate=session.sample_rate or 24000,
         )
-        if self.history is not None:
-            # One history row per piece (each body is a whole file with its own header), as a Speak records.
-            for piece, (req, body) in enumerate(zip(requests, bodies)):
-                hist = HistoryEntry.from_speak(req, metrics, provider=target.provider,
-                                               prebuffer_ms=self.prebuffer_ms, max_buffer_s=self.max_buffer_s)
-                hist.extra["lineup_index"] = index
-                if len(requests) > 1:
-                    hist.extra["lineup_piece"] = piece
-                # File I/O off the loop: a multi-MB body must not stall the next voice's start or the GUI.
-                history_id = await asyncio.to_thread(self.history.add, hist, body)
-                if piece == 0:
-                    result.history_id = history_id
+        # The history rows (one per piece) are written before the next voice starts, so the result names them.
+        await playback.recorded.wait()
+        if playback.history_ids:
+            result.history_id = playback.history_ids[0]
         log.info("line-up %d/%d %s: %s", index + 1, len(self.entries), result.label,
                  "ok" if result.ok else result.error)
         return result

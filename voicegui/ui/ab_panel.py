@@ -1,20 +1,19 @@
 """A/B panel: two voices (or two formats) side by side on the same text; one key switches between them.
 
 Side A and side B each name a voice and a format. Play A / Play B, the toggle button, Space or Ctrl+B (while
-the panel has focus) stop whatever plays and start the other side from the beginning. The first play of a
-side fetches it live (keep_original) and is recorded in the history like any Speak; once its whole body has
-arrived, the bytes are kept in memory for this text/voice/format/model, and every later play of that side is
-a replay of them through the same SpeakSession path (`SpeakOptions(source=replay_source(...))`): no request,
-so switching is instant and both sides are heard exactly as first received.
+the panel has focus) stop whatever plays and start the other side from the beginning. Every play goes through
+the window's Player with `use_cache=True`: the first play of a side fetches it live and is recorded in the
+history like any Speak; once its whole body has arrived the player keeps it in its body cache, and every later
+play of that side replays it through the same session path: no request, so switching is instant and both
+sides are heard exactly as first received.
 
-Threads: GUI thread only (= the qasync loop thread). Each play is an async slot that awaits the previous
-session's end (its device closed) before starting the next; a generation number makes the newest key press
-win when presses come faster than sessions stop. The in-memory cache is touched on that one thread.
+Threads: GUI thread only (= the qasync loop thread). Each play is an async slot; the Player stops what plays
+(waiting until its device is closed) and lets the newest key press win when presses come faster than
+sessions stop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 
@@ -35,9 +34,8 @@ from qasync import asyncSlot
 
 from voicegui.decode.stream_decoder import FORMATS
 from voicegui.stream.metrics import SessionMetrics
-from voicegui.stream.replay_source import replay_source
-from voicegui.stream.session import SpeakSession
-from voicegui.ui.history_panel import record_session
+from voicegui.stream.player import Playback
+from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.ui.lineup_panel import DEFAULT_FORMAT, PlayerHost
 from voicegui.ui.provider_panel import combo_voice_id
 
@@ -50,8 +48,6 @@ _BOX_STYLE = ("QGroupBox {{ border: 2px solid {color}; border-radius: 4px; margi
               "QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 3px; }}")
 _ACTIVE_STYLE = _BOX_STYLE.format(color="#e0a800", weight="bold")
 _IDLE_STYLE = _BOX_STYLE.format(color="#d0d0d0", weight="normal")
-CACHE_ENTRIES = 8  # bodies kept for instant switching (oldest dropped first); a few MB at most
-CacheKey = tuple[str, str, str, str, str, float | None, str | None]
 
 
 @dataclasses.dataclass
@@ -59,11 +55,27 @@ class Play:
     """One play of a side (for the status line and tests)."""
 
     side: str
-    voice: str
-    format: str
-    replayed: bool
-    session: SpeakSession
-    metrics: SessionMetrics | None = None
+    playback: Playback
+
+    @property
+    def voice(self) -> str:
+        return self.playback.request.voice
+
+    @property
+    def format(self) -> str:
+        return self.playback.request.response_format
+
+    @property
+    def replayed(self) -> bool:
+        return self.playback.replayed
+
+    @property
+    def session(self) -> SpeakSession:
+        return self.playback.session
+
+    @property
+    def metrics(self) -> SessionMetrics | None:
+        return self.playback.metrics
 
 
 class _Side(QGroupBox):
@@ -116,7 +128,6 @@ class ABPanel(QWidget):
     """See the module docstring. ``switched(side)`` fires when a side starts playing."""
 
     switched = Signal(str)
-    running_changed = Signal(bool)  # a side started (True) or ended (False): the window's Stop follows it
 
     def __init__(self, host: PlayerHost, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -125,11 +136,6 @@ class ABPanel(QWidget):
         self.current: Play | None = None
         self.plays: list[Play] = []  # every play since the window opened, oldest first
         self.last_side: str | None = None
-        self._cache: dict[CacheKey, bytes] = {}  # insertion-ordered: the first key is the oldest
-        self._background: set[asyncio.Future] = set()  # history writes in flight (kept referenced)
-        self._generation = 0
-        self._done = asyncio.Event()
-        self._done.set()
 
         self.toggle_button = QPushButton("Switch A ⇄ B")
         self.toggle_button.setToolTip("Stop this side and play the other from the start (Space or Ctrl+B)")
@@ -194,7 +200,7 @@ class ABPanel(QWidget):
 
     # --- playing --------------------------------------------------------------------------------------
     def is_playing(self) -> bool:
-        return not self._done.is_set()
+        return self.current is not None and not self.current.playback.done.is_set()
 
     def current_session(self) -> SpeakSession | None:
         return None if self.current is None else self.current.session
@@ -212,85 +218,49 @@ class ABPanel(QWidget):
         await self._play(side)
 
     async def _play(self, side: str) -> None:
-        self._generation += 1
-        generation = self._generation
         self.last_side = side  # the next toggle goes to the other side even if this one is still starting
-        await self.stop_and_wait()
-        await self.host.stop_others(self)
-        if generation != self._generation or self.host.is_closing():
-            return  # a newer press (or the window closing) came while the old side was stopping
         s = self.sides[side]
         text = self.host.current_text()
         if not text.strip():
             self.host.show_error("Type the text to compare in the text box on the left.")
             return
+
+        def build() -> SpeakOptions:  # after the player stopped what played: the knobs as they are then
+            return self.host.speak_options(voice=s.voice_id() or None, fmt=s.format_choice(), text=text)
+
         try:
-            options = self.host.speak_options(voice=s.voice_id() or None, fmt=s.format_choice(), text=text)
+            playback = await self.host.player.start(build, kind="ab", title=f"{side} ({s.voice_id()})",
+                                                    provider=self.host.provider_label(), extra={"ab_side": side},
+                                                    use_cache=True)
         except ValueError as exc:
             self.host.show_error(str(exc))
             return
-        req = options.request
-        key: CacheKey = (req.base_url, req.model, req.voice, req.response_format, req.text, req.speed,
-                         req.instructions)
-        cached = self._cache.get(key)
-        if cached is not None:
-            options = dataclasses.replace(options, source=replay_source(cached))
-        else:
-            options = dataclasses.replace(options, keep_original=True)
-        session = SpeakSession(options)
-        play = Play(side=side, voice=req.voice, format=req.response_format, replayed=cached is not None,
-                    session=session)
+        if playback is None:
+            return  # a newer press (or the window closing) came while the old side was stopping
+        play = Play(side=side, playback=playback)
         self.current = play
         self.plays.append(play)
         self._show_playing(play)
-        self.host.show_session(self)
         self.switched.emit(side)
-        self._done.clear()
-        self.running_changed.emit(True)
-        try:
-            play.metrics = await session.run()
-        except Exception as exc:  # run() reports provider/device faults in its metrics; this is a bug
-            log.exception("A/B play failed unexpectedly")
-            self.host.show_error(f"Internal error while playing {side}: {exc}")
-        finally:
-            self._done.set()
-            self._after(play, key)
-            self.running_changed.emit(False)
+        await playback.done.wait()
+        self._after(play)
 
-    def _after(self, play: Play, key: CacheKey) -> None:
+    def _after(self, play: Play) -> None:
         metrics = play.metrics
         if play is self.current:
             for side in self.sides.values():
                 side.set_active(False)
             self.stop_button.setEnabled(False)
             self.now.setText(f"{play.side} played to the end" if metrics is not None and metrics.completed else "—")
+        if play.playback.failure:
+            self.host.show_error(f"{play.side}: {play.playback.failure}")
         if metrics is None:
             return
-        self.host.show_result(metrics)
         ttfa = "—" if metrics.ttfa_ms is None else f"{metrics.ttfa_ms:.0f} ms"
         source = "cache" if play.replayed else "live"
         self.sides[play.side].result.setText(f"{ttfa} to first audio ({source}), {metrics.underrun_episodes} underruns")
         if metrics.error:
             self.host.show_error(f"{play.side} ({play.voice}): {metrics.error}")
-        if play.replayed:
-            return  # a replay is not a new Speak: the history already has the live one
-        session = play.session
-        # Cache only a whole body: a stop during the fetch leaves a partial one (last_byte is set once the
-        # fetch returned, which may be before a stop during draining).
-        whole = metrics.error is None and getattr(session, "last_byte", None) is not None
-        original = session.original_bytes
-        if whole and original:
-            self._cache[key] = original
-            while len(self._cache) > CACHE_ENTRIES:
-                del self._cache[next(iter(self._cache))]
-        task = asyncio.ensure_future(self._record(session, original, play.side))
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _record(self, session: SpeakSession, original: bytes, side: str) -> None:
-        await record_session(self.host.history, session.options, session.metrics, original,
-                             self.host.provider_label(), {"ab_side": side})
-        self.host.history_changed()
 
     def _show_playing(self, play: Play) -> None:
         for name, side in self.sides.items():
@@ -303,14 +273,12 @@ class ABPanel(QWidget):
 
     @asyncSlot()
     async def stop(self) -> None:
-        self._generation += 1
         await self.stop_and_wait()
 
     async def stop_and_wait(self) -> None:
         """Silence the playing side and wait until its device is closed."""
-        if self.current is not None and self.is_playing():
-            self.current.session.stop()
-        await self._done.wait()
+        if self.is_playing():
+            await self.host.player.stop()
 
     def clear_cache(self) -> None:
-        self._cache.clear()
+        self.host.player.cache.clear()

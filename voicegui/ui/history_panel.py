@@ -1,15 +1,14 @@
 """History panel: every Speak as a table row (newest first), replay from the local cache, save, delete, drag out.
 
-The data is a core `HistoryStore` (index + bounded audio cache, see voicegui/features/history.py). This panel shows
+The data is a `HistoryStore` (index + bounded audio cache, see voicegui/features/history.py). This panel shows
 its entries, emits ``replay_requested(entry_id)`` on a double-click (MainWindow plays the cached bytes through
 the same SpeakSession path with `SpeakOptions(source=replay_source(...))`: same plots, no request), offers a
 context menu (Replay, Save original bytes…, Save played WAV…, Delete), and hands a row dragged out of the table
 to the drop target as a file (a temporary copy of the original bytes, written with `save_original`).
 The cache-size spin box sets the store's bound (Settings.history_max_mb); lowering it evicts at once.
 
-`record_session()` is the one way a finished Speak becomes an entry: the blocking store.add (it writes the
-audio file and the index) runs in a worker thread via asyncio.to_thread so a multi-MB body never stalls the
-GUI/loop thread.
+Entries are written by the window Player's history hook (features/history.history_hook), in a worker thread,
+so a multi-MB body never stalls the GUI/loop thread; this panel only reads and edits them.
 
 Threads: widgets on the GUI thread only (= the qasync loop thread). Store calls that write or decode files
 (add, save_original, save_played_wav) go to worker threads; the store's own lock serialises them. Cheap
@@ -49,8 +48,6 @@ from qasync import asyncSlot
 
 from voicegui.decode.stream_decoder import DecodeError
 from voicegui.features.history import EXTENSIONS, HistoryEntry, HistoryError, HistoryStore
-from voicegui.stream.metrics import SessionMetrics
-from voicegui.stream.session import SpeakOptions
 
 log = logging.getLogger(__name__)
 
@@ -360,17 +357,3 @@ class HistoryPanel(QWidget):
         if self._drag_dir is not None:
             self._drag_dir.cleanup()
             self._drag_dir = None
-
-
-async def record_session(store: HistoryStore, options: SpeakOptions, metrics: SessionMetrics | None,
-                         original: bytes, provider: str, extra: dict[str, Any] | None = None) -> str | None:
-    """Add one finished Speak to `store` off the loop thread; its id, or None if the disk refused."""
-    entry = HistoryEntry.from_speak(options.request, metrics, provider=provider,
-                                    prebuffer_ms=options.prebuffer_ms, max_buffer_s=options.max_buffer_s)
-    if extra:
-        entry.extra.update(extra)
-    try:
-        return await asyncio.to_thread(store.add, entry, original)
-    except OSError as exc:
-        log.warning("history: could not record a Speak: %s", exc)
-        return None

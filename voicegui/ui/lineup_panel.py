@@ -3,14 +3,14 @@
 The user checks voices in a list filled from the current provider's voices (drag or Up/Down to set the
 order; double-click the Format cell to give one voice its own format), picks a text (presets: the built-in
 PRESETS plus the user's own, saved with `save_presets`), and presses Run. A `Lineup` (voicegui/features/
-lineup.py) plays the voices one after another through ordinary SpeakSessions and records each in the
-history. The window's plots follow `current_session()` (the line-up's running session). Results land in a
+lineup.py) plays the voices one after another through the window's Player, whose history hook records each;
+the window's plots follow the player, so they show the voice speaking now. Results land in a
 sortable table (TTFA, duration, underruns, bytes); "Export…" writes the self-contained HTML report
 and a CSV next to it (voicegui/features/report.py) in a worker thread.
 
-`PlayerHost` is what the panel needs from the window (MainWindow implements it): the request/knobs of the
-next Speak, the voice list, a way to silence any other playback first (only one thing plays at a time), and
-the plots/readout/banner.
+`PlayerHost` is what the panel needs from the window (MainWindow implements it): the Player (only one thing
+plays at a time: starting a voice silences anything else, and anything else started ends the line-up), the
+request/knobs of the next Speak, the voice list, and the status line/banner.
 
 Threads: GUI thread only (= the qasync loop thread). `Lineup.run()` runs as an async slot on that loop, so
 its on_start/on_done callbacks may touch widgets directly. Report encoding (a few MB of base64) runs via
@@ -52,10 +52,9 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from voicegui.decode.stream_decoder import FORMATS
-from voicegui.features.history import HistoryStore
 from voicegui.features.lineup import Lineup, LineupEntry, LineupResult, Target, load_presets, save_presets
-from voicegui.stream.metrics import SessionMetrics
 from voicegui.features.report import export_csv, export_html
+from voicegui.stream.player import Player
 from voicegui.stream.session import SpeakOptions, SpeakSession
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ HIGHLIGHT = QColor("#ffe8a3")  # the speaking voice's row: warm, readable with d
 class PlayerHost(Protocol):
     """What the line-up and A/B panels need from the window (MainWindow implements it)."""
 
-    history: HistoryStore
+    player: Player  # the window's one Player: whatever a panel plays stops what else played
 
     def speak_options(self, voice: str | None = None, fmt: str | None = None,
                       text: str | None = None) -> SpeakOptions:
@@ -84,23 +83,11 @@ class PlayerHost(Protocol):
 
     def current_text(self) -> str: ...
 
-    async def stop_others(self, keep: object) -> None:
-        """Silence every playback but `keep`'s (a panel) and wait until their devices are closed."""
-        ...
-
-    def show_session(self, owner: object) -> None:
-        """`owner.current_session()` is what the plots and the TTFA readout follow from now on."""
-        ...
-
-    def show_result(self, metrics: SessionMetrics | None) -> None: ...
-
     def show_error(self, message: str) -> None: ...
 
     def set_status(self, text: str) -> None: ...
 
     def is_closing(self) -> bool: ...
-
-    def history_changed(self) -> None: ...
 
 
 class FormatDelegate(QStyledItemDelegate):
@@ -437,14 +424,15 @@ class LineupPanel(QWidget):
         self._set_running(True)
         self.running_changed.emit(True)
         try:
-            await self.host.stop_others(self)
             req = base.request
             target = Target(req.base_url, req.api_key, req.model, self.host.provider_label())
+            # Through the window's player: each voice stops whatever else plays, and anything else started
+            # (a Speak, A/B, Stop) ends the line-up. The player's history hook records every voice.
             self.lineup = Lineup(text, entries, target, response_format=req.response_format, speed=req.speed,
                                  instructions=req.instructions, chunk_bytes=req.chunk_bytes,
                                  prebuffer_ms=base.prebuffer_ms, max_buffer_s=base.max_buffer_s,
                                  output=base.output, on_start=self._on_start, on_done=self._on_done,
-                                 history=self.host.history)
+                                 player=self.host.player)
             self._run_items = self._checked_items()
             self._ended = None
             self._text_used = text
@@ -452,7 +440,6 @@ class LineupPanel(QWidget):
             self.results_table.setSortingEnabled(False)
             self.results_table.setRowCount(0)
             self.results_table.setSortingEnabled(True)
-            self.host.show_session(self)
             self.results = await self.lineup.run()
             stopped = self.lineup.stopped
             self.status.setText(f"Stopped after {len(self.results)} of {len(entries)} voices." if stopped
@@ -480,7 +467,6 @@ class LineupPanel(QWidget):
 
     def _on_start(self, index: int) -> None:
         self._highlight(index)
-        self.host.show_session(self)  # a new voice: the plots and readout start afresh
         entry = self.lineup.entries[index] if self.lineup else None
         total = len(self.lineup.entries) if self.lineup else 0
         self.status.setText(f"Speaking {index + 1} of {total}: {entry.label if entry else ''}")
@@ -492,8 +478,6 @@ class LineupPanel(QWidget):
             self._ended = self.lineup.current
         self.results.append(result)
         self._add_result_row(result)
-        self.host.show_result(result.metrics)
-        self.host.history_changed()
 
     def _add_result_row(self, r: LineupResult) -> None:
         table = self.results_table
@@ -523,7 +507,7 @@ class LineupPanel(QWidget):
         await self.stop_and_wait()
 
     async def stop_and_wait(self) -> None:
-        """Silence the line-up and wait until its device is closed (the window calls this before a Speak)."""
+        """Silence the line-up, skip its other voices and wait until it has ended (its device closed)."""
         if self.lineup is not None and self.is_running():
             self.lineup.stop()
         await self._done.wait()

@@ -1,25 +1,21 @@
 """MainWindow: text, provider panel, Speak/Stop, live plots, the TTFA readout, tuning, network simulator,
 the Realtime transcript and an error banner; settings restored at start and saved at close.
 
-Threads: GUI thread only, which under qasync is also the asyncio loop's thread. Speak is an async slot:
-it runs on the loop, stops the current session (awaiting it until its device is closed), then starts a
-new SpeakSession as a task. There is never more than one session playing: every Speak bumps a generation
-number, and a Speak that was overtaken by a newer one while it waited for the old session to stop does not
-start anything. The core's PortAudio callback thread is never touched from here; the plots and panels
-poll ``snapshot()`` on timers.
+Threads: GUI thread only, which under qasync is also the asyncio loop's thread. Everything that plays goes
+through the window's one `Player` (voicegui/stream/player.py): Speak is an async slot that asks the player
+to start the next Speak; the player stops what plays (waiting until its device is closed), lets the newest
+request win, records finished Speaks through its history hook, and tells the window (on_state / on_started /
+on_finished) what to render. The PortAudio callback thread is never touched from here; the plots and
+panels poll the player's current session's ``snapshot()`` on timers.
 
 Text longer than one request takes (4096 characters) is cut at sentence ends (text.split_for_request)
 and the pieces are fetched one after another into one session (SpeakOptions.continuation): one ring, one
 device stream, one gapless utterance.
 
-History, line-up and A/B live in their own tabs (ui/history_panel.py, ui/lineup_panel.py, ui/ab_panel.py).
-Every Speak is recorded in the HistoryStore after it ends (the file writes in a worker thread); a replay from
-history is a Speak whose SpeakOptions.source feeds the cached bytes instead of a request, so it runs through
-the same session, plots and readout. Only one thing plays at a time: a Speak or Stop silences the panels,
-and a panel silences the window's Speak and the other panel first (``stop_others``). The plots follow the
-window's own Speak, or the panel that started playing last (``show_session``). The window's Stop (and Esc)
-stops whatever plays and is enabled whenever anything plays: the panels say when they start and end
-(``running_changed``).
+History, line-up and A/B live in their own tabs (ui/history_panel.py, ui/lineup_panel.py, ui/ab_panel.py)
+and play through the same player, so only one thing plays at a time and the plots follow whatever plays. A
+replay from history is a Speak whose SpeakOptions.source feeds the cached bytes instead of a request. The
+window's Stop (and Esc) stops whatever plays and is enabled while the player is busy or a line-up runs.
 
 The built-in server (BuiltinServer) is started and stopped by ui/app.py; the window only reads its
 URL/token and sets its ``shaping`` from the network simulator (a plain attribute swap, read by the
@@ -32,13 +28,9 @@ Speak: it is never logged, written to the settings file or shown.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import time
-from collections import deque
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,18 +56,18 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from voicegui import settings as settings_mod
-from voicegui.stream.fetch import SpeechRequest
-from voicegui.features.history import HistoryError, HistoryStore
-from voicegui.stream.metrics import SessionMetrics
-from voicegui.stream.output import OutputConfig
+from voicegui.features.history import HistoryError, HistoryStore, history_hook
 from voicegui.providers import BUILTIN
+from voicegui.settings import KeyStore, Settings
+from voicegui.stream.fetch import SpeechRequest
+from voicegui.stream.output import OutputConfig
+from voicegui.stream.player import Playback, Player, PlayerState
 from voicegui.stream.realtime import transcript_differs
 from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.text import split_for_request
-from voicegui.settings import KeyStore, Settings
 from voicegui.ui.ab_panel import ABPanel
-from voicegui.ui.history_panel import MB, HistoryPanel, record_session
+from voicegui.ui.history_panel import MB, HistoryPanel
 from voicegui.ui.lineup_panel import LineupPanel
 from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel
 from voicegui.ui.plots import LivePlots
@@ -85,29 +77,7 @@ log = logging.getLogger(__name__)
 
 MAX_INPUT_CHARS = 4096  # OpenAI's limit for `input`: longer text is sent as several requests
 MAX_TEXT_CHARS = 200_000  # beyond this, something was pasted by mistake
-SESSION_LOG = 50  # recent sessions kept (for the history panel to come, and for tests)
-
-
-@dataclass
-class Playback:
-    """One Speak: the session, the task running it, and when run() was entered and left (monotonic)."""
-
-    session: SpeakSession  # the piece playing now (the first, until it ends)
-    parts: list[SpeakOptions] = field(default_factory=list)  # one per request (text over 4096 chars: several)
-    sessions: list[SpeakSession] = field(default_factory=list)
-    task: asyncio.Task | None = None
-    entered_at: float | None = None
-    left_at: float | None = None
-    metrics: SessionMetrics | None = None  # of the last piece that ran
-    stop_requested: bool = False
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-    record: bool = True  # a Speak goes into the history when it ends; a replay from history does not
-    provider: str = ""  # provider id, for the history
-
-    @property
-    def transcript(self) -> str:
-        """The Realtime model's transcript over all pieces so far."""
-        return " ".join(t for t in (s.transcript.strip() for s in self.sessions) if t)
+WINDOW_KINDS = ("speak", "replay")  # Playbacks the window itself started (the panels report their own)
 
 
 class ErrorBanner(QFrame):
@@ -157,16 +127,10 @@ class MainWindow(QMainWindow):
     def __init__(self, builtin: Any = None, keys: KeyStore | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("voicegui")
-        self._current: Playback | None = None
-        self._generation = 0
-        self._starting = False
         self._closing = False
         self._released = False  # shutdown() finished: the device is free, closing is immediate
         self._closed_emitted = False
         self._builtin: Any = None
-        self.playbacks: deque[Playback] = deque(maxlen=SESSION_LOG)
-        self._shown: Any = None  # a panel whose current_session() the plots follow; None: our own Speak
-        self._background: set[asyncio.Future] = set()  # history writes in flight (kept referenced)
         loaded = settings_mod.load()
         self.settings: Settings = loaded.settings
         self.keys = keys or KeyStore()
@@ -178,6 +142,10 @@ class MainWindow(QMainWindow):
             history_problem = f"The history cache cannot be read ({exc}); this session's history is temporary."
             self.history = HistoryStore(Path(tempfile.mkdtemp(prefix="voicegui-history-")),
                                         max_bytes=int(self.settings.history_max_mb * MB))
+        self.player = Player(history_hook=history_hook(self.history, on_recorded=lambda _p: self.history_changed()))
+        self.player.on_state(self._on_player_state)
+        self.player.on_started(self._on_started)
+        self.player.on_finished(self._on_finished)
 
         self.banner = ErrorBanner()
 
@@ -236,8 +204,8 @@ class MainWindow(QMainWindow):
         self.transcript_box.setVisible(pp.is_realtime())
 
         # --- live views and knobs ---
-        self.plots = LivePlots(self._session)
-        self.ttfa = TtfaPanel(self._session)
+        self.plots = LivePlots(lambda: self.player.session)
+        self.ttfa = TtfaPanel(lambda: self.player.session)
         self.tuning = TuningPanel()
         self.network = NetworkPanel()
         self._restore_knobs()
@@ -246,9 +214,8 @@ class MainWindow(QMainWindow):
         self.history_panel.error.connect(self.show_error)
         self.lineup_panel = LineupPanel(self)
         self.ab_panel = ABPanel(self)
-        # Stop must be enabled whenever anything plays, whoever started it.
+        # Stop must stay enabled between a line-up's voices too, while the player is idle for a moment.
         self.lineup_panel.running_changed.connect(lambda _running: self._update_speak_enabled())
-        self.ab_panel.running_changed.connect(lambda _running: self._update_speak_enabled())
 
         left = QWidget()
         left_layout = QVBoxLayout(left)
@@ -390,30 +357,25 @@ class MainWindow(QMainWindow):
     # --- state -------------------------------------------------------------------------------------------
     @property
     def session(self) -> SpeakSession | None:
-        """The session of the current (or last) Speak."""
-        return None if self._current is None else self._current.session
+        """The session of whatever plays now (or played last): what the plots and the readout show."""
+        return self.player.session
 
     @property
     def playback(self) -> Playback | None:
-        return self._current
+        return self.player.current
+
+    @property
+    def playbacks(self) -> list[Playback]:
+        """The player's recent Playbacks, oldest first (Speaks, replays, A/B sides, line-up voices)."""
+        return list(self.player.recent)
 
     def is_closing(self) -> bool:
         return self._closing
 
     def is_speaking(self) -> bool:
-        cur = self._current
-        return cur is not None and not cur.done.is_set()
-
-    def panel_playing(self) -> bool:
-        """The line-up or the A/B tab is playing (the window's Stop and Esc silence them too)."""
-        lineup, ab = getattr(self, "lineup_panel", None), getattr(self, "ab_panel", None)  # None while built
-        return (lineup is not None and lineup.is_running()) or (ab is not None and ab.is_playing())
-
-    def _session(self) -> SpeakSession | None:
-        """What the plots and the readout follow: the panel that plays (line-up, A/B) or our own Speak."""
-        if self._shown is not None:
-            return self._shown.current_session()
-        return self.session
+        """The window's own Speak (or history replay) is playing."""
+        cur = self.player.current
+        return cur is not None and cur.kind in WINDOW_KINDS and not cur.done.is_set()
 
     def _speak_block_reason(self) -> str | None:
         text = self.text_edit.toPlainText()
@@ -431,16 +393,17 @@ class MainWindow(QMainWindow):
         reason = self._speak_block_reason()
         self.speak_reason.setText(reason or "")
         self.speak_button.setToolTip(reason or "Speak the text (Ctrl+Enter)")
-        self.speak_button.setEnabled(reason is None and not self._starting and not self._closing)
-        self.stop_button.setEnabled(self._starting or self.is_speaking() or self.panel_playing())
+        starting = self.player.state is PlayerState.STARTING
+        self.speak_button.setEnabled(reason is None and not starting and not self._closing)
+        lineup = getattr(self, "lineup_panel", None)  # None while the window is being built
+        self.stop_button.setEnabled(self.player.is_busy() or (lineup is not None and lineup.is_running()))
 
     def set_status(self, text: str) -> None:
         self.status_line.setText(text)
 
     # --- Speak / Stop -------------------------------------------------------------------------------------
-    def _options(self, text: str | None = None, voice: str | None = None,
-                 fmt: str | None = None) -> list[SpeakOptions]:
-        """The requests (one per ≤4096-character piece) and knobs for the next Speak; raises ValueError
+    def _options(self, text: str | None = None, voice: str | None = None, fmt: str | None = None) -> SpeakOptions:
+        """The request(s) (one per ≤4096-character piece) and knobs for the next Speak; raises ValueError
         with a message for the user. text/voice/fmt: instead of the ones shown (line-up, A/B)."""
         tuning = self.tuning.values()
         pp = self.provider_panel
@@ -466,21 +429,21 @@ class MainWindow(QMainWindow):
                 chunk_bytes=tuning.chunk_bytes,
             ) for piece in pieces]
         # One session for all pieces: fetched one after another into the same ring and device (gapless).
-        return [SpeakOptions(
+        return SpeakOptions(
             request=requests[0],
             continuation=tuple(requests[1:]),
             prebuffer_ms=tuning.prebuffer_ms,
             max_buffer_s=tuning.max_buffer_s,
             output=output,
             keep_original=True,  # for the history cache
-        )]
+        )
 
     @asyncSlot()
     async def speak(self) -> None:
         """Stop whatever is playing, then start one new Speak (the newest click wins)."""
         if self._closing or self._speak_block_reason() is not None:
             return
-        await self._begin(self._options, record=True)
+        await self._start(self._options, kind="speak")
 
     @asyncSlot(str)
     async def replay(self, entry_id: str) -> None:
@@ -494,7 +457,7 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return
 
-        def build() -> list[SpeakOptions]:
+        def build() -> SpeakOptions:
             # The current knobs apply: replaying the same bytes under other buffer settings is a fair test.
             tuning = self.tuning.values()
             request = SpeechRequest(base_url=entry.base_url, api_key="none", model=entry.model, voice=entry.voice,
@@ -502,105 +465,59 @@ class MainWindow(QMainWindow):
                                     chunk_bytes=tuning.chunk_bytes)
             output = OutputConfig(device=tuning.device, latency=tuning.latency, blocksize=tuning.blocksize,
                                   volume=tuning.volume)
-            return [SpeakOptions(request=request, prebuffer_ms=tuning.prebuffer_ms, max_buffer_s=tuning.max_buffer_s,
-                                 output=output, keep_original=True, source=replay_source(data))]
+            return SpeakOptions(request=request, prebuffer_ms=tuning.prebuffer_ms, max_buffer_s=tuning.max_buffer_s,
+                                output=output, keep_original=True, source=replay_source(data))
 
-        await self._begin(build, record=False)
+        await self._start(build, kind="replay", record=False)
 
-    async def _begin(self, build: Callable[[], list[SpeakOptions]], record: bool) -> None:
-        """Stop everything that plays, then start the Speak `build()` describes unless a newer one came."""
-        self._generation += 1
-        generation = self._generation
-        self._starting = True
-        self._update_speak_enabled()
-        try:
-            await self._stop_current()
-            await self._stop_panels()
-            if generation != self._generation or self._closing:
-                return  # a newer Speak (or Stop, or closing) came while the old session was stopping
-            try:
-                parts = build()
-            except ValueError as exc:
-                self.show_error(str(exc))
-                return
+    async def _start(self, build: Callable[[], SpeakOptions], kind: str, record: bool = True) -> None:
+        """Ask the player for a Speak; `build()` runs once what played has stopped (its ValueError is shown)."""
+
+        def checked() -> SpeakOptions:
+            options = build()
             self.banner.hide()
             if record:
                 self.provider_panel.store_key()
-            self._start(parts, record)
-        finally:
-            if generation == self._generation:
-                self._starting = False
-            self._update_speak_enabled()
+            return options
 
-    def _start(self, parts: list[SpeakOptions], record: bool = True) -> None:
-        first = SpeakSession(parts[0])
-        playback = Playback(session=first, parts=parts, sessions=[first], record=record,
-                            provider=self.provider_panel.provider_id())
-        self._current = playback
-        self._shown = None  # the plots follow this Speak
-        self.playbacks.append(playback)
+        try:
+            await self.player.start(checked, kind=kind, record=record, provider=self.provider_panel.provider_id())
+        except ValueError as exc:
+            self.show_error(str(exc))
+
+    def _on_player_state(self, _state: PlayerState) -> None:
+        self._update_speak_enabled()
+
+    def _on_started(self, playback: Playback) -> None:
+        """Whatever starts (a Speak, a replay, an A/B side, a line-up voice): the plots and readout start afresh."""
         self.plots.reset()
         self.ttfa.reset()
         self.transcript.clear()
         self.transcript_flag.hide()
-        playback.task = asyncio.ensure_future(self._run(playback))
-        req = parts[0].request
-        pieces = f" ({len(parts)} pieces)" if len(parts) > 1 else ""
-        if record:
+        req = playback.request
+        pieces = f" ({1 + len(playback.options.continuation)} pieces)" if playback.options.continuation else ""
+        if playback.kind == "speak":
             self.set_status(f"Speaking{pieces}: {req.model} / {req.voice} / {req.response_format} "
                             f"from {req.base_url}")
-        else:
+        elif playback.kind == "replay":
             self.set_status(f"Replaying from the history cache: {req.model} / {req.voice} / {req.response_format}")
 
-    async def _run(self, playback: Playback) -> None:
-        playback.entered_at = time.monotonic()
-        try:
-            for index, options in enumerate(playback.parts):
-                if index:
-                    if playback.stop_requested:
-                        break
-                    # Back to back: the next piece's session starts once the previous one has drained.
-                    playback.session = SpeakSession(options)
-                    playback.sessions.append(playback.session)
-                    self.set_status(f"Speaking piece {index + 1} of {len(playback.parts)}")
-                playback.metrics = await playback.session.run()
-                if not playback.metrics.completed:
-                    break
-        except Exception as exc:  # run() reports provider/device faults in its metrics; this is a bug
-            log.exception("speak failed unexpectedly")
-            if playback is self._current:
-                self.show_error(f"Internal error while speaking: {exc}")
-        finally:
-            playback.left_at = time.monotonic()
-            playback.done.set()
-            if playback is self._current:
-                self._on_finished(playback)
-            self._update_speak_enabled()
-            if playback.record:
-                task = asyncio.ensure_future(self._record(playback))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
-
-    async def _record(self, playback: Playback) -> None:
-        """Put each piece that ran into the history (file writes in a worker thread), then show it."""
-        for session in playback.sessions:
-            if session.metrics is None:
-                continue
-            requests = (session.options.request, *session.options.continuation)
-            # A long text's pieces are separate files (each with its header): one history row each, so a
-            # replay from the cache decodes each as the file it is.
-            for request, original in zip(requests, session.original_pieces):
-                options = dataclasses.replace(session.options, request=request, continuation=())
-                await record_session(self.history, options, session.metrics, original, playback.provider)
-        self.history_changed()
-
     def _on_finished(self, playback: Playback) -> None:
+        """A Playback ended. Only the current one is shown (an overtaken one is followed by a newer one); the
+        panels report their own Playbacks' outcome, the window its own Speaks'."""
+        if playback is not self.player.current:
+            return
         metrics = playback.metrics
+        if metrics is not None:
+            self.ttfa.show_metrics(metrics)
+        if playback.kind not in WINDOW_KINDS:
+            return
         self._refresh_transcript(final=True)
+        if playback.failure:
+            self.show_error(playback.failure)
         if metrics is None:
             self.set_status("Stopped")
             return
-        self.ttfa.show_metrics(metrics)
         if metrics.error:
             self.show_error(metrics.error)
         elif metrics.stopped:
@@ -613,40 +530,16 @@ class MainWindow(QMainWindow):
             self.show_error(metrics.format_warning)
         self.session_finished.emit(metrics)
 
-    async def _stop_current(self) -> None:
-        """Silence the current session and wait until it has released the device."""
-        playback = self._current
-        if playback is None or playback.done.is_set():
-            return
-        playback.stop_requested = True
-        playback.session.stop()
-        if playback.entered_at is None and playback.task is not None:
-            # run() has not begun, so session.stop() had no task to cancel: cancel ours before it begins.
-            playback.task.cancel()
-            playback.done.set()
-            if playback is self._current:
-                self._on_finished(playback)
-        await playback.done.wait()
-
     @asyncSlot()
     async def stop(self) -> None:
         """Stop speaking now (the line-up and A/B too); any Speak still waiting to start is abandoned."""
-        self._generation += 1  # a Speak waiting for the old session to stop must not start afterwards
-        self._starting = False
-        await self._stop_current()
-        await self._stop_panels()
-        self._update_speak_enabled()
-
-    async def _stop_panels(self, keep: object = None) -> None:
-        for panel in (self.lineup_panel, self.ab_panel):
-            if panel is not keep:
-                await panel.stop_and_wait()
+        await self.player.stop()
 
     # --- what the line-up and A/B panels use (lineup_panel.PlayerHost) -----------------------------------
     def speak_options(self, voice: str | None = None, fmt: str | None = None,
                       text: str | None = None) -> SpeakOptions:
         """One request with the window's provider and knobs (ValueError with a message)."""
-        return self._options(text=text, voice=voice, fmt=fmt)[0]
+        return self._options(text=text, voice=voice, fmt=fmt)
 
     def provider_label(self) -> str:
         return self.provider_panel.provider_id()
@@ -656,23 +549,6 @@ class MainWindow(QMainWindow):
 
     def current_text(self) -> str:
         return self.text_edit.toPlainText()
-
-    async def stop_others(self, keep: object) -> None:
-        """A panel is about to play: silence the window's Speak and the other panel, and wait for them."""
-        self._generation += 1  # a Speak waiting to start must not start on top of the panel
-        self._starting = False
-        await self._stop_current()
-        await self._stop_panels(keep)
-        self._update_speak_enabled()
-
-    def show_session(self, owner: object) -> None:
-        self._shown = owner
-        self.plots.reset()
-        self.ttfa.reset()
-
-    def show_result(self, metrics: SessionMetrics | None) -> None:
-        if metrics is not None:
-            self.ttfa.show_metrics(metrics)
 
     def history_changed(self) -> None:
         self.history_panel.reload()
@@ -686,14 +562,14 @@ class MainWindow(QMainWindow):
 
     def _refresh_transcript(self, final: bool = False) -> None:
         """Show the Realtime transcript while it grows; once done, flag a reading that is not verbatim."""
-        playback = self._current
-        if playback is None or not self.transcript_box.isVisible():
+        playback = self.player.current
+        if playback is None or playback.kind not in WINDOW_KINDS or not self.transcript_box.isVisible():
             return
         text = playback.transcript
         if text != self.transcript.toPlainText():
             self.transcript.setPlainText(text)
         if final and text:
-            spoken = " ".join(p.request.text for p in playback.parts[:len(playback.sessions)])
+            spoken = " ".join(r.text for r in (playback.request, *playback.options.continuation))
             self.transcript_flag.setVisible(transcript_differs(spoken, text))
 
     def show_error(self, message: str) -> None:
@@ -710,16 +586,13 @@ class MainWindow(QMainWindow):
             return
         self._closing = True
         self.provider_panel.close_panel()
-        self._generation += 1  # a Speak waiting to start must not start now
         self.plots.timer.stop()
         self.ttfa.timer.stop()
         self.transcript_timer.stop()
         self.save_settings()
         try:
-            await self._stop_current()
-            await self._stop_panels()
-            if self._background:
-                await asyncio.gather(*self._background, return_exceptions=True)  # history writes finish
+            await self.lineup_panel.stop_and_wait()  # its run ends (no next voice starts)
+            await self.player.close()  # nothing plays, nothing starts, the history writes have finished
         finally:
             self.history_panel.close_panel()
             self._released = True
