@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, TypeAdapter, ValidationError
-
 from openai.types.realtime import (
     RealtimeClientEvent,
     RealtimeErrorEvent,
@@ -43,6 +41,7 @@ from openai.types.realtime import (
     SessionUpdatedEvent,
 )
 from openai.types.realtime.realtime_session_create_request_param import RealtimeSessionCreateRequestParam
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ import tracemalloc
 
 import pytest
 
-from tests.ui.conftest import close_window, open_window, until
 from tests.procstats import fds, rss_mb, threads
+from tests.ui.conftest import close_window, open_window, until
 
 pytestmark = [pytest.mark.audio, pytest.mark.timeout(300)]
 

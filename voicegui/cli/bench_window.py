@@ -65,7 +65,7 @@ def _paint_counter(target: Any) -> Any:
             super().__init__()
             self.times: list[float] = []
 
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
             if event.type() == QEvent.Type.Paint:
                 self.times.append(time.monotonic())
             return False

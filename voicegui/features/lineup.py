@@ -34,14 +34,14 @@ from typing import Any
 import numpy as np
 
 from voicegui.decode.stream_decoder import FORMATS
-from voicegui.stream.fetch import SpeechRequest
 from voicegui.features.history import HistoryEntry, HistoryStore, safe_base_url
+from voicegui.files import PRIVATE, atomic_write
+from voicegui.settings import config_dir
+from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.output import OutputConfig
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.text import split_for_request
-from voicegui.files import PRIVATE, atomic_write
-from voicegui.settings import config_dir
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +312,7 @@ class Lineup:
         )
         if self.history is not None:
             # One history row per piece (each body is a whole file with its own header), as a Speak records.
-            for piece, (req, body) in enumerate(zip(requests, bodies)):
+            for piece, (req, body) in enumerate(zip(requests, bodies, strict=False)):
                 hist = HistoryEntry.from_speak(req, metrics, provider=target.provider,
                                                prebuffer_ms=self.prebuffer_ms, max_buffer_s=self.max_buffer_s)
                 hist.extra["lineup_index"] = index

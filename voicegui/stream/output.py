@@ -229,6 +229,7 @@ class AudioOutput:
     def _abort_lost(self) -> None:
         """Abort and close a lost device's stream without letting a hung PortAudio hang us (see ABORT_WAIT_S)."""
         stream, self._stream = self._stream, None
+        assert stream is not None  # stop_now calls this only while a stream is open
         done = threading.Event()
 
         def abort_and_close() -> None:
