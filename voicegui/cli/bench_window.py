@@ -20,7 +20,7 @@ filter, so it runs on the GUI thread. Settings and history go to a temporary dir
 ($VOICEGUI_CONFIG_DIR, $VOICEGUI_CACHE_DIR), never the user's.
 
 Needs an output device: the README figures use a PulseAudio null sink with a low-latency recorder on its
-monitor (see DESIGN.md).
+monitor (see docs/architecture.md, "Measured facts").
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ Measured with openai 3.57 / httpx2 2.16 against the built-in server (tests/strea
 - Cancelling the task leaves the `async with`, which closes the response; httpx2 then closes the
   connection instead of pooling it (the body was not fully read), so the server sees the disconnect.
   `iter_bytes()` is wrapped in `aclosing` so its async generator is finalised here and not later by the
-  loop's asyncgen hooks (qasync installs none, see DESIGN.md).
+  loop's asyncgen hooks (qasync installs none, see docs/architecture.md).
 
 TLS: certificates are always verified (the SDK's default httpx2 client; we never pass verify=False). A
 certificate that fails verification is a FetchError of kind 'tls' whose text says "certificate" and why.

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_UNDERRUN_MARKS = 1024
 # No callback for this long while the stream should be running means the device hung. PulseAudio's null sink
-# can stall a new stream ~2 s (DESIGN.md), so this is well above that.
+# can stall a new stream ~2 s (docs/architecture.md), so this is well above that.
 STALL_S = 6.0
 # How long stop_now() waits for PortAudio to abort a lost device's stream before leaving it behind. Measured
 # with a SIGSTOPped PulseAudio: Pa_AbortStream joins PortAudio's thread, which is stuck inside the ALSA pulse
