@@ -29,8 +29,16 @@ run: install
 	fi
 
 test: install-test dist
+	@$(MAKE) --no-print-directory lint
 	@echo "==> Running the test suite (tests/conftest.py starts a PulseAudio null sink; the bundle smoke test is required)"
 	VOICEGUI_REQUIRE_BUNDLE=1 $(VENV)/bin/python -m pytest
+
+# Static checks (configured in pyproject.toml): ruff (style, imports, likely bugs) and mypy (types).
+.PHONY: lint
+lint: $(VENV)/.installed
+	@echo "==> ruff and mypy"
+	$(VENV)/bin/ruff check voicegui tests
+	$(VENV)/bin/mypy
 
 dist: install system-packages-dist
 	@$(VENV)/bin/python -c 'import os, sys, sysconfig; lib = os.path.join(sysconfig.get_config_var("LIBDIR") or "", \

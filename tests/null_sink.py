@@ -4,7 +4,7 @@
 reachable through PULSE_SERVER) and points PULSE_SERVER at it, so every PortAudio stream opened afterwards in
 this process (and its children) plays into it. A low-latency recorder on the sink's monitor stays attached
 all along: without one, the null sink's 2 s default latency stalls each new stream for ~2 s (measured, see
-DESIGN.md). `stop_null_sink()` tears it all down.
+docs/architecture.md). `stop_null_sink()` tears it all down.
 
 As a command, `python -m tests.null_sink CMD ARGS...` runs CMD with the sink up (`make bench` does this).
 

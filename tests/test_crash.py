@@ -239,10 +239,10 @@ def test_cli_speak_never_writes_the_api_key(tmp_path):
 def test_in_process_debug_logging_of_a_speak_never_contains_the_key(tmp_path, logdir):
     """The same with the hooks installed and every logger at DEBUG into a file (what -vv does plus the log file)."""
     from voicegui.server.benchclip import write_clip
-    from voicegui.stream.fetch import SpeechRequest
-    from voicegui.stream.session import SpeakOptions, SpeakSession
     from voicegui.server.engines.replay import ReplayEngine
     from voicegui.server.thread import ServerThread
+    from voicegui.stream.fetch import SpeechRequest
+    from voicegui.stream.session import SpeakOptions, SpeakSession
 
     crash.install_excepthook(None)
     everything = tmp_path / "debug.log"

@@ -164,7 +164,7 @@ def _report(exc_type: type[BaseException], exc: BaseException | None, tb: Traceb
             where: str) -> None:
     """Log one uncaught exception with its traceback, then offer it to `show` if no dialog is open."""
     _ensure_file_handler()
-    log.critical("uncaught exception %s", where, exc_info=(exc_type, exc, tb))
+    log.critical("uncaught exception %s", where, exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]  # exc None: thread hook; logging copes
     _offer(_summary(exc_type, exc, where))
 
 

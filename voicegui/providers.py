@@ -17,7 +17,6 @@ CLI and tests). Qt-free. Nothing here logs or keeps the API key.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import Mapping
@@ -207,7 +206,8 @@ def parse_voices(payload: Any) -> list[VoiceEntry]:
             if not isinstance(raw, str):
                 continue
             vid = raw
-            name = item.get("name") if isinstance(item.get("name"), str) else vid
+            label = item.get("name")
+            name = label if isinstance(label, str) else vid
         else:
             continue
         if vid and vid not in seen:
@@ -239,7 +239,7 @@ async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float)
                 except (ValueError, aiohttp.ContentTypeError):
                     body = None
                 return resp.status, body
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         raise ProviderError(f"{base_url} did not answer within {timeout_s:g} s.") from exc
     except aiohttp.ClientConnectorError as exc:
         raise ProviderError(f"Could not connect to {base_url}: {exc.os_error.strerror or exc}.") from exc

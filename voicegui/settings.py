@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from voicegui.providers import BUILTIN, FORMATS, OPENAI, PROVIDERS, key_owner
 from voicegui.files import PRIVATE, atomic_write
+from voicegui.providers import BUILTIN, FORMATS, OPENAI, PROVIDERS, key_owner
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ def _check_field(name: str, v: Any) -> str | None:
         ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1 << 20)
         return None if ok else f"must be empty (as bytes arrive) or 1..1048576 bytes, not {v!r}"
     if name == "prebuffer_ms":
-        return None if v is None or (_is_num(v) and 0 <= v <= 60000) else f"must be empty (auto) or 0..60000 ms, not {v!r}"
+        ok = v is None or (_is_num(v) and 0 <= v <= 60000)
+        return None if ok else f"must be empty (auto) or 0..60000 ms, not {v!r}"
     if name == "max_buffer_s":
         return None if _is_num(v) and 0.1 <= v <= 600 else f"must be 0.1..600 s, not {v!r}"
     if name == "latency":
@@ -148,7 +149,8 @@ def _check_field(name: str, v: Any) -> str | None:
     if name in ("sim_first_byte_delay_ms", "sim_jitter_ms"):
         return None if _is_num(v) and 0 <= v <= 60000 else f"must be 0..60000 ms, not {v!r}"
     if name == "sim_throughput_x":
-        return None if v is None or (_is_num(v) and 0.05 <= v <= 1000) else f"must be empty (unlimited) or 0.05..1000, not {v!r}"
+        ok = v is None or (_is_num(v) and 0.05 <= v <= 1000)
+        return None if ok else f"must be empty (unlimited) or 0.05..1000, not {v!r}"
     if name == "history_max_mb":
         return None if _is_num(v) and 0 <= v <= 100_000 else f"must be 0..100000 MB, not {v!r}"
     if name == "window_geometry":

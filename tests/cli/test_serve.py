@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
+from tests.server import clip
 from voicegui.cli.serve import add_serve_arguments, run_serve, shaping_from_args
-
-from tests.server import clip  # noqa: E402
+from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
 
 REPO = Path(__file__).resolve().parents[2]
 _RUNNER = ("import argparse, logging, sys\n"

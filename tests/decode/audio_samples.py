@@ -28,7 +28,7 @@ _CONTAINERS = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def signal() -> np.ndarray:
     """~2 s of voiced 'syllables': a few harmonics of a gliding pitch under a syllable envelope,
     a 150 ms silent gap in the middle, some noise. int16, deterministic."""
@@ -51,7 +51,7 @@ def pcm_bytes() -> bytes:
     return signal().astype("<i2").tobytes()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def encoded(fmt: str) -> bytes:
     """The test signal encoded whole in `fmt` ('pcm','wav','mp3','aac','flac','opus')."""
     if fmt == "pcm":
@@ -119,7 +119,7 @@ def wav_with_list_chunk() -> bytes:
     return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def reference_decode(fmt: str) -> tuple[np.ndarray, int]:
     """PyAV container decode of the whole encoded file: float32 mono samples and the rate."""
     if fmt == "pcm":

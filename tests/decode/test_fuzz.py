@@ -20,6 +20,7 @@ files (each fed three ways, to every format for "any-" files) and 12 one-megabyt
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import sys
 import time
@@ -28,16 +29,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 try:
     from . import audio_samples as samples
 except ImportError:
     sys.path.insert(0, os.path.dirname(__file__))
-    import audio_samples as samples  # noqa: E402
+    import audio_samples as samples
 
-from voicegui.decode.stream_decoder import DecodeError, create_decoder  # noqa: E402
+from voicegui.decode.stream_decoder import DecodeError, create_decoder
 
 FORMATS = ["pcm", "wav", "mp3", "aac", "flac", "opus"]
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
@@ -78,7 +78,7 @@ def _save_failure(fmt: str, data: bytes) -> None:
 def _split(data: bytes, cuts) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def bounded_decode(fmt: str, data: bytes, cuts=(), save: bool = True) -> int:

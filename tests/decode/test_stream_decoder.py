@@ -6,6 +6,7 @@ Inputs come from audio_samples.py (a deterministic speech-like 2 s 24 kHz signal
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import struct
 import sys
@@ -13,16 +14,15 @@ import sys
 import av
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 try:
     from . import audio_samples as samples
 except ImportError:  # tests/decode collected as plain directory (no package): import the builder next to us
     sys.path.insert(0, os.path.dirname(__file__))
-    import audio_samples as samples  # noqa: E402
+    import audio_samples as samples
 
-from voicegui.decode.stream_decoder import DecodeError, StreamDecoder, create_decoder  # noqa: E402
+from voicegui.decode.stream_decoder import DecodeError, StreamDecoder, create_decoder
 
 FORMATS = ["pcm", "wav", "mp3", "aac", "flac", "opus"]
 LOSSY = ["mp3", "aac", "opus"]
@@ -52,7 +52,7 @@ def decode_chunks(fmt: str, chunks, output_rate: int | None = None) -> tuple[np.
 def split_at(data: bytes, cuts) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts})
     bounds = [0, *points, len(data)]
-    return [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def one_byte(data: bytes) -> list[bytes]:
@@ -215,8 +215,10 @@ def _flac_first_frame_end(data: bytes) -> int:
 
 
 def _frame_ends(data: bytes, start: int, count: int, kind: str) -> int:
-    from voicegui.decode.mpeg_frames import adts_frame_len as _adts_frame_len
-    from voicegui.decode.mpeg_frames import mpeg_audio_frame_len as _mpeg_audio_frame_len
+    from voicegui.decode.mpeg_frames import (
+        adts_frame_len as _adts_frame_len,
+        mpeg_audio_frame_len as _mpeg_audio_frame_len,
+    )
 
     pos = start
     for _ in range(count):

@@ -31,9 +31,9 @@ import pytest
 
 from tests.e2e.conftest import TOKEN, speak, speak_json
 from voicegui.server.benchclip import speech_like
+from voicegui.server.shaping import Shaping
 from voicegui.stream.fetch import SpeechRequest, insecure_http_warning
 from voicegui.stream.session import SpeakOptions, SpeakSession
-from voicegui.server.shaping import Shaping
 
 
 def request(server, fmt: str = "pcm", **kw) -> SpeechRequest:
@@ -95,7 +95,7 @@ def _self_signed_cert(tmp: Path) -> tuple[Path, Path]:
 
     pk = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     crt = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(pk.public_key())
            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
            .not_valid_after(now + datetime.timedelta(days=1))
@@ -351,7 +351,8 @@ def _wait_streaming(server, seconds: float) -> None:
     deadline = time.monotonic() + 30
     while True:
         recs = list(server.records)
-        if recs and recs[-1].first_byte_sent_at is not None and time.monotonic() - recs[-1].first_byte_sent_at > seconds:
+        sent_at = recs[-1].first_byte_sent_at if recs else None
+        if sent_at is not None and time.monotonic() - sent_at > seconds:
             return
         assert time.monotonic() < deadline, "the speak never started streaming"
         time.sleep(0.02)

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
 from voicegui.features.history import HistoryStore
 from voicegui.features.lineup import PRESETS, Lineup, LineupEntry, Target, load_presets, parse_entries, save_presets
+from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
 
 REPO = Path(__file__).resolve().parents[2]
 VOICES = ("heart", "espeak:en-us", "espeak:en-gb")
@@ -78,7 +78,7 @@ async def test_lineup_of_three_builtin_voices(builtin, tmp_path):
     hist = history.entries()
     assert [e.voice for e in hist] == list(VOICES)
     assert [e.id for e in hist] == [r.history_id for r in results]
-    for e, r in zip(hist, results):
+    for e, r in zip(hist, results, strict=True):
         assert history.original(e.id) == r.original and e.ttfa_ms == r.ttfa_ms
         assert builtin.token not in history.index_path.read_text()
 

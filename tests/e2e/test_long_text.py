@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import TOKEN, read_wav, speak_json
+from voicegui.server.shaping import Shaping
 from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.session import SpeakOptions, SpeakSession
-from voicegui.server.shaping import Shaping
 
 LONG_TEXT = " ".join(f"This is sentence number {i} of a long text that goes on." for i in range(120))
 

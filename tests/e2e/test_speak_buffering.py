@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import TOKEN, speak, speak_json
+from voicegui.server.shaping import Shaping
 from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.session import SpeakOptions, SpeakSession
-from voicegui.server.shaping import Shaping
 
 
 def request(server, fmt: str = "pcm", **kw) -> SpeechRequest:

@@ -9,7 +9,6 @@ import wave
 import numpy as np
 import pytest
 
-from voicegui.stream.fetch import FetchMarks, SpeechRequest
 from voicegui.features.history import (
     HistoryEntry,
     HistoryError,
@@ -18,6 +17,7 @@ from voicegui.features.history import (
     safe_base_url,
     wav_bytes,
 )
+from voicegui.stream.fetch import FetchMarks, SpeechRequest
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.replay_source import replay_source
 

@@ -13,8 +13,8 @@ import pytest
 
 from voicegui.features.history import wav_bytes
 from voicegui.features.lineup import LineupResult
-from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.features.report import export_csv, export_html
+from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 
 RATE = 24000
 
@@ -97,7 +97,7 @@ def test_html_report_is_self_contained_and_its_audio_decodes(tmp_path, results):
     assert "Voices &lt;compared&gt;" in page_text and "Hello &amp; goodbye." in page_text
     # One <audio> per voice that has audio, each a WAV of exactly what was played.
     assert len(page.audio) == 2
-    for src, r in zip(page.audio, results):
+    for src, r in zip(page.audio, results, strict=False):
         mime, data = decode_data_uri(src)
         assert mime == "audio/wav"
         with wave.open(io.BytesIO(data)) as w:

@@ -10,13 +10,12 @@ import time
 import aiohttp
 import pytest
 
+from tests.server import clip
 from voicegui.server.encode import CONTENT_TYPES, FORMATS
 from voicegui.server.engines.base import Engine
 from voicegui.server.engines.replay import OPENAI_MODELS, OPENAI_VOICES, ReplayEngine
 from voicegui.server.shaping import Shaping
 from voicegui.server.thread import ServerThread
-
-from tests.server import clip  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voicegui.server.embedded import BuiltinServer
 from voicegui.decode.stream_decoder import create_decoder
+from voicegui.server.embedded import BuiltinServer
 from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
 
 FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
@@ -38,7 +38,7 @@ async def test_each_engine_speaks_in_each_format(builtin, fmt):
         decoder = create_decoder(fmt)
         parts: list[np.ndarray] = []
 
-        async def collect(data: bytes) -> None:
+        async def collect(data: bytes, decoder=decoder, parts=parts) -> None:  # bound to this iteration
             parts.append(decoder.feed(data))
 
         request = SpeechRequest(base_url=builtin.base_url, api_key=builtin.token, model=builtin.default_model,

@@ -22,9 +22,9 @@ import openai
 import pytest
 
 from tests.cli.test_serve import _parse
+from voicegui.cli.serve import run_serve
 from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable, default_voice
 from voicegui.server.engines.base import VoiceInfo
-from voicegui.cli.serve import run_serve
 from voicegui.server.shaping import Shaping
 
 REPO = Path(__file__).resolve().parents[2]
@@ -189,8 +189,8 @@ async def test_without_hibari_the_first_voice_is_default():
 def test_no_engine_at_all_is_a_clear_error(monkeypatch):
     import voicegui.server.embedded as bp
 
-    monkeypatch.setattr(bp, "available_engines", lambda warm=True, lazy=False: ([], ["espeak-ng not found: apt-get install "
-                                                                         "espeak-ng"]))
+    monkeypatch.setattr(bp, "available_engines",
+                        lambda warm=True, lazy=False: ([], ["espeak-ng not found: apt-get install espeak-ng"]))
     with pytest.raises(BuiltinUnavailable, match="apt-get install espeak-ng"):
         BuiltinServer()
 

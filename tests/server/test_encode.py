@@ -9,9 +9,8 @@ import av
 import numpy as np
 import pytest
 
+from tests.server import clip
 from voicegui.server.encode import FORMATS, StreamingEncoder, wav_header
-
-from tests.server import clip  # noqa: E402
 
 SR = 24000
 

@@ -8,6 +8,7 @@ synthetic audio and stub engines so they run everywhere. Streaming order is chec
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -15,12 +16,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voicegui.server.engines import espeak as espeak_mod
-from voicegui.server.engines import hibari as hibari_mod
-from voicegui.server.engines import piper as piper_mod
+from voicegui.server.engines import espeak as espeak_mod, hibari as hibari_mod, piper as piper_mod
 from voicegui.server.engines.base import Engine, EngineError, VoiceInfo
 from voicegui.server.engines.builtin import (
-    SILENCE_THRESHOLD, BuiltinEngine, available_engines, resample, speakable, synthesize_ahead, trim_silence,
+    SILENCE_THRESHOLD,
+    BuiltinEngine,
+    available_engines,
+    resample,
+    speakable,
+    synthesize_ahead,
+    trim_silence,
 )
 
 SR = 24000
@@ -130,7 +135,7 @@ async def test_engine_trims_silence_to_natural_gaps(engine_and_voice: tuple[Any,
     blocks = await collect(engine.synthesize(THREE, voice, 1.0))
     lead, tail = edges_ms(blocks[0])
     assert lead <= 60
-    for before, after in zip(blocks, blocks[1:]):
+    for before, after in itertools.pairwise(blocks):
         gap = edges_ms(before)[1] + edges_ms(after)[0]
         assert gap <= 150
     assert edges_ms(blocks[-1])[1] <= 150

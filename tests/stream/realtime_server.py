@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel, TypeAdapter, ValidationError
-
 from openai.types.realtime import (
     RealtimeClientEvent,
     RealtimeErrorEvent,
@@ -43,6 +41,7 @@ from openai.types.realtime import (
     SessionUpdatedEvent,
 )
 from openai.types.realtime.realtime_session_create_request_param import RealtimeSessionCreateRequestParam
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +127,7 @@ class FakeRealtimeServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # _server is set once start() returned
         return self
 
     async def __aexit__(self, *exc: object) -> None:

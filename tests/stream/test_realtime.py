@@ -11,8 +11,9 @@ from datetime import date
 from typing import get_args, get_type_hints
 
 import pytest
-
 from openai.types.realtime.realtime_audio_config_output_param import RealtimeAudioConfigOutputParam
+
+from tests.stream.realtime_server import KNOWN_MODELS, FakeRealtimeServer, tone_pcm
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest
 from voicegui.stream.realtime import (
     REALTIME_MODELS,
@@ -24,8 +25,6 @@ from voicegui.stream.realtime import (
     transcript_differs,
     uses_realtime,
 )
-
-from tests.stream.realtime_server import KNOWN_MODELS, FakeRealtimeServer, tone_pcm
 
 pytestmark = pytest.mark.timeout(30)
 

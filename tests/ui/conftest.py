@@ -3,7 +3,7 @@
 pytest-asyncio (>= 1.4) asks the ``pytest_asyncio_loop_factories`` hook for loop factories; this conftest's
 hook applies to the tests in this directory only. Inside these tests, wait by awaiting asyncio events or
 polling with ``asyncio.sleep`` — ``qtbot.waitUntil``/``waitSignal`` spin a nested Qt loop and hang under
-qasync (see DESIGN.md).
+qasync (see docs/architecture.md).
 
 The speech server is the real BuiltinServer class (per-run token, shaping) serving the replay engine with a
 generated clip, so the window's default provider (Built-in) speaks without any configuration; audio goes

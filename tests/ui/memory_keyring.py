@@ -12,7 +12,7 @@ from keyring.errors import PasswordDeleteError
 
 
 class MemoryKeyring(KeyringBackend):
-    priority = 1  # type: ignore[assignment]
+    priority = 1  # type: ignore[assignment]  # keyring declares priority as a class property
 
     def __init__(self) -> None:
         super().__init__()

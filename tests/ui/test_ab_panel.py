@@ -55,7 +55,7 @@ async def test_toggle_switches_voice_and_replays_from_cache(qtbot, window, serve
         ("A", "alloy", "pcm"), ("B", "echo", "mp3"), ("A", "alloy", "pcm"), ("B", "echo", "mp3")]
     assert [p.replayed for p in plays] == [False, False, True, True]
     # each switch stopped the other side before starting: never two at once
-    for before, after in zip(plays, plays[1:]):
+    for before in plays[:-1]:
         assert before.metrics is not None and before.metrics.stopped
         assert before.session.last_byte is not None
     records = server.records[first_record:]

@@ -7,6 +7,7 @@ hangs under qasync.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import socket
 import subprocess
@@ -124,7 +125,7 @@ async def test_speak_during_speak_never_overlaps(qtbot, window, server):
     runs = sorted((p for p in list(window.playbacks)[first:] if p.entered_at is not None),
                   key=lambda p: p.entered_at)
     assert len(runs) >= 2
-    for before, after in zip(runs, runs[1:]):
+    for before, after in itertools.pairwise(runs):
         assert before.left_at is not None and before.left_at <= after.entered_at, "two sessions overlapped"
     assert all(p.metrics.stopped for p in runs[:-1])
     assert final.metrics.completed and final.metrics.error is None

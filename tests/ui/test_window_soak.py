@@ -9,7 +9,7 @@ Playback.done event and the history write it starts), never with qtbot.waitUntil
 After a warm-up of 20 Speaks the process's threads (/proc/self/task), open descriptors (/proc/self/fd), RSS
 and the Python heap (tracemalloc, every thread: window, client and the in-process server) are sampled, again
 at 110 and at 200; at 200 they must be within a small bound of the warm-up figures. What the window keeps on
-purpose is accounted for in the bounds below: the last player's RECENT_PLAYBACKS (50) Playbacks, and the history (one
+purpose is accounted for in the bounds below: the last Player.recent (50) Playbacks, and the history (one
 index entry per Speak in memory, and the clip's bytes on disk under the per-test $VOICEGUI_CACHE_DIR).
 
 The figures are printed (pytest -s shows them) for the README.
@@ -24,8 +24,8 @@ import tracemalloc
 
 import pytest
 
-from tests.ui.conftest import close_window, open_window, until
 from tests.procstats import fds, rss_mb, threads
+from tests.ui.conftest import close_window, open_window
 
 pytestmark = [pytest.mark.audio, pytest.mark.timeout(300)]
 
@@ -40,14 +40,14 @@ SPEAKS = 200
 # 180+. The history writes and PortAudio streams are all closed when a Speak (and its history write) ends.
 MAX_EXTRA_THREADS = 2
 MAX_EXTRA_FDS = 4
-# Python heap, net of the player's RECENT_PLAYBACKS's arrays (_kept_mb): measured +1.50..1.56 MB over 180 Speaks (three runs),
+# Python heap, net of the Player.recent's arrays (_kept_mb): measured +1.50..1.56 MB over 180 Speaks (three runs),
 # +0.4 MB in the last 90 (~4.5 KB/Speak: one HistoryEntry in the store's memory, one server RequestRecord).
 # A leaked session (two 10 s rings = 1.9 MB) or a leaked clip per Speak (19 KB x 180 = 3.4 MB) would fail.
 MAX_PY_HEAP_GROWTH_MB = 2.0
 # RSS: allocator behaviour dominates (see tests/e2e/test_soak.py: glibc arenas for the per-Speak threads,
 # FFmpeg/OpenSSL churn, +17 MB then +11 MB over two halves of 90 Speaks in the CLI soak); the window adds Qt's
 # own native heap (the history table grows a row per Speak, plots redraw per Speak). Measured, net of the
-# player's RECENT_PLAYBACKS's arrays: +48 MB over 180 Speaks, +4.5 MB in the last 90. A native leak of ~250 KB/Speak fails.
+# Player.recent's arrays: +48 MB over 180 Speaks, +4.5 MB in the last 90. A native leak of ~250 KB/Speak fails.
 MAX_RSS_GROWTH_MB = 60.0
 MAX_RSS_GROWTH_SECOND_HALF_MB = 20.0
 
@@ -66,7 +66,7 @@ def soak_builtin(tmp_path_factory):
 
 
 def _kept_mb(window) -> float:
-    """What the window's player's RECENT_PLAYBACKS keeps on purpose: the arrays and response bodies of its last 50 sessions
+    """What the window's Player.recent keeps on purpose: the arrays and response bodies of its last 50 sessions
     (each session's 10 s ring and 10 s played-audio ring, its waveform tail and the original bytes)."""
     total = 0
     for playback in window.playbacks:
@@ -151,12 +151,12 @@ async def _soak(window) -> None:
     assert not failures, failures[:10]
     assert len(window.history.entries()) == SPEAKS and not window.banner.isVisible()
     # A kept opus session keeps its decoder, whose FFmpeg codec context keeps 2 worker threads (measured: +2
-    # threads per opus Speak until the log is full, then flat): bounded by player's RECENT_PLAYBACKS, counted here.
+    # threads per opus Speak until the log is full, then flat): bounded by Player.recent, counted here.
     opus_growth = after["kept_opus"] - before["kept_opus"]
     assert after["threads"] <= before["threads"] + 2 * opus_growth + MAX_EXTRA_THREADS, samples
     assert after["threads"] <= mid["threads"] + MAX_EXTRA_THREADS, samples  # the log is full at both
     assert after["fds"] <= before["fds"] + MAX_EXTRA_FDS, samples
-    # Net of what the player's RECENT_PLAYBACKS keeps on purpose (20 sessions after the warm-up, 50 from the 50th Speak on).
+    # Net of what the Player.recent keeps on purpose (20 sessions after the warm-up, 50 from the 50th Speak on).
     kept_growth = after["kept_mb"] - before["kept_mb"]
     assert after["py_heap_mb"] - before["py_heap_mb"] - kept_growth < MAX_PY_HEAP_GROWTH_MB, samples
     assert after["py_heap_mb"] - mid["py_heap_mb"] < MAX_PY_HEAP_GROWTH_MB, samples  # the log is full at both

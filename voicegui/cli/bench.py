@@ -177,7 +177,8 @@ def summarize(rows: list[dict], formats: list[str], scenarios: list[Scenario]) -
     lines = []
     for scenario in scenarios:
         lines.append(f"**{scenario.name}**\n")
-        lines.append("| format | added latency median (ms) | max (ms) | audio played | underruns (runs with any) | CPU, one core |")
+        lines.append("| format | added latency median (ms) | max (ms) | audio played | underruns (runs with any) "
+                     "| CPU, one core |")
         lines.append("|---|---|---|---|---|---|")
         for fmt in formats:
             sel = [r for r in rows if r["format"] == fmt and r["scenario"] == scenario.name]
@@ -190,7 +191,8 @@ def summarize(rows: list[dict], formats: list[str], scenarios: list[Scenario]) -
             with_under = sum(1 for r in sel if r["underruns"])
             cpu = statistics.median(r["cpu_pct"] for r in sel) if sel else 0.0
             note = f" ({len(errors)} errors: {errors[0]})" if errors else ""
-            lines.append(f"| {fmt} | {med} | {mx} | {share:.1f}% (lowest run) | {under} ({with_under}/{len(sel)}) | {cpu:.1f}%{note} |")
+            lines.append(f"| {fmt} | {med} | {mx} | {share:.1f}% (lowest run) | {under} ({with_under}/{len(sel)}) "
+                         f"| {cpu:.1f}%{note} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -202,7 +204,8 @@ def _machine() -> str:
         cpu = match.group(1).strip() if match else cpu
     except OSError:
         pass
-    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), Python {platform.python_version()}"
+    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} cores ({cpu}), "
+            f"Python {platform.python_version()}")
 
 
 def write_readme(path: Path, table: str, command: str) -> None:
@@ -235,9 +238,9 @@ async def _bench_builtin(args: argparse.Namespace) -> list[dict]:
 
     rows = []
     with BuiltinServer() as server:
-        voices = {}
-        for voice in server.voices():  # one voice per engine: the first (best) it lists
-            voices.setdefault(voice.engine, voice.id)
+        voices: dict[str, str] = {}
+        for info in server.voices():  # one voice per engine: the first (best) it lists
+            voices.setdefault(info.engine, info.id)
         for engine, voice in voices.items():
             for run in range(args.runs + 1):
                 request = SpeechRequest(base_url=server.base_url, api_key=server.token, model=server.default_model,

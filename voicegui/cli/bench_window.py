@@ -20,7 +20,7 @@ filter, so it runs on the GUI thread. Settings and history go to a temporary dir
 ($VOICEGUI_CONFIG_DIR, $VOICEGUI_CACHE_DIR), never the user's.
 
 Needs an output device: the README figures use a PulseAudio null sink with a low-latency recorder on its
-monitor (see DESIGN.md).
+monitor (see docs/architecture.md, "Measured facts").
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def _paint_counter(target: Any) -> Any:
             super().__init__()
             self.times: list[float] = []
 
-        def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        def eventFilter(self, watched: QObject, event: QEvent) -> bool:
             if event.type() == QEvent.Type.Paint:
                 self.times.append(time.monotonic())
             return False

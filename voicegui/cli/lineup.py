@@ -109,7 +109,7 @@ async def _remote_voices(base_url: str, api_key: str, timeout_s: float) -> list[
                 if resp.status != 200:
                     return None
                 payload = await resp.json(content_type=None)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+    except (TimeoutError, aiohttp.ClientError, ValueError):
         return None
     voices = [v.id for v in parse_voices(payload)]
     return voices or None
@@ -123,7 +123,8 @@ def format_table(results: list) -> str:
         rows.append((str(r.index + 1), r.label, r.format, "n/a" if r.ttfa_ms is None else f"{r.ttfa_ms:.0f}",
                      f"{r.duration_s:.2f}", str(r.underruns), str(r.bytes), "ok" if r.ok else "FAILED"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i in (1, 2, 7) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+    lines = ["  ".join(c.ljust(w) if i in (1, 2, 7) else c.rjust(w)
+                       for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in rows]
     return "\n".join(line.rstrip() for line in lines)
 

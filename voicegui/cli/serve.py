@@ -18,7 +18,6 @@ import ipaddress
 import logging
 import socket
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from voicegui.cli.argtypes import nonneg_float, nonneg_int, positive_float, positive_int
@@ -42,7 +41,8 @@ def _error_status(value: str) -> int:
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add `serve`'s options to `parser`."""
     parser.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=nonneg_int, default=8880, metavar="N", help="TCP port (default 8880; 0 = any free)")
+    parser.add_argument("--port", type=nonneg_int, default=8880, metavar="N",
+                        help="TCP port (default 8880; 0 = any free)")
     parser.add_argument("--replay", type=Path, default=None, metavar="FILE",
                         help="serve this audio file for every request instead of the offline voices")
     parser.add_argument("--token", default=None,

@@ -52,10 +52,10 @@ class CodecErrors:
             raise DecodeError(f"the {self._fmt} stream is corrupt: {_MAX_BYTES_WITHOUT_AUDIO} bytes without audio")
 
 
-def decode_packet(ctx: av.CodecContext, packet: av.Packet | None, errors: CodecErrors) -> list[np.ndarray]:
+def decode_packet(ctx: av.AudioCodecContext, packet: av.Packet | None, errors: CodecErrors) -> list[np.ndarray]:
     """Decode `packet` (None: drain the decoder) to float32 mono arrays. A packet the codec rejects, or a frame
     that cannot be trusted, yields nothing and is counted in `errors` (which raises DecodeError once too many are)."""
-    out = []
+    out: list[np.ndarray] = []
     try:
         frames = ctx.decode(packet)
     except AV_ERRORS as exc:

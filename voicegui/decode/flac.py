@@ -16,8 +16,8 @@ import numpy as np
 
 from voicegui.decode.codec import AV_ERRORS, CodecErrors, decode_packet
 from voicegui.decode.errors import DecodeError
-from voicegui.decode.samples import BadFrame, frame_to_mono
 from voicegui.decode.flac_frames import FlacError, FlacFrameSplitter
+from voicegui.decode.samples import BadFrame, frame_to_mono
 
 
 class FlacBackend:
@@ -27,7 +27,7 @@ class FlacBackend:
         self.rate: int | None = None
         self.truncated = False
         self._split = FlacFrameSplitter()
-        self._ctx: av.CodecContext | None = None
+        self._ctx: av.AudioCodecContext | None = None
         self._errors = CodecErrors("flac")
 
     def feed(self, data: bytes) -> list[np.ndarray]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Literal
 
 _MAGIC = b"fLaC"
 _MAX_HEADER = 16  # longest possible frame header: 4 + 7 (coded number) + 2 (block size) + 2 (rate) + 1 (CRC-8)
@@ -107,7 +108,7 @@ class FrameHeader:
     length: int  # header bytes, CRC-8 included
 
 
-def parse_frame_header(buf: bytes | bytearray, pos: int) -> FrameHeader | None | bool:
+def parse_frame_header(buf: bytes | bytearray, pos: int) -> FrameHeader | None | Literal[False]:
     """Frame header at buf[pos:]: FrameHeader if valid, None if invalid, False if more bytes are needed."""
     end = len(buf)
     if end - pos < 4:

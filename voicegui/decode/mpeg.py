@@ -47,7 +47,9 @@ class ParsedBackend:
         self._dropped = 0
         self._first = True
         self._skip = 0  # decoded samples still to drop (mp3 encoder + decoder delay)
-        self._ctx = av.CodecContext.create(codec, "r")
+        ctx = av.CodecContext.create(codec, "r")
+        assert isinstance(ctx, av.AudioCodecContext)  # mp3float/mp2float/mp1float/aac: audio decoders
+        self._ctx = ctx
         self._errors = CodecErrors(fmt)
         self._fed = 0
         self._packeted = 0

@@ -27,7 +27,7 @@ class OpusBackend:
         self.rate: int | None = None
         self.truncated = False
         self._ogg = OggPacketReader()
-        self._ctx: av.CodecContext | None = None
+        self._ctx: av.AudioCodecContext | None = None
         self._errors = CodecErrors("opus")
         self._skip = 0  # pre-skip samples (48 kHz) still to drop
         self._emitted = 0  # 48 kHz samples handed out for the current logical stream (after pre-skip)
@@ -97,6 +97,7 @@ class OpusBackend:
         if self._input_rate == 48000:
             return chunks
         if self._resampler is None:
+            assert self._input_rate is not None  # set from the OpusHead before any audio packet is decoded
             self._resampler = Resampler(48000, self._input_rate)
         return self._resampler.push(chunks)
 

@@ -15,7 +15,9 @@ import numpy as np
 EMPTY = np.zeros(0, dtype=np.float32)
 
 _MAX_CHANNELS = 8  # speech servers send mono (sometimes stereo); more is a corrupt header, not audio
-_SAMPLE_DTYPES = {"u8": np.uint8, "s16": np.int16, "s32": np.int32, "flt": np.float32, "dbl": np.float64}
+_SAMPLE_DTYPES: dict[str, type[np.generic]] = {
+    "u8": np.uint8, "s16": np.int16, "s32": np.int32, "flt": np.float32, "dbl": np.float64,
+}
 
 
 class BadFrame(ValueError):
@@ -44,9 +46,9 @@ def frame_to_mono(frame: av.AudioFrame) -> np.ndarray:
     if any(plane.buffer_size < per_plane * itemsize for plane in planes):
         raise BadFrame("frame planes are shorter than their sample count")
     if planar:
-        arr = np.stack([np.frombuffer(plane, dtype=dtype, count=samples) for plane in planes])
+        arr = np.stack([np.frombuffer(memoryview(plane), dtype=dtype, count=samples) for plane in planes])
     else:
-        arr = np.frombuffer(planes[0], dtype=dtype, count=per_plane).reshape(-1, channels).T
+        arr = np.frombuffer(memoryview(planes[0]), dtype=dtype, count=per_plane).reshape(-1, channels).T
     return to_float_mono(arr)
 
 

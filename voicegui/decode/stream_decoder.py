@@ -29,10 +29,10 @@ from voicegui.decode.codec import Resampler
 from voicegui.decode.errors import DecodeError
 from voicegui.decode.flac import FlacBackend
 from voicegui.decode.mpeg import ParsedBackend
+from voicegui.decode.mpeg_frames import frame_len, mpeg_codec, sync_kind
 from voicegui.decode.opus import OpusBackend
 from voicegui.decode.pcm import PCM_RATE, PcmBackend, WavBackend
 from voicegui.decode.samples import EMPTY
-from voicegui.decode.mpeg_frames import frame_len, mpeg_codec, sync_kind
 
 __all__ = ["FORMATS", "PCM_RATE", "DecodeError", "StreamDecoder", "create_decoder"]
 
@@ -60,7 +60,8 @@ def _text_error(head: bytes) -> DecodeError:
     snippet = re.sub(r"\s+", " ", text).strip()
     if len(snippet) > 80:
         snippet = snippet[:77] + "..."
-    kind = "a JSON body" if snippet.startswith(("{", "[")) else "an HTML/XML page" if snippet.startswith("<") else "text"
+    kind = ("a JSON body" if snippet.startswith(("{", "[")) else
+            "an HTML/XML page" if snippet.startswith("<") else "text")
     return DecodeError(f"the server sent {kind} instead of audio: {snippet}")
 
 

@@ -368,7 +368,8 @@ def history_hook(store: HistoryStore, on_recorded: Callable[[Playback], Any] | N
     async def record(playback: Playback) -> None:
         options = playback.options
         requests = (options.request, *options.continuation)
-        for piece, (request, original) in enumerate(zip(requests, playback.session.original_pieces)):
+        # A stop can end the fetch before the later pieces: they have no body and no row.
+        for piece, (request, original) in enumerate(zip(requests, playback.session.original_pieces, strict=False)):
             entry = HistoryEntry.from_speak(request, playback.metrics, provider=playback.provider,
                                             prebuffer_ms=options.prebuffer_ms, max_buffer_s=options.max_buffer_s)
             entry.extra.update(playback.extra)

@@ -1,15 +1,16 @@
 """Line-up: the same text spoken by several voices, one after another, measured alike, for comparisons and demos.
 
-A `Lineup` plays one Playback per `LineupEntry` (voice, optionally its own format and provider `Target`) through
-a `Player` (the window's own, so nothing else plays meanwhile; or one of its own) in the order given, keeping for each what was played (float32 samples) and the response body exactly as the
-server sent it, and collects a `LineupResult` (TTFA, duration, underruns, bytes, error, original bytes, played
-audio). `on_start(index)` is called before a voice starts and `on_done(index, result)` after it ended (the
-window highlights who speaks); `current` is the running SpeakSession, whose snapshot() the window's plots read.
+A `Lineup` plays one Playback per `LineupEntry` (voice, optionally its own format and provider `Target`)
+through a `Player` (the window's own, so nothing else plays meanwhile; or one of its own) in the order given,
+keeping for each what was played (float32 samples) and the response body exactly as the server sent it, and
+collects a `LineupResult` (TTFA, duration, underruns, bytes, error, original bytes, played audio).
+`on_start(index)` is called before a voice starts and `on_done(index, result)` after it ended (the window
+highlights who speaks); `current` is the running SpeakSession, whose snapshot() the window's plots read.
 A voice that fails (unknown voice, server down, ...) gets its error in its result and the line-up goes on.
 Every voice is recorded like any Speak by the player's history hook (a Lineup given a HistoryStore builds a
-Player with that hook); something else starting on the same player ends the line-up. A text over the API's 4096 characters is
-cut at sentence ends (text.split_for_request, as a Speak cuts it) and each voice speaks the pieces as one gapless
-session (SpeakOptions.continuation); the history gets one row per piece.
+Player with that hook); something else started or stopped on the same player ends the line-up. A text over the
+API's 4096 characters is cut at sentence ends (text.split_for_request, as a Speak cuts it) and each voice speaks
+the pieces as one gapless session (SpeakOptions.continuation); the history gets one row per piece.
 
 Text presets for fair comparisons: `PRESETS` (pangram, numbers/dates/currency, a long paragraph, a question);
 the user's edited set lives in `presets_path()` = platformdirs' user_config_dir("voicegui")/presets.json, or
@@ -33,15 +34,15 @@ from typing import Any
 import numpy as np
 
 from voicegui.decode.stream_decoder import FORMATS
-from voicegui.stream.fetch import SpeechRequest
 from voicegui.features.history import HistoryStore, history_hook, safe_base_url
+from voicegui.files import PRIVATE, atomic_write
+from voicegui.settings import config_dir
+from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.output import OutputConfig
 from voicegui.stream.player import Player
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.text import split_for_request
-from voicegui.files import PRIVATE, atomic_write
-from voicegui.settings import config_dir
 
 log = logging.getLogger(__name__)
 

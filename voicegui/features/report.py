@@ -52,7 +52,8 @@ _JS = """
 document.querySelectorAll("table.sortable th").forEach(function(th,col){th.addEventListener("click",function(){
 var tb=th.closest("table").tBodies[0],rows=Array.from(tb.rows),dir=th.dataset.dir==="asc"?"desc":"asc";
 th.closest("tr").querySelectorAll("th").forEach(function(h){delete h.dataset.dir});th.dataset.dir=dir;
-function key(r){var c=r.cells[col];return c.dataset.v!==undefined?(c.dataset.v===""?null:parseFloat(c.dataset.v)):c.textContent}
+function key(r){var c=r.cells[col];
+return c.dataset.v!==undefined?(c.dataset.v===""?null:parseFloat(c.dataset.v)):c.textContent}
 rows.sort(function(a,b){var x=key(a),y=key(b);if(x===y)return 0;if(x===null)return 1;if(y===null)return -1;
 var r=(typeof x==="number"&&typeof y==="number")?x-y:String(x).localeCompare(String(y));return dir==="asc"?r:-r});
 rows.forEach(function(r){tb.appendChild(r)})})});

@@ -128,6 +128,7 @@ class StreamingEncoder:
             container_opts["page_duration"] = "20000"
         self._container = av.open(self._sink, mode="w", format=container_fmt, options=container_opts)
         stream = self._container.add_stream(codec, rate=rate, options=codec_opts)
+        assert isinstance(stream, av.AudioStream)  # every codec in FORMATS is an audio encoder
         stream.layout = "mono"
         stream.format = sample_fmt
         stream.time_base = Fraction(1, rate)

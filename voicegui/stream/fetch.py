@@ -18,7 +18,7 @@ Measured with openai 3.57 / httpx2 2.16 against the built-in server (tests/strea
 - Cancelling the task leaves the `async with`, which closes the response; httpx2 then closes the
   connection instead of pooling it (the body was not fully read), so the server sees the disconnect.
   `iter_bytes()` is wrapped in `aclosing` so its async generator is finalised here and not later by the
-  loop's asyncgen hooks (qasync installs none, see DESIGN.md).
+  loop's asyncgen hooks (qasync installs none, see docs/architecture.md).
 
 TLS: certificates are always verified (the SDK's default httpx2 client; we never pass verify=False). A
 certificate that fails verification is a FetchError of kind 'tls' whose text says "certificate" and why.
@@ -46,9 +46,9 @@ import ssl
 import threading
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import openai
@@ -247,8 +247,8 @@ def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
     try:
         tls = shared_tls_context()
     except (ssl.SSLError, OSError) as exc:
-        raise FetchError("tls", f"Could not load the certificates to check servers against ({exc}). If "
-                                "SSL_CERT_FILE or SSL_CERT_DIR is set, does it name a readable file or folder?") from exc
+        raise FetchError("tls", f"Could not load the certificates to check servers against ({exc}). If SSL_CERT_FILE "
+                                "or SSL_CERT_DIR is set, does it name a readable file or folder?") from exc
     # The SDK refuses an empty key; local servers without a token do not look at it.
     return openai.AsyncOpenAI(base_url=req.base_url, api_key=req.api_key or "none", max_retries=0,
                               timeout=req.timeout_s, http_client=openai.DefaultAsyncHttpxClient(verify=tls),
@@ -286,7 +286,9 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
         async with client.audio.speech.with_streaming_response.create(**kwargs) as response:
             marks.headers = time.monotonic()
             headers_seen = True
-            async with contextlib.aclosing(response.iter_bytes(req.chunk_bytes)) as chunks:
+            # iter_bytes is an async generator (so it has aclose()); the SDK annotates it as an AsyncIterator.
+            body = cast(AsyncGenerator[bytes, None], response.iter_bytes(req.chunk_bytes))
+            async with contextlib.aclosing(body) as chunks:
                 async for chunk in chunks:
                     if not chunk:
                         continue

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_UNDERRUN_MARKS = 1024
 # No callback for this long while the stream should be running means the device hung. PulseAudio's null sink
-# can stall a new stream ~2 s (DESIGN.md), so this is well above that.
+# can stall a new stream ~2 s (docs/architecture.md), so this is well above that.
 STALL_S = 6.0
 # How long stop_now() waits for PortAudio to abort a lost device's stream before leaving it behind. Measured
 # with a SIGSTOPped PulseAudio: Pa_AbortStream joins PortAudio's thread, which is stuck inside the ALSA pulse
@@ -240,6 +240,7 @@ class AudioOutput:
     def _abort_lost(self) -> None:
         """Abort and close a lost device's stream without letting a hung PortAudio hang us (see ABORT_WAIT_S)."""
         stream, self._stream = self._stream, None
+        assert stream is not None  # stop_now calls this only while a stream is open
         done = threading.Event()
 
         def abort_and_close() -> None:

@@ -42,7 +42,7 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -123,7 +123,7 @@ def _parse_date(value: Any) -> date | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=timezone.utc).date()
+        return datetime.fromtimestamp(value, tz=UTC).date()
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             return date.fromisoformat(value.strip()[:10])
@@ -171,7 +171,7 @@ def _client(req: SpeechRequest) -> openai.AsyncOpenAI:
     parts = urlsplit(req.base_url)
     scheme = parts.scheme.lower()
     if scheme in ("ws", "wss"):
-        http = urlunsplit(("http" if scheme == "ws" else "https",) + tuple(parts[1:]))  # type: ignore[arg-type]
+        http = urlunsplit(("http" if scheme == "ws" else "https",) + tuple(parts[1:]))
         # The SDK derives ws from http only; it would turn ws:// into wss://, so give it the URL as is.
         return openai_client(replace(req, base_url=http), websocket_base_url=req.base_url)
     return openai_client(req)

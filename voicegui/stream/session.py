@@ -151,14 +151,14 @@ class SpeakSession:
             # The device opens in a worker thread while the request goes out: opening takes tens of ms
             # (measured 48-77 ms on the null sink) that would otherwise delay "request sent". Frames that
             # arrive first simply wait in the ring.
-            self._opening = asyncio.create_task(asyncio.to_thread(self._output.open))
+            self._opening = asyncio.create_task(asyncio.to_thread(self._out.open))
             monitor = asyncio.create_task(self._monitor())
             pieces = (self.options.request, *self.options.continuation)
             for index, req in enumerate(pieces):
                 if index:
                     # Each response is a whole file with its own header: drain this decoder, start a new one.
                     # The ring and the device carry on, so there is no gap beyond the server's own.
-                    await self._push(self._decoder.flush())
+                    await self._push(self._dec.flush())
                     self._decoder = create_decoder(self._format, output_rate=self.sample_rate)
                     self._originals.append(bytearray())
                 # Only the first piece's marks are the TTFA's; later pieces' go to a scratch FetchMarks.
@@ -173,13 +173,13 @@ class SpeakSession:
                     error, error_kind = str(exc), exc.kind
                     break
             self.last_byte = time.monotonic()
-            await self._push(self._decoder.flush())
+            await self._push(self._dec.flush())
             await self._opening
-            self._output.ended = True
+            self._out.ended = True
             self.state = "draining"
             await self._wait_drained()
             if error is not None:
-                error = f"{error} Played the {self.frames_received / self.sample_rate:.1f} s of audio that arrived."
+                error = f"{error} Played the {self.frames_received / self._rate:.1f} s of audio that arrived."
             completed = error is None
             self.state = "done" if completed else "error"
         except asyncio.CancelledError:
@@ -261,6 +261,32 @@ class SpeakSession:
         )
 
     # --- loop internals -------------------------------------------------------------------------------
+    # They run only between _prepare() and _release_buffers(), when the pipeline's parts exist: these say so.
+    @property
+    def _out(self) -> AudioOutput:
+        assert self._output is not None
+        return self._output
+
+    @property
+    def _dec(self) -> StreamDecoder:
+        assert self._decoder is not None
+        return self._decoder
+
+    @property
+    def _pol(self) -> PrebufferPolicy:
+        assert self._policy is not None
+        return self._policy
+
+    @property
+    def _rng(self) -> FloatRing:
+        assert self._ring is not None
+        return self._ring
+
+    @property
+    def _rate(self) -> int:
+        assert self.sample_rate is not None
+        return self.sample_rate
+
     def _prepare(self) -> None:
         opts = self.options
         rate = device_sample_rate(opts.output, OPENAI_SAMPLE_RATE)
@@ -284,11 +310,11 @@ class SpeakSession:
         if self._opening is not None and self._opening.done():
             self._opening.result()  # re-raises OutputError: no point fetching audio nobody can hear
         if self.bytes_received == 0 and self.fetch_marks.headers is not None:
-            self._policy.on_headers(self.fetch_marks.headers)
+            self._pol.on_headers(self.fetch_marks.headers)
         self.bytes_received += len(data)
         if self.options.keep_original:
             self._originals[-1] += data
-        frames = self._decoder.feed(data)
+        frames = self._dec.feed(data)
         if len(frames):
             if self.first_decoded is None:
                 self.first_decoded = time.monotonic()
@@ -309,31 +335,31 @@ class SpeakSession:
         """Write every frame into the ring; while it is full, wait (backpressure: the network is not read)."""
         if not len(frames):
             return
-        self._policy.on_arrival(time.monotonic(), len(frames) / self.sample_rate)
+        self._pol.on_arrival(time.monotonic(), len(frames) / self._rate)
         self.frames_received += len(frames)
         while True:
-            n = self._ring.write(frames)
+            n = self._rng.write(frames)
             frames = frames[n:]
-            self._output.gate_frames = min(self._policy.threshold_frames(), self._ring.capacity)
+            self._out.gate_frames = min(self._pol.threshold_frames(), self._rng.capacity)
             self._record_level()
             if not len(frames):
                 return
             await asyncio.sleep(_BACKPRESSURE_POLL_S)
 
     async def _wait_drained(self) -> None:
-        while not self._output.finished.is_set() and not self._output.lost:
+        while not self._out.finished.is_set() and not self._out.lost:
             await asyncio.sleep(_MONITOR_PERIOD_S)
-        if self._output.lost and not self._stop_requested:
-            raise OutputError(self._output.failure())
+        if self._out.lost and not self._stop_requested:
+            raise OutputError(self._out.failure())
 
     async def _monitor(self) -> None:
         while True:
-            out = self._output
+            out = self._out
             if out.underrun_episodes > self._seen_underruns:
                 for _ in range(out.underrun_episodes - self._seen_underruns):
-                    self._policy.on_underrun()
+                    self._pol.on_underrun()
                 self._seen_underruns = out.underrun_episodes
-                out.gate_frames = min(self._policy.threshold_frames(), self._ring.capacity)
+                out.gate_frames = min(self._pol.threshold_frames(), self._rng.capacity)
             if out.playing and self.state == "buffering":
                 self.state = "playing"
             if self._device_failure is None and not self._stop_requested and not out.check_alive():
@@ -349,7 +375,7 @@ class SpeakSession:
 
     def _record_level(self) -> None:
         with self._lock:
-            self._history.append((time.monotonic(), self._ring.available / self.sample_rate * 1000))
+            self._history.append((time.monotonic(), self._rng.available / self._rate * 1000))
 
     def _drain_played(self) -> None:
         played = self._played
@@ -359,7 +385,7 @@ class SpeakSession:
         played.read_into(chunk)
         if self.options.keep_played:
             self._played_chunks.append(chunk)
-        keep = int(_WAVEFORM_S * self.sample_rate)
+        keep = int(_WAVEFORM_S * self._rate)
         with self._lock:
             self._waveform = np.concatenate((self._waveform, chunk))[-keep:]
 

@@ -20,6 +20,7 @@ import logging
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import qasync
 from PySide6.QtCore import Qt, QTimer
@@ -27,6 +28,10 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from voicegui import crash
+
+if TYPE_CHECKING:
+    from voicegui.server.embedded import BuiltinServer
+    from voicegui.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +74,8 @@ def install_asyncgen_hooks(loop: asyncio.AbstractEventLoop) -> None:
     prints errors. The hooks are the loop's own bound methods, so it is the standard asyncio behaviour.
     """
     sys.set_asyncgen_hooks(
-        firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]
-        finalizer=loop._asyncgen_finalizer_hook,  # type: ignore[attr-defined]
+        firstiter=loop._asyncgen_firstiter_hook,  # type: ignore[attr-defined]  # BaseEventLoop private, not in typeshed
+        finalizer=loop._asyncgen_finalizer_hook,  # type: ignore[attr-defined]  # BaseEventLoop private, not in typeshed
     )
 
 
@@ -116,7 +121,7 @@ def ensure_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-async def _start_builtin(window: object) -> object | None:
+async def _start_builtin(window: MainWindow) -> BuiltinServer | None:
     """Start the built-in server off the GUI thread and hand it to the window; None if it cannot run."""
     from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
 
@@ -124,10 +129,10 @@ async def _start_builtin(window: object) -> object | None:
         server = await asyncio.to_thread(BuiltinServer)
     except (BuiltinUnavailable, OSError, RuntimeError) as exc:
         log.warning("built-in voices unavailable: %s", exc)
-        window.set_builtin_error(f"The built-in voices are not available: {exc}")  # type: ignore[attr-defined]
+        window.set_builtin_error(f"The built-in voices are not available: {exc}")
         return None
-    if not window.is_closing():  # type: ignore[attr-defined]
-        window.set_builtin(server)  # type: ignore[attr-defined]
+    if not window.is_closing():
+        window.set_builtin(server)
         # Smoke checks (CI's fresh-root `make run`) wait for this line: the default voice can speak now.
         log.info("built-in voices ready")
     return server

@@ -24,6 +24,7 @@ import logging
 import re
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -128,14 +129,15 @@ class HistoryTable(QTableWidget):
         super().__init__(0, len(COLUMNS))
         self._panel = panel
 
-    def mimeTypes(self) -> list[str]:  # noqa: N802 (Qt's name)
+    def mimeTypes(self) -> list[str]:
         return ["text/uri-list"]
 
-    def mimeData(self, items: list[QTableWidgetItem]) -> QMimeData:  # noqa: N802 (Qt's name)
+    def mimeData(self, items: Sequence[QTableWidgetItem]) -> QMimeData:
         mime = QMimeData()
         ids = []
         for item in items:
-            entry_id = self.item(item.row(), 0).data(ID_ROLE) if self.item(item.row(), 0) else None
+            first = self.item(item.row(), 0)
+            entry_id = first.data(ID_ROLE) if first else None
             if entry_id and entry_id not in ids:
                 ids.append(entry_id)
         urls = [QUrl.fromLocalFile(str(p)) for p in (self._panel.drag_file(i) for i in ids) if p is not None]
@@ -158,8 +160,9 @@ class HistoryPanel(QWidget):
         self.table = HistoryTable(self)
         self.table.setHorizontalHeaderLabels([c for c, _ in COLUMNS])
         for i, (_, tip) in enumerate(COLUMNS):
-            if tip:
-                self.table.horizontalHeaderItem(i).setToolTip(tip)
+            column = self.table.horizontalHeaderItem(i)
+            if tip and column is not None:
+                column.setToolTip(tip)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)

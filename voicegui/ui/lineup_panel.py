@@ -93,17 +93,17 @@ class PlayerHost(Protocol):
 class FormatDelegate(QStyledItemDelegate):
     """The Format cell is edited with a combo box: "default" or one of the six formats."""
 
-    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem,  # noqa: N802 (Qt's name)
+    def createEditor(self, parent: QWidget, option: QStyleOptionViewItem,
                      index: QModelIndex | QPersistentModelIndex) -> QWidget:
         combo = QComboBox(parent)
         combo.addItems([DEFAULT_FORMAT, *FORMATS])
         return combo
 
-    def setEditorData(self, editor: QWidget, index: QModelIndex | QPersistentModelIndex) -> None:  # noqa: N802
+    def setEditorData(self, editor: QWidget, index: QModelIndex | QPersistentModelIndex) -> None:
         assert isinstance(editor, QComboBox)
         editor.setCurrentText(str(index.data() or DEFAULT_FORMAT))
 
-    def setModelData(self, editor: QWidget, model: Any,  # noqa: N802 (Qt's name)
+    def setModelData(self, editor: QWidget, model: Any,
                      index: QModelIndex | QPersistentModelIndex) -> None:
         assert isinstance(editor, QComboBox)
         model.setData(index, editor.currentText())
@@ -287,18 +287,18 @@ class LineupPanel(QWidget):
     def set_checked(self, voices: list[str], formats: dict[str, str] | None = None) -> None:
         """Check exactly `voices` and move them to the top in that order (tests, restoring a line-up)."""
         formats = formats or {}
-        items = {self.voices.topLevelItem(i).data(0, VOICE_ROLE): self.voices.topLevelItem(i)
-                 for i in range(self.voices.topLevelItemCount())}
+        items = {item.data(0, VOICE_ROLE): item for item in self._items()}
         for vid, item in items.items():
             item.setCheckState(0, Qt.CheckState.Checked if vid in voices else Qt.CheckState.Unchecked)
         for pos, vid in enumerate(voices):
-            item = items.get(vid)
-            if item is None:
+            found = items.get(vid)
+            if found is None:
                 item = QTreeWidgetItem([vid, DEFAULT_FORMAT])
                 item.setData(0, VOICE_ROLE, vid)
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable)
                 item.setCheckState(0, Qt.CheckState.Checked)
             else:
+                item = found
                 self.voices.takeTopLevelItem(self.voices.indexOfTopLevelItem(item))
             item.setText(1, formats.get(vid, DEFAULT_FORMAT))
             self.voices.insertTopLevelItem(pos, item)
@@ -312,9 +312,12 @@ class LineupPanel(QWidget):
                                        label=item.text(0)))
         return entries
 
-    def _checked_items(self) -> list[QTreeWidgetItem]:
+    def _items(self) -> list[QTreeWidgetItem]:
         items = (self.voices.topLevelItem(i) for i in range(self.voices.topLevelItemCount()))
-        return [i for i in items if i.checkState(0) == Qt.CheckState.Checked]
+        return [i for i in items if i is not None]
+
+    def _checked_items(self) -> list[QTreeWidgetItem]:
+        return [i for i in self._items() if i.checkState(0) == Qt.CheckState.Checked]
 
     def _on_item_double_click(self, item: QTreeWidgetItem, column: int) -> None:
         if column == 1 and not self.is_running():
@@ -484,7 +487,8 @@ class LineupPanel(QWidget):
         table.setSortingEnabled(False)
         row = table.rowCount()
         table.insertRow(row)
-        fmt = r.format if not r.detected_format or r.detected_format == r.format else f"{r.format} → {r.detected_format}"
+        fmt = (r.format if not r.detected_format or r.detected_format == r.format
+               else f"{r.format} → {r.detected_format}")
         cells: list[QTableWidgetItem] = [
             _NumItem(str(r.index + 1), r.index),
             QTableWidgetItem(r.label),

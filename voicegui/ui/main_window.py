@@ -180,8 +180,8 @@ class MainWindow(QMainWindow):
         self.speak_button.clicked.connect(self.speak)
         self.stop_button.clicked.connect(self.stop)
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
-            QShortcut(QKeySequence(seq), self, activated=self.speak_button.click)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, activated=self.stop)
+            QShortcut(QKeySequence(seq), self, self.speak_button.click)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
         actions = QHBoxLayout()
         actions.addWidget(self.speak_button)
         actions.addWidget(self.stop_button)
@@ -598,7 +598,7 @@ class MainWindow(QMainWindow):
             self._released = True
             self._update_speak_enabled()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+    def closeEvent(self, event: QCloseEvent) -> None:
         if self._released:
             event.accept()
             if not self._closed_emitted:

@@ -33,11 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from voicegui.server.shaping import Shaping
+from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.output import parse_latency
 from voicegui.stream.session import SpeakSession
-from voicegui.server.shaping import Shaping
-from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS
 
 log = logging.getLogger(__name__)
 

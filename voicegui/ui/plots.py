@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import time
-
 from collections.abc import Callable
 
 import numpy as np

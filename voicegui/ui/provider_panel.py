@@ -34,8 +34,8 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from voicegui import providers as pv
-from voicegui.stream.realtime import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
 from voicegui.settings import KeyStore, Settings
+from voicegui.stream.realtime import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
 
 
 def combo_voice_id(combo: QComboBox) -> str:
@@ -222,7 +222,8 @@ class ProviderPanel(QGroupBox):
         pid = self.provider_id()
         if pid == pv.BUILTIN:
             if self._builtin is None:
-                raise ValueError(self._builtin_error or "The built-in voices are still starting; try again in a moment.")
+                raise ValueError(self._builtin_error
+                                 or "The built-in voices are still starting; try again in a moment.")
             return self._builtin.base_url, self._builtin.token
         url = self.base_url.text().strip()
         if not url:

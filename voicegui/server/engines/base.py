@@ -13,7 +13,7 @@ should release per-request resources in `finally`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -55,7 +55,7 @@ class Engine(Protocol):
         """Voices this engine offers (the request's `voice` must be one of their ids)."""
         ...
 
-    def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
+    def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         """Yield mono blocks (float32 in [-1, 1] or int16) at `sample_rate`, as soon as each is ready.
 
         Implemented as `async def synthesize(...)` with `yield` (an async generator).

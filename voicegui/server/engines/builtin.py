@@ -24,7 +24,7 @@ import asyncio
 import logging
 import threading
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import av
@@ -91,7 +91,7 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> n
     return np.concatenate(parts).astype(np.float32, copy=False) if parts else audio[:0]
 
 
-async def synthesize_ahead(pieces: Iterable[str], synth: Callable[[str], Awaitable[T]]) -> AsyncIterator[T]:
+async def synthesize_ahead(pieces: Iterable[str], synth: Callable[[str], Awaitable[T]]) -> AsyncGenerator[T, None]:
     """Yield synth(piece) for each piece in order, starting the next piece's synthesis before yielding.
 
     So the consumer encodes and sends sentence n while sentence n+1 is being synthesised, and the first
@@ -161,14 +161,14 @@ class BuiltinEngine:
         except KeyError:
             raise EngineError(f"unknown voice {voice!r}") from None
 
-    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
+    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         """Yield the sub-engine's blocks for this voice; it releases its resources when we are closed."""
         gen = self.engine_for(voice).synthesize(text, voice, speed)
         try:
             async for block in gen:
                 yield block
         finally:
-            await gen.aclose()  # type: ignore[attr-defined]
+            await gen.aclose()
 
     def close(self) -> None:
         """Release sub-engines' workers (those that have a close())."""
@@ -219,7 +219,7 @@ class LazyEngine:
                     raise EngineError(f"{self.name} failed to start: {exc}") from exc
             return self._engine
 
-    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
+    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         engine = self._engine if self._engine is not None else await asyncio.to_thread(self.load)
         gen = engine.synthesize(text, voice, speed)
         try:

@@ -33,16 +33,20 @@ import logging
 import shutil
 import struct
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import numpy as np
 
-from voicegui.text import split_sentences
 from voicegui.server.engines.base import EngineError, VoiceInfo
 from voicegui.server.engines.builtin import (
-    SAMPLE_RATE, resample, speakable, synthesize_ahead, trim_silence,
+    SAMPLE_RATE,
+    resample,
+    speakable,
+    synthesize_ahead,
+    trim_silence,
 )
+from voicegui.text import split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +168,7 @@ class EspeakEngine:
         samples, rate = parse_wav(proc.stdout)
         return trim_silence(resample(samples, rate, SAMPLE_RATE), SAMPLE_RATE)
 
-    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
+    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         """Yield one float32 block per sentence (trimmed), prefetching the next sentence."""
         try:
             voice_file = self._files[voice]

@@ -11,7 +11,7 @@ on the server's asyncio loop and only slices a numpy array, yielding to the loop
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from pathlib import Path
 
 import av
@@ -73,7 +73,7 @@ class ReplayEngine:
     def voices(self) -> list[VoiceInfo]:
         return [VoiceInfo(id=v, name=v.capitalize(), language="en", engine=self.name) for v in self._voices]
 
-    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
+    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         """Yield the file's samples in 20 ms blocks; text, voice and speed are ignored."""
         for start in range(0, len(self.samples), self.block_samples):
             yield self.samples[start:start + self.block_samples]

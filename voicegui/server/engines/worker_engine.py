@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from voicegui.text import split_sentences
 from voicegui.server.engines.base import EngineError
 from voicegui.server.engines.builtin import speakable, synthesize_ahead
+from voicegui.text import split_sentences
 
 # ~300 characters keeps one model call per piece and bounds the time to first audio of a long sentence.
 MAX_CHARS = 300
@@ -47,7 +47,7 @@ class SingleWorkerEngine(abc.ABC):
             # The model's G2P rejecting some text; the server reports it as an engine error.
             raise EngineError(f"{self.name} could not speak {text[:40]!r}: {exc}") from exc
 
-    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncIterator[np.ndarray]:
+    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         """Yield one float32 block per sentence (trimmed), prefetching the next sentence."""
         if voice != self.voice_id:
             raise EngineError(f"{self.name} has no voice {voice!r}")
