@@ -34,22 +34,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFrame,
-    QGroupBox,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
-    QPlainTextEdit,
-    QPushButton,
     QScrollArea,
     QSizePolicy,
     QSplitter,
-    QStyle,
     QTabWidget,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -59,59 +53,22 @@ from voicegui import settings as settings_mod
 from voicegui.features.history import HistoryError, HistoryStore, history_hook
 from voicegui.providers import BUILTIN
 from voicegui.settings import KeyStore, Settings
-from voicegui.stream.fetch import SpeechRequest
-from voicegui.stream.output import OutputConfig
 from voicegui.stream.player import Playback, Player, PlayerState
-from voicegui.stream.realtime import transcript_differs
-from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakOptions, SpeakSession
-from voicegui.text import split_for_request
 from voicegui.ui.ab_panel import ABPanel
+from voicegui.ui.banner import ErrorBanner
 from voicegui.ui.history_panel import MB, HistoryPanel
 from voicegui.ui.lineup_panel import LineupPanel
 from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel
 from voicegui.ui.plots import LivePlots
 from voicegui.ui.provider_panel import ProviderPanel
+from voicegui.ui.speak_options import replay_options, speak_options
+from voicegui.ui.text_panel import TextPanel
+from voicegui.ui.transcript_box import TranscriptBox
 
 log = logging.getLogger(__name__)
 
-MAX_INPUT_CHARS = 4096  # OpenAI's limit for `input`: longer text is sent as several requests
-MAX_TEXT_CHARS = 200_000  # beyond this, something was pasted by mistake
 WINDOW_KINDS = ("speak", "replay")  # Playbacks the window itself started (the panels report their own)
-
-
-class ErrorBanner(QFrame):
-    """A non-modal message strip at the top of the window with a close button; the app keeps working."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("errorBanner")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet("#errorBanner { background: #fdecea; border: 1px solid #f5c2c0; border-radius: 4px; }"
-                           "#errorBanner QLabel { color: #611a15; }")
-        icon = QLabel()
-        icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(20, 20))
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.close_button = QToolButton()
-        self.close_button.setText("✕")
-        self.close_button.setAutoRaise(True)
-        self.close_button.setToolTip("Dismiss")
-        self.close_button.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 6, 8, 6)
-        layout.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
-        self.hide()
-
-    def show_message(self, text: str) -> None:
-        self.label.setText(text)
-        self.show()
-
-    def text(self) -> str:
-        return self.label.text()
 
 
 class MainWindow(QMainWindow):
@@ -148,59 +105,23 @@ class MainWindow(QMainWindow):
         self.player.on_finished(self._on_finished)
 
         self.banner = ErrorBanner()
-
-        # --- text ---
-        self.text_edit = QPlainTextEdit()
-        self.text_edit.setPlaceholderText("Type or paste the text to speak, then press Speak (Ctrl+Enter).")
-        self.text_edit.setTabChangesFocus(True)
-        self.text_label = QLabel("&Text")
-        self.text_label.setBuddy(self.text_edit)
-        self.char_count = QLabel()
-        self.char_count.setAlignment(Qt.AlignmentFlag.AlignRight)
-
-        # --- provider ---
+        self.text_panel = TextPanel()
+        tp = self.text_panel
         self.provider_panel = ProviderPanel(self.settings, self.keys)
         pp = self.provider_panel
         # Short names for the fields tests and the rest of the window use.
+        self.text_edit, self.text_label, self.char_count = tp.text_edit, tp.text_label, tp.char_count
+        self.speak_button, self.stop_button, self.speak_reason = tp.speak_button, tp.stop_button, tp.speak_reason
         self.base_url, self.api_key, self.model, self.voice, self.format = (
             pp.base_url, pp.api_key, pp.model, pp.voice, pp.format)
-
-        # --- actions ---
-        self.speak_button = QPushButton("&Speak")
-        self.speak_button.setToolTip("Speak the text (Ctrl+Enter)")
-        self.speak_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
-        self.speak_button.setDefault(True)
-        self.stop_button = QPushButton("St&op")
-        self.stop_button.setToolTip("Stop speaking (Esc)")
-        self.stop_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaStop))
-        self.stop_button.setEnabled(False)
-        self.speak_reason = QLabel()
-        self.speak_reason.setObjectName("speakReason")
-        self.speak_reason.setEnabled(False)  # dimmed: a hint, not an error
         self.speak_button.clicked.connect(self.speak)
         self.stop_button.clicked.connect(self.stop)
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(seq), self, self.speak_button.click)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
-        actions = QHBoxLayout()
-        actions.addWidget(self.speak_button)
-        actions.addWidget(self.stop_button)
-        actions.addWidget(self.speak_reason, 1)
-        actions.addWidget(self.char_count)
-
-        # --- transcript (Realtime models say what they read) ---
-        self.transcript = QPlainTextEdit()
-        self.transcript.setReadOnly(True)
-        self.transcript.setTabChangesFocus(True)
-        self.transcript.setPlaceholderText("What the Realtime model says it read appears here.")
-        self.transcript.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
-        self.transcript_flag = QLabel("The model's reading differs from the text.")
-        self.transcript_flag.setStyleSheet("color: #c62828; font-weight: bold;")
-        self.transcript_flag.hide()
-        self.transcript_box = QGroupBox("T&ranscript (Realtime)")
-        tlayout = QVBoxLayout(self.transcript_box)
-        tlayout.addWidget(self.transcript)
-        tlayout.addWidget(self.transcript_flag)
+        # Realtime models say what they read: shown for the window's own Speaks.
+        self.transcript_box = TranscriptBox(self._own_playback)
+        self.transcript, self.transcript_flag = self.transcript_box.transcript, self.transcript_box.flag
         self.transcript_box.setVisible(pp.is_realtime())
 
         # --- live views and knobs ---
@@ -220,9 +141,7 @@ class MainWindow(QMainWindow):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(self.text_label)
-        left_layout.addWidget(self.text_edit, 2)
-        left_layout.addLayout(actions)
+        left_layout.addWidget(self.text_panel, 2)
         left_layout.addWidget(pp.warning)
         left_layout.addWidget(self.transcript_box)
         left_layout.addWidget(self.plots, 3)
@@ -269,11 +188,6 @@ class MainWindow(QMainWindow):
         splitter.setSizes([780, 480])
         if self.settings.window_geometry:
             self.restoreGeometry(QByteArray.fromBase64(self.settings.window_geometry.encode("ascii")))
-
-        self.transcript_timer = QTimer(self)
-        self.transcript_timer.setInterval(250)  # text: ~4 Hz is as fast as anyone reads
-        self.transcript_timer.timeout.connect(self._refresh_transcript)
-        self.transcript_timer.start()
 
         self.text_edit.textChanged.connect(self._update_speak_enabled)
         pp.model_changed.connect(lambda _m: self.transcript_box.setVisible(pp.is_realtime()))
@@ -374,76 +288,31 @@ class MainWindow(QMainWindow):
 
     def is_speaking(self) -> bool:
         """The window's own Speak (or history replay) is playing."""
-        cur = self.player.current
-        return cur is not None and cur.kind in WINDOW_KINDS and not cur.done.is_set()
+        own = self._own_playback()
+        return own is not None and not own.done.is_set()
 
-    def _speak_block_reason(self) -> str | None:
-        text = self.text_edit.toPlainText()
-        if not text.strip():
-            return "Nothing to speak: type some text."
-        if len(text) > MAX_TEXT_CHARS:
-            return f"Text is longer than {MAX_TEXT_CHARS} characters: shorten it to speak it."
-        return None
+    def _own_playback(self) -> Playback | None:
+        """The player's current Playback if the window itself started it (a Speak or a history replay)."""
+        cur = self.player.current
+        return cur if cur is not None and cur.kind in WINDOW_KINDS else None
 
     def _update_speak_enabled(self) -> None:
-        n = len(self.text_edit.toPlainText())
-        self.char_count.setText(f"{n} / {MAX_INPUT_CHARS}" if n <= MAX_INPUT_CHARS
-                                else f"{n} characters: sent in pieces of ≤ {MAX_INPUT_CHARS}")
-        self.char_count.setStyleSheet("color: #c62828; font-weight: bold;" if n > MAX_TEXT_CHARS else "")
-        reason = self._speak_block_reason()
-        self.speak_reason.setText(reason or "")
-        self.speak_button.setToolTip(reason or "Speak the text (Ctrl+Enter)")
-        starting = self.player.state is PlayerState.STARTING
-        self.speak_button.setEnabled(reason is None and not starting and not self._closing)
         lineup = getattr(self, "lineup_panel", None)  # None while the window is being built
-        self.stop_button.setEnabled(self.player.is_busy() or (lineup is not None and lineup.is_running()))
+        self.text_panel.update_state(
+            can_start=self.player.state is not PlayerState.STARTING and not self._closing,
+            # Stop stays usable between a line-up's voices, while the player is idle for a moment.
+            can_stop=self.player.is_busy() or (lineup is not None and lineup.is_running()))
 
     def set_status(self, text: str) -> None:
         self.status_line.setText(text)
 
     # --- Speak / Stop -------------------------------------------------------------------------------------
-    def _options(self, text: str | None = None, voice: str | None = None, fmt: str | None = None) -> SpeakOptions:
-        """The request(s) (one per ≤4096-character piece) and knobs for the next Speak; raises ValueError
-        with a message for the user. text/voice/fmt: instead of the ones shown (line-up, A/B)."""
-        tuning = self.tuning.values()
-        pp = self.provider_panel
-        base_url, key = pp.endpoint()
-        model, voice = pp.model_id(), voice or pp.voice_id()
-        if not model:
-            raise ValueError("Choose a model.")
-        if not voice:
-            raise ValueError("Choose a voice.")
-        text = self.text_edit.toPlainText() if text is None else text
-        pieces = [text] if len(text) <= MAX_INPUT_CHARS else split_for_request(text, MAX_INPUT_CHARS)
-        output = OutputConfig(device=tuning.device, latency=tuning.latency, blocksize=tuning.blocksize,
-                              volume=tuning.volume)
-        requests = [SpeechRequest(
-                base_url=base_url,
-                api_key=key or "none",  # the OpenAI client insists on a key; local servers ignore it
-                model=model,
-                voice=voice,
-                text=piece,
-                response_format=fmt or pp.response_format(),
-                speed=pp.speed_value(),
-                instructions=pp.instructions_value(),
-                chunk_bytes=tuning.chunk_bytes,
-            ) for piece in pieces]
-        # One session for all pieces: fetched one after another into the same ring and device (gapless).
-        return SpeakOptions(
-            request=requests[0],
-            continuation=tuple(requests[1:]),
-            prebuffer_ms=tuning.prebuffer_ms,
-            max_buffer_s=tuning.max_buffer_s,
-            output=output,
-            keep_original=True,  # for the history cache
-        )
-
     @asyncSlot()
     async def speak(self) -> None:
         """Stop whatever is playing, then start one new Speak (the newest click wins)."""
-        if self._closing or self._speak_block_reason() is not None:
+        if self._closing or self.text_panel.block_reason() is not None:
             return
-        await self._start(self._options, kind="speak")
+        await self._start(lambda: self.speak_options(), kind="speak")
 
     @asyncSlot(str)
     async def replay(self, entry_id: str) -> None:
@@ -457,18 +326,7 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return
 
-        def build() -> SpeakOptions:
-            # The current knobs apply: replaying the same bytes under other buffer settings is a fair test.
-            tuning = self.tuning.values()
-            request = SpeechRequest(base_url=entry.base_url, api_key="none", model=entry.model, voice=entry.voice,
-                                    text=entry.text, response_format=entry.format, speed=entry.speed,
-                                    chunk_bytes=tuning.chunk_bytes)
-            output = OutputConfig(device=tuning.device, latency=tuning.latency, blocksize=tuning.blocksize,
-                                  volume=tuning.volume)
-            return SpeakOptions(request=request, prebuffer_ms=tuning.prebuffer_ms, max_buffer_s=tuning.max_buffer_s,
-                                output=output, keep_original=True, source=replay_source(data))
-
-        await self._start(build, kind="replay", record=False)
+        await self._start(lambda: replay_options(entry, data, self.tuning.values()), kind="replay", record=False)
 
     async def _start(self, build: Callable[[], SpeakOptions], kind: str, record: bool = True) -> None:
         """Ask the player for a Speak; `build()` runs once what played has stopped (its ValueError is shown)."""
@@ -492,8 +350,7 @@ class MainWindow(QMainWindow):
         """Whatever starts (a Speak, a replay, an A/B side, a line-up voice): the plots and readout start afresh."""
         self.plots.reset()
         self.ttfa.reset()
-        self.transcript.clear()
-        self.transcript_flag.hide()
+        self.transcript_box.clear()
         req = playback.request
         pieces = f" ({1 + len(playback.options.continuation)} pieces)" if playback.options.continuation else ""
         if playback.kind == "speak":
@@ -512,7 +369,7 @@ class MainWindow(QMainWindow):
             self.ttfa.show_metrics(metrics)
         if playback.kind not in WINDOW_KINDS:
             return
-        self._refresh_transcript(final=True)
+        self.transcript_box.refresh(final=True)
         if playback.failure:
             self.show_error(playback.failure)
         if metrics is None:
@@ -538,8 +395,10 @@ class MainWindow(QMainWindow):
     # --- what the line-up and A/B panels use (lineup_panel.PlayerHost) -----------------------------------
     def speak_options(self, voice: str | None = None, fmt: str | None = None,
                       text: str | None = None) -> SpeakOptions:
-        """One request with the window's provider and knobs (ValueError with a message)."""
-        return self._options(text=text, voice=voice, fmt=fmt)
+        """The next Speak with the window's provider and knobs (ValueError with a message); text, voice, format:
+        instead of the ones shown (line-up, A/B)."""
+        return speak_options(self.provider_panel, self.tuning.values(), self.current_text() if text is None else text,
+                             voice, fmt)
 
     def provider_label(self) -> str:
         return self.provider_panel.provider_id()
@@ -560,18 +419,6 @@ class MainWindow(QMainWindow):
         elif page is self.ab_panel:
             self.ab_panel.reload_voices()
 
-    def _refresh_transcript(self, final: bool = False) -> None:
-        """Show the Realtime transcript while it grows; once done, flag a reading that is not verbatim."""
-        playback = self.player.current
-        if playback is None or playback.kind not in WINDOW_KINDS or not self.transcript_box.isVisible():
-            return
-        text = playback.transcript
-        if text != self.transcript.toPlainText():
-            self.transcript.setPlainText(text)
-        if final and text:
-            spoken = " ".join(r.text for r in (playback.request, *playback.options.continuation))
-            self.transcript_flag.setVisible(transcript_differs(spoken, text))
-
     def show_error(self, message: str) -> None:
         """Non-modal: the banner at the top plus the status line; the window stays usable."""
         log.info("shown to the user: %s", message)
@@ -588,7 +435,7 @@ class MainWindow(QMainWindow):
         self.provider_panel.close_panel()
         self.plots.timer.stop()
         self.ttfa.timer.stop()
-        self.transcript_timer.stop()
+        self.transcript_box.timer.stop()
         self.save_settings()
         try:
             await self.lineup_panel.stop_and_wait()  # its run ends (no next voice starts)
