@@ -22,16 +22,14 @@ import re
 import sys
 from pathlib import Path
 
+from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_playback_arguments
 from voicegui.decode.stream_decoder import FORMATS
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REMOTE_MODEL = "tts-1"
 _BLEND_WEIGHT = re.compile(r"\(\s*[\d.]+\s*\)$")
 
 
 def add_lineup_arguments(p: argparse.ArgumentParser) -> None:
-    from voicegui.cli.main import add_playback_arguments
-
     p.add_argument("--voices", required=True,
                    help="comma-separated voice ids, each optionally with its own format: heart,espeak:en-us/mp3")
     p.add_argument("--text", default=None, help="the text every voice speaks (default: --preset)")

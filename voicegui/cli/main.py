@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from voicegui.cli.argtypes import positive_float, positive_int
+from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_playback_arguments, positive_float
 
 FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger("voicegui")
 
@@ -30,41 +29,6 @@ log = logging.getLogger("voicegui")
 # OpenAI's with --base-url.
 BUILTIN_MODEL, BUILTIN_VOICE = "builtin", "heart"
 REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
-
-
-def _prebuffer(value: str) -> float | None:
-    if value == "auto":
-        return None
-    try:
-        ms = float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or milliseconds, not {value!r}") from exc
-    if not 0 <= ms <= 60000:
-        raise argparse.ArgumentTypeError("must be between 0 and 60000 ms")
-    return ms
-
-
-def _latency(value: str) -> str | float:
-    from voicegui.stream.output import parse_latency
-
-    try:
-        return parse_latency(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def add_playback_arguments(p: argparse.ArgumentParser) -> None:
-    """Buffer and device knobs shared by speak and bench."""
-    p.add_argument("--chunk-bytes", type=positive_int, default=None,
-                   help="hand network bytes on in chunks of N (default: as they arrive)")
-    p.add_argument("--prebuffer-ms", type=_prebuffer, default=None, metavar="auto|N",
-                   help="audio to buffer before playback starts (default auto: from the measured delivery rate)")
-    p.add_argument("--max-buffer-s", type=positive_float, default=10.0,
-                   help="most audio held in memory; beyond it the network is not read (default 10)")
-    p.add_argument("--device", default=None, help="output device index or name (see: voicegui devices)")
-    p.add_argument("--latency", type=_latency, default="low", help="device latency: low, high or seconds")
-    p.add_argument("--blocksize", type=int, default=0, help="device block size in frames (0: automatic)")
-    p.add_argument("--volume", type=float, default=1.0, help="playback volume, 0..1 (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         from voicegui.cli.serve import run_serve
 
         return run_serve(args)
+    if args.command == "bench" and args.window:
+        from voicegui.cli.bench_window import run_window_bench
+
+        return run_window_bench(args)
     if args.command == "bench":
         from voicegui.cli.bench import run_bench
 
