@@ -40,7 +40,7 @@ import numpy as np
 
 from voicegui.text import split_sentences
 from voicegui.server.engines.base import EngineError, VoiceInfo
-from voicegui.server.engines.builtin import (
+from voicegui.server.engines.audio import (
     SAMPLE_RATE, resample, speakable, synthesize_ahead, trim_silence,
 )
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from voicegui.text import split_sentences
 from voicegui.server.engines.base import EngineError
-from voicegui.server.engines.builtin import speakable, synthesize_ahead
+from voicegui.server.engines.audio import speakable, synthesize_ahead
 
 # ~300 characters keeps one model call per piece and bounds the time to first audio of a long sentence.
 MAX_CHARS = 300
