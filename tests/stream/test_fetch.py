@@ -243,7 +243,7 @@ async def test_every_request_shares_one_verifying_tls_context(server, monkeypatc
 
     import httpcore2
 
-    from voicegui.stream import fetchNone
+    from voicegui.stream import fetch
 
     ctx = fetch.shared_tls_context()
     assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname  # never weakened for speed
@@ -258,7 +258,7 @@ async def test_every_request_shares_one_verifying_tls_context(server, monkeypatc
 
 
 async def test_unreadable_certificate_store_is_a_clear_tls_error(monkeypatch, caplog):
-    from voicegui.stream import fetchNone
+    from voicegui.stream import fetch
 
     monkeypatch.setattr(fetch, "_tls_context", None)  # as in a fresh process
     monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
