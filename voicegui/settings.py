@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from voicegui.providers import BUILTIN, FORMATS, OPENAI, PROVIDERS, key_owner
+from voicegui.formats import FORMATS
+from voicegui.providers import BUILTIN, OPENAI, PROVIDERS, key_owner
 from voicegui.files import PRIVATE, atomic_write
 
 log = logging.getLogger(__name__)

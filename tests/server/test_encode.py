@@ -9,7 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from voicegui.server.encode import FORMATS, StreamingEncoder, wav_header
+from voicegui.formats import FORMATS
+from voicegui.server.encode import StreamingEncoder, wav_header
 
 from tests.server import clip  # noqa: E402
 

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from voicegui.cli.args import EXIT_OK, positive_float, positive_int
+from voicegui.formats import FORMATS
 from voicegui.server.benchclip import speech_like, write_clip
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("pcm", "wav", "mp3", "aac", "opus", "flac")
 README_BEGIN = "<!-- bench:begin -->"
 README_END = "<!-- bench:end -->"
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_playback_arguments
-from voicegui.decode.stream_decoder import FORMATS
+from voicegui.formats import FORMATS
 
 REMOTE_MODEL = "tts-1"
 _BLEND_WEIGHT = re.compile(r"\(\s*[\d.]+\s*\)$")

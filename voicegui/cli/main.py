@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from voicegui.formats import FORMATS
 from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_playback_arguments, positive_float
 
-FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
 
 log = logging.getLogger("voicegui")
 

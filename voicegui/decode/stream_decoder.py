@@ -25,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from voicegui.formats import FORMATS
 from voicegui.decode.codec import Resampler
 from voicegui.decode.errors import DecodeError
 from voicegui.decode.flac import FlacBackend
@@ -36,7 +37,6 @@ from voicegui.decode.mpeg_frames import frame_len, mpeg_codec, sync_kind
 
 __all__ = ["FORMATS", "PCM_RATE", "DecodeError", "StreamDecoder", "create_decoder"]
 
-FORMATS = ("pcm", "wav", "mp3", "aac", "flac", "opus")
 
 _TEXT_PROBE = 64  # bytes looked at to decide that a body starting with '{' or '<' is text
 

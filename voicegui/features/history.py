@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from voicegui.files import PRIVATE, atomic_write
+from voicegui.formats import EXTENSIONS
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,6 @@ DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 INDEX_FILE = "index.jsonl"
 AUDIO_DIR = "audio"
 
-# File suffix and MIME type per response format; "pcm" is raw s16le 24 kHz, which no player opens as is.
-EXTENSIONS = {"pcm": "pcm", "wav": "wav", "mp3": "mp3", "opus": "opus", "aac": "aac", "flac": "flac"}
-MIME_TYPES = {"pcm": "audio/L16;rate=24000;channels=1", "wav": "audio/wav", "mp3": "audio/mpeg",
-              "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac"}
 
 
 class HistoryError(Exception):

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from voicegui.decode.stream_decoder import FORMATS
+from voicegui.formats import FORMATS
 from voicegui.stream.fetch import SpeechRequest
 from voicegui.features.history import HistoryEntry, HistoryStore, safe_base_url
 from voicegui.stream.metrics import SessionMetrics

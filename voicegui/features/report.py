@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from voicegui.features.history import MIME_TYPES, wav_bytes
+from voicegui.features.history import wav_bytes
+from voicegui.formats import MIME_TYPES
 from voicegui.files import atomic_write
 
 CSV_FIELDS = ("index", "voice", "label", "provider", "model", "format", "detected_format", "ttfa_ms",

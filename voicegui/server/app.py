@@ -36,7 +36,8 @@ from typing import Any
 
 from aiohttp import web
 
-from voicegui.server.encode import FORMATS, StreamingEncoder
+from voicegui.formats import FORMATS
+from voicegui.server.encode import StreamingEncoder
 from voicegui.server.engines.base import Engine, EngineError
 from voicegui.server.shaping import Shaping
 

@@ -24,16 +24,8 @@ from fractions import Fraction
 import av
 import numpy as np
 
-FORMATS: tuple[str, ...] = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+from voicegui.formats import CONTENT_TYPES, FORMATS
 
-CONTENT_TYPES: dict[str, str] = {
-    "mp3": "audio/mpeg",
-    "opus": "audio/ogg",
-    "aac": "audio/aac",
-    "flac": "audio/flac",
-    "wav": "audio/wav",
-    "pcm": "audio/pcm",
-}
 
 # format -> (container format, codec, codec sample format, bit rate or 0 for lossless, codec options).
 # Bit rates are typical for 24 kHz mono speech from hosted TTS (FFmpeg's own defaults differ per codec:

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from voicegui.decode.stream_decoder import FORMATS
+from voicegui.formats import FORMATS
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakSession

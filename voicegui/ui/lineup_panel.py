@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from voicegui.decode.stream_decoder import FORMATS
+from voicegui.formats import FORMATS
 from voicegui.features.history import HistoryStore
 from voicegui.features.lineup import Lineup, LineupEntry, LineupResult, Target, load_presets, save_presets
 from voicegui.stream.metrics import SessionMetrics
