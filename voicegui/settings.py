@@ -1,7 +1,7 @@
 """Settings: everything the window remembers between runs (but the API key), and where the key lives.
 
 `Settings` is one dataclass, validated by `validate()` with messages a user can act on. It is stored as
-JSON in `config_dir()/settings.json` — platformdirs' user_config_dir("voicegui"), or $VOICEGUI_CONFIG_DIR
+JSON in `app_dirs.config_dir()/settings.json` — platformdirs' user_config_dir("voicegui"), or $VOICEGUI_CONFIG_DIR
 when set (tests, portable installs). Saving writes a temporary file in the same directory and
 `os.replace`s it, so a crash mid-save never leaves a half-written file. A file that is not valid JSON is
 moved aside to `settings.json.corrupt-<timestamp>` and the defaults are used; a field with a bad value
@@ -28,25 +28,14 @@ from typing import Any
 
 from voicegui.formats import FORMATS
 from voicegui.providers import BUILTIN, OPENAI, PROVIDERS, key_owner
+from voicegui.app_dirs import config_dir
 from voicegui.files import PRIVATE, atomic_write
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "voicegui"
 SETTINGS_FILE = "settings.json"
-CONFIG_ENV = "VOICEGUI_CONFIG_DIR"
 KEYRING_SERVICE = "voicegui"
 KEY_ENV = "OPENAI_API_KEY"
-
-
-def config_dir() -> Path:
-    """$VOICEGUI_CONFIG_DIR if set, else the platform's per-user config directory for voicegui."""
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
 
 
 def settings_path() -> Path:

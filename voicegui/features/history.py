@@ -29,7 +29,6 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -41,13 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from voicegui.app_dirs import cache_dir
 from voicegui.files import PRIVATE, atomic_write
 from voicegui.formats import EXTENSIONS
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "voicegui"
-CACHE_ENV = "VOICEGUI_CACHE_DIR"
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 INDEX_FILE = "index.jsonl"
 AUDIO_DIR = "audio"
@@ -58,17 +56,8 @@ class HistoryError(Exception):
     """A history operation failed; str() is one sentence for the user."""
 
 
-def cache_dir() -> Path:
-    """$VOICEGUI_CACHE_DIR if set, else the platform's per-user cache directory for voicegui."""
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
-
-
 def default_root() -> Path:
+    """The history under the cache directory (voicegui.app_dirs)."""
     return cache_dir() / "history"
 
 

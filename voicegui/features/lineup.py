@@ -12,7 +12,7 @@ session (SpeakOptions.continuation); the history gets one row per piece.
 
 Text presets for fair comparisons: `PRESETS` (pangram, numbers/dates/currency, a long paragraph, a question);
 the user's edited set lives in `presets_path()` = platformdirs' user_config_dir("voicegui")/presets.json, or
-$VOICEGUI_CONFIG_DIR/presets.json, next to settings.json (same directory rule as voicegui.settings).
+$VOICEGUI_CONFIG_DIR/presets.json, next to settings.json (voicegui.app_dirs.config_dir, as for voicegui.settings).
 
 Threads: `run()` and `stop()` run on the asyncio loop (qasync's in the window, plain asyncio in the CLI); the
 callbacks are called on that loop thread, so the window's callbacks may touch widgets only because qasync's
@@ -41,7 +41,7 @@ from voicegui.stream.output import OutputConfig
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.text import split_for_request
 from voicegui.files import PRIVATE, atomic_write
-from voicegui.settings import config_dir
+from voicegui.app_dirs import config_dir
 
 log = logging.getLogger(__name__)
 
