@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from voicegui.limits import MAX_PREBUFFER_MS, MAX_SPEED, MIN_SPEED
+
 # The process exit codes of every subcommand: 2 is argparse's own for a usage error.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -49,16 +51,26 @@ def positive_int(value: str) -> int:
     return n
 
 
+SPEED_HELP = f"{MIN_SPEED:g} .. {MAX_SPEED:g}"
+
+
+def speed_problem(speed: float | None) -> str | None:
+    """Why --speed is refused (one line for stderr), or None when it is absent or in range."""
+    if speed is not None and not MIN_SPEED <= speed <= MAX_SPEED:
+        return f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}, not {speed}"
+    return None
+
+
 def prebuffer_ms(value: str) -> float | None:
-    """--prebuffer-ms: "auto" (None) or milliseconds, 0..60000."""
+    """--prebuffer-ms: "auto" (None) or milliseconds, 0..MAX_PREBUFFER_MS."""
     if value == "auto":
         return None
     try:
         ms = float(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"must be 'auto' or milliseconds, not {value!r}") from exc
-    if not 0 <= ms <= 60000:
-        raise argparse.ArgumentTypeError("must be between 0 and 60000 ms")
+    if not 0 <= ms <= MAX_PREBUFFER_MS:
+        raise argparse.ArgumentTypeError(f"must be between 0 and {MAX_PREBUFFER_MS} ms")
     return ms
 
 

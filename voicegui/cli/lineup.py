@@ -22,7 +22,7 @@ import re
 import sys
 from pathlib import Path
 
-from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_playback_arguments
+from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SPEED_HELP, add_playback_arguments, speed_problem
 from voicegui.formats import FORMATS
 
 REMOTE_MODEL = "tts-1"
@@ -47,7 +47,7 @@ def add_lineup_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key", default=None,
                    help="API key for --base-url (default: $OPENAI_API_KEY; the built-in voices need none)")
     p.add_argument("--model", default=None, help=f"model id (default: builtin, or {REMOTE_MODEL} with --base-url)")
-    p.add_argument("--speed", type=float, default=None, help="0.25 .. 4")
+    p.add_argument("--speed", type=float, default=None, help=SPEED_HELP)
     p.add_argument("--timeout-s", type=float, default=30.0)
     p.add_argument("--history", action="store_true",
                    help="also record every voice in the history (as the window does)")
@@ -144,8 +144,8 @@ def run_lineup(args: argparse.Namespace) -> int:
     if not args.timeout_s > 0:
         _err(f"--timeout-s must be positive, not {args.timeout_s}")
         return EXIT_USAGE
-    if args.speed is not None and not 0.25 <= args.speed <= 4:
-        _err(f"speed must be between 0.25 and 4, not {args.speed}")
+    if speed_problem(args.speed):
+        _err(speed_problem(args.speed))
         return EXIT_USAGE
 
     builtin = None

@@ -20,7 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from voicegui.formats import FORMATS
-from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_playback_arguments, positive_float
+from voicegui.cli.args import (
+    EXIT_FAILED, EXIT_OK, EXIT_USAGE, SPEED_HELP, add_playback_arguments, positive_float, speed_problem,
+)
 
 
 log = logging.getLogger("voicegui")
@@ -52,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--voice", default=None,
                     help=f"voice id (default: {BUILTIN_VOICE} for the built-in voices, {REMOTE_VOICE} with --base-url)")
     sp.add_argument("--format", default="pcm", choices=FORMATS)
-    sp.add_argument("--speed", type=float, default=None, help="0.25 .. 4")
+    sp.add_argument("--speed", type=float, default=None, help=SPEED_HELP)
     sp.add_argument("--instructions", default=None)
     sp.add_argument("--timeout-s", type=positive_float, default=30.0)
     sp.add_argument("--json", action="store_true", help="print one JSON object of metrics on stdout")
@@ -108,8 +110,8 @@ def run_speak(args: argparse.Namespace) -> int:
     if not args.text.strip():
         print("voicegui: nothing to say: the text is empty", file=sys.stderr)
         return EXIT_USAGE
-    if args.speed is not None and not 0.25 <= args.speed <= 4:
-        print(f"voicegui: speed must be between 0.25 and 4, not {args.speed}", file=sys.stderr)
+    if speed_problem(args.speed):
+        print(f"voicegui: {speed_problem(args.speed)}", file=sys.stderr)
         return EXIT_USAGE
     if not 0 <= args.volume <= 1:
         print(f"voicegui: volume must be between 0 and 1, not {args.volume}", file=sys.stderr)

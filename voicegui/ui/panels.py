@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from voicegui.limits import MAX_BLOCKSIZE, MAX_CHUNK_BYTES, MAX_MAX_BUFFER_S, MAX_PREBUFFER_MS, MIN_MAX_BUFFER_S
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.output import parse_latency
 from voicegui.stream.session import SpeakSession
@@ -254,7 +255,7 @@ class TuningPanel(QGroupBox):
         preset_row.addWidget(self.reset_button)
 
         self.chunk_bytes = QSpinBox()
-        self.chunk_bytes.setRange(0, 1 << 20)
+        self.chunk_bytes.setRange(0, MAX_CHUNK_BYTES)
         self.chunk_bytes.setSingleStep(256)
         self.chunk_bytes.setSpecialValueText("as they arrive")
         self.chunk_bytes.setSuffix(" B")
@@ -265,7 +266,7 @@ class TuningPanel(QGroupBox):
         self.prebuffer_auto.setChecked(True)
         self.prebuffer_auto.setToolTip("Start as early as the measured delivery rate allows")
         self.prebuffer_ms = QSpinBox()
-        self.prebuffer_ms.setRange(0, 60000)
+        self.prebuffer_ms.setRange(0, MAX_PREBUFFER_MS)
         self.prebuffer_ms.setSingleStep(50)
         self.prebuffer_ms.setValue(300)
         self.prebuffer_ms.setSuffix(" ms")
@@ -276,7 +277,7 @@ class TuningPanel(QGroupBox):
         prebuffer_row.addWidget(self.prebuffer_ms, 1)
 
         self.max_buffer_s = QDoubleSpinBox()
-        self.max_buffer_s.setRange(0.1, 600.0)
+        self.max_buffer_s.setRange(MIN_MAX_BUFFER_S, MAX_MAX_BUFFER_S)
         self.max_buffer_s.setDecimals(1)
         self.max_buffer_s.setValue(10.0)
         self.max_buffer_s.setSuffix(" s")
@@ -288,7 +289,7 @@ class TuningPanel(QGroupBox):
         self.latency.setToolTip("Device latency: low, high, or seconds (e.g. 0.05)")
 
         self.blocksize = QSpinBox()
-        self.blocksize.setRange(0, 16384)
+        self.blocksize.setRange(0, MAX_BLOCKSIZE)
         self.blocksize.setSingleStep(128)
         self.blocksize.setSpecialValueText("automatic")
         self.blocksize.setSuffix(" frames")
