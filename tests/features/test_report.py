@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from voicegui.features.history import wav_bytes
+from voicegui.wavfile import wav_bytes
 from voicegui.features.lineup import LineupResult
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.features.report import export_csv, export_html

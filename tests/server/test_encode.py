@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from voicegui.formats import FORMATS
-from voicegui.server.encode import StreamingEncoder, wav_header
+from voicegui.server.encode import StreamingEncoder
+from voicegui.wavfile import wav_header
 
 from tests.server import clip  # noqa: E402
 

@@ -14,15 +14,13 @@ import json
 import logging
 import os
 import sys
-import wave
 from pathlib import Path
 
-import numpy as np
-
-from voicegui.formats import FORMATS
 from voicegui.cli.args import (
     EXIT_FAILED, EXIT_OK, EXIT_USAGE, SPEED_HELP, add_playback_arguments, positive_float, speed_problem,
 )
+from voicegui.formats import FORMATS
+from voicegui.wavfile import write_wav
 
 
 log = logging.getLogger("voicegui")
@@ -85,16 +83,6 @@ def _setup_logging(verbose: int, window: bool = False) -> None:
     base = logging.INFO if window else logging.WARNING
     level = base if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
-
-
-def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """16-bit WAV; float -> int16 by x*32768, which is exact for audio that came from 16-bit."""
-    pcm = np.clip(np.round(samples.astype(np.float64) * 32768.0), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
 
 
 def run_speak(args: argparse.Namespace) -> int:

@@ -26,14 +26,12 @@ store at once may lose an index update (last writer wins); they never corrupt it
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import logging
 import secrets
 import threading
 import time
 import urllib.parse
-import wave
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ import numpy as np
 from voicegui.app_dirs import cache_dir
 from voicegui.files import PRIVATE, atomic_write
 from voicegui.formats import EXTENSIONS
+from voicegui.wavfile import wav_bytes
 
 log = logging.getLogger(__name__)
 
@@ -152,18 +151,6 @@ def decode_all(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     parts = [dec.feed(data), dec.flush()]
     samples = np.concatenate([p for p in parts if len(p)] or [np.zeros(0, dtype=np.float32)])
     return samples.astype(np.float32, copy=False), dec.sample_rate or PCM_RATE
-
-
-def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit mono WAV; float -> int16 by x*32768 (as cli.write_wav: exact for audio that came from 16-bit)."""
-    pcm = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(int(sample_rate))
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
 
 
 class HistoryStore:

@@ -18,13 +18,13 @@ not thread-safe. Encoding is fast (hundreds of times real time) so the loop call
 
 from __future__ import annotations
 
-import struct
 from fractions import Fraction
 
 import av
 import numpy as np
 
 from voicegui.formats import CONTENT_TYPES, FORMATS
+from voicegui.wavfile import wav_header
 
 
 # format -> (container format, codec, codec sample format, bit rate or 0 for lossless, codec options).
@@ -39,17 +39,6 @@ _CODECS: dict[str, tuple[str, str, str, int, dict[str, str]]] = {
 }
 
 _OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
-
-
-def wav_header(sample_rate: int, channels: int = 1, bits: int = 16) -> bytes:
-    """A 44-byte RIFF/WAVE header with unknown (0xFFFFFFFF) sizes, for a stream of unknown length."""
-    block_align = channels * bits // 8
-    return (
-        b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE"
-        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate, sample_rate * block_align,
-                                block_align, bits)
-        + b"data" + struct.pack("<I", 0xFFFFFFFF)
-    )
 
 
 def to_int16(block: np.ndarray) -> np.ndarray:
