@@ -168,21 +168,17 @@ def run_speak(args: argparse.Namespace) -> int:
 
 
 def run_devices() -> int:
-    import sounddevice as sd
+    from voicegui.stream.output import OutputError, output_devices
 
     try:
-        devices = sd.query_devices()
-        default_out = sd.default.device[1]
-    except sd.PortAudioError as exc:
+        devices = output_devices()
+    except OutputError as exc:
         print(f"voicegui: cannot list audio devices: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    found = False
-    for index, dev in enumerate(devices):
-        if dev["max_output_channels"] > 0:
-            found = True
-            mark = "*" if index == default_out else " "
-            print(f"{mark} {index:3d}  {dev['name']}  ({int(dev['default_samplerate'])} Hz)")
-    if not found:
+    for dev in devices:
+        mark = "*" if dev.is_default else " "
+        print(f"{mark} {dev.index:3d}  {dev.name}  ({int(dev.default_samplerate)} Hz)")
+    if not devices:
         print("voicegui: no audio output device found", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK

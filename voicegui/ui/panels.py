@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from voicegui.limits import MAX_BLOCKSIZE, MAX_CHUNK_BYTES, MAX_MAX_BUFFER_S, MAX_PREBUFFER_MS, MIN_MAX_BUFFER_S
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
-from voicegui.stream.output import parse_latency
+from voicegui.stream.output import OutputError, output_devices, parse_latency
 from voicegui.stream.session import SpeakSession
 from voicegui.server.shaping import Shaping
 from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS
@@ -225,13 +225,11 @@ def _buddy(text: str, widget: QWidget) -> QLabel:
     return label
 
 
-def output_devices() -> list[str]:
-    """Names of the PortAudio devices that can play (sounddevice.query_devices outputs)."""
+def output_device_names() -> list[str]:
+    """Names of the PortAudio devices that can play (stream.output.output_devices)."""
     try:
-        import sounddevice as sd
-
-        return [str(d["name"]) for d in sd.query_devices() if d.get("max_output_channels", 0) > 0]
-    except (OSError, ImportError) as exc:  # PortAudio missing: only the default entry is offered
+        return [d.name for d in output_devices()]
+    except (OSError, OutputError) as exc:  # PortAudio missing or failing: only the default entry is offered
         log.info("cannot list audio devices: %s", exc)
         return []
 
@@ -297,7 +295,7 @@ class TuningPanel(QGroupBox):
 
         self.device = QComboBox()
         self.device.addItem("System default", None)
-        for name in output_devices():
+        for name in output_device_names():
             self.device.addItem(name, name)
         self.device.setToolTip("Where the audio goes")
 
