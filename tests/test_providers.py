@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 
 from voicegui import providers as pv
+from voicegui.openai_models import SPEECH_VOICES, shutdown_notice
 from voicegui.server.embedded import BuiltinServer
-from voicegui.stream.realtime import shutdown_notice
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ async def test_voices_as_strings(make_server):
 async def test_server_without_lists_gets_known_ones(make_server):
     url = await make_server({"/v1/other": {}})  # every other path 404s
     voices = await pv.list_voices(url, None)
-    assert [v.id for v in voices] == list(pv.OPENAI_VOICES)
+    assert [v.id for v in voices] == list(SPEECH_VOICES)
     models = await pv.list_models(url, None)
     assert "tts-1" in [m.id for m in models] and "gpt-realtime-2.1-mini" in [m.id for m in models]
     tts1 = next(m for m in models if m.id == "tts-1")
@@ -137,7 +137,7 @@ def test_openai_model_list_is_cut_to_speech_models():
 
 async def test_openai_voices_are_known_without_a_request():
     voices = await pv.list_voices("https://api.openai.com/v1", None, "tts-1")
-    assert [v.id for v in voices] == list(pv.OPENAI_VOICES)
+    assert [v.id for v in voices] == list(SPEECH_VOICES)
     realtime = await pv.list_voices("https://api.openai.com/v1", None, "gpt-realtime-2.1-mini")
     assert "fable" not in [v.id for v in realtime] and realtime[0].id == "marin"
 

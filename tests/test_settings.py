@@ -10,11 +10,12 @@ import pytest
 from keyring.backends import fail
 
 from voicegui import settings as st
+from voicegui.app_dirs import CONFIG_ENV
 
 
 @pytest.fixture
 def config_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv(st.CONFIG_ENV, str(tmp_path / "cfg"))
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "cfg"))
     return tmp_path / "cfg"
 
 

@@ -4,7 +4,7 @@ dialog), and nothing that looks like an API key is ever written by logging.
 * `install_excepthook(show)` routes uncaught exceptions from the main thread (sys.excepthook), from other
   threads (threading.excepthook) and, through `install_loop_handler(loop)` / `loop_exception_handler`, from
   asyncio callbacks and tasks, into the "voicegui.crash" logger. That logger writes to
-  `log_dir()/voicegui.log` (a RotatingFileHandler, 1 MB x 3; also every voicegui WARNING and above) and
+  `app_dirs.log_dir()/voicegui.log` (a RotatingFileHandler, 1 MB x 3; also every voicegui WARNING and above) and
   propagates to whatever the application configured (stderr for the CLI).
 * `show(text)` (the window's error dialog, for instance) is called with a short redacted summary, at most one
   at a time: while a dialog is open further crashes are only logged. The UI calls `dialog_closed()` when the
@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.handlers
-import os
 import re
 import sys
 import threading
@@ -33,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from voicegui.app_dirs import log_dir
 
 log = logging.getLogger("voicegui.crash")
 
@@ -59,16 +60,6 @@ _file_handler: logging.Handler | None = None
 _installed = False
 _previous_hooks: list[Any] = []
 _factory_installed = False
-
-
-def log_dir() -> Path:
-    """Where the log file lives: $VOICEGUI_LOG_DIR, else platformdirs' user_log_dir("voicegui")."""
-    override = os.environ.get("VOICEGUI_LOG_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_log_dir("voicegui", appauthor=False))
 
 
 def register_secret(value: str | None) -> None:

@@ -27,27 +27,24 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from voicegui.stream.realtime import (
+from voicegui.openai_models import (
     DEFAULT_REALTIME_MODEL,
     DEFAULT_REALTIME_VOICE,
     REALTIME_MODEL_SHUTDOWN,
     REALTIME_MODELS,
+    REALTIME_SPEED_RANGE,
     REALTIME_VOICES,
     SPEECH_MODEL_SHUTDOWN,
-    SPEED_RANGE,
-    _parse_date,
+    SPEECH_MODELS,
+    SPEECH_SPEED_RANGE,
+    SPEECH_VOICES,
     is_realtime_model,
+    parse_date,
 )
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
-SPEECH_SPEED_RANGE = (0.25, 4.0)  # /audio/speech's `speed`
-FORMATS: tuple[str, ...] = ("pcm", "wav", "mp3", "opus", "aac", "flac")
-
-OPENAI_SPEECH_MODELS: tuple[str, ...] = ("gpt-4o-mini-tts", "tts-1", "tts-1-hd")
-OPENAI_VOICES: tuple[str, ...] = ("alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage",
-                                  "shimmer", "verse", "marin", "cedar")
 # Models that read `instructions` (tone, pace, accent); tts-1 and tts-1-hd ignore or reject them.
 _INSTRUCTION_MODELS = frozenset({"gpt-4o-mini-tts"})
 # A Kokoro blend: voice ids joined by '+', each optionally weighted, e.g. af_bella(2)+af_sky(1).
@@ -115,7 +112,7 @@ def supports_instructions(model: str) -> bool:
 
 def speed_range(model: str) -> tuple[float, float]:
     """The `speed` range the model's API accepts: 0.25..4 for /audio/speech, 0.25..1.5 over Realtime."""
-    return SPEED_RANGE if is_realtime_model(model) else SPEECH_SPEED_RANGE
+    return REALTIME_SPEED_RANGE if is_realtime_model(model) else SPEECH_SPEED_RANGE
 
 
 def forces_pcm(model: str) -> bool:
@@ -146,19 +143,19 @@ def models_for(provider: str, models: list[ModelInfo]) -> list[ModelInfo]:
 
 def known_models(base_url: str = "") -> list[ModelInfo]:
     """What to offer when the server does not list its models: OpenAI's speech + Realtime models, with the
-    shutdown dates known to stream.realtime."""
-    ids = list(OPENAI_SPEECH_MODELS) + list(REALTIME_MODELS)
+    shutdown dates known to voicegui.openai_models."""
+    ids = list(SPEECH_MODELS) + list(REALTIME_MODELS)
     return [ModelInfo(m, SPEECH_MODEL_SHUTDOWN.get(m) or REALTIME_MODEL_SHUTDOWN.get(m)) for m in ids]
 
 
 def known_voices(model: str = "") -> list[VoiceEntry]:
     """OpenAI's voices (the Realtime subset for a Realtime model)."""
-    ids = REALTIME_VOICES if model and is_realtime_model(model) else OPENAI_VOICES
+    ids = REALTIME_VOICES if model and is_realtime_model(model) else SPEECH_VOICES
     return [VoiceEntry(v, v.capitalize()) for v in ids]
 
 
 def models_payload(models: list[ModelInfo]) -> dict[str, Any]:
-    """The models as a GET /models payload (what realtime.shutdown_notice reads)."""
+    """The models as a GET /models payload (what openai_models.shutdown_notice reads)."""
     return {"data": [{"id": m.id, "shutdown_date": m.shutdown_date.isoformat() if m.shutdown_date else None}
                      for m in models]}
 
@@ -182,7 +179,7 @@ def parse_models(payload: Any, base_url: str = "") -> list[ModelInfo]:
     if isinstance(data, list):
         for item in data:
             if isinstance(item, Mapping) and isinstance(item.get("id"), str):
-                out.append(ModelInfo(item["id"], _parse_date(item.get("shutdown_date"))))
+                out.append(ModelInfo(item["id"], parse_date(item.get("shutdown_date"))))
             elif isinstance(item, str):
                 out.append(ModelInfo(item))
     if is_openai_url(base_url):

@@ -1,7 +1,7 @@
 """Settings: everything the window remembers between runs (but the API key), and where the key lives.
 
 `Settings` is one dataclass, validated by `validate()` with messages a user can act on. It is stored as
-JSON in `config_dir()/settings.json` — platformdirs' user_config_dir("voicegui"), or $VOICEGUI_CONFIG_DIR
+JSON in `app_dirs.config_dir()/settings.json` — platformdirs' user_config_dir("voicegui"), or $VOICEGUI_CONFIG_DIR
 when set (tests, portable installs). Saving writes a temporary file in the same directory and
 `os.replace`s it, so a crash mid-save never leaves a half-written file. A file that is not valid JSON is
 moved aside to `settings.json.corrupt-<timestamp>` and the defaults are used; a field with a bad value
@@ -26,26 +26,25 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from voicegui.app_dirs import config_dir
 from voicegui.files import PRIVATE, atomic_write
-from voicegui.providers import BUILTIN, FORMATS, OPENAI, PROVIDERS, key_owner
+from voicegui.formats import FORMATS
+from voicegui.limits import (
+    MAX_BLOCKSIZE,
+    MAX_CHUNK_BYTES,
+    MAX_MAX_BUFFER_S,
+    MAX_PREBUFFER_MS,
+    MAX_SPEED,
+    MIN_MAX_BUFFER_S,
+    MIN_SPEED,
+)
+from voicegui.providers import BUILTIN, OPENAI, PROVIDERS, key_owner
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "voicegui"
 SETTINGS_FILE = "settings.json"
-CONFIG_ENV = "VOICEGUI_CONFIG_DIR"
 KEYRING_SERVICE = "voicegui"
 KEY_ENV = "OPENAI_API_KEY"
-
-
-def config_dir() -> Path:
-    """$VOICEGUI_CONFIG_DIR if set, else the platform's per-user config directory for voicegui."""
-    override = os.environ.get(CONFIG_ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
 
 
 def settings_path() -> Path:
@@ -122,26 +121,29 @@ def _check_field(name: str, v: Any) -> str | None:
     if name == "format":
         return None if v in FORMATS else f"must be one of {', '.join(FORMATS)}, not {v!r}"
     if name == "speed":
-        return None if _is_num(v) and 0.25 <= v <= 4.0 else f"must be between 0.25 and 4, not {v!r}"
+        if _is_num(v) and MIN_SPEED <= v <= MAX_SPEED:
+            return None
+        return f"must be between {MIN_SPEED:g} and {MAX_SPEED:g}, not {v!r}"
     if name == "instructions":
         if not isinstance(v, str):
             return "must be text"
         return None if len(v) <= 4096 else f"must be at most 4096 characters, not {len(v)}"
     if name == "chunk_bytes":
-        ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1 << 20)
-        return None if ok else f"must be empty (as bytes arrive) or 1..1048576 bytes, not {v!r}"
+        ok = v is None or (isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_CHUNK_BYTES)
+        return None if ok else f"must be empty (as bytes arrive) or 1..{MAX_CHUNK_BYTES} bytes, not {v!r}"
     if name == "prebuffer_ms":
-        ok = v is None or (_is_num(v) and 0 <= v <= 60000)
-        return None if ok else f"must be empty (auto) or 0..60000 ms, not {v!r}"
+        ok = v is None or (_is_num(v) and 0 <= v <= MAX_PREBUFFER_MS)
+        return None if ok else f"must be empty (auto) or 0..{MAX_PREBUFFER_MS} ms, not {v!r}"
     if name == "max_buffer_s":
-        return None if _is_num(v) and 0.1 <= v <= 600 else f"must be 0.1..600 s, not {v!r}"
+        ok = _is_num(v) and MIN_MAX_BUFFER_S <= v <= MAX_MAX_BUFFER_S
+        return None if ok else f"must be {MIN_MAX_BUFFER_S:g}..{MAX_MAX_BUFFER_S:g} s, not {v!r}"
     if name == "latency":
         if v in ("low", "high") or (_is_num(v) and 0 < v <= 2):
             return None
         return f"must be low, high or 0..2 seconds, not {v!r}"
     if name == "blocksize":
-        ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 16384
-        return None if ok else f"must be 0 (automatic) .. 16384 frames, not {v!r}"
+        ok = isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= MAX_BLOCKSIZE
+        return None if ok else f"must be 0 (automatic) .. {MAX_BLOCKSIZE} frames, not {v!r}"
     if name == "device":
         return None if v is None or isinstance(v, str) else f"must be a device name or empty, not {v!r}"
     if name == "volume":

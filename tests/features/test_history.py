@@ -15,11 +15,11 @@ from voicegui.features.history import (
     HistoryStore,
     default_root,
     safe_base_url,
-    wav_bytes,
 )
 from voicegui.stream.fetch import FetchMarks, SpeechRequest
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.replay_source import replay_source
+from voicegui.wavfile import wav_bytes
 
 SECRET = "sk-very-secret-key"
 

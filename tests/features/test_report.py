@@ -11,10 +11,10 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from voicegui.features.history import wav_bytes
 from voicegui.features.lineup import LineupResult
 from voicegui.features.report import export_csv, export_html
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
+from voicegui.wavfile import wav_bytes
 
 RATE = 24000
 

@@ -11,9 +11,10 @@ import aiohttp
 import pytest
 
 from tests.server import clip
-from voicegui.server.encode import CONTENT_TYPES, FORMATS
+from voicegui.formats import CONTENT_TYPES, FORMATS
+from voicegui.openai_models import SPEECH_MODELS as OPENAI_MODELS, SPEECH_VOICES as OPENAI_VOICES
 from voicegui.server.engines.base import Engine
-from voicegui.server.engines.replay import OPENAI_MODELS, OPENAI_VOICES, ReplayEngine
+from voicegui.server.engines.replay import ReplayEngine
 from voicegui.server.shaping import Shaping
 from voicegui.server.thread import ServerThread
 

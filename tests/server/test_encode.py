@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from tests.server import clip
-from voicegui.server.encode import FORMATS, StreamingEncoder, wav_header
+from voicegui.formats import FORMATS
+from voicegui.server.encode import StreamingEncoder
+from voicegui.wavfile import wav_header
 
 SR = 24000
 

@@ -17,16 +17,9 @@ import numpy as np
 import pytest
 
 from voicegui.server.engines import espeak as espeak_mod, hibari as hibari_mod, piper as piper_mod
+from voicegui.server.engines.audio import SILENCE_THRESHOLD, resample, speakable, synthesize_ahead, trim_silence
 from voicegui.server.engines.base import Engine, EngineError, VoiceInfo
-from voicegui.server.engines.builtin import (
-    SILENCE_THRESHOLD,
-    BuiltinEngine,
-    available_engines,
-    resample,
-    speakable,
-    synthesize_ahead,
-    trim_silence,
-)
+from voicegui.server.engines.builtin import BuiltinEngine, available_engines
 
 SR = 24000
 HELLO = "Hello there, this is a test."

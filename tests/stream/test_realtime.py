@@ -14,17 +14,15 @@ import pytest
 from openai.types.realtime.realtime_audio_config_output_param import RealtimeAudioConfigOutputParam
 
 from tests.stream.realtime_server import KNOWN_MODELS, FakeRealtimeServer, tone_pcm
-from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest
-from voicegui.stream.realtime import (
+from voicegui.openai_models import (
     REALTIME_MODELS,
     REALTIME_VOICES,
     SPEECH_MODEL_SHUTDOWN,
-    fetch_realtime,
     is_realtime_model,
     shutdown_notice,
-    transcript_differs,
-    uses_realtime,
 )
+from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest
+from voicegui.stream.realtime import fetch_realtime, transcript_differs, uses_realtime
 
 pytestmark = pytest.mark.timeout(30)
 

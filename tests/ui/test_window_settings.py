@@ -17,7 +17,7 @@ from PySide6.QtTest import QTest
 
 from tests.ui.conftest import CLIP_SECONDS, close_window, open_window, until
 from tests.ui.test_main_window import speak_and_wait
-from voicegui.stream.realtime import DEFAULT_REALTIME_MODEL
+from voicegui.openai_models import DEFAULT_REALTIME_MODEL
 
 pytestmark = pytest.mark.audio
 

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voicegui.cli.argtypes import positive_float, positive_int
+from voicegui.cli.args import EXIT_OK, positive_float, positive_int
+from voicegui.formats import FORMATS
 from voicegui.server.benchclip import speech_like, write_clip
 
 if TYPE_CHECKING:  # imported where used: `voicegui bench --help` must not load the streaming stack
@@ -33,7 +34,6 @@ if TYPE_CHECKING:  # imported where used: `voicegui bench --help` must not load 
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("pcm", "wav", "mp3", "aac", "opus", "flac")
 README_BEGIN = "<!-- bench:begin -->"
 README_END = "<!-- bench:end -->"
 
@@ -97,7 +97,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
                         "real-time factor")
 
 
-def _cpu_ticks(exclude_tid: int | None) -> int:
+def cpu_ticks(exclude_tid: int | None) -> int:
     total = 0
     for tid in os.listdir("/proc/self/task"):
         if exclude_tid is not None and int(tid) == exclude_tid:
@@ -120,7 +120,7 @@ async def _play(options: SpeakOptions) -> SessionMetrics:
     return playback.metrics
 
 
-async def _run_once(server, fmt: str, scenario: Scenario, text: str, clip_frames: int, seed: int,
+async def run_once(server, fmt: str, scenario: Scenario, text: str, clip_frames: int, seed: int,
                     write_bytes: int) -> dict:
     from voicegui.server.shaping import Shaping
     from voicegui.stream.fetch import SpeechRequest
@@ -131,9 +131,9 @@ async def _run_once(server, fmt: str, scenario: Scenario, text: str, clip_frames
     request = SpeechRequest(base_url=server.base_url, api_key=server.token or "bench", model="tts-1",
                             voice="alloy", text=text, response_format=fmt)
     options = SpeakOptions(request=request, prebuffer_ms=scenario.prebuffer_ms)
-    ticks0, wall0 = _cpu_ticks(server.native_id), time.monotonic()
+    ticks0, wall0 = cpu_ticks(server.native_id), time.monotonic()
     metrics = await _play(options)
-    ticks1, wall1 = _cpu_ticks(server.native_id), time.monotonic()
+    ticks1, wall1 = cpu_ticks(server.native_id), time.monotonic()
     record = server.records[-1]
     first_sound = metrics.marks.first_sound
     added = None
@@ -162,11 +162,11 @@ async def _bench(args: argparse.Namespace, formats: list[str], scenarios: list[S
         text = ("This is a sentence of about the clip's length. " * 10)[: int(args.seconds * 15)]
         with ServerThread(ReplayEngine(clip)) as server:
             # One unmeasured run first: a sound server's first stream can stall (PulseAudio: ~2 s).
-            await _run_once(server, "pcm", SCENARIOS[0], text, clip_frames, seed=0, write_bytes=args.write_bytes)
+            await run_once(server, "pcm", SCENARIOS[0], text, clip_frames, seed=0, write_bytes=args.write_bytes)
             for scenario in scenarios:
                 for fmt in formats:
                     for run in range(args.runs):
-                        row = await _run_once(server, fmt, scenario, text, clip_frames, seed=run,
+                        row = await run_once(server, fmt, scenario, text, clip_frames, seed=run,
                                                   write_bytes=args.write_bytes)
                         log.info("%s", row)
                         rows.append(row)
@@ -197,7 +197,7 @@ def summarize(rows: list[dict], formats: list[str], scenarios: list[Scenario]) -
     return "\n".join(lines)
 
 
-def _machine() -> str:
+def machine_summary() -> str:
     cpu = "unknown CPU"
     try:
         match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
@@ -210,7 +210,7 @@ def _machine() -> str:
 
 def write_readme(path: Path, table: str, command: str) -> None:
     text = path.read_text()
-    block = (f"{README_BEGIN}\nMeasured {time.strftime('%Y-%m-%d')} with `{command}` on {_machine()}, "
+    block = (f"{README_BEGIN}\nMeasured {time.strftime('%Y-%m-%d')} with `{command}` on {machine_summary()}, "
              f"audio through a PulseAudio null sink.\n\n{table}\n{README_END}")
     if README_BEGIN in text:
         text = re.sub(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), lambda _m: block, text, flags=re.S)
@@ -276,14 +276,10 @@ def summarize_builtin(rows: list[dict]) -> str:
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    if args.window:
-        from voicegui.cli.bench_window import run_window_bench
-
-        return run_window_bench(args)
     if args.builtin:
         rows = asyncio.run(_bench_builtin(args))
         print(json.dumps(rows, indent=1) if args.json else summarize_builtin(rows))
-        return 0
+        return EXIT_OK
     formats = args.formats or list(FORMATS)
     scenarios = args.scenarios or list(SCENARIOS)
     rows = asyncio.run(_bench(args, formats, scenarios))
@@ -291,4 +287,4 @@ def run_bench(args: argparse.Namespace) -> int:
     print(json.dumps(rows, indent=1) if args.json else table)
     if args.readme is not None:
         write_readme(args.readme, table, f"voicegui bench --runs {args.runs} --seconds {args.seconds}")
-    return 0
+    return EXIT_OK

@@ -10,7 +10,7 @@ weighs on both alike):
   device, ``metrics.marks.first_sound``, both ``time.monotonic()``), the plots' frame rate while speaking
   (paint events of the waveform plot's viewport, and the plot timer's redraws, per second from first sound
   to the end of the Speak) and this process's CPU share over the Speak, every thread but the server's.
-* CLI: ``voicegui bench``'s own run (bench._run_once) against the same server, on a plain asyncio loop.
+* CLI: ``voicegui bench``'s own run (bench.run_once) against the same server, on a plain asyncio loop.
 
 Threads: the main thread is the Qt GUI thread; during a window run it also runs the qasync loop (an
 ``asyncio.Runner`` with a qasync loop factory, as the app and tests/ui do), during a CLI run a plain asyncio
@@ -40,7 +40,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from voicegui.cli.bench import SCENARIOS, Scenario, _cpu_ticks, _machine, _run_once
+from voicegui.cli.args import EXIT_OK
+from voicegui.cli.bench import SCENARIOS, Scenario, cpu_ticks, machine_summary, run_once
 from voicegui.server.benchclip import speech_like, write_clip
 
 if TYPE_CHECKING:
@@ -104,7 +105,7 @@ async def _close_window(win: MainWindow) -> None:
 
 async def _window_run(win: MainWindow, server: Any, counter: Any, fmt: str, scenario: Scenario, clip_frames: int,
                       seed: int, write_bytes: int) -> dict:
-    """One Speak clicked in the window; the row has the same keys as bench._run_once's, plus the frame rates."""
+    """One Speak clicked in the window; the row has the same keys as bench.run_once's, plus the frame rates."""
     from voicegui.server.shaping import Shaping
 
     win.format.setCurrentText(fmt)
@@ -113,13 +114,13 @@ async def _window_run(win: MainWindow, server: Any, counter: Any, fmt: str, scen
                              write_bytes=write_bytes, seed=seed)
     previous = win.playback
     updates0 = win.plots.waveform.updates
-    ticks0, wall0 = _cpu_ticks(server.native_id), time.monotonic()
+    ticks0, wall0 = cpu_ticks(server.native_id), time.monotonic()
     win.speak_button.click()
     await _until(lambda: win.playback is not previous, 5, "the Speak to start")
     playback = win.playback
     assert playback is not None
     await playback.done.wait()
-    ticks1, wall1 = _cpu_ticks(server.native_id), time.monotonic()
+    ticks1, wall1 = cpu_ticks(server.native_id), time.monotonic()
     updates = win.plots.waveform.updates - updates0
     metrics = playback.metrics
     record = server.records[-1]
@@ -186,7 +187,7 @@ def bench_rows(runs: int, seconds: float, write_bytes: int, formats: list[str],
                 return runner.run(_window_run(win, server, counter, fmt, scenario, clip_frames, seed, write_bytes))
 
             def cli(fmt: str, scenario: Scenario, seed: int) -> dict:
-                row = asyncio.run(_run_once(server, fmt, scenario, text, clip_frames, seed, write_bytes))
+                row = asyncio.run(run_once(server, fmt, scenario, text, clip_frames, seed, write_bytes))
                 return {"path": "cli", **row}
 
             try:
@@ -264,7 +265,7 @@ def write_window_readme(path: Path, table: str, command: str, platform: str) -> 
     text = path.read_text()
     begin, end = README_BEGIN.format(platform=platform), README_END.format(platform=platform)
     block = (f"{begin}\nMeasured {time.strftime('%Y-%m-%d')} with `{command}` (Qt platform `{platform}`) on "
-             f"{_machine()}, audio through a PulseAudio null sink.\n\n{table}\n{end}")
+             f"{machine_summary()}, audio through a PulseAudio null sink.\n\n{table}\n{end}")
     if begin in text:
         text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _m: block, text, flags=re.S)
     else:
@@ -293,4 +294,4 @@ def run_window_bench(args: argparse.Namespace) -> int:
         write_window_readme(args.readme, table,
                             f"voicegui bench --window --runs {args.runs} --seconds {args.seconds}",
                             QGuiApplication.platformName())
-    return 0
+    return EXIT_OK

@@ -24,6 +24,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from voicegui.cli.args import EXIT_FAILED, EXIT_OK
 from voicegui.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ DESKTOP_FILE = "voicegui.desktop"
 SVG_ICON = "voicegui.svg"
 PNG_ICON = "voicegui.png"
 MANIFEST = Path(APP_ID) / "desktop-install.json"
-EXIT_OK, EXIT_FAILED = 0, 1
 
 # Characters that force quoting of an Exec argument (Desktop Entry spec, "The Exec key").
 _EXEC_RESERVED = set(" \t\n\"'\\><~|&;$*?#()`")

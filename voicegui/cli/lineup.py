@@ -22,16 +22,14 @@ import re
 import sys
 from pathlib import Path
 
-from voicegui.decode.stream_decoder import FORMATS
+from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SPEED_HELP, add_playback_arguments, speed_problem
+from voicegui.formats import FORMATS
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REMOTE_MODEL = "tts-1"
 _BLEND_WEIGHT = re.compile(r"\(\s*[\d.]+\s*\)$")
 
 
 def add_lineup_arguments(p: argparse.ArgumentParser) -> None:
-    from voicegui.cli.main import add_playback_arguments
-
     p.add_argument("--voices", required=True,
                    help="comma-separated voice ids, each optionally with its own format: heart,espeak:en-us/mp3")
     p.add_argument("--text", default=None, help="the text every voice speaks (default: --preset)")
@@ -49,7 +47,7 @@ def add_lineup_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--api-key", default=None,
                    help="API key for --base-url (default: $OPENAI_API_KEY; the built-in voices need none)")
     p.add_argument("--model", default=None, help=f"model id (default: builtin, or {REMOTE_MODEL} with --base-url)")
-    p.add_argument("--speed", type=float, default=None, help="0.25 .. 4")
+    p.add_argument("--speed", type=float, default=None, help=SPEED_HELP)
     p.add_argument("--timeout-s", type=float, default=30.0)
     p.add_argument("--history", action="store_true",
                    help="also record every voice in the history (as the window does)")
@@ -147,8 +145,9 @@ def run_lineup(args: argparse.Namespace) -> int:
     if not args.timeout_s > 0:
         _err(f"--timeout-s must be positive, not {args.timeout_s}")
         return EXIT_USAGE
-    if args.speed is not None and not 0.25 <= args.speed <= 4:
-        _err(f"speed must be between 0.25 and 4, not {args.speed}")
+    problem = speed_problem(args.speed)
+    if problem:
+        _err(problem)
         return EXIT_USAGE
 
     builtin = None

@@ -14,15 +14,19 @@ import json
 import logging
 import os
 import sys
-import wave
 from pathlib import Path
 
-import numpy as np
-
-from voicegui.cli.argtypes import positive_float, positive_int
-
-FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from voicegui.cli.args import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    SPEED_HELP,
+    add_playback_arguments,
+    positive_float,
+    speed_problem,
+)
+from voicegui.formats import FORMATS
+from voicegui.wavfile import write_wav
 
 log = logging.getLogger("voicegui")
 
@@ -30,41 +34,6 @@ log = logging.getLogger("voicegui")
 # OpenAI's with --base-url.
 BUILTIN_MODEL, BUILTIN_VOICE = "builtin", "heart"
 REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
-
-
-def _prebuffer(value: str) -> float | None:
-    if value == "auto":
-        return None
-    try:
-        ms = float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or milliseconds, not {value!r}") from exc
-    if not 0 <= ms <= 60000:
-        raise argparse.ArgumentTypeError("must be between 0 and 60000 ms")
-    return ms
-
-
-def _latency(value: str) -> str | float:
-    from voicegui.stream.output import parse_latency
-
-    try:
-        return parse_latency(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def add_playback_arguments(p: argparse.ArgumentParser) -> None:
-    """Buffer and device knobs shared by speak and bench."""
-    p.add_argument("--chunk-bytes", type=positive_int, default=None,
-                   help="hand network bytes on in chunks of N (default: as they arrive)")
-    p.add_argument("--prebuffer-ms", type=_prebuffer, default=None, metavar="auto|N",
-                   help="audio to buffer before playback starts (default auto: from the measured delivery rate)")
-    p.add_argument("--max-buffer-s", type=positive_float, default=10.0,
-                   help="most audio held in memory; beyond it the network is not read (default 10)")
-    p.add_argument("--device", default=None, help="output device index or name (see: voicegui devices)")
-    p.add_argument("--latency", type=_latency, default="low", help="device latency: low, high or seconds")
-    p.add_argument("--blocksize", type=int, default=0, help="device block size in frames (0: automatic)")
-    p.add_argument("--volume", type=float, default=1.0, help="playback volume, 0..1 (default 1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--voice", default=None,
                     help=f"voice id (default: {BUILTIN_VOICE} for the built-in voices, {REMOTE_VOICE} with --base-url)")
     sp.add_argument("--format", default="pcm", choices=FORMATS)
-    sp.add_argument("--speed", type=float, default=None, help="0.25 .. 4")
+    sp.add_argument("--speed", type=float, default=None, help=SPEED_HELP)
     sp.add_argument("--instructions", default=None)
     sp.add_argument("--timeout-s", type=positive_float, default=30.0)
     sp.add_argument("--json", action="store_true", help="print one JSON object of metrics on stdout")
@@ -121,16 +90,6 @@ def _setup_logging(verbose: int, window: bool = False) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
 
 
-def write_wav(path: Path, samples: np.ndarray, sample_rate: int) -> None:
-    """16-bit WAV; float -> int16 by x*32768, which is exact for audio that came from 16-bit."""
-    pcm = np.clip(np.round(samples.astype(np.float64) * 32768.0), -32768, 32767).astype("<i2")
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(pcm.tobytes())
-
-
 def run_speak(args: argparse.Namespace) -> int:
     """Speak `args.text` once; without --base-url through the built-in voices, started for this run only.
 
@@ -145,8 +104,8 @@ def run_speak(args: argparse.Namespace) -> int:
     if not args.text.strip():
         print("voicegui: nothing to say: the text is empty", file=sys.stderr)
         return EXIT_USAGE
-    if args.speed is not None and not 0.25 <= args.speed <= 4:
-        print(f"voicegui: speed must be between 0.25 and 4, not {args.speed}", file=sys.stderr)
+    if speed_problem(args.speed):
+        print(f"voicegui: {speed_problem(args.speed)}", file=sys.stderr)
         return EXIT_USAGE
     if not 0 <= args.volume <= 1:
         print(f"voicegui: volume must be between 0 and 1, not {args.volume}", file=sys.stderr)
@@ -219,21 +178,17 @@ def run_speak(args: argparse.Namespace) -> int:
 
 
 def run_devices() -> int:
-    import sounddevice as sd
+    from voicegui.stream.output import OutputError, output_devices
 
     try:
-        devices = sd.query_devices()
-        default_out = sd.default.device[1]
-    except sd.PortAudioError as exc:
+        devices = output_devices()
+    except OutputError as exc:
         print(f"voicegui: cannot list audio devices: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    found = False
-    for index, dev in enumerate(devices):
-        if dev["max_output_channels"] > 0:
-            found = True
-            mark = "*" if index == default_out else " "
-            print(f"{mark} {index:3d}  {dev['name']}  ({int(dev['default_samplerate'])} Hz)")
-    if not found:
+    for dev in devices:
+        mark = "*" if dev.is_default else " "
+        print(f"{mark} {dev.index:3d}  {dev.name}  ({int(dev.default_samplerate)} Hz)")
+    if not devices:
         print("voicegui: no audio output device found", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
@@ -257,6 +212,10 @@ def main(argv: list[str] | None = None) -> int:
         from voicegui.cli.serve import run_serve
 
         return run_serve(args)
+    if args.command == "bench" and args.window:
+        from voicegui.cli.bench_window import run_window_bench
+
+        return run_window_bench(args)
     if args.command == "bench":
         from voicegui.cli.bench import run_bench
 

@@ -20,7 +20,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voicegui.cli.argtypes import nonneg_float, nonneg_int, positive_float, positive_int
+from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, nonneg_float, nonneg_int, positive_float, positive_int
 from voicegui.server.shaping import Shaping
 
 if TYPE_CHECKING:  # the engine modules pull in numpy/av; `voicegui --help` should not pay for them
@@ -28,7 +28,6 @@ if TYPE_CHECKING:  # the engine modules pull in numpy/av; `voicegui --help` shou
 
 log = logging.getLogger("voicegui.serve")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _error_status(value: str) -> int:

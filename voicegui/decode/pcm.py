@@ -14,8 +14,7 @@ import numpy as np
 
 from voicegui.decode.errors import DecodeError
 from voicegui.decode.samples import EMPTY, to_float_mono
-
-PCM_RATE = 24000  # raw pcm carries no header: OpenAI and Kokoro send 24 kHz mono s16le
+from voicegui.formats import PCM_RATE  # raw pcm carries no header: OpenAI and Kokoro send 24 kHz mono s16le
 
 
 class _Pcm:

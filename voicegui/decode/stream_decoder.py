@@ -33,10 +33,10 @@ from voicegui.decode.mpeg_frames import frame_len, mpeg_codec, sync_kind
 from voicegui.decode.opus import OpusBackend
 from voicegui.decode.pcm import PCM_RATE, PcmBackend, WavBackend
 from voicegui.decode.samples import EMPTY
+from voicegui.formats import FORMATS
 
 __all__ = ["FORMATS", "PCM_RATE", "DecodeError", "StreamDecoder", "create_decoder"]
 
-FORMATS = ("pcm", "wav", "mp3", "aac", "flac", "opus")
 
 _TEXT_PROBE = 64  # bytes looked at to decide that a body starting with '{' or '<' is text
 

@@ -27,15 +27,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import io
 import json
 import logging
-import os
 import secrets
 import threading
 import time
 import urllib.parse
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,40 +40,28 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from voicegui.app_dirs import cache_dir
 from voicegui.files import PRIVATE, atomic_write
+from voicegui.formats import EXTENSIONS
+from voicegui.wavfile import wav_bytes
 
 if TYPE_CHECKING:
     from voicegui.stream.player import HistoryHook, Playback
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "voicegui"
-CACHE_ENV = "VOICEGUI_CACHE_DIR"
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 INDEX_FILE = "index.jsonl"
 AUDIO_DIR = "audio"
 
-# File suffix and MIME type per response format; "pcm" is raw s16le 24 kHz, which no player opens as is.
-EXTENSIONS = {"pcm": "pcm", "wav": "wav", "mp3": "mp3", "opus": "opus", "aac": "aac", "flac": "flac"}
-MIME_TYPES = {"pcm": "audio/L16;rate=24000;channels=1", "wav": "audio/wav", "mp3": "audio/mpeg",
-              "opus": "audio/ogg", "aac": "audio/aac", "flac": "audio/flac"}
 
 
 class HistoryError(Exception):
     """A history operation failed; str() is one sentence for the user."""
 
 
-def cache_dir() -> Path:
-    """$VOICEGUI_CACHE_DIR if set, else the platform's per-user cache directory for voicegui."""
-    override = os.environ.get(CACHE_ENV)
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
-
-
 def default_root() -> Path:
+    """The history under the cache directory (voicegui.app_dirs)."""
     return cache_dir() / "history"
 
 
@@ -171,18 +156,6 @@ def decode_all(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     parts = [dec.feed(data), dec.flush()]
     samples = np.concatenate([p for p in parts if len(p)] or [np.zeros(0, dtype=np.float32)])
     return samples.astype(np.float32, copy=False), dec.sample_rate or PCM_RATE
-
-
-def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit mono WAV; float -> int16 by x*32768 (as cli.write_wav: exact for audio that came from 16-bit)."""
-    pcm = np.clip(np.round(np.asarray(samples, dtype=np.float64) * 32768.0), -32768, 32767).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(int(sample_rate))
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
 
 
 class HistoryStore:

@@ -14,7 +14,7 @@ the pieces as one gapless session (SpeakOptions.continuation); the history gets 
 
 Text presets for fair comparisons: `PRESETS` (pangram, numbers/dates/currency, a long paragraph, a question);
 the user's edited set lives in `presets_path()` = platformdirs' user_config_dir("voicegui")/presets.json, or
-$VOICEGUI_CONFIG_DIR/presets.json, next to settings.json (same directory rule as voicegui.settings).
+$VOICEGUI_CONFIG_DIR/presets.json, next to settings.json (voicegui.app_dirs.config_dir, as for voicegui.settings).
 
 Threads: `run()` and `stop()` run on the asyncio loop (qasync's in the window, plain asyncio in the CLI); the
 callbacks are called on that loop thread, so the window's callbacks may touch widgets only because qasync's
@@ -33,10 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from voicegui.decode.stream_decoder import FORMATS
+from voicegui.app_dirs import config_dir
 from voicegui.features.history import HistoryStore, history_hook, safe_base_url
 from voicegui.files import PRIVATE, atomic_write
-from voicegui.settings import config_dir
+from voicegui.formats import FORMATS
 from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.output import OutputConfig

@@ -28,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from voicegui.features.history import MIME_TYPES, wav_bytes
 from voicegui.files import atomic_write
+from voicegui.formats import MIME_TYPES, PCM_RATE
+from voicegui.wavfile import wav_bytes
 
 CSV_FIELDS = ("index", "voice", "label", "provider", "model", "format", "detected_format", "ttfa_ms",
               "duration_s", "underruns", "bytes", "error")
@@ -91,7 +92,7 @@ def audio_data_uri(result: Any, audio: str = "played") -> str | None:
         if fmt == "pcm":
             # Browsers play no raw pcm: the same samples in a WAV container (24 kHz s16le mono, as sent).
             pcm = np.frombuffer(result.original[: len(result.original) // 2 * 2], dtype="<i2")
-            data, mime = wav_bytes(pcm.astype(np.float32) / 32768.0, 24000), "audio/wav"
+            data, mime = wav_bytes(pcm.astype(np.float32) / 32768.0, PCM_RATE), "audio/wav"
         else:
             data, mime = bytes(result.original), MIME_TYPES.get(fmt, "application/octet-stream")
     elif len(result.played):

@@ -36,7 +36,9 @@ from typing import Any
 
 from aiohttp import web
 
-from voicegui.server.encode import FORMATS, StreamingEncoder
+from voicegui.formats import FORMATS
+from voicegui.limits import MAX_SPEED, MIN_SPEED
+from voicegui.server.encode import StreamingEncoder
 from voicegui.server.engines.base import Engine, EngineError
 from voicegui.server.shaping import Shaping
 
@@ -46,7 +48,6 @@ log = logging.getLogger(__name__)
 MAX_RECORDS = 10_000
 
 MAX_INPUT_CHARS = 4096
-MIN_SPEED, MAX_SPEED = 0.25, 4.0
 
 _ERROR_TYPES: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),

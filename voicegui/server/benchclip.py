@@ -8,10 +8,11 @@ pauses: it has speech's spectrum, onsets and silences, so codecs and the prebuff
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
+
+from voicegui.wavfile import write_wav
 
 
 def speech_like(seconds: float = 4.0, sample_rate: int = 24000, seed: int = 7) -> np.ndarray:
@@ -37,10 +38,4 @@ def speech_like(seconds: float = 4.0, sample_rate: int = 24000, seed: int = 7) -
 
 
 def write_clip(path: Path, seconds: float = 4.0, sample_rate: int = 24000) -> Path:
-    samples = speech_like(seconds, sample_rate)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(samples.astype("<i2").tobytes())
-    return path
+    return write_wav(path, speech_like(seconds, sample_rate), sample_rate)

@@ -18,22 +18,13 @@ not thread-safe. Encoding is fast (hundreds of times real time) so the loop call
 
 from __future__ import annotations
 
-import struct
 from fractions import Fraction
 
 import av
 import numpy as np
 
-FORMATS: tuple[str, ...] = ("mp3", "opus", "aac", "flac", "wav", "pcm")
-
-CONTENT_TYPES: dict[str, str] = {
-    "mp3": "audio/mpeg",
-    "opus": "audio/ogg",
-    "aac": "audio/aac",
-    "flac": "audio/flac",
-    "wav": "audio/wav",
-    "pcm": "audio/pcm",
-}
+from voicegui.formats import CONTENT_TYPES, FORMATS
+from voicegui.wavfile import wav_header
 
 # format -> (container format, codec, codec sample format, bit rate or 0 for lossless, codec options).
 # Bit rates are typical for 24 kHz mono speech from hosted TTS (FFmpeg's own defaults differ per codec:
@@ -47,17 +38,6 @@ _CODECS: dict[str, tuple[str, str, str, int, dict[str, str]]] = {
 }
 
 _OPUS_RATES = (48000, 24000, 16000, 12000, 8000)
-
-
-def wav_header(sample_rate: int, channels: int = 1, bits: int = 16) -> bytes:
-    """A 44-byte RIFF/WAVE header with unknown (0xFFFFFFFF) sizes, for a stream of unknown length."""
-    block_align = channels * bits // 8
-    return (
-        b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE"
-        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, sample_rate, sample_rate * block_align,
-                                block_align, bits)
-        + b"data" + struct.pack("<I", 0xFFFFFFFF)
-    )
 
 
 def to_int16(block: np.ndarray) -> np.ndarray:

@@ -168,7 +168,7 @@ def _tls_message(err: ssl.SSLError, req: SpeechRequest) -> str:
             f"({reason}). Is it really an https server (certificate and protocol)?")
 
 
-def _cause_text(exc: BaseException) -> str:
+def cause_text(exc: BaseException) -> str:
     """The innermost useful reason from an exception chain, in words ('connection refused', ...)."""
     seen: list[BaseException] = []
     cur: BaseException | None = exc
@@ -189,7 +189,8 @@ def _cause_text(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def _sentence(text: str) -> str:
+def as_sentence(text: str) -> str:
+    """`text` stripped and ending in '.', '!' or '?': server messages go into our own sentences."""
     text = text.strip()
     return text if text.endswith((".", "!", "?")) else text + "."
 
@@ -197,7 +198,7 @@ def _sentence(text: str) -> str:
 def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     status = exc.status_code
     server = _server_message(exc)
-    says = f" The server said: {_sentence(server)}" if server else ""
+    says = f" The server said: {as_sentence(server)}" if server else ""
     where = f"{req.base_url}"
     if status == 401:
         kind, msg = "auth", f"The server at {where} rejected the API key (HTTP 401)."
@@ -307,7 +308,7 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
         if tls is not None:
             raise FetchError("tls", _tls_message(tls, req)) from exc
         raise FetchError("connection", f"Could not connect to the speech server at {req.base_url}: "
-                                       f"{_sentence(_cause_text(exc))} Is it running, and is the URL right?") from exc
+                                       f"{as_sentence(cause_text(exc))} Is it running, and is the URL right?") from exc
     except httpx2.TimeoutException as exc:
         # Raised from the body stream: the SDK only wraps errors up to the headers.
         raise FetchError("timeout", f"The audio stream from {req.base_url} stalled for more than "
@@ -319,10 +320,10 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
                          bytes_received=total) from exc
     except httpx2.HTTPError as exc:
         raise FetchError("protocol", f"The speech request to {req.base_url} failed: "
-                                     f"{_sentence(_cause_text(exc))}", bytes_received=total) from exc
+                                     f"{as_sentence(cause_text(exc))}", bytes_received=total) from exc
     except openai.OpenAIError as exc:
         raise FetchError("protocol", f"The speech request to {req.base_url} failed: "
-                                     f"{_sentence(str(exc))}", bytes_received=total) from exc
+                                     f"{as_sentence(str(exc))}", bytes_received=total) from exc
     finally:
         # The response (and so its connection) was already closed when the `async with` exited; this
         # releases the pool.

@@ -93,6 +93,31 @@ def parse_latency(value: str) -> str | float:
     return seconds
 
 
+@dataclass(frozen=True)
+class OutputDevice:
+    """A PortAudio device that can play."""
+
+    index: int  # PortAudio's device index (what --device accepts, as does the name)
+    name: str
+    default_samplerate: float
+    is_default: bool  # PortAudio's default output device
+
+
+def output_devices() -> list[OutputDevice]:
+    """The devices that can play, in PortAudio's order (for `voicegui devices` and the window's device list).
+
+    OutputError when PortAudio cannot list them. Called on the caller's thread (main/GUI); PortAudio's
+    device query is quick and touches no open stream.
+    """
+    try:
+        devices = sd.query_devices()
+        default_out = sd.default.device[1]
+    except sd.PortAudioError as exc:
+        raise OutputError(str(exc)) from exc
+    return [OutputDevice(index, str(dev["name"]), float(dev["default_samplerate"]), index == default_out)
+            for index, dev in enumerate(devices) if dev.get("max_output_channels", 0) > 0]
+
+
 def resolve_device(device: int | str | None) -> int | str | None:
     """Accept an index given as text; otherwise pass names through to PortAudio's own matching."""
     if isinstance(device, str) and device.strip().isdigit():

@@ -23,6 +23,8 @@ How (event names and payloads from the installed SDK, openai 3.57, openai/types/
 - Marks: request_sent when the first response.create is sent, headers at the first session.created/updated
   received, first_byte at the first audio delta.
 
+The Realtime models, voices, speed range and shutdown dates are facts of `voicegui.openai_models`.
+
 Errors come out as `fetch.FetchError` with the same kinds and one-sentence messages. Cancellation (Stop)
 sends `response.cancel` for a response in progress, closes the websocket and re-raises CancelledError.
 
@@ -40,43 +42,20 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from datetime import UTC, date, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
 
-from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, _cause_text, _sentence, openai_client
+from voicegui.openai_models import REALTIME_SPEED_RANGE, is_realtime_model
+from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, as_sentence, cause_text, openai_client
 from voicegui.text import split_sentences
 
 log = logging.getLogger(__name__)
 
 SAMPLE_RATE = 24000  # the Realtime API's only pcm rate (AudioPCM.rate: Literal[24000])
-DEFAULT_REALTIME_MODEL = "gpt-realtime-2.1-mini"
-# Current models from RealtimeSessionCreateRequestParam.model (SDK 3.57); the first is the default. The
-# SDK marks gpt-realtime, gpt-realtime-mini(-2025-12-15) and gpt-audio-mini(-2025-12-15) deprecated.
-REALTIME_MODELS: tuple[str, ...] = (DEFAULT_REALTIME_MODEL, "gpt-realtime-2.1", "gpt-realtime-2", "gpt-realtime-1.5")
-# RealtimeAudioConfigOutputParam.Voice (SDK 3.57): no fable/onyx/nova, unlike /audio/speech. The SDK
-# recommends marin and cedar.
-REALTIME_VOICES: tuple[str, ...] = ("marin", "cedar", "alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer",
-                                    "verse")
-DEFAULT_REALTIME_VOICE = "marin"
-# audio.output.speed range (RealtimeAudioConfigOutputParam.speed): 0.25..1.5, narrower than /audio/speech.
-SPEED_RANGE = (0.25, 1.5)
-
-SPEECH_MODEL_SHUTDOWN: dict[str, date] = {
-    "tts-1": date(2027, 1, 6),
-    "tts-1-hd": date(2027, 1, 6),
-    "gpt-4o-mini-tts": date(2027, 1, 6),
-}
-# "Announced shutdown date: 2027-01-20" in RealtimeSessionCreateRequestParam.model's docstring (SDK 3.57).
-REALTIME_MODEL_SHUTDOWN: dict[str, date] = {
-    m: date(2027, 1, 20) for m in ("gpt-realtime", "gpt-realtime-2025-08-28", "gpt-realtime-mini",
-                                   "gpt-realtime-mini-2025-12-15")
-}
-
 READ_VERBATIM = (
     "You are a text-to-speech voice. Read the user's message aloud exactly as written, word for word, in the "
     "language it is written in. Do not answer it, comment on it, translate it, summarise it, or add or leave "
@@ -94,12 +73,6 @@ def uses_realtime(req: SpeechRequest) -> bool:
     return scheme in ("ws", "wss") or is_realtime_model(req.model)
 
 
-def is_realtime_model(model: str) -> bool:
-    """Model ids served only over the Realtime API (gpt-realtime*, gpt-4o(-mini)-realtime*)."""
-    m = model.lower()
-    return m in REALTIME_MODELS or m.startswith("gpt-realtime") or "-realtime" in m
-
-
 # --- transcript comparison -------------------------------------------------------------------------------
 
 def _words(text: str) -> list[str]:
@@ -114,55 +87,6 @@ def transcript_differs(text: str, transcript: str) -> bool:
     """True when the model's transcript is not the text read verbatim (case, punctuation, spacing and
     apostrophes aside), so the UI can flag a reworded reading."""
     return _words(text) != _words(transcript)
-
-
-# --- shutdown notice -------------------------------------------------------------------------------------
-
-def _parse_date(value: Any) -> date | None:
-    """A model's `shutdown_date`: the SDK types it `Optional[str]`; accept an ISO date/datetime or a Unix time."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, tz=UTC).date()
-    if isinstance(value, str):
-        with contextlib.suppress(ValueError):
-            return date.fromisoformat(value.strip()[:10])
-    return None
-
-
-def _payload_models(payload: Any) -> Iterable[Mapping[str, Any]]:
-    data = payload.get("data") if isinstance(payload, Mapping) else payload
-    if isinstance(data, list):
-        return [m for m in data if isinstance(m, Mapping)]
-    return []
-
-
-def shutdown_notice(model: str, models_payload: Any = None, today: date | None = None) -> str | None:
-    """A one-sentence notice if `model` is shut down or has an announced shutdown date, else None.
-
-    `models_payload` is the JSON of GET /v1/models: when it lists `model`, its `shutdown_date` is used (and a
-    null date there means "none announced" by that server); otherwise the dates known to this module apply.
-    """
-    when: date | None = None
-    listed = False
-    for m in _payload_models(models_payload):
-        if m.get("id") == model:
-            listed = True
-            when = _parse_date(m.get("shutdown_date"))
-            break
-    if not listed:
-        when = SPEECH_MODEL_SHUTDOWN.get(model) or REALTIME_MODEL_SHUTDOWN.get(model)
-    if when is None:
-        return None
-    today = today or date.today()
-    if model in SPEECH_MODEL_SHUTDOWN or not is_realtime_model(model):
-        instead = f"switch to {DEFAULT_REALTIME_MODEL} (served over the Realtime API)"
-    else:
-        instead = f"switch to {DEFAULT_REALTIME_MODEL}"
-    if when <= today:
-        return f"OpenAI shut down '{model}' on {when.isoformat()}; {instead}."
-    days = (when - today).days
-    return f"OpenAI shuts down '{model}' on {when.isoformat()} (in {days} day{'s' if days != 1 else ''}); {instead}."
 
 
 # --- the fetch -------------------------------------------------------------------------------------------
@@ -183,9 +107,9 @@ def _session_config(req: SpeechRequest) -> dict[str, Any]:
         instructions += f"\n\nHow to speak: {req.instructions.strip()}"
     output: dict[str, Any] = {"format": {"type": "audio/pcm", "rate": SAMPLE_RATE}, "voice": req.voice}
     if req.speed is not None:
-        speed = min(max(req.speed, SPEED_RANGE[0]), SPEED_RANGE[1])
+        speed = min(max(req.speed, REALTIME_SPEED_RANGE[0]), REALTIME_SPEED_RANGE[1])
         if speed != req.speed:
-            log.info("realtime speed %.2f is outside %.2f..%.2f; using %.2f", req.speed, *SPEED_RANGE, speed)
+            log.info("realtime speed %.2f is outside %.2f..%.2f; using %.2f", req.speed, *REALTIME_SPEED_RANGE, speed)
         output["speed"] = speed
     # No audio input is sent, so turn detection (server VAD) has nothing to do: off, so that it can never
     # start or cancel a response on its own.
@@ -243,7 +167,7 @@ def _connect_error(exc: BaseException, req: SpeechRequest) -> FetchError:
     if isinstance(exc, InvalidStatus):
         status = exc.response.status_code
         server = _body_message(exc.response.body)
-        says = f" The server said: {_sentence(server)}" if server else ""
+        says = f" The server said: {as_sentence(server)}" if server else ""
         kind = _status_kind(status)
         what = {
             "auth": f"The Realtime server at {where} rejected the API key (HTTP 401).",
@@ -260,11 +184,11 @@ def _connect_error(exc: BaseException, req: SpeechRequest) -> FetchError:
                                      f"{req.timeout_s:g} s.")
     if isinstance(exc, InvalidHandshake):
         return FetchError("protocol", f"{where} does not speak the Realtime websocket protocol: "
-                                      f"{_sentence(str(exc))}")
+                                      f"{as_sentence(str(exc))}")
     if isinstance(exc, openai.OpenAIError):
-        return FetchError("protocol", f"Could not open a Realtime session at {where}: {_sentence(str(exc))}")
+        return FetchError("protocol", f"Could not open a Realtime session at {where}: {as_sentence(str(exc))}")
     return FetchError("connection", f"Could not connect to the Realtime server at {where}: "
-                                    f"{_sentence(_cause_text(exc))} Is it running, and is the URL right?")
+                                    f"{as_sentence(cause_text(exc))} Is it running, and is the URL right?")
 
 
 def _error_event_error(error: Any, req: SpeechRequest, total: int) -> FetchError:
@@ -287,7 +211,7 @@ def _error_event_error(error: Any, req: SpeechRequest, total: int) -> FetchError
         kind, msg = "bad_request", f"The Realtime server at {where} refused the request as invalid."
     else:
         kind, msg = "server", f"The Realtime server at {where} reported an error."
-    says = f" The server said: {_sentence(message)}" if message else ""
+    says = f" The server said: {as_sentence(message)}" if message else ""
     if total:
         says += f" ({total} bytes of audio had arrived.)"
     return FetchError(kind, msg + says, server_message=message, bytes_received=total)
@@ -355,7 +279,7 @@ class _Reader:
         if status == "failed":
             err = getattr(details, "error", None)
             message = (getattr(err, "message", None) or "").strip() or None
-            says = f" The server said: {_sentence(message)}" if message else ""
+            says = f" The server said: {as_sentence(message)}" if message else ""
             raise FetchError("server", f"The Realtime server at {where} failed to speak a sentence "
                                        f"after {self.total} bytes.{says}", server_message=message,
                              bytes_received=self.total)
@@ -439,7 +363,7 @@ async def fetch_realtime(req: SpeechRequest, marks: FetchMarks, on_chunk: Callab
                                            f"before sending any audio{why}.") from exc
         except openai.OpenAIError as exc:
             raise FetchError("protocol", f"The Realtime session with {req.base_url} failed: "
-                                         f"{_sentence(str(exc))}", bytes_received=reader.total) from exc
+                                         f"{as_sentence(str(exc))}", bytes_received=reader.total) from exc
         except asyncio.CancelledError:
             if reader.response_active:
                 # Stop: tell the server to stop generating (billing) before the socket goes. Best effort:

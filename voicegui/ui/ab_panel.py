@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from voicegui.decode.stream_decoder import FORMATS
+from voicegui.formats import FORMATS
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.player import Playback
 from voicegui.stream.session import SpeakOptions, SpeakSession

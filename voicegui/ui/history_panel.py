@@ -48,7 +48,8 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from voicegui.decode.stream_decoder import DecodeError
-from voicegui.features.history import EXTENSIONS, HistoryEntry, HistoryError, HistoryStore
+from voicegui.features.history import HistoryEntry, HistoryError, HistoryStore
+from voicegui.formats import EXTENSIONS
 
 log = logging.getLogger(__name__)
 

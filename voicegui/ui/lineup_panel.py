@@ -51,9 +51,9 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from voicegui.decode.stream_decoder import FORMATS
 from voicegui.features.lineup import Lineup, LineupEntry, LineupResult, Target, load_presets, save_presets
 from voicegui.features.report import export_csv, export_html
+from voicegui.formats import FORMATS
 from voicegui.stream.player import Player
 from voicegui.stream.session import SpeakOptions, SpeakSession
 

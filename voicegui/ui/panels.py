@@ -33,10 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from voicegui.limits import MAX_BLOCKSIZE, MAX_CHUNK_BYTES, MAX_MAX_BUFFER_S, MAX_PREBUFFER_MS, MIN_MAX_BUFFER_S
 from voicegui.server.shaping import Shaping
 from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
-from voicegui.stream.output import parse_latency
+from voicegui.stream.output import OutputError, output_devices, parse_latency
 from voicegui.stream.session import SpeakSession
 
 log = logging.getLogger(__name__)
@@ -224,13 +225,11 @@ def _buddy(text: str, widget: QWidget) -> QLabel:
     return label
 
 
-def output_devices() -> list[str]:
-    """Names of the PortAudio devices that can play (sounddevice.query_devices outputs)."""
+def output_device_names() -> list[str]:
+    """Names of the PortAudio devices that can play (stream.output.output_devices)."""
     try:
-        import sounddevice as sd
-
-        return [str(d["name"]) for d in sd.query_devices() if d.get("max_output_channels", 0) > 0]
-    except (OSError, ImportError) as exc:  # PortAudio missing: only the default entry is offered
+        return [d.name for d in output_devices()]
+    except (OSError, OutputError) as exc:  # PortAudio missing or failing: only the default entry is offered
         log.info("cannot list audio devices: %s", exc)
         return []
 
@@ -254,7 +253,7 @@ class TuningPanel(QGroupBox):
         preset_row.addWidget(self.reset_button)
 
         self.chunk_bytes = QSpinBox()
-        self.chunk_bytes.setRange(0, 1 << 20)
+        self.chunk_bytes.setRange(0, MAX_CHUNK_BYTES)
         self.chunk_bytes.setSingleStep(256)
         self.chunk_bytes.setSpecialValueText("as they arrive")
         self.chunk_bytes.setSuffix(" B")
@@ -265,7 +264,7 @@ class TuningPanel(QGroupBox):
         self.prebuffer_auto.setChecked(True)
         self.prebuffer_auto.setToolTip("Start as early as the measured delivery rate allows")
         self.prebuffer_ms = QSpinBox()
-        self.prebuffer_ms.setRange(0, 60000)
+        self.prebuffer_ms.setRange(0, MAX_PREBUFFER_MS)
         self.prebuffer_ms.setSingleStep(50)
         self.prebuffer_ms.setValue(300)
         self.prebuffer_ms.setSuffix(" ms")
@@ -276,7 +275,7 @@ class TuningPanel(QGroupBox):
         prebuffer_row.addWidget(self.prebuffer_ms, 1)
 
         self.max_buffer_s = QDoubleSpinBox()
-        self.max_buffer_s.setRange(0.1, 600.0)
+        self.max_buffer_s.setRange(MIN_MAX_BUFFER_S, MAX_MAX_BUFFER_S)
         self.max_buffer_s.setDecimals(1)
         self.max_buffer_s.setValue(10.0)
         self.max_buffer_s.setSuffix(" s")
@@ -288,7 +287,7 @@ class TuningPanel(QGroupBox):
         self.latency.setToolTip("Device latency: low, high, or seconds (e.g. 0.05)")
 
         self.blocksize = QSpinBox()
-        self.blocksize.setRange(0, 16384)
+        self.blocksize.setRange(0, MAX_BLOCKSIZE)
         self.blocksize.setSingleStep(128)
         self.blocksize.setSpecialValueText("automatic")
         self.blocksize.setSuffix(" frames")
@@ -296,7 +295,7 @@ class TuningPanel(QGroupBox):
 
         self.device = QComboBox()
         self.device.addItem("System default", None)
-        for name in output_devices():
+        for name in output_device_names():
             self.device.addItem(name, name)
         self.device.setToolTip("Where the audio goes")
 

@@ -34,8 +34,10 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from voicegui import providers as pv
+from voicegui.formats import FORMATS
+from voicegui.limits import SPEED_RANGE
+from voicegui.openai_models import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
 from voicegui.settings import KeyStore, Settings
-from voicegui.stream.realtime import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
 
 
 def combo_voice_id(combo: QComboBox) -> str:
@@ -153,11 +155,11 @@ class ProviderPanel(QGroupBox):
         self.voice_hint.setWordWrap(True)
         self.voice_hint.setEnabled(False)
         self.format = QComboBox()
-        self.format.addItems(pv.FORMATS)
+        self.format.addItems(FORMATS)
         self.speed = QDoubleSpinBox()
         self.speed.setDecimals(2)
         self.speed.setSingleStep(0.05)
-        self.speed.setRange(*pv.SPEECH_SPEED_RANGE)
+        self.speed.setRange(*SPEED_RANGE)
         self.speed.setSuffix(" ×")
         self.instructions = QPlainTextEdit()
         self.instructions.setPlaceholderText("How to speak, e.g. \"Calm and warm, a little slower.\"")

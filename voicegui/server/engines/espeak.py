@@ -38,14 +38,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voicegui.server.engines.base import EngineError, VoiceInfo
-from voicegui.server.engines.builtin import (
+from voicegui.server.engines.audio import (
     SAMPLE_RATE,
     resample,
     speakable,
     synthesize_ahead,
     trim_silence,
 )
+from voicegui.server.engines.base import EngineError, VoiceInfo
 from voicegui.text import split_sentences
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from voicegui.server.engines.audio import SAMPLE_RATE, resample, trim_silence
 from voicegui.server.engines.base import VoiceInfo
-from voicegui.server.engines.builtin import SAMPLE_RATE, resample, trim_silence
 from voicegui.server.engines.worker_engine import SingleWorkerEngine
 
 log = logging.getLogger(__name__)

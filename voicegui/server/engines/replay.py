@@ -17,13 +17,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from voicegui.openai_models import SPEECH_MODELS, SPEECH_VOICES  # it imitates OpenAI's /audio/speech
 from voicegui.server.engines.base import VoiceInfo
-
-OPENAI_VOICES: tuple[str, ...] = (
-    "alloy", "ash", "ballad", "coral", "echo", "fable", "onyx", "nova", "sage", "shimmer", "verse", "marin",
-    "cedar",
-)
-OPENAI_MODELS: tuple[str, ...] = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
 
 SAMPLE_RATE = 24000
 BLOCK_SAMPLES = 480  # 20 ms at 24 kHz
@@ -53,8 +48,8 @@ class ReplayEngine:
     name = "replay"
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, path: str | Path, models: Iterable[str] = OPENAI_MODELS,
-                 voices: Iterable[str] = OPENAI_VOICES, block_samples: int = BLOCK_SAMPLES) -> None:
+    def __init__(self, path: str | Path, models: Iterable[str] = SPEECH_MODELS,
+                 voices: Iterable[str] = SPEECH_VOICES, block_samples: int = BLOCK_SAMPLES) -> None:
         self.path = Path(path)
         self._models = list(models)
         self._voices = list(voices)

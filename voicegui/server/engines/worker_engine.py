@@ -19,8 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from voicegui.server.engines.audio import speakable, synthesize_ahead
 from voicegui.server.engines.base import EngineError
-from voicegui.server.engines.builtin import speakable, synthesize_ahead
 from voicegui.text import split_sentences
 
 # ~300 characters keeps one model call per piece and bounds the time to first audio of a long sentence.
