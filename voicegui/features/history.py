@@ -30,6 +30,7 @@ import dataclasses
 import json
 import logging
 import secrets
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -329,6 +330,16 @@ class HistoryStore:
 
 def _when(entry: HistoryEntry) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(entry.time))
+
+
+def open_store(max_bytes: int) -> tuple[HistoryStore, str | None]:
+    """The user's history store, or, when its cache cannot be read, one in a temporary directory for this run
+    only, with a sentence saying so (an unreadable cache must not cost the window)."""
+    try:
+        return HistoryStore(max_bytes=max_bytes), None
+    except OSError as exc:
+        problem = f"The history cache cannot be read ({exc}); this session's history is temporary."
+        return HistoryStore(Path(tempfile.mkdtemp(prefix="voicegui-history-")), max_bytes=max_bytes), problem
 
 
 def history_hook(store: HistoryStore, on_recorded: Callable[[Playback], Any] | None = None) -> HistoryHook:

@@ -50,6 +50,7 @@ from qasync import asyncSlot
 from voicegui.decode.stream_decoder import DecodeError
 from voicegui.features.history import HistoryEntry, HistoryError, HistoryStore
 from voicegui.formats import EXTENSIONS
+from voicegui.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -355,6 +356,9 @@ class HistoryPanel(QWidget):
         except (HistoryError, OSError) as exc:
             self.error.emit(f"Cannot drag that row out: {exc}")
             return None
+
+    def store_into(self, s: Settings) -> None:
+        s.history_max_mb = float(self.max_mb.value())
 
     def close_panel(self) -> None:
         """The window closes: remove the drag copies (drop targets have copied them by now)."""

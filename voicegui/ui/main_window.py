@@ -29,28 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QFrame,
     QLabel,
     QMainWindow,
-    QScrollArea,
     QSizePolicy,
-    QSplitter,
-    QTabWidget,
-    QVBoxLayout,
     QWidget,
 )
 from qasync import asyncSlot
 
 from voicegui import settings as settings_mod
-from voicegui.features.history import HistoryError, HistoryStore, history_hook
+from voicegui.features.history import HistoryError, history_hook, open_store
 from voicegui.providers import BUILTIN
 from voicegui.settings import KeyStore, Settings
 from voicegui.stream.player import Playback, Player, PlayerState
@@ -58,11 +51,13 @@ from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.ui.ab_panel import ABPanel
 from voicegui.ui.banner import ErrorBanner
 from voicegui.ui.history_panel import MB, HistoryPanel
+from voicegui.ui.layout import SidePane, column, scrolled, side_by_side
 from voicegui.ui.lineup_panel import LineupPanel
 from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel
 from voicegui.ui.plots import LivePlots
 from voicegui.ui.provider_panel import ProviderPanel
 from voicegui.ui.speak_options import replay_options, speak_options
+from voicegui.ui.status import outcome, started_message
 from voicegui.ui.text_panel import TextPanel
 from voicegui.ui.transcript_box import TranscriptBox
 
@@ -91,16 +86,9 @@ class MainWindow(QMainWindow):
         loaded = settings_mod.load()
         self.settings: Settings = loaded.settings
         self.keys = keys or KeyStore()
-        history_problem: str | None = None
-        try:
-            self.history = HistoryStore(max_bytes=int(self.settings.history_max_mb * MB))
-        except OSError as exc:
-            # An unreadable cache must not cost the window: keep this run's history in a temporary place.
-            history_problem = f"The history cache cannot be read ({exc}); this session's history is temporary."
-            self.history = HistoryStore(Path(tempfile.mkdtemp(prefix="voicegui-history-")),
-                                        max_bytes=int(self.settings.history_max_mb * MB))
+        self.history, history_problem = open_store(max_bytes=int(self.settings.history_max_mb * MB))
         self.player = Player(history_hook=history_hook(self.history, on_recorded=lambda _p: self.history_changed()))
-        self.player.on_state(self._on_player_state)
+        self.player.on_state(lambda _state: self._update_speak_enabled())
         self.player.on_started(self._on_started)
         self.player.on_finished(self._on_finished)
 
@@ -129,7 +117,8 @@ class MainWindow(QMainWindow):
         self.ttfa = TtfaPanel(lambda: self.player.session)
         self.tuning = TuningPanel()
         self.network = NetworkPanel()
-        self._restore_knobs()
+        self.tuning.restore(self.settings)
+        self.network.restore(self.settings)
         self.history_panel = HistoryPanel(self.history, self.settings.history_max_mb)
         self.history_panel.replay_requested.connect(self.replay)
         self.history_panel.error.connect(self.show_error)
@@ -138,62 +127,28 @@ class MainWindow(QMainWindow):
         # Stop must stay enabled between a line-up's voices too, while the player is idle for a moment.
         self.lineup_panel.running_changed.connect(lambda _running: self._update_speak_enabled())
 
-        left = QWidget()
-        left_layout = QVBoxLayout(left)
-        left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(self.text_panel, 2)
-        left_layout.addWidget(pp.warning)
-        left_layout.addWidget(self.transcript_box)
-        left_layout.addWidget(self.plots, 3)
-
-        self.tabs = QTabWidget()
-        self.tabs.addTab(self._scrolled(self.provider_panel), "&Voice")
-        playback_page = QWidget()
-        playback_layout = QVBoxLayout(playback_page)
-        playback_layout.setContentsMargins(0, 0, 0, 0)
-        playback_layout.addWidget(self.tuning)
-        playback_layout.addWidget(self.network)
-        playback_layout.addStretch(1)
-        self.tabs.addTab(self._scrolled(playback_page), "Pl&ayback")
-        self.tabs.addTab(self.history_panel, "&History")
-        self.tabs.addTab(self.lineup_panel, "&Line-up")
-        self.tabs.addTab(self.ab_panel, "A/&B")
+        left = column((self.text_panel, 2), (pp.warning, 0), (self.transcript_box, 0), (self.plots, 3))
+        playback_page = column((self.tuning, 0), (self.network, -1))
+        right = SidePane([(scrolled(pp), "&Voice"), (scrolled(playback_page), "Pl&ayback"),
+                          (self.history_panel, "&History"), (self.lineup_panel, "&Line-up"), (self.ab_panel, "A/&B")],
+                         readout=self.ttfa)
+        self.tabs = right.tabs
         self.tabs.currentChanged.connect(self._on_tab)
-        # The TTFA readout stays in view under the tabs: it is what a Speak is judged by.
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.tabs)
-        right.addWidget(self.ttfa)
-        right.setStretchFactor(0, 1)
-        right.setStretchFactor(1, 0)  # the readout keeps its natural height; the tabs take the rest
-        right.setChildrenCollapsible(False)
-        splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
-        splitter.addWidget(right)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
-        splitter.setChildrenCollapsible(False)
-        self.splitter = splitter
-
-        central = QWidget()
-        outer = QVBoxLayout(central)
-        outer.setContentsMargins(8, 8, 8, 8)
-        outer.addWidget(self.banner)
-        outer.addWidget(splitter, 1)
-        self.setCentralWidget(central)
+        # Plots get the larger share: an engineer tuning buffers watches them; the form needs ~480 px.
+        self.splitter = side_by_side(left, right, stretch=(3, 2), sizes=(780, 480))
+        self.setCentralWidget(column((self.banner, 0), (self.splitter, 1), margin=8))
         self.status_line = QLabel("Ready")
         self.status_line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_line, 1)
         self.resize(1280, 800)
-        # Plots get the larger share: an engineer tuning buffers watches them; the form needs ~480 px.
-        splitter.setSizes([780, 480])
         if self.settings.window_geometry:
             self.restoreGeometry(QByteArray.fromBase64(self.settings.window_geometry.encode("ascii")))
 
         self.text_edit.textChanged.connect(self._update_speak_enabled)
         pp.model_changed.connect(lambda _m: self.transcript_box.setVisible(pp.is_realtime()))
-        pp.provider_changed.connect(self._on_provider_changed)
+        pp.provider_changed.connect(lambda pid: self.network.set_builtin_chosen(pid == BUILTIN))
         self.network.changed.connect(self._apply_shaping)
-        self._on_provider_changed(pp.provider_id())
+        self.network.set_builtin_chosen(pp.provider_id() == BUILTIN)
         self._update_speak_enabled()
         if builtin is not None:
             self.set_builtin(builtin)
@@ -201,23 +156,6 @@ class MainWindow(QMainWindow):
             self.show_error(loaded.message)
         if history_problem:
             self.show_error(history_problem)
-
-    @staticmethod
-    def _scrolled(widget: QWidget) -> QScrollArea:
-        """Panels taller than a small window scroll instead of squeezing their fields."""
-        area = QScrollArea()
-        area.setWidget(widget)
-        area.setWidgetResizable(True)
-        area.setFrameShape(QFrame.Shape.NoFrame)
-        return area
-
-    def _restore_knobs(self) -> None:
-        s = self.settings
-        self.tuning.set_knobs(chunk_bytes=s.chunk_bytes, prebuffer_ms=s.prebuffer_ms, max_buffer_s=s.max_buffer_s,
-                              latency=s.latency, blocksize=s.blocksize)
-        self.tuning.set_device(s.device)
-        self.tuning.volume.setValue(int(round(s.volume * 100)))
-        self.network.set_values(s.sim_first_byte_delay_ms, s.sim_throughput_x, s.sim_jitter_ms)
 
     # --- built-in server, settings --------------------------------------------------------------------
     def set_builtin(self, server: Any) -> None:
@@ -236,29 +174,12 @@ class MainWindow(QMainWindow):
         if self._builtin is not None:
             self._builtin.shaping = shaping
 
-    def _on_provider_changed(self, pid: str) -> None:
-        self.network.setEnabled(pid == BUILTIN)
-        self.network.note.setText("Applies to the built-in provider only." if pid == BUILTIN else
-                                  "Only the built-in provider can be slowed down: choose it on the Voice tab.")
-
     def collect_settings(self) -> Settings:
-        """The settings as shown now (everything but the API key)."""
-        s = self.settings
-        self.provider_panel.store_into(s)
-        try:
-            tuning = self.tuning.values()
-            s.latency = tuning.latency
-        except ValueError:
-            tuning = None  # an invalid latency typed in: keep the last good one
-        if tuning is not None:
-            s.chunk_bytes, s.prebuffer_ms, s.max_buffer_s = tuning.chunk_bytes, tuning.prebuffer_ms, tuning.max_buffer_s
-            s.blocksize, s.device, s.volume = tuning.blocksize, tuning.device, tuning.volume
-        s.sim_first_byte_delay_ms = float(self.network.first_byte_ms.value())
-        s.sim_throughput_x = self.network.throughput()
-        s.sim_jitter_ms = float(self.network.jitter_ms.value())
-        s.history_max_mb = float(self.history_panel.max_mb.value())
-        s.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
-        return s
+        """The settings as shown now (everything but the API key): each panel puts in its own."""
+        for panel in (self.provider_panel, self.tuning, self.network, self.history_panel):
+            panel.store_into(self.settings)
+        self.settings.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
+        return self.settings
 
     def save_settings(self) -> None:
         """Write the settings file; a failure is shown, not raised (the window keeps working)."""
@@ -343,49 +264,30 @@ class MainWindow(QMainWindow):
         except ValueError as exc:
             self.show_error(str(exc))
 
-    def _on_player_state(self, _state: PlayerState) -> None:
-        self._update_speak_enabled()
-
     def _on_started(self, playback: Playback) -> None:
         """Whatever starts (a Speak, a replay, an A/B side, a line-up voice): the plots and readout start afresh."""
         self.plots.reset()
         self.ttfa.reset()
         self.transcript_box.clear()
-        req = playback.request
-        pieces = f" ({1 + len(playback.options.continuation)} pieces)" if playback.options.continuation else ""
-        if playback.kind == "speak":
-            self.set_status(f"Speaking{pieces}: {req.model} / {req.voice} / {req.response_format} "
-                            f"from {req.base_url}")
-        elif playback.kind == "replay":
-            self.set_status(f"Replaying from the history cache: {req.model} / {req.voice} / {req.response_format}")
+        if playback.kind in WINDOW_KINDS:  # the panels say what they play themselves
+            self.set_status(started_message(playback))
 
     def _on_finished(self, playback: Playback) -> None:
         """A Playback ended. Only the current one is shown (an overtaken one is followed by a newer one); the
         panels report their own Playbacks' outcome, the window its own Speaks'."""
         if playback is not self.player.current:
             return
-        metrics = playback.metrics
-        if metrics is not None:
-            self.ttfa.show_metrics(metrics)
+        if playback.metrics is not None:
+            self.ttfa.show_metrics(playback.metrics)
         if playback.kind not in WINDOW_KINDS:
             return
         self.transcript_box.refresh(final=True)
-        if playback.failure:
-            self.show_error(playback.failure)
-        if metrics is None:
-            self.set_status("Stopped")
-            return
-        if metrics.error:
-            self.show_error(metrics.error)
-        elif metrics.stopped:
-            self.set_status("Stopped")
-        else:
-            self.set_status(f"Done: first sound after {metrics.ttfa_ms:.0f} ms, "
-                            f"{metrics.audio_played_s:.1f} s played" if metrics.ttfa_ms is not None
-                            else "Done")
-        if metrics.format_warning:
-            self.show_error(metrics.format_warning)
-        self.session_finished.emit(metrics)
+        status, problems = outcome(playback)
+        self.set_status(status)
+        for problem in problems:
+            self.show_error(problem)
+        if playback.metrics is not None:
+            self.session_finished.emit(playback.metrics)
 
     @asyncSlot()
     async def stop(self) -> None:

@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from voicegui.limits import MAX_BLOCKSIZE, MAX_CHUNK_BYTES, MAX_MAX_BUFFER_S, MAX_PREBUFFER_MS, MIN_MAX_BUFFER_S
 from voicegui.server.shaping import Shaping
-from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS
+from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS, Settings
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.output import OutputError, output_devices, parse_latency
 from voicegui.stream.session import SpeakSession
@@ -382,6 +382,23 @@ class TuningPanel(QGroupBox):
         match = next((n for n, p in TUNING_PRESETS.items() if all(knobs[k] == p[k] for k in TUNING_FIELDS)), None)
         self.preset.setCurrentIndex(max(0, self.preset.findData(match)) if match else 0)
 
+    def restore(self, s: Settings) -> None:
+        """Show the knobs saved in `s`."""
+        self.set_knobs(chunk_bytes=s.chunk_bytes, prebuffer_ms=s.prebuffer_ms, max_buffer_s=s.max_buffer_s,
+                       latency=s.latency, blocksize=s.blocksize)
+        self.set_device(s.device)
+        self.volume.setValue(int(round(s.volume * 100)))
+
+    def store_into(self, s: Settings) -> None:
+        """Put the knobs into `s`; an invalid latency typed in keeps the last good one."""
+        try:
+            tuning = self.values()
+        except ValueError:
+            return
+        s.latency, s.chunk_bytes, s.prebuffer_ms = tuning.latency, tuning.chunk_bytes, tuning.prebuffer_ms
+        s.max_buffer_s, s.blocksize, s.device, s.volume = (tuning.max_buffer_s, tuning.blocksize, tuning.device,
+                                                           tuning.volume)
+
     def values(self) -> Tuning:
         """The knobs; raises ValueError with a message for the user when one is invalid."""
         latency = parse_latency(self.latency.currentText().strip())
@@ -438,6 +455,20 @@ class NetworkPanel(QGroupBox):
         self.first_byte_ms.setValue(int(round(first_byte_ms)))
         self.throughput_x.setValue(throughput_x or 0.0)
         self.jitter_ms.setValue(int(round(jitter_ms)))
+
+    def restore(self, s: Settings) -> None:
+        self.set_values(s.sim_first_byte_delay_ms, s.sim_throughput_x, s.sim_jitter_ms)
+
+    def store_into(self, s: Settings) -> None:
+        s.sim_first_byte_delay_ms = float(self.first_byte_ms.value())
+        s.sim_throughput_x = self.throughput()
+        s.sim_jitter_ms = float(self.jitter_ms.value())
+
+    def set_builtin_chosen(self, chosen: bool) -> None:
+        """Only the built-in voices can be slowed down: usable only while they are the provider."""
+        self.setEnabled(chosen)
+        self.note.setText("Applies to the built-in provider only." if chosen else
+                          "Only the built-in provider can be slowed down: choose it on the Voice tab.")
 
     def throughput(self) -> float | None:
         v = round(self.throughput_x.value(), 2)
