@@ -118,3 +118,35 @@ async def test_stop_while_the_stream_is_starting_never_plays_and_never_races_sta
     finally:
         release.set()
         out.close()
+
+
+async def test_the_end_of_playback_is_announced_from_portaudios_thread():
+    import threading
+
+    ring = FloatRing(RATE)
+    ring.write(tone(0.3))
+    out = AudioOutput(ring, RATE, OutputConfig())
+    calls: list[str] = []
+    out.on_finished = lambda: calls.append(threading.current_thread().name)
+    out.ended = True
+    out.open()
+    try:
+        await wait_for(out.finished)
+        assert len(calls) == 1 and calls[0] != threading.current_thread().name
+        assert out.frames_played == int(0.3 * RATE)
+    finally:
+        out.close()
+
+
+def test_portaudios_own_underflow_flags_are_counted():
+    import sounddevice as sd
+
+    out = AudioOutput(FloatRing(RATE), RATE, OutputConfig())
+    out.ring.write(tone(0.1))
+    outdata = np.zeros((256, 1), dtype=np.float32)
+    flagged = sd.CallbackFlags()
+    flagged.output_underflow = True
+    out._callback(outdata, 256, None, sd.CallbackFlags())
+    out._callback(outdata, 256, None, flagged)
+    out._callback(outdata, 256, None, flagged)
+    assert out.device_underflows == 2

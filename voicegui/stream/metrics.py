@@ -59,6 +59,9 @@ class SessionMetrics:
     underrun_episodes: int = 0
     underrun_ms: float = 0.0
     underrun_times_ms: tuple[float, ...] = field(default_factory=tuple)
+    # Callbacks PortAudio flagged output_underflow: the device itself ran dry (our callback came too late),
+    # which our own ring-empty counting cannot see.
+    device_underflows: int = 0
     prebuffer_ms: float | None = None
     completed: bool = False
     stopped: bool = False

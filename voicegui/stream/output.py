@@ -24,6 +24,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,6 +172,10 @@ class AudioOutput:
         self.underrun_times = np.zeros(MAX_UNDERRUN_MARKS, dtype=np.float64)
         self.callback_errors = 0
         self.callbacks = 0  # how many times the callback ran (the loop watches it move)
+        self.device_underflows = 0  # callbacks PortAudio flagged output_underflow (the device ran dry)
+        # Called once, on PortAudio's thread, when the stream has finished (played out, stopped or lost): the
+        # session hands the news to its loop with call_soon_threadsafe instead of polling `finished`.
+        self.on_finished: Callable[[], None] | None = None
         self._in_underrun = False
         self._callback_stop = False  # we raised CallbackStop: a finish is the normal end of the utterance
         self.lost = False  # the stream ended without our CallbackStop or stop_now(): the device went away
@@ -216,6 +221,8 @@ class AudioOutput:
         if not self._callback_stop and not self._stopped:
             self.lost = True
         self.finished.set()
+        if self.on_finished is not None:
+            self.on_finished()
 
     def check_alive(self, now: float | None = None) -> bool:
         """Loop side, polled: False once the device was lost or has stopped calling back for STALL_S."""
@@ -299,6 +306,8 @@ class AudioOutput:
         out = outdata[:, 0]
         ring = self.ring
         self.callbacks += 1
+        if status.output_underflow:
+            self.device_underflows += 1
         if self._stopped:
             # Stopped before the stream was aborted (Stop while it was starting): not one more sample.
             out.fill(0)

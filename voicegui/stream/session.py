@@ -15,6 +15,7 @@ Threads:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -109,6 +110,7 @@ class SpeakSession:
         self._opening: asyncio.Task | None = None
         self._stop_requested = False
         self._device_failure: str | None = None  # set by the monitor when the device was lost
+        self._drained = asyncio.Event()  # set on the loop once PortAudio says the stream has finished
         self.metrics: SessionMetrics | None = None
         # Realtime API only: the model's transcript so far (one str assignment: safe to read from any thread).
         self.transcript = ""
@@ -121,6 +123,22 @@ class SpeakSession:
             self._output.stop_now()
         if self._task is not None and not self._task.done():
             self._task.cancel()
+
+    def marks(self) -> TtfaMarks:
+        """The TTFA marks reached so far (any thread): the window's readout shows first sound the moment it
+        goes out, not when the session ends. The output's marks are floats written once by the PortAudio
+        callback thread (or the stream's open) and only read here; a float read is atomic under the GIL."""
+        out, fm = self._output, self.fetch_marks
+        return TtfaMarks(
+            started=self.started,
+            request_sent=fm.request_sent,
+            headers=fm.headers,
+            first_byte=fm.first_byte,
+            first_decoded=self.first_decoded,
+            play_started=None if out is None else out.play_started_at,
+            first_sound=None if out is None else out.first_sound_at,
+            device_latency_s=None if out is None else out.output_latency_s,
+        )
 
     @property
     def played_audio(self) -> np.ndarray:
@@ -303,6 +321,13 @@ class SpeakSession:
                 " ".join(r.text for r in (opts.request, *opts.continuation)), opts.request.speed),
         )
         self._output = AudioOutput(self._ring, rate, opts.output, played=self._played)
+        loop = asyncio.get_running_loop()
+
+        def finished() -> None:  # PortAudio's thread: hand the news to the loop
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                loop.call_soon_threadsafe(self._drained.set)
+
+        self._output.on_finished = finished
         self._output.gate_frames = self._policy.threshold_frames()
         self.state = "buffering"
 
@@ -347,8 +372,8 @@ class SpeakSession:
             await asyncio.sleep(_BACKPRESSURE_POLL_S)
 
     async def _wait_drained(self) -> None:
-        while not self._out.finished.is_set() and not self._out.lost:
-            await asyncio.sleep(_MONITOR_PERIOD_S)
+        # A device that hangs never finishes: the monitor notices (check_alive) and cancels run() instead.
+        await self._drained.wait()
         if self._out.lost and not self._stop_requested:
             raise OutputError(self._out.failure())
 
@@ -400,16 +425,7 @@ class SpeakSession:
         times = () if out is None else tuple(
             round((t - self.started) * 1000, 1) for t in out.underrun_times[: min(episodes, len(out.underrun_times))]
         )
-        marks = TtfaMarks(
-            started=self.started,
-            request_sent=fm.request_sent,
-            headers=fm.headers,
-            first_byte=fm.first_byte,
-            first_decoded=self.first_decoded,
-            play_started=None if out is None else out.play_started_at,
-            first_sound=None if out is None else out.first_sound_at,
-            device_latency_s=None if out is None else out.output_latency_s,
-        )
+        marks = self.marks()
         return SessionMetrics(
             marks=marks,
             requested_format="pcm" if uses_realtime(self.options.request) else self.options.request.response_format,
@@ -423,6 +439,7 @@ class SpeakSession:
             underrun_episodes=episodes,
             underrun_ms=0.0 if out is None else round(out.underrun_frames / rate * 1000, 1),
             underrun_times_ms=times,
+            device_underflows=0 if out is None else out.device_underflows,
             prebuffer_ms=None if self._policy is None else round(self._policy.threshold_s() * 1000, 1),
             completed=completed,
             stopped=self._stop_requested,

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from voicegui.limits import MAX_BLOCKSIZE, MAX_CHUNK_BYTES, MAX_MAX_BUFFER_S, MAX_PREBUFFER_MS, MIN_MAX_BUFFER_S
 from voicegui.server.shaping import Shaping
 from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS, Settings
-from voicegui.stream.metrics import SessionMetrics, TtfaMarks
+from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.output import OutputError, output_devices, parse_latency
 from voicegui.stream.session import SpeakSession
 
@@ -66,28 +66,6 @@ def format_bytes(n: int) -> str:
     if n < 1024 * 1024:
         return f"{n / 1024:.1f} KB"
     return f"{n / (1024 * 1024):.2f} MB"
-
-
-def live_marks(session: SpeakSession) -> TtfaMarks:
-    """The TTFA marks a running session has reached, built as the session will build its final metrics.
-
-    SpeakSession publishes no live first-sound mark of its own: the first-sound time and the device latency
-    are plain attributes of its AudioOutput (``_output``), written once by the PortAudio callback thread /
-    the stream's open and only read here (a float read is atomic under the GIL). Reading them directly makes
-    the number appear the moment the first sound goes out, not when the session ends.
-    """
-    out = getattr(session, "_output", None)
-    marks = session.fetch_marks
-    return TtfaMarks(
-        started=session.started,
-        request_sent=marks.request_sent,
-        headers=marks.headers,
-        first_byte=marks.first_byte,
-        first_decoded=session.first_decoded,
-        play_started=getattr(out, "play_started_at", None),
-        first_sound=getattr(out, "first_sound_at", None),
-        device_latency_s=getattr(out, "output_latency_s", None),
-    )
 
 
 class TtfaPanel(QGroupBox):
@@ -173,7 +151,7 @@ class TtfaPanel(QGroupBox):
     def _show_live(self, session: SpeakSession) -> None:
         """While a Speak runs: the marks reached so far. The big number is the measured one as soon as the
         first non-silent sample has been handed to the device (the callback's mark); before that, "…"."""
-        marks = live_marks(session)
+        marks = session.marks()
         breakdown = marks.breakdown_ms()
         for key, _label in BREAKDOWN_ROWS:
             self.breakdown[key].setText(format_ms(breakdown.get(key)))
