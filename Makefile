@@ -37,7 +37,7 @@ test: install-test dist
 .PHONY: lint
 lint: $(VENV)/.installed
 	@echo "==> ruff and mypy"
-	$(VENV)/bin/ruff check voicegui tests
+	$(VENV)/bin/ruff check voicegui tests examples
 	$(VENV)/bin/mypy
 
 dist: install system-packages-dist
