@@ -17,38 +17,32 @@ from voicegui.limits import MAX_PREBUFFER_MS, MAX_SPEED, MIN_SPEED
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def nonneg_float(value: str) -> float:
+def _number(value: str, kind: type[float] | type[int], what: str, positive: bool) -> float | int:
     try:
-        x = float(value)
+        x = kind(value)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from exc
+        raise argparse.ArgumentTypeError(f"not {what}: {value!r}") from exc
     if not x >= 0:  # also rejects NaN
         raise argparse.ArgumentTypeError("must be >= 0")
+    if positive and x == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
     return x
+
+
+def nonneg_float(value: str) -> float:
+    return float(_number(value, float, "a number", positive=False))
 
 
 def positive_float(value: str) -> float:
-    x = nonneg_float(value)
-    if x == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return x
+    return float(_number(value, float, "a number", positive=True))
 
 
 def nonneg_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"not a whole number: {value!r}") from exc
-    if n < 0:
-        raise argparse.ArgumentTypeError("must be >= 0")
-    return n
+    return int(_number(value, int, "a whole number", positive=False))
 
 
 def positive_int(value: str) -> int:
-    n = nonneg_int(value)
-    if n == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return n
+    return int(_number(value, int, "a whole number", positive=True))
 
 
 SPEED_HELP = f"{MIN_SPEED:g} .. {MAX_SPEED:g}"

@@ -105,3 +105,4 @@ async def synthesize_ahead(pieces: Iterable[str], synth: Callable[[str], Awaitab
                     pending.exception()
             else:
                 pending.cancel()
+

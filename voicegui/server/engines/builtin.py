@@ -19,6 +19,7 @@ runs on the worker its `synth` callable uses (`asyncio.to_thread`, or the engine
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncGenerator, Iterable
@@ -73,12 +74,9 @@ class BuiltinEngine:
 
     async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         """Yield the sub-engine's blocks for this voice; it releases its resources when we are closed."""
-        gen = self.engine_for(voice).synthesize(text, voice, speed)
-        try:
-            async for block in gen:
+        async with contextlib.aclosing(self.engine_for(voice).synthesize(text, voice, speed)) as blocks:
+            async for block in blocks:
                 yield block
-        finally:
-            await gen.aclose()
 
     def close(self) -> None:
         """Release sub-engines' workers (those that have a close())."""
@@ -131,12 +129,9 @@ class LazyEngine:
 
     async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         engine = self._engine if self._engine is not None else await asyncio.to_thread(self.load)
-        gen = engine.synthesize(text, voice, speed)
-        try:
-            async for block in gen:
+        async with contextlib.aclosing(engine.synthesize(text, voice, speed)) as blocks:
+            async for block in blocks:
                 yield block
-        finally:
-            await gen.aclose()
 
     def close(self) -> None:
         with self._lock:

@@ -29,6 +29,7 @@ which owns that process until it exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import shutil
 import struct
@@ -177,9 +178,7 @@ class EspeakEngine:
         wpm = speed_to_wpm(speed)
         gen = synthesize_ahead(split_sentences(speakable(text), MAX_CHARS),
                                lambda s: asyncio.to_thread(self._synth_piece, s, voice_file, wpm))
-        try:
+        async with contextlib.aclosing(gen):  # a Stop closes us: the sentence in flight is cancelled at once
             async for audio in gen:
                 if audio.size:
                     yield audio
-        finally:
-            await gen.aclose()

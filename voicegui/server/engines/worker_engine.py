@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -54,13 +55,10 @@ class SingleWorkerEngine(abc.ABC):
         if self._closed:
             raise EngineError(f"{self.name} engine is closed")
         pieces = split_sentences(speakable(text), MAX_CHARS)
-        gen = synthesize_ahead(pieces, lambda s: self._synth_async(s, speed))
-        try:
+        async with contextlib.aclosing(synthesize_ahead(pieces, lambda s: self._synth_async(s, speed))) as gen:
             async for audio in gen:
                 if audio.size:
                     yield audio
-        finally:
-            await gen.aclose()
 
     def close(self) -> None:
         """Stop the worker thread (pending sentences are dropped)."""
