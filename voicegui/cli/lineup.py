@@ -9,7 +9,7 @@ server has one): an unknown voice stops the run before anything is spoken. The r
 progress and errors to stderr; the exit code is 1 if any voice is unknown or failed, 2 for a usage error.
 
 Threads: everything on the main thread; the line-up runs on a plain asyncio loop there (the PortAudio
-callback thread and the built-in server's thread are started by the core).
+callback thread and the built-in server's thread are started by the stream package and the built-in server).
 """
 
 from __future__ import annotations

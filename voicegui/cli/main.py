@@ -1,7 +1,7 @@
 """Command line: `voicegui` (the window) | speak | serve | bench | devices.
 
 Threads: each subcommand runs on the main thread; `speak` and `bench` run the streaming core on a plain
-asyncio loop there (the PortAudio callback thread is started by the core). Errors reach the user as one
+asyncio loop there (the PortAudio callback thread is started by the session). Errors reach the user as one
 clear line on stderr and a non-zero exit code, never as a traceback.
 """
 

@@ -1,7 +1,7 @@
 """Frame headers of MPEG audio (mp1/mp2/mp3) and AAC in ADTS: frame sync, frame length, FFmpeg decoder name.
 
 Used twice: decode.py sniffs the container from the first frame header (and checks that the next header follows),
-and decode_mpeg.py checks at the end of a stream that the last frame is as long as its header says.
+and decode/mpeg.py checks at the end of a stream that the last frame is as long as its header says.
 
 Threads: plain functions with no state; they run on the thread that feeds the decoder (the asyncio loop thread in
 voicegui).

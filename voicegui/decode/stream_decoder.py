@@ -6,11 +6,11 @@ bytes (the server may send something other than what was asked; we play it and s
 (a JSON or HTML error) or garbage becomes a DecodeError quoting it. ID3v2 tags are skipped here before any backend
 sees them (without storing them: they may hold cover art). Then one backend per format does the decoding, each
 chosen for at most one frame of delay (measured with tests/decode/audio_samples.py):
-- pcm, wav: decode_pcm (parsed by hand, exact).
-- mp3, aac: decode_mpeg (PyAV raw parser + decoder; mpeg_frames reads the frame headers).
-- flac: decode_flac (flac_frames cuts whole frames, PyAV decodes; exact).
-- opus: decode_opus (ogg cuts packets, PyAV decodes; pre-skip and end trimmed there).
-decode_codec holds the PyAV helpers they share, decode_samples the conversion to float32 mono, decode_errors
+- pcm, wav: decode.pcm (parsed by hand, exact).
+- mp3, aac: decode.mpeg (PyAV raw parser + decoder; mpeg_frames reads the frame headers).
+- flac: decode.flac (flac_frames cuts whole frames, PyAV decodes; exact).
+- opus: decode.opus (ogg cuts packets, PyAV decodes; pre-skip and end trimmed there).
+decode.codec holds the PyAV helpers they share, decode.samples the conversion to float32 mono, decode.errors
 DecodeError (re-exported here). The same bytes always become the same packets for the same decoder, so any split
 of the input gives the same samples.
 
@@ -73,7 +73,7 @@ def _looks_like_text(head: bytes | bytearray) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# backends: feed(bytes) -> list of float32 mono arrays at `rate` (decode_pcm, decode_mpeg, decode_flac, decode_opus)
+# backends: feed(bytes) -> list of float32 mono arrays at `rate` (decode.pcm, decode.mpeg, decode.flac, decode.opus)
 
 
 class _Backend(Protocol):

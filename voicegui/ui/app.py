@@ -2,7 +2,7 @@
 
 Threads: everything here runs on the main thread, which is both the Qt GUI thread and the asyncio loop's
 thread (qasync runs asyncio on top of Qt's event loop). The streaming core's fetch/decode tasks run on that
-loop; the PortAudio callback thread is started and stopped by the core, never touched here.
+loop; the PortAudio callback thread is started and stopped by the stream package, never touched here.
 
 The built-in voices (voicegui.server.embedded.BuiltinServer) start once per run, in a worker thread (loading
 the engines takes ~1 s) while the window is already shown; the window gets the server when it is up. The

@@ -1,7 +1,7 @@
 """Side panels of the main window: the TTFA/metrics readout and the tuning knobs used by the next Speak.
 
 Threads: GUI thread only. The metrics panel polls the current session on a slow (~4 Hz) QTimer: text does
-not need to change faster than people read. It reads only plain attributes the core publishes (fetch marks,
+not need to change faster than people read. It reads only plain attributes the session publishes (fetch marks,
 the first-decoded time, the output's first-sound time and device latency, written once by the loop or the
 PortAudio callback thread) and ``snapshot()``; once a session has finished it shows the session's immutable
 SessionMetrics. The tuning panel is plain widgets (plus presets and the output device list, read from

@@ -1,7 +1,7 @@
 """Live plots of one Speak: the waveform of what was played and the buffer fill over time (pyqtgraph).
 
 Threads: GUI thread only. A QTimer (~30 Hz) asks a source callable for the current session, takes its
-``Snapshot`` (a copy made by the core under its own lock) and redraws; nothing here touches audio objects,
+``Snapshot`` (a copy the session makes under its own lock) and redraws; nothing here touches audio objects,
 and no audio work happens here. Hidden plots are skipped, and a finished session is drawn once, not 30
 times a second.
 
