@@ -480,7 +480,7 @@ class HistoryStore:
         except OSError as exc:
             self.notice = (f"The history index {self.index_path} has {bad} damaged {lines}, left out of this "
                            f"session's history; it could not be moved aside ({exc.strerror or exc}).")
-            log.warning("history: %s", self.notice)
+            log.info("history: %s", self.notice)  # info: the caller shows `notice` (one line, not two)
             return
         try:
             self._write_index()
@@ -490,7 +490,7 @@ class HistoryStore:
         else:
             self.notice = (f"The history index had {bad} damaged {lines}, which were left out; the old file "
                            f"was kept as {aside}.")
-        log.warning("history: %s", self.notice)
+        log.info("history: %s", self.notice)  # info: the caller shows `notice` (one line, not two)
 
     def _append(self, entry: HistoryEntry) -> None:
         """One index line at the end (under the file lock); a failed write is cut off again."""
@@ -538,7 +538,7 @@ def _parse_index(raw: bytes) -> tuple[list[HistoryEntry], int]:
                 raise ValueError(f"id {entry.id} appears twice")
         except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
             # One bad line (disk trouble, a hand edit, a planted id) must not cost the whole history.
-            log.warning("history: leaving out line %d of the index: %s", n, exc)
+            log.info("history: leaving out line %d of the index: %s", n, exc)  # the notice counts them
             bad += 1
             continue
         seen.add(entry.id)
