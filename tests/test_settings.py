@@ -110,3 +110,53 @@ def test_no_keyring_backend_keeps_key_in_memory(monkeypatch):
         assert keys.get("custom") == "abc"
     finally:
         keyring.set_keyring(old)
+
+
+# --- hostile or damaged files: set aside or reset per field, never a traceback ------------------------------
+
+@pytest.mark.parametrize("raw,words", [
+    (b"\xff\xfe\x00garbage\x89PNG", "not UTF-8 text"),
+    (b"[" * 100_000, "nests too deeply"),
+    (b"[1, 2]", "no JSON object"),
+    (b"{" + b" " * (st.MAX_SETTINGS_BYTES + 10) + b"}", "larger than"),
+])
+def test_undecodable_file_is_moved_aside_with_a_message(config_dir, raw, words):
+    config_dir.mkdir()
+    (config_dir / "settings.json").write_bytes(raw)
+    loaded = st.load()
+    assert loaded.settings == st.Settings()
+    assert loaded.message and words in loaded.message and "\n" not in loaded.message
+    aside = [p for p in config_dir.iterdir() if p.name.startswith("settings.json.corrupt-")]
+    assert len(aside) == 1 and aside[0].read_bytes() == raw  # nothing lost
+    assert not (config_dir / "settings.json").exists()
+
+
+def test_two_damaged_files_in_one_second_keep_both_copies(config_dir):
+    config_dir.mkdir()
+    for raw in (b"\xff one", b"\xff two"):
+        (config_dir / "settings.json").write_bytes(raw)
+        st.load()
+    kept = sorted(p.read_bytes() for p in config_dir.iterdir() if ".corrupt-" in p.name)
+    assert kept == [b"\xff one", b"\xff two"]
+
+
+def test_a_utf8_bom_is_not_damage(config_dir):
+    config_dir.mkdir()
+    (config_dir / "settings.json").write_bytes(b"\xef\xbb\xbf" + json.dumps({"speed": 1.5}).encode())
+    loaded = st.load()
+    assert loaded.message is None and loaded.settings.speed == 1.5
+
+
+@pytest.mark.parametrize("field,value", [
+    ("provider", []), ("provider", {"a": 1}), ("format", ["pcm"]), ("speed", 10 ** 400),
+    ("history_max_mb", 10 ** 400), ("window_geometry", "é not base64"), ("latency", {"x": 1}),
+    ("base_urls", {"custom": 5}), ("instructions", "x" * 100_000),
+])
+def test_wrong_types_reset_one_field_with_a_short_message(config_dir, field, value):
+    config_dir.mkdir()
+    (config_dir / "settings.json").write_text(json.dumps({field: value, "volume": 0.25}), encoding="utf-8")
+    loaded = st.load()
+    assert getattr(loaded.settings, field) == getattr(st.Settings(), field)
+    assert loaded.settings.volume == 0.25  # the good field survives
+    assert loaded.message and field in loaded.message and len(loaded.message) < 400
+    loaded.settings.validate()

@@ -3,9 +3,11 @@
 `Settings` is one dataclass, validated by `validate()` with messages a user can act on. It is stored as
 JSON in `app_dirs.config_dir()/settings.json` — platformdirs' user_config_dir("voicegui"), or $VOICEGUI_CONFIG_DIR
 when set (tests, portable installs). Saving writes a temporary file in the same directory and
-`os.replace`s it, so a crash mid-save never leaves a half-written file. A file that is not valid JSON is
-moved aside to `settings.json.corrupt-<timestamp>` and the defaults are used; a field with a bad value
-falls back to its default. Either way `load()` returns a message for the window to show.
+`os.replace`s it, so a crash mid-save never leaves a half-written file. A file that is not UTF-8 text, not
+valid JSON, not a JSON object, nested absurdly deep or larger than `MAX_SETTINGS_BYTES` is moved aside to
+`settings.json.corrupt-<timestamp>` (files.set_aside) and the defaults are used; a field with a bad value
+(of any JSON type) falls back to its default. Either way `load()` returns one message for the window to show
+and never raises.
 
 The API key is never in that file. `KeyStore` keeps it in the system keyring (service "voicegui", user =
 provider id), falls back to $OPENAI_API_KEY for the OpenAI provider, and, when no keyring backend works
@@ -21,13 +23,13 @@ import dataclasses
 import json
 import logging
 import os
-import time
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from voicegui.app_dirs import config_dir
-from voicegui.files import PRIVATE, atomic_write
+from voicegui.files import PRIVATE, atomic_write, set_aside
 from voicegui.formats import FORMATS
 from voicegui.limits import (
     MAX_BLOCKSIZE,
@@ -45,6 +47,11 @@ log = logging.getLogger(__name__)
 SETTINGS_FILE = "settings.json"
 KEYRING_SERVICE = "voicegui"
 KEY_ENV = "OPENAI_API_KEY"
+# A real settings file is a few KB (instructions are capped at 4096 characters); a bigger one is not ours,
+# and reading it whole would only cost memory.
+MAX_SETTINGS_BYTES = 1024 * 1024
+_BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*\Z")
+_MAX_PROBLEM_CHARS = 200  # a hostile value must not turn the start-up notice into a wall of text
 
 
 def settings_path() -> Path:
@@ -109,7 +116,8 @@ def _is_num(v: Any) -> bool:
 def _check_field(name: str, v: Any) -> str | None:
     """Why `v` is not a valid value for field `name` (None if it is)."""
     if name == "provider":
-        return None if v in PROVIDERS else f"must be one of {', '.join(PROVIDERS)}, not {v!r}"
+        # isinstance first: `[] in PROVIDERS` raises TypeError (unhashable), and the file decides the type.
+        return None if isinstance(v, str) and v in PROVIDERS else f"must be one of {', '.join(PROVIDERS)}, not {v!r}"
     if name in ("base_urls", "models", "voices"):
         if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
             return "must map provider ids to text"
@@ -119,7 +127,7 @@ def _check_field(name: str, v: Any) -> str | None:
                     return f"the {pid} base URL must start with http:// or https://, not {url!r}"
         return None
     if name == "format":
-        return None if v in FORMATS else f"must be one of {', '.join(FORMATS)}, not {v!r}"
+        return None if isinstance(v, str) and v in FORMATS else f"must be one of {', '.join(FORMATS)}, not {v!r}"
     if name == "speed":
         if _is_num(v) and MIN_SPEED <= v <= MAX_SPEED:
             return None
@@ -156,7 +164,8 @@ def _check_field(name: str, v: Any) -> str | None:
     if name == "history_max_mb":
         return None if _is_num(v) and 0 <= v <= 100_000 else f"must be 0..100000 MB, not {v!r}"
     if name == "window_geometry":
-        return None if v is None or isinstance(v, str) else "must be text"
+        # The window decodes it with .encode("ascii") + QByteArray.fromBase64: anything else would crash it.
+        return None if v is None or (isinstance(v, str) and _BASE64.match(v)) else "must be base64 text"
     return None
 
 
@@ -183,10 +192,16 @@ def from_json(data: Any) -> tuple[Settings, list[str]]:
         if isinstance(value, int) and not isinstance(value, bool) and f.name in (
                 "speed", "max_buffer_s", "volume", "prebuffer_ms", "sim_first_byte_delay_ms", "sim_jitter_ms",
                 "sim_throughput_x", "history_max_mb"):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                pass  # an int beyond any float: the range check below refuses it
         message = _check_field(f.name, value)
         if message:
-            problems.append(f"{f.name} {message}")
+            problem = f"{f.name} {message}"
+            if len(problem) > _MAX_PROBLEM_CHARS:
+                problem = problem[:_MAX_PROBLEM_CHARS - 3] + "..."
+            problems.append(problem)
             continue
         if f.name == "base_urls":
             value = {**_default_base_urls(), **value}
@@ -204,28 +219,46 @@ def load(path: Path | None = None) -> Loaded:
     """Read the settings; never raises for a missing, unreadable or corrupt file (see module docstring)."""
     path = path or settings_path()
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            raw = f.read(MAX_SETTINGS_BYTES + 1)
     except FileNotFoundError:
         return Loaded(Settings(), None)
     except OSError as exc:
         return Loaded(Settings(), f"Could not read the settings file {path}: {exc.strerror or exc}; "
                                   "using the defaults.")
+    data, problem = _parse(raw)
+    if data is not None:
+        settings, problems = from_json(data)
+        if problems:
+            return Loaded(settings, "Some saved settings were invalid and were reset: " + "; ".join(problems) + ".")
+        return Loaded(settings, None)
+    try:
+        aside = set_aside(path)
+    except OSError as move_exc:
+        return Loaded(Settings(), f"The settings file {path} is damaged ({problem}) and could not be moved "
+                                  f"aside ({move_exc.strerror or move_exc}); using the defaults.")
+    log.warning("settings file %s is corrupt (%s); moved to %s", path, problem, aside)
+    return Loaded(Settings(), f"The settings file was damaged ({problem}); it was moved to {aside} and the "
+                              "defaults are used.")
+
+
+def _parse(raw: bytes) -> tuple[dict[str, Any] | None, str]:
+    """The file's JSON object, or None and why it is not a settings file at all (whatever its values)."""
+    if len(raw) > MAX_SETTINGS_BYTES:
+        return None, f"it is larger than {MAX_SETTINGS_BYTES // 1024} KB"
+    try:
+        text = raw.decode("utf-8-sig")  # -sig: a BOM some editors add is not damage
+    except UnicodeDecodeError as exc:
+        return None, f"it is not UTF-8 text: byte {exc.start} is 0x{raw[exc.start]:02x}"
     try:
         data = json.loads(text)
-        settings, problems = from_json(data)
+    except RecursionError:  # the C scanner recurses per [ or {: a hostile file can nest past the limit
+        return None, "it nests too deeply to be a settings file"
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
-        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-        try:
-            os.replace(path, aside)
-        except OSError as move_exc:
-            return Loaded(Settings(), f"The settings file {path} is damaged ({exc}) and could not be moved "
-                                      f"aside ({move_exc.strerror or move_exc}); using the defaults.")
-        log.warning("settings file %s is corrupt (%s); moved to %s", path, exc, aside)
-        return Loaded(Settings(), f"The settings file was damaged ({exc}); it was moved to {aside} and the "
-                                  "defaults are used.")
-    if problems:
-        return Loaded(settings, "Some saved settings were invalid and were reset: " + "; ".join(problems) + ".")
-    return Loaded(settings, None)
+        return None, str(exc)
+    if not isinstance(data, dict):
+        return None, "it holds no JSON object"
+    return data, ""
 
 
 def save(settings: Settings, path: Path | None = None) -> None:

@@ -181,7 +181,14 @@ def run_lineup(args: argparse.Namespace) -> int:
         if args.history:
             from voicegui.features.history import HistoryStore
 
-            history = HistoryStore()
+            try:
+                history = HistoryStore()
+            except OSError as exc:
+                _err(f"cannot open the history ({exc.strerror or exc}); run without --history or fix "
+                     f"{exc.filename or 'the cache directory'}")
+                return EXIT_FAILED
+            if history.notice:
+                _err(history.notice)  # the damage was set aside: the line-up goes on with the usable entries
 
         def on_start(index: int) -> None:
             print(f"[{index + 1}/{len(entries)}] {entries[index].voice} ...", file=sys.stderr, flush=True)

@@ -9,32 +9,50 @@ Bound: the cached audio may use at most `max_bytes` (default 200 MB). Adding aud
 oldest entries' audio; their index lines stay, marked `evicted`, so the measurements outlive the sound. The
 index itself is not counted (a few hundred bytes per Speak).
 
-Atomicity: the audio file and the index are each written to a temporary file in the same directory and
-`os.replace`d, so a crash leaves either the old or the new version, never half a file. The audio is written
+Two writers (two windows, a window and `voicegui lineup --history`): every change happens under an exclusive
+`fcntl.flock` on `<root>/index.lock` and starts by re-reading the index, so nobody rewrites it from a stale
+memory. `add` appends one line (and writes its audio) under that lock; delete, clear and eviction rewrite the
+index (temporary file + `os.replace`) under it. Reads re-read the index when its size, inode or mtime changed,
+so a window also sees the other instance's entries.
+
+Atomicity: audio files and rewritten indexes go to a temporary file in the same directory and are
+`os.replace`d; an append that fails (a full disk) is truncated back to where it started. The audio is written
 before the index names it; an audio file the index does not name (a crash between the two) is harmless: it is
 not counted, and `delete_orphans()` removes it.
+
+Damage: the index is data from disk, not trusted. A line that is not UTF-8 or JSON, has a field of the wrong
+type (an int where a float belongs is converted; anything ambiguous is not), repeats an id, or carries an id
+that is not `[0-9a-z-]{1,64}` (ids become file names: "../../x" must never reach the file system) is left out;
+the whole old file is then renamed next to itself (`index.jsonl.corrupt-<timestamp>`, files.set_aside), the
+usable entries are written as the new index, and `notice` says so in one sentence. Every method taking an id
+refuses one of another shape, and audio is only read from a path that resolves inside `<root>/audio`.
 
 Secrets: an entry has no API key field, and the base URL is stored without user:password@ and without its
 query string (some gateways put keys there). Only what `HistoryEntry` names is ever written.
 
 Threads: blocking file I/O, meant for the GUI thread or a worker (the files are local and small-ish; the
 window may prefer `asyncio.to_thread(store.add, ...)` for multi-MB bodies). One `threading.Lock` per store
-serialises calls, so the asyncio loop and the GUI thread may share a store. Two processes writing the same
-store at once may lose an index update (last writer wins); they never corrupt it. Qt-free.
+serialises calls, so the asyncio loop and the GUI thread may share a store; the file lock (above) serialises
+processes. Qt-free, POSIX (fcntl).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import fcntl
 import json
 import logging
+import math
+import os
+import re
 import secrets
 import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voicegui.app_dirs import cache_dir
-from voicegui.files import PRIVATE, atomic_write
+from voicegui.files import PRIVATE, atomic_write, set_aside
 from voicegui.formats import EXTENSIONS
 from voicegui.wavfile import wav_bytes
 
@@ -53,9 +71,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 INDEX_FILE = "index.jsonl"
+LOCK_FILE = "index.lock"
 AUDIO_DIR = "audio"
-
-
+# What _new_id() makes (digits, lowercase hex, one dash): an id is part of a file name, so nothing else passes.
+_ID = re.compile(r"[0-9a-z-]{1,64}\Z")
 
 class HistoryError(Exception):
     """A history operation failed; str() is one sentence for the user."""
@@ -113,10 +132,23 @@ class HistoryEntry:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> HistoryEntry:
-        # Unknown keys (a newer version wrote them) are dropped rather than refused.
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+    def from_json(cls, data: Any) -> HistoryEntry:
+        """An entry from one index line's parsed JSON. Unknown keys (a newer version wrote them) are dropped; an
+        int where a float belongs (and an integral float or 0/1 where an int or bool belongs) is converted;
+        any other wrong type, a missing required field, a non-finite or negative number, or an id that is not
+        a history id raises ValueError naming the field. The result always has the declared types."""
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name in data:
+                values[f.name] = _coerce(f.name, data[f.name])
+        missing = [name for name in _REQUIRED if name not in values]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}")
+        if not valid_id(values.get("id")):
+            raise ValueError(f"id {_short(values.get('id'))} is not a history id")
+        return cls(**values)
 
     @classmethod
     def from_speak(cls, request: Any, metrics: Any, provider: str = "", prebuffer_ms: float | None = None,
@@ -147,6 +179,61 @@ class HistoryEntry:
         )
 
 
+_REQUIRED = ("time", "provider", "base_url", "model", "voice", "format")
+_STR = {"provider", "base_url", "model", "voice", "format", "text", "id"}
+_OPT_STR = {"detected_format", "error"}
+_FLOAT = {"time", "duration_s"}
+_OPT_FLOAT = {"speed", "prebuffer_ms", "max_buffer_s", "ttfa_ms"}
+_COUNT = {"underruns", "bytes", "audio_bytes"}
+_OPT_COUNT = {"chunk_bytes"}
+
+
+def valid_id(entry_id: Any) -> bool:
+    """True for what `HistoryStore` hands out as ids; they become file names, so nothing else is accepted."""
+    return isinstance(entry_id, str) and _ID.match(entry_id) is not None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _coerce(name: str, v: Any) -> Any:
+    """`v` as field `name`'s declared type, converted only where that is unambiguous; else ValueError."""
+    if v is None and name in _OPT_STR | _OPT_FLOAT | _OPT_COUNT:
+        return None
+    if name in _STR | _OPT_STR:
+        if isinstance(v, str):
+            return v
+        raise ValueError(f"{name} must be text, not {_short(v)}")
+    if name in _FLOAT | _OPT_FLOAT:
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            try:
+                number = float(v)
+            except OverflowError:
+                number = math.inf
+            if math.isfinite(number):
+                return number
+        raise ValueError(f"{name} must be a finite number, not {_short(v)}")
+    if name in _COUNT | _OPT_COUNT:
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, int) and not isinstance(v, bool) and v >= 0:
+            return v
+        raise ValueError(f"{name} must be a whole number >= 0, not {_short(v)}")
+    if name == "evicted":
+        if isinstance(v, bool):
+            return v
+        if isinstance(v, int) and v in (0, 1):
+            return bool(v)
+        raise ValueError(f"evicted must be true or false, not {_short(v)}")
+    if name == "extra":
+        if isinstance(v, dict):
+            return v
+        raise ValueError(f"extra must be an object, not {_short(v)}")
+    raise ValueError(f"unknown field {name}")  # a new field without a rule here: a bug, caught by the tests
+
+
 def decode_all(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     """Decode a whole response body with the streaming decoder: (float32 mono samples, sample rate).
 
@@ -160,51 +247,73 @@ def decode_all(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
 
 
 class HistoryStore:
-    """The index and audio cache under `root` (default: `default_root()`); see the module docstring."""
+    """The index and audio cache under `root` (default: `default_root()`); see the module docstring.
+
+    `notice`: one sentence for the user when reading the index found damage (None when it did not); the
+    window shows it at start-up."""
 
     def __init__(self, root: Path | str | None = None, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         if max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
         self.root = Path(root) if root is not None else default_root()
         self.max_bytes = max_bytes
+        self.notice: str | None = None
         self._lock = threading.Lock()
-        self._entries: list[HistoryEntry] = self._load()
+        self._entries: list[HistoryEntry] = []
+        # (inode, size, mtime_ns) of the index as last read or written; None: read it again before use
+        self._seen: tuple[int, int, int] | None = None
+        with self._lock, self._file_lock():
+            self._reload()
 
     # --- public ---------------------------------------------------------------------------------------
     def add(self, entry: HistoryEntry, original: bytes = b"") -> str:
         """Record `entry` and cache `original` (the body exactly as received); evict to the bound; its id."""
-        with self._lock:
-            entry = dataclasses.replace(entry, extra=dict(entry.extra))
-            entry.id = self._new_id()
-            entry.base_url = safe_base_url(entry.base_url)  # also when the caller built the entry by hand
-            entry.audio_bytes = 0
-            entry.evicted = False
+        entry = dataclasses.replace(entry, extra=dict(entry.extra))
+        entry.id = self._new_id()
+        entry.base_url = safe_base_url(entry.base_url)  # also when the caller built the entry by hand
+        entry.audio_bytes = 0
+        entry.evicted = False
+        with self._lock, self._file_lock(), self._reload_on_failure():
+            self._reload()
             if original:
                 atomic_write(self._audio_path(entry), bytes(original), PRIVATE)
                 entry.audio_bytes = len(original)
             self._entries.append(entry)
-            self._evict_to_bound()
-            self._save_index()
+            try:
+                if self._evict_to_bound():
+                    self._write_index()
+                else:
+                    self._append(entry)
+            except OSError:
+                self._audio_path(entry).unlink(missing_ok=True)  # no index line names it: not an orphan
+                raise
             return entry.id
 
     def entries(self) -> list[HistoryEntry]:
-        """Copies of every entry, oldest first."""
+        """Copies of every entry, oldest first (including what another process added)."""
         with self._lock:
+            self._refresh()
             return [dataclasses.replace(e, extra=dict(e.extra)) for e in self._entries]
 
     def get(self, entry_id: str) -> HistoryEntry:
         with self._lock:
+            self._refresh()
             found = self._find(entry_id)
             return dataclasses.replace(found, extra=dict(found.extra))
 
     def original(self, entry_id: str) -> bytes:
         """The cached response body, byte for byte. HistoryError if evicted or never cached."""
         with self._lock:
+            self._refresh()
             entry = self._find(entry_id)
             path = self._audio_path(entry)
             if entry.evicted or entry.audio_bytes == 0:
                 why = "was evicted to keep the cache within its size limit" if entry.evicted else "was not kept"
                 raise HistoryError(f"The audio of {entry.voice} at {_when(entry)} {why}.")
+            audio_dir = (self.root / AUDIO_DIR).resolve()
+            if path.resolve().parent != audio_dir:  # a symlink planted in the cache
+                raise HistoryError(f"The cached audio of {entry.voice} at {_when(entry)} points outside the "
+                                   f"cache ({path}); it is not read.")
             try:
                 return path.read_bytes()
             except FileNotFoundError as exc:
@@ -228,42 +337,48 @@ class HistoryStore:
 
     def delete(self, entry_id: str) -> None:
         """Remove the entry and its audio."""
-        with self._lock:
+        _check_id(entry_id)
+        with self._lock, self._file_lock(), self._reload_on_failure():
+            self._reload()
             entry = self._find(entry_id)
             self._entries.remove(entry)
             self._audio_path(entry).unlink(missing_ok=True)
-            self._save_index()
+            self._write_index()
 
     def clear(self) -> None:
-        with self._lock:
+        with self._lock, self._file_lock(), self._reload_on_failure():
+            self._reload()
             for entry in self._entries:
                 self._audio_path(entry).unlink(missing_ok=True)
             self._entries.clear()
-            self._save_index()
+            self._write_index()
 
     def total_bytes(self) -> int:
         """Bytes of cached audio (what the bound limits)."""
         with self._lock:
+            self._refresh()
             return self._total()
 
     def set_max_bytes(self, max_bytes: int) -> None:
         """Change the bound (a setting); evicts at once if the cache is now over it."""
         if max_bytes < 0:
             raise ValueError("max_bytes must not be negative")
-        with self._lock:
+        with self._lock, self._file_lock(), self._reload_on_failure():
             self.max_bytes = max_bytes
+            self._reload()
             if self._evict_to_bound():
-                self._save_index()
+                self._write_index()
 
     def delete_orphans(self) -> int:
         """Remove audio files no entry names (left by a crash between the audio and the index write)."""
-        with self._lock:
+        with self._lock, self._file_lock():
+            self._reload()
             named = {self._audio_path(e).name for e in self._entries}
             removed = 0
             audio = self.root / AUDIO_DIR
             if audio.is_dir():
                 for p in audio.iterdir():
-                    if p.name not in named:
+                    if p.name not in named and (p.is_symlink() or p.is_file()):  # a directory is not ours
                         p.unlink(missing_ok=True)
                         removed += 1
             return removed
@@ -274,9 +389,12 @@ class HistoryStore:
         return self.root / INDEX_FILE
 
     def _audio_path(self, entry: HistoryEntry) -> Path:
+        # entry.id passed valid_id() (from_json, add): the name cannot leave the audio directory; the format
+        # only picks an extension from a fixed table.
         return self.root / AUDIO_DIR / f"{entry.id}.{EXTENSIONS.get(entry.format, 'bin')}"
 
     def _find(self, entry_id: str) -> HistoryEntry:
+        _check_id(entry_id)
         for e in self._entries:
             if e.id == entry_id:
                 return e
@@ -304,28 +422,128 @@ class HistoryStore:
             log.info("history: evicted the audio of %s (cache bound %d bytes)", e.id, self.max_bytes)
         return changed
 
-    def _load(self) -> list[HistoryEntry]:
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """Exclusive across processes (flock on index.lock); closing the descriptor releases it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE)
         try:
-            text = self.index_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        entries: list[HistoryEntry] = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                if not isinstance(data, dict):
-                    raise ValueError("not an object")
-                entries.append(HistoryEntry.from_json(data))
-            except (ValueError, TypeError) as exc:
-                # One bad line (a newer/older writer, disk trouble) must not cost the whole history.
-                log.warning("history: skipping line %d of %s: %s", n, self.index_path, exc)
-        return entries
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
-    def _save_index(self) -> None:
+    @contextlib.contextmanager
+    def _reload_on_failure(self) -> Iterator[None]:
+        """A change that failed half-way (a full disk) leaves memory ahead of the disk: read the disk next time."""
+        try:
+            yield
+        except BaseException:
+            self._seen = None
+            raise
+
+    def _signature(self) -> tuple[int, int, int]:
+        try:
+            st = os.stat(self.index_path)
+        except FileNotFoundError:
+            return 0, 0, 0
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
+    def _refresh(self) -> None:
+        """Re-read the index if it changed on disk since we last read or wrote it (another process)."""
+        if self._seen is not None and self._signature() == self._seen:
+            return
+        try:
+            with self._file_lock():
+                self._reload()
+        except OSError as exc:
+            # Only a view can be stale here (the changes re-read under the lock and report their own errors).
+            log.warning("history: could not re-read %s, showing what was read before: %s", self.index_path, exc)
+
+    def _reload(self) -> None:
+        """Read the index (under the file lock); set damage aside (see the module docstring)."""
+        try:
+            raw = self.index_path.read_bytes()
+        except FileNotFoundError:
+            self._entries, self._seen = [], (0, 0, 0)
+            return
+        entries, bad = _parse_index(raw)
+        self._entries = entries
+        if bad:
+            self._set_aside(bad, len(entries))
+        self._seen = self._signature()
+
+    def _set_aside(self, bad: int, good: int) -> None:
+        lines = "line" if bad == 1 else "lines"
+        try:
+            aside = set_aside(self.index_path)
+        except OSError as exc:
+            self.notice = (f"The history index {self.index_path} has {bad} damaged {lines}, left out of this "
+                           f"session's history; it could not be moved aside ({exc.strerror or exc}).")
+            log.info("history: %s", self.notice)  # info: the caller shows `notice` (one line, not two)
+            return
+        try:
+            self._write_index()
+        except OSError as exc:
+            self.notice = (f"The history index had {bad} damaged {lines}; it was moved to {aside}, but the "
+                           f"{good} usable entries could not be written back ({exc.strerror or exc}).")
+        else:
+            self.notice = (f"The history index had {bad} damaged {lines}, which were left out; the old file "
+                           f"was kept as {aside}.")
+        log.info("history: %s", self.notice)  # info: the caller shows `notice` (one line, not two)
+
+    def _append(self, entry: HistoryEntry) -> None:
+        """One index line at the end (under the file lock); a failed write is cut off again."""
+        line = json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n"
+        fd = os.open(self.index_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE)
+        try:
+            start = os.fstat(fd).st_size
+            if start and os.pread(fd, 1, start - 1) != b"\n":
+                line = b"\n" + line  # a last line without its newline (written by hand) stays its own line
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            except OSError:
+                os.ftruncate(fd, start)  # half a line would be a damaged line at the next start
+                raise
+        finally:
+            os.close(fd)
+        self._seen = self._signature()
+
+    def _write_index(self) -> None:
         lines = [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True) for e in self._entries]
         atomic_write(self.index_path, ("\n".join(lines) + ("\n" if lines else "")).encode("utf-8"), PRIVATE)
+        self._seen = self._signature()
+
+
+def _check_id(entry_id: Any) -> None:
+    if not valid_id(entry_id):
+        raise HistoryError(f"{_short(entry_id)} is not a history id.")
+
+
+def _parse_index(raw: bytes) -> tuple[list[HistoryEntry], int]:
+    """The usable entries of an index file and how many non-blank lines were not."""
+    entries: list[HistoryEntry] = []
+    seen: set[str] = set()
+    bad = 0
+    for n, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line.decode("utf-8"))
+            entry = HistoryEntry.from_json(data)
+            if entry.id in seen:
+                raise ValueError(f"id {entry.id} appears twice")
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            # One bad line (disk trouble, a hand edit, a planted id) must not cost the whole history.
+            log.info("history: leaving out line %d of the index: %s", n, exc)  # the notice counts them
+            bad += 1
+            continue
+        seen.add(entry.id)
+        entries.append(entry)
+    return entries, bad
 
 
 def _when(entry: HistoryEntry) -> str:
@@ -336,22 +554,26 @@ def open_store(max_bytes: int) -> tuple[HistoryStore, str | None]:
     """The user's history store, or, when its cache cannot be read, one in a temporary directory for this run
     only, with a sentence saying so (an unreadable cache must not cost the window)."""
     try:
-        return HistoryStore(max_bytes=max_bytes), None
+        store = HistoryStore(max_bytes=max_bytes)
+        return store, store.notice  # damage found in the index, already set aside
     except OSError as exc:
         problem = f"The history cache cannot be read ({exc}); this session's history is temporary."
         return HistoryStore(Path(tempfile.mkdtemp(prefix="voicegui-history-")), max_bytes=max_bytes), problem
 
 
-def history_hook(store: HistoryStore, on_recorded: Callable[[Playback], Any] | None = None) -> HistoryHook:
+def history_hook(store: HistoryStore, on_recorded: Callable[[Playback], Any] | None = None,
+                 on_error: Callable[[str], Any] | None = None) -> HistoryHook:
     """The Player's history hook for `store`: each piece of a finished Playback (a long text's pieces are
     separate files, each with its own header, so a replay decodes each as the file it is) becomes one entry,
     with the Playback's `extra` (and the piece's index when there are several). The file writes run in a
     worker thread; the ids land in `playback.history_ids` (None where the disk refused), then
-    `on_recorded(playback)` runs on the loop thread."""
+    `on_recorded(playback)` runs on the loop thread. When the disk refused, `on_error` gets one sentence first
+    (once per Playback, on the loop thread): a full disk must not drop history silently."""
 
     async def record(playback: Playback) -> None:
         options = playback.options
         requests = (options.request, *options.continuation)
+        failure: str | None = None
         # A stop can end the fetch before the later pieces: they have no body and no row.
         for piece, (request, original) in enumerate(zip(requests, playback.session.original_pieces, strict=False)):
             entry = HistoryEntry.from_speak(request, playback.metrics, provider=playback.provider,
@@ -364,6 +586,9 @@ def history_hook(store: HistoryStore, on_recorded: Callable[[Playback], Any] | N
             except OSError as exc:
                 log.warning("history: could not record a Speak: %s", exc)
                 playback.history_ids.append(None)
+                failure = failure or f"The history could not be saved: {exc.strerror or exc}."
+        if failure is not None and on_error is not None:
+            on_error(failure)
         if on_recorded is not None:
             on_recorded(playback)
 

@@ -87,7 +87,7 @@ class MainWindow(QMainWindow):
         self.settings: Settings = loaded.settings
         self.keys = keys or KeyStore()
         self.history, history_problem = open_store(max_bytes=int(self.settings.history_max_mb * MB))
-        self.player = Player(history_hook=history_hook(self.history, on_recorded=lambda _p: self.history_changed()))
+        self.player = Player(history_hook=history_hook(self.history, lambda _: self.history_changed(), self.show_error))
         self.player.on_state(lambda _state: self._update_speak_enabled())
         self.player.on_started(self._on_started)
         self.player.on_finished(self._on_finished)
