@@ -152,10 +152,9 @@ class MainWindow(QMainWindow):
         self._update_speak_enabled()
         if builtin is not None:
             self.set_builtin(builtin)
-        if loaded.message:
-            self.show_error(loaded.message)
-        if history_problem:
-            self.show_error(history_problem)
+        start_up = [m for m in (loaded.message, history_problem) if m]
+        if start_up:  # one banner: both notices must stay readable
+            self.show_error(" ".join(start_up))
 
     # --- built-in server, settings --------------------------------------------------------------------
     def set_builtin(self, server: Any) -> None:
