@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voicegui.app_dirs import cache_dir
+from voicegui.crash import redact
 from voicegui.files import PRIVATE, atomic_write
 from voicegui.formats import EXTENSIONS
 from voicegui.wavfile import wav_bytes
@@ -143,7 +144,7 @@ class HistoryEntry:
             duration_s=0.0 if m is None else m.audio_played_s,
             bytes=0 if m is None else m.bytes_received,
             detected_format=None if m is None else m.detected_format,
-            error=None if m is None else m.error,
+            error=None if m is None or m.error is None else redact(m.error),  # a server may echo the key
         )
 
 
