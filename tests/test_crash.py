@@ -90,6 +90,22 @@ def test_log_records_from_any_logger_are_redacted(tmp_path):
     assert text.count(crash.REDACTED) >= 3 and "RuntimeError: failed with [REDACTED]" in text
 
 
+@pytest.mark.parametrize("text,secret,kept", [
+    ("GET https://tts.example/v1/models?key=AIzaShort&alt=json", "AIzaShort", "alt=json"),
+    ("https://x/v1/audio/speech?sig=a1&voice=alloy", "sig=a1", "voice=alloy"),
+    ("https://x/v1?access_token=tok9&x=1", "tok9", "x=1"),
+    ("base URL http://admin:hunter2@10.0.0.5:8880/v1 refused", "hunter2", "10.0.0.5:8880/v1"),
+])
+def test_redact_removes_secrets_in_urls(text, secret, kept):
+    out = crash.redact(text)
+    assert secret not in out and crash.REDACTED in out and kept in out
+
+
+def test_redact_leaves_an_ordinary_url_alone():
+    text = "http://127.0.0.1:8880/v1/audio/speech?voice=alloy&format=mp3 and http://host:8080/v1"
+    assert crash.redact(text) == text
+
+
 # --- hooks -------------------------------------------------------------------------------------------------------
 
 
@@ -175,6 +191,56 @@ def test_log_file_rotates_and_stays_bounded(logdir):
     files = sorted(logdir.glob("voicegui.log*"))
     assert 2 <= len(files) <= 1 + crash.LOG_BACKUPS
     assert all(f.stat().st_size <= crash.LOG_MAX_BYTES + 4096 for f in files)
+
+
+def test_log_file_is_private_even_if_an_old_one_was_not(logdir):
+    """The log holds server messages and paths: 0600 whatever the umask, also for a 0644 file left by an
+    older version and for the files rotation starts."""
+    logdir.mkdir(parents=True)
+    old = logdir / crash.LOG_FILE
+    old.write_text("old line\n")
+    old.chmod(0o644)
+    previous = os.umask(0o022)
+    try:
+        crash.install_excepthook(None)
+        logging.getLogger("voicegui.test").warning("one line")
+        log_text(logdir)
+        assert old.stat().st_mode & 0o777 == 0o600
+        crash.uninstall()
+        old.unlink()
+        crash.install_excepthook(None)
+        for i in range(600):  # > LOG_MAX_BYTES: at least one rollover
+            logging.getLogger("voicegui.test").warning("%d %s", i, "y" * 2000)
+        log_text(logdir)
+    finally:
+        os.umask(previous)
+    files = sorted(logdir.glob("voicegui.log*"))
+    assert len(files) >= 2
+    assert [oct(f.stat().st_mode & 0o777) for f in files] == [oct(0o600)] * len(files)
+
+
+def test_crash_report_logs_the_length_of_the_spoken_text_not_the_text(logdir):
+    """A crash whose message carries the request (its repr, or the JSON body) must not copy what the user
+    had read aloud into the log file or the dialog."""
+    from voicegui.stream.fetch import SpeechRequest
+
+    said = "my bank PIN is 4711, please read it back"
+    request = SpeechRequest(base_url="http://127.0.0.1:1/v1", api_key=KEY, model="tts-1", voice="alloy",
+                            text=said, response_format="pcm")
+    shown: list[str] = []
+    crash.install_excepthook(shown.append)
+
+    def boom() -> None:
+        raise RuntimeError(f"cannot send {request!r} as {{\"input\": \"{said}\", \"voice\": \"alloy\"}}")
+
+    t = threading.Thread(target=boom, name="worker-text")
+    t.start()
+    t.join()
+    text = log_text(logdir)
+    assert "RuntimeError: cannot send SpeechRequest(" in text and "model='tts-1'" in text
+    assert f"<{len(said)} characters>" in text
+    assert said not in text and "4711" not in text and KEY not in text
+    assert len(shown) == 1 and "4711" not in shown[0] and f"<{len(said)} characters>" in shown[0]
 
 
 def test_unwritable_log_dir_does_not_stop_the_app(tmp_path, monkeypatch):

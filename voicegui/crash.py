@@ -9,10 +9,15 @@ dialog), and nothing that looks like an API key is ever written by logging.
 * `show(text)` (the window's error dialog, for instance) is called with a short redacted summary, at most one
   at a time: while a dialog is open further crashes are only logged. The UI calls `dialog_closed()` when the
   user dismisses it. A `show` that raises is logged and never re-enters the hooks.
-* `redact(text)` replaces OpenAI-style keys (sk-...), Bearer tokens, api_key=... pairs and any secret given to
+* `redact(text)` replaces OpenAI-style keys (sk-...), Bearer tokens, api_key=... pairs, secrets in a URL's
+  query (?key=, api_key=, token=, sig=, ...) or user:password@ part, and any secret given to
   `register_secret()` with "[REDACTED]". `install_log_redaction()` applies it to every log record at
   creation (a record factory, so it covers all loggers and all handlers, including ones added later): the
-  message with its arguments, the formatted traceback and the stack info.
+  message with its arguments, the formatted traceback and the stack info. It is the one redaction of the
+  app: the CLI's stderr and --json, the history, the line-up report and the window's labels use it too.
+* The log file is created 0600 (it may hold server messages and file paths), and what goes into it has the
+  text of a speech request replaced by its length (`hide_request_text`): a crash report is meant to be sent
+  to someone, what the user had read aloud is not theirs.
 
 Threads: the hooks may run on any thread (threading.excepthook runs on the failing thread); `show` is called
 on that same thread, so a Qt caller must hand it to the GUI thread itself (e.g. a queued signal). The "dialog
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import logging.handlers
+import os
 import re
 import sys
 import threading
@@ -49,7 +55,17 @@ _PATTERNS = (
     re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/\-=]{4,}"),
     re.compile(r"(?i)((?:api[_-]?key|token|authorization|secret|password)['\"]?\s*[:=]\s*['\"]?)"
                r"(?!\[REDACTED\])[^'\"\s,}&)]{4,}"),
+    # A URL's query parameters that carry credentials, whatever their length: Google-style ?key=, signed
+    # URLs' sig=/signature=, ?auth=, ?access_token= (the pattern above wants 4+ characters and no "key").
+    re.compile(r"(?i)([?&;](?:key|api[_-]?key|apikey|access[_-]?token|token|auth|sig|signature|secret|"
+               r"password|pass|pwd|x-api-key)=)(?!\[REDACTED\])[^&#\s'\"<>]+"),
+    # user:password@ in a URL (http://user:pw@host/v1).
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@'\"<>]*:)(?!\[REDACTED\])[^/\s@'\"<>]+(?=@)"),
 )
+
+# The text of a speech request as it appears in the reprs of our dataclasses (text='...') and in request
+# bodies ("input": "..."): replaced by its length in the log file (see hide_request_text).
+_REQUEST_TEXT = re.compile(r"""(\b(?:text|input)['"]?\s*[:=]\s*)('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -80,7 +96,14 @@ def redact(text: str) -> str:
     text = _PATTERNS[0].sub(REDACTED, text)
     text = _PATTERNS[1].sub(lambda m: m.group(1) + REDACTED, text)
     text = _PATTERNS[2].sub(lambda m: m.group(1) + REDACTED, text)
+    text = _PATTERNS[3].sub(lambda m: m.group(1) + REDACTED, text)
+    text = _PATTERNS[4].sub(lambda m: m.group(1) + REDACTED, text)
     return text
+
+
+def hide_request_text(text: str) -> str:
+    """`text` with the text of speech requests (text='...', "input": "...") replaced by its length."""
+    return _REQUEST_TEXT.sub(lambda m: f"{m.group(1)}<{len(m.group(2)) - 2} characters>", text)
 
 
 class RedactingFilter(logging.Filter):
@@ -103,6 +126,28 @@ class RedactingFilter(logging.Filter):
 
 
 _FILTER = RedactingFilter()
+
+
+class _RequestTextFilter(logging.Filter):
+    """On the log file's handler (after redaction): the text of speech requests is logged as its length."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        _FILTER.filter(record)  # message and traceback rendered (and redacted) into msg / exc_text
+        record.msg = hide_request_text(str(record.msg))
+        if record.exc_text:
+            record.exc_text = hide_request_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = hide_request_text(record.stack_info)
+        return True
+
+
+class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """A RotatingFileHandler whose files are 0600 whatever the umask (also one an older version left 0644)."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
 
 def install_log_redaction() -> None:
@@ -128,15 +173,16 @@ def _ensure_file_handler() -> logging.Handler | None:
     directory = log_dir()
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(directory / LOG_FILE, maxBytes=LOG_MAX_BYTES,
-                                                       backupCount=LOG_BACKUPS, encoding="utf-8", delay=True)
+        handler = _PrivateRotatingFileHandler(directory / LOG_FILE, maxBytes=LOG_MAX_BYTES,
+                                              backupCount=LOG_BACKUPS, encoding="utf-8", delay=True)
     except OSError as exc:
         # A read-only home must not stop the app; crashes still reach stderr through propagation.
         logging.getLogger(__name__).warning("cannot write the log file in %s: %s", directory, exc)
         return None
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
-    handler.addFilter(_FILTER)  # belt and braces: also redacts if the record factory was replaced later
+    # Also redacts if the record factory was replaced later; and request texts are logged as their length.
+    handler.addFilter(_RequestTextFilter())
     logging.getLogger("voicegui").addHandler(handler)
     _file_handler = handler
     return handler
@@ -148,7 +194,8 @@ def log_file() -> Path:
 
 def _summary(exc_type: type[BaseException], exc: BaseException | None, where: str) -> str:
     text = f"{exc_type.__name__}: {exc}" if exc is not None and str(exc) else exc_type.__name__
-    return redact(f"voicegui hit an unexpected error {where}: {text}. Details are in {log_file()}.")
+    return hide_request_text(redact(f"voicegui hit an unexpected error {where}: {text}. "
+                                    f"Details are in {log_file()}."))
 
 
 def _report(exc_type: type[BaseException], exc: BaseException | None, tb: TracebackType | None,

@@ -112,14 +112,7 @@ def test_parse_entries_and_presets(tmp_path, monkeypatch):
 
 
 def lineup_cmd(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    from voicegui.cli.main import build_parser
-
-    # `voicegui lineup` once cli.py routes it; until then the module's own entry point, same arguments.
-    try:
-        build_parser().parse_args(["lineup", "--voices", "x"])
-        entry = ["-m", "voicegui", "lineup"]
-    except SystemExit:
-        entry = ["-m", "voicegui.cli.lineup"]
+    entry = ["-m", "voicegui", "lineup"]
     env = dict(os.environ, OPENAI_API_KEY="sk-should-not-be-used")
     return subprocess.run([sys.executable, *entry, *args], cwd=REPO, capture_output=True, text=True,
                           timeout=timeout, env=env)

@@ -133,3 +133,18 @@ def test_csv_has_a_header_and_one_row_per_voice(tmp_path, results):
     assert rows[1]["underruns"] == "1" and rows[0]["bytes"] == str(2 * int(0.5 * RATE))
     header = path.read_text().splitlines()[0].split(",")
     assert {"ttfa_ms", "duration_s", "underruns", "bytes", "error"} <= set(header)
+
+
+def test_a_key_echoed_in_an_error_is_in_neither_report(tmp_path):
+    """Both files are meant to be mailed (0644): a key the server echoed back must not travel with them."""
+    from voicegui import crash
+
+    key, plain = "sk-proj-ReportEchoed0123456789", "kokoro-report-5521"
+    crash.register_secret(plain)
+    rs = [result(0, "alloy", 0.0, None, error=f"401: Incorrect API key provided: {key}"),
+          result(1, f"nova?key={plain}", 0.0, None, error=f"Bearer {plain} refused at https://x/v1?key=abc")]
+    html_text = export_html(rs, tmp_path / "r.html").read_text()
+    csv_text = export_csv(rs, tmp_path / "r.csv").read_text()
+    for text in (html_text, csv_text):
+        assert "Incorrect API key provided: [REDACTED]" in text
+        assert key not in text and plain not in text and "key=abc" not in text

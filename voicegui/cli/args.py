@@ -1,16 +1,29 @@
 """What the command-line entry points share: exit codes, argparse value types (numbers checked with one
-clear message) and the playback arguments of speak and lineup.
+clear message), the playback arguments of speak and lineup, where the API key comes from (`--api-key-file`,
+$OPENAI_API_KEY, `--api-key` with a warning: `api_key_from`) and how a server's words reach the terminal
+(`terminal_safe`: redacted, control characters escaped, so a server can neither show a key nor drive the
+terminal with escape sequences; `safe_output()` applies it to everything a subcommand prints).
 
 One module so that the subcommands (main, lineup, serve, bench, desktop_install) depend on it and never on
 each other for these.
 
-Threads: pure functions, called by argparse on the main thread.
+Threads: pure functions, called by argparse and the subcommands on the main thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import os
+import re
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TextIO
 
+from voicegui.crash import redact
 from voicegui.limits import MAX_PREBUFFER_MS, MAX_SPEED, MIN_SPEED
 
 # The process exit codes of every subcommand: 2 is argparse's own for a usage error.
@@ -91,3 +104,108 @@ def add_playback_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=latency, default="low", help="device latency: low, high or seconds")
     p.add_argument("--blocksize", type=int, default=0, help="device block size in frames (0: automatic)")
     p.add_argument("--volume", type=float, default=1.0, help="playback volume, 0..1 (default 1)")
+
+
+# --- the API key ------------------------------------------------------------------------------------------------
+
+KEY_ENV = "OPENAI_API_KEY"
+ARGV_KEY_WARNING = ("warning: --api-key puts the key on the command line, where other local users can see it "
+                    f"in ps; use {KEY_ENV} or --api-key-file")
+
+
+def add_api_key_file_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--api-key-file", type=Path, default=None, metavar="PATH",
+                   help="read the API key from this file (only you may be able to read it, as ssh wants of a "
+                        f"private key); better than --api-key, which other users see in ps. Default: ${KEY_ENV}")
+
+
+class KeyFileError(ValueError):
+    """The key file cannot be used; the message is one sentence for stderr."""
+
+
+def read_key_file(path: Path) -> str:
+    """The key in `path`, stripped. KeyFileError if it is missing, empty, or readable by group or others."""
+    try:
+        with open(path, "rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            if not stat.S_ISREG(mode):
+                raise KeyFileError(f"the key file {path} is not a regular file")
+            if mode & 0o077:
+                # ssh refuses such a private key for the same reason: someone else may have read it already.
+                raise KeyFileError(f"the key file {path} can be read by other users (mode {stat.S_IMODE(mode):04o}); "
+                                   f"make it private with: chmod 600 {path}")
+            data = f.read(64 * 1024 + 1)
+    except OSError as exc:
+        raise KeyFileError(f"cannot read the key file {path}: {exc.strerror or exc}") from exc
+    if len(data) > 64 * 1024:
+        raise KeyFileError(f"the key file {path} is over 64 KB: not an API key")
+    try:
+        key = data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise KeyFileError(f"the key file {path} is not text") from exc
+    if not key:
+        raise KeyFileError(f"the key file {path} is empty")
+    if "\n" in key:
+        raise KeyFileError(f"the key file {path} has more than one line; put only the key in it")
+    return key
+
+
+def api_key_from(cli_key: str | None, key_file: Path | None) -> tuple[str | None, list[str]]:
+    """(the API key, warnings for stderr) from --api-key, --api-key-file or $OPENAI_API_KEY, in that order;
+    None when none is given. KeyFileError for an unusable key file or both options at once."""
+    if cli_key is not None and key_file is not None:
+        raise KeyFileError("give either --api-key or --api-key-file, not both")
+    if key_file is not None:
+        return read_key_file(key_file), []
+    if cli_key is not None:
+        return cli_key, [ARGV_KEY_WARNING]
+    return os.environ.get(KEY_ENV) or None, []
+
+
+# --- what reaches the terminal ----------------------------------------------------------------------------------
+
+# C0 and C1 controls and DEL, but newline and tab: ESC starts the sequences that retitle, clear or "type into"
+# a terminal; CR overwrites a line (a fake "ok"); C1 CSI (\x9b) is ESC [ on some terminals.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` redacted (voicegui.crash.redact) and with control characters but newline and tab escaped as
+    \\xNN, so a server's message can be printed as it is."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact(text))
+
+
+class _SafeStream(io.TextIOBase):
+    """A text stream that passes everything written through terminal_safe."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, s: str) -> int:
+        self._stream.write(terminal_safe(s))
+        return len(s)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # TextIOBase declares it read-only
+        return self._stream.encoding
+
+
+@contextlib.contextmanager
+def safe_output() -> Iterator[None]:
+    """Everything printed to stdout and stderr inside goes through terminal_safe (for a subcommand that prints
+    what servers say in many places, e.g. lineup's per-voice errors)."""
+    old_out, old_err = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _SafeStream(old_out), _SafeStream(old_err)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = old_out, old_err

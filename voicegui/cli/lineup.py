@@ -228,17 +228,3 @@ def run_lineup(args: argparse.Namespace) -> int:
         _err(f"{r.label}: {r.error}")
     return EXIT_FAILED if failed else EXIT_OK
 
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m voicegui.cli.lineup ...`: the same as `voicegui lineup ...`."""
-    import logging
-
-    parser = argparse.ArgumentParser(prog="voicegui lineup", description=__doc__.split("\n\n")[0])
-    add_lineup_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return run_lineup(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,9 @@
 
 Threads: each subcommand runs on the main thread; `speak` and `bench` run the streaming core on a plain
 asyncio loop there (the PortAudio callback thread is started by the session). Errors reach the user as one
-clear line on stderr and a non-zero exit code, never as a traceback.
+clear line on stderr and a non-zero exit code, never as a traceback. What a server says goes through
+cli.args.terminal_safe (redacted, control characters escaped) before it is printed; the API key comes from
+--api-key-file or $OPENAI_API_KEY (--api-key works but warns: `ps` shows it to every local user).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -21,10 +22,16 @@ from voicegui.cli.args import (
     EXIT_OK,
     EXIT_USAGE,
     SPEED_HELP,
+    KeyFileError,
+    add_api_key_file_argument,
     add_playback_arguments,
+    api_key_from,
     positive_float,
+    safe_output,
     speed_problem,
+    terminal_safe,
 )
+from voicegui.crash import redact
 from voicegui.formats import FORMATS
 from voicegui.wavfile import write_wav
 
@@ -51,7 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8880/v1 (default: the built-in "
                          "offline voices, started for this run)")
     sp.add_argument("--api-key", default=None,
-                    help="API key for --base-url (default: $OPENAI_API_KEY; the built-in voices need none)")
+                    help="API key for --base-url (default: $OPENAI_API_KEY; the built-in voices need none); "
+                         "other local users can see it in ps: prefer $OPENAI_API_KEY or --api-key-file")
+    add_api_key_file_argument(sp)
     sp.add_argument("--model", default=None,
                     help=f"model id (default: {BUILTIN_MODEL} for the built-in voices, {REMOTE_MODEL} with --base-url)")
     sp.add_argument("--voice", default=None,
@@ -78,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     from voicegui.cli.lineup import add_lineup_arguments
 
     add_lineup_arguments(lp)
+    add_api_key_file_argument(lp)
 
     sub.add_parser("devices", help="list audio output devices")
     return parser
@@ -111,6 +121,10 @@ def run_speak(args: argparse.Namespace) -> int:
         print(f"voicegui: volume must be between 0 and 1, not {args.volume}", file=sys.stderr)
         return EXIT_USAGE
 
+    usable, key = _api_key(args)
+    if not usable:
+        return EXIT_USAGE
+
     builtin = None
     if args.base_url is None:
         from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
@@ -128,7 +142,7 @@ def run_speak(args: argparse.Namespace) -> int:
         model, voice = args.model or builtin.default_model, args.voice or builtin.default_voice
     else:
         base_url = args.base_url
-        api_key = args.api_key or os.environ.get("OPENAI_API_KEY") or "none"
+        api_key = key or "none"
         model, voice = args.model or REMOTE_MODEL, args.voice or REMOTE_VOICE
     from voicegui import crash
     from voicegui.stream.fetch import insecure_http_warning
@@ -162,19 +176,36 @@ def run_speak(args: argparse.Namespace) -> int:
             builtin.stop()
     assert playback is not None  # a fresh player always starts what it is given
     if playback.metrics is None:
-        print(f"voicegui: {playback.failure}", file=sys.stderr)
+        print(f"voicegui: {terminal_safe(str(playback.failure))}", file=sys.stderr)
         return EXIT_FAILED
     metrics, session = playback.metrics, playback.session
     if args.out is not None:
         write_wav(args.out, session.played_audio, session.sample_rate or 24000)
     if args.json:
-        print(json.dumps(metrics.to_json_dict()))
+        print(redact(json.dumps(metrics.to_json_dict())))  # json escapes control characters itself
     if metrics.format_warning:
-        print(f"voicegui: {metrics.format_warning}", file=sys.stderr)
+        print(f"voicegui: {terminal_safe(metrics.format_warning)}", file=sys.stderr)
     if metrics.error:
-        print(f"voicegui: {metrics.error}", file=sys.stderr)
+        print(f"voicegui: {terminal_safe(metrics.error)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _api_key(args: argparse.Namespace) -> tuple[bool, str | None]:
+    """(usable, the API key of speak/lineup or None when none is given), with the --api-key warning printed;
+    usable is False (after one line on stderr) when the key file cannot be used. The key is redacted from
+    everything printed and logged from now on."""
+    from voicegui import crash
+
+    try:
+        key, warnings = api_key_from(args.api_key, args.api_key_file)
+    except KeyFileError as exc:
+        print(f"voicegui: {exc}", file=sys.stderr)
+        return False, None
+    for warning in warnings:
+        print(f"voicegui: {warning}", file=sys.stderr)
+    crash.register_secret(key)
+    return True, key
 
 
 def run_devices() -> int:
@@ -223,7 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "lineup":
         from voicegui.cli.lineup import run_lineup
 
-        return run_lineup(args)
+        usable, key = _api_key(args)
+        if not usable:
+            return EXIT_USAGE
+        args.api_key, args.api_key_file = key, None
+        with safe_output():  # lineup prints each voice's error as the server worded it
+            return run_lineup(args)
     if args.command == "devices":
         return run_devices()
     from voicegui.ui.app import run_window

@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from voicegui.app_dirs import cache_dir
+from voicegui.crash import redact
 from voicegui.files import PRIVATE, atomic_write, set_aside
 from voicegui.formats import EXTENSIONS
 from voicegui.wavfile import wav_bytes
@@ -160,7 +161,7 @@ class HistoryEntry:
         return cls(
             time=time.time() if when is None else when,
             provider=provider,
-            base_url=safe_base_url(request.base_url),
+            base_url=redact(safe_base_url(request.base_url)),
             model=request.model,
             voice=request.voice,
             # The metrics' format: a Realtime model sends pcm whatever the request named.
@@ -175,7 +176,7 @@ class HistoryEntry:
             duration_s=0.0 if m is None else m.audio_played_s,
             bytes=0 if m is None else m.bytes_received,
             detected_format=None if m is None else m.detected_format,
-            error=None if m is None else m.error,
+            error=None if m is None or m.error is None else redact(m.error),  # a server may echo the key
         )
 
 

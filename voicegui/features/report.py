@@ -9,7 +9,8 @@ everywhere) or the response body as the server sent it (`audio="original"`, smal
 its own MIME type; raw pcm has no container browsers play, so it is wrapped in a WAV header.
 
 Results are `voicegui.features.lineup.LineupResult`s (anything with the same attributes works). Every text from
-the user or a server (voice names, text, errors) is HTML-escaped.
+the user or a server (voice names, text, errors) is HTML-escaped, and redacted (voicegui.crash.redact) in the
+HTML and the CSV alike: both are meant to be mailed, and a server may echo the key in its error message.
 
 Threads: plain blocking functions over finished results; call them from any thread (the window should use a
 worker for long line-ups: encoding the audio is a few MB of base64). Qt-free.
@@ -28,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from voicegui.crash import redact
 from voicegui.files import atomic_write
 from voicegui.formats import MIME_TYPES, PCM_RATE
 from voicegui.wavfile import wav_bytes
@@ -62,7 +64,7 @@ rows.forEach(function(r){tb.appendChild(r)})})});
 
 
 def _cell(value: Any) -> str:
-    return "" if value is None else str(value)
+    return "" if value is None else redact(str(value))
 
 
 def export_csv(results: Sequence[Any], path: Path | str) -> Path:
@@ -71,8 +73,9 @@ def export_csv(results: Sequence[Any], path: Path | str) -> Path:
     rows = []
     for r in results:
         rows.append({
-            "index": r.index, "voice": r.voice, "label": r.label, "provider": r.provider, "model": r.model,
-            "format": r.format, "detected_format": _cell(r.detected_format), "ttfa_ms": _cell(r.ttfa_ms),
+            "index": r.index, "voice": _cell(r.voice), "label": _cell(r.label), "provider": _cell(r.provider),
+            "model": _cell(r.model), "format": r.format, "detected_format": _cell(r.detected_format),
+            "ttfa_ms": _cell(r.ttfa_ms),
             "duration_s": r.duration_s, "underruns": r.underruns, "bytes": r.bytes, "error": _cell(r.error),
         })
     buf = io.StringIO()
@@ -113,13 +116,13 @@ def _svg_chart(results: Sequence[Any]) -> str:
     for i, r in enumerate(results):
         y = gap + i * (bar_h + gap)
         parts.append(f'<text x="{label_w - 6}" y="{y + bar_h * 0.7:.1f}" text-anchor="end">'
-                     f'{html.escape(r.label)}</text>')
+                     f'{html.escape(redact(r.label))}</text>')
         if r.ttfa_ms is None:
             parts.append(f'<text x="{label_w + 4}" y="{y + bar_h * 0.7:.1f}" fill="#a00">n/a</text>')
             continue
         w = max(1.0, r.ttfa_ms / top * chart_w) if top > 0 else 1.0
         parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="#4a7bd0">'
-                     f'<title>{html.escape(r.label)}: {r.ttfa_ms:.0f} ms</title></rect>')
+                     f'<title>{html.escape(redact(r.label))}: {r.ttfa_ms:.0f} ms</title></rect>')
         parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + bar_h * 0.7:.1f}">{r.ttfa_ms:.0f} ms</text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -128,7 +131,9 @@ def _svg_chart(results: Sequence[Any]) -> str:
 def render_html(results: Sequence[Any], title: str = "voicegui line-up", text: str | None = None,
                 audio: str = "played") -> str:
     """The report page as a string (see export_html)."""
-    esc = html.escape
+    def esc(value: Any) -> str:
+        return html.escape(redact(str(value)))
+
     head = ["<th>#</th>", "<th>Voice</th>", "<th>Provider / model</th>", "<th>Format</th>"]
     head += [f'<th class="num">{esc(h)}</th>' for h, _, _ in _NUMERIC]
     head += ["<th>Audio</th>", "<th>Error</th>"]

@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QStyle,
     QVBoxLayout,
@@ -38,6 +37,7 @@ from voicegui.stream.player import Playback
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.ui.lineup_panel import DEFAULT_FORMAT, PlayerHost
 from voicegui.ui.provider_panel import combo_voice_id
+from voicegui.ui.safe_text import PlainLabel
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class _Side(QGroupBox):
         self.format.addItems([DEFAULT_FORMAT, *FORMATS])
         self.format.setToolTip("default: the format chosen on the Voice tab")
         self.play_button = QPushButton(f"Play {name}")
-        self.result = QLabel("—")
+        self.result = PlainLabel("—")
         self.result.setWordWrap(True)  # a long result must not widen this side (and the tab, and narrow the plots)
         self.result.setToolTip("The last play of this side: time to first audio and underruns")
         form = QFormLayout(self)
@@ -144,9 +144,9 @@ class ABPanel(QWidget):
         self.stop_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaStop))
         self.stop_button.setEnabled(False)
         self.reload_button = QPushButton("Reload voices")
-        self.status = QLabel("Choose two voices (or one voice in two formats); the text is the one on the left.")
+        self.status = PlainLabel("Choose two voices (or one voice in two formats); the text is the one on the left.")
         self.status.setWordWrap(True)
-        self.now = QLabel("—")
+        self.now = PlainLabel("—")  # voice names come from the server
         self.now.setAlignment(Qt.AlignmentFlag.AlignCenter)
         font = self.now.font()
         font.setPointSizeF(font.pointSizeF() * 1.6)

@@ -146,6 +146,7 @@ def _install_crash_dialog(window: QWidget, loop: asyncio.AbstractEventLoop) -> N
         box = QMessageBox(QMessageBox.Icon.Warning, "voicegui: something went wrong",
                           f"{summary}\n\nvoicegui keeps running. Details are in {crash.log_file()}.",
                           QMessageBox.StandardButton.Close, window)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the summary quotes an exception: never rich text
         box.setModal(False)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.finished.connect(lambda _result: crash.dialog_closed())

@@ -1,4 +1,5 @@
-"""ErrorBanner: a non-modal message strip at the top of the window with a close button.
+"""ErrorBanner: a non-modal message strip at the top of the window with a close button. Its messages often
+quote a server (an error body): shown as plain text, redacted and cut (ui/safe_text.py).
 
 Threads: GUI thread only.
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStyle, QToolButton, QWidget
+
+from voicegui.ui.safe_text import PlainLabel
 
 
 class ErrorBanner(QFrame):
@@ -20,7 +23,7 @@ class ErrorBanner(QFrame):
                            "#errorBanner QLabel { color: #611a15; }")
         icon = QLabel()
         icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(20, 20))
-        self.label = QLabel()
+        self.label = PlainLabel()
         self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.close_button = QToolButton()

@@ -51,6 +51,7 @@ from voicegui.decode.stream_decoder import DecodeError
 from voicegui.features.history import HistoryEntry, HistoryError, HistoryStore
 from voicegui.formats import EXTENSIONS
 from voicegui.settings import Settings
+from voicegui.ui.safe_text import plain_tooltip
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,7 @@ class HistoryPanel(QWidget):
                     item.setData(ID_ROLE, e.id)
                     item.setToolTip(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time)))
                 if e.error:
-                    item.setToolTip(e.error)
+                    item.setToolTip(plain_tooltip(e.error))  # from the history file: as text
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
         self.table.clearSelection()

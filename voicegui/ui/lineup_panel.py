@@ -34,7 +34,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
-    QLabel,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -56,6 +55,7 @@ from voicegui.features.report import export_csv, export_html
 from voicegui.formats import FORMATS
 from voicegui.stream.player import Player
 from voicegui.stream.session import SpeakOptions, SpeakSession
+from voicegui.ui.safe_text import PlainLabel, plain_tooltip, shown
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +216,7 @@ class LineupPanel(QWidget):
         self.export_button = QPushButton("&Export…")
         self.export_button.setToolTip("A self-contained HTML page (audio inside) and a CSV of the numbers")
         self.export_button.setEnabled(False)
-        self.status = QLabel()
+        self.status = PlainLabel()  # voice names from the server, file paths
         self.status.setWordWrap(True)
         self.run_button.clicked.connect(self.run)
         self.stop_button.clicked.connect(self.stop)
@@ -491,18 +491,18 @@ class LineupPanel(QWidget):
                else f"{r.format} → {r.detected_format}")
         cells: list[QTableWidgetItem] = [
             _NumItem(str(r.index + 1), r.index),
-            QTableWidgetItem(r.label),
+            QTableWidgetItem(shown(r.label)),
             QTableWidgetItem(fmt),
             _NumItem("—" if r.ttfa_ms is None else f"{r.ttfa_ms:.0f} ms", r.ttfa_ms),
             _NumItem(f"{r.duration_s:.2f} s", r.duration_s),
             _NumItem(str(r.underruns), r.underruns),
             _NumItem(f"{r.bytes:,}", r.bytes),
-            QTableWidgetItem(r.error or ""),
+            QTableWidgetItem(shown(r.error or "")),
         ]
         for col, item in enumerate(cells):
             if r.error:
                 item.setForeground(QBrush(QColor("#b71c1c")))
-                item.setToolTip(r.error)
+                item.setToolTip(plain_tooltip(r.error))
             table.setItem(row, col, item)
         table.setSortingEnabled(True)
 

@@ -35,7 +35,6 @@ from typing import Any
 from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QLabel,
     QMainWindow,
     QSizePolicy,
     QWidget,
@@ -56,6 +55,7 @@ from voicegui.ui.lineup_panel import LineupPanel
 from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel
 from voicegui.ui.plots import LivePlots
 from voicegui.ui.provider_panel import ProviderPanel
+from voicegui.ui.safe_text import PlainLabel
 from voicegui.ui.speak_options import replay_options, speak_options
 from voicegui.ui.status import outcome, started_message
 from voicegui.ui.text_panel import TextPanel
@@ -137,7 +137,7 @@ class MainWindow(QMainWindow):
         # Plots get the larger share: an engineer tuning buffers watches them; the form needs ~480 px.
         self.splitter = side_by_side(left, right, stretch=(3, 2), sizes=(780, 480))
         self.setCentralWidget(column((self.banner, 0), (self.splitter, 1), margin=8))
-        self.status_line = QLabel("Ready")
+        self.status_line = PlainLabel("Ready")  # quotes servers: plain text, redacted, cut (ui/safe_text.py)
         self.status_line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_line, 1)
         self.resize(1280, 800)

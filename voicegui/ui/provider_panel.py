@@ -8,6 +8,11 @@ is only read here (base_url, token, default model/voice); the app owns its life.
 
 The API key is shown masked, stored through settings.KeyStore (keyring, or memory only) when editing
 finishes, and never logged, saved to the settings file or put in a message.
+
+What a server says (connection errors, model and voice names) is shown in PlainLabels (ui/safe_text.py):
+plain text, redacted, cut to a sentence's length; a server's HTML is never rendered. A Base URL that
+would send the key in clear (plain http to another machine, ws://) gets a visible warning under the field,
+updated as it is typed (`insecure_note`, the CLI's stream.fetch.insecure_http_warning).
 """
 
 from __future__ import annotations
@@ -38,6 +43,21 @@ from voicegui.formats import FORMATS
 from voicegui.limits import SPEED_RANGE
 from voicegui.openai_models import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
 from voicegui.settings import KeyStore, Settings
+from voicegui.stream.fetch import insecure_http_warning
+from voicegui.ui.safe_text import PlainLabel, plain_tooltip
+
+
+def insecure_url_warning(url: str) -> str | None:
+    """The warning for a Base URL that sends the key in clear, else None: plain http to another machine
+    (stream.fetch.insecure_http_warning, the CLI's warning) or an unencrypted websocket (ws://) to one."""
+    scheme, sep, rest = url.strip().partition("://")
+    if sep and scheme.lower() == "ws":
+        if insecure_http_warning("http://" + rest) is None:
+            return None  # loopback: the bytes never leave this machine
+        host = rest.split("/", 1)[0]
+        return (f"warning: ws://{host} is an unencrypted websocket to another machine: the API key and the "
+                "text are sent unencrypted; use wss if the server offers it.")
+    return insecure_http_warning(url)
 
 
 def combo_voice_id(combo: QComboBox) -> str:
@@ -80,7 +100,7 @@ class ShutdownWarning(QFrame):
                            "#shutdownWarning QLabel { color: #663c00; }")
         icon = QLabel()
         icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(18, 18))
-        self.label = QLabel()
+        self.label = PlainLabel()  # the notice may quote the server's model list
         self.label.setWordWrap(True)
         self.switch_button = QPushButton(f"S&witch to {DEFAULT_REALTIME_MODEL}")
         self.switch_button.setToolTip("Use OpenAI's Realtime model, with the nearest Realtime voice")
@@ -122,6 +142,14 @@ class ProviderPanel(QGroupBox):
             self.provider.addItem(p.label, p.id)
         self.base_url = QLineEdit()
         self.base_url.setPlaceholderText("OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
+        url_row = QHBoxLayout()
+        url_row.addWidget(self.base_url, 1)
+        # The key and the text would travel unencrypted: say so where the URL is typed, not only in the CLI.
+        self.insecure_note = PlainLabel()
+        self.insecure_note.setObjectName("insecureUrlWarning")
+        self.insecure_note.setWordWrap(True)
+        self.insecure_note.setStyleSheet("color: #a33b00;")
+        self.insecure_note.hide()
         self.api_key = QLineEdit()
         self.api_key.setEchoMode(QLineEdit.EchoMode.Password)
         self.test_button = QPushButton("&Test connection")
@@ -129,10 +157,10 @@ class ProviderPanel(QGroupBox):
         key_row = QHBoxLayout()
         key_row.addWidget(self.api_key, 1)
         key_row.addWidget(self.test_button)
-        self.key_note = QLabel()
+        self.key_note = PlainLabel()
         self.key_note.setWordWrap(True)
         self.key_note.setEnabled(False)  # dimmed hint
-        self.connection = QLabel()
+        self.connection = PlainLabel()  # quotes the server: plain text (see the module docstring)
         self.connection.setWordWrap(True)
         self.connection.setObjectName("connectionStatus")
         self.connection.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -146,12 +174,12 @@ class ProviderPanel(QGroupBox):
         self.voice = QComboBox()
         self.voice.setEditable(True)
         self.voice.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.voice_count = QLabel()
+        self.voice_count = PlainLabel()
         self.voice_count.setEnabled(False)
         voice_row = QHBoxLayout()
         voice_row.addWidget(self.voice, 2)
         voice_row.addWidget(self.voice_filter, 1)
-        self.voice_hint = QLabel()
+        self.voice_hint = PlainLabel()
         self.voice_hint.setWordWrap(True)
         self.voice_hint.setEnabled(False)
         self.format = QComboBox()
@@ -170,7 +198,7 @@ class ProviderPanel(QGroupBox):
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Pro&vider", self.provider)
-        form.addRow("Base &URL", self.base_url)
+        form.addRow(_buddy("Base &URL", self.base_url), _stacked(url_row, self.insecure_note))
         # The notes sit under their field in one form row: a hidden or empty note then takes no height,
         # where a form row of its own would keep its spacing (and make the tab scroll at the default size).
         form.addRow(_buddy("API &key", self.api_key), _stacked(key_row, self.key_note, self.connection))
@@ -192,6 +220,7 @@ class ProviderPanel(QGroupBox):
         self.provider.currentIndexChanged.connect(self._on_provider_index)
         self.api_key.editingFinished.connect(self.store_key)
         self.base_url.editingFinished.connect(self._on_base_url_edited)
+        self.base_url.textChanged.connect(self._update_insecure_note)
         self.test_button.clicked.connect(self.test_connection)
         self.model.currentTextChanged.connect(self._on_model_text)
         self.voice_filter.textChanged.connect(lambda _t: self._fill_voices())
@@ -329,6 +358,12 @@ class ProviderPanel(QGroupBox):
             return
         self.refresh_lists()
 
+    def _update_insecure_note(self, url: str) -> None:
+        """Warn under the Base URL while it would send the key in clear (plain http off this machine, ws://)."""
+        warning = None if self.provider_id() == pv.BUILTIN else insecure_url_warning(url)
+        self.insecure_note.setText(warning or "")
+        self.insecure_note.setVisible(warning is not None)
+
     def _on_base_url_edited(self) -> None:
         if pv.PROVIDERS[self.provider_id()].url_editable:
             self._settings.base_urls[self.provider_id()] = self.base_url.text().strip()
@@ -448,8 +483,8 @@ class ProviderPanel(QGroupBox):
         self.speed.setRange(lo, hi)  # clamps the value into range
         takes = pv.supports_instructions(model)
         self.instructions.setEnabled(takes)
-        self.instructions.setToolTip("" if takes else f"{model or 'This model'} does not take instructions "
-                                     "(gpt-4o-mini-tts and the Realtime models do).")
+        self.instructions.setToolTip("" if takes else plain_tooltip(
+            f"{model or 'This model'} does not take instructions (gpt-4o-mini-tts and the Realtime models do)."))
         pcm_only = pv.forces_pcm(model)
         self.format.setEnabled(not pcm_only)
         self.format.setToolTip("The Realtime API always sends pcm." if pcm_only else "")
