@@ -506,7 +506,6 @@ ENDLESS_PREFIXES = {
 @pytest.mark.parametrize("case", sorted(ENDLESS_PREFIXES))
 async def test_endless_prefix_without_audio_ends_with_a_decode_error_and_bounded_memory(case):
     from tests.procstats import rss_mb
-    from voicegui.limits import MAX_BYTES_WITHOUT_AUDIO
 
     fmt, prefix, filler, words = ENDLESS_PREFIXES[case]
     async with EndlessServer(prefix, filler) as srv:
@@ -519,8 +518,8 @@ async def test_endless_prefix_without_audio_ends_with_a_decode_error_and_bounded
     assert metrics.error_kind == "decode", metrics
     assert "without any audio" in metrics.error and words in metrics.error, metrics.error
     assert "\n" not in metrics.error
-    # within the bound (plus one network read and what the socket buffers held)
-    assert metrics.bytes_received <= MAX_BYTES_WITHOUT_AUDIO + (1 << 20), metrics.bytes_received
+    # limits.MAX_BYTES_WITHOUT_AUDIO (1 MiB), plus generous room for one network read and the socket buffers
+    assert metrics.bytes_received <= 2 << 20, metrics.bytes_received
     assert srv.sent < 64 << 20, srv.sent
     assert grown < 100, f"RSS grew {grown:.0f} MB"
 
@@ -541,3 +540,25 @@ async def test_endless_prefix_cli_gives_one_clear_line():
     res = subprocess.CompletedProcess([], proc.returncode, out.decode(), err.decode())
     assert res.returncode == 1, res.stderr
     one_clear_line(res, "without any audio", "'junk' chunk that never ends")
+
+
+async def test_original_body_past_its_bound_is_dropped_and_playback_goes_on(shaped):
+    shaped.shaping = Shaping(write_bytes=4096)
+    req = request(shaped, "pcm")
+    session = SpeakSession(SpeakOptions(request=req, keep_original=True,
+                                        continuation=(request(shaped, "pcm"),)))  # two bodies, one utterance
+    session.max_original_bytes = 40000  # below one 1.2 s pcm body (57600 bytes): the test's "endless" stream
+    metrics = await asyncio.wait_for(session.run(), 60)
+    assert metrics.completed and metrics.error is None, metrics
+    assert metrics.bytes_received == 2 * 57600
+    assert metrics.audio_played_s == pytest.approx(metrics.audio_received_s, abs=0.01)  # played to the end
+    assert session.original_truncated
+    assert session.original_bytes == b"" and session.original_pieces == [b"", b""]  # nothing partial kept
+
+
+async def test_original_body_within_its_bound_is_kept_whole(shaped):
+    session = SpeakSession(SpeakOptions(request=request(shaped, "pcm"), keep_original=True))
+    session.max_original_bytes = 57600
+    metrics = await asyncio.wait_for(session.run(), 60)
+    assert metrics.completed and not session.original_truncated
+    assert len(session.original_bytes) == 57600
