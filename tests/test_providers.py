@@ -3,13 +3,18 @@ serving each voices-endpoint shape (and none), capabilities, and the connection 
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import socket
+import time
+import zlib
 from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
 from aiohttp import web
 
+from tests.procstats import rss_mb
 from voicegui import providers as pv
 from voicegui.openai_models import SPEECH_VOICES, shutdown_notice
 from voicegui.server.embedded import BuiltinServer
@@ -165,3 +170,100 @@ def test_openai_realtime_provider_shares_the_key_and_offers_only_realtime_models
     assert offered and all(m.id.startswith("gpt-realtime") for m in offered)
     assert prov.default_model in {m.id for m in offered}
     assert [m.id for m in pv.models_for(pv.OPENAI, pv.known_models())] == [m.id for m in pv.known_models()]
+
+
+# --- hostile servers: the list refresh runs on every Base URL edit, so it must stay bounded ----------------
+
+
+def _bomb_block() -> bytes:
+    """64 MiB of zeros deflated (~64 KB), ending on a full flush so it can be repeated inside one stream."""
+    comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+    return comp.compress(b"\0" * (64 << 20)) + comp.flush(zlib.Z_FULL_FLUSH)
+
+
+async def _hostile(make_raw_server, kind: str) -> str:
+    """A server whose GET /models is a gzip bomb, an endless JSON list or a trickle (1 byte / 0.2 s)."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        headers = {"Content-Type": "application/json"}
+        if kind == "gzip-bomb":
+            headers["Content-Encoding"] = "gzip"
+        resp = web.StreamResponse(headers=headers)
+        await resp.prepare(request)
+        try:
+            if kind == "gzip-bomb":
+                block = _bomb_block()
+                for _ in range(4):  # 256 MiB decompressed: enough to show, not enough to hurt the machine
+                    await resp.write(block)
+            elif kind == "endless-json":
+                await resp.write(b"[")
+                item = b'{"id": "tts-1"},' * 4096
+                for _ in range((128 << 20) // len(item)):
+                    await resp.write(item)
+            elif kind == "deep-json":
+                await resp.write(b"[" * 200_000)
+            else:
+                await resp.write(b"[")
+                for _ in range(300):  # a minute of trickle: far past the timeout
+                    await asyncio.sleep(0.2)
+                    await resp.write(b" ")
+        except ConnectionError:
+            pass  # the client gave up: what we want
+        return resp
+
+    return await make_raw_server(handler)
+
+
+@pytest.fixture
+async def make_raw_server() -> AsyncIterator:
+    runners: list[web.AppRunner] = []
+
+    async def make(handler) -> str:
+        app = web.Application()
+        app.router.add_get("/v1/models", handler)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+
+    yield make
+    for runner in runners:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("kind", ["gzip-bomb", "endless-json"])
+async def test_model_list_body_past_the_bound_is_refused_with_bounded_memory(make_raw_server, kind):
+    url = await _hostile(make_raw_server, kind)
+    before = rss_mb()
+    t0 = time.monotonic()
+    with pytest.raises(pv.ProviderError) as info:
+        await pv.list_models(url, None, timeout_s=30)
+    grown = rss_mb() - before
+    message = str(info.value)
+    assert "more than 4 MB" in message and "/models" in message and "\n" not in message, message
+    assert time.monotonic() - t0 < 25  # generous; it stopped reading instead of running into the timeout
+    assert grown < 100, f"RSS grew {grown:.0f} MB"
+    assert (await pv.test_connection(url, None, timeout_s=30)) == message  # the same one sentence
+
+
+async def test_model_list_trickle_ends_at_the_timeout(make_raw_server):
+    url = await _hostile(make_raw_server, "trickle")
+    t0 = time.monotonic()
+    with pytest.raises(pv.ProviderError, match="did not answer within 1 s"):
+        await pv.list_models(url, None, timeout_s=1.0)
+    assert time.monotonic() - t0 < 15  # the total timeout covers the body, not only the headers
+
+
+async def test_model_list_nested_too_deep_is_an_unreadable_answer(make_raw_server):
+    url = await _hostile(make_raw_server, "deep-json")
+    assert await pv.list_models(url, None) == pv.known_models(url)  # like any body that is not a model list
+
+
+async def test_gzip_encoded_model_list_is_read(make_raw_server):
+    async def handler(request: web.Request) -> web.Response:
+        assert "gzip" in request.headers.get("Accept-Encoding", "")
+        return web.Response(body=gzip.compress(b'{"data": [{"id": "kokoro"}]}'),
+                            headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+    models = await pv.list_models(await make_raw_server(handler), None)
+    assert [m.id for m in models] == ["kokoro"]

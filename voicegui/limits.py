@@ -18,3 +18,14 @@ MAX_PREBUFFER_MS = 60000
 MIN_MAX_BUFFER_S, MAX_MAX_BUFFER_S = 0.1, 600.0
 # PortAudio block size in frames (0: automatic).
 MAX_BLOCKSIZE = 16384
+
+# Hostile or broken servers: what a client holds or reads before it gives up (see decode/, stream/, providers.py).
+# Bytes a decoder reads with no audio coming out (before the first audio, or between two frames) before the
+# stream is declared not playable: no real header, tag or frame of speech comes near it.
+MAX_BYTES_WITHOUT_AUDIO = 1 << 20
+# The response body kept as received (history and replay cache); beyond it the session keeps none of it.
+MAX_ORIGINAL_BYTES = 64 << 20
+# A JSON answer of GET /models or /audio/voices, decompressed; OpenAI's model list is ~10 KB.
+MAX_JSON_BYTES = 4 << 20
+# Characters of a Realtime transcript kept (the last ones, behind a marker).
+MAX_TRANSCRIPT_CHARS = 100_000

@@ -9,7 +9,12 @@ questions (does this model take `instructions`? which speed range?), and tests a
 clear sentence for the user.
 
 HTTP goes through aiohttp (already a dependency: the built-in server uses it), one short-lived
-ClientSession per call; every call has a timeout, so a dead server cannot hang the caller.
+ClientSession per call; every call has a total timeout that covers the body too, so a dead or trickling
+server cannot hang the caller. The lists are refreshed on every Base URL edit, so a hostile server must not
+be able to bloat the window either: the body is read in chunks and decompressed here (gzip/deflate, with
+aiohttp's own decompression off, since it inflates a whole network read at once), and reading stops with a
+ProviderError past limits.MAX_JSON_BYTES (4 MiB) of compressed or decompressed bytes: a gzip bomb or an
+endless JSON body costs at most that.
 
 Threads: the coroutines run on the caller's asyncio loop (qasync's in the window, plain asyncio in the
 CLI and tests). Qt-free. Nothing here logs or keeps the API key.
@@ -17,8 +22,10 @@ CLI and tests). Qt-free. Nothing here logs or keeps the API key.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +34,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from voicegui.limits import MAX_JSON_BYTES
 from voicegui.openai_models import (
     DEFAULT_REALTIME_MODEL,
     DEFAULT_REALTIME_VOICE,
@@ -223,17 +231,62 @@ def _headers(key: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"} if key else {}
 
 
-async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float) -> tuple[int, Any]:
-    """(status, JSON or None); ProviderError when the server cannot be reached or does not answer in time."""
+def _size(n: int) -> str:
+    return f"{n / (1 << 20):g} MB" if n >= 1 << 20 else f"{n} bytes"
+
+
+async def _read_body(resp: aiohttp.ClientResponse, base_url: str, path: str, max_bytes: int) -> bytes | None:
+    """The body, decompressed, at most `max_bytes` (compressed or not); None for an encoding we did not ask
+    for (an unreadable answer, like invalid JSON). ProviderError past the bound."""
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    inflate: Any = None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        inflate = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    elif encoding not in ("", "identity"):
+        log.info("%s%s: unexpected Content-Encoding %r; the answer is not read", base_url, path, encoding)
+        return None
+    too_big = ProviderError(f"{base_url} sent more than {_size(max_bytes)} for {path}, far more than a list of "
+                            "models or voices; it was not read further.")
+    out = bytearray()
+    received = 0
+    async for chunk in resp.content.iter_chunked(1 << 16):
+        received += len(chunk)
+        if received > max_bytes:
+            raise too_big
+        if inflate is None:
+            out += chunk
+            continue
+        try:
+            while chunk:
+                # max_length: a few KB of a gzip bomb must not inflate to GBs in one call
+                out += inflate.decompress(chunk, max_bytes - len(out) + 1)
+                if len(out) > max_bytes:
+                    raise too_big
+                chunk = inflate.unconsumed_tail
+        except zlib.error:
+            log.info("%s%s: the %s body does not decompress; the answer is not read", base_url, path, encoding)
+            return None
+    return bytes(out)
+
+
+async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float,
+                    max_bytes: int = MAX_JSON_BYTES) -> tuple[int, Any]:
+    """(status, JSON or None); ProviderError when the server cannot be reached, does not answer (body
+    included) within `timeout_s`, or sends more than `max_bytes`."""
     url = _url(base_url, path)
     if urlsplit(url).scheme not in ("http", "https"):
         raise ProviderError(f"The base URL must start with http:// or https://, not {base_url!r}.")
+    headers = {**_headers(key), "Accept-Encoding": "gzip, deflate"}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
-            async with http.get(url, headers=_headers(key)) as resp:
+        # total= covers connect, headers and the body read below (it is inside the session's context)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s),
+                                         auto_decompress=False) as http:
+            async with http.get(url, headers=headers) as resp:
+                raw = await _read_body(resp, base_url, path, max_bytes)
                 try:
-                    body = await resp.json(content_type=None)
-                except (ValueError, aiohttp.ContentTypeError):
+                    body = None if raw is None else json.loads(raw)
+                except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError), or
+                    # nested deeper than the parser's recursion limit: both an unreadable answer
                     body = None
                 return resp.status, body
     except TimeoutError as exc:

@@ -418,3 +418,147 @@ def test_insecure_warning_for_plain_http_to_another_machine(url):
     text = insecure_http_warning(url)
     assert text is not None and "\n" not in text
     assert "unencrypted" in text and "https" in text
+
+
+# --- hostile bodies: endless prefixes that never decode to audio ------------------------------------------------
+
+
+class EndlessServer:
+    """A misbehaving /v1/audio/speech on 127.0.0.1 (aiohttp, on the test's loop): status 200, `prefix`, then
+    `filler` over and over until the client hangs up or `cap` bytes went out (so a client that never gives up
+    still lets the test end)."""
+
+    def __init__(self, prefix: bytes, filler: bytes, cap: int = 256 << 20) -> None:
+        self.prefix, self.filler, self.cap = prefix, filler, cap
+        self.sent = 0
+        self.disconnected = asyncio.Event()
+        self._runner = None
+
+    async def __aenter__(self) -> EndlessServer:
+        from aiohttp import web
+
+        async def speech(request: web.Request) -> web.StreamResponse:
+            await request.read()
+            resp = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            await resp.prepare(request)
+            try:
+                await resp.write(self.prefix)
+                self.sent = len(self.prefix)
+                while self.sent < self.cap:
+                    await resp.write(self.filler)
+                    self.sent += len(self.filler)
+            except (ConnectionError, asyncio.CancelledError):
+                self.disconnected.set()
+                raise
+            return resp
+
+        app = web.Application()
+        app.router.add_post("/v1/audio/speech", speech)
+        self._runner = web.AppRunner(app, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}/v1"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._runner.cleanup()
+
+
+def _ogg_page(packets: list[bytes], flags: int = 0, open_end: bool = False) -> bytes:
+    """One Ogg page holding `packets`; with open_end the last one continues on the next page."""
+    lacing = bytearray()
+    for i, packet in enumerate(packets):
+        n = len(packet)
+        lacing += b"\xff" * (n // 255)
+        if not (open_end and i == len(packets) - 1):
+            lacing.append(n % 255)
+    assert len(lacing) <= 255
+    return (b"OggS" + bytes([0, flags]) + (0).to_bytes(8, "little") + (7).to_bytes(4, "little")
+            + b"\0" * 8 + bytes([len(lacing)]) + bytes(lacing) + b"".join(packets))
+
+
+_WAV_FMT = b"fmt " + (16).to_bytes(4, "little") + (1).to_bytes(2, "little") + (1).to_bytes(2, "little") \
+    + (24000).to_bytes(4, "little") + (48000).to_bytes(4, "little") + (2).to_bytes(2, "little") \
+    + (16).to_bytes(2, "little")
+_STREAMINFO = (4096).to_bytes(2, "big") * 2 + b"\0" * 6 + ((24000 << 44) | (0 << 41) | (15 << 36)).to_bytes(8, "big") \
+    + b"\0" * 16
+_OPUS_HEAD = b"OpusHead" + bytes([1, 1]) + (312).to_bytes(2, "little") + (24000).to_bytes(4, "little") + b"\0\0\0"
+
+# format asked, the body's prefix, the filler repeated after it, words of the reason in the message
+ENDLESS_PREFIXES = {
+    "wav-junk-chunk": ("wav", b"RIFF\xff\xff\xff\xffWAVE" + _WAV_FMT + b"junk\xf0\xff\xff\x7f", b"\0" * 65536,
+                       "'junk' chunk that never ends"),
+    "wav-after-data": ("wav", b"RIFF\xff\xff\xff\xffWAVE" + _WAV_FMT + b"data\x04\0\0\0\x10\0\x10\0",
+                       b"\0" * 65536, "after the end of the wav 'data' chunk"),
+    "mp3-endless-id3": ("mp3", b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f", b"\0" * 65536, "ID3 tag that never ends"),
+    "aac-endless-id3": ("aac", b"ID3\x04\x00\x00\x7f\x7f\x7f\x7f", b"\xff" * 65536, "ID3 tag that never ends"),
+    "opus-header-pages-only": ("opus", _ogg_page([_OPUS_HEAD], flags=2), _ogg_page([]) * 2000,
+                               "Ogg header pages only"),
+    "opus-endless-packet": ("opus", _ogg_page([_OPUS_HEAD], flags=2)
+                            + _ogg_page([b"OpusTags" + b"\0" * 247], open_end=True),
+                            _ogg_page([b"\0" * 255 * 255], flags=1, open_end=True), "Ogg packet that never ends"),
+    "flac-endless-metadata": ("flac", b"fLaC" + b"\x00" + (34).to_bytes(3, "big") + _STREAMINFO
+                              + b"\x01\xff\xff\xff", b"\0" * 65536, "flac metadata block that never ends"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ENDLESS_PREFIXES))
+async def test_endless_prefix_without_audio_ends_with_a_decode_error_and_bounded_memory(case):
+    from tests.procstats import rss_mb
+
+    fmt, prefix, filler, words = ENDLESS_PREFIXES[case]
+    async with EndlessServer(prefix, filler) as srv:
+        before = rss_mb()
+        # keep_original as the window does (history cache): nothing it keeps may grow without bound either
+        session = SpeakSession(SpeakOptions(request=request(srv, fmt, timeout_s=30), keep_original=True))
+        metrics = await asyncio.wait_for(session.run(), 120)
+        grown = rss_mb() - before
+        await asyncio.wait_for(srv.disconnected.wait(), 10)  # the connection was closed, not left open
+    assert metrics.error_kind == "decode", metrics
+    assert "without any audio" in metrics.error and words in metrics.error, metrics.error
+    assert "\n" not in metrics.error
+    # limits.MAX_BYTES_WITHOUT_AUDIO (1 MiB), plus generous room for one network read and the socket buffers
+    assert metrics.bytes_received <= 2 << 20, metrics.bytes_received
+    assert srv.sent < 64 << 20, srv.sent
+    assert grown < 100, f"RSS grew {grown:.0f} MB"
+
+
+async def test_endless_prefix_cli_gives_one_clear_line():
+    fmt, prefix, filler, _ = ENDLESS_PREFIXES["wav-junk-chunk"]
+    async with EndlessServer(prefix, filler) as srv:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "voicegui", "speak", "Hello there.", "--base-url", srv.base_url, "--api-key",
+            TOKEN, "--model", "tts-1", "--voice", "alloy", "--format", fmt,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 120)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    res = subprocess.CompletedProcess([], proc.returncode, out.decode(), err.decode())
+    assert res.returncode == 1, res.stderr
+    one_clear_line(res, "without any audio", "'junk' chunk that never ends")
+
+
+async def test_original_body_past_its_bound_is_dropped_and_playback_goes_on(shaped):
+    shaped.shaping = Shaping(write_bytes=4096)
+    req = request(shaped, "pcm")
+    session = SpeakSession(SpeakOptions(request=req, keep_original=True,
+                                        continuation=(request(shaped, "pcm"),)))  # two bodies, one utterance
+    session.max_original_bytes = 40000  # below one 1.2 s pcm body (57600 bytes): the test's "endless" stream
+    metrics = await asyncio.wait_for(session.run(), 60)
+    assert metrics.completed and metrics.error is None, metrics
+    assert metrics.bytes_received == 2 * 57600
+    assert metrics.audio_played_s == pytest.approx(metrics.audio_received_s, abs=0.01)  # played to the end
+    assert session.original_truncated
+    assert session.original_bytes == b"" and session.original_pieces == [b"", b""]  # nothing partial kept
+
+
+async def test_original_body_within_its_bound_is_kept_whole(shaped):
+    session = SpeakSession(SpeakOptions(request=request(shaped, "pcm"), keep_original=True))
+    session.max_original_bytes = 57600
+    metrics = await asyncio.wait_for(session.run(), 60)
+    assert metrics.completed and not session.original_truncated
+    assert len(session.original_bytes) == 57600

@@ -263,3 +263,18 @@ async def test_missing_websockets_package_is_a_clear_error(server, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "websockets.exceptions", None)  # import now fails
     err, _ = await _fail(_req(server.ws_url))
     assert err.kind == "protocol" and "openai[realtime]" in str(err)
+
+
+async def test_endless_transcript_is_bounded_to_its_last_characters(server):
+    from voicegui.limits import MAX_TRANSCRIPT_CHARS
+    from voicegui.stream.realtime import TRANSCRIPT_MARKER
+
+    words = [f"w{i}" for i in range(60_000)]  # ~330k characters per sentence, three sentences: ~1M
+    server.transcript_for = lambda text: " ".join(words)
+    total, _, col = await _fetch(_req(server.ws_url, text=THREE))
+    assert total > 0 and col.transcripts
+    bound = MAX_TRANSCRIPT_CHARS + len(TRANSCRIPT_MARKER)
+    assert max(map(len, col.transcripts)) <= bound  # never more held or handed on, at any moment
+    last = col.transcripts[-1]
+    assert last.startswith(TRANSCRIPT_MARKER) and last.endswith(" ".join(words[-100:]))  # the newest text kept
+    assert len(last) == bound

@@ -67,6 +67,9 @@ class FlacBackend:
             out += decode_packet(self._ctx, av.Packet(frame), self._errors)
         return out
 
+    def waiting_on(self) -> str:
+        return self._split.waiting_on()
+
     def flush(self) -> list[np.ndarray]:
         frames, self.truncated = self._split.flush()
         out = self._decode(frames)

@@ -207,6 +207,14 @@ class FlacFrameSplitter:
         """True if the input so far ends inside metadata or inside a frame that has not been handed out."""
         return self._state != "frames" or bool(self._buf)
 
+    def waiting_on(self) -> str:
+        """What the bytes fed since the last frame went into (for a message when they never end)."""
+        if self._state == "magic":
+            return "a flac marker that never comes"
+        if self._state == "meta":
+            return "a flac metadata block that never ends" if self._skip else "flac metadata blocks that never end"
+        return "bytes with no flac frame in them" if self._header is None else "a flac frame that never ends"
+
     def complete_frame(self) -> tuple[bytes, int] | None:
         """(bytes, block size) if everything buffered is one frame by its CRC-16 alone, else None.
 

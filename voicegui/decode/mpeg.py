@@ -92,6 +92,9 @@ class ParsedBackend:
                 out.append(arr[drop:])
         return out
 
+    def waiting_on(self) -> str:
+        return f"bytes with no whole {self._kind} frame in them"
+
     def flush(self) -> list[np.ndarray]:
         try:
             packets = self._ctx.parse(None)

@@ -65,6 +65,11 @@ class OggPacketReader:
         """True if the input so far ends inside a page or inside a packet (a cut stream)."""
         return bool(self._buf) or self._in_body or self._packet_open or self._orphan
 
+    @property
+    def in_packet(self) -> bool:
+        """True while a packet is being read (it may continue over any number of pages)."""
+        return self._packet_open or self._orphan
+
     def feed(self, data: bytes) -> list[OggPacket]:
         self._buf += data
         out: list[OggPacket] = []

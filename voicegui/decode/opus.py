@@ -108,6 +108,15 @@ class OpusBackend:
         self._ctx = None
         return self._trim(pcm, None)
 
+    def waiting_on(self) -> str:
+        if self._ogg.in_packet:
+            return "an Ogg packet that never ends"
+        if self._ctx is None:
+            return "Ogg pages without an OpusHead"
+        if self._headers < 2:
+            return "Ogg header pages only"
+        return "Ogg pages with no audio packets in them"
+
     def flush(self) -> list[np.ndarray]:
         out = self._drain()
         if self._resampler is not None:

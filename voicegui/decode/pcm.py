@@ -69,6 +69,9 @@ class PcmBackend:
         self.truncated = self._pcm.carry > 0
         return []
 
+    def waiting_on(self) -> str:
+        return "pcm bytes that made no samples"  # cannot happen: every second byte completes a sample
+
 
 class WavBackend:
     """RIFF/RF64 WAVE: walks chunks up to 'data' (skipping LIST etc. without storing them), then PCM."""
@@ -84,6 +87,7 @@ class WavBackend:
         self._pcm: _Pcm | None = None
         self._data_left: int | None = None  # None: size unknown (streamed), play to the end
         self._fmt: tuple[int, int, int, int] | None = None
+        self._chunk_id = b""  # the chunk being skipped (for the message when it never ends)
 
     def feed(self, data: bytes) -> list[np.ndarray]:
         if self._stage == "data":
@@ -136,6 +140,7 @@ class WavBackend:
         if size == 0xFFFFFFFF:
             raise DecodeError(f"the wav stream has a chunk {cid!r} of unknown size before its audio")
         del head[:8]
+        self._chunk_id = cid
         self._skip = size + (size & 1)  # chunks are padded to even length
         self._stage = "skip" if self._skip else "chunk"
         return True
@@ -170,6 +175,15 @@ class WavBackend:
             data = data[: self._data_left]  # bytes after the data chunk (trailing LIST, id3) are not audio
             self._data_left -= len(data)
         return self._pcm.convert(data) if data else EMPTY
+
+    def waiting_on(self) -> str:
+        """What the bytes without audio went into (for StreamDecoder's message)."""
+        if self._stage == "skip":
+            name = self._chunk_id.decode("latin-1").strip() or "?"
+            return f"a wav {name!r} chunk that never ends"
+        if self._stage == "data" and self._data_left == 0:
+            return "bytes after the end of the wav 'data' chunk"
+        return "a wav header that never ends" if self._stage != "data" else "wav data that made no samples"
 
     def flush(self) -> list[np.ndarray]:
         if self._stage != "data":

@@ -16,6 +16,10 @@ of the input gives the same samples.
 
 Threads: everything runs on the thread that calls feed()/flush() (the asyncio loop thread in voicegui); no threads
 of its own, no locks. Memory: bounded by one frame/packet plus small headers; the stream is never kept whole.
+A hostile or broken body must not be read forever either: once `max_bytes_without_audio` bytes
+(limits.MAX_BYTES_WITHOUT_AUDIO, 1 MiB) went in with no sample coming out, before the first audio or between
+two frames, feed() raises a DecodeError naming what swallowed them (a wav 'junk' chunk that never ends, an
+endless ID3 tag, Ogg header pages only, ...). That also bounds what any backend can buffer between frames.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from voicegui.decode.opus import OpusBackend
 from voicegui.decode.pcm import PCM_RATE, PcmBackend, WavBackend
 from voicegui.decode.samples import EMPTY
 from voicegui.formats import FORMATS
+from voicegui.limits import MAX_BYTES_WITHOUT_AUDIO
 
 __all__ = ["FORMATS", "PCM_RATE", "DecodeError", "StreamDecoder", "create_decoder"]
 
@@ -41,14 +46,15 @@ __all__ = ["FORMATS", "PCM_RATE", "DecodeError", "StreamDecoder", "create_decode
 _TEXT_PROBE = 64  # bytes looked at to decide that a body starting with '{' or '<' is text
 
 
-def create_decoder(requested_format: str, output_rate: int | None = None) -> StreamDecoder:
+def create_decoder(requested_format: str, output_rate: int | None = None,
+                   max_bytes_without_audio: int = MAX_BYTES_WITHOUT_AUDIO) -> StreamDecoder:
     """A fresh incremental decoder for one response body of `requested_format`."""
     fmt = requested_format.lower().strip()
     if fmt not in FORMATS:
         raise ValueError(f"unknown audio format {requested_format!r}; expected one of {', '.join(FORMATS)}")
     if output_rate is not None and output_rate <= 0:
         raise ValueError(f"output_rate must be positive, got {output_rate}")
-    return StreamDecoder(fmt, output_rate)
+    return StreamDecoder(fmt, output_rate, max_bytes_without_audio)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -63,6 +69,12 @@ def _text_error(head: bytes) -> DecodeError:
     kind = ("a JSON body" if snippet.startswith(("{", "[")) else
             "an HTML/XML page" if snippet.startswith("<") else "text")
     return DecodeError(f"the server sent {kind} instead of audio: {snippet}")
+
+
+def _size(n: int) -> str:
+    if n >= 1 << 20:
+        return f"{n / (1 << 20):g} MB"
+    return f"{n / 1024:g} KB" if n >= 1024 else f"{n} bytes"
 
 
 def _looks_like_text(head: bytes | bytearray) -> bool:
@@ -84,6 +96,8 @@ class _Backend(Protocol):
 
     def flush(self) -> list[np.ndarray]: ...
 
+    def waiting_on(self) -> str: ...
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # the public decoder
@@ -92,7 +106,8 @@ class _Backend(Protocol):
 class StreamDecoder:
     """Incremental decoder for one response body. Not thread-safe: feed/flush from one thread."""
 
-    def __init__(self, requested_format: str, output_rate: int | None = None) -> None:
+    def __init__(self, requested_format: str, output_rate: int | None = None,
+                 max_bytes_without_audio: int = MAX_BYTES_WITHOUT_AUDIO) -> None:
         self.requested_format = requested_format
         self.detected_format: str | None = None
         self.format_mismatch: str | None = None
@@ -103,6 +118,8 @@ class StreamDecoder:
         self._head = bytearray()  # bytes held until the container is identified (a few dozen at most)
         self._id3_left = 0  # bytes of an ID3v2 tag still to skip
         self._fed = 0
+        self._max_without_audio = max_bytes_without_audio
+        self._without_audio = 0  # bytes fed since the last feed that gave samples
         self._samples = 0
         self._resampler: Resampler | None = None
         self._failed: DecodeError | None = None
@@ -120,7 +137,14 @@ class StreamDecoder:
             return EMPTY
         try:
             self._fed += len(data)
-            return self._finish(self._feed(bytes(data)))
+            chunks = self._feed(bytes(data))
+            if any(len(c) for c in chunks):
+                self._without_audio = 0
+            else:
+                self._without_audio += len(data)
+                if self._without_audio > self._max_without_audio:
+                    raise self._no_audio_error()
+            return self._finish(chunks)
         except DecodeError as exc:
             self._failed = exc
             raise
@@ -147,6 +171,18 @@ class StreamDecoder:
         return out
 
     # -- internals -------------------------------------------------------------------------------------------
+
+    def _no_audio_error(self) -> DecodeError:
+        """Too many bytes with no audio: name what swallowed them, so the user can tell the server's fault."""
+        if self._backend is not None:
+            what = self._backend.waiting_on()
+        elif self._id3_left:
+            what = "an ID3 tag that never ends"
+        else:
+            what = "bytes that start no known audio format"
+        size = _size(self._max_without_audio)
+        return DecodeError(f"the server sent more than {size} without any audio in it ({what}); "
+                           "voicegui stopped reading it")
 
     def _label(self) -> str:
         return self.detected_format or self.requested_format

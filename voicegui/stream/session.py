@@ -8,6 +8,10 @@ Threads:
 * Device loss: the monitor polls ``AudioOutput.check_alive()``; when the device went away (or hung) it records
   the failure and cancels ``run()``'s task, which ends the fetch (closing the connection) and reports a
   'device' error, so a Speak never waits for a ``finished`` that will not come.
+* Memory: the body kept with ``keep_original`` is bounded by ``max_original_bytes`` (limits.MAX_ORIGINAL_BYTES,
+  64 MiB); past it the session drops what it kept and sets ``original_truncated`` (an endless stream must not
+  grow the window), so nothing partial is cached or stored; playback goes on. The decoder bounds what it reads
+  without audio (decode/stream_decoder.py), the Realtime reader the transcript (stream/realtime.py).
 * ``snapshot()`` may be called from any thread: everything it reads is either an atomic attribute or guarded
   by ``_lock``, which the loop holds only to append a few values.
 """
@@ -26,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicegui.decode.stream_decoder import DecodeError, StreamDecoder, create_decoder
+from voicegui.limits import MAX_ORIGINAL_BYTES
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.output import AudioOutput, OutputConfig, OutputError, device_sample_rate
@@ -93,8 +98,12 @@ class SpeakSession:
         self._history: deque[tuple[float, float]] = deque(maxlen=_HISTORY_POINTS)
         self._waveform = np.zeros(0, dtype=np.float32)
         self._played_chunks: list[np.ndarray] = []
-        # The response bodies as received, one per request (only with keep_original).
+        # The response bodies as received, one per request (only with keep_original), at most
+        # max_original_bytes in all: past it none is kept (original_truncated), a partial body is of no use.
         self._originals: list[bytearray] = [bytearray()]
+        self._original_total = 0
+        self.max_original_bytes = MAX_ORIGINAL_BYTES
+        self.original_truncated = False
         self._decoder: StreamDecoder | None = None
         self._output: AudioOutput | None = None
         self._policy: PrebufferPolicy | None = None
@@ -149,12 +158,13 @@ class SpeakSession:
 
     @property
     def original_bytes(self) -> bytes:
-        """The response body exactly as received (only with keep_original)."""
+        """The response body exactly as received (only with keep_original); empty if original_truncated."""
         return b"".join(self._originals)
 
     @property
     def original_pieces(self) -> list[bytes]:
-        """One response body per request (a long text's pieces are separate files, each with its header)."""
+        """One response body per request (a long text's pieces are separate files, each with its header);
+        all empty if original_truncated."""
         return [bytes(piece) for piece in self._originals]
 
     async def run(self) -> SessionMetrics:
@@ -337,13 +347,25 @@ class SpeakSession:
         if self.bytes_received == 0 and self.fetch_marks.headers is not None:
             self._pol.on_headers(self.fetch_marks.headers)
         self.bytes_received += len(data)
-        if self.options.keep_original:
-            self._originals[-1] += data
+        if self.options.keep_original and not self.original_truncated:
+            self._keep_original(data)
         frames = self._dec.feed(data)
         if len(frames):
             if self.first_decoded is None:
                 self.first_decoded = time.monotonic()
             await self._push(frames)
+
+    def _keep_original(self, data: bytes) -> None:
+        self._original_total += len(data)
+        if self._original_total <= self.max_original_bytes:
+            self._originals[-1] += data
+            return
+        # An endless (or just huge) body: keeping it would grow the process without bound, and a cut copy
+        # would neither replay nor save as what the server sent. Drop it all; playback is not affected.
+        self.original_truncated = True
+        self._originals = [bytearray() for _ in self._originals]
+        log.info("the response body passed %d bytes: it is not kept for the history or the replay cache",
+                 self.max_original_bytes)
 
     async def _fetch(self, req: SpeechRequest, marks: FetchMarks) -> None:
         if self.options.source is not None:
