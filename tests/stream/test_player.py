@@ -142,6 +142,21 @@ async def test_a_live_play_stopped_before_its_body_arrived_is_not_cached():
     assert first.metrics.stopped and first.session.last_byte is None and len(player.cache) == 0
 
 
+async def test_a_body_too_long_to_keep_is_not_cached():
+    player = Player()
+    source = CountingSource(pcm(0.5))
+
+    def build() -> SpeakOptions:
+        return options(source)
+
+    first = await player.start(build, use_cache=True)
+    first.session.max_original_bytes = 1000  # far less than the body: the session keeps none of it
+    await first.done.wait()
+    assert first.metrics.completed and first.session.original_truncated
+    again = await player.play(options(source), use_cache=True)
+    assert not again.replayed and source.requests == 2  # the empty "body" of the first was not cached
+
+
 async def test_a_build_error_propagates_and_leaves_the_player_idle():
     player = Player()
 

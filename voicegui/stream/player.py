@@ -83,9 +83,11 @@ class Playback:
 
     @property
     def whole_body(self) -> bool:
-        """The response arrived completely (the session fetched to the end without an error)."""
+        """The whole response arrived and was kept (fetched to the end without an error, within the session's
+        bound on what it keeps)."""
         m = self.metrics
-        return m is not None and m.error is None and self.session.last_byte is not None
+        return (m is not None and m.error is None and self.session.last_byte is not None
+                and not self.session.original_truncated)
 
 
 HistoryHook = Callable[[Playback], Awaitable[None]]
