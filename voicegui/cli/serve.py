@@ -158,7 +158,7 @@ def run_serve(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace, engine: Engine, what: str, shaping: Shaping) -> int:
     from aiohttp import web
 
-    from voicegui.server.app import create_app
+    from voicegui.server.app import create_app, server_options
 
     app = create_app(engine, shaping=shaping, token=args.token)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
@@ -183,8 +183,8 @@ def _serve(args: argparse.Namespace, engine: Engine, what: str, shaping: Shaping
 
     app.on_startup.append(announce)
     try:
-        web.run_app(app, sock=sock, print=None, access_log=None, handler_cancellation=True,
-                    shutdown_timeout=1.0)
+        # server_options: handler cancellation and the bound on slow request heads (app.server_options).
+        web.run_app(app, sock=sock, print=None, shutdown_timeout=1.0, **server_options())
     except KeyboardInterrupt:
         pass
     log.info("server stopped")
