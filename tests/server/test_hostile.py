@@ -58,6 +58,70 @@ async def _still_serves(srv: ServerThread) -> None:
     assert status == 200 and len(body) == 2 * 12000
 
 
+# --- other web pages: cross-site requests and DNS rebinding ------------------------------------------------
+
+async def _request(method: str, url: str, headers: dict[str, str], data: bytes | None = None) -> tuple[int, bytes, str]:
+    async with aiohttp.ClientSession() as s:
+        async with s.request(method, url, data=data, headers=headers) as r:
+            return r.status, await r.read(), r.headers.get("Content-Type", "")
+
+
+async def test_cross_origin_post_is_refused(engine):
+    with ServerThread(engine, token="tok") as srv:
+        body = json.dumps(_speech_json()).encode()
+        # What a page on evil.example can send without a preflight: a "simple" text/plain POST. Even with the
+        # right token (a page that guessed or stole it) the browser's Origin gives it away.
+        for origin in ("http://evil.example", "null", f"http://127.0.0.1:{srv.port + 1}",
+                       f"https://127.0.0.1:{srv.port}"):
+            for headers in ({"Content-Type": "text/plain", "Origin": origin},
+                            {"Content-Type": "text/plain", "Origin": origin, "Authorization": "Bearer tok"}):
+                status, data, ctype = await _request("POST", srv.base_url + "/audio/speech", headers, body)
+                assert status == 403, (origin, status)
+                assert _openai_error(status, data, ctype)["code"] == "cross_origin_refused"
+            status, data, ctype = await _request("GET", srv.base_url + "/models", {"Origin": origin})
+            assert status == 403
+        status, data, ctype = await _request("OPTIONS", srv.base_url + "/audio/speech",
+                                             {"Origin": "http://evil.example",
+                                              "Access-Control-Request-Method": "POST"})
+        assert status == 403 and "access-control-allow-origin" not in ctype.lower()
+        assert srv.records == []  # no speech request got as far as the engine
+        # The server's own origin is not foreign.
+        status, data, _ = await _request("POST", srv.base_url + "/audio/speech",
+                                         {"Origin": f"http://127.0.0.1:{srv.port}", "Authorization": "Bearer tok",
+                                          "Content-Type": "application/json"}, body)
+        assert status == 200 and len(data) == 2 * 12000
+
+
+async def test_foreign_host_header_is_refused(engine):
+    with ServerThread(engine) as srv:
+        url = srv.base_url + "/audio/voices"
+        # DNS rebinding: evil.example now resolves to 127.0.0.1, but the browser still says whom it asks.
+        for host in ("evil.example", f"evil.example:{srv.port}", f"127.0.0.1:{srv.port + 1}", "127.0.0.1",
+                     f"localhost.evil.example:{srv.port}", f"127.0.0.1.nip.io:{srv.port}", ""):
+            status, data, ctype = await _request("GET", url, {"Host": host})
+            assert status == 421, (host, status)
+            assert _openai_error(status, data, ctype)["code"] == "invalid_host"
+            status, data, ctype = await _request("POST", srv.base_url + "/audio/speech",
+                                                 {"Host": host, "Content-Type": "application/json"},
+                                                 json.dumps(_speech_json()).encode())
+            assert status == 421, (host, status)
+        for host in (f"127.0.0.1:{srv.port}", f"localhost:{srv.port}", f"[::1]:{srv.port}",
+                     f"LOCALHOST:{srv.port}"):
+            status, data, _ = await _request("GET", url, {"Host": host})
+            assert status == 200, host
+        assert srv.records == []
+
+
+def test_openai_sdk_passes_the_checks(engine):
+    import openai
+
+    with ServerThread(engine, token="tok") as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="tok", max_retries=0)
+        assert [m.id for m in client.models.list().data]
+        audio = client.audio.speech.create(model="tts-1", voice="alloy", input="Hi.", response_format="pcm")
+        assert len(audio.content) == 2 * 12000
+
+
 # --- bodies that break parsers ------------------------------------------------------------------------------
 
 async def test_deeply_nested_json_is_a_400(server):

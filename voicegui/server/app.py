@@ -7,6 +7,10 @@ Routes:
 - GET  /v1/audio/voices   {"voices": [{"id", "name", "language", "engine"}]}
 Errors are OpenAI-shaped: {"error": {"message", "type", "param", "code"}} with the matching status.
 
+Every request, whatever its route, must name this server in its Host header (127.0.0.1, localhost or [::1]
+with the port it listens on; else 421: DNS rebinding) and carry no Origin header but this server's own (else
+403: a web page's cross-site request); see `_this_machine_only`. Then the bearer token, if the app has one.
+
 Every speech request is logged in `app["records"]` (a RequestRecord each) for tests and benchmarks, and is
 shaped by `app["shaping"]` (see shaping.py), read once when the request arrives.
 
@@ -73,6 +77,7 @@ _ERROR_TYPES: dict[int, tuple[str, str | None]] = {
     401: ("invalid_request_error", "invalid_api_key"),
     403: ("invalid_request_error", "permission_denied"),
     404: ("invalid_request_error", "not_found"),
+    421: ("invalid_request_error", "invalid_host"),
     408: ("invalid_request_error", "request_timeout"),
     413: ("invalid_request_error", "request_too_large"),
     429: ("requests", "rate_limit_exceeded"),
@@ -498,6 +503,45 @@ async def _voices(request: web.Request) -> web.Response:
     return web.json_response({"voices": [v.as_json() for v in engine.voices()]})
 
 
+def _own_addresses(request: web.Request) -> set[str] | None:
+    """The Host header values that name this server: its loopback names with the port the request came in
+    on (and without it on port 80, the default). None if the connection is already gone."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if not sockname:
+        return None
+    ip, port = str(sockname[0]), int(sockname[1])
+    names = {"127.0.0.1", "localhost", "[::1]", f"[{ip}]" if ":" in ip else ip}
+    hosts = {f"{name}:{port}" for name in names}
+    if port == 80:
+        hosts |= names
+    return hosts
+
+
+@web.middleware
+async def _this_machine_only(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Refuse requests that a web page made the browser send, before any route sees them.
+
+    DNS rebinding: a page on evil.example re-points its name at 127.0.0.1 and then reads our answers as
+    same-origin; its requests still say "Host: evil.example", so only our own loopback names pass. Cross-site
+    requests: a page can POST to http://127.0.0.1:PORT without a CORS preflight (text/plain "simple"
+    requests), and browsers label it with an Origin header; programs (the openai SDK, httpx, aiohttp, curl)
+    send none, so any Origin but our own is refused. The bearer token is the third line of defence.
+    """
+    hosts = _own_addresses(request)
+    host = request.headers.get("Host", "").lower()
+    if hosts is None or host not in hosts:
+        log.info("refused a %s %s addressed to Host %s", request.method, request.path, _shown(host))
+        return error_response(421, f"This server only answers requests addressed to it as 127.0.0.1, localhost "
+                                   f"or [::1] with its port, not to Host {_shown(host)}.")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in {f"http://{h}" for h in hosts}:
+        log.info("refused a %s %s from the web page origin %s", request.method, request.path, _shown(origin))
+        return error_response(403, f"Requests from web pages (Origin {_shown(origin)}) are refused: this server "
+                                   "only answers programs on this computer.", code="cross_origin_refused")
+    return await handler(request)
+
+
 async def _not_found(request: web.Request) -> web.Response:
     return error_response(404, f"Unknown route: {request.method} {request.path}.", code="unknown_url")
 
@@ -528,7 +572,7 @@ def create_app(engine: Engine, shaping: Shaping | None = None, token: str | None
                read_timeout_s: float = READ_TIMEOUT_S) -> web.Application:
     """Build the speech server app. Serve it with `server_options(read_timeout_s)` (as ServerThread and
     `voicegui serve` do); `read_timeout_s` also bounds the time to receive a request body."""
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_this_machine_only])
     with warnings.catch_warnings():
         # Plain string keys are the documented interface (app["shaping"], app["records"]) for tests and
         # benchmarks; aiohttp's advice to use AppKey objects does not apply.
