@@ -207,10 +207,11 @@ def test_serve_without_engines_explains(monkeypatch, caplog):
     assert "pip install hibari-tts" in caplog.text and "--replay" in caplog.text
 
 
-def test_serve_help_says_any_key_works_without_token():
+def test_serve_help_explains_the_key():
     out = subprocess.run([sys.executable, "-m", "voicegui", "serve", "--help"], cwd=REPO, capture_output=True,
                          text=True, timeout=60).stdout
-    assert "any api_key" in " ".join(out.split())
+    text = " ".join(out.split())
+    assert "--no-token accept any api_key" in text and "VOICEGUI_SERVE_TOKEN" in text and "random" in text
 
 
 def _free_port() -> int:
@@ -226,28 +227,28 @@ def test_serve_offers_builtin_voices_to_the_openai_sdk():
                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
     try:
         lines: list[str] = []
-        url = None
+        url, key = None, ""
         deadline = time.monotonic() + 60  # a generous bound on start-up, not a measurement
         while url is None and time.monotonic() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
             lines.append(line)
-            m = re.search(r"ready on (http://127\.0\.0\.1:(\d+)/v1)", line)
+            m = re.search(r"ready on (http://127\.0\.0\.1:(\d+)/v1).* -- API key: (\S+)$", line)
             if m:
-                url = m.group(1)
+                url, key = m.group(1), m.group(3)
                 assert int(m.group(2)) == port
         log_text = "".join(lines)
         assert url, "no ready line:\n" + log_text
         assert "engine hibari" in log_text  # which engines are present is logged
 
-        status, js = asyncio.run(_get(url, "/audio/voices", None))
+        assert asyncio.run(_get(url, "/audio/voices", None))[0] == 401  # the printed key is required
+        status, js = asyncio.run(_get(url, "/audio/voices", key))
         assert status == 200
         ids = [v["id"] for v in js["voices"]]
         assert "heart" in ids
 
-        # No --token: the SDK's mandatory api_key may be anything.
-        client = openai.OpenAI(base_url=url, api_key="anything", max_retries=0)
+        client = openai.OpenAI(base_url=url, api_key=key, max_retries=0)
         assert "builtin" in [m.id for m in client.models.list().data]
         wav = client.audio.speech.create(model="builtin", voice="heart", input="Hello from the server.",
                                          response_format="wav").content

@@ -4,7 +4,13 @@ By default it serves the offline voices (BuiltinEngine over `available_engines()
 espeak-ng, piper) under the model id "builtin"; it logs which engines are present and how to add the
 missing ones. `--replay FILE` serves that audio file for any text instead (for testing clients).
 The shaping options simulate a slow or broken server for testing clients (see server/shaping.py).
-Only loopback hosts are accepted: the server has no TLS and at most a shared bearer token.
+Only loopback hosts are accepted: the server has no TLS.
+
+An API key (bearer token) is required by default, because the port is open to every local user and program,
+and to every web page the user visits (the server also refuses foreign Host and Origin headers, see
+server/app.py): a random one from `secrets`, printed once on the "ready on URL -- API key: ..." line, or the
+one in $VOICEGUI_SERVE_TOKEN (not printed). `--token KEY` still works but warns: other local users can read a
+command line (`ps`). `--no-token` accepts any key, with a warning.
 
 Threads: the server runs on the main thread's asyncio loop (aiohttp's web.run_app handles SIGINT/SIGTERM);
 the offline engines are loaded on the main thread before it listens, and do their blocking synthesis in
@@ -16,7 +22,10 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import os
+import secrets
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,7 +37,9 @@ if TYPE_CHECKING:  # the engine modules pull in numpy/av; `voicegui --help` shou
 
 log = logging.getLogger("voicegui.serve")
 
-
+# Where `voicegui serve` takes its API key from when --token is not given (the environment is private to the
+# user, a command line is not).
+TOKEN_ENV = "VOICEGUI_SERVE_TOKEN"
 
 def _error_status(value: str) -> int:
     n = nonneg_int(value)
@@ -44,9 +55,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TCP port (default 8880; 0 = any free)")
     parser.add_argument("--replay", type=Path, default=None, metavar="FILE",
                         help="serve this audio file for every request instead of the offline voices")
-    parser.add_argument("--token", default=None,
-                        help="require 'Authorization: Bearer TOKEN' (default: no key needed; clients such as "
-                             "the OpenAI SDK that insist on a key may then pass any api_key)")
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument("--token", default=None, metavar="KEY",
+                     help=f"require this API key ('Authorization: Bearer KEY'); other local users can read a "
+                          f"command line, so prefer ${TOKEN_ENV}. Default: the key in ${TOKEN_ENV}, else a "
+                          f"random one, printed on the 'ready on' line")
+    key.add_argument("--no-token", action="store_true",
+                     help="accept any api_key (any program or local user can then use the server)")
     shaping = parser.add_argument_group("network shaping (for testing clients)")
     shaping.add_argument("--first-byte-delay-ms", type=nonneg_float, default=0.0, metavar="MS",
                          help="wait this long before sending the response headers")
@@ -76,6 +91,34 @@ def shaping_from_args(args: argparse.Namespace) -> Shaping:
     return Shaping(first_byte_delay_s=args.first_byte_delay_ms / 1000.0, throughput_x=args.throughput_x,
                    jitter_s=args.jitter_ms / 1000.0, cut_after_bytes=args.cut_after_bytes,
                    error_status=args.error_status, write_bytes=args.write_bytes)
+
+
+def _valid_token(value: str, source: str) -> str:
+    # It travels in an HTTP header: printable ASCII, no spaces (the server strips the header's own spaces).
+    if not value or not all("!" <= c <= "~" for c in value):
+        raise _ServeError(EXIT_USAGE, f"{source}: the API key must be non-empty printable ASCII without spaces")
+    return value
+
+
+def resolve_token(args: argparse.Namespace, environ: Mapping[str, str]) -> tuple[str | None, str]:
+    """The API key serve requires (None: any key) and how the "ready on" line shows it.
+
+    --no-token > --token > $VOICEGUI_SERVE_TOKEN > a new random key (the only one that is printed: the
+    user needs it, and has not seen it anywhere else). Warnings go to the log (stderr)."""
+    from_env = environ.get(TOKEN_ENV)
+    if args.no_token:
+        if from_env is not None:
+            log.warning("--no-token: $%s is ignored", TOKEN_ENV)
+        log.warning("--no-token: any program or user on this computer can use this server without a key")
+        return None, "no API key needed (--no-token)"
+    if args.token is not None:
+        log.warning("--token: other users of this computer can read the key in the process list (ps); "
+                    "set $%s instead", TOKEN_ENV)
+        return _valid_token(args.token, "--token"), "API key: the one given with --token"
+    if from_env is not None:
+        return _valid_token(from_env, f"${TOKEN_ENV}"), f"API key: the one in ${TOKEN_ENV}"
+    token = secrets.token_urlsafe(24)
+    return token, f"API key: {token}"
 
 
 class _ServeError(Exception):
@@ -142,8 +185,10 @@ def run_serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     engine: Engine | None = None
     try:
+        # Before the engines load: a bad key is a usage error, and should not take seconds to report.
+        token, key_line = resolve_token(args, os.environ)
         engine, what = _replay_engine(args.replay) if args.replay is not None else _builtin_engine()
-        return _serve(args, engine, what, shaping)
+        return _serve(args, engine, what, shaping, token, key_line)
     except _ServeError as exc:
         log.error("%s", exc)
         return exc.code
@@ -155,12 +200,13 @@ def run_serve(args: argparse.Namespace) -> int:
         _close(engine)
 
 
-def _serve(args: argparse.Namespace, engine: Engine, what: str, shaping: Shaping) -> int:
+def _serve(args: argparse.Namespace, engine: Engine, what: str, shaping: Shaping, token: str | None,
+           key_line: str) -> int:
     from aiohttp import web
 
-    from voicegui.server.app import create_app
+    from voicegui.server.app import create_app, server_options
 
-    app = create_app(engine, shaping=shaping, token=args.token)
+    app = create_app(engine, shaping=shaping, token=token)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -174,17 +220,16 @@ def _serve(args: argparse.Namespace, engine: Engine, what: str, shaping: Shaping
     port = sock.getsockname()[1]
     shown_host = f"[{args.host}]" if family == socket.AF_INET6 else args.host
     url = f"http://{shown_host}:{port}/v1"
-    key = "token required" if args.token else "no key needed"
 
     async def announce(_app: web.Application) -> None:
         # on_startup runs just before aiohttp starts accepting; the socket already listens, so a client
-        # acting on this line at once is queued, not refused.
-        log.info("ready on %s (%s; models: %s; %s)", url, what, ", ".join(engine.models()), key)
+        # acting on this line at once is queued, not refused. The key comes last on the line, easy to copy.
+        log.info("ready on %s (%s; models: %s) -- %s", url, what, ", ".join(engine.models()), key_line)
 
     app.on_startup.append(announce)
     try:
-        web.run_app(app, sock=sock, print=None, access_log=None, handler_cancellation=True,
-                    shutdown_timeout=1.0)
+        # server_options: handler cancellation and the bound on slow request heads (app.server_options).
+        web.run_app(app, sock=sock, print=None, shutdown_timeout=1.0, **server_options())
     except KeyboardInterrupt:
         pass
     log.info("server stopped")

@@ -7,12 +7,23 @@ Routes:
 - GET  /v1/audio/voices   {"voices": [{"id", "name", "language", "engine"}]}
 Errors are OpenAI-shaped: {"error": {"message", "type", "param", "code"}} with the matching status.
 
+Every request, whatever its route, must name this server in its Host header (127.0.0.1, localhost or [::1]
+with the port it listens on; else 421: DNS rebinding) and carry no Origin header but this server's own (else
+403: a web page's cross-site request); see `_this_machine_only`. Then the bearer token, if the app has one.
+
 Every speech request is logged in `app["records"]` (a RequestRecord each) for tests and benchmarks, and is
 shaped by `app["shaping"]` (see shaping.py), read once when the request arrives.
 
-Order of checks for a speech request: bearer token (401) -> body validation (400/404) -> shaping's
-first-byte delay (before any header is sent) -> shaping's error_status -> shaping's body_override (a 200 with
-those bytes instead of audio) -> streaming.
+Order of checks for a speech request: bearer token (401) -> the body, read within `read_timeout_s` (408),
+at most MAX_BODY_BYTES (413), parsed as JSON (400: also for nesting deep enough to exhaust the parser's stack
+and for numbers with more digits than Python converts) -> body validation (400/404: text that is not valid
+Unicode or has nothing to speak is refused here, before an engine sees it; error messages quote at most a
+short prefix of what the client sent) -> shaping's first-byte delay (before any header is sent) -> shaping's
+error_status -> shaping's body_override (a 200 with those bytes instead of audio) -> streaming.
+
+Slow clients: `server_options()` sets aiohttp's keepalive_timeout to `read_timeout_s`, which closes a
+connection whose request head has not fully arrived by then (a slowloris trickling header bytes), and the
+body read has the same bound. Other clients are served meanwhile: each connection is its own task.
 
 Threads: everything here runs on the asyncio loop that serves the app (ServerThread's own loop, or the
 main loop under `voicegui serve`). The engine's generator and the encoder are used only from that loop.
@@ -30,6 +41,7 @@ import json
 import logging
 import random
 import time
+import unicodedata
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -49,11 +61,25 @@ MAX_RECORDS = 10_000
 
 MAX_INPUT_CHARS = 4096
 
+# A client has this long to send a request's headers (aiohttp's keepalive_timeout, which also bounds how long an
+# idle keep-alive connection is kept; see server_options) and, separately, its body. Long enough for any honest
+# client on loopback, short enough that a slowloris holding sockets open one byte at a time is cut off. Above
+# aiohttp's client keep-alive (15 s) so a pooled connection is dropped by the client before the server closes it.
+READ_TIMEOUT_S = 20.0
+
+MAX_BODY_BYTES = 1024 * 1024
+
+# How much of a client's value an error message quotes: enough to recognise it, never the whole payload.
+_SHOWN_CHARS = 40
+
 _ERROR_TYPES: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
     403: ("invalid_request_error", "permission_denied"),
     404: ("invalid_request_error", "not_found"),
+    421: ("invalid_request_error", "invalid_host"),
+    408: ("invalid_request_error", "request_timeout"),
+    413: ("invalid_request_error", "request_too_large"),
     429: ("requests", "rate_limit_exceeded"),
     500: ("server_error", "internal_error"),
     502: ("server_error", "bad_gateway"),
@@ -116,6 +142,48 @@ def _check_token(request: web.Request, token: str | None) -> web.Response | None
     return None
 
 
+def _shown(value: Any) -> str:
+    """`value` for an error message: short strings and small numbers quoted, anything else described.
+
+    A hostile body can carry a megabyte string, a 4000-digit integer (whose str() Python 3.11 refuses past
+    4300 digits) or a list nested hundreds deep (whose repr() can hit the recursion limit): none of that is
+    echoed back."""
+    if isinstance(value, str):
+        return repr(value) if len(value) <= _SHOWN_CHARS else f"{value[:_SHOWN_CHARS]!r}... ({len(value)} characters)"
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int):
+        if value.bit_length() <= 64:
+            return repr(value)
+        return f"an integer with about {value.bit_length() * 3 // 10} digits"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _is_speakable(text: str) -> bool:
+    """True if `text` has a letter, a digit or a symbol ($, +, an emoji...) in it: something an engine says.
+
+    Punctuation, spaces, control and format characters (zero-width space...) and lone combining marks
+    alone come out as silence, which the engines trim away: the answer would be a 200 with no audio."""
+    return any(unicodedata.category(c)[0] in "LNS" for c in text)
+
+
+def _check_text(text: str, param: str) -> None:
+    """Refuse text that cannot be encoded as UTF-8 (lone surrogates, which JSON's \\udXXX escapes allow):
+    engines hand text to programs and libraries as UTF-8 and would fail half-way with a 500."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _BadRequest(400, f"Invalid '{param}': it contains a lone surrogate ({exc.object[exc.start]!a} at "
+                               f"character {exc.start}), which is not valid Unicode text.", param,
+                          "invalid_value") from exc
+
+
 def _validate(body: Any, engine: Engine) -> dict[str, Any]:
     """Check a speech request body; return the normalised fields or raise _BadRequest."""
     if not isinstance(body, dict):
@@ -124,7 +192,7 @@ def _validate(body: Any, engine: Engine) -> dict[str, Any]:
     if not isinstance(model, str) or not model:
         raise _BadRequest(400, "Missing required parameter: 'model'.", "model", "missing_required_parameter")
     if model not in engine.models():
-        raise _BadRequest(404, f"The model `{model}` does not exist or you do not have access to it.",
+        raise _BadRequest(404, f"The model {_shown(model)} does not exist or you do not have access to it.",
                           "model", "model_not_found")
     text = body.get("input")
     if not isinstance(text, str):
@@ -136,34 +204,40 @@ def _validate(body: Any, engine: Engine) -> dict[str, Any]:
         raise _BadRequest(400, f"Invalid 'input': string too long. Expected a string with maximum length "
                                f"{MAX_INPUT_CHARS}, but got a string with length {len(text)} instead.",
                           "input", "string_above_max_length")
+    _check_text(text, "input")
+    if not _is_speakable(text):
+        raise _BadRequest(400, "Invalid 'input': there is nothing to speak in it (only punctuation, spaces or "
+                               "control characters).", "input", "nothing_to_speak")
     voice = body.get("voice")
     if isinstance(voice, dict):  # newer API shape: {"id": "..."}
         voice = voice.get("id")
     if not isinstance(voice, str) or not voice:
         raise _BadRequest(400, "Missing required parameter: 'voice'.", "voice", "missing_required_parameter")
     if voice not in {v.id for v in engine.voices()}:
-        raise _BadRequest(404, f"The voice `{voice}` does not exist for model `{model}`.", "voice",
+        raise _BadRequest(404, f"The voice {_shown(voice)} does not exist for model {_shown(model)}.", "voice",
                           "voice_not_found")
     fmt = body.get("response_format", "mp3")
     if fmt is None:
         fmt = "mp3"
     if fmt not in FORMATS:
-        raise _BadRequest(400, f"Invalid value for 'response_format': {fmt!r}. Supported values are: "
+        raise _BadRequest(400, f"Invalid value for 'response_format': {_shown(fmt)}. Supported values are: "
                                f"{', '.join(repr(f) for f in FORMATS)}.", "response_format", "invalid_value")
     speed = body.get("speed", 1.0)
     if speed is None:
         speed = 1.0
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not MIN_SPEED <= speed <= MAX_SPEED:
-        raise _BadRequest(400, f"Invalid value for 'speed': {speed!r}. Expected a number between "
+        raise _BadRequest(400, f"Invalid value for 'speed': {_shown(speed)}. Expected a number between "
                                f"{MIN_SPEED} and {MAX_SPEED}.", "speed", "invalid_value")
     instructions = body.get("instructions")
     if instructions is not None and (not isinstance(instructions, str) or len(instructions) > MAX_INPUT_CHARS):
         raise _BadRequest(400, f"Invalid 'instructions': expected a string of at most {MAX_INPUT_CHARS} "
                                "characters.", "instructions", "invalid_value")
+    if instructions is not None:
+        _check_text(instructions, "instructions")
     stream_format = body.get("stream_format")
     if stream_format not in (None, "audio"):
         # SSE streaming is not offered; say so rather than send audio the client will not expect.
-        raise _BadRequest(400, f"Unsupported value for 'stream_format': {stream_format!r}. Only 'audio' is "
+        raise _BadRequest(400, f"Unsupported value for 'stream_format': {_shown(stream_format)}. Only 'audio' is "
                                "supported.", "stream_format", "unsupported_value")
     return {"model": model, "input": text, "voice": voice, "format": fmt, "speed": float(speed),
             "instructions": instructions}
@@ -281,10 +355,7 @@ async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
         rec.status, rec.error = denied.status, "unauthorized"
         return denied
     try:
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise _BadRequest(400, f"We could not parse the JSON body of your request ({exc}).") from exc
+        body = _parse_json(await _read_body(request))
         req = _validate(body, engine)
     except _BadRequest as bad:
         rec.status, rec.error = bad.response.status, str(bad)
@@ -355,6 +426,41 @@ async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
         encoder.close()
 
 
+async def _read_body(request: web.Request) -> str:
+    """The request body as text, read within the app's read timeout (a client trickling its body is cut off).
+
+    Raises _BadRequest: 408 (too slow), 413 (over client_max_size), 400 (bad charset or encoding)."""
+    timeout_s: float = request.app["read_timeout_s"]
+    try:
+        async with asyncio.timeout(timeout_s):
+            data = await request.read()
+    except TimeoutError as exc:
+        raise _BadRequest(408, f"The request body did not arrive within {timeout_s:g} s.") from exc
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise _BadRequest(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.") from exc
+    charset = request.charset or "utf-8"
+    try:
+        return data.decode(charset)
+    except LookupError as exc:
+        raise _BadRequest(400, f"Unknown charset in the Content-Type header: {_shown(charset)}.") from exc
+    except UnicodeDecodeError as exc:
+        raise _BadRequest(400, f"The request body is not valid {charset} text (byte {exc.start}).") from exc
+
+
+def _parse_json(text: str) -> Any:
+    """json.loads with every way it can fail on hostile input turned into a 400 (_BadRequest)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _BadRequest(400, f"We could not parse the JSON body of your request ({exc}).") from exc
+    except RecursionError as exc:
+        # The C scanner recurses per nesting level: "[[[[..." a hundred thousand deep exhausts the stack.
+        raise _BadRequest(400, "The JSON body is nested too deeply.") from exc
+    except ValueError as exc:
+        # Python 3.11 refuses to convert integers of more than 4300 digits (CVE-2020-10735).
+        raise _BadRequest(400, "The JSON body contains a number with too many digits.") from exc
+
+
 async def _send_override(request: web.Request, shaping: Shaping, rec: RequestRecord) -> web.StreamResponse:
     """Answer 200 with shaping.body_override instead of audio (HTML/JSON error pages, garbage, empty)."""
     body = shaping.body_override or b""
@@ -397,6 +503,45 @@ async def _voices(request: web.Request) -> web.Response:
     return web.json_response({"voices": [v.as_json() for v in engine.voices()]})
 
 
+def _own_addresses(request: web.Request) -> set[str] | None:
+    """The Host header values that name this server: its loopback names with the port the request came in
+    on (and without it on port 80, the default). None if the connection is already gone."""
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if not sockname:
+        return None
+    ip, port = str(sockname[0]), int(sockname[1])
+    names = {"127.0.0.1", "localhost", "[::1]", f"[{ip}]" if ":" in ip else ip}
+    hosts = {f"{name}:{port}" for name in names}
+    if port == 80:
+        hosts |= names
+    return hosts
+
+
+@web.middleware
+async def _this_machine_only(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Refuse requests that a web page made the browser send, before any route sees them.
+
+    DNS rebinding: a page on evil.example re-points its name at 127.0.0.1 and then reads our answers as
+    same-origin; its requests still say "Host: evil.example", so only our own loopback names pass. Cross-site
+    requests: a page can POST to http://127.0.0.1:PORT without a CORS preflight (text/plain "simple"
+    requests), and browsers label it with an Origin header; programs (the openai SDK, httpx, aiohttp, curl)
+    send none, so any Origin but our own is refused. The bearer token is the third line of defence.
+    """
+    hosts = _own_addresses(request)
+    host = request.headers.get("Host", "").lower()
+    if hosts is None or host not in hosts:
+        log.info("refused a %s %s addressed to Host %s", request.method, request.path, _shown(host))
+        return error_response(421, f"This server only answers requests addressed to it as 127.0.0.1, localhost "
+                                   f"or [::1] with its port, not to Host {_shown(host)}.")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.lower() not in {f"http://{h}" for h in hosts}:
+        log.info("refused a %s %s from the web page origin %s", request.method, request.path, _shown(origin))
+        return error_response(403, f"Requests from web pages (Origin {_shown(origin)}) are refused: this server "
+                                   "only answers programs on this computer.", code="cross_origin_refused")
+    return await handler(request)
+
+
 async def _not_found(request: web.Request) -> web.Response:
     return error_response(404, f"Unknown route: {request.method} {request.path}.", code="unknown_url")
 
@@ -413,10 +558,21 @@ def set_shaping(app: web.Application, shaping: Shaping | None) -> None:
         app["shaping"] = shaping if shaping is not None else Shaping()
 
 
-def create_app(engine: Engine, shaping: Shaping | None = None, token: str | None = None) -> web.Application:
-    """Build the speech server app. Serve it with handler_cancellation=True (as ServerThread does) so a
-    client that disconnects during the first-byte delay is noticed at once, not at the next write."""
-    app = web.Application(client_max_size=1024 * 1024)
+def server_options(read_timeout_s: float = READ_TIMEOUT_S) -> dict[str, Any]:
+    """The options to serve create_app's app with (web.AppRunner(app, **...), web.run_app(app, **...)).
+
+    handler_cancellation: a client that hangs up during the first-byte delay is noticed at once, not at the
+    next write. keepalive_timeout: aiohttp arms it when a connection opens and after each response, and
+    closes the connection if no complete request head has arrived by then; trickled bytes do not re-arm it,
+    so it is the bound on how long a client may take to send its headers (slowloris)."""
+    return {"handler_cancellation": True, "keepalive_timeout": read_timeout_s, "access_log": None}
+
+
+def create_app(engine: Engine, shaping: Shaping | None = None, token: str | None = None,
+               read_timeout_s: float = READ_TIMEOUT_S) -> web.Application:
+    """Build the speech server app. Serve it with `server_options(read_timeout_s)` (as ServerThread and
+    `voicegui serve` do); `read_timeout_s` also bounds the time to receive a request body."""
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_this_machine_only])
     with warnings.catch_warnings():
         # Plain string keys are the documented interface (app["shaping"], app["records"]) for tests and
         # benchmarks; aiohttp's advice to use AppKey objects does not apply.
@@ -424,6 +580,7 @@ def create_app(engine: Engine, shaping: Shaping | None = None, token: str | None
         app["engine"] = engine
         app["shaping"] = shaping if shaping is not None else Shaping()
         app["token"] = token
+        app["read_timeout_s"] = read_timeout_s
         app["records"] = []
         app["_ids"] = itertools.count(1)
         app["created"] = int(time.time())

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from voicegui.server.app import RequestRecord, create_app, set_shaping
+from voicegui.server.app import READ_TIMEOUT_S, RequestRecord, create_app, server_options, set_shaping
 from voicegui.server.engines.base import Engine
 from voicegui.server.shaping import Shaping
 
@@ -29,8 +29,10 @@ class ServerThread:
     """Run create_app(engine, shaping, token) on 127.0.0.1 in a daemon thread. Starts on construction."""
 
     def __init__(self, engine: Engine, shaping: Shaping | None = None, token: str | None = None,
-                 host: str = "127.0.0.1", port: int = 0, start_timeout_s: float = 10.0) -> None:
-        self.app = create_app(engine, shaping, token)
+                 host: str = "127.0.0.1", port: int = 0, start_timeout_s: float = 10.0,
+                 read_timeout_s: float = READ_TIMEOUT_S) -> None:
+        self.app = create_app(engine, shaping, token, read_timeout_s=read_timeout_s)
+        self.read_timeout_s = read_timeout_s  # how long a client may take to send a request's head, and its body
         self._host = host
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -99,10 +101,9 @@ class ServerThread:
                 self._stopped.set()
 
     async def _start(self) -> None:
-        # handler_cancellation: a client that hangs up mid-delay cancels its handler at once.
+        # server_options: handler cancellation and the header read timeout (see app.server_options).
         # shutdown_timeout: stop() should not wait a minute for a slow paced stream to end.
-        self._runner = web.AppRunner(self.app, handler_cancellation=True, shutdown_timeout=0.5,
-                                     access_log=None)
+        self._runner = web.AppRunner(self.app, shutdown_timeout=0.5, **server_options(self.read_timeout_s))
         await self._runner.setup()
         site = web.SockSite(self._runner, self._sock)
         await site.start()
