@@ -358,3 +358,14 @@ def test_server_thread_binds_loopback_and_stops(engine):
     srv.stop()  # twice is fine
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", srv.port), timeout=2)
+
+
+async def test_raw_pcm_says_its_sample_rate(server):
+    # Raw pcm carries no header: clients that can read it (voicegui does) need not assume 24 kHz.
+    async with aiohttp.ClientSession() as s:
+        async with s.post(server.base_url + "/audio/speech", json=_body(response_format="pcm")) as r:
+            await r.read()
+            assert r.status == 200 and r.headers["X-Sample-Rate"] == "24000"
+        async with s.post(server.base_url + "/audio/speech", json=_body(response_format="wav")) as r:
+            await r.read()
+            assert "X-Sample-Rate" not in r.headers  # a container says it itself

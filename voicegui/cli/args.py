@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TextIO
 
 from voicegui.crash import redact
+from voicegui.formats import PCM_RATES
 from voicegui.limits import MAX_PREBUFFER_MS, MAX_SPEED, MIN_SPEED
 
 # The process exit codes of every subcommand: 2 is argparse's own for a usage error.
@@ -92,6 +93,13 @@ def latency(value: str) -> str | float:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
+def pcm_rate(value: str) -> int:
+    rate = positive_int(value)
+    if rate not in PCM_RATES:
+        raise argparse.ArgumentTypeError(f"must be between {PCM_RATES.start} and {PCM_RATES.stop - 1} Hz")
+    return rate
+
+
 def add_playback_arguments(p: argparse.ArgumentParser) -> None:
     """Buffer and device knobs shared by speak and lineup."""
     p.add_argument("--chunk-bytes", type=positive_int, default=None,
@@ -104,6 +112,9 @@ def add_playback_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency", type=latency, default="low", help="device latency: low, high or seconds")
     p.add_argument("--blocksize", type=int, default=0, help="device block size in frames (0: automatic)")
     p.add_argument("--volume", type=float, default=1.0, help="playback volume, 0..1 (default 1)")
+    p.add_argument("--pcm-rate", type=pcm_rate, default=None, metavar="HZ",
+                   help="the sample rate of the server's raw pcm when it does not say (default: what its "
+                        "response headers announce, else 24000; Piper voices: 22050)")
 
 
 # --- the API key ------------------------------------------------------------------------------------------------

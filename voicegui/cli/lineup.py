@@ -198,7 +198,7 @@ def run_lineup(args: argparse.Namespace) -> int:
             timeout_s=args.timeout_s, prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
             output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
                                 volume=args.volume),
-            on_start=on_start, history=history,
+            on_start=on_start, history=history, pcm_rate=args.pcm_rate,
         )
         try:
             results = asyncio.run(lineup.run())

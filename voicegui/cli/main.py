@@ -35,6 +35,11 @@ from voicegui.crash import redact
 from voicegui.formats import FORMATS
 from voicegui.wavfile import write_wav
 
+# Raw pcm carries no header: a server that sends another rate without saying so plays too fast or too slow.
+UNANNOUNCED_PCM_RATE = ("the server did not say the sample rate of its raw pcm; it was played as 24000 Hz "
+                        "(OpenAI's). If it sounded too fast or too slow, pass --pcm-rate HZ (Piper voices: 22050) "
+                        "or ask for --format wav, which carries its rate.")
+
 log = logging.getLogger("voicegui")
 
 # speak's provider defaults: the built-in server's (its first voice if hibari's "heart" is missing), or
@@ -105,6 +110,7 @@ def run_speak(args: argparse.Namespace) -> int:
 
     On success prints nothing (or, with --json, only the metrics object) and returns 0.
     """
+    from voicegui.providers import is_openai_url
     from voicegui.stream.fetch import SpeechRequest
     from voicegui.stream.output import OutputConfig
     from voicegui.stream.player import Player
@@ -164,7 +170,7 @@ def run_speak(args: argparse.Namespace) -> int:
             prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
             output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
                                 volume=args.volume),
-            keep_played=args.out is not None,
+            keep_played=args.out is not None, pcm_rate=args.pcm_rate,
         )
         try:
             playback = asyncio.run(Player().play(options, kind="cli", record=False))
@@ -185,6 +191,8 @@ def run_speak(args: argparse.Namespace) -> int:
         print(redact(json.dumps(metrics.to_json_dict())))  # json escapes control characters itself
     if metrics.format_warning:
         print(f"voicegui: {terminal_safe(metrics.format_warning)}", file=sys.stderr)
+    if metrics.pcm_rate_source == "assumed" and builtin is None and not is_openai_url(base_url):
+        print(f"voicegui: {UNANNOUNCED_PCM_RATE}", file=sys.stderr)
     if metrics.error:
         print(f"voicegui: {terminal_safe(metrics.error)}", file=sys.stderr)
         return EXIT_FAILED

@@ -55,12 +55,12 @@ class _Pcm:
 
 
 class PcmBackend:
-    """Raw pcm: s16le mono at PCM_RATE, no header."""
+    """Raw pcm: s16le at `rate` (PCM_RATE unless the response said otherwise), no header; channels mixed down."""
 
-    def __init__(self) -> None:
-        self.rate: int | None = PCM_RATE
+    def __init__(self, rate: int = PCM_RATE, channels: int = 1) -> None:
+        self.rate: int | None = rate
         self.truncated = False
-        self._pcm = _Pcm(2, 1, False)
+        self._pcm = _Pcm(2, channels, False)
 
     def feed(self, data: bytes) -> list[np.ndarray]:
         return [self._pcm.convert(data)]

@@ -124,8 +124,24 @@ class StreamDecoder:
         self._resampler: Resampler | None = None
         self._failed: DecodeError | None = None
         self._done = False
+        self._raw_rate = PCM_RATE  # what a raw pcm body is taken to be (set_raw_pcm_format)
+        self._raw_channels = 1
 
     # -- public ----------------------------------------------------------------------------------------------
+
+    def set_raw_pcm_format(self, rate: int | None = None, channels: int | None = None) -> None:
+        """What a raw pcm body is, when the response (or the user) says (default: PCM_RATE, mono). Call
+        before the first feed(); containers (wav, flac, ...) carry their own and ignore this."""
+        if self._fed:
+            raise RuntimeError("set_raw_pcm_format() after feed()")
+        if rate is not None:
+            if rate <= 0:
+                raise ValueError(f"rate must be positive, got {rate}")
+            self._raw_rate = rate
+        if channels is not None:
+            if channels <= 0:
+                raise ValueError(f"channels must be positive, got {channels}")
+            self._raw_channels = channels
 
     def feed(self, data: bytes) -> np.ndarray:
         """Decode what `data` completes; float32 mono in [-1, 1] at `sample_rate`, possibly empty."""
@@ -274,7 +290,7 @@ class StreamDecoder:
         if kind != self.requested_format:
             self.format_mismatch = f"asked for {self.requested_format}, the server sent {kind}; playing it anyway"
         if kind == "pcm":
-            self._backend = PcmBackend()
+            self._backend = PcmBackend(self._raw_rate, self._raw_channels)
         elif kind == "wav":
             self._backend = WavBackend()
         elif kind == "mp3":

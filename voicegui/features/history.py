@@ -235,13 +235,21 @@ def _coerce(name: str, v: Any) -> Any:
     raise ValueError(f"unknown field {name}")  # a new field without a rule here: a bug, caught by the tests
 
 
-def decode_all(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
-    """Decode a whole response body with the streaming decoder: (float32 mono samples, sample rate).
+def entry_pcm_rate(entry: HistoryEntry) -> int | None:
+    """The rate a raw pcm entry was played at (the history hook records it: the body carries no header)."""
+    rate = entry.extra.get("pcm_rate")
+    return rate if isinstance(rate, int) and not isinstance(rate, bool) and rate > 0 else None
+
+
+def decode_all(data: bytes, fmt: str, pcm_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """Decode a whole response body with the streaming decoder: (float32 mono samples, sample rate). `pcm_rate`:
+    what a raw pcm body is (entry_pcm_rate), since it carries no header.
 
     Raises voicegui.decode.stream_decoder.DecodeError if the bytes hold no audio."""
     from voicegui.decode.stream_decoder import PCM_RATE, create_decoder
 
     dec = create_decoder(fmt)
+    dec.set_raw_pcm_format(pcm_rate)
     parts = [dec.feed(data), dec.flush()]
     samples = np.concatenate([p for p in parts if len(p)] or [np.zeros(0, dtype=np.float32)])
     return samples.astype(np.float32, copy=False), dec.sample_rate or PCM_RATE
@@ -331,7 +339,8 @@ class HistoryStore:
     def save_played_wav(self, entry_id: str, path: Path | str) -> Path:
         """Decode the cached bytes (the same decoder as playback) and write a 16-bit mono WAV."""
         entry = self.get(entry_id)
-        samples, rate = decode_all(self.original(entry_id), entry.detected_format or entry.format)
+        samples, rate = decode_all(self.original(entry_id), entry.detected_format or entry.format,
+                                   entry_pcm_rate(entry))
         target = Path(path)
         atomic_write(target, wav_bytes(samples, rate))
         return target
@@ -580,6 +589,8 @@ def history_hook(store: HistoryStore, on_recorded: Callable[[Playback], Any] | N
             entry = HistoryEntry.from_speak(request, playback.metrics, provider=playback.provider,
                                             prebuffer_ms=options.prebuffer_ms, max_buffer_s=options.max_buffer_s)
             entry.extra.update(playback.extra)
+            if playback.metrics is not None and playback.metrics.pcm_rate:
+                entry.extra["pcm_rate"] = playback.metrics.pcm_rate
             if len(requests) > 1:
                 entry.extra["piece"] = piece
             try:

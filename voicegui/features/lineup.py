@@ -206,7 +206,8 @@ class Lineup:
                  max_buffer_s: float = 10.0, output: OutputConfig | None = None,
                  on_start: Callable[[int], Any] | None = None,
                  on_done: Callable[[int, LineupResult], Any] | None = None,
-                 history: HistoryStore | None = None, player: Player | None = None) -> None:
+                 history: HistoryStore | None = None, player: Player | None = None,
+                 pcm_rate: int | None = None) -> None:
         if not text.strip():
             raise ValueError("nothing to say: the text is empty")
         if not entries:
@@ -226,6 +227,7 @@ class Lineup:
         self.chunk_bytes, self.timeout_s = chunk_bytes, timeout_s
         self.prebuffer_ms, self.max_buffer_s = prebuffer_ms, max_buffer_s
         self.output = output or OutputConfig()
+        self.pcm_rate = pcm_rate
         self.on_start, self.on_done = on_start, on_done
         # The window hands in its own Player, so the line-up and everything else never play at once.
         self.player = player or Player(history_hook=None if history is None else history_hook(history))
@@ -286,7 +288,7 @@ class Lineup:
         # stream): the voice plays them as one gapless utterance and gets one TTFA, like a Speak.
         options = SpeakOptions(request=request, continuation=tuple(requests[1:]), prebuffer_ms=self.prebuffer_ms,
                                max_buffer_s=self.max_buffer_s, output=self.output, keep_played=True,
-                               keep_original=True)
+                               keep_original=True, pcm_rate=self.pcm_rate)
         playback = await self.player.start(options, kind="lineup", title=entry.label or entry.voice,
                                            provider=target.provider, extra={"lineup_index": index})
         if playback is None:

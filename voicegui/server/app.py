@@ -377,8 +377,10 @@ async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
 
     encoder = StreamingEncoder(req["format"], engine.sample_rate)
     gen = engine.synthesize(req["input"], req["voice"], req["speed"])
-    resp = web.StreamResponse(status=200, headers={"Content-Type": encoder.content_type,
-                                                   "Cache-Control": "no-cache"})
+    headers = {"Content-Type": encoder.content_type, "Cache-Control": "no-cache"}
+    if req["format"] == "pcm":
+        headers["X-Sample-Rate"] = str(engine.sample_rate)  # raw pcm carries no header: say what it is
+    resp = web.StreamResponse(status=200, headers=headers)
     resp.enable_chunked_encoding()
     rec.status = 200
     writer: _Writer | None = None

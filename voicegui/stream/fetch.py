@@ -47,7 +47,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import httpx2
@@ -74,11 +74,13 @@ class SpeechRequest:
 
 @dataclass
 class FetchMarks:
-    """time.monotonic() marks, filled in as they happen (None until then)."""
+    """time.monotonic() marks, filled in as they happen (None until then), and the response's headers (names in
+    lower case; what a raw pcm body is may only be said there)."""
 
     request_sent: float | None = None
     headers: float | None = None
     first_byte: float | None = None
+    response_headers: dict[str, str] = field(default_factory=dict)
 
 
 class FetchError(Exception):
@@ -286,6 +288,7 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
         marks.request_sent = time.monotonic()
         async with client.audio.speech.with_streaming_response.create(**kwargs) as response:
             marks.headers = time.monotonic()
+            marks.response_headers = {k.lower(): v for k, v in response.headers.items()}
             headers_seen = True
             # iter_bytes is an async generator (so it has aclose()); the SDK annotates it as an AsyncIterator.
             body = cast(AsyncGenerator[bytes, None], response.iter_bytes(req.chunk_bytes))

@@ -62,6 +62,10 @@ class SessionMetrics:
     # Callbacks PortAudio flagged output_underflow: the device itself ran dry (our callback came too late),
     # which our own ring-empty counting cannot see.
     device_underflows: int = 0
+    # Raw pcm only (None otherwise): the rate it was played at and why: "override" (the user's), "header" (the
+    # response said), "realtime" (the Realtime API's 24 kHz) or "assumed" (nothing said: OpenAI's 24 kHz).
+    pcm_rate: int | None = None
+    pcm_rate_source: str | None = None
     prebuffer_ms: float | None = None
     completed: bool = False
     stopped: bool = False

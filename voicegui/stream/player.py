@@ -100,22 +100,28 @@ def cache_key(request: SpeechRequest) -> tuple[Any, ...]:
             request.instructions)
 
 
+@dataclass(frozen=True)
+class CachedBody:
+    body: bytes
+    pcm_rate: int | None = None  # what a raw pcm body was played at (its response's headers are not kept)
+
+
 class BodyCache:
     """Whole response bodies by request, least recently used dropped first. Loop thread only."""
 
     def __init__(self, entries: int = CACHE_ENTRIES) -> None:
         self.entries = entries
-        self._bodies: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._bodies: OrderedDict[tuple[Any, ...], CachedBody] = OrderedDict()
 
-    def get(self, request: SpeechRequest) -> bytes | None:
+    def get(self, request: SpeechRequest) -> CachedBody | None:
         key = cache_key(request)
-        body = self._bodies.get(key)
-        if body is not None:
+        cached = self._bodies.get(key)
+        if cached is not None:
             self._bodies.move_to_end(key)
-        return body
+        return cached
 
-    def put(self, request: SpeechRequest, body: bytes) -> None:
-        self._bodies[cache_key(request)] = body
+    def put(self, request: SpeechRequest, body: bytes, pcm_rate: int | None = None) -> None:
+        self._bodies[cache_key(request)] = CachedBody(body, pcm_rate)
         self._bodies.move_to_end(cache_key(request))
         while len(self._bodies) > self.entries:
             self._bodies.popitem(last=False)
@@ -208,9 +214,10 @@ class Player:
             opts = options() if callable(options) else options
             replayed = False
             if use_cache:
-                body = self.cache.get(opts.request)
-                if body is not None:
-                    opts, replayed, record = dataclasses.replace(opts, source=replay_source(body)), True, False
+                cached = self.cache.get(opts.request)
+                if cached is not None:
+                    opts = dataclasses.replace(opts, source=replay_source(cached.body), pcm_rate=cached.pcm_rate)
+                    replayed, record = True, False
                 else:
                     opts = dataclasses.replace(opts, keep_original=True)
             playback = Playback(options=opts, session=SpeakSession(opts), kind=kind, title=title, record=record,
@@ -276,7 +283,7 @@ class Player:
             playback.failure = f"Internal error while playing: {exc}"
         finally:
             if use_cache and not playback.replayed and playback.whole_body:
-                self.cache.put(playback.request, playback.session.original_bytes)
+                self.cache.put(playback.request, playback.session.original_bytes, playback.session.pcm_rate)
             self._end(playback)
 
     def _end(self, playback: Playback) -> None:

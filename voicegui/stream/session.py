@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicegui.decode.stream_decoder import DecodeError, StreamDecoder, create_decoder
+from voicegui.formats import PCM_RATE, announced_pcm_format
 from voicegui.limits import MAX_ORIGINAL_BYTES
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
@@ -63,6 +64,9 @@ class SpeakOptions:
     # Further pieces of one long text (each within the API's 4096 characters, see text.split_for_request),
     # fetched one after another into the same ring and device so they play as one gapless utterance.
     continuation: tuple[SpeechRequest, ...] = ()
+    # What a raw pcm body is, when the user says so (a server that sends another rate without saying it);
+    # None: what the response's headers announce, else PCM_RATE mono.
+    pcm_rate: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,11 @@ class SpeakSession:
         self._stop_requested = False
         self._device_failure: str | None = None  # set by the monitor when the device was lost
         self._drained = asyncio.Event()  # set on the loop once PortAudio says the stream has finished
+        self._piece_marks = self.fetch_marks  # the marks (and response headers) of the piece being fetched
+        self._piece_fed = False  # the current piece's decoder has had its first bytes
+        # What a raw pcm body was taken to be, and why: "override", "header", "realtime" or "assumed".
+        self.pcm_rate: int | None = None
+        self.pcm_rate_source: str | None = None
         self.metrics: SessionMetrics | None = None
         # Realtime API only: the model's transcript so far (one str assignment: safe to read from any thread).
         self.transcript = ""
@@ -188,9 +197,11 @@ class SpeakSession:
                     # The ring and the device carry on, so there is no gap beyond the server's own.
                     await self._push(self._dec.flush())
                     self._decoder = create_decoder(self._format, output_rate=self.sample_rate)
+                    self._piece_fed = False
                     self._originals.append(bytearray())
                 # Only the first piece's marks are the TTFA's; later pieces' go to a scratch FetchMarks.
                 marks = self.fetch_marks if index == 0 else FetchMarks()
+                self._piece_marks = marks
                 try:
                     await self._fetch(req, marks)
                 except FetchError as exc:
@@ -346,6 +357,9 @@ class SpeakSession:
             self._opening.result()  # re-raises OutputError: no point fetching audio nobody can hear
         if self.bytes_received == 0 and self.fetch_marks.headers is not None:
             self._pol.on_headers(self.fetch_marks.headers)
+        if not self._piece_fed:
+            self._piece_fed = True
+            self._configure_raw_pcm()
         self.bytes_received += len(data)
         if self.options.keep_original and not self.original_truncated:
             self._keep_original(data)
@@ -354,6 +368,21 @@ class SpeakSession:
             if self.first_decoded is None:
                 self.first_decoded = time.monotonic()
             await self._push(frames)
+
+    def _configure_raw_pcm(self) -> None:
+        """Before a piece's first byte is decoded: what a raw pcm body is (the user's override, else what the
+        response's headers announce, else PCM_RATE mono). Containers carry their own and ignore it."""
+        rate, channels = announced_pcm_format(self._piece_marks.response_headers)
+        if self.options.pcm_rate is not None:
+            rate, self.pcm_rate_source = self.options.pcm_rate, "override"
+        elif rate is not None:
+            self.pcm_rate_source = "header"
+        elif uses_realtime(self.options.request):
+            self.pcm_rate_source = "realtime"  # the Realtime API's pcm16 is 24 kHz by definition
+        else:
+            self.pcm_rate_source = "assumed"
+        self.pcm_rate = rate or PCM_RATE
+        self._dec.set_raw_pcm_format(self.pcm_rate, channels)
 
     def _keep_original(self, data: bytes) -> None:
         self._original_total += len(data)
@@ -438,6 +467,7 @@ class SpeakSession:
 
     def _build_metrics(self, completed: bool, error: str | None, error_kind: str | None) -> SessionMetrics:
         out, dec, fm = self._output, self._decoder, self.fetch_marks
+        raw_pcm = dec is not None and dec.detected_format == "pcm"
         rate = self.sample_rate or OPENAI_SAMPLE_RATE
         audio_s = self.frames_received / rate
         rtf = None
@@ -462,6 +492,8 @@ class SpeakSession:
             underrun_ms=0.0 if out is None else round(out.underrun_frames / rate * 1000, 1),
             underrun_times_ms=times,
             device_underflows=0 if out is None else out.device_underflows,
+            pcm_rate=self.pcm_rate if raw_pcm else None,
+            pcm_rate_source=self.pcm_rate_source if raw_pcm else None,
             prebuffer_ms=None if self._policy is None else round(self._policy.threshold_s() * 1000, 1),
             completed=completed,
             stopped=self._stop_requested,

@@ -6,7 +6,7 @@ Threads: GUI thread (it reads widgets through the provider panel and the tuning 
 
 from __future__ import annotations
 
-from voicegui.features.history import HistoryEntry
+from voicegui.features.history import HistoryEntry, entry_pcm_rate
 from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.output import OutputConfig
 from voicegui.stream.replay_source import replay_source
@@ -58,4 +58,5 @@ def replay_options(entry: HistoryEntry, body: bytes, tuning: Tuning) -> SpeakOpt
                             text=entry.text, response_format=entry.format, speed=entry.speed,
                             chunk_bytes=tuning.chunk_bytes)
     return SpeakOptions(request=request, prebuffer_ms=tuning.prebuffer_ms, max_buffer_s=tuning.max_buffer_s,
-                        output=_output(tuning), keep_original=True, source=replay_source(body))
+                        output=_output(tuning), keep_original=True, source=replay_source(body),
+                        pcm_rate=entry_pcm_rate(entry))
