@@ -194,6 +194,16 @@ async def test_unreachable_server_is_a_clear_error():
     assert "must start with http" in await pv.test_connection("localhost:8880", None)
 
 
+@pytest.mark.parametrize("url", ["http://[/v1", "http://[::1/v1", "http://127.0.0.1:99999/v1"])
+async def test_malformed_base_url_is_a_clear_error(url):
+    # urlsplit raises ValueError on an unclosed IPv6 bracket: it used to escape list_voices as a traceback.
+    with pytest.raises(pv.ProviderError, match="not a valid URL"):
+        await pv.list_voices(url, None, timeout_s=2)
+    with pytest.raises(pv.ProviderError, match="not a valid URL"):
+        await pv.list_models(url, None, timeout_s=2)
+    assert "not a valid URL" in await pv.test_connection(url, None, timeout_s=2)
+
+
 def test_openai_model_list_is_cut_to_speech_models():
     payload = {"data": [{"id": "gpt-5"}, {"id": "tts-1"}, {"id": "gpt-4o-mini-tts"}, {"id": "dall-e-3"},
                         {"id": "gpt-realtime-2.1-mini"}]}

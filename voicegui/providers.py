@@ -146,7 +146,11 @@ def realtime_voice_for(voice: str) -> str:
 
 
 def is_openai_url(base_url: str) -> bool:
-    return (urlsplit(base_url).hostname or "").lower() == "api.openai.com"
+    try:
+        host = urlsplit(base_url).hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not OpenAI's; the request itself reports it
+        return False
+    return host.lower() == "api.openai.com"
 
 
 def key_owner(provider: str) -> str:
@@ -291,7 +295,11 @@ async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float,
     """(status, JSON or None); ProviderError when the server cannot be reached, does not answer (body
     included) within `timeout_s`, or sends more than `max_bytes`."""
     url = _url(base_url, path)
-    if urlsplit(url).scheme not in ("http", "https"):
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # urlsplit's own complaint ("Invalid IPv6 URL") is no sentence for a user
+        raise ProviderError(f"The base URL {base_url!r} is not a valid URL.") from exc
+    if scheme not in ("http", "https"):
         raise ProviderError(f"The base URL must start with http:// or https://, not {base_url!r}.")
     headers = {**_headers(key), "Accept-Encoding": "gzip, deflate"}
     try:
