@@ -27,13 +27,16 @@ def builtin():
 
 
 async def serve(routes: dict[str, object], token: str | None = None) -> tuple[web.AppRunner, str]:
-    """A server answering GET <path> with the JSON given (or a status int); 401 without `token`."""
+    """A server answering GET <path> with the JSON given (a str: as an HTML page; an int: that status); 401
+    without `token`."""
     async def handler(request: web.Request) -> web.Response:
         if token and request.headers.get("Authorization") != f"Bearer {token}":
             return web.json_response({"error": {"message": "Incorrect API key provided."}}, status=401)
         body = routes[request.path]
         if isinstance(body, int):
             return web.json_response({"error": {"message": "nope"}}, status=body)
+        if isinstance(body, str):  # a web page where a list was expected
+            return web.Response(text=body, content_type="text/html")
         return web.json_response(body)
 
     app = web.Application()
@@ -99,16 +102,75 @@ async def test_voices_as_strings(make_server):
     assert voices == [pv.VoiceEntry("am_adam", "am_adam"), pv.VoiceEntry("bf_emma", "bf_emma")]
 
 
-async def test_server_without_lists_gets_known_ones(make_server):
+async def test_server_without_lists_gets_known_models_but_no_voices(make_server):
     url = await make_server({"/v1/other": {}})  # every other path 404s
     voices = await pv.list_voices(url, None)
-    assert [v.id for v in voices] == list(SPEECH_VOICES)
+    # OpenAI's voice names failed with HTTP 502 on such a server: no list, and a reason the UI can show.
+    assert voices == [] and voices.reason
+    assert url in voices.reason and "voice id" in voices.reason and "\n" not in voices.reason
     models = await pv.list_models(url, None)
     assert "tts-1" in [m.id for m in models] and "gpt-realtime-2.1-mini" in [m.id for m in models]
     tts1 = next(m for m in models if m.id == "tts-1")
     assert tts1.shutdown_date == date(2027, 1, 6)
     message = await pv.test_connection(url, None)
     assert message.startswith("Connected") and "no /models endpoint" in message
+
+
+# Voice lists as servers in the wild send them: (routes, the ids expected, in order, once each).
+_MANY = [f"v{i:04d}" for i in range(1684)]
+VOICE_SHAPES = {
+    "voices-objects": ({"/v1/audio/voices": {"voices": [{"id": "a", "name": "A"}, {"id": "b", "name": "B"}]}},
+                       ["a", "b"]),
+    "voices-strings": ({"/v1/audio/voices": {"voices": ["a", "b", "a"]}}, ["a", "b"]),
+    "data-strings": ({"/v1/audio/voices": {"data": ["x", "y", "x", "z"]}}, ["x", "y", "z"]),
+    "data-objects": ({"/v1/audio/voices": {"object": "list", "data": [
+        {"id": "x", "name": "Ex"}, {"voice_id": "y", "name": "Why"}, {"name": "z"}, {"id": None, "voice_id": "w"},
+        {"id": "x"}, {"nothing": 1}, 7]}}, ["x", "y", "z", "w"]),
+    "status-ok": ({"/v1/audio/voices": {"status": "ok", "voices": [{"voice_id": "p"}, "q"]}}, ["p", "q"]),
+    "1684-voices": ({"/v1/audio/voices": {"data": [{"id": v, "name": v.upper()} for v in _MANY]}}, _MANY),
+    "only-at-/v1/voices": ({"/v1/voices": {"voices": ["m", "n"]}}, ["m", "n"]),
+    "html-then-/v1/voices": ({"/v1/audio/voices": "<!doctype html><html><body>Docs</body></html>",
+                              "/v1/voices": {"data": [{"id": "h"}]}}, ["h"]),
+    "500-then-/v1/voices": ({"/v1/audio/voices": 500, "/v1/voices": ["k", "l"]}, ["k", "l"]),
+    "empty-then-/v1/voices": ({"/v1/audio/voices": {"voices": []}, "/v1/voices": ["e"]}, ["e"]),
+}
+
+
+@pytest.mark.parametrize("shape", list(VOICE_SHAPES))
+async def test_voice_list_shapes(make_server, shape):
+    routes, expected = VOICE_SHAPES[shape]
+    url = await make_server({"/v1/models": {"data": [{"id": "kokoro"}]}, **routes})
+    voices = await pv.list_voices(url, None)
+    assert [v.id for v in voices] == expected
+    assert voices.reason is None
+    message = await pv.test_connection(url, None)
+    assert f"{len(expected)} voice" in message
+
+
+async def test_voice_names_are_kept(make_server):
+    url = await make_server({"/v1/audio/voices": {"data": [{"voice_id": "y", "name": "Why"}, {"id": "x"}]}})
+    assert await pv.list_voices(url, None) == [pv.VoiceEntry("y", "Why"), pv.VoiceEntry("x", "x")]
+
+
+@pytest.mark.parametrize("routes", [
+    {"/v1/audio/voices": "<html><body>voices</body></html>"},
+    {"/v1/audio/voices": "<html>voices</html>", "/v1/voices": "<html>voices</html>"},
+    {"/v1/audio/voices": {"voices": []}, "/v1/voices": {"detail": "Not Found"}},
+    {"/v1/audio/voices": {"voices": "af_bella"}},
+], ids=["html", "html-twice", "empty-lists", "not-a-list"])
+async def test_no_usable_voice_list_is_empty_with_a_reason(make_server, routes):
+    url = await make_server({"/v1/models": {"data": [{"id": "kokoro"}]}, **routes})
+    voices = await pv.list_voices(url, None)
+    assert voices == [] and url in (voices.reason or "") and "\n" not in (voices.reason or "")
+    message = await pv.test_connection(url, None)
+    assert "no voice list" in message
+
+
+async def test_voice_list_at_v1_voices_still_needs_the_key(make_server):
+    url = await make_server({"/v1/voices": ["m"]}, token="k")
+    assert [v.id for v in await pv.list_voices(url, "k")] == ["m"]
+    with pytest.raises(pv.ProviderError, match="rejected the API key"):
+        await pv.list_voices(url, "bad")
 
 
 async def test_models_with_shutdown_dates_and_auth(make_server):
@@ -130,6 +192,16 @@ async def test_unreachable_server_is_a_clear_error():
     message = await pv.test_connection(url, None, timeout_s=2)
     assert message.startswith("Could not connect to " + url)
     assert "must start with http" in await pv.test_connection("localhost:8880", None)
+
+
+@pytest.mark.parametrize("url", ["http://[/v1", "http://[::1/v1", "http://127.0.0.1:99999/v1"])
+async def test_malformed_base_url_is_a_clear_error(url):
+    # urlsplit raises ValueError on an unclosed IPv6 bracket: it used to escape list_voices as a traceback.
+    with pytest.raises(pv.ProviderError, match="not a valid URL"):
+        await pv.list_voices(url, None, timeout_s=2)
+    with pytest.raises(pv.ProviderError, match="not a valid URL"):
+        await pv.list_models(url, None, timeout_s=2)
+    assert "not a valid URL" in await pv.test_connection(url, None, timeout_s=2)
 
 
 def test_openai_model_list_is_cut_to_speech_models():

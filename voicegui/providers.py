@@ -3,10 +3,12 @@
 A Provider preset names a kind of OpenAI-compatible speech server: the Built-in offline voices (the
 default; the app starts one BuiltinServer and its base URL/token are filled in at run time), OpenAI,
 Kokoro-FastAPI, or any Custom base URL. This module lists a server's models (GET /models) and voices
-(GET /audio/voices, in both the `{"voices": [{"id", "name"}]}` and the older `{"voices": [str]}` shape),
-falls back to the lists known for OpenAI when a server does not offer those endpoints, answers capability
-questions (does this model take `instructions`? which speed range?), and tests a connection with one
-clear sentence for the user.
+(GET /audio/voices, else GET /voices; `{"voices": [...]}`, `{"data": [...]}` or a bare list, of ids or of
+objects with id/voice_id/name), falls back to OpenAI's known models when a server lists none, and to
+OpenAI's known voices only for OpenAI itself: another server without a voice list gets an empty VoiceList
+whose `reason` says so (OpenAI's voice names fail on such servers), answers capability questions (does
+this model take `instructions`? which speed range?), and tests a connection with one clear sentence for
+the user.
 
 HTTP goes through aiohttp (already a dependency: the built-in server uses it), one short-lived
 ClientSession per call; every call has a total timeout that covers the body too, so a dead or trickling
@@ -25,8 +27,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -103,6 +106,15 @@ class VoiceEntry:
     name: str
 
 
+class VoiceList(list[VoiceEntry]):
+    """What list_voices returns: the voices, in the server's order; when empty, `reason` is one sentence for
+    the user saying why (the server offers no voice list: a voice id has to be typed)."""
+
+    def __init__(self, voices: Iterable[VoiceEntry] = (), reason: str | None = None) -> None:
+        super().__init__(voices)
+        self.reason = reason
+
+
 class ProviderError(Exception):
     """Listing or testing failed; str() is one sentence for the user. `status` is the HTTP status if any."""
 
@@ -134,7 +146,11 @@ def realtime_voice_for(voice: str) -> str:
 
 
 def is_openai_url(base_url: str) -> bool:
-    return (urlsplit(base_url).hostname or "").lower() == "api.openai.com"
+    try:
+        host = urlsplit(base_url).hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not OpenAI's; the request itself reports it
+        return False
+    return host.lower() == "api.openai.com"
 
 
 def key_owner(provider: str) -> str:
@@ -196,9 +212,15 @@ def parse_models(payload: Any, base_url: str = "") -> list[ModelInfo]:
 
 
 def parse_voices(payload: Any) -> list[VoiceEntry]:
-    """Voices from GET /audio/voices: `{"voices": [{"id", "name"}]}` (Kokoro >= 0.4, the built-in server),
-    `{"voices": [str]}` (older Kokoro) or a bare list of either."""
-    items = payload.get("voices") if isinstance(payload, Mapping) else payload
+    """Voices from a voice-list payload, in order, each id once: the list under "voices" (Kokoro, the
+    built-in server, `{"status": "ok", "voices": [...]}`) or "data" (OpenAI-style list objects), or a bare
+    list; each item an id string or an object whose id is the first string of id, voice_id, name (its
+    label: name, else the id). Anything else (an HTML page, an error object) gives an empty list."""
+    items: Any = payload
+    if isinstance(payload, Mapping):
+        items = payload.get("voices")
+        if not isinstance(items, list):
+            items = payload.get("data")
     out: list[VoiceEntry] = []
     seen: set[str] = set()
     if not isinstance(items, list):
@@ -207,12 +229,11 @@ def parse_voices(payload: Any) -> list[VoiceEntry]:
         if isinstance(item, str):
             vid, name = item, item
         elif isinstance(item, Mapping):
-            raw = item.get("id", item.get("voice_id", item.get("name")))
-            if not isinstance(raw, str):
-                continue
-            vid = raw
+            # `"id": null` next to a voice_id happens: take the first field that is a usable id
+            vid = next((v for v in (item.get(k) for k in ("id", "voice_id", "name")) if isinstance(v, str) and v),
+                       "")
             label = item.get("name")
-            name = label if isinstance(label, str) else vid
+            name = label if isinstance(label, str) and label else vid
         else:
             continue
         if vid and vid not in seen:
@@ -274,7 +295,11 @@ async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float,
     """(status, JSON or None); ProviderError when the server cannot be reached, does not answer (body
     included) within `timeout_s`, or sends more than `max_bytes`."""
     url = _url(base_url, path)
-    if urlsplit(url).scheme not in ("http", "https"):
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # urlsplit's own complaint ("Invalid IPv6 URL") is no sentence for a user
+        raise ProviderError(f"The base URL {base_url!r} is not a valid URL.") from exc
+    if scheme not in ("http", "https"):
         raise ProviderError(f"The base URL must start with http:// or https://, not {base_url!r}.")
     headers = {**_headers(key), "Accept-Encoding": "gzip, deflate"}
     try:
@@ -328,19 +353,39 @@ async def list_models(base_url: str, key: str | None, timeout_s: float = DEFAULT
     return known_models(base_url)
 
 
+# Where servers keep their voice list, in the order asked: OpenAI-style /audio/voices (Kokoro, the built-in
+# server), then /voices (servers that list voices beside /models).
+VOICE_LIST_PATHS = ("/audio/voices", "/voices")
+
+
 async def list_voices(base_url: str, key: str | None, model: str = "",
-                      timeout_s: float = DEFAULT_TIMEOUT_S) -> list[VoiceEntry]:
-    """The server's voices (GET /audio/voices, both shapes). OpenAI has no such endpoint: its known voices
-    (the Realtime subset for a Realtime model) are returned. ProviderError if unreachable or refused."""
+                      timeout_s: float = DEFAULT_TIMEOUT_S) -> VoiceList:
+    """The server's voices: GET /audio/voices, else GET /voices (see parse_voices for the shapes). OpenAI has
+    no such endpoint: its known voices (the Realtime subset for a Realtime model) are returned. Another
+    server without a usable list (404, an error, an HTML page, an empty list) gets an empty VoiceList with
+    a `reason`, not OpenAI's names. ProviderError if unreachable, refused, or slower than `timeout_s` for
+    all the requests together."""
     if is_openai_url(base_url) or is_realtime_model(model):
-        return known_voices(model)
-    status, body = await _get_json(base_url, "/audio/voices", key, timeout_s)
-    _raise_for_auth(status, body, base_url)
-    if status == 200:
-        voices = parse_voices(body)
-        if voices:
-            return voices
-    return known_voices(model)
+        return VoiceList(known_voices(model))
+    deadline = time.monotonic() + timeout_s
+    answers = []
+    for path in VOICE_LIST_PATHS:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise ProviderError(f"{base_url} did not answer within {timeout_s:g} s.")
+        status, body = await _get_json(base_url, path, key, left)
+        _raise_for_auth(status, body, base_url)
+        if status == 200:
+            voices = parse_voices(body)
+            if voices:
+                return VoiceList(voices)
+            answers.append(f"{path} {'has no voices' if body is not None else 'is not a voice list'}")
+        else:
+            answers.append(f"{path} answered {status}")
+    reason = (f"{base_url} offers no voice list ({', '.join(answers)}); type the voice id the server "
+              "expects.")
+    log.info("%s", reason)
+    return VoiceList(reason=reason)
 
 
 async def test_connection(base_url: str, key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> str:
@@ -367,6 +412,8 @@ async def test_connection(base_url: str, key: str | None, timeout_s: float = DEF
         parts.append("no model list (using OpenAI's)")
     if voices:
         parts.append(f"{len(voices)} voice{'s' if len(voices) != 1 else ''}")
+    elif not is_openai_url(base_url):
+        parts.append("no voice list (type the voice id)")
     if status == 404 and not models:
         return f"Connected to {base_url}, but it has no /models endpoint; OpenAI's models are offered."
     return f"Connected to {base_url}: " + ", ".join(parts) + "."

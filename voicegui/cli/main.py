@@ -1,4 +1,4 @@
-"""Command line: `voicegui` (the window) | speak | serve | bench | devices.
+"""Command line: `voicegui` (the window) | speak | serve | bench | lineup | voices | devices.
 
 Threads: each subcommand runs on the main thread; `speak` and `bench` run the streaming core on a plain
 asyncio loop there (the PortAudio callback thread is started by the session). Errors reach the user as one
@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_lineup_arguments(lp)
     add_api_key_file_argument(lp)
+
+    vp = sub.add_parser("voices", help="list the voices (and with --models the models) a provider offers")
+    from voicegui.cli.voices import add_voices_arguments
+
+    add_voices_arguments(vp)
 
     sub.add_parser("devices", help="list audio output devices")
     return parser
@@ -268,6 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         args.api_key, args.api_key_file = key, None
         with safe_output():  # lineup prints each voice's error as the server worded it
             return run_lineup(args)
+    if args.command == "voices":
+        from voicegui.cli.voices import run_voices
+
+        usable, key = _api_key(args)
+        if not usable:
+            return EXIT_USAGE
+        return run_voices(args, key)
     if args.command == "devices":
         return run_devices()
     from voicegui.ui.app import run_window

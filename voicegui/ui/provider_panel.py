@@ -406,7 +406,8 @@ class ProviderPanel(QGroupBox):
         if pid == pv.BUILTIN and wanted_voice not in {v.id for v in voices}:
             wanted_voice = self._builtin.default_voice
         self._set_voices(voices, wanted_voice)
-        self.connection.setText(f"{len(models)} models, {len(voices)} voices from {url}.")
+        # No list (a server that offers none): say so; the voice box stays editable for a typed id.
+        self.connection.setText(voices.reason or f"{len(models)} models, {len(voices)} voices from {url}.")
 
     @asyncSlot()
     async def test_connection(self) -> None:
