@@ -124,7 +124,14 @@ ARGV_KEY_WARNING = ("warning: --api-key puts the key on the command line, where 
                     f"in ps; use {KEY_ENV} or --api-key-file")
 
 
-def add_api_key_file_argument(p: argparse.ArgumentParser) -> None:
+def add_server_arguments(p: argparse.ArgumentParser) -> None:
+    """Which server and which key: shared by speak, lineup and voices."""
+    p.add_argument("--base-url", default=None,
+                   help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8880/v1 (default: the built-in "
+                        "offline voices, started for this run)")
+    p.add_argument("--api-key", default=None,
+                   help=f"API key for --base-url (default: ${KEY_ENV}; the built-in voices need none); "
+                        f"other local users can see it in ps: prefer ${KEY_ENV} or --api-key-file")
     p.add_argument("--api-key-file", type=Path, default=None, metavar="PATH",
                    help="read the API key from this file (only you may be able to read it, as ssh wants of a "
                         f"private key); better than --api-key, which other users see in ps. Default: ${KEY_ENV}")

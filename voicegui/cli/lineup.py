@@ -22,7 +22,15 @@ import re
 import sys
 from pathlib import Path
 
-from voicegui.cli.args import EXIT_FAILED, EXIT_OK, EXIT_USAGE, SPEED_HELP, add_playback_arguments, speed_problem
+from voicegui.cli.args import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    SPEED_HELP,
+    add_playback_arguments,
+    add_server_arguments,
+    speed_problem,
+)
 from voicegui.formats import FORMATS
 
 REMOTE_MODEL = "tts-1"
@@ -42,10 +50,7 @@ def add_lineup_arguments(p: argparse.ArgumentParser) -> None:
                    help="embed what was played (WAV, default) or the bytes as the server sent them")
     p.add_argument("--title", default=None, help="the report's title")
     p.add_argument("--format", default="pcm", choices=FORMATS, help="response format (default pcm)")
-    p.add_argument("--base-url", default=None,
-                   help="OpenAI-compatible base URL (default: the built-in offline voices, started for this run)")
-    p.add_argument("--api-key", default=None,
-                   help="API key for --base-url (default: $OPENAI_API_KEY; the built-in voices need none)")
+    add_server_arguments(p)
     p.add_argument("--model", default=None, help=f"model id (default: builtin, or {REMOTE_MODEL} with --base-url)")
     p.add_argument("--speed", type=float, default=None, help=SPEED_HELP)
     p.add_argument("--timeout-s", type=float, default=30.0)
@@ -91,26 +96,15 @@ def unknown_voices(wanted: list[str], offered: list[str]) -> list[str]:
 
 
 async def _remote_voices(base_url: str, api_key: str, timeout_s: float) -> list[str] | None:
-    """The server's own voice list (GET /audio/voices), or None when it has none: then nothing is checked,
-    the server will say so itself. Not providers.list_voices: it falls back to OpenAI's known voices, which
-    would call every Kokoro voice unknown."""
-    import aiohttp
+    """The server's own voice list, or None when it has none or cannot be asked: then nothing is checked, the
+    server will say so itself (providers.list_voices invents no names for a server without a list)."""
+    from voicegui.providers import ProviderError, list_voices
 
-    from voicegui.providers import is_openai_url, known_voices, parse_voices
-
-    if is_openai_url(base_url):
-        return [v.id for v in known_voices()]
-    url = base_url.rstrip("/") + "/audio/voices"
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
-            async with http.get(url, headers={"Authorization": f"Bearer {api_key}"}) as resp:
-                if resp.status != 200:
-                    return None
-                payload = await resp.json(content_type=None)
-    except (TimeoutError, aiohttp.ClientError, ValueError):
+        voices = await list_voices(base_url, api_key, timeout_s=timeout_s)
+    except ProviderError:
         return None
-    voices = [v.id for v in parse_voices(payload)]
-    return voices or None
+    return [v.id for v in voices] or None
 
 
 def format_table(results: list) -> str:

@@ -23,8 +23,8 @@ from voicegui.cli.args import (
     EXIT_USAGE,
     SPEED_HELP,
     KeyFileError,
-    add_api_key_file_argument,
     add_playback_arguments,
+    add_server_arguments,
     api_key_from,
     positive_float,
     safe_output,
@@ -59,13 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("speak", help="speak text through the audio device")
     sp.add_argument("text", help="text to speak")
-    sp.add_argument("--base-url", default=None,
-                    help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8880/v1 (default: the built-in "
-                         "offline voices, started for this run)")
-    sp.add_argument("--api-key", default=None,
-                    help="API key for --base-url (default: $OPENAI_API_KEY; the built-in voices need none); "
-                         "other local users can see it in ps: prefer $OPENAI_API_KEY or --api-key-file")
-    add_api_key_file_argument(sp)
+    add_server_arguments(sp)
     sp.add_argument("--model", default=None,
                     help=f"model id (default: {BUILTIN_MODEL} for the built-in voices, {REMOTE_MODEL} with --base-url)")
     sp.add_argument("--voice", default=None,
@@ -92,7 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
     from voicegui.cli.lineup import add_lineup_arguments
 
     add_lineup_arguments(lp)
-    add_api_key_file_argument(lp)
 
     vp = sub.add_parser("voices", help="list the voices (and with --models the models) a provider offers")
     from voicegui.cli.voices import add_voices_arguments

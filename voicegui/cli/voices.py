@@ -26,7 +26,7 @@ from voicegui.cli.args import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
-    add_api_key_file_argument,
+    add_server_arguments,
     positive_float,
     terminal_safe,
 )
@@ -35,13 +35,7 @@ from voicegui.providers import ModelInfo, ProviderError, VoiceList, list_models,
 
 
 def add_voices_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base-url", default=None,
-                   help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8880/v1 (default: the built-in "
-                        "offline voices, started for this run)")
-    p.add_argument("--api-key", default=None,
-                   help="API key for --base-url (default: $OPENAI_API_KEY; the built-in voices need none); "
-                        "other local users can see it in ps: prefer $OPENAI_API_KEY or --api-key-file")
-    add_api_key_file_argument(p)
+    add_server_arguments(p)
     p.add_argument("--model", default="",
                    help="the model the voices are for (OpenAI's Realtime models have fewer voices)")
     p.add_argument("--models", action="store_true", help="list the models too")
