@@ -21,11 +21,14 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from voicegui.crash import redact
 from voicegui.formats import PCM_RATES
 from voicegui.limits import MAX_PREBUFFER_MS, MAX_SPEED, MIN_SPEED
+
+if TYPE_CHECKING:  # imported where used: argument parsing must not start (or load) the offline engines
+    from voicegui.server.embedded import BuiltinServer
 
 # The process exit codes of every subcommand: 2 is argparse's own for a usage error.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -227,3 +230,16 @@ def safe_output() -> Iterator[None]:
         yield
     finally:
         sys.stdout, sys.stderr = old_out, old_err
+
+
+def start_builtin() -> tuple[BuiltinServer | None, str]:
+    """The built-in voices for this run (each engine loads on its first request, so only the voices asked for
+    cost anything), or None and one sentence why not. The caller stops it."""
+    from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
+
+    try:
+        return BuiltinServer(lazy=True), ""
+    except BuiltinUnavailable as exc:
+        return None, f"{exc}; or pass --base-url of an OpenAI-compatible server"
+    except (OSError, RuntimeError) as exc:
+        return None, f"cannot start the built-in voices: {exc}"

@@ -30,6 +30,7 @@ from voicegui.cli.args import (
     add_playback_arguments,
     add_server_arguments,
     speed_problem,
+    start_builtin,
 )
 from voicegui.formats import FORMATS
 
@@ -147,15 +148,9 @@ def run_lineup(args: argparse.Namespace) -> int:
     builtin = None
     try:
         if args.base_url is None:
-            from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
-
-            try:
-                builtin = BuiltinServer(lazy=True)  # engines load on their first request: only those asked for
-            except BuiltinUnavailable as exc:
-                _err(f"{exc}; or pass --base-url of an OpenAI-compatible server")
-                return EXIT_FAILED
-            except (OSError, RuntimeError) as exc:
-                _err(f"cannot start the built-in voices: {exc}")
+            builtin, problem = start_builtin()
+            if builtin is None:
+                _err(problem)
                 return EXIT_FAILED
             # The per-run token, never $OPENAI_API_KEY: the user's real key has no business on this server.
             target = Target(builtin.base_url, builtin.token, args.model or builtin.default_model, "builtin")

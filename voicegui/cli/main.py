@@ -29,6 +29,7 @@ from voicegui.cli.args import (
     positive_float,
     safe_output,
     speed_problem,
+    start_builtin,
     terminal_safe,
 )
 from voicegui.crash import redact
@@ -131,15 +132,9 @@ def run_speak(args: argparse.Namespace) -> int:
 
     builtin = None
     if args.base_url is None:
-        from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
-
-        try:
-            builtin = BuiltinServer(lazy=True)  # load only the engine of the voice asked for
-        except BuiltinUnavailable as exc:
-            print(f"voicegui: {exc}; or pass --base-url of an OpenAI-compatible server", file=sys.stderr)
-            return EXIT_FAILED
-        except (OSError, RuntimeError) as exc:
-            print(f"voicegui: cannot start the built-in voices: {exc}", file=sys.stderr)
+        builtin, problem = start_builtin()
+        if builtin is None:
+            print(f"voicegui: {problem}", file=sys.stderr)
             return EXIT_FAILED
         # The per-run token, never $OPENAI_API_KEY: the user's real key has no business on this server.
         base_url, api_key = builtin.base_url, builtin.token

@@ -28,6 +28,7 @@ from voicegui.cli.args import (
     EXIT_USAGE,
     add_server_arguments,
     positive_float,
+    start_builtin,
     terminal_safe,
 )
 from voicegui.crash import redact
@@ -84,15 +85,9 @@ def run_voices(args: argparse.Namespace, key: str | None) -> int:
     builtin = None
     api_key: str | None
     if args.base_url is None:
-        from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
-
-        try:
-            builtin = BuiltinServer(lazy=True)  # lists the voices without loading any engine
-        except BuiltinUnavailable as exc:
-            _err(f"{exc}; or pass --base-url of an OpenAI-compatible server")
-            return EXIT_FAILED
-        except (OSError, RuntimeError) as exc:
-            _err(f"cannot start the built-in voices: {exc}")
+        builtin, problem = start_builtin()
+        if builtin is None:
+            _err(problem)
             return EXIT_FAILED
         # The per-run token, never $OPENAI_API_KEY: the user's real key has no business on this server.
         base_url, api_key = builtin.base_url, builtin.token
