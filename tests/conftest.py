@@ -46,3 +46,20 @@ def artifacts_dir() -> Path:
     path = Path(__file__).resolve().parent.parent / "test-artifacts"
     path.mkdir(exist_ok=True)
     return path
+
+
+@pytest.fixture
+async def local_app():
+    """start(app) -> base URL of `app` served on 127.0.0.1 (tests/json_server.py); stopped after the test."""
+    from tests.json_server import start_app
+
+    runners = []
+
+    async def start(app) -> str:
+        runner, url = await start_app(app)
+        runners.append(runner)
+        return url
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

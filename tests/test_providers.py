@@ -8,12 +8,12 @@ import gzip
 import socket
 import time
 import zlib
-from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
 from aiohttp import web
 
+from tests.json_server import routes_app
 from tests.procstats import rss_mb
 from voicegui import providers as pv
 from voicegui.openai_models import SPEECH_VOICES, shutdown_notice
@@ -26,42 +26,14 @@ def builtin():
         yield srv
 
 
-async def serve(routes: dict[str, object], token: str | None = None) -> tuple[web.AppRunner, str]:
-    """A server answering GET <path> with the JSON given (a str: as an HTML page; an int: that status); 401
-    without `token`."""
-    async def handler(request: web.Request) -> web.Response:
-        if token and request.headers.get("Authorization") != f"Bearer {token}":
-            return web.json_response({"error": {"message": "Incorrect API key provided."}}, status=401)
-        body = routes[request.path]
-        if isinstance(body, int):
-            return web.json_response({"error": {"message": "nope"}}, status=body)
-        if isinstance(body, str):  # a web page where a list was expected
-            return web.Response(text=body, content_type="text/html")
-        return web.json_response(body)
-
-    app = web.Application()
-    for path in routes:
-        app.router.add_get(path, handler)
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    return runner, f"http://127.0.0.1:{port}/v1"
-
-
 @pytest.fixture
-async def make_server() -> AsyncIterator:
-    runners: list[web.AppRunner] = []
+def make_server(local_app):
+    """make(routes, token=None) -> base URL of tests.json_server.routes_app(routes, token) on 127.0.0.1."""
 
     async def make(routes, token=None) -> str:
-        runner, url = await serve(routes, token)
-        runners.append(runner)
-        return url
+        return await local_app(routes_app(routes, token))
 
-    yield make
-    for runner in runners:
-        await runner.cleanup()
+    return make
 
 
 def closed_port_url() -> str:
@@ -286,21 +258,15 @@ async def _hostile(make_raw_server, kind: str) -> str:
 
 
 @pytest.fixture
-async def make_raw_server() -> AsyncIterator:
-    runners: list[web.AppRunner] = []
+def make_raw_server(local_app):
+    """make(handler) -> base URL of a server whose GET /v1/models is `handler`."""
 
     async def make(handler) -> str:
         app = web.Application()
         app.router.add_get("/v1/models", handler)
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+        return await local_app(app)
 
-    yield make
-    for runner in runners:
-        await runner.cleanup()
+    return make
 
 
 @pytest.mark.parametrize("kind", ["gzip-bomb", "endless-json"])

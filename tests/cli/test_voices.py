@@ -10,12 +10,11 @@ import json
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
+from tests.json_server import routes_app
 from voicegui.server.embedded import BuiltinServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,28 +45,13 @@ def assert_one_error_line(err: str, *words: str) -> None:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator:
+def server(local_app):
     """make(routes) -> base URL: GET <path> answers the JSON given, 401 without the Bearer TOKEN."""
-    runners: list[web.AppRunner] = []
 
     async def make(routes: dict[str, object]) -> str:
-        async def handler(request: web.Request) -> web.Response:
-            if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-                return web.json_response({"error": {"message": "Incorrect API key provided."}}, status=401)
-            return web.json_response(routes[request.path])
+        return await local_app(routes_app(routes, TOKEN))
 
-        app = web.Application()
-        for path in routes:
-            app.router.add_get(path, handler)
-        runner = web.AppRunner(app, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
-
-    yield make
-    for runner in runners:
-        await runner.cleanup()
+    return make
 
 
 KOKORO_LIKE = {
