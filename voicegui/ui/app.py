@@ -4,9 +4,12 @@ Threads: everything here runs on the main thread, which is both the Qt GUI threa
 thread (qasync runs asyncio on top of Qt's event loop). The streaming core's fetch/decode tasks run on that
 loop; the PortAudio callback thread is started and stopped by the stream package, never touched here.
 
-The built-in voices (voicegui.server.embedded.BuiltinServer) start once per run, in a worker thread (loading
-the engines takes ~1 s) while the window is already shown; the window gets the server when it is up. The
-server runs on its own thread; it is stopped (in a worker thread: it joins) after the window has closed.
+The built-in voices (voicegui.server.embedded.BuiltinServer) start once per run, after the window is shown:
+the server with lazy engines in a worker thread (its voices are listed at once), then only the default voice's
+engine is loaded, in another worker thread (~0.5 s); the window is told when each step is done (set_builtin,
+then set_builtin_ready) and plays a Speak clicked meanwhile once the voices are ready. Other engines load on
+their first Speak. The server runs on its own thread; it is stopped (in a worker thread: it joins) after the
+window has closed.
 
 Shutdown: closing the window runs MainWindow's async close handler (it stops the current Speak, waits
 for the device to be released and saves the settings), then the built-in server stops, the main coroutine
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,18 +125,45 @@ def ensure_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-async def _start_builtin(window: MainWindow) -> BuiltinServer | None:
-    """Start the built-in server off the GUI thread and hand it to the window; None if it cannot run."""
-    from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
+def lazy_builtin_server() -> BuiltinServer:
+    """The built-in server with lazy engines: it lists every voice at once and loads none of the neural
+    models (each costs ~0.5 s and ~100-150 MB); blocks for the engines' probes and the server thread's start."""
+    from voicegui.server.embedded import BuiltinServer
+
+    return BuiltinServer(lazy=True)
+
+
+async def start_builtin(window: MainWindow,
+                        make_server: Callable[[], BuiltinServer] = lazy_builtin_server) -> BuiltinServer | None:
+    """Start the built-in server off the GUI thread, hand it to the window (its voices are listed at once), then
+    load the default voice's engine, also off the GUI thread, and tell the window the voices are ready (a Speak
+    queued meanwhile plays then). None if the server cannot run; the window is told why in one sentence."""
+    from voicegui.server.embedded import BuiltinUnavailable
+    from voicegui.server.engines.base import EngineError
+    from voicegui.ui.builtin_voices import load_engine, pending_engine
 
     try:
-        server = await asyncio.to_thread(BuiltinServer)
+        server = await asyncio.to_thread(make_server)
     except (BuiltinUnavailable, OSError, RuntimeError) as exc:
         log.warning("built-in voices unavailable: %s", exc)
-        window.set_builtin_error(f"The built-in voices are not available: {exc}")
+        window.set_builtin_error(f"The built-in voices are not available: {exc}. Choose another provider "
+                                 "under Voice, or install what the message names.")
         return None
+    if window.is_closing():
+        return server
+    window.set_builtin(server, ready=False)
+    engine = pending_engine(server, server.default_voice)
+    if engine is not None:
+        try:
+            await asyncio.to_thread(load_engine, engine)
+        except EngineError as exc:
+            log.warning("default built-in voice unavailable: %s", exc)
+            if not window.is_closing():
+                window.set_builtin_error(f"The built-in voice {server.default_voice!r} could not be loaded "
+                                         f"({exc}); choose another voice under Voice.")
+            return server
     if not window.is_closing():
-        window.set_builtin(server)
+        window.set_builtin_ready()
         # Smoke checks (CI's fresh-root `make run`) wait for this line: the default voice can speak now.
         log.info("built-in voices ready")
     return server
@@ -174,7 +205,7 @@ async def _main_window_session() -> int:
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(200)
     window.show()
-    builtin_task = asyncio.ensure_future(_start_builtin(window))
+    builtin_task = asyncio.ensure_future(start_builtin(window))
     # Built once per process (the CA store, ~19 ms): off the GUI thread now rather than in the first Speak.
     tls_task = asyncio.ensure_future(asyncio.to_thread(warm_tls_context))
     log.info("voicegui ready")

@@ -19,7 +19,12 @@ window's Stop (and Esc) stops whatever plays and is enabled while the player is 
 
 The built-in server (BuiltinServer) is started and stopped by ui/app.py; the window only reads its
 URL/token and sets its ``shaping`` from the network simulator (a plain attribute swap, read by the
-server's thread once per request).
+server's thread once per request). The app tells the window when the server is up (set_builtin: its voices
+are listed) and when the default voice is loaded (set_builtin_ready). A Speak through the built-in provider
+before that is queued ("Loading voices… will speak when ready"; Stop cancels it) and started then with the
+options shown at that moment; a failure to start the voices drops it with the reason. A voice whose engine
+has not loaded yet (the server loads engines lazily) is loaded in a worker thread before its Speak starts,
+with "Loading <engine> voice…" shown meanwhile (ui/builtin_voices.py).
 
 The API key lives in its line edit, the KeyStore (keyring or memory) and the request object of the running
 Speak: it is never logged, written to the settings file or shown.
@@ -44,17 +49,19 @@ from qasync import asyncSlot
 from voicegui import settings as settings_mod
 from voicegui.features.history import HistoryError, history_hook, open_store
 from voicegui.providers import BUILTIN
+from voicegui.server.engines.base import EngineError
 from voicegui.settings import KeyStore, Settings
 from voicegui.stream.player import Playback, Player, PlayerState
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.ui.ab_panel import ABPanel
 from voicegui.ui.banner import ErrorBanner
+from voicegui.ui.builtin_voices import load_engine, pending_engine
 from voicegui.ui.history_panel import MB, HistoryPanel
 from voicegui.ui.layout import SidePane, column, scrolled, side_by_side
 from voicegui.ui.lineup_panel import LineupPanel
 from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel
 from voicegui.ui.plots import LivePlots
-from voicegui.ui.provider_panel import ProviderPanel
+from voicegui.ui.provider_panel import BUILTIN_STARTING, ProviderPanel
 from voicegui.ui.safe_text import PlainLabel
 from voicegui.ui.speak_options import replay_options, speak_options
 from voicegui.ui.status import outcome, started_message
@@ -64,6 +71,9 @@ from voicegui.ui.transcript_box import TranscriptBox
 log = logging.getLogger(__name__)
 
 WINDOW_KINDS = ("speak", "replay")  # Playbacks the window itself started (the panels report their own)
+SPEAK_LABEL = "&Speak"
+QUEUED_LABEL = "Waiting for voices…"
+QUEUED_STATUS = "Loading voices… will speak when ready"
 
 
 class MainWindow(QMainWindow):
@@ -83,6 +93,12 @@ class MainWindow(QMainWindow):
         self._released = False  # shutdown() finished: the device is free, closing is immediate
         self._closed_emitted = False
         self._builtin: Any = None
+        self._builtin_ready = False  # the default built-in voice can speak (set_builtin_ready)
+        self._builtin_failed = False  # the built-in voices will not become ready (set_builtin_error)
+        self._queued = False  # a Speak clicked before the built-in voices were ready waits for them
+        self._queued_task: asyncio.Future[None] | None = None
+        self._loading_engine: str | None = None  # an engine loading for the next Speak ("piper")
+        self._speak_generation = 0  # Stop increments it: a Speak waiting for an engine's load is dropped
         loaded = settings_mod.load()
         self.settings: Settings = loaded.settings
         self.keys = keys or KeyStore()
@@ -157,16 +173,37 @@ class MainWindow(QMainWindow):
             self.show_error(" ".join(start_up))
 
     # --- built-in server, settings --------------------------------------------------------------------
-    def set_builtin(self, server: Any) -> None:
-        """The app's BuiltinServer runs: offer its voices; the simulator now drives its shaping."""
+    def set_builtin(self, server: Any, ready: bool = True) -> None:
+        """The app's BuiltinServer runs: offer its voices; the simulator now drives its shaping. `ready`: its
+        default voice can speak already (else set_builtin_ready() follows once it can)."""
         self._builtin = server
         self.provider_panel.set_builtin(server)
         self._apply_shaping(self.network.shaping())
+        if ready:
+            self.set_builtin_ready()
         self._update_speak_enabled()
 
+    def set_builtin_ready(self) -> None:
+        """The default built-in voice is loaded: a queued Speak starts now, a "still starting" error goes."""
+        self._builtin_ready = True
+        if BUILTIN_STARTING in self.banner.text():  # said by a tab (line-up, A/B) before: no longer true
+            self.banner.hide()
+            if BUILTIN_STARTING in self.status_line.text():
+                self.set_status("Ready")
+        if self._queued:
+            self._queued = False
+            self._update_speak_enabled()
+            self._queued_task = asyncio.ensure_future(self._play_queued())
+
     def set_builtin_error(self, message: str) -> None:
+        """The built-in voices did not start (or their default voice did not load): a queued Speak is dropped
+        and `message` shown; the voices listed, if any, stay usable."""
+        self._builtin_failed = self._builtin is None
+        self._builtin_ready = self._builtin is not None
         self.provider_panel.set_builtin_error(message)
-        if self.provider_panel.provider_id() == BUILTIN:
+        queued, self._queued = self._queued, False
+        self._update_speak_enabled()
+        if queued or self.provider_panel.provider_id() == BUILTIN:
             self.show_error(message)
 
     def _apply_shaping(self, shaping: Any) -> None:
@@ -216,12 +253,27 @@ class MainWindow(QMainWindow):
         cur = self.player.current
         return cur if cur is not None and cur.kind in WINDOW_KINDS else None
 
+    def is_builtin_ready(self) -> bool:
+        """The built-in voices can speak (or failed to: then a Speak through them says why at once)."""
+        return self._builtin_ready
+
+    def is_queued(self) -> bool:
+        """A Speak waits for the built-in voices to be ready."""
+        return self._queued
+
     def _update_speak_enabled(self) -> None:
         lineup = getattr(self, "lineup_panel", None)  # None while the window is being built
+        waiting = self._queued or self._loading_engine is not None
         self.text_panel.update_state(
-            can_start=self.player.state is not PlayerState.STARTING and not self._closing,
+            can_start=self.player.state is not PlayerState.STARTING and not self._closing and not waiting,
             # Stop stays usable between a line-up's voices, while the player is idle for a moment.
-            can_stop=self.player.is_busy() or (lineup is not None and lineup.is_running()))
+            can_stop=self.player.is_busy() or (lineup is not None and lineup.is_running()) or waiting)
+        if self._queued:
+            self.speak_button.setText(QUEUED_LABEL)
+        elif self._loading_engine is not None:
+            self.speak_button.setText(f"Loading {self._loading_engine} voice…")
+        else:
+            self.speak_button.setText(SPEAK_LABEL)
 
     def set_status(self, text: str) -> None:
         self.status_line.setText(text)
@@ -230,8 +282,51 @@ class MainWindow(QMainWindow):
     @asyncSlot()
     async def speak(self) -> None:
         """Stop whatever is playing, then start one new Speak (the newest click wins)."""
-        if self._closing or self.text_panel.block_reason() is not None:
+        if self._closing or self.text_panel.block_reason() is not None or self._queued:
             return
+        if self._waits_for_builtin():
+            self._queued = True
+            self.banner.hide()
+            self.set_status(QUEUED_STATUS)
+            self._update_speak_enabled()
+            return
+        await self._speak_now()
+
+    def _waits_for_builtin(self) -> bool:
+        """The built-in provider is chosen and its voices are still starting (not failed: that is shown)."""
+        return (self.provider_panel.provider_id() == BUILTIN and not self._builtin_ready
+                and not self._builtin_failed)
+
+    async def _play_queued(self) -> None:
+        """The voices are ready: the queued Speak, with the text and choices shown now."""
+        reason = self.text_panel.block_reason()
+        if self._closing:
+            return
+        if reason is not None:  # the text was emptied while it waited
+            self.set_status(reason)
+            return
+        await self._speak_now()
+
+    async def _speak_now(self) -> None:
+        """Start a Speak; a built-in voice whose engine has not loaded yet is loaded first, visibly."""
+        generation = self._speak_generation
+        engine = (pending_engine(self._builtin, self.provider_panel.voice_id())
+                  if self.provider_panel.provider_id() == BUILTIN and self._builtin is not None else None)
+        if engine is not None:
+            self._loading_engine = engine.name
+            self.set_status(f"Loading {engine.name} voice…")
+            self._update_speak_enabled()
+            try:
+                await asyncio.to_thread(load_engine, engine)
+            except EngineError as exc:
+                self.show_error(f"The {engine.name} voices could not be loaded ({exc}); choose another voice "
+                                "under Voice.")
+                return
+            finally:
+                self._loading_engine = None
+                self._update_speak_enabled()
+            if self._closing or generation != self._speak_generation:
+                return  # Stop was pressed while it loaded
         await self._start(lambda: self.speak_options(), kind="speak")
 
     @asyncSlot(str)
@@ -290,7 +385,13 @@ class MainWindow(QMainWindow):
 
     @asyncSlot()
     async def stop(self) -> None:
-        """Stop speaking now (the line-up and A/B too); any Speak still waiting to start is abandoned."""
+        """Stop speaking now (the line-up and A/B too); any Speak still waiting to start is abandoned (one queued
+        for the built-in voices, or waiting for its engine to load, too)."""
+        self._speak_generation += 1
+        if self._queued or self._loading_engine is not None:
+            self._queued = False
+            self.set_status("Stopped: the Speak that waited for the voices will not play.")
+            self._update_speak_enabled()
         await self.player.stop()
 
     # --- what the line-up and A/B panels use (lineup_panel.PlayerHost) -----------------------------------
@@ -333,6 +434,7 @@ class MainWindow(QMainWindow):
         if self._released:
             return
         self._closing = True
+        self._queued = False
         self.provider_panel.close_panel()
         self.plots.timer.stop()
         self.ttfa.timer.stop()

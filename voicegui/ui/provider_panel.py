@@ -71,6 +71,10 @@ def combo_voice_id(combo: QComboBox) -> str:
 
 log = logging.getLogger(__name__)
 
+# What a Speak through the built-in provider gets before the server is up (the window queues its own Speak
+# instead; the line-up and A/B tabs show this). The window clears it once the voices are ready.
+BUILTIN_STARTING = "The built-in voices are still starting; try again in a moment."
+
 
 def _buddy(text: str, widget: QWidget) -> QLabel:
     """A form label whose mnemonic (Alt+letter) focuses `widget`; QFormLayout only sets buddies itself
@@ -253,8 +257,7 @@ class ProviderPanel(QGroupBox):
         pid = self.provider_id()
         if pid == pv.BUILTIN:
             if self._builtin is None:
-                raise ValueError(self._builtin_error
-                                 or "The built-in voices are still starting; try again in a moment.")
+                raise ValueError(self._builtin_error or BUILTIN_STARTING)
             return self._builtin.base_url, self._builtin.token
         url = self.base_url.text().strip()
         if not url:
