@@ -1,0 +1,24 @@
+"""The start-up harness (voicegui/ui/startup_bench.py) on one real launch of the window: it reads when the
+window was shown and the default voice ready from the app's log, and the idle memory from /proc. No figure
+is asserted against a goal (machines are noisy): only that each was measured, in the order they happen."""
+
+from __future__ import annotations
+
+from voicegui.ui.startup_bench import launch_once, summarize
+
+
+def test_one_launch_is_measured(monkeypatch, tmp_path):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    row = launch_once(idle_s=0.0)
+    assert row["error"] is None, row
+    assert 0 < row["window_s"] <= row["voices_s"]
+    assert row["rss_mb"] > 0
+    table = summarize([row], 0.0)
+    assert "window shown" in table and "n/a" not in table
+
+
+def test_a_failed_run_is_reported_not_averaged():
+    rows = [{"window_s": 0.5, "voices_s": None, "rss_mb": None, "error": "built-in voices unavailable: x"}]
+    table = summarize(rows, 5.0)
+    assert "1 of 1 runs failed, first: built-in voices unavailable: x" in table
+    assert "| default voice ready (s after launch) | n/a |" in table

@@ -1,0 +1,145 @@
+"""How fast the window starts and how much memory it holds idle: `python -m voicegui.ui.startup_bench`.
+
+Each run launches the real app (`python -m voicegui -v`, the window on the Qt platform of this session, or
+`offscreen` when there is no display) with private settings and history directories, and reads its log as it
+comes: "voicegui ready" (the window is shown) and "built-in voices ready" (the default voice is loaded), in
+seconds after the launch on this process's time.monotonic(). Then it waits `--idle-s` and reads the
+process's resident memory (VmRSS in /proc, Linux only) and which built-in engines it logged, and ends the app
+with SIGINT (as Ctrl+C). Runs are sequential; the figures are medians with min-max, so run it on a quiet
+machine for the README.
+
+Threads: the main thread runs the launches; one reader thread per launch hands the child's log lines on
+(so a hung child is noticed by a timeout); the app runs in a child process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import TextIO
+
+log = logging.getLogger(__name__)
+
+WINDOW_READY = "voicegui ready"
+VOICES_READY = "built-in voices ready"
+GOALS = {"window_s": 1.0, "voices_s": 1.5, "rss_mb": 200.0}  # issue 17: shown, default voice ready, idle RSS
+LAUNCH_TIMEOUT_S = 60.0
+FAILURES = ("built-in voices unavailable", "default built-in voice unavailable")  # ui/app.py's warnings
+
+
+def _read_lines(stream: TextIO, out: queue.Queue[str | None]) -> None:
+    """Hand on each line of `stream`, then None at its end (runs in the reader thread)."""
+    for line in stream:
+        out.put(line)
+    out.put(None)
+
+
+def resident_mb(pid: int) -> float:
+    """The resident memory of process `pid` in MB (VmRSS); OSError if /proc does not have it."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise OSError(f"/proc/{pid}/status has no VmRSS line")
+
+
+def launch_once(idle_s: float, python: str = sys.executable) -> dict:
+    """One launch of the window: {"window_s", "voices_s", "rss_mb", "error"} (None for what did not happen)."""
+    row: dict = {"window_s": None, "voices_s": None, "rss_mb": None, "error": None}
+    with tempfile.TemporaryDirectory(prefix="voicegui-startup-") as tmp:
+        env = dict(os.environ, VOICEGUI_CONFIG_DIR=str(Path(tmp) / "config"),
+                   VOICEGUI_CACHE_DIR=str(Path(tmp) / "cache"))
+        if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY") or env.get("QT_QPA_PLATFORM")):
+            env["QT_QPA_PLATFORM"] = "offscreen"
+        started = time.monotonic()
+        proc = subprocess.Popen([python, "-m", "voicegui", "-v"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        assert proc.stderr is not None
+        lines: queue.Queue[str | None] = queue.Queue()
+        reader = threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True,
+                                  name="voicegui-startup-log")
+        reader.start()
+        try:
+            while True:  # the child's log, line by line as it is written
+                try:
+                    line = lines.get(timeout=max(0.0, started + LAUNCH_TIMEOUT_S - time.monotonic()))
+                except queue.Empty:
+                    row["error"] = f"no '{VOICES_READY}' within {LAUNCH_TIMEOUT_S:.0f} s"
+                    break
+                at = time.monotonic() - started
+                if line is None:
+                    row["error"] = f"the window exited with {proc.wait()} before '{VOICES_READY}'"
+                    break
+                if WINDOW_READY in line and row["window_s"] is None:
+                    row["window_s"] = at
+                elif VOICES_READY in line:
+                    row["voices_s"] = at
+                    break
+                elif any(failure in line for failure in FAILURES):
+                    row["error"] = line.strip()
+                    break
+            if proc.poll() is None:
+                time.sleep(idle_s)
+                row["rss_mb"] = resident_mb(proc.pid)
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    return row
+
+
+def _span(values: list[float], digits: int = 2) -> str:
+    if not values:
+        return "n/a"
+    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def summarize(rows: list[dict], idle_s: float) -> str:
+    """A Markdown table of the medians (min–max) against the goals."""
+    lines = ["| measure | median (min–max) | goal |", "|---|---|---|"]
+    names = {"window_s": "window shown (s after launch)", "voices_s": "default voice ready (s after launch)",
+             "rss_mb": f"resident memory {idle_s:.0f} s after the voices are ready (MB)"}
+    for key, name in names.items():
+        values = [r[key] for r in rows if r[key] is not None]
+        lines.append(f"| {name} | {_span(values, 0 if key == 'rss_mb' else 2)} | ≤ {GOALS[key]:g} |")
+    errors = [r["error"] for r in rows if r["error"]]
+    if errors:
+        lines.append(f"\n{len(errors)} of {len(rows)} runs failed, first: {errors[0]}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m voicegui.ui.startup_bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="launches, one after another (default: 5)")
+    parser.add_argument("--idle-s", type=float, default=5.0,
+                        help="seconds idle after the voices are ready before the memory is read (default: 5)")
+    parser.add_argument("--json", action="store_true", help="print the runs as JSON instead of the table")
+    args = parser.parse_args(argv)
+    if args.runs < 1 or args.idle_s < 0:
+        parser.error("--runs must be at least 1 and --idle-s not negative")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    rows = []
+    for run in range(args.runs):
+        row = launch_once(args.idle_s)
+        log.info("run %d: %s", run, row)
+        rows.append(row)
+    sys.stdout.write((json.dumps(rows, indent=1) if args.json else summarize(rows, args.idle_s)) + "\n")
+    return 0 if all(r["error"] is None for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
