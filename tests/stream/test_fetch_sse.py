@@ -188,3 +188,24 @@ async def test_plain_audio_instead_of_events_plays_and_says_so(local_app, caplog
 async def test_an_unknown_stream_format_is_a_programming_error(server):
     with pytest.raises(ValueError):
         await fetch_speech(_req(server.base_url, stream_format="websocket"), FetchMarks(), Collector())
+
+
+@pytest.mark.parametrize("error", [
+    {"message": "Unsupported value: 'stream_format' does not support 'sse' with this model.", "type":
+     "invalid_request_error", "param": "stream_format", "code": "unsupported_value"},
+    {"message": "stream_format sse is not supported for tts-1", "type": "invalid_request_error"},
+])
+async def test_a_model_that_refuses_sse_names_the_fix(local_app, error):
+    async def handler(request: web.Request) -> web.Response:
+        return web.json_response({"error": error}, status=400)
+
+    app = web.Application()
+    app.router.add_post("/v1/audio/speech", handler)
+    url = await local_app(app)
+    exc, _, _ = await _fail(_req(url))
+    assert exc.kind == "bad_request" and exc.status == 400
+    assert "refused stream format 'sse' for model 'tts-1'" in str(exc) and "--stream-format audio" in str(exc)
+    assert error["message"] in str(exc)
+    # The same refusal of a plain request is the ordinary message.
+    exc, _, _ = await _fail(_req(url, stream_format="audio"))
+    assert "refused the request as invalid" in str(exc)

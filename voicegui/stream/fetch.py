@@ -213,6 +213,12 @@ def as_sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
+def _about_stream_format(exc: openai.APIStatusError, server: str | None) -> bool:
+    """Whether a refusal names stream_format (OpenAI's `param`, or the server's words)."""
+    return getattr(exc, "param", None) == "stream_format" or "stream_format" in (server or "") \
+        or "sse" in (server or "").lower().split()
+
+
 def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     status = exc.status_code
     server = _server_message(exc)
@@ -231,6 +237,10 @@ def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
         else:
             what = f"model '{req.model}' or voice '{req.voice}'"
         kind, msg = "not_found", f"The server at {where} does not know {what} (HTTP 404)."
+    elif status in (400, 422) and req.stream_format == "sse" and _about_stream_format(exc, server):
+        kind, msg = "bad_request", (f"The server at {where} refused stream format 'sse' for model '{req.model}' "
+                                    f"(HTTP {status}); use stream format 'audio' (--stream-format audio), or a "
+                                    "model that streams events (OpenAI: gpt-4o-mini-tts or newer, not tts-1).")
     elif status in (400, 422):
         kind, msg = "bad_request", f"The server at {where} refused the request as invalid (HTTP {status})."
     elif status == 429:
