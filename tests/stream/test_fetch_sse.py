@@ -209,3 +209,13 @@ async def test_a_model_that_refuses_sse_names_the_fix(local_app, error):
     # The same refusal of a plain request is the ordinary message.
     exc, _, _ = await _fail(_req(url, stream_format="audio"))
     assert "refused the request as invalid" in str(exc)
+
+
+async def test_endless_events_without_audio_are_refused(local_app):
+    from voicegui.stream.sse import MAX_BYTES_WITHOUT_AUDIO_EVENTS
+
+    keepalive = b": keep-alive\n" * 4096 + b'data: {"type":"speech.audio.progress"}\n\n'
+    pieces = [_delta(b"\x01\x00")] + [keepalive] * (MAX_BYTES_WITHOUT_AUDIO_EVENTS // len(keepalive) + 2)
+    exc, _, col = await _fail(_req(await _events_server(local_app, pieces)))
+    assert exc.kind == "protocol" and "of events without any audio in them" in str(exc)
+    assert col.data == b"\x01\x00"

@@ -30,6 +30,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from voicegui.limits import MAX_BYTES_WITHOUT_AUDIO
 from voicegui.speech_sse import CONTENT_TYPE, DELTA, DONE, ERROR
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 # 4 MiB leaves room for a server that sends a whole mp3 in one event and still bounds what a server can make
 # us hold.
 MAX_EVENT_BYTES = 4 * 1024 * 1024
+# Event-stream bytes with no audio in them (keep-alive comments, events of other types, a delta's own bytes)
+# before the stream is declared not playable, as the decoders do for a body: one whole delta event may take
+# MAX_EVENT_BYTES, and no honest server sends a megabyte of anything else first.
+MAX_BYTES_WITHOUT_AUDIO_EVENTS = MAX_EVENT_BYTES + MAX_BYTES_WITHOUT_AUDIO
 
 DELTA_TYPES = (DELTA,)
 DONE_TYPES = (DONE,)
@@ -218,6 +223,7 @@ class SpeechEvents:
         self.usage: dict[str, Any] | None = None
         self._unknown: set[str] = set()
         self._failed: SseError | None = None
+        self._without_audio = 0  # bytes fed since the last audio came out
 
     def _raise_failure(self) -> None:
         if self._failed is not None:
@@ -228,7 +234,12 @@ class SpeechEvents:
         """The audio these bytes complete, one bytes per delta event. A problem raises SseError; when audio
         came before it in the same bytes, that audio is returned first and the error raised on the next call."""
         self._raise_failure()
-        return self._handle(self.parser.feed(chunk))
+        audio = self._handle(self.parser.feed(chunk))
+        self._without_audio = 0 if audio else self._without_audio + len(chunk)
+        if self._without_audio > MAX_BYTES_WITHOUT_AUDIO_EVENTS and not self.done:
+            raise SseError("protocol", f"The server at {self.where} sent {_size(self._without_audio)} of events "
+                                       f"without any audio in them; {FIX}.")
+        return audio
 
     def end(self) -> list[bytes]:
         """The body has ended: the audio of an event whose closing blank line never came (see
