@@ -83,7 +83,6 @@ class SpeechRequest:
     stream_format: str = "audio"
 
 
-
 @dataclass
 class FetchMarks:
     """time.monotonic() marks, filled in as they happen (None until then), and the response's headers (names in

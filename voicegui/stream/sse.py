@@ -4,17 +4,22 @@ OpenAI's /v1/audio/speech with `stream_format: "sse"` (gpt-4o-mini-tts and newer
 and vLLM-Omni answer `text/event-stream` whose events carry JSON:
     data: {"type": "speech.audio.delta", "audio": "<base64 of the requested response_format>"}
     data: {"type": "speech.audio.done", "usage": {"input_tokens": .., "output_tokens": .., "total_tokens": ..}}
-and, from some servers, `{"type": "speech.audio.error", "error": {"message": ..}}`. Variants seen: `audio_data`
-for `audio`, `token_usage` for `usage`, the type only on the `event:` line, `data: [DONE]` as the end.
+and, from some servers, `{"type": "speech.audio.error", "error": {"message": ..}}`. Variants accepted:
+`audio_data` for `audio` and `token_usage` for `usage` (both reported of compatible servers), and, as the
+event-stream format allows them, the type only on the `event:` line and `data: [DONE]` as the end. Events of
+other types (transcripts, progress) carry no audio: logged once per type and skipped.
 
 `SseParser` does the framing of the WHATWG event-stream format on bytes as they arrive: lines may be split
 across chunks anywhere (even between the CR and LF of a CRLF), end in LF, CRLF or CR; `:` comments, `event:`,
 `id:`, `retry:` and multi-line `data:` are handled. A line or an event's data longer than `MAX_EVENT_BYTES` is
-an error, so a hostile server cannot grow memory without bound.
+an error, so a hostile server cannot grow memory without bound; so is more than
+`MAX_BYTES_WITHOUT_AUDIO_EVENTS` of events without audio, so it cannot keep a Speak busy forever either.
 
 `SpeechEvents` turns those events into audio bytes: one delta event gives one bytes object (so the caller's
-on_chunk, and the buffer plot's arrival marks, see one call per event), and `finish()` says whether the stream
-ended with its done event (else it was cut) and returns the usage it reported. Every problem is an
+on_chunk, and the buffer plot's arrival marks, see one call per event); `end()` gives the audio of a last event
+the end of the body left open, and `finish()` says whether the stream ended with its done event (else it was
+cut) and returns the usage it reported. Audio that came before a problem in the same bytes is handed out first
+and the problem raised on the next call, so what arrived still plays. Every problem is an
 `SseError` whose `kind` matches `fetch.FetchError`'s kinds and whose text is one sentence; `fetch.py` turns it
 into a FetchError (this module is below fetch.py so that fetch.py can import it without a cycle).
 
