@@ -101,7 +101,7 @@ async def test_default_format_is_mp3(server):
     ({"model": None}, 400, "model", "missing_required_parameter"),
     ({"voice": None}, 400, "voice", "missing_required_parameter"),
     ({"instructions": 5}, 400, "instructions", "invalid_value"),
-    ({"stream_format": "sse"}, 400, "stream_format", "unsupported_value"),
+    ({"stream_format": "websocket"}, 400, "stream_format", "invalid_value"),
 ])
 async def test_bad_requests_get_openai_errors(server, over, status, param, code):
     got, data, ctype = await _post(server.base_url, _body(**over))

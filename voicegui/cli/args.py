@@ -120,6 +120,16 @@ def add_playback_arguments(p: argparse.ArgumentParser) -> None:
                         "response headers announce, else 24000; Piper voices: 22050)")
 
 
+def add_stream_format_argument(p: argparse.ArgumentParser) -> None:
+    """--stream-format, for the subcommands that pass it on to their SpeechRequest (speak)."""
+    from voicegui.speech_sse import STREAM_FORMATS
+
+    p.add_argument("--stream-format", default="audio", choices=STREAM_FORMATS,
+                   help="how the server streams the audio: 'audio' (the body is the audio, every server) or "
+                        "'sse' (server-sent events carrying it: OpenAI's gpt-4o-mini-tts and newer, not tts-1; "
+                        "speaches, vLLM-Omni, the built-in voices). Default: audio")
+
+
 # --- the API key ------------------------------------------------------------------------------------------------
 
 KEY_ENV = "OPENAI_API_KEY"

@@ -25,6 +25,7 @@ from voicegui.cli.args import (
     KeyFileError,
     add_playback_arguments,
     add_server_arguments,
+    add_stream_format_argument,
     api_key_from,
     positive_float,
     safe_output,
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print one JSON object of metrics on stdout")
     sp.add_argument("--out", type=Path, default=None, help="write what was played to this WAV file")
     add_playback_arguments(sp)
+    add_stream_format_argument(sp)
 
     sv = sub.add_parser("serve", help="run the built-in OpenAI-compatible speech server")
     from voicegui.cli.serve import add_serve_arguments
@@ -156,7 +158,7 @@ def run_speak(args: argparse.Namespace) -> int:
         request = SpeechRequest(
             base_url=base_url, api_key=api_key, model=model, voice=voice, text=pieces[0],
             response_format=args.format, speed=args.speed, instructions=args.instructions,
-            chunk_bytes=args.chunk_bytes, timeout_s=args.timeout_s,
+            chunk_bytes=args.chunk_bytes, timeout_s=args.timeout_s, stream_format=args.stream_format,
         )
         options = SpeakOptions(
             request=request, continuation=tuple(dataclasses.replace(request, text=p) for p in pieces[1:]),
@@ -181,7 +183,14 @@ def run_speak(args: argparse.Namespace) -> int:
     if args.out is not None:
         write_wav(args.out, session.played_audio, session.sample_rate or 24000)
     if args.json:
-        print(redact(json.dumps(metrics.to_json_dict())))  # json escapes control characters itself
+        data = metrics.to_json_dict()
+        fm = session.fetch_marks
+        # What the server reported in its speech.audio.done event (sse only), for the first request of a text
+        # long enough to be split (the later requests' marks are not kept).
+        data.update(stream_format=args.stream_format, usage=fm.usage, sse_ignored=fm.sse_ignored)
+        if len(pieces) > 1:
+            data["usage_covers"] = f"request 1 of {len(pieces)}"
+        print(redact(json.dumps(data)))  # json escapes control characters itself
     if metrics.format_warning:
         print(f"voicegui: {terminal_safe(metrics.format_warning)}", file=sys.stderr)
     if metrics.pcm_rate_source == "assumed" and builtin is None and not is_openai_url(base_url):

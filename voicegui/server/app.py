@@ -1,8 +1,12 @@
 """The built-in OpenAI-compatible speech server (aiohttp), meant for 127.0.0.1 only.
 
 Routes:
-- POST /v1/audio/speech   JSON {model, input, voice, response_format=mp3, speed=1, instructions?} ->
-                          chunked audio in the requested format, encoded while the engine synthesises.
+- POST /v1/audio/speech   JSON {model, input, voice, response_format=mp3, speed=1, instructions?,
+                          stream_format=audio} -> chunked audio in the requested format, encoded while the
+                          engine synthesises; with stream_format "sse" the same audio as text/event-stream
+                          events (speech_sse.py: one speech.audio.delta per encoder output, then
+                          speech.audio.done with a usage; an engine failure mid-stream is a speech.audio.error
+                          event instead of a cut body).
 - GET  /v1/models         {"object": "list", "data": [{"id", "object": "model", "owned_by"}]}
 - GET  /v1/audio/voices   {"voices": [{"id", "name", "language", "engine"}]}
 Errors are OpenAI-shaped: {"error": {"message", "type", "param", "code"}} with the matching status.
@@ -48,6 +52,7 @@ from typing import Any
 
 from aiohttp import web
 
+from voicegui import speech_sse as sse
 from voicegui.formats import FORMATS
 from voicegui.limits import MAX_SPEED, MIN_SPEED
 from voicegui.server.encode import StreamingEncoder
@@ -235,12 +240,13 @@ def _validate(body: Any, engine: Engine) -> dict[str, Any]:
     if instructions is not None:
         _check_text(instructions, "instructions")
     stream_format = body.get("stream_format")
-    if stream_format not in (None, "audio"):
-        # SSE streaming is not offered; say so rather than send audio the client will not expect.
-        raise _BadRequest(400, f"Unsupported value for 'stream_format': {_shown(stream_format)}. Only 'audio' is "
-                               "supported.", "stream_format", "unsupported_value")
+    if stream_format is None:
+        stream_format = "audio"
+    if stream_format not in sse.STREAM_FORMATS:
+        raise _BadRequest(400, f"Invalid value for 'stream_format': {_shown(stream_format)}. Supported values are: "
+                               f"{', '.join(repr(f) for f in sse.STREAM_FORMATS)}.", "stream_format", "invalid_value")
     return {"model": model, "input": text, "voice": voice, "format": fmt, "speed": float(speed),
-            "instructions": instructions}
+            "instructions": instructions, "stream_format": stream_format}
 
 
 class _Writer:
@@ -377,7 +383,8 @@ async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
 
     encoder = StreamingEncoder(req["format"], engine.sample_rate)
     gen = engine.synthesize(req["input"], req["voice"], req["speed"])
-    headers = {"Content-Type": encoder.content_type, "Cache-Control": "no-cache"}
+    events = req["stream_format"] == "sse"
+    headers = {"Content-Type": sse.CONTENT_TYPE if events else encoder.content_type, "Cache-Control": "no-cache"}
     if req["format"] == "pcm":
         headers["X-Sample-Rate"] = str(engine.sample_rate)  # raw pcm carries no header: say what it is
     resp = web.StreamResponse(status=200, headers=headers)
@@ -396,14 +403,18 @@ async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
             await writer.cut()
             return resp
         sr = engine.sample_rate
+        # As events, each encoder output is one delta (none for an empty one); shaping applies to the event bytes.
+        wrap = _delta if events else bytes
         block = first
         while block is not None and not writer.cut_done:
             data = encoder.encode(block)
-            await writer.send(data, encoder.samples_in / sr)
+            await writer.send(wrap(data), encoder.samples_in / sr)
             block = await anext(gen, None)
         if writer.cut_done:
             return resp
-        await writer.send(encoder.finish(), encoder.samples_in / sr)
+        await writer.send(wrap(encoder.finish()), encoder.samples_in / sr)
+        if events and not writer.cut_done:
+            await writer.send(sse.done_event(_usage(req["input"], encoder.samples_in / sr)), writer.audio_t)
         if writer.cut_done:
             return resp
         try:
@@ -417,15 +428,33 @@ async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
         log.info("speech request %d: client disconnected after %d bytes", rec.id, rec.bytes_sent)
         return resp
     except EngineError as exc:
-        # Mid-stream failure: the only honest signal left is to end the body early.
+        # Mid-stream failure: audio can only end the body early; events can say why, as an error event.
         rec.error = str(exc)
         log.warning("speech request %d: engine failed mid-stream: %s", rec.id, exc)
-        if writer is not None:
+        if writer is not None and events and not writer.cut_done:
+            try:
+                await writer.send(sse.error_event(f"The speech engine failed: {exc}", "engine_error"), writer.audio_t)
+                if not writer.cut_done:
+                    await resp.write_eof()
+            except _ClientGone:
+                rec.client_disconnected = True
+        elif writer is not None:
             await writer.cut()
         return resp
     finally:
         await gen.aclose()
         encoder.close()
+
+
+def _delta(data: bytes) -> bytes:
+    return sse.delta_event(data) if data else b""
+
+
+def _usage(text: str, audio_s: float) -> dict[str, int]:
+    """The done event's usage. This server has no tokenizer: it counts input characters as input tokens and
+    one output token per 20 ms of audio, so the numbers are stable and grow with the work, nothing more."""
+    out = round(audio_s * 50)
+    return {"input_tokens": len(text), "output_tokens": out, "total_tokens": len(text) + out}
 
 
 async def _read_body(request: web.Request) -> str:

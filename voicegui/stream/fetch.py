@@ -6,6 +6,12 @@ on_chunk is awaited nothing more is read from the socket, which is how the calle
 (TCP flow control then slows the server). Every failure comes out as one `FetchError` whose `kind` says what
 went wrong and whose text is a sentence a user can act on.
 
+`SpeechRequest.stream_format == "sse"` asks the same endpoint for Server-Sent Events (`stream_format: "sse"`
+in the body): the events are read by `stream/sse.py` and each event's decoded audio is one on_chunk call, so
+everything after the fetch is the same as for a plain audio body. Usage from the done event lands in
+`FetchMarks.usage`; an error event, a stream without its done event (kind 'cut'), bad JSON or base64 are
+FetchErrors; a server that answers with plain audio instead is played as such (`FetchMarks.sse_ignored`).
+
 Measured with openai 3.57 / httpx2 2.16 against the built-in server (tests/stream/test_fetch.py):
 - `iter_bytes(None)` does not buffer: its ByteChunker passes each socket read straight through, so each
   server write arrives as its own chunk. `iter_bytes(N)` holds bytes back until N have arrived: a latency
@@ -53,6 +59,9 @@ from typing import Any, cast
 import httpx2
 import openai
 
+from voicegui.speech_sse import STREAM_FORMATS
+from voicegui.stream.sse import SpeechEvents, SseError, is_event_stream
+
 log = logging.getLogger(__name__)
 
 
@@ -70,6 +79,8 @@ class SpeechRequest:
     instructions: str | None = None
     chunk_bytes: int | None = None
     timeout_s: float = 30.0
+    # "audio": the body is the audio; "sse": Server-Sent Events carrying it in base64 (see stream/sse.py).
+    stream_format: str = "audio"
 
 
 @dataclass
@@ -81,6 +92,10 @@ class FetchMarks:
     headers: float | None = None
     first_byte: float | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    # stream_format "sse" only: the usage the done event reported (as the server sent it, e.g. input_tokens,
+    # output_tokens, total_tokens), and whether the server answered with plain audio instead of events.
+    usage: dict[str, Any] | None = None
+    sse_ignored: bool = False
 
 
 class FetchError(Exception):
@@ -197,6 +212,12 @@ def as_sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
+def _about_stream_format(exc: openai.APIStatusError, server: str | None) -> bool:
+    """Whether a refusal names stream_format (OpenAI's `param`, or the server's words)."""
+    return getattr(exc, "param", None) == "stream_format" or "stream_format" in (server or "") \
+        or "sse" in (server or "").lower().split()
+
+
 def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     status = exc.status_code
     server = _server_message(exc)
@@ -215,6 +236,10 @@ def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
         else:
             what = f"model '{req.model}' or voice '{req.voice}'"
         kind, msg = "not_found", f"The server at {where} does not know {what} (HTTP 404)."
+    elif status in (400, 422) and req.stream_format == "sse" and _about_stream_format(exc, server):
+        kind, msg = "bad_request", (f"The server at {where} refused stream format 'sse' for model '{req.model}' "
+                                    f"(HTTP {status}); use stream format 'audio' (--stream-format audio), or a "
+                                    "model that streams events (OpenAI: gpt-4o-mini-tts or newer, not tts-1).")
     elif status in (400, 422):
         kind, msg = "bad_request", f"The server at {where} refused the request as invalid (HTTP {status})."
     elif status == 429:
@@ -267,14 +292,29 @@ def warm_tls_context() -> None:
         log.warning("could not load the TLS certificates: %s", exc)
 
 
+def _event_reader(req: SpeechRequest, marks: FetchMarks) -> SpeechEvents | None:
+    """The event reader for an sse response, None when the body is the audio itself. A server that ignores
+    stream_format and sends audio is played as it is (and says so in the log and in `marks.sse_ignored`)."""
+    if req.stream_format != "sse":
+        return None
+    if is_event_stream(marks.response_headers):
+        return SpeechEvents(req.base_url)
+    marks.sse_ignored = True
+    log.warning("the server at %s ignored stream_format 'sse' and sent %s: playing it as audio", req.base_url,
+                marks.response_headers.get("content-type") or "a body without a Content-Type")
+    return None
+
+
 async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[[bytes], Awaitable[None]]) -> int:
-    """Stream one speech response into `on_chunk`; return the number of body bytes delivered.
+    """Stream one speech response into `on_chunk`; return the number of audio bytes delivered.
 
     Raises FetchError on every network/HTTP failure (after delivering whatever arrived), lets exceptions
     from on_chunk and asyncio.CancelledError through unchanged, and always closes the connection and client.
     """
     if req.chunk_bytes is not None and req.chunk_bytes <= 0:
         raise ValueError("chunk_bytes must be positive or None")
+    if req.stream_format not in STREAM_FORMATS:
+        raise ValueError(f"stream_format must be one of {STREAM_FORMATS}, not {req.stream_format!r}")
     client = openai_client(req)
     kwargs: dict[str, Any] = {"model": req.model, "voice": req.voice, "input": req.text,
                               "response_format": req.response_format}
@@ -282,7 +322,19 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
         kwargs["speed"] = req.speed
     if req.instructions:
         kwargs["instructions"] = req.instructions
-    total = 0
+    if req.stream_format == "sse":
+        # Only when asked: "audio" is the default, and some servers refuse fields they do not know.
+        kwargs["stream_format"] = "sse"
+        kwargs["extra_headers"] = {"Accept": "text/event-stream"}
+    total = 0  # audio bytes handed to on_chunk (for sse: decoded from the events)
+
+    async def hand_on(audio: bytes) -> None:
+        nonlocal total
+        if marks.first_byte is None:
+            marks.first_byte = time.monotonic()
+        total += len(audio)
+        await on_chunk(audio)
+
     headers_seen = False
     try:
         marks.request_sent = time.monotonic()
@@ -290,17 +342,23 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
             marks.headers = time.monotonic()
             marks.response_headers = {k.lower(): v for k, v in response.headers.items()}
             headers_seen = True
+            events = _event_reader(req, marks)
             # iter_bytes is an async generator (so it has aclose()); the SDK annotates it as an AsyncIterator.
             body = cast(AsyncGenerator[bytes, None], response.iter_bytes(req.chunk_bytes))
             async with contextlib.aclosing(body) as chunks:
                 async for chunk in chunks:
                     if not chunk:
                         continue
-                    if marks.first_byte is None:
-                        marks.first_byte = time.monotonic()
-                    total += len(chunk)
-                    await on_chunk(chunk)
+                    # For sse each event's audio is its own on_chunk call; first_byte is the first audio's.
+                    for audio in (chunk,) if events is None else events.feed(chunk):
+                        await hand_on(audio)
+            if events is not None:
+                for audio in events.end():
+                    await hand_on(audio)
+                marks.usage = events.finish()
         return total
+    except SseError as exc:
+        raise FetchError(exc.kind, str(exc), status=200, bytes_received=total) from exc
     except openai.APIStatusError as exc:
         raise _status_error(exc, req) from exc
     except openai.APITimeoutError as exc:
