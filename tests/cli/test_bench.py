@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from voicegui.cli.bench import README_BEGIN, README_END
+from voicegui.cli.bench import README_BEGIN, README_END, SCENARIOS
 
 
 def _bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -41,10 +41,21 @@ def test_bench_json_rows_are_measurements():
         assert 0 < row["added_ms"] < 1000
 
 
+def test_bench_runs_the_delivery_patterns_of_issue_17():
+    # per-write jitter after a 150 ms first byte, 300 ms bursts, a slow start: each plays the whole clip
+    proc = _bench("--runs", "1", "--seconds", "1", "--formats", "mp3", "--scenarios", "4,5,6", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [r["scenario"] for r in rows] == [SCENARIOS[3].name, SCENARIOS[4].name, SCENARIOS[5].name]
+    for row in rows:
+        assert row["error"] is None and row["played_share"] == pytest.approx(1.0, abs=0.01)
+        assert row["added_ms"] > 0
+
+
 @pytest.mark.parametrize("args,message", [
     (["--formats", "mp3,ogg"], "unknown format(s)"),
-    (["--scenarios", "4"], "expected scenario numbers 1-3"),
-    (["--scenarios", "two"], "expected scenario numbers 1-3"),
+    (["--scenarios", "7"], "expected scenario numbers 1-6"),
+    (["--scenarios", "two"], "expected scenario numbers 1-6"),
     (["--runs", "0"], "must be > 0"),
 ])
 def test_bench_bad_arguments_say_what_is_wrong(args, message):

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from voicegui.cli.args import EXIT_OK, positive_float, positive_int
 from voicegui.formats import FORMATS
 from voicegui.server.benchclip import speech_like, write_clip
+from voicegui.server.shaping import Shaping
 
 if TYPE_CHECKING:  # imported where used: `voicegui bench --help` must not load the streaming stack
     from voicegui.stream.metrics import SessionMetrics
@@ -40,16 +41,33 @@ README_END = "<!-- bench:end -->"
 
 @dataclass(frozen=True)
 class Scenario:
+    """One delivery pattern of the built-in server (see server/shaping.py) and the prebuffer to play it with."""
+
     name: str
     throughput_x: float
     jitter_s: float
     prebuffer_ms: float | None  # None: auto
+    first_byte_delay_s: float = 0.0
+    burst_s: float = 0.0
+    slow_start_s: float = 0.0
+    slow_start_x: float = 0.5
+
+    def shaping(self, write_bytes: int, seed: int) -> Shaping:
+        return Shaping(throughput_x=self.throughput_x, jitter_s=self.jitter_s, write_bytes=write_bytes, seed=seed,
+                       first_byte_delay_s=self.first_byte_delay_s, burst_s=self.burst_s,
+                       slow_start_s=self.slow_start_s, slow_start_x=self.slow_start_x)
 
 
 SCENARIOS = (
     Scenario("prebuffer 0 ms, 2x real time", 2.0, 0.0, 0.0),
     Scenario("auto prebuffer, 2x real time", 2.0, 0.0, None),
     Scenario("auto prebuffer, 1x real time + 100 ms jitter", 1.0, 0.1, None),
+    # The pattern issue 17 measured: every write independently 0-100 ms late, after a server that thinks first.
+    Scenario("auto prebuffer, 1x real time, 150 ms first byte, per-write jitter 0-100 ms", 1.0, 0.1, None,
+             first_byte_delay_s=0.15),
+    Scenario("auto prebuffer, 1x real time in 300 ms bursts", 1.0, 0.0, None, burst_s=0.3),
+    Scenario("auto prebuffer, slow start: first 1 s at 0.7x, then 1.5x", 1.5, 0.0, None, slow_start_s=1.0,
+             slow_start_x=0.7),
 )
 
 
@@ -122,12 +140,10 @@ async def _play(options: SpeakOptions) -> SessionMetrics:
 
 async def run_once(server, fmt: str, scenario: Scenario, text: str, clip_frames: int, seed: int,
                     write_bytes: int) -> dict:
-    from voicegui.server.shaping import Shaping
     from voicegui.stream.fetch import SpeechRequest
     from voicegui.stream.session import SpeakOptions
 
-    server.shaping = Shaping(throughput_x=scenario.throughput_x, jitter_s=scenario.jitter_s,
-                             write_bytes=write_bytes, seed=seed)
+    server.shaping = scenario.shaping(write_bytes, seed)
     request = SpeechRequest(base_url=server.base_url, api_key=server.token or "bench", model="tts-1",
                             voice="alloy", text=text, response_format=fmt)
     options = SpeakOptions(request=request, prebuffer_ms=scenario.prebuffer_ms)

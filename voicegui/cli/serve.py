@@ -69,6 +69,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                          help="deliver audio at X times real time (default: as fast as it is encoded)")
     shaping.add_argument("--jitter-ms", type=nonneg_float, default=0.0, metavar="MS",
                          help="extra random delay of up to MS ms per write")
+    shaping.add_argument("--burst-ms", type=nonneg_float, default=0.0, metavar="MS",
+                         help="bursty delivery: hold writes back and release them together every MS ms "
+                              "(needs --throughput-x)")
+    shaping.add_argument("--slow-start-ms", type=nonneg_float, default=0.0, metavar="MS",
+                         help="deliver the first MS ms of audio at --slow-start-x times real time, the rest at "
+                              "--throughput-x (needs --throughput-x)")
+    shaping.add_argument("--slow-start-x", type=positive_float, default=0.5, metavar="X",
+                         help="the delivery rate during --slow-start-ms (default 0.5)")
     shaping.add_argument("--write-bytes", type=positive_int, default=1024, metavar="N",
                          help="bytes per server write (default 1024)")
     shaping.add_argument("--cut-after-bytes", type=nonneg_int, default=None, metavar="N",
@@ -90,7 +98,8 @@ def shaping_from_args(args: argparse.Namespace) -> Shaping:
     """The Shaping described by serve's command-line options."""
     return Shaping(first_byte_delay_s=args.first_byte_delay_ms / 1000.0, throughput_x=args.throughput_x,
                    jitter_s=args.jitter_ms / 1000.0, cut_after_bytes=args.cut_after_bytes,
-                   error_status=args.error_status, write_bytes=args.write_bytes)
+                   error_status=args.error_status, write_bytes=args.write_bytes, burst_s=args.burst_ms / 1000.0,
+                   slow_start_s=args.slow_start_ms / 1000.0, slow_start_x=args.slow_start_x)
 
 
 def _valid_token(value: str, source: str) -> str:

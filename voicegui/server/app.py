@@ -301,8 +301,9 @@ class _Writer:
             if extra > 0:
                 await asyncio.sleep(extra)
             return
-        # Jitter shifts this write only; the schedule itself stays on start + audio time / x.
-        delay = self.start + piece_t / sh.throughput_x + extra - time.monotonic()
+        # Jitter shifts this write only; the schedule itself stays on start + due_s (audio time / x, reshaped by
+        # slow start and bursts).
+        delay = self.start + sh.due_s(piece_t) + extra - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
 

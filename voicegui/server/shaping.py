@@ -10,8 +10,16 @@ once per request, so it can be changed between requests. What each knob does to 
 - throughput_x: None sends bytes as fast as they are encoded. Otherwise the bytes that encode audio up to time
   T leave at start + T / throughput_x, so audio arrives at throughput_x times real time (start = when the
   headers were sent).
-- jitter_s: each write waits an extra random [0, jitter_s] on top of its scheduled time. The extra wait is
-  not carried over to later writes (relative to the schedule, not cumulative).
+- jitter_s: per-write independent jitter: each write waits an extra random U[0, jitter_s] on top of its
+  scheduled time. The extra wait is not carried over to later writes (relative to the schedule, not
+  cumulative); a write still cannot overtake the one before it, so a late write holds back the ones behind it
+  and they then arrive together.
+- burst_s (with throughput_x): bursty delivery: whatever is due is held back and released together at the
+  next multiple of burst_s after the headers, so audio arrives in lumps of ~burst_s x throughput_x seconds,
+  up to burst_s late (a proxy or a server that flushes in batches).
+- slow_start_s, slow_start_x (with throughput_x): the first slow_start_s seconds of audio go out at
+  slow_start_x times real time, the rest at throughput_x (a server that is slow on its first sentence, or a
+  connection still ramping up); the schedule is continuous where the two rates meet.
 - cut_after_bytes: send exactly this many body bytes, then close the connection without ending the chunked
   body, so the client sees an incomplete response.
 - error_status: answer with this HTTP status and an OpenAI-style JSON error instead of audio (after auth).
@@ -29,6 +37,7 @@ from another thread while a request starts.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -46,6 +55,9 @@ class Shaping:
     body_override: bytes | None = None
     body_content_type: str = "application/octet-stream"
     trickle_bytes_per_s: float | None = None
+    burst_s: float = 0.0
+    slow_start_s: float = 0.0
+    slow_start_x: float = 0.5
 
     def __post_init__(self) -> None:
         if self.first_byte_delay_s < 0:
@@ -62,3 +74,24 @@ class Shaping:
             raise ValueError("write_bytes must be positive")
         if self.trickle_bytes_per_s is not None and not self.trickle_bytes_per_s > 0:
             raise ValueError("trickle_bytes_per_s must be > 0 (or None)")
+        if self.burst_s < 0:
+            raise ValueError("burst_s must be >= 0")
+        if self.slow_start_s < 0:
+            raise ValueError("slow_start_s must be >= 0")
+        if not self.slow_start_x > 0:
+            raise ValueError("slow_start_x must be > 0")
+        if (self.burst_s > 0 or self.slow_start_s > 0) and self.throughput_x is None:
+            # Both reshape a schedule; "as fast as encoded" has none, so they would silently do nothing.
+            raise ValueError("bursts and a slow start reshape a delivery rate, and none is set: set throughput_x "
+                             "(voicegui serve --throughput-x)")
+
+    def due_s(self, audio_t: float) -> float:
+        """When the bytes that encode audio up to ``audio_t`` are due, in seconds after the headers, before
+        jitter. Needs throughput_x."""
+        if self.throughput_x is None:
+            raise ValueError("due_s needs throughput_x")
+        slow = min(audio_t, self.slow_start_s)
+        due = slow / self.slow_start_x + (audio_t - slow) / self.throughput_x
+        if self.burst_s > 0:
+            due = math.ceil(due / self.burst_s - 1e-9) * self.burst_s
+        return due

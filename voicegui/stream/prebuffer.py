@@ -12,10 +12,12 @@ PortAudio callback thread reads (an int read is atomic under the GIL).
   - the least-squares slope of cumulative audio against arrival time, from the first arrival on: unbiased by
     that initial offset. It is used from the third arrival on (from the second when the stream is already
     ahead of real time since the headers, which a real-time stream with jitter never is);
-* a *sure* rate for deciding that the stream runs well ahead of real time: the rate since the headers as
-  long as that is <= 1x (a burst -- a late packet followed by the queued ones -- looks like a very fast
-  stream to any short fit, but never puts a real-time stream ahead of the headers), then the slope minus
-  ``slope_k`` standard errors of the fit;
+* a *sure* rate for deciding that the stream runs well ahead of real time: the smaller of the rate since the
+  headers and the rate since the first arrival without that arrival's own audio (over at least
+  ``min_window_s``). The first arrival can carry far more audio than its time (a compressed stream's header
+  plus many frames, or a backlog read at once when the loop noticed the headers late), and a late packet
+  with the queued ones behind it looks like a very fast stream to any short window; a real-time stream fools
+  both rates only with a backlog and a late first arrival together;
 * lateness: for each chunk, (wall time since the headers) - (audio received before it), i.e. how far
   behind real time its first sample came. Playing from now on at 1x never runs dry as long as every future
   chunk is at most as late as the time elapsed since the headers; the spread between the least and most late
@@ -23,7 +25,7 @@ PortAudio callback thread reads (an int read is atomic under the GIL).
 
 What it holds (``threshold_s``):
 * near real time (sure rate <= ``fade_lo``): enough for a chunk as late as the latest seen, or
-  ``jitter_prior_s`` later than the earliest one (jitter not seen yet), plus ``margin_s``;
+  ``jitter_prior_s`` (120 ms) later than the earliest one (jitter not seen yet), plus ``margin_s``;
   this fades out as the sure rate goes to ``fade_hi``, because a stream that fast refills the buffer
   faster than it drains;
 * always: ``jitter_factor`` x the longest silence between arrivals seen so far, and, for a fast stream,
@@ -55,13 +57,14 @@ class PrebufferPolicy:
     prior_s: float = 0.100
     jitter_factor: float = 1.5
     growth_s: float = 0.150
-    jitter_prior_s: float = 0.200
+    jitter_prior_s: float = 0.120
     margin_s: float = 0.030
     fade_lo: float = 1.1
     fade_hi: float = 1.8
     slope_k: float = 2.0
     dead_band: float = 0.15
     trusted_arrivals: int = 3
+    min_window_s: float = 0.04
 
     def __post_init__(self) -> None:
         self._origin_t: float | None = None
@@ -144,19 +147,33 @@ class PrebufferPolicy:
             rates.append(fit[0])
         return max(rates) if rates else None
 
+    def _window_rate(self) -> float | None:
+        """Audio per wall second from the first arrival on, without the first arrival's own audio.
+
+        The first arrival can carry far more audio than the time it took: a compressed stream's first write holds
+        the container header and many frames, and whatever queued up while the client was not reading (the
+        headers noticed late by a busy loop) comes in one read. Counting it would make a real-time stream look
+        fast; from the first arrival on, only what the delivery keeps up counts.
+        """
+        if self._first_t is None or self._last_t is None or self._last_t - self._first_t < self.min_window_s:
+            return None  # a late packet and the queued ones right behind it: no time base yet
+        return (self._audio_s - self._first_audio_s) / (self._last_t - self._first_t)
+
     def _sure_rate(self) -> float | None:
         """A rate the stream is very likely at least as fast as.
 
-        A real-time stream, however jittery, is never ahead of real time since the headers; until the stream is,
-        a fast-looking slope is a burst (late packets arriving together, which a short fit cannot tell from a
-        fast stream). After that, the slope counts minus ``slope_k`` standard errors of the fit.
+        The smaller of the rate since the headers and the rate since the first arrival (``_window_rate``): a
+        real-time stream, however jittery, is never ahead of real time since the headers unless its first
+        arrival brought a backlog, and the window rate leaves that first arrival out. Each alone is fooled (the
+        header rate by a first burst, the window rate by a late first arrival followed by the queued ones); a
+        real-time stream fools both only with a backlog *and* a late first arrival.
         """
-        header = self._header_rate()
-        if header is not None and header <= 1.0:
-            return header
-        fit = self._slope()
-        rates = [r for r in (header, None if fit is None else fit[0] - self.slope_k * fit[1]) if r is not None]
-        return max(rates) if rates else None
+        header, window = self._header_rate(), self._window_rate()
+        if header is None:
+            return None
+        if header <= 1.0 or window is None:
+            return min(header, 1.0)  # not evidently fast yet
+        return min(header, window)
 
     def _first_wait_s(self, rate: float) -> float:
         """How much later than ``rate`` predicts the first audio came after the headers."""
