@@ -63,3 +63,16 @@ def test_bench_bad_arguments_say_what_is_wrong(args, message):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_bench_without_an_audio_device_says_so_in_one_line(tmp_path: Path):
+    """No reachable sound server: one sentence and exit 1, not an IndexError from an empty request log."""
+    import os
+
+    res = subprocess.run([sys.executable, "-m", "voicegui", "bench", "--formats", "pcm", "--scenarios", "1",
+                          "--runs", "1", "--seconds", "1"], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, PULSE_SERVER=f"unix:{tmp_path / 'no-such-socket'}"))
+    assert res.returncode == 1, res.stderr
+    assert "Traceback" not in res.stderr
+    lines = [line for line in res.stderr.splitlines() if line.startswith("voicegui bench:")]
+    assert len(lines) == 1 and "audio output device" in lines[0], res.stderr

@@ -18,13 +18,14 @@ import os
 import platform
 import re
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from voicegui.cli.args import EXIT_OK, positive_float, positive_int
+from voicegui.cli.args import EXIT_FAILED, EXIT_OK, positive_float, positive_int, terminal_safe
 from voicegui.formats import FORMATS
 from voicegui.server.benchclip import speech_like, write_clip
 from voicegui.server.shaping import Shaping
@@ -128,13 +129,23 @@ def cpu_ticks(exclude_tid: int | None) -> int:
     return total
 
 
+class BenchAborted(Exception):
+    """A run failed in a way every later run would too (no audio device, ...): the bench stops with this."""
+
+
 async def _play(options: SpeakOptions) -> SessionMetrics:
-    """One run through a Player, as the window and `voicegui speak` play: its metrics."""
+    """One run through a Player, as the window and `voicegui speak` play: its metrics.
+
+    Raises BenchAborted when the audio device could not be used: every further run would fail the same way,
+    and a table of failed runs would measure nothing."""
     from voicegui.stream.player import Player
 
     playback = await Player().play(options, kind="bench", record=False)
     if playback is None or playback.metrics is None:
-        raise RuntimeError(playback.failure if playback is not None else "the run did not start")
+        raise BenchAborted(playback.failure if playback is not None and playback.failure else
+                           "the run did not start")
+    if playback.metrics.error_kind == "device":
+        raise BenchAborted(playback.metrics.error or "the audio device could not be used")
     return playback.metrics
 
 
@@ -292,6 +303,14 @@ def summarize_builtin(rows: list[dict]) -> str:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    try:
+        return _run_bench(args)
+    except BenchAborted as exc:
+        print(f"voicegui bench: {terminal_safe(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _run_bench(args: argparse.Namespace) -> int:
     if args.builtin:
         rows = asyncio.run(_bench_builtin(args))
         print(json.dumps(rows, indent=1) if args.json else summarize_builtin(rows))
