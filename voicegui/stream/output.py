@@ -5,8 +5,8 @@ Threads:
   ``gate_frames`` (the prebuffer threshold) and ``ended``, and drains ``played`` (a copy of what the callback
   handed to the device, for the waveform and --out).
 * The PortAudio callback thread runs ``_callback`` only: it copies ring -> device, fills silence when the
-  ring is empty, counts underruns, records the time of the first non-silent sample, and copies what it played
-  into ``played``. It never logs, blocks or takes a lock; it writes only its own counters (plain attributes)
+  ring is empty, counts underruns, records the time of the first non-silent sample, copies what it played
+  into ``played``, and at the end writes silence until the last sample has been played (``_play_out``). It never logs, blocks or takes a lock; it writes only its own counters (plain attributes)
   and preallocated arrays. ``finished`` is set by PortAudio's finished-callback when the stream has drained.
 * Device loss: when the sound server goes away mid-stream, PortAudio's own thread ends the stream and calls
   the finished-callback although we never raised CallbackStop (measured with a killed PulseAudio: the ALSA
@@ -177,6 +177,8 @@ class AudioOutput:
         # session hands the news to its loop with call_soon_threadsafe instead of polling `finished`.
         self.on_finished: Callable[[], None] | None = None
         self._in_underrun = False
+        self._tail_left: int | None = None  # silence still to write after the last sample (see _play_out)
+        self._sound_end_dac = 0.0  # stream time (PortAudio's clock) at which the last sample handed on plays
         self._callback_stop = False  # we raised CallbackStop: a finish is the normal end of the utterance
         self.lost = False  # the stream ended without our CallbackStop or stop_now(): the device went away
         self.finished = threading.Event()
@@ -323,13 +325,14 @@ class AudioOutput:
                 if self._in_underrun:
                     self.underrun_frames += frames
                 if self.ended and buffered == 0:
-                    self._callback_stop = True
-                    raise sd.CallbackStop
+                    self._play_out(time_info, frames, frames)
                 return
         n = ring.read_into(out)
         if n < frames:
             out[n:] = 0
         if n:
+            if time_info is not None:
+                self._sound_end_dac = float(time_info.outputBufferDacTime) + n / self.sample_rate
             if self.volume != 1.0:
                 out[:n] *= self.volume
             if self.first_sound_at is None:
@@ -341,8 +344,8 @@ class AudioOutput:
             self.frames_played += n
         if n < frames:
             if self.ended and ring.available == 0:
-                self._callback_stop = True
-                raise sd.CallbackStop  # PortAudio plays what it holds, then calls finished_callback
+                self._play_out(time_info, frames - n, frames)
+                return
             self.underrun_frames += frames - n
             if not self._in_underrun:
                 self._in_underrun = True
@@ -352,3 +355,22 @@ class AudioOutput:
             self.playing = False  # rebuffer up to the (grown) gate before resuming
         else:
             self._in_underrun = False
+
+    def _play_out(self, time_info, silent: int, period: int) -> None:
+        """The ring is empty and nothing more comes: write silence until the last sample has been heard, then stop.
+
+        CallbackStop right after the last sample loses the end: PortAudio's ALSA backend stops the pulse plugin
+        before PulseAudio has played what it holds, so the last ~9 ms (latency 'low') were never heard
+        (measured on the null sink's monitor, tests/e2e/test_last_sample.py). So the callback keeps writing
+        silence until the stream's clock has passed the time PortAudio gave for the last sample's playback
+        (``_sound_end_dac``, which includes PulseAudio's own delay), and at least for the reported latency plus
+        one callback's worth (a host API that reports no times gives 0).
+        """
+        if self._tail_left is None:
+            latency = self.output_latency_s or 0.0
+            self._tail_left = int(np.ceil(latency * self.sample_rate)) + period
+        self._tail_left -= silent
+        now = 0.0 if time_info is None else float(time_info.currentTime)
+        if self._tail_left <= 0 and (now == 0.0 or now >= self._sound_end_dac + period / self.sample_rate):
+            self._callback_stop = True
+            raise sd.CallbackStop  # PortAudio plays what it holds, then calls finished_callback
