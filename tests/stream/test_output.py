@@ -146,7 +146,7 @@ def test_portaudios_own_underflow_flags_are_counted():
     outdata = np.zeros((256, 1), dtype=np.float32)
     flagged = sd.CallbackFlags()
     flagged.output_underflow = True
-    out._callback(outdata, 256, None, sd.CallbackFlags())
-    out._callback(outdata, 256, None, flagged)
-    out._callback(outdata, 256, None, flagged)
+    out.render(outdata, 256, None, sd.CallbackFlags())
+    out.render(outdata, 256, None, flagged)
+    out.render(outdata, 256, None, flagged)
     assert out.device_underflows == 2
