@@ -146,7 +146,58 @@ def test_portaudios_own_underflow_flags_are_counted():
     outdata = np.zeros((256, 1), dtype=np.float32)
     flagged = sd.CallbackFlags()
     flagged.output_underflow = True
-    out._callback(outdata, 256, None, sd.CallbackFlags())
-    out._callback(outdata, 256, None, flagged)
-    out._callback(outdata, 256, None, flagged)
+    out.render(outdata, 256, None, sd.CallbackFlags())
+    out.render(outdata, 256, None, flagged)
+    out.render(outdata, 256, None, flagged)
     assert out.device_underflows == 2
+
+
+async def play_on(keeper, rate: int, seconds: float = 0.1):
+    from voicegui.stream.output import AudioOutput
+
+    ring = FloatRing(rate)
+    t = np.arange(int(seconds * rate)) / rate
+    ring.write((0.25 * np.sin(2 * np.pi * 330 * t)).astype(np.float32))
+    out = AudioOutput(ring, rate, OutputConfig())
+    out.ended = True
+    await asyncio.to_thread(keeper.acquire, out)
+    await wait_for(out.finished)
+    keeper.release(out)
+    return out
+
+
+async def test_a_keeper_reuses_its_stream_and_a_rate_change_reopens():
+    from voicegui.stream.output import OutputKeeper
+
+    keeper = OutputKeeper(idle_close_s=None)
+    try:
+        first = await play_on(keeper, RATE)
+        stream = keeper.stream
+        second = await play_on(keeper, RATE)
+        assert keeper.opened == 1 and keeper.stream is stream and stream.running
+        assert first.frames_played == second.frames_played == int(0.1 * RATE)
+        third = await play_on(keeper, 48000)
+        assert keeper.opened == 2 and keeper.stream is not stream and not stream.running
+        assert third.frames_played == int(0.1 * 48000)
+    finally:
+        keeper.close()
+    assert keeper.stream is None
+
+
+async def test_an_idle_kept_stream_is_closed_after_the_idle_timeout():
+    from voicegui.stream.output import OutputKeeper
+
+    keeper = OutputKeeper(idle_close_s=0.2)
+    try:
+        await play_on(keeper, RATE)
+        stream = keeper.stream
+        assert stream is not None
+        deadline = time.monotonic() + 10
+        while keeper.stream is not None:
+            assert time.monotonic() < deadline, "the idle stream was never closed"
+            await asyncio.sleep(0.05)
+        assert not stream.running
+        await play_on(keeper, RATE)  # and the next utterance opens a new one
+        assert keeper.opened == 2
+    finally:
+        keeper.close()

@@ -166,3 +166,73 @@ async def test_a_build_error_propagates_and_leaves_the_player_idle():
     with pytest.raises(ValueError, match="Choose a voice"):
         await player.start(build)
     assert player.state is PlayerState.IDLE and player.current is None
+
+
+# --- one device stream kept open between Playbacks ------------------------------------------------------------
+
+
+@pytest.fixture
+def device_opens(monkeypatch) -> list[object]:
+    """Every PortAudio output stream constructed during the test (a counter around the real constructor)."""
+    import sounddevice as sd
+
+    opened: list[object] = []
+    real_init = sd.OutputStream.__init__
+
+    def counting_init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(sd.OutputStream, "__init__", counting_init)
+    return opened
+
+
+def our_sink_inputs() -> int:
+    """Streams of this process playing into the null sink, as PulseAudio sees them."""
+    import os
+    import subprocess
+
+    res = subprocess.run(["pactl", "list", "sink-inputs"], capture_output=True, text=True, check=True)
+    return res.stdout.count(f'application.process.id = "{os.getpid()}"')
+
+
+async def test_speaks_in_a_row_share_one_device_stream_a_new_latency_reopens_and_close_releases(device_opens):
+    import gc
+
+    from voicegui.stream.output import OutputConfig
+
+    gc.collect()  # the earlier tests' Players release their streams when they go (weakref.finalize)
+    assert our_sink_inputs() == 0
+    player = Player()
+    try:
+        first = await player.play(options(CountingSource(pcm(0.2))))
+        second = await player.play(options(CountingSource(pcm(0.2))))
+        assert first.metrics.completed and second.metrics.completed
+        assert len(device_opens) == 1, "the second Speak opened the device again"
+        assert player.output.stream is not None and player.output.stream.running  # idle: kept open
+        assert our_sink_inputs() == 1
+        high = await player.play(options(CountingSource(pcm(0.2)), output=OutputConfig(latency="high")))
+        assert high.metrics.completed and len(device_opens) == 2  # other settings: closed and reopened
+        assert our_sink_inputs() == 1, "the stream with the old settings was not closed"
+    finally:
+        await player.close()
+    assert player.output.stream is None and our_sink_inputs() == 0, "close() left the device open"
+
+
+async def test_rapid_starts_on_a_kept_stream_never_overlap(device_opens):
+    player = Player()
+    try:
+        await player.play(options(CountingSource(pcm(0.1))))  # the stream is open and idle now
+        playbacks = []
+        for _ in range(4):
+            playbacks.append(await player.start(options(CountingSource(pcm(1.0)))))
+            await asyncio.sleep(0.05)
+        await playbacks[-1].done.wait()
+    finally:
+        await player.close()
+    for before, after in zip(playbacks, playbacks[1:], strict=False):
+        assert before.metrics.stopped and before.left_at <= after.entered_at, "two sessions overlapped"
+        # Stopped: it handed the device nothing after it was told to stop, and never more than it had.
+        assert before.metrics.audio_played_s < 1.0
+    assert playbacks[-1].metrics.completed and playbacks[-1].metrics.audio_played_s == pytest.approx(1.0, abs=0.01)
+    assert len(device_opens) == 1

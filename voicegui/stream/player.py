@@ -1,6 +1,6 @@
 """Player: exactly one thing plays. Every Speak, history replay, A/B side, line-up voice, `voicegui speak` and
-benchmark run goes through one Player, which stops what plays (and waits until its device is closed) before it
-starts the next, so two sessions never overlap and the newest request wins.
+benchmark run goes through one Player, which stops what plays (and waits until its session has let go of the
+device stream) before it starts the next, so two sessions never overlap and the newest request wins.
 
 What it owns:
 * a generation counter: a `start()` that was overtaken by a newer start (or a `stop()`) while it waited for
@@ -11,7 +11,10 @@ What it owns:
   `wait_background()` can finish them before the app quits);
 * the body cache (`BodyCache`): with `use_cache=True`, a request whose whole body was received before is
   replayed from memory (no request), and a live body that arrived whole is kept for next time;
-* a bounded log of recent Playbacks (`recent`), for the UI's history of what ran and for tests.
+* a bounded log of recent Playbacks (`recent`), for the UI's history of what ran and for tests;
+* the output device stream (`output`, an OutputKeeper): kept open between Playbacks and reused while the
+  device settings match (no device open per Speak); closed after output.IDLE_CLOSE_S idle, by `close()`, or
+  when the Player is garbage-collected.
 
 Threads: everything here runs on the one asyncio loop thread (qasync's in the window, asyncio.run's in the
 CLI); callbacks are called on it. The sessions it runs start PortAudio's callback thread themselves. No Qt.
@@ -24,6 +27,7 @@ import dataclasses
 import enum
 import logging
 import time
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -31,6 +35,7 @@ from typing import Any
 
 from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.metrics import SessionMetrics
+from voicegui.stream.output import OutputKeeper
 from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakOptions, SpeakSession
 
@@ -142,6 +147,9 @@ class Player:
         self.cache = BodyCache(cache_entries)
         self.current: Playback | None = None
         self.recent: deque[Playback] = deque(maxlen=recent)
+        self.output = OutputKeeper()
+        # A Player used once and dropped (`await Player().play(...)`) releases its device when it goes.
+        weakref.finalize(self, self.output.close)
         self._state = PlayerState.IDLE
         self._generation = 0
         self._closed = False
@@ -220,8 +228,8 @@ class Player:
                     replayed, record = True, False
                 else:
                     opts = dataclasses.replace(opts, keep_original=True)
-            playback = Playback(options=opts, session=SpeakSession(opts), kind=kind, title=title, record=record,
-                                provider=provider, extra=dict(extra or {}), replayed=replayed)
+            playback = Playback(options=opts, session=SpeakSession(opts, self.output), kind=kind, title=title,
+                                record=record, provider=provider, extra=dict(extra or {}), replayed=replayed)
             self.current = playback
             self.recent.append(playback)
             playback.task = asyncio.ensure_future(self._run(playback, use_cache))
@@ -248,10 +256,12 @@ class Player:
             self._settle()
 
     async def close(self) -> None:
-        """stop(), refuse further starts, and let the history hooks in flight finish. Safe to call again."""
+        """stop(), refuse further starts, let the history hooks in flight finish and close the output device.
+        Safe to call again."""
         self._closed = True
         await self.stop()
         await self.wait_background()
+        await asyncio.to_thread(self.output.close)
 
     async def wait_background(self) -> None:
         """Wait for the history hooks in flight."""

@@ -4,7 +4,9 @@ Threads:
 * The asyncio loop runs ``run()``: the fetch (network), the decoder, writes into the playback ring, the
   prebuffer policy, and a monitor task that drains the "played" ring, records buffer-level history and
   notices underruns. ``stop()`` must be called on the loop thread (the window does, from its slot).
-* The PortAudio callback thread only touches the AudioOutput (see output.py).
+* The PortAudio callback thread only touches the AudioOutput (see output.py). The device stream it plays on is
+  the output keeper's (the Player's, kept open between sessions) or, without one, the session's own, closed at
+  its end; either way the session releases it only once its last sample has been played (or on Stop).
 * Device loss: the monitor polls ``AudioOutput.check_alive()``; when the device went away (or hung) it records
   the failure and cancels ``run()``'s task, which ends the fetch (closing the connection) and reports a
   'device' error, so a Speak never waits for a ``finished`` that will not come.
@@ -34,7 +36,7 @@ from voicegui.formats import PCM_RATE, announced_pcm_format
 from voicegui.limits import MAX_ORIGINAL_BYTES
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
-from voicegui.stream.output import AudioOutput, OutputConfig, OutputError, device_sample_rate
+from voicegui.stream.output import AudioOutput, OutputConfig, OutputError, OutputKeeper, device_sample_rate
 from voicegui.stream.prebuffer import PrebufferPolicy
 from voicegui.stream.realtime import fetch_realtime, uses_realtime
 from voicegui.stream.ring import FloatRing
@@ -93,8 +95,12 @@ class Snapshot:
 
 
 class SpeakSession:
-    def __init__(self, options: SpeakOptions) -> None:
+    def __init__(self, options: SpeakOptions, output_keeper: OutputKeeper | None = None) -> None:
+        """`output_keeper`: the device stream to play on, kept open between sessions (the Player's); without
+        one the session opens a stream of its own and closes it at its end."""
         self.options = options
+        self._own_keeper = output_keeper is None
+        self._keeper = OutputKeeper(idle_close_s=None) if output_keeper is None else output_keeper
         self.started = time.monotonic()
         self.fetch_marks = FetchMarks(request_sent=None, headers=None, first_byte=None)
         self.state = "starting"
@@ -123,7 +129,7 @@ class SpeakSession:
         self._opening: asyncio.Task | None = None
         self._stop_requested = False
         self._device_failure: str | None = None  # set by the monitor when the device was lost
-        self._drained = asyncio.Event()  # set on the loop once PortAudio says the stream has finished
+        self._drained = asyncio.Event()  # set on the loop once the output says the utterance has played out
         self._piece_marks = self.fetch_marks  # the marks (and response headers) of the piece being fetched
         self._piece_fed = False  # the current piece's decoder has had its first bytes
         # What a raw pcm body was taken to be, and why: "override", "header", "realtime" or "assumed".
@@ -186,9 +192,9 @@ class SpeakSession:
         try:
             self._prepare()
             # The device opens in a worker thread while the request goes out: opening takes tens of ms
-            # (measured 48-77 ms on the null sink) that would otherwise delay "request sent". Frames that
-            # arrive first simply wait in the ring.
-            self._opening = asyncio.create_task(asyncio.to_thread(self._out.open))
+            # (measured 48-77 ms on the null sink) that would otherwise delay "request sent"; a stream kept
+            # open by the keeper is reused at once. Frames that arrive first simply wait in the ring.
+            self._opening = asyncio.create_task(asyncio.to_thread(self._keeper.acquire, self._out))
             monitor = asyncio.create_task(self._monitor())
             pieces = (self.options.request, *self.options.continuation)
             for index, req in enumerate(pieces):
@@ -251,7 +257,10 @@ class SpeakSession:
             if self._output is not None:
                 if not completed:
                     self._output.stop_now()
-                self._output.close()
+                # Played out or silenced: the stream stays open for the next session (or closes, if ours).
+                self._keeper.release(self._output)
+                if self._own_keeper:
+                    self._keeper.close()
                 self._drain_played()
             self.metrics = self._build_metrics(completed, error, error_kind)
             self._release_buffers()
