@@ -43,6 +43,7 @@ class ParsedBackend:
     def __init__(self, codec: str, fmt: str) -> None:
         self.rate: int | None = None
         self.truncated = False
+        self.rest: bytes | None = None  # bytes from where another file starts (StreamDecoder's next segment)
         self._kind = fmt
         self._dropped = 0
         self._first = True
