@@ -160,3 +160,71 @@ def test_flac_files_back_to_back_are_sample_exact(how):
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_array_equal(got, as_float(np.concatenate(sigs)))
     assert dec.segments == 3 and not dec.truncated
+
+
+# --- mp3 ------------------------------------------------------------------------------------------------------
+
+
+def mp3_file(i: int, id3: bool = True, rate: int = RATE) -> bytes:
+    """One sentence as FFmpeg's mp3 muxer writes it with LAME: [ID3v2] + Xing/Info frame (LAME tag) + frames."""
+    return samples.encode("mp3", sentence(i, rate), rate, options=None if id3 else {"id3v2_version": "0"})
+
+
+def lossy_check(got: np.ndarray, files: list[bytes], sigs: list[np.ndarray]) -> None:
+    """Each file as FFmpeg decodes it alone, concatenated (its gapless info applied): here exactly that."""
+    expected = np.concatenate([samples.container_decode(f)[0] for f in files])
+    assert len(got) == len(expected) == sum(len(s) for s in sigs)
+    assert correlation(got, expected) >= 0.98
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("how", FEEDS)
+@pytest.mark.parametrize("id3", [True, False], ids=["id3-each", "info-frame-each"])
+def test_mp3_files_back_to_back_join_without_silence(id3, how):
+    sigs = [sentence(i) for i in range(3)]
+    files = [mp3_file(i, id3) for i in range(3)]
+    got, dec = decode("mp3", b"".join(files), how)
+    lossy_check(got, files, sigs)
+    assert dec.segments == 3 and not dec.truncated and dec.format_mismatch is None
+
+
+def crc_info_frame(mp3: bytes) -> bytes:
+    """The file as `lame -p` writes it: the Info frame's header says CRC-protected (protection bit 0) and carries
+    the CRC in bytes 4-5, but LAME writes its tag where it would be without the CRC (lame_get_lametag_frame)."""
+    data = bytearray(mp3)
+    data[1] &= 0xFE
+    data[4:6] = b"\x5a\xa5"
+    return bytes(data)
+
+
+def test_crc_protected_info_frame_is_found_where_lame_writes_it():
+    clean = mp3_file(0, id3=False)
+    got, dec = decode("mp3", crc_info_frame(clean), "chunks")
+    expected, _ = decode("mp3", clean, "whole")
+    np.testing.assert_array_equal(got, expected)  # no Info frame played as 48 ms of silence, delay trimmed
+    assert len(got) == len(sentence(0))
+
+
+@pytest.mark.parametrize("how", FEEDS)
+def test_mp3_with_junk_before_the_first_frame_plays(how):
+    clean = mp3_file(1, id3=False)
+    junk = bytes(np.random.default_rng(5).integers(0, 256, 700, dtype=np.uint8).tolist())
+    junk = junk[:100] + b"\xff\xfb\x90" + junk[100:400] + b"\xff\xf3" + junk[400:]  # lone sync words
+    got, dec = decode("mp3", junk + clean, how)
+    expected, _ = decode("mp3", clean, "whole")
+    np.testing.assert_array_equal(got, expected)
+    assert dec.detected_format == "mp3" and not dec.truncated
+
+
+def test_mp3_ending_in_id3v1_and_ape_tags_is_not_truncated():
+    clean = mp3_file(2, id3=False)
+    id3v1 = b"TAG" + b"title".ljust(30, b"\x00") + b"\x00" * 94 + b"\x00"
+    items = b"\x05\x00\x00\x00\x00\x00\x00\x00Title\x00hello"
+    ape_footer = b"APETAGEX" + struct.pack("<IIII", 2000, len(items) + 32, 1, 0) + b"\x00" * 8
+    ape_header = b"APETAGEX" + struct.pack("<IIII", 2000, len(items) + 32, 1, 1 << 29 | 1 << 31) + b"\x00" * 8
+    expected, _ = decode("mp3", clean, "whole")
+    for trailer in (id3v1, ape_header + items + ape_footer + id3v1):
+        for how in FEEDS:
+            got, dec = decode("mp3", clean + trailer, how)
+            np.testing.assert_array_equal(got, expected)
+            assert not dec.truncated, (trailer[:8], how)

@@ -34,6 +34,7 @@ from voicegui.decode.codec import Resampler
 from voicegui.decode.errors import DecodeError
 from voicegui.decode.flac import FlacBackend
 from voicegui.decode.mpeg import ParsedBackend
+from voicegui.decode.mpeg_framer import find_run
 from voicegui.decode.mpeg_frames import frame_len, mpeg_codec, sync_kind
 from voicegui.decode.opus import OpusBackend
 from voicegui.decode.pcm import PCM_RATE, PcmBackend, WavBackend
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 
 _TEXT_PROBE = 64  # bytes looked at to decide that a body starting with '{' or '<' is text
+_JUNK_LIMIT = 8192  # bytes of junk before the first mp3/ADTS frame that we look through
 
 
 def create_decoder(requested_format: str, output_rate: int | None = None,
@@ -133,6 +135,7 @@ class StreamDecoder:
         self._done = False
         self._raw_rate = PCM_RATE  # what a raw pcm body is taken to be (set_raw_pcm_format)
         self._raw_channels = 1
+        self._sync_at = 0  # where the first mp3/ADTS frame header is in the held bytes (after junk)
 
     # -- public ----------------------------------------------------------------------------------------------
 
@@ -267,7 +270,7 @@ class StreamDecoder:
         kind = self._identify(bytes(head), final)
         if kind is None:
             return []
-        self._start(kind, bytes(head[:2]))
+        self._start(kind, bytes(head[self._sync_at : self._sync_at + 2]))
         rest = bytes(head)
         head.clear()
         assert self._backend is not None
@@ -310,9 +313,31 @@ class StreamDecoder:
                     return sync
         if requested == "pcm":
             return "pcm"
+        found = self._frames_after_junk(head, final)
+        if found != "":
+            return found
         if final and len(head) < 4:
             raise DecodeError(f"the server sent only {len(head)} bytes, not {requested} audio")
         raise DecodeError(f"the server did not send {requested} audio (the stream starts with {head[:8].hex(' ')})")
+
+    def _frames_after_junk(self, head: bytes, final: bool) -> str | None:
+        """mp3/ADTS frames after junk bytes: the kind if a run of valid frames in a row follows (the framer skips
+        the junk), None to wait for more bytes, "" if there is none."""
+        waiting = False
+        best: tuple[int, str] | None = None
+        for kind in ("mp3", "aac"):
+            pos = find_run(kind, head, 0, final)
+            if pos is None:
+                waiting = True
+            elif pos is not False and (best is None or pos < best[0]):
+                best = (int(pos), kind)
+        if best is not None and not (waiting and len(head) < _JUNK_LIMIT):
+            self._sync_at = best[0]
+            log.info("skipping %d bytes before the first %s frame", best[0], best[1])
+            return best[1]
+        if len(head) < _JUNK_LIMIT and not final:
+            return None  # frames may still follow the junk
+        return ""
 
     def _start(self, kind: str, head: bytes) -> None:
         if self.segments == 0:
