@@ -60,12 +60,13 @@ def encoded(fmt: str) -> bytes:
 
 
 def encode(fmt: str, sig: np.ndarray, rate: int, container: str | None = None,
-           options: dict[str, str] | None = None) -> bytes:
+           options: dict[str, str] | None = None, path: str | None = None) -> bytes:
     """int16 mono `sig` at `rate` encoded whole in `fmt` with PyAV (FFmpeg's muxers and encoders; `container`
-    overrides the muxer, e.g. 'webm' or 'mp4'; `options` go to the muxer, e.g. {'id3v2_version': '0'})."""
+    overrides the muxer, e.g. 'webm' or 'mp4'; `options` go to the muxer, e.g. {'id3v2_version': '0'}; `path`: write
+    through a real file, for muxers that re-read what they wrote, such as mp4 with movflags=faststart)."""
     default_container, codec = _CONTAINERS[fmt]
     buf = io.BytesIO()
-    with av.open(buf, "w", format=container or default_container, options=options or {}) as out:
+    with av.open(path or buf, "w", format=container or default_container, options=options or {}) as out:
         stream = out.add_stream(codec, rate=rate, layout="mono")
         # pick an input sample format the encoder accepts; s16 where possible
         formats = [f.name for f in stream.codec_context.codec.audio_formats or []]
@@ -88,6 +89,9 @@ def encode(fmt: str, sig: np.ndarray, rate: int, container: str | None = None,
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    if path is not None:
+        with open(path, "rb") as f:
+            return f.read()
     return buf.getvalue()
 
 

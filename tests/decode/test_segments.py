@@ -228,3 +228,49 @@ def test_mp3_ending_in_id3v1_and_ape_tags_is_not_truncated():
             got, dec = decode("mp3", clean + trailer, how)
             np.testing.assert_array_equal(got, expected)
             assert not dec.truncated, (trailer[:8], how)
+
+
+# --- containers no format asks for: WebM, MP4 -----------------------------------------------------------------
+
+CONTAINERS = {
+    # name: (codec as in audio_samples, muxer, muxer options)
+    "webm-opus": ("opus", "webm", None),
+    "mp4-moov-last": ("aac", "mp4", None),
+    "mp4-moov-first": ("aac", "mp4", {"movflags": "faststart"}),
+    "mp4-fragmented": ("aac", "mp4", {"movflags": "frag_keyframe+empty_moov"}),
+}
+
+
+def long_sentence() -> np.ndarray:
+    return np.concatenate([sentence(i) for i in range(8)])  # ~8 s: several demuxer passes
+
+
+@pytest.mark.parametrize("how", ["whole", "chunks"])
+@pytest.mark.parametrize("name", list(CONTAINERS))
+def test_webm_and_mp4_are_named_and_played(name, how, tmp_path):
+    codec, muxer, options = CONTAINERS[name]
+    data = samples.encode(codec, sentence(3), RATE, container=muxer, options=options, path=str(tmp_path / "f"))
+    got, dec = decode("opus", data, how)
+    expected, _ = samples.container_decode(data)
+    kind = "webm" if muxer == "webm" else "mp4"
+    label = "WebM (Matroska)" if kind == "webm" else "MP4/M4A"
+    assert dec.detected_format == kind
+    assert dec.format_mismatch == f"asked for opus, the server sent {label} audio; playing it anyway"
+    np.testing.assert_array_equal(got, expected)
+    assert abs(len(got) - len(sentence(3)) * dec.sample_rate / RATE) <= 2048  # codec priming at most
+
+
+@pytest.mark.parametrize("name,progressive", [("webm-opus", True), ("mp4-fragmented", True),
+                                              ("mp4-moov-last", False)])
+def test_container_plays_as_its_bytes_arrive_where_it_can(name, progressive):
+    codec, muxer, options = CONTAINERS[name]
+    data = samples.encode(codec, long_sentence(), RATE, container=muxer, options=options)
+    dec = create_decoder("aac")
+    outs = [dec.feed(data[i : i + 1000]) for i in range(0, len(data), 1000)]
+    outs.append(dec.flush())
+    early = sum(len(o) for o in outs[: len(outs) // 2])
+    if progressive:
+        assert early > 0  # audio before half the body is in
+    else:
+        assert early == 0  # the index is at the end: nothing can be read before it
+    np.testing.assert_array_equal(np.concatenate(outs), samples.container_decode(data)[0])

@@ -30,7 +30,9 @@ from typing import Protocol
 
 import numpy as np
 
+from voicegui.decode.boundaries import file_start
 from voicegui.decode.codec import Resampler
+from voicegui.decode.container import NAMES, ContainerBackend
 from voicegui.decode.errors import DecodeError
 from voicegui.decode.flac import FlacBackend
 from voicegui.decode.mpeg import ParsedBackend
@@ -286,6 +288,12 @@ class StreamDecoder:
                 raise _text_error(head)
             return None
         # decide only on prefixes that no later byte can change, so every split of the input decides alike
+        if head[:1] == b"\x00" or head[:4] == b"\x1a\x45\xdf\xa3"[: len(head)]:
+            container = file_start(head, frames=False)  # an MP4 'ftyp' box or a WebM (EBML) header
+            if container in ("mp4", "webm"):
+                return container
+            if container is None and not final:
+                return None
         for magic, kind in ((b"OggS", "opus"), (b"fLaC", "flac"), (b"RIFF", "wav"), (b"RF64", "wav"), (b"ID3", "")):
             n = min(len(head), len(magic))
             if head[:n] == magic[:n]:
@@ -344,7 +352,9 @@ class StreamDecoder:
             self.segments = 1
             self.detected_format = kind
             if kind != self.requested_format:
-                self.format_mismatch = f"asked for {self.requested_format}, the server sent {kind}; playing it anyway"
+                sent = f"{NAMES[kind]} audio" if kind in NAMES else kind
+                self.format_mismatch = f"asked for {self.requested_format}, the server sent {sent}; playing it anyway"
+                log.warning("%s", self.format_mismatch)
         else:
             log.info("file %d of the body starts: %s", self.segments, kind)
             if kind != self.detected_format and self.format_mismatch is None:
@@ -360,6 +370,8 @@ class StreamDecoder:
             self._backend = ParsedBackend("aac", "aac")
         elif kind == "flac":
             self._backend = FlacBackend()
+        elif kind in NAMES:
+            self._backend = ContainerBackend(kind)
         else:
             self._backend = OpusBackend()
 
