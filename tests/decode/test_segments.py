@@ -274,3 +274,20 @@ def test_container_plays_as_its_bytes_arrive_where_it_can(name, progressive):
     else:
         assert early == 0  # the index is at the end: nothing can be read before it
     np.testing.assert_array_equal(np.concatenate(outs), samples.container_decode(data)[0])
+
+
+# --- opus -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", FEEDS)
+def test_chained_ogg_opus_trims_pre_skip_and_padding_at_each_join(how):
+    sigs = [sentence(i) for i in range(3)]
+    files = [samples.encode("opus", s, RATE) for s in sigs]
+    got, dec = decode("opus", b"".join(files), how)
+    # each link alone, as our decoder plays a single file (pre-skip and end padding trimmed; checked against
+    # FFmpeg in test_stream_decoder.py): the chain is exactly their concatenation, at 24 kHz
+    alone = [decode("opus", f, "whole")[0] for f in files]
+    assert abs(len(got) - sum(len(s) for s in sigs)) <= 3 * 8
+    assert correlation(got, np.concatenate(alone)) >= 0.98
+    assert correlation(got, as_float(np.concatenate(sigs))) >= 0.98
+    assert not dec.truncated
