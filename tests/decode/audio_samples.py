@@ -56,10 +56,18 @@ def encoded(fmt: str) -> bytes:
     """The test signal encoded whole in `fmt` ('pcm','wav','mp3','aac','flac','opus')."""
     if fmt == "pcm":
         return pcm_bytes()
-    container, codec = _CONTAINERS[fmt]
+    return encode(fmt, signal(), RATE)
+
+
+def encode(fmt: str, sig: np.ndarray, rate: int, container: str | None = None,
+           options: dict[str, str] | None = None, path: str | None = None) -> bytes:
+    """int16 mono `sig` at `rate` encoded whole in `fmt` with PyAV (FFmpeg's muxers and encoders; `container`
+    overrides the muxer, e.g. 'webm' or 'mp4'; `options` go to the muxer, e.g. {'id3v2_version': '0'}; `path`: write
+    through a real file, for muxers that re-read what they wrote, such as mp4 with movflags=faststart)."""
+    default_container, codec = _CONTAINERS[fmt]
     buf = io.BytesIO()
-    with av.open(buf, "w", format=container) as out:
-        stream = out.add_stream(codec, rate=RATE, layout="mono")
+    with av.open(path or buf, "w", format=container or default_container, options=options or {}) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
         # pick an input sample format the encoder accepts; s16 where possible
         formats = [f.name for f in stream.codec_context.codec.audio_formats or []]
         sample_fmt = next((f for f in ("s16", "s16p", "fltp", "flt") if f in formats), "s16")
@@ -70,18 +78,20 @@ def encoded(fmt: str) -> bytes:
             stream.codec_context.bit_rate = 64000
         if fmt == "opus":
             stream.codec_context.bit_rate = 32000
-        sig = signal()
         frame_len = 1152 if fmt == "mp3" else 1024 if fmt == "aac" else 960 if fmt == "opus" else 4608
         for start in range(0, len(sig), frame_len):
             chunk = sig[start : start + frame_len]
             frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="s16", layout="mono")
-            frame.sample_rate = RATE
+            frame.sample_rate = rate
             frame.pts = start
-            frame.time_base = Fraction(1, RATE)
+            frame.time_base = Fraction(1, rate)
             for packet in stream.encode(_convert(frame, sample_fmt)):
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
+    if path is not None:
+        with open(path, "rb") as f:
+            return f.read()
     return buf.getvalue()
 
 
@@ -124,9 +134,14 @@ def reference_decode(fmt: str) -> tuple[np.ndarray, int]:
     """PyAV container decode of the whole encoded file: float32 mono samples and the rate."""
     if fmt == "pcm":
         return signal().astype(np.float32) / 32768.0, RATE
+    return container_decode(encoded(fmt))
+
+
+def container_decode(data: bytes) -> tuple[np.ndarray, int]:
+    """PyAV container decode of one whole file (FFmpeg's demuxer: gapless info applied): float32 mono, rate."""
     chunks = []
     rate = 0
-    with av.open(io.BytesIO(encoded(fmt))) as container:
+    with av.open(io.BytesIO(data)) as container:
         for frame in container.decode(audio=0):
             rate = frame.sample_rate
             arr = frame.to_ndarray()

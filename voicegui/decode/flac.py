@@ -26,6 +26,7 @@ class FlacBackend:
     def __init__(self) -> None:
         self.rate: int | None = None
         self.truncated = False
+        self.rest: bytes | None = None  # bytes from where another file starts (StreamDecoder's next segment)
         self._split = FlacFrameSplitter()
         self._ctx: av.AudioCodecContext | None = None
         self._errors = CodecErrors("flac")
@@ -35,6 +36,9 @@ class FlacBackend:
             frames = self._split.feed(data)
         except FlacError as exc:
             raise DecodeError(f"the flac stream is corrupt: {exc}") from None
+        if self._split.rest is not None:
+            self.rest = self._split.rest  # another file starts: StreamDecoder makes it the next segment
+            return self._decode(frames)
         return self._decode(frames) + self._decode_complete()
 
     def _decode_complete(self) -> list[np.ndarray]:

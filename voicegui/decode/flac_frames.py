@@ -14,6 +14,10 @@ their own. A CRC-16 can match by chance (1 in 65536 per check), so that is only 
 decodes it and calls `take_complete_frame()` only if the decoder took it as a whole frame of the header's
 block size (a cut frame makes FFmpeg's FLAC decoder read past its end, which it rejects).
 
+A body may hold several FLAC files back to back (one per sentence): a new file's 'fLaC' marker (or another
+container's start) where the bytes before it close the current frame's CRC-16, or right after a frame, ends this
+stream; the bytes from there are handed back in `rest` for the next decoder segment.
+
 Threads: plain synchronous object, owned by whoever feeds it (the asyncio loop thread in voicegui); no threads,
 no locks. Memory: bounded by one frame (capped at `max_frame`) plus one metadata block header.
 """
@@ -23,6 +27,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from typing import Literal
+
+from voicegui.decode.boundaries import MAGICS, file_start
 
 _MAGIC = b"fLaC"
 _MAX_HEADER = 16  # longest possible frame header: 4 + 7 (coded number) + 2 (block size) + 2 (rate) + 1 (CRC-8)
@@ -201,6 +207,8 @@ class FlacFrameSplitter:
         self._tail_crc = 0  # CRC-16 of _buf[:_tail_pos], for complete_frame()
         self._tail_pos = 0
         self._junk = 0
+        self._magic_scan = 0  # next position in _buf to look for another file's start
+        self.rest: bytes | None = None  # bytes from where another file starts
 
     @property
     def mid_unit(self) -> bool:
@@ -233,11 +241,18 @@ class FlacFrameSplitter:
         self._header = None
 
     def feed(self, data: bytes) -> list[bytes]:
+        if self.rest is not None:
+            raise RuntimeError("feed() after the next file began")
         self._buf += data
         frames: list[bytes] = []
-        while self._step(frames):
+        while self.rest is None and self._step(frames):
             pass
         return frames
+
+    def _next_file(self, at: int) -> None:
+        self.rest = bytes(self._buf[at:])
+        self._buf.clear()
+        self._header = None
 
     def flush(self) -> tuple[list[bytes], bool]:
         """End of stream: (last frames, truncated). The remainder is a frame only if its CRC-16 holds."""
@@ -311,6 +326,13 @@ class FlacFrameSplitter:
     def _frames_step(self, frames: list[bytes]) -> bool:
         buf = self._buf
         if self._header is None:
+            # right after metadata or a frame: another file may start here
+            verdict = file_start(buf, frames=False)
+            if verdict is None:
+                return False
+            if verdict:
+                self._next_file(0)
+                return False
             # find the first frame header (right after metadata, or after junk)
             while True:
                 at = buf.find(b"\xff", 0)
@@ -330,6 +352,8 @@ class FlacFrameSplitter:
                 self._note_junk(1)
                 del buf[:1]
         cur = self._header
+        if self._file_after_frame(frames):
+            return False
         while True:
             at = buf.find(b"\xff", self._scan)
             if at < 0:
@@ -358,9 +382,34 @@ class FlacFrameSplitter:
             raise FlacError(f"FLAC frame longer than {self._max_frame} bytes: stream is corrupt")
         return False
 
+    def _file_after_frame(self, frames: list[bytes]) -> bool:
+        """Another file's start right where the bytes before it close the current frame's CRC-16: the frame is
+        whole (appended to `frames`) and the rest is the next file's."""
+        buf = self._buf
+        while True:
+            found = MAGICS.search(buf, self._magic_scan)
+            if found is None:
+                self._magic_scan = max(self._magic_scan, len(buf) - 3)
+                return False
+            at = found.start() - (4 if found.group() == b"ftyp" else 0)
+            verdict = file_start(buf[at:], frames=False) if at >= 0 else False
+            if verdict is None:
+                self._magic_scan = found.start()
+                return False
+            self._magic_scan = found.start() + 1
+            if not verdict:
+                continue
+            self._crc = crc16_update(self._crc, buf[self._crc_pos : at]) if at > self._crc_pos else self._crc
+            self._crc_pos = max(self._crc_pos, at)
+            if self._crc_pos == at and self._crc == 0:
+                frames.append(bytes(buf[:at]))
+                self._next_file(at)
+                return True
+
     def _begin_frame(self, h: FrameHeader) -> None:
         """`h` is the header of the frame now at the start of _buf."""
         self._header = h
+        self._magic_scan = h.length
         self._scan = h.length
         self._crc = self._crc_pos = 0
         self._tail_crc = self._tail_pos = 0

@@ -1,9 +1,12 @@
-"""mp3 and aac (ADTS) backend of the decoder: PyAV's raw parser (`CodecContext.parse`) cuts frames, PyAV decodes.
+"""mp3 and aac (ADTS) backend of the decoder: mpeg_framer.MpegFramer cuts whole frames, PyAV decodes each one.
 
-Measured on av 18.1: the parser emits each frame as soon as its last byte arrives (it reads the frame length from
-the header), so no framing of our own. For mp3, a leading Xing/Info frame is skipped together with the encoder delay
-its LAME extension records (plus the decoder's 529 samples), as FFmpeg's own mp3 demuxer does. Like every backend,
-`feed(bytes)` and `flush()` return a list of float32 mono arrays at `rate` (None until the first frame decodes).
+Each frame is decoded as soon as its last byte is in. For mp3, a leading Xing/Info (LAME) or VBRI frame is
+skipped together with the encoder delay it records plus the decoder's 529 samples, and the end padding it records
+is trimmed (the output stops at the frame count x samples per frame - delay - padding it states), as FFmpeg's own
+mp3 demuxer does; so files glued back to back (one per sentence) join without the ~90 ms of silence their tags and
+padding would add. ADTS carries no such info. When the framer finds the start of another file, the bytes from
+there go to `rest` for StreamDecoder's next segment. Like every backend, `feed(bytes)` and `flush()` return a list
+of float32 mono arrays at `rate` (None until the first frame decodes).
 
 Threads: decoders are plain synchronous objects owned by whoever feeds them (the asyncio loop thread in voicegui);
 no threads of their own, no locks.
@@ -11,109 +14,82 @@ no threads of their own, no locks.
 
 from __future__ import annotations
 
+import logging
+
 import av
 import numpy as np
 
-from voicegui.decode.codec import AV_ERRORS, CodecErrors, decode_packet
-from voicegui.decode.mpeg_frames import frame_len, sync_kind
+from voicegui.decode.codec import CodecErrors, decode_packet
+from voicegui.decode.mpeg_framer import MpegFramer, xing_info
 
-
-def _lame_start_delay(frame: bytes) -> int | None:
-    """Samples to drop at the start if `frame` is a Xing/Info tag frame (encoder delay from its LAME extension
-    plus the decoder's 529), else None."""
-    if len(frame) < 4:
-        return None
-    version, mono = (frame[1] >> 3) & 3, frame[3] >> 6 == 3
-    side = (17 if mono else 32) if version == 3 else (9 if mono else 17)
-    pos = 4 + side + (0 if frame[1] & 1 else 2)  # + CRC when the protection bit is 0
-    tag = frame[pos : pos + 4]
-    if tag not in (b"Xing", b"Info"):
-        return None
-    flags = int.from_bytes(frame[pos + 4 : pos + 8], "big")
-    pos += 8 + (4 if flags & 1 else 0) + (4 if flags & 2 else 0) + (100 if flags & 4 else 0) + (4 if flags & 8 else 0)
-    lame = frame[pos : pos + 24]
-    if len(lame) == 24 and lame[:4] in (b"LAME", b"Lavf", b"Lavc", b"L3.9"):
-        return (int.from_bytes(lame[21:24], "big") >> 12) + 529
-    return 529
+log = logging.getLogger(__name__)
 
 
 class ParsedBackend:
-    """mp3 / aac: PyAV's raw parser finds frames (measured: it emits each frame as soon as it is complete)."""
+    """mp3 / aac: whole frames from our framer (as soon as each is complete), one decoder packet each."""
 
     def __init__(self, codec: str, fmt: str) -> None:
         self.rate: int | None = None
         self.truncated = False
+        self.rest: bytes | None = None  # bytes from where another file starts (StreamDecoder's next segment)
         self._kind = fmt
-        self._dropped = 0
+        self._framer = MpegFramer(fmt)
         self._first = True
         self._skip = 0  # decoded samples still to drop (mp3 encoder + decoder delay)
+        self._left: int | None = None  # samples still to play, when the tag frame says how many
         ctx = av.CodecContext.create(codec, "r")
         assert isinstance(ctx, av.AudioCodecContext)  # mp3float/mp2float/mp1float/aac: audio decoders
         self._ctx = ctx
         self._errors = CodecErrors(fmt)
-        self._fed = 0
-        self._packeted = 0
 
     def feed(self, data: bytes) -> list[np.ndarray]:
         self._errors.fed(len(data))
-        self._fed += len(data)
-        try:
-            packets = self._ctx.parse(data)
-        except AV_ERRORS as exc:
-            self._errors.rejected(exc)
-            return []
-        return self._decode(packets)
+        out = self._decode(self._framer.feed(data))
+        if self._framer.rest is not None:
+            self.rest = self._framer.rest
+        return out
 
-    def _decode(self, packets: list[av.Packet]) -> list[np.ndarray]:
+    def _decode(self, frames: list[bytes]) -> list[np.ndarray]:
         out = []
-        for packet in packets:
-            self._packeted += packet.size
-            if self._first and self._kind == "mp3":
+        for frame in frames:
+            if self._first:
                 self._first = False
-                delay = _lame_start_delay(bytes(packet))
-                if delay is not None:
-                    # a Xing/Info frame is metadata that decodes to silence: skip it, and the encoder delay
-                    # it records, as FFmpeg's own mp3 demuxer does
-                    self._skip = delay
+                info = xing_info(frame) if self._kind == "mp3" else None
+                if info is not None:
+                    # a Xing/Info frame is metadata that decodes to silence: skip it, the encoder delay and the
+                    # end padding it records, as FFmpeg's own mp3 demuxer does
+                    self._skip, self._left = info.delay, info.total
                     continue
-            out += self._trim(decode_packet(self._ctx, packet, self._errors))
+            out += self._trim(decode_packet(self._ctx, av.Packet(frame), self._errors))
         if out and self.rate is None:
             self.rate = self._ctx.sample_rate
         return out
 
     def _trim(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
-        if not self._skip:
-            return chunks
         out = []
         for arr in chunks:
-            drop = min(self._skip, len(arr))
-            self._skip -= drop
-            if len(arr) > drop:
-                out.append(arr[drop:])
+            if self._skip:
+                drop = min(self._skip, len(arr))
+                self._skip -= drop
+                arr = arr[drop:]
+            if self._left is not None:
+                arr = arr[: self._left]  # end padding (and anything past the stated length)
+                self._left -= len(arr)
+            if len(arr):
+                out.append(arr)
         return out
 
     def waiting_on(self) -> str:
         return f"bytes with no whole {self._kind} frame in them"
 
     def flush(self) -> list[np.ndarray]:
-        try:
-            packets = self._ctx.parse(None)
-        except AV_ERRORS:
-            packets = []
-        whole = []
-        for packet in packets:
-            # the parser hands out the bytes it holds at the end even if the frame is cut short: decoding
-            # that would glitch, so a packet shorter than its header says is dropped and reported
-            head = bytes(packet)[:7]
-            expected = frame_len(self._kind, head) if sync_kind(head) == self._kind else None
-            if expected is not None and packet.size < expected:
-                self._dropped += 1
-                continue
-            whole.append(packet)
-        out = self._decode(whole)
-        out += decode_packet(self._ctx, None, self._errors)
+        frames, cut = self._framer.flush()
+        out = self._decode(frames)
+        out += self._trim(decode_packet(self._ctx, None, self._errors))
         if out and self.rate is None:
             self.rate = self._ctx.sample_rate
-        # bytes that never became a whole packet: the stream ended inside a frame
-        self.truncated = self._dropped > 0 or self._fed > self._packeted
+        if self._framer.junk:
+            log.info("skipped %d bytes of the %s stream that were no frames", self._framer.junk, self._kind)
+        # bytes that never became a whole frame: the stream ended inside a frame
+        self.truncated = cut
         return out

@@ -26,6 +26,7 @@ class OpusBackend:
     def __init__(self) -> None:
         self.rate: int | None = None
         self.truncated = False
+        self.rest: bytes | None = None  # bytes from where another file starts (StreamDecoder's next segment)
         self._ogg = OggPacketReader()
         self._ctx: av.AudioCodecContext | None = None
         self._errors = CodecErrors("opus")

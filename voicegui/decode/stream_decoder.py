@@ -24,15 +24,19 @@ endless ID3 tag, Ogg header pages only, ...). That also bounds what any backend 
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Protocol
 
 import numpy as np
 
+from voicegui.decode.boundaries import file_start
 from voicegui.decode.codec import Resampler
+from voicegui.decode.container import NAMES, ContainerBackend
 from voicegui.decode.errors import DecodeError
 from voicegui.decode.flac import FlacBackend
 from voicegui.decode.mpeg import ParsedBackend
+from voicegui.decode.mpeg_framer import find_run
 from voicegui.decode.mpeg_frames import frame_len, mpeg_codec, sync_kind
 from voicegui.decode.opus import OpusBackend
 from voicegui.decode.pcm import PCM_RATE, PcmBackend, WavBackend
@@ -42,8 +46,11 @@ from voicegui.limits import MAX_BYTES_WITHOUT_AUDIO
 
 __all__ = ["FORMATS", "PCM_RATE", "DecodeError", "StreamDecoder", "create_decoder"]
 
+log = logging.getLogger(__name__)
+
 
 _TEXT_PROBE = 64  # bytes looked at to decide that a body starting with '{' or '<' is text
+_JUNK_LIMIT = 8192  # bytes of junk before the first mp3/ADTS frame that we look through
 
 
 def create_decoder(requested_format: str, output_rate: int | None = None,
@@ -91,6 +98,7 @@ def _looks_like_text(head: bytes | bytearray) -> bool:
 class _Backend(Protocol):
     rate: int | None
     truncated: bool
+    rest: bytes | None  # set by feed(): the bytes from where a new file starts (its own segment)
 
     def feed(self, data: bytes) -> list[np.ndarray]: ...
 
@@ -122,10 +130,14 @@ class StreamDecoder:
         self._without_audio = 0  # bytes fed since the last feed that gave samples
         self._samples = 0
         self._resampler: Resampler | None = None
+        self._resampler_in = 0  # the native rate the resampler takes
+        self.segments = 0  # files in the body so far (several when a server sends one file per sentence)
+        self._cut_segment = False  # an earlier segment ended inside a frame/sample before the next file began
         self._failed: DecodeError | None = None
         self._done = False
         self._raw_rate = PCM_RATE  # what a raw pcm body is taken to be (set_raw_pcm_format)
         self._raw_channels = 1
+        self._sync_at = 0  # where the first mp3/ADTS frame header is in the held bytes (after junk)
 
     # -- public ----------------------------------------------------------------------------------------------
 
@@ -160,7 +172,7 @@ class StreamDecoder:
                 self._without_audio += len(data)
                 if self._without_audio > self._max_without_audio:
                     raise self._no_audio_error()
-            return self._finish(chunks)
+            return self._join(chunks)
         except DecodeError as exc:
             self._failed = exc
             raise
@@ -176,11 +188,13 @@ class StreamDecoder:
             raise DecodeError("the server sent no audio")
         chunks: list[np.ndarray] = []
         if self._backend is None:
-            chunks += self._decide(final=True)
+            chunks += self._pump(self._decide(final=True))
         if self._backend is not None:
-            chunks += self._backend.flush()
-            self.truncated = self._backend.truncated
-        out = self._finish(chunks, final=True)
+            chunks += self._at_rate(self._backend.flush(), self._backend.rate)
+            self.truncated = self._backend.truncated or self._cut_segment
+        if self._resampler is not None:
+            chunks += self._resampler.drain()
+        out = self._join(chunks)
         if self._samples == 0:
             where = "inside its header" if self._backend is None or self.truncated else "without any audio"
             raise DecodeError(f"the server sent no audio (the {self._label()} stream ended {where})")
@@ -204,14 +218,34 @@ class StreamDecoder:
         return self.detected_format or self.requested_format
 
     def _feed(self, data: bytes) -> list[np.ndarray]:
+        """Output-rate chunks for `data`."""
         if self._backend is not None:
-            return self._backend.feed(data)
+            return self._pump(self._backend.feed(data))
         if self._id3_left:
             n = min(self._id3_left, len(data))
             self._id3_left -= n
             data = data[n:]
         self._head += data
-        return self._decide(final=False)
+        return self._pump(self._decide(final=False))
+
+    def _pump(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
+        """Convert the current backend's `chunks`; while it found the start of another file, finish it and start
+        the next segment on the bytes from there (a loop: one feed may hold many short files)."""
+        backend = self._backend
+        out = self._at_rate(chunks, backend.rate if backend is not None else None)
+        while backend is not None and backend.rest is not None:
+            rest = backend.rest
+            out += self._at_rate(backend.flush(), backend.rate)
+            if backend.truncated:
+                self._cut_segment = True
+                log.warning("file %d of the body ended inside a frame before the next file began", self.segments)
+            self._backend = None
+            self._head = bytearray(rest)
+            self.segments += 1
+            new = self._decide(final=False)
+            backend = self._backend
+            out += self._at_rate(new, backend.rate if backend is not None else None)
+        return out
 
     def _decide(self, final: bool) -> list[np.ndarray]:
         """Identify the container from the held bytes; start the backend once it is known."""
@@ -238,7 +272,7 @@ class StreamDecoder:
         kind = self._identify(bytes(head), final)
         if kind is None:
             return []
-        self._start(kind, bytes(head[:2]))
+        self._start(kind, bytes(head[self._sync_at : self._sync_at + 2]))
         rest = bytes(head)
         head.clear()
         assert self._backend is not None
@@ -254,6 +288,12 @@ class StreamDecoder:
                 raise _text_error(head)
             return None
         # decide only on prefixes that no later byte can change, so every split of the input decides alike
+        if head[:1] == b"\x00" or head[:4] == b"\x1a\x45\xdf\xa3"[: len(head)]:
+            container = file_start(head, frames=False)  # an MP4 'ftyp' box or a WebM (EBML) header
+            if container in ("mp4", "webm"):
+                return container
+            if container is None and not final:
+                return None
         for magic, kind in ((b"OggS", "opus"), (b"fLaC", "flac"), (b"RIFF", "wav"), (b"RF64", "wav"), (b"ID3", "")):
             n = min(len(head), len(magic))
             if head[:n] == magic[:n]:
@@ -281,14 +321,45 @@ class StreamDecoder:
                     return sync
         if requested == "pcm":
             return "pcm"
+        found = self._frames_after_junk(head, final)
+        if found != "":
+            return found
         if final and len(head) < 4:
             raise DecodeError(f"the server sent only {len(head)} bytes, not {requested} audio")
         raise DecodeError(f"the server did not send {requested} audio (the stream starts with {head[:8].hex(' ')})")
 
+    def _frames_after_junk(self, head: bytes, final: bool) -> str | None:
+        """mp3/ADTS frames after junk bytes: the kind if a run of valid frames in a row follows (the framer skips
+        the junk), None to wait for more bytes, "" if there is none."""
+        waiting = False
+        best: tuple[int, str] | None = None
+        for kind in ("mp3", "aac"):
+            pos = find_run(kind, head, 0, final)
+            if pos is None:
+                waiting = True
+            elif pos is not False and (best is None or pos < best[0]):
+                best = (int(pos), kind)
+        if best is not None and not (waiting and len(head) < _JUNK_LIMIT):
+            self._sync_at = best[0]
+            log.info("skipping %d bytes before the first %s frame", best[0], best[1])
+            return best[1]
+        if len(head) < _JUNK_LIMIT and not final:
+            return None  # frames may still follow the junk
+        return ""
+
     def _start(self, kind: str, head: bytes) -> None:
-        self.detected_format = kind
-        if kind != self.requested_format:
-            self.format_mismatch = f"asked for {self.requested_format}, the server sent {kind}; playing it anyway"
+        if self.segments == 0:
+            self.segments = 1
+            self.detected_format = kind
+            if kind != self.requested_format:
+                sent = f"{NAMES[kind]} audio" if kind in NAMES else kind
+                self.format_mismatch = f"asked for {self.requested_format}, the server sent {sent}; playing it anyway"
+                log.warning("%s", self.format_mismatch)
+        else:
+            log.info("file %d of the body starts: %s", self.segments, kind)
+            if kind != self.detected_format and self.format_mismatch is None:
+                self.format_mismatch = (f"asked for {self.requested_format}, the server sent {self.detected_format} "
+                                        f"and then {kind}; playing it anyway")
         if kind == "pcm":
             self._backend = PcmBackend(self._raw_rate, self._raw_channels)
         elif kind == "wav":
@@ -299,23 +370,42 @@ class StreamDecoder:
             self._backend = ParsedBackend("aac", "aac")
         elif kind == "flac":
             self._backend = FlacBackend()
+        elif kind in NAMES:
+            self._backend = ContainerBackend(kind)
         else:
             self._backend = OpusBackend()
 
-    def _finish(self, chunks: list[np.ndarray], final: bool = False) -> np.ndarray:
-        """Concatenate, resample to output_rate if asked, and count."""
+    def _at_rate(self, chunks: list[np.ndarray], native: int | None) -> list[np.ndarray]:
+        """`chunks` (at the segment's `native` rate) at the decoder's one output rate: `output_rate` if given, else
+        the first segment's rate. A later segment at another rate is resampled, so nothing plays at the wrong
+        speed; the resampler is kept across segments of the same rate (no seam)."""
+        if native is None:
+            return [c for c in chunks if len(c)]
+        if self.sample_rate is None:
+            self.sample_rate = self._output_rate or native
+        target = self.sample_rate
+        out: list[np.ndarray] = []
         chunks = [c for c in chunks if len(c)]
-        backend = self._backend
-        if backend is not None and backend.rate is not None and self.sample_rate is None:
-            self.sample_rate = self._output_rate or backend.rate
-        native = backend.rate if backend is not None else None
-        if self._output_rate is not None and native is not None and native != self._output_rate:
-            if self._resampler is None:
-                self._resampler = Resampler(native, self._output_rate)
-            chunks = self._resampler.push(chunks)
-            if final:
-                chunks += self._resampler.drain()
-            chunks = [c for c in chunks if len(c)]
+        if not chunks:
+            return out
+        if self._resampler is not None and self._resampler_in != native:
+            out += self._resampler.drain()  # the previous segment's tail, before this segment's audio
+            self._resampler = None
+        if native == target:
+            return out + chunks
+        if self._resampler is None:
+            if self._output_rate is None:
+                log.info("file %d of the body is at %d Hz, the first at %d Hz: resampled to %d Hz",
+                         self.segments, native, target, target)
+            self._resampler = Resampler(native, target)
+            self._resampler_in = native
+        return out + [c for c in self._resampler.push(chunks) if len(c)]
+
+    def _join(self, chunks: list[np.ndarray]) -> np.ndarray:
+        """Concatenate and count."""
+        chunks = [c for c in chunks if len(c)]
+        if self._backend is not None and self._backend.rate is not None and self.sample_rate is None:
+            self.sample_rate = self._output_rate or self._backend.rate
         if not chunks:
             return EMPTY
         out = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
