@@ -70,6 +70,11 @@ class SpeechRequest:
     instructions: str | None = None
     chunk_bytes: int | None = None
     timeout_s: float = 30.0
+    # Fields merged into the JSON body as given (a server's own: "stream", "lang_code", "seed", ...); the
+    # caller keeps model/input/voice/response_format out of it (request_extras.parse_extra_body refuses them).
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    # Send the voice as {"id": voice} (OpenAI's custom voices) instead of a name.
+    voice_object: bool = False
 
 
 @dataclass
@@ -113,12 +118,36 @@ def _server_message(exc: openai.APIStatusError) -> str | None:
             msg = inner
         if msg is None:
             msg = body.get("detail") or body.get("message")
+        fields = _validation_errors(msg)
+        if fields is not None:
+            return fields
         if isinstance(msg, (dict, list)):
             msg = str(msg)
         return str(msg).strip() or None if msg is not None else None
     if isinstance(body, str) and body.strip():
         return body.strip()[:300]
     return None
+
+
+def _validation_errors(detail: Any) -> str | None:
+    """A FastAPI/pydantic 422 `detail` list ([{"loc": ["body", "speed"], "msg": ...}, ...]) as words:
+    "speed: Input should be less than or equal to 4" (the first three, '; '-joined); None if it is not one."""
+    if not isinstance(detail, list) or not detail:
+        return None
+    parts = []
+    for item in detail[:3]:
+        if not isinstance(item, dict) or not isinstance(item.get("msg"), str):
+            return None
+        loc = item.get("loc")
+        path = [str(x) for x in loc if x != "body"] if isinstance(loc, list) else []
+        parts.append(f"{'.'.join(path)}: {item['msg']}" if path else item["msg"])
+    more = len(detail) - 3
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _looks_like_html(body: Any) -> bool:
+    return isinstance(body, str) and body.lstrip()[:15].lower().startswith(("<!doctype html", "<html", "<head",
+                                                                            "<body", "<title", "<h1", "<pre"))
 
 
 def insecure_http_warning(base_url: str) -> str | None:
@@ -199,9 +228,20 @@ def as_sentence(text: str) -> str:
 
 def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     status = exc.status_code
+    if status in (404, 405) and _looks_like_html(exc.body):
+        # A web page, not an API error: nothing at this URL speaks the OpenAI API (a base URL without /v1,
+        # or a server that has no speech endpoint). Its HTML is no message for the user.
+        url = req.base_url.rstrip("/")
+        hint = "" if url.endswith("/v1") else " Does the base URL need to end in /v1?"
+        return FetchError("not_found", f"The server at {req.base_url} has no OpenAI speech endpoint: POST "
+                                       f"{url}/audio/speech answered HTTP {status} with a web page.{hint}",
+                          status=status)
     server = _server_message(exc)
     says = f" The server said: {as_sentence(server)}" if server else ""
     where = f"{req.base_url}"
+    if status == 422 and isinstance(exc.body, dict) and _validation_errors(exc.body.get("detail")) is not None:
+        return FetchError("bad_request", f"The server at {where} refused a field of the request (HTTP 422): "
+                                         f"{as_sentence(server or '')}", status=status, server_message=server)
     if status == 401:
         kind, msg = "auth", f"The server at {where} rejected the API key (HTTP 401)."
     elif status == 403:
@@ -225,6 +265,16 @@ def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     else:
         kind, msg = "http", f"The server at {where} answered HTTP {status}."
     return FetchError(kind, msg + says, status=status, server_message=server)
+
+
+def _timeout_hint(req: SpeechRequest) -> str:
+    """What to change after a timeout: a server that renders the whole text before its first byte (Kokoro
+    ONNX, LocalAI without `"stream": true`) answers late, and later the longer the text."""
+    if req.extra_body.get("stream") is True:
+        return " Allow it more time (--timeout-s on the command line)."
+    return (" A server that renders the whole text first answers late: ask it to stream (the provider's "
+            "'Ask the server to stream' setting, --stream-field on the command line) or allow it more time "
+            "(--timeout-s).")
 
 
 _tls_lock = threading.Lock()
@@ -276,12 +326,14 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
     if req.chunk_bytes is not None and req.chunk_bytes <= 0:
         raise ValueError("chunk_bytes must be positive or None")
     client = openai_client(req)
-    kwargs: dict[str, Any] = {"model": req.model, "voice": req.voice, "input": req.text,
-                              "response_format": req.response_format}
+    kwargs: dict[str, Any] = {"model": req.model, "voice": {"id": req.voice} if req.voice_object else req.voice,
+                              "input": req.text, "response_format": req.response_format}
     if req.speed is not None:
         kwargs["speed"] = req.speed
     if req.instructions:
         kwargs["instructions"] = req.instructions
+    if req.extra_body:
+        kwargs["extra_body"] = req.extra_body
     total = 0
     headers_seen = False
     try:
@@ -305,7 +357,7 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
         raise _status_error(exc, req) from exc
     except openai.APITimeoutError as exc:
         raise FetchError("timeout", f"The server at {req.base_url} did not answer within {req.timeout_s:g} s "
-                                    f"(model '{req.model}', voice '{req.voice}').") from exc
+                                    f"(model '{req.model}', voice '{req.voice}').{_timeout_hint(req)}") from exc
     except openai.APIConnectionError as exc:
         tls = _tls_failure(exc)
         if tls is not None:
