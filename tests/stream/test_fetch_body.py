@@ -130,3 +130,20 @@ async def test_timeout_names_the_settings_to_change(local_app):
     err = await _fail(_req(url, timeout_s=0.3, extra_body={"stream": True}))
     assert "--timeout-s" in str(err) and "stream" not in str(err).split(").", 1)[1]
 
+
+
+@pytest.mark.parametrize("answer, said", [
+    (lambda: web.json_response({"detail": "Not Found"}, status=404), "'Not Found'"),  # FastAPI: no such route
+    (lambda: web.json_response({"detail": "Method Not Allowed"}, status=405), "'Method Not Allowed'"),
+    (lambda: web.Response(text="404: Not Found", status=404), "'404: Not Found'"),  # aiohttp's own
+])
+async def test_a_framework_not_found_is_no_speech_endpoint(local_app, answer, said):
+    async def any_path(request: web.Request) -> web.Response:
+        return answer()
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", any_path)
+    url = await local_app(app)
+    err = await _fail(_req(url))
+    assert "has no OpenAI speech endpoint" in str(err) and "does not know" not in str(err), str(err)
+    assert f"with {said}." in str(err)

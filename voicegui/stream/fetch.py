@@ -41,6 +41,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -150,6 +151,27 @@ def _looks_like_html(body: Any) -> bool:
                                                                             "<body", "<title", "<h1", "<pre"))
 
 
+# What a web framework answers for a path it has no route for: Starlette/FastAPI {"detail": "Not Found"},
+# aiohttp "404: Not Found", or a bare reason phrase. An API that knows the path but not the model or voice
+# says which (OpenAI: {"error": {"param": "voice", ...}}).
+_NO_ROUTE = re.compile(r"^(?:40[45]:?\s*)?(?:not found|method not allowed)\.?$", re.IGNORECASE)
+
+
+def _no_speech_route(exc: openai.APIStatusError) -> str | None:
+    """How a 404/405 says nothing is at this URL ("a web page", "'Not Found'"), rather than that the model or
+    voice is unknown; None if it is not such an answer."""
+    if exc.status_code not in (404, 405):
+        return None
+    body: Any = exc.body
+    if _looks_like_html(body):
+        return "a web page"
+    if isinstance(body, dict) and set(body) <= {"detail", "message"}:
+        body = body.get("detail", body.get("message"))
+    if isinstance(body, str) and _NO_ROUTE.match(body.strip()):
+        return f"'{body.strip()}'"
+    return None
+
+
 def insecure_http_warning(base_url: str) -> str | None:
     """A one-line warning when `base_url` is plain http to a host that is not this machine, else None.
 
@@ -228,13 +250,14 @@ def as_sentence(text: str) -> str:
 
 def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     status = exc.status_code
-    if status in (404, 405) and _looks_like_html(exc.body):
-        # A web page, not an API error: nothing at this URL speaks the OpenAI API (a base URL without /v1,
-        # or a server that has no speech endpoint). Its HTML is no message for the user.
+    what = _no_speech_route(exc)
+    if what is not None:
+        # Not an API error: nothing at this URL speaks the OpenAI API (a base URL without /v1, or a server
+        # without a speech endpoint). Its web page is no message for the user.
         url = req.base_url.rstrip("/")
         hint = "" if url.endswith("/v1") else " Does the base URL need to end in /v1?"
         return FetchError("not_found", f"The server at {req.base_url} has no OpenAI speech endpoint: POST "
-                                       f"{url}/audio/speech answered HTTP {status} with a web page.{hint}",
+                                       f"{url}/audio/speech answered HTTP {status} with {what}.{hint}",
                           status=status)
     server = _server_message(exc)
     says = f" The server said: {as_sentence(server)}" if server else ""
