@@ -147,3 +147,21 @@ async def test_a_framework_not_found_is_no_speech_endpoint(local_app, answer, sa
     err = await _fail(_req(url))
     assert "has no OpenAI speech endpoint" in str(err) and "does not know" not in str(err), str(err)
     assert f"with {said}." in str(err)
+
+
+async def test_a_strict_server_refusing_stream_says_how_to_stop_sending_it(local_app):
+    async def strict(request: web.Request) -> web.Response:
+        body = await request.json()
+        extra = [k for k in body if k not in ("model", "input", "voice", "response_format", "speed")]
+        return web.json_response({"detail": [{"type": "extra_forbidden", "loc": ["body", k],
+                                              "msg": "Extra inputs are not permitted"} for k in extra]}, status=422)
+
+    app = web.Application()
+    app.router.add_post("/v1/audio/speech", strict)
+    url = await local_app(app)
+    err = await _fail(_req(url, extra_body={"stream": True}))
+    assert str(err) == (f"The server at {url} refused a field of the request (HTTP 422): stream: Extra inputs are "
+                        "not permitted. Stop sending \"stream\" (the provider's 'Ask the server to stream': no; "
+                        "--stream-field off).")
+    err = await _fail(_req(url, extra_body={"seed": 1}))
+    assert str(err).endswith("seed: Extra inputs are not permitted.")

@@ -263,8 +263,13 @@ def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     says = f" The server said: {as_sentence(server)}" if server else ""
     where = f"{req.base_url}"
     if status == 422 and isinstance(exc.body, dict) and _validation_errors(exc.body.get("detail")) is not None:
+        hint = ""
+        if "stream" in req.extra_body and re.search(r"(^|; )stream:", server or ""):
+            # a strict server (pydantic extra="forbid") that has no such field
+            hint = (" Stop sending \"stream\" (the provider's 'Ask the server to stream': no; --stream-field "
+                    "off).")
         return FetchError("bad_request", f"The server at {where} refused a field of the request (HTTP 422): "
-                                         f"{as_sentence(server or '')}", status=status, server_message=server)
+                                         f"{as_sentence(server or '')}{hint}", status=status, server_message=server)
     if status == 401:
         kind, msg = "auth", f"The server at {where} rejected the API key (HTTP 401)."
     elif status == 403:
