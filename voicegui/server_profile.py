@@ -50,7 +50,7 @@ class KnownServer:
 KNOWN_SERVERS: dict[str, KnownServer] = {s.kind: s for s in (
     KnownServer("openai", "OpenAI", SPEECH_SPEED_RANGE, False, tuple(FORMATS)),
     # our own server (server/app.py): owned_by "voicegui-<engine>", checks speed against limits.SPEED_RANGE
-    KnownServer("voicegui", "voicegui's built-in server", SPEED_RANGE, False, tuple(FORMATS)),
+    KnownServer("voicegui", "the built-in server", SPEED_RANGE, False, tuple(FORMATS)),
     # Kokoro-FastAPI's OpenAISpeechRequest: speed ge=0.25 le=4.0, stream default true, lang_code, six formats
     KnownServer("kokoro-fastapi", "Kokoro-FastAPI", (0.25, 4.0), True, tuple(FORMATS), blends=True,
                 lang_code=True),
@@ -228,6 +228,14 @@ def identify(models_payload: Any, *, models_listed: bool, server_header: str = "
 def openai_profile() -> ServerProfile:
     """OpenAI's, known without asking (its key may not be entered yet)."""
     return identify(None, models_listed=True, is_openai=True)
+
+
+def builtin_profile() -> ServerProfile:
+    """voicegui's own server's, known before it answers (the window's default provider)."""
+    known = KNOWN_SERVERS["voicegui"]
+    return ServerProfile(kind=known.kind, label=known.label, evidence="built in", models_listed=True,
+                         speed_range=known.speed_range or SPEED_RANGE, speed_verified=True,
+                         send_stream=known.send_stream, formats=known.formats)
 
 
 # --- the user's overrides -------------------------------------------------------------------------------------

@@ -160,3 +160,22 @@ async def test_profile_and_options_survive_a_restart(window, server, local_app):
         assert pp.server.stream.currentIndex() == 2
     finally:
         await close_window(again)
+
+
+async def test_before_any_answer_a_kokoro_provider_shows_none_of_openais_names(window):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"  # nothing listens once closed
+    window.settings.base_urls["kokoro"] = dead
+    pp = window.provider_panel
+    pp.set_provider("kokoro")
+    models = [window.model.itemText(i) for i in range(window.model.count())]
+    voices = [window.voice.itemData(i) for i in range(window.voice.count())]
+    assert models == ["kokoro"] and voices == []  # the preset's model; the voice is typed, not OpenAI's
+    assert pp.voice_id() == "af_heart"
+    await until(lambda: "Could not connect" in pp.connection.text(), 10, "the connection error")
+    assert [window.model.itemText(i) for i in range(window.model.count())] == ["kokoro"]
+    pp.set_provider("builtin")
+    assert pp.server.summary.text().startswith("The built-in server (owned_by 'voicegui-")

@@ -49,7 +49,7 @@ from voicegui.formats import FORMATS
 from voicegui.limits import SPEED_RANGE
 from voicegui.openai_models import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
 from voicegui.request_extras import ExtrasError, parse_voice, request_extra_body
-from voicegui.server_profile import ServerProfile, openai_profile
+from voicegui.server_profile import ServerProfile, builtin_profile, openai_profile
 from voicegui.settings import KeyStore, Settings
 from voicegui.stream.fetch import insecure_http_warning
 from voicegui.ui.safe_text import PlainLabel, plain_tooltip
@@ -274,8 +274,6 @@ class ProviderPanel(QGroupBox):
         problem = self.server.problem()
         if problem:
             raise ValueError(problem)
-        if self.provider_id() == pv.BUILTIN:
-            return {}
         return request_extra_body(self.profile().send_stream, self.server.lang_code_value(),
                                   self.server.extra_body_value())
 
@@ -392,7 +390,9 @@ class ProviderPanel(QGroupBox):
             # models fail on servers without the Realtime API).
             models = [pv.ModelInfo(self._settings.model_for(pid))]
         self._set_models(models, False, self._settings.model_for(pid))
-        self._set_voices(pv.known_voices(self.model_id()) if not builtin else [], self._settings.voice_for(pid))
+        # OpenAI's voice names only for OpenAI: they fail on other servers (the saved voice stays typed in)
+        self._set_voices(pv.known_voices(self.model_id()) if pid in pv.OPENAI_FAMILY else [],
+                         self._settings.voice_for(pid))
         self.provider_changed.emit(pid)
         self._schedule_refresh()
 
@@ -401,9 +401,12 @@ class ProviderPanel(QGroupBox):
         if pid in pv.OPENAI_FAMILY and pv.is_openai_url(self._settings.base_url_for(pid)):
             return openai_profile()
         try:
-            return self._settings.profile_for(pid) or ServerProfile()
+            stored = self._settings.profile_for(pid)
         except ValueError:  # validated on load; a bad one here is no reason to fail the panel
-            return ServerProfile()
+            stored = None
+        if stored is not None:
+            return stored
+        return builtin_profile() if pid == pv.BUILTIN else ServerProfile()
 
     def _schedule_refresh(self) -> None:
         pid = self.provider_id()
