@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import zlib
 from collections.abc import Iterable, Mapping
@@ -53,15 +52,13 @@ from voicegui.openai_models import (
     is_realtime_model,
     parse_date,
 )
-from voicegui.server_profile import ServerProfile, identify
+from voicegui.server_profile import KOKORO_VOICE, ServerProfile, identify
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
 # Models that read `instructions` (tone, pace, accent); tts-1 and tts-1-hd ignore or reject them.
 _INSTRUCTION_MODELS = frozenset({"gpt-4o-mini-tts"})
-# A Kokoro blend: voice ids joined by '+', each optionally weighted, e.g. af_bella(2)+af_sky(1).
-_KOKORO_ID = re.compile(r"^[a-z]{2}_[a-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -177,8 +174,8 @@ def models_for(provider: str, models: list[ModelInfo]) -> list[ModelInfo]:
 
 
 def known_models(base_url: str = "") -> list[ModelInfo]:
-    """What to offer when the server does not list its models: OpenAI's speech + Realtime models, with the
-    shutdown dates known to voicegui.openai_models."""
+    """OpenAI's speech + Realtime models, with the shutdown dates known to voicegui.openai_models: what OpenAI
+    offers before (or without) its model list. Never offered for another server (see list_models)."""
     ids = list(SPEECH_MODELS) + list(REALTIME_MODELS)
     return [ModelInfo(m, SPEECH_MODEL_SHUTDOWN.get(m) or REALTIME_MODEL_SHUTDOWN.get(m)) for m in ids]
 
@@ -197,7 +194,7 @@ def models_payload(models: list[ModelInfo]) -> dict[str, Any]:
 
 def voices_hint(voices: list[VoiceEntry]) -> str | None:
     """Kokoro voices (af_bella, bm_george...) can be mixed: say how, since the list cannot show it."""
-    kokoro = [v.id for v in voices if _KOKORO_ID.match(v.id)]
+    kokoro = [v.id for v in voices if KOKORO_VOICE.match(v.id)]
     if len(kokoro) < 2:
         return None
     a, b = kokoro[0], kokoro[1]
