@@ -19,10 +19,12 @@ def test_extra_body_is_an_object_sent_as_given():
                   "line 1 column 2); fix it there."),
     ("[1, 2]", 'The Extra JSON body must be a JSON object like {"seed": 42}, not a list; fix it there.'),
     ('"x"', 'The Extra JSON body must be a JSON object like {"seed": 42}, not a string; fix it there.'),
-    ('{"voice": "af_sky", "seed": 1}', "The Extra JSON body sets 'voice', which voicegui sends from its own fields; "
-                                       "set it there and remove 'voice' from the Extra JSON body."),
-    ('{"model": "m", "input": "i"}', "The Extra JSON body sets 'model', 'input', which voicegui sends from its own "
-                                     "fields; set them there and remove 'model', 'input' from the Extra JSON body."),
+    ('{"voice": "af_sky", "seed": 1}', "The Extra JSON body sets 'voice', which voicegui sends itself from the "
+                                       "model, text, voice and format you choose; remove 'voice' from the Extra "
+                                       "JSON body."),
+    ('{"model": "m", "input": "i"}', "The Extra JSON body sets 'model', 'input', which voicegui sends itself from "
+                                     "the model, text, voice and format you choose; remove 'model', 'input' from "
+                                     "the Extra JSON body."),
     ("[" * 5000, "nests too deeply"),
 ])
 def test_bad_extra_body_is_one_sentence(text, message):

@@ -54,8 +54,8 @@ def parse_extra_body(text: str, where: str = "Extra JSON body") -> dict[str, Any
     reserved = [k for k in RESERVED_FIELDS if k in value]
     if reserved:
         names = ", ".join(f"'{k}'" for k in reserved)
-        raise ExtrasError(f"The {where} sets {names}, which voicegui sends from its own fields; set "
-                          f"{'it' if len(reserved) == 1 else 'them'} there and remove {names} from the {where}.")
+        raise ExtrasError(f"The {where} sets {names}, which voicegui sends itself from the model, text, voice "
+                          f"and format you choose; remove {names} from the {where}.")
     return value
 
 

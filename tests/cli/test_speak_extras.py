@@ -71,7 +71,7 @@ async def test_speak_sends_stream_lang_code_extra_body_and_a_voice_object(kokoro
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["--extra-body", '{"voice": "af_sky"}'], "sets 'voice', which voicegui sends from its own fields"),
+    (["--extra-body", '{"voice": "af_sky"}'], "sets 'voice', which voicegui sends itself"),
     (["--extra-body", "{seed: 1}"], "is not valid JSON"),
     (["--extra-body", "@/nonexistent/extra.json"], "cannot read /nonexistent/extra.json"),
     (["--stream-field", "maybe"], "must be auto, on or off"),

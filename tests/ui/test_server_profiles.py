@@ -98,7 +98,7 @@ async def test_invalid_extra_json_is_refused_where_typed_and_at_speak(qtbot, win
     assert error.isVisible() and error.text().startswith("The Extra JSON body is not valid JSON (")
     assert window.settings.provider_options["kokoro"]["extra_body"] == '{"seed": 1}'  # the last good one
     pp.server.extra_body.setPlainText('{"voice": "af_sky"}')
-    assert "sets 'voice', which voicegui sends from its own fields" in error.text()
+    assert "sets 'voice', which voicegui sends itself" in error.text()
     window.speak_button.click()
     await until(lambda: window.banner.isVisible(), 5, "the banner")
     assert "sets 'voice'" in window.banner.text() and bodies == []  # nothing was sent

@@ -246,6 +246,8 @@ class ServerOptions(QWidget):
         try:
             has_speed = options.get("speed_min") is not None
             self.own_speed.setChecked(has_speed)
+            self.speed_min.setEnabled(has_speed)
+            self.speed_max.setEnabled(has_speed)
             self.speed_min.setValue(options.get("speed_min") or SPEED_RANGE[0])
             self.speed_max.setValue(options.get("speed_max") or SPEED_RANGE[1])
             self.stream.setCurrentIndex([v for _l, v in STREAM_CHOICES].index(options.get("stream")))
