@@ -74,18 +74,20 @@ async def test_voices_as_strings(make_server):
     assert voices == [pv.VoiceEntry("am_adam", "am_adam"), pv.VoiceEntry("bf_emma", "bf_emma")]
 
 
-async def test_server_without_lists_gets_known_models_but_no_voices(make_server):
+async def test_server_without_lists_gets_no_models_and_no_voices(make_server):
     url = await make_server({"/v1/other": {}})  # every other path 404s
     voices = await pv.list_voices(url, None)
     # OpenAI's voice names failed with HTTP 502 on such a server: no list, and a reason the UI can show.
     assert voices == [] and voices.reason
     assert url in voices.reason and "voice id" in voices.reason and "\n" not in voices.reason
+    # OpenAI's models (the Realtime ones above all: "key not allowed" on a server without the Realtime API)
+    # are not offered either: the user types the model id.
     models = await pv.list_models(url, None)
-    assert "tts-1" in [m.id for m in models] and "gpt-realtime-2.1-mini" in [m.id for m in models]
-    tts1 = next(m for m in models if m.id == "tts-1")
-    assert tts1.shutdown_date == date(2027, 1, 6)
+    assert models == [] and models.reason == f"{url} lists no models (/models answered 404); type the model id " \
+                                             "the server expects."
     message = await pv.test_connection(url, None)
-    assert message.startswith("Connected") and "no /models endpoint" in message
+    assert message == f"Connected to {url}, but it lists no models (/models answered 404); type the model id."
+
 
 
 # Voice lists as servers in the wild send them: (routes, the ids expected, in order, once each).
@@ -294,7 +296,8 @@ async def test_model_list_trickle_ends_at_the_timeout(make_raw_server):
 
 async def test_model_list_nested_too_deep_is_an_unreadable_answer(make_raw_server):
     url = await _hostile(make_raw_server, "deep-json")
-    assert await pv.list_models(url, None) == pv.known_models(url)  # like any body that is not a model list
+    models = await pv.list_models(url, None)  # like any body that is not a model list
+    assert models == [] and "/models is not a model list" in (models.reason or "")
 
 
 async def test_gzip_encoded_model_list_is_read(make_raw_server):

@@ -160,3 +160,44 @@ def test_wrong_types_reset_one_field_with_a_short_message(config_dir, field, val
     assert loaded.settings.volume == 0.25  # the good field survives
     assert loaded.message and field in loaded.message and len(loaded.message) < 400
     loaded.settings.validate()
+
+
+def test_provider_options_and_profiles_round_trip(config_dir):
+    from voicegui.server_profile import identify
+
+    profile = identify({"data": [{"id": "kokoro", "owned_by": "kokoro", "sample_rate": 24000}]}, models_listed=True)
+    s = st.Settings(provider="kokoro", provider_options={"kokoro": {
+        "speed_min": 0.5, "speed_max": 2.0, "stream": False, "pcm_rate": 22050, "lang_code": "b",
+        "extra_body": '{"seed": 42, "normalization_options": {"normalize": false}}'}},
+        profiles={"kokoro": profile.to_json()})
+    st.save(s)
+    loaded = st.load()
+    assert loaded.message is None and loaded.settings == s
+    assert loaded.settings.profile_for("kokoro") == profile and loaded.settings.profile_for("custom") is None
+    assert loaded.settings.options_for("kokoro")["lang_code"] == "b" and loaded.settings.options_for("custom") == {}
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"custom": {"extra_body": "{seed: 1}"}}, "custom: The Extra JSON body is not valid JSON"),
+    ({"custom": {"extra_body": '{"voice": "x"}'}}, "sets 'voice'"),
+    ({"custom": {"speed_min": 3, "speed_max": 1}}, "low < high"),
+    ({"custom": {"lang_code": "english"}}, "one lower-case letter"),
+    ({"custom": {"colour": "red"}}, "unknown option 'colour'"),
+    ({"custom": "fast"}, "must map provider ids to objects"),
+])
+def test_bad_provider_options_are_reset_with_a_message(config_dir, options, words):
+    config_dir.mkdir(parents=True)
+    (config_dir / "settings.json").write_text(json.dumps({"provider": "custom", "provider_options": options,
+                                                          "speed": 1.5}))
+    loaded = st.load()
+    assert loaded.settings.provider_options == {} and loaded.settings.speed == 1.5  # the rest is kept
+    assert loaded.message and "provider_options" in loaded.message and words in loaded.message
+    with pytest.raises(ValueError, match="provider_options"):
+        st.Settings(provider_options=options).validate()
+
+
+def test_damaged_profile_is_reset_with_a_message(config_dir):
+    config_dir.mkdir(parents=True)
+    (config_dir / "settings.json").write_text(json.dumps({"profiles": {"kokoro": {"speed_range": [0, 99]}}}))
+    loaded = st.load()
+    assert loaded.settings.profiles == {} and "profiles kokoro: a speed range" in (loaded.message or "")

@@ -4,11 +4,12 @@ A Provider preset names a kind of OpenAI-compatible speech server: the Built-in 
 default; the app starts one BuiltinServer and its base URL/token are filled in at run time), OpenAI,
 Kokoro-FastAPI, or any Custom base URL. This module lists a server's models (GET /models) and voices
 (GET /audio/voices, else GET /voices; `{"voices": [...]}`, `{"data": [...]}` or a bare list, of ids or of
-objects with id/voice_id/name), falls back to OpenAI's known models when a server lists none, and to
-OpenAI's known voices only for OpenAI itself: another server without a voice list gets an empty VoiceList
-whose `reason` says so (OpenAI's voice names fail on such servers), answers capability questions (does
-this model take `instructions`? which speed range?), and tests a connection with one clear sentence for
-the user.
+objects with id/voice_id/name). OpenAI's known models and voices are offered for OpenAI itself only:
+another server without a model or voice list gets an empty ModelList/VoiceList whose `reason` says so
+and the user types the id (OpenAI's names, the Realtime models above all, fail on such servers). It
+answers capability questions (does this model take `instructions`? which speed range?), detects a
+server's profile on connect (`detect_profile`: the model and voice lists plus what voicegui.server_profile
+makes of them and of the `Server` header), and tests a connection with one clear sentence for the user.
 
 HTTP goes through aiohttp (already a dependency: the built-in server uses it), one short-lived
 ClientSession per call; every call has a total timeout that covers the body too, so a dead or trickling
@@ -26,7 +27,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 import zlib
 from collections.abc import Iterable, Mapping
@@ -52,14 +52,13 @@ from voicegui.openai_models import (
     is_realtime_model,
     parse_date,
 )
+from voicegui.server_profile import KOKORO_VOICE, ServerProfile, identify
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 5.0
 # Models that read `instructions` (tone, pace, accent); tts-1 and tts-1-hd ignore or reject them.
 _INSTRUCTION_MODELS = frozenset({"gpt-4o-mini-tts"})
-# A Kokoro blend: voice ids joined by '+', each optionally weighted, e.g. af_bella(2)+af_sky(1).
-_KOKORO_ID = re.compile(r"^[a-z]{2}_[a-z0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -115,6 +114,15 @@ class VoiceList(list[VoiceEntry]):
         self.reason = reason
 
 
+class ModelList(list[ModelInfo]):
+    """What list_models returns: the models, in the server's order; when empty, `reason` is one sentence for
+    the user (the server lists no models: a model id has to be typed)."""
+
+    def __init__(self, models: Iterable[ModelInfo] = (), reason: str | None = None) -> None:
+        super().__init__(models)
+        self.reason = reason
+
+
 class ProviderError(Exception):
     """Listing or testing failed; str() is one sentence for the user. `status` is the HTTP status if any."""
 
@@ -166,8 +174,8 @@ def models_for(provider: str, models: list[ModelInfo]) -> list[ModelInfo]:
 
 
 def known_models(base_url: str = "") -> list[ModelInfo]:
-    """What to offer when the server does not list its models: OpenAI's speech + Realtime models, with the
-    shutdown dates known to voicegui.openai_models."""
+    """OpenAI's speech + Realtime models, with the shutdown dates known to voicegui.openai_models: what OpenAI
+    offers before (or without) its model list. Never offered for another server (see list_models)."""
     ids = list(SPEECH_MODELS) + list(REALTIME_MODELS)
     return [ModelInfo(m, SPEECH_MODEL_SHUTDOWN.get(m) or REALTIME_MODEL_SHUTDOWN.get(m)) for m in ids]
 
@@ -186,7 +194,7 @@ def models_payload(models: list[ModelInfo]) -> dict[str, Any]:
 
 def voices_hint(voices: list[VoiceEntry]) -> str | None:
     """Kokoro voices (af_bella, bm_george...) can be mixed: say how, since the list cannot show it."""
-    kokoro = [v.id for v in voices if _KOKORO_ID.match(v.id)]
+    kokoro = [v.id for v in voices if KOKORO_VOICE.match(v.id)]
     if len(kokoro) < 2:
         return None
     a, b = kokoro[0], kokoro[1]
@@ -291,9 +299,10 @@ async def _read_body(resp: aiohttp.ClientResponse, base_url: str, path: str, max
 
 
 async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float,
-                    max_bytes: int = MAX_JSON_BYTES) -> tuple[int, Any]:
+                    max_bytes: int = MAX_JSON_BYTES, headers_out: dict[str, str] | None = None) -> tuple[int, Any]:
     """(status, JSON or None); ProviderError when the server cannot be reached, does not answer (body
-    included) within `timeout_s`, or sends more than `max_bytes`."""
+    included) within `timeout_s`, or sends more than `max_bytes`. The response headers (names in lower
+    case) go into `headers_out` if given."""
     url = _url(base_url, path)
     try:
         scheme = urlsplit(url).scheme
@@ -307,6 +316,8 @@ async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float,
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s),
                                          auto_decompress=False) as http:
             async with http.get(url, headers=headers) as resp:
+                if headers_out is not None:
+                    headers_out.update({k.lower(): v for k, v in resp.headers.items()})
                 raw = await _read_body(resp, base_url, path, max_bytes)
                 try:
                     body = None if raw is None else json.loads(raw)
@@ -341,16 +352,34 @@ def _raise_for_auth(status: int, body: Any, base_url: str) -> None:
         raise ProviderError(f"{base_url} {what} ({status})" + (f": {msg}" if msg else "."), status)
 
 
-async def list_models(base_url: str, key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[ModelInfo]:
-    """The server's models (GET /models). A server without that endpoint (404/405/...) or with an
-    unreadable answer gets the known OpenAI list; ProviderError if it is unreachable or refuses the key."""
-    status, body = await _get_json(base_url, "/models", key, timeout_s)
+def _no_models_reason(base_url: str, status: int, body: Any) -> str:
+    why = f"/models answered {status}" if status != 200 else (
+        "/models is not a model list" if body is None else "/models has no models")
+    return f"{base_url} lists no models ({why}); type the model id the server expects."
+
+
+async def _models_answer(base_url: str, key: str | None, timeout_s: float,
+                         headers_out: dict[str, str] | None = None) -> tuple[ModelList, Any]:
+    """(the models, the /models payload as sent or None)."""
+    status, body = await _get_json(base_url, "/models", key, timeout_s, headers_out=headers_out)
     _raise_for_auth(status, body, base_url)
     if status == 200:
         models = parse_models(body, base_url)
         if models:
-            return models
-    return known_models(base_url)
+            return ModelList(models), body
+    if is_openai_url(base_url):
+        return ModelList(known_models(base_url)), None
+    reason = _no_models_reason(base_url, status, body)
+    log.info("%s", reason)
+    return ModelList(reason=reason), body if status == 200 else None
+
+
+async def list_models(base_url: str, key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> ModelList:
+    """The server's models (GET /models). OpenAI without a usable answer gets its known list; another server
+    without one (404/405/..., an unreadable or empty answer) an empty ModelList with a `reason`, never
+    OpenAI's models. ProviderError if it is unreachable or refuses the key."""
+    models, _payload = await _models_answer(base_url, key, timeout_s)
+    return models
 
 
 # Where servers keep their voice list, in the order asked: OpenAI-style /audio/voices (Kokoro, the built-in
@@ -408,12 +437,35 @@ async def test_connection(base_url: str, key: str | None, timeout_s: float = DEF
     parts = []
     if models:
         parts.append(f"{len(models)} model{'s' if len(models) != 1 else ''}")
-    else:
+    elif is_openai_url(base_url):
         parts.append("no model list (using OpenAI's)")
+    else:
+        parts.append("no model list (type the model id)")
     if voices:
         parts.append(f"{len(voices)} voice{'s' if len(voices) != 1 else ''}")
     elif not is_openai_url(base_url):
         parts.append("no voice list (type the voice id)")
-    if status == 404 and not models:
-        return f"Connected to {base_url}, but it has no /models endpoint; OpenAI's models are offered."
+    if status == 404 and not models and not is_openai_url(base_url):
+        return f"Connected to {base_url}, but it lists no models (/models answered 404); type the model id."
     return f"Connected to {base_url}: " + ", ".join(parts) + "."
+
+
+@dataclass(frozen=True)
+class Detected:
+    """What a connection learnt: the server's profile and its model and voice lists."""
+
+    profile: ServerProfile
+    models: ModelList
+    voices: VoiceList
+
+
+async def detect_profile(base_url: str, key: str | None, model: str = "",
+                         timeout_s: float = DEFAULT_TIMEOUT_S) -> Detected:
+    """GET /models (with its `Server` header) and the voice list, and the ServerProfile they give (see
+    voicegui.server_profile). ProviderError as list_models/list_voices."""
+    headers: dict[str, str] = {}
+    models, payload = await _models_answer(base_url, key, timeout_s, headers)
+    voices = await list_voices(base_url, key, model, timeout_s=timeout_s)
+    profile = identify(payload, models_listed=bool(models), server_header=headers.get("server", ""),
+                       voice_ids=[v.id for v in voices], is_openai=is_openai_url(base_url))
+    return Detected(profile, models, voices)

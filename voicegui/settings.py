@@ -9,6 +9,10 @@ valid JSON, not a JSON object, nested absurdly deep or larger than `MAX_SETTINGS
 (of any JSON type) falls back to its default. Either way `load()` returns one message for the window to show
 and never raises.
 
+Per provider it also keeps the server profile last detected (`profiles`, voicegui.server_profile) and the
+user's own choices for that server (`provider_options`: speed range, the stream flag and pcm rate
+overrides, Kokoro's lang_code, the extra JSON body as typed), each validated like every other field.
+
 The API key is never in that file. `KeyStore` keeps it in the system keyring (service "voicegui", user =
 provider id), falls back to $OPENAI_API_KEY for the OpenAI provider, and, when no keyring backend works
 (headless machines: keyring's "fail" backend), keeps keys in memory only and says so.
@@ -41,6 +45,8 @@ from voicegui.limits import (
     MIN_SPEED,
 )
 from voicegui.providers import BUILTIN, OPENAI, PROVIDERS, key_owner
+from voicegui.request_extras import ExtrasError, lang_code_problem, parse_extra_body
+from voicegui.server_profile import OVERRIDE_KEYS, ServerProfile, from_json as profile_from_json, override_problem
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,10 @@ class Settings:
     base_urls: dict[str, str] = field(default_factory=_default_base_urls)
     models: dict[str, str] = field(default_factory=dict)  # provider id -> model ("" / missing: its default)
     voices: dict[str, str] = field(default_factory=dict)  # provider id -> voice
+    # provider id -> the user's choices for that server (keys: PROVIDER_OPTION_KEYS; absent: as detected)
+    provider_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # provider id -> the server profile last detected (ServerProfile.to_json())
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     format: str = "pcm"
     speed: float = 1.0
     instructions: str = ""
@@ -100,6 +110,14 @@ class Settings:
     def base_url_for(self, provider: str) -> str:
         return self.base_urls.get(provider) or PROVIDERS[provider].base_url
 
+    def options_for(self, provider: str) -> dict[str, Any]:
+        return dict(self.provider_options.get(provider) or {})
+
+    def profile_for(self, provider: str) -> ServerProfile | None:
+        """The stored profile (validated on load), or None if none was detected yet."""
+        data = self.profiles.get(provider)
+        return profile_from_json(data) if data else None
+
     def validate(self) -> None:
         """Raise ValueError naming the first bad field and what it accepts."""
         for name, message in _field_errors(self):
@@ -125,6 +143,17 @@ def _check_field(name: str, v: Any) -> str | None:
             for pid, url in v.items():
                 if url and not url.startswith(("http://", "https://", "ws://", "wss://")):
                     return f"the {pid} base URL must start with http:// or https://, not {url!r}"
+        return None
+    if name == "provider_options":
+        return _options_problem(v)
+    if name == "profiles":
+        if not isinstance(v, dict) or not all(isinstance(k, str) for k in v):
+            return "must map provider ids to server profiles"
+        for pid, data in v.items():
+            try:
+                profile_from_json(data)
+            except ValueError as exc:
+                return f"{pid}: {exc}"
         return None
     if name == "format":
         return None if isinstance(v, str) and v in FORMATS else f"must be one of {', '.join(FORMATS)}, not {v!r}"
@@ -166,6 +195,35 @@ def _check_field(name: str, v: Any) -> str | None:
     if name == "window_geometry":
         # The window decodes it with .encode("ascii") + QByteArray.fromBase64: anything else would crash it.
         return None if v is None or (isinstance(v, str) and _BASE64.match(v)) else "must be base64 text"
+    return None
+
+
+PROVIDER_OPTION_KEYS = (*OVERRIDE_KEYS, "lang_code", "extra_body")
+
+
+def _options_problem(v: Any) -> str | None:
+    if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(o, dict) for k, o in v.items()):
+        return "must map provider ids to objects"
+    for pid, options in v.items():
+        unknown = [k for k in options if k not in PROVIDER_OPTION_KEYS]
+        if unknown:
+            return f"{pid}: unknown option {unknown[0]!r} (known: {', '.join(PROVIDER_OPTION_KEYS)})"
+        problem = override_problem(options)
+        if problem is None and not isinstance(options.get("lang_code", ""), str):
+            problem = "the language code must be text"
+        if problem is None:
+            problem = lang_code_problem(options.get("lang_code", ""))
+        if problem is None:
+            extra = options.get("extra_body", "")
+            if not isinstance(extra, str):
+                problem = "the extra JSON body must be stored as text"
+            else:
+                try:
+                    parse_extra_body(extra)
+                except ExtrasError as exc:
+                    problem = str(exc)
+        if problem:
+            return f"{pid}: {problem}"
     return None
 
 

@@ -21,11 +21,12 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from voicegui.crash import redact
 from voicegui.formats import PCM_RATES
 from voicegui.limits import MAX_PREBUFFER_MS, MAX_SPEED, MIN_SPEED
+from voicegui.request_extras import MAX_EXTRA_BODY_CHARS, ExtrasError, parse_extra_body
 
 if TYPE_CHECKING:  # imported where used: argument parsing must not start (or load) the offline engines
     from voicegui.server.embedded import BuiltinServer
@@ -101,6 +102,46 @@ def pcm_rate(value: str) -> int:
     if rate not in PCM_RATES:
         raise argparse.ArgumentTypeError(f"must be between {PCM_RATES.start} and {PCM_RATES.stop - 1} Hz")
     return rate
+
+
+def extra_body(value: str) -> dict[str, Any]:
+    """--extra-body: a JSON object, or @PATH of a file holding one (request_extras.parse_extra_body's rules)."""
+    where = "--extra-body"
+    if value.startswith("@"):
+        path = Path(value[1:]).expanduser()
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(MAX_EXTRA_BODY_CHARS + 1)
+            value = raw.decode("utf-8")
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"{path} is not UTF-8 text") from exc
+        where = f"--extra-body file {path}"
+    try:
+        return parse_extra_body(value, where)
+    except ExtrasError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def stream_field(value: str) -> bool | None:
+    """--stream-field: auto (None: as the server's profile says), on, off."""
+    choices: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+    if value not in choices:
+        raise argparse.ArgumentTypeError(f"must be auto, on or off, not {value!r}")
+    return choices[value]
+
+
+def add_request_extra_arguments(p: argparse.ArgumentParser) -> None:
+    """Request fields beyond OpenAI's: the stream flag, Kokoro's lang_code, a free-form JSON body."""
+    p.add_argument("--stream-field", type=stream_field, default=None, metavar="auto|on|off",
+                   help='send "stream": true in the request body (auto, the default: to every server but OpenAI '
+                        "and the built-in voices; Kokoro ONNX servers and LocalAI stream only when asked)")
+    p.add_argument("--lang-code", default="", metavar="LETTER",
+                   help="Kokoro's lang_code, e.g. a (American English) or b (British English)")
+    p.add_argument("--extra-body", type=extra_body, default=None, metavar="JSON|@FILE",
+                   help='more request fields as a JSON object, e.g. \'{"seed": 42}\', or @file.json; it may not '
+                        "set model, input, voice or response_format (use their options)")
 
 
 def add_playback_arguments(p: argparse.ArgumentParser) -> None:

@@ -24,6 +24,7 @@ from voicegui.cli.args import (
     SPEED_HELP,
     KeyFileError,
     add_playback_arguments,
+    add_request_extra_arguments,
     add_server_arguments,
     add_stream_format_argument,
     api_key_from,
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout-s", type=positive_float, default=30.0)
     sp.add_argument("--json", action="store_true", help="print one JSON object of metrics on stdout")
     sp.add_argument("--out", type=Path, default=None, help="write what was played to this WAV file")
+    add_request_extra_arguments(sp)
     add_playback_arguments(sp)
     add_stream_format_argument(sp)
 
@@ -128,6 +130,19 @@ def run_speak(args: argparse.Namespace) -> int:
         print(f"voicegui: volume must be between 0 and 1, not {args.volume}", file=sys.stderr)
         return EXIT_USAGE
 
+    from voicegui.request_extras import ExtrasError, lang_code_problem, parse_voice, request_extra_body
+
+    if lang_code_problem(args.lang_code):
+        print(f"voicegui: {lang_code_problem(args.lang_code)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        voice_object = False
+        if args.voice is not None:
+            args.voice, voice_object = parse_voice(args.voice)
+    except ExtrasError as exc:
+        print(f"voicegui: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
     usable, key = _api_key(args)
     if not usable:
         return EXIT_USAGE
@@ -155,10 +170,15 @@ def run_speak(args: argparse.Namespace) -> int:
     try:
         # Over the API's 4096-character limit: split at sentence boundaries, played as one utterance.
         pieces = split_for_request(args.text)
+        # "stream": true by default to servers that are neither OpenAI nor ours (server_profile's reasoning)
+        send_stream = args.stream_field if args.stream_field is not None else (
+            builtin is None and not is_openai_url(base_url))
         request = SpeechRequest(
             base_url=base_url, api_key=api_key, model=model, voice=voice, text=pieces[0],
             response_format=args.format, speed=args.speed, instructions=args.instructions,
             chunk_bytes=args.chunk_bytes, timeout_s=args.timeout_s, stream_format=args.stream_format,
+            voice_object=voice_object,
+            extra_body=request_extra_body(send_stream, args.lang_code, args.extra_body),
         )
         options = SpeakOptions(
             request=request, continuation=tuple(dataclasses.replace(request, text=p) for p in pieces[1:]),

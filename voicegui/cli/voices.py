@@ -3,12 +3,16 @@
     voicegui voices                                   # the built-in offline voices, started for this run
     voicegui voices --base-url http://127.0.0.1:8880/v1 --models
     voicegui voices --base-url https://api.openai.com/v1 --api-key-file ~/.openai-key --json
+    voicegui voices --base-url http://127.0.0.1:8880/v1 --profile  # what the server is and accepts
 
 The lists come from voicegui.providers (list_voices, list_models), over HTTP like the window's: without
 --base-url from a BuiltinServer started for this run (lazy: no engine is loaded) and stopped before
 returning. A server that offers no voice list gets no invented one: the list is empty, the reason goes to
-stderr and the exit code is 1. Errors are one `voicegui:` line on stderr with cli.args' exit codes; what a
-server sent (names, messages) is printed through cli.args.terminal_safe, or JSON-escaped with --json.
+stderr and the exit code is 1; no model list gets no OpenAI models either (the reason is printed under the
+table, or is "models_reason" in the JSON). --profile adds the server profile (voicegui.server_profile: speed
+range, the stream flag, formats, Realtime, pcm rates; what is unverified says so). Errors are one
+`voicegui:` line on stderr with cli.args' exit codes; what a server sent (names, messages) is printed
+through cli.args.terminal_safe, or JSON-escaped with --json.
 
 Threads: everything on the main thread; the requests run on a plain asyncio loop there (the built-in
 server runs its own thread).
@@ -32,7 +36,8 @@ from voicegui.cli.args import (
     terminal_safe,
 )
 from voicegui.crash import redact
-from voicegui.providers import ModelInfo, ProviderError, VoiceList, list_models, list_voices
+from voicegui.providers import ModelInfo, ModelList, ProviderError, VoiceList, detect_profile, list_voices
+from voicegui.server_profile import ServerProfile
 
 
 def add_voices_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,6 +45,8 @@ def add_voices_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="",
                    help="the model the voices are for (OpenAI's Realtime models have fewer voices)")
     p.add_argument("--models", action="store_true", help="list the models too")
+    p.add_argument("--profile", action="store_true",
+                   help="say what the server is and accepts (speed range, \"stream\": true, formats, Realtime)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
     p.add_argument("--timeout-s", type=positive_float, default=10.0,
                    help="give up on the server after this long, per list (default 10)")
@@ -60,6 +67,9 @@ def format_voices(voices: VoiceList, models: list[ModelInfo] | None) -> str:
     if models is not None:
         out.append(_table(("model", "shutdown"), [(m.id, m.shutdown_date.isoformat() if m.shutdown_date else "")
                                                   for m in models]))
+        reason = getattr(models, "reason", None)
+        if reason:
+            out[-1] += "\n" + reason
     return "\n\n".join(out)
 
 
@@ -69,14 +79,16 @@ def voices_json(voices: VoiceList, models: list[ModelInfo] | None) -> dict[str, 
     if models is not None:
         out["models"] = [{"id": m.id, "shutdown_date": m.shutdown_date.isoformat() if m.shutdown_date else None}
                          for m in models]
+        out["models_reason"] = getattr(models, "reason", None)
     return out
 
 
 async def _fetch(base_url: str, key: str | None, model: str, with_models: bool,
-                 timeout_s: float) -> tuple[VoiceList, list[ModelInfo] | None]:
-    voices = await list_voices(base_url, key, model, timeout_s=timeout_s)
-    models = await list_models(base_url, key, timeout_s=timeout_s) if with_models else None
-    return voices, models
+                 timeout_s: float) -> tuple[VoiceList, ModelList | None, ServerProfile | None]:
+    if not with_models:
+        return await list_voices(base_url, key, model, timeout_s=timeout_s), None, None
+    found = await detect_profile(base_url, key, model, timeout_s=timeout_s)
+    return found.voices, found.models, found.profile
 
 
 def run_voices(args: argparse.Namespace, key: str | None) -> int:
@@ -102,7 +114,8 @@ def run_voices(args: argparse.Namespace, key: str | None) -> int:
         if warning:
             _err(warning)
     try:
-        voices, models = asyncio.run(_fetch(base_url, api_key, args.model, args.models, args.timeout_s))
+        voices, models, profile = asyncio.run(_fetch(base_url, api_key, args.model, args.models or args.profile,
+                                                     args.timeout_s))
     except ProviderError as exc:
         _err(str(exc))
         return EXIT_FAILED
@@ -112,10 +125,17 @@ def run_voices(args: argparse.Namespace, key: str | None) -> int:
     finally:
         if builtin is not None:
             builtin.stop()
+    shown_models = models if args.models else None
     if args.json:
-        print(redact(json.dumps(voices_json(voices, models))))  # json escapes control characters itself
+        out = voices_json(voices, shown_models)
+        if args.profile and profile is not None:
+            out["profile"] = {**profile.to_json(), "summary": profile.summary()}
+        print(redact(json.dumps(out)))  # json escapes control characters itself
     else:
-        print(terminal_safe(format_voices(voices, models)))
+        text = format_voices(voices, shown_models)
+        if args.profile and profile is not None:
+            text += "\n\nserver: " + profile.summary()
+        print(terminal_safe(text))
     if not voices:
         _err(voices.reason or f"{base_url} lists no voices")
         return EXIT_FAILED

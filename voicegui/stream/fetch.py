@@ -47,6 +47,7 @@ import contextlib
 import errno
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 import threading
@@ -81,6 +82,11 @@ class SpeechRequest:
     timeout_s: float = 30.0
     # "audio": the body is the audio; "sse": Server-Sent Events carrying it in base64 (see stream/sse.py).
     stream_format: str = "audio"
+    # Fields merged into the JSON body as given (a server's own: "stream", "lang_code", "seed", ...); the
+    # caller keeps model/input/voice/response_format out of it (request_extras.parse_extra_body refuses them).
+    extra_body: dict[str, Any] = field(default_factory=dict)
+    # Send the voice as {"id": voice} (OpenAI's custom voices) instead of a name.
+    voice_object: bool = False
 
 
 @dataclass
@@ -128,11 +134,56 @@ def _server_message(exc: openai.APIStatusError) -> str | None:
             msg = inner
         if msg is None:
             msg = body.get("detail") or body.get("message")
+        fields = _validation_errors(msg)
+        if fields is not None:
+            return fields
         if isinstance(msg, (dict, list)):
             msg = str(msg)
         return str(msg).strip() or None if msg is not None else None
     if isinstance(body, str) and body.strip():
         return body.strip()[:300]
+    return None
+
+
+def _validation_errors(detail: Any) -> str | None:
+    """A FastAPI/pydantic 422 `detail` list ([{"loc": ["body", "speed"], "msg": ...}, ...]) as words:
+    "speed: Input should be less than or equal to 4" (the first three, '; '-joined); None if it is not one."""
+    if not isinstance(detail, list) or not detail:
+        return None
+    parts = []
+    for item in detail[:3]:
+        if not isinstance(item, dict) or not isinstance(item.get("msg"), str):
+            return None
+        loc = item.get("loc")
+        path = [str(x) for x in loc if x != "body"] if isinstance(loc, list) else []
+        parts.append(f"{'.'.join(path)}: {item['msg']}" if path else item["msg"])
+    more = len(detail) - 3
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _looks_like_html(body: Any) -> bool:
+    return isinstance(body, str) and body.lstrip()[:15].lower().startswith(("<!doctype html", "<html", "<head",
+                                                                            "<body", "<title", "<h1", "<pre"))
+
+
+# What a web framework answers for a path it has no route for: Starlette/FastAPI {"detail": "Not Found"},
+# aiohttp "404: Not Found", or a bare reason phrase. An API that knows the path but not the model or voice
+# says which (OpenAI: {"error": {"param": "voice", ...}}).
+_NO_ROUTE = re.compile(r"^(?:40[45]:?\s*)?(?:not found|method not allowed)\.?$", re.IGNORECASE)
+
+
+def _no_speech_route(exc: openai.APIStatusError) -> str | None:
+    """How a 404/405 says nothing is at this URL ("a web page", "'Not Found'"), rather than that the model or
+    voice is unknown; None if it is not such an answer."""
+    if exc.status_code not in (404, 405):
+        return None
+    body: Any = exc.body
+    if _looks_like_html(body):
+        return "a web page"
+    if isinstance(body, dict) and set(body) <= {"detail", "message"}:
+        body = body.get("detail", body.get("message"))
+    if isinstance(body, str) and _NO_ROUTE.match(body.strip()):
+        return f"'{body.strip()}'"
     return None
 
 
@@ -220,9 +271,26 @@ def _about_stream_format(exc: openai.APIStatusError, server: str | None) -> bool
 
 def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     status = exc.status_code
+    what = _no_speech_route(exc)
+    if what is not None:
+        # Not an API error: nothing at this URL speaks the OpenAI API (a base URL without /v1, or a server
+        # without a speech endpoint). Its web page is no message for the user.
+        url = req.base_url.rstrip("/")
+        hint = "" if url.endswith("/v1") else " Does the base URL need to end in /v1?"
+        return FetchError("not_found", f"The server at {req.base_url} has no OpenAI speech endpoint: POST "
+                                       f"{url}/audio/speech answered HTTP {status} with {what}.{hint}",
+                          status=status)
     server = _server_message(exc)
     says = f" The server said: {as_sentence(server)}" if server else ""
     where = f"{req.base_url}"
+    if status == 422 and isinstance(exc.body, dict) and _validation_errors(exc.body.get("detail")) is not None:
+        hint = ""
+        if "stream" in req.extra_body and re.search(r"(^|; )stream:", server or ""):
+            # a strict server (pydantic extra="forbid") that has no such field
+            hint = (" Stop sending \"stream\" (the provider's 'Ask the server to stream': no; --stream-field "
+                    "off).")
+        return FetchError("bad_request", f"The server at {where} refused a field of the request (HTTP 422): "
+                                         f"{as_sentence(server or '')}{hint}", status=status, server_message=server)
     if status == 401:
         kind, msg = "auth", f"The server at {where} rejected the API key (HTTP 401)."
     elif status == 403:
@@ -250,6 +318,16 @@ def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     else:
         kind, msg = "http", f"The server at {where} answered HTTP {status}."
     return FetchError(kind, msg + says, status=status, server_message=server)
+
+
+def _timeout_hint(req: SpeechRequest) -> str:
+    """What to change after a timeout: a server that renders the whole text before its first byte (Kokoro
+    ONNX, LocalAI without `"stream": true`) answers late, and later the longer the text."""
+    if req.extra_body.get("stream") is True:
+        return " Allow it more time (--timeout-s on the command line)."
+    return (" A server that renders the whole text first answers late: ask it to stream (the provider's "
+            "'Ask the server to stream' setting, --stream-field on the command line) or allow it more time "
+            "(--timeout-s).")
 
 
 _tls_lock = threading.Lock()
@@ -316,12 +394,14 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
     if req.stream_format not in STREAM_FORMATS:
         raise ValueError(f"stream_format must be one of {STREAM_FORMATS}, not {req.stream_format!r}")
     client = openai_client(req)
-    kwargs: dict[str, Any] = {"model": req.model, "voice": req.voice, "input": req.text,
-                              "response_format": req.response_format}
+    kwargs: dict[str, Any] = {"model": req.model, "voice": {"id": req.voice} if req.voice_object else req.voice,
+                              "input": req.text, "response_format": req.response_format}
     if req.speed is not None:
         kwargs["speed"] = req.speed
     if req.instructions:
         kwargs["instructions"] = req.instructions
+    if req.extra_body:
+        kwargs["extra_body"] = req.extra_body
     if req.stream_format == "sse":
         # Only when asked: "audio" is the default, and some servers refuse fields they do not know.
         kwargs["stream_format"] = "sse"
@@ -363,7 +443,7 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
         raise _status_error(exc, req) from exc
     except openai.APITimeoutError as exc:
         raise FetchError("timeout", f"The server at {req.base_url} did not answer within {req.timeout_s:g} s "
-                                    f"(model '{req.model}', voice '{req.voice}').") from exc
+                                    f"(model '{req.model}', voice '{req.voice}').{_timeout_hint(req)}") from exc
     except openai.APIConnectionError as exc:
         tls = _tls_failure(exc)
         if tls is not None:

@@ -9,6 +9,12 @@ is only read here (base_url, token, default model/voice); the app owns its life.
 The API key is shown masked, stored through settings.KeyStore (keyring, or memory only) when editing
 finishes, and never logged, saved to the settings file or put in a message.
 
+On connect (provider change, Base URL edit, Test connection) the server's profile is detected
+(providers.detect_profile): its summary is shown read-only under the voice, stored per provider in the
+settings, and decides the speed range, whether the Realtime models are offered (only when the server lists
+them, or OpenAI itself: never OpenAI's list for another server) and the `"stream": true` flag. The user's
+own choices for the server (ui/server_options.py) override it.
+
 What a server says (connection errors, model and voice names) is shown in PlainLabels (ui/safe_text.py):
 plain text, redacted, cut to a sentence's length; a server's HTML is never rendered. A Base URL that
 would send the key in clear (plain http to another machine, ws://) gets a visible warning under the field,
@@ -42,9 +48,12 @@ from voicegui import providers as pv
 from voicegui.formats import FORMATS
 from voicegui.limits import SPEED_RANGE
 from voicegui.openai_models import DEFAULT_REALTIME_MODEL, is_realtime_model, shutdown_notice
+from voicegui.request_extras import ExtrasError, parse_voice, request_extra_body
+from voicegui.server_profile import ServerProfile, builtin_profile, openai_profile
 from voicegui.settings import KeyStore, Settings
 from voicegui.stream.fetch import insecure_http_warning
 from voicegui.ui.safe_text import PlainLabel, plain_tooltip
+from voicegui.ui.server_options import ServerOptions
 
 
 def insecure_url_warning(url: str) -> str | None:
@@ -198,6 +207,7 @@ class ProviderPanel(QGroupBox):
         self.instructions.setTabChangesFocus(True)
         self.instructions.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
         self.warning = ShutdownWarning()
+        self.server = ServerOptions(settings)
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -211,6 +221,7 @@ class ProviderPanel(QGroupBox):
         form.addRow("&Format", self.format)
         form.addRow("S&peed", self.speed)
         form.addRow("&Instructions", self.instructions)
+        form.addRow("Server", self.server)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         # self.warning is placed by the window (next to Speak), where it cannot scroll out of view.
@@ -229,6 +240,8 @@ class ProviderPanel(QGroupBox):
         self.model.currentTextChanged.connect(self._on_model_text)
         self.voice_filter.textChanged.connect(lambda _t: self._fill_voices())
         self.warning.switch_button.clicked.connect(self.switch_to_realtime)
+        self.server.changed.connect(lambda: self._on_model_text(self.model_id()))
+        self.server.blends.blend_chosen.connect(self._use_blend)
 
         index = self.provider.findData(settings.provider)
         self.provider.blockSignals(True)
@@ -246,6 +259,35 @@ class ProviderPanel(QGroupBox):
     def voice_id(self) -> str:
         """The voice id: the selected item's id, or what the user typed (e.g. a Kokoro blend)."""
         return combo_voice_id(self.voice)
+
+    def voice_request(self) -> tuple[str, bool]:
+        """(voice id, send it as {"id": ...}): what was typed may be a voice object; ValueError with the
+        sentence for the user if it is a broken one."""
+        try:
+            return parse_voice(self.voice_id())
+        except ExtrasError as exc:
+            raise ValueError(str(exc)) from exc
+
+    def profile(self) -> ServerProfile:
+        """The server's profile with the user's overrides (for the current model's pcm rate)."""
+        return self.server.profile(self.model_id())
+
+    def extra_body(self) -> dict[str, Any]:
+        """The request body fields beyond OpenAI's: the stream flag, lang_code, the user's extra JSON.
+        ValueError with the sentence shown under a server option that is still invalid."""
+        problem = self.server.problem()
+        if problem:
+            raise ValueError(problem)
+        return request_extra_body(self.profile().send_stream, self.server.lang_code_value(),
+                                  self.server.extra_body_value())
+
+    def pcm_rate(self) -> int | None:
+        """The raw-pcm rate: the user's override, else what /models says for this model (None: the response's
+        headers decide, else 24 kHz)."""
+        return self.profile().pcm_rate_for(self.model_id())
+
+    def _use_blend(self, text: str) -> None:
+        self.voice.setEditText(text)
 
     def voice_choices(self) -> list[tuple[str, str]]:
         """(voice id, label) of every voice the provider lists, in its order. The full list, not the voice
@@ -343,11 +385,31 @@ class ProviderPanel(QGroupBox):
             self.key_note.setText(self._keys.warning or "")
             self.key_note.setVisible(bool(self._keys.warning))
         self.connection.clear()
-        self._set_models(pv.known_models() if not builtin else [pv.ModelInfo(prov.default_model)], False,
-                         self._settings.model_for(pid))
-        self._set_voices(pv.known_voices(self.model_id()) if not builtin else [], self._settings.voice_for(pid))
+        self.server.enter_provider(pid, self._known_profile(pid))
+        if pid in pv.OPENAI_FAMILY:
+            models = pv.known_models()
+        else:
+            # Until the server answers: only the model last used with it, never OpenAI's list (its Realtime
+            # models fail on servers without the Realtime API).
+            models = [pv.ModelInfo(self._settings.model_for(pid))]
+        self._set_models(models, False, self._settings.model_for(pid))
+        # OpenAI's voice names only for OpenAI: they fail on other servers (the saved voice stays typed in)
+        self._set_voices(pv.known_voices(self.model_id()) if pid in pv.OPENAI_FAMILY else [],
+                         self._settings.voice_for(pid))
         self.provider_changed.emit(pid)
         self._schedule_refresh()
+
+    def _known_profile(self, pid: str) -> ServerProfile:
+        """The profile to show before (or without) a connection: OpenAI's, else the one stored last time."""
+        if pid in pv.OPENAI_FAMILY and pv.is_openai_url(self._settings.base_url_for(pid)):
+            return openai_profile()
+        try:
+            stored = self._settings.profile_for(pid)
+        except ValueError:  # validated on load; a bad one here is no reason to fail the panel
+            stored = None
+        if stored is not None:
+            return stored
+        return builtin_profile() if pid == pv.BUILTIN else ServerProfile()
 
     def _schedule_refresh(self) -> None:
         pid = self.provider_id()
@@ -395,22 +457,25 @@ class ProviderPanel(QGroupBox):
             return
         model = self.model_id()
         try:
-            models = await pv.list_models(url, key)
-            voices = await pv.list_voices(url, key, model)
+            found = await pv.detect_profile(url, key, model)
         except pv.ProviderError as exc:
             if generation == self._list_generation and not self._closed:
-                self.connection.setText(f"{exc} Showing the known models and voices.")
+                self.connection.setText(f"{exc} Showing the models and voices last known.")
             return
         if self._closed or generation != self._list_generation or pid != self.provider_id():
             return  # overtaken by another provider/URL
+        models, voices = found.models, found.voices
+        self._settings.profiles[pid] = found.profile.to_json()
+        self.server.show_profile(found.profile, [v.id for v in voices])
         wanted_model = model if pid != pv.BUILTIN or self._builtin is None else model or self._builtin.default_model
         self._set_models(models, True, wanted_model)
         wanted_voice = self.voice_id()
         if pid == pv.BUILTIN and wanted_voice not in {v.id for v in voices}:
             wanted_voice = self._builtin.default_voice
         self._set_voices(voices, wanted_voice)
-        # No list (a server that offers none): say so; the voice box stays editable for a typed id.
-        self.connection.setText(voices.reason or f"{len(models)} models, {len(voices)} voices from {url}.")
+        # No list (a server that offers none): say so; the model and voice boxes stay editable for a typed id.
+        self.connection.setText(" ".join(r for r in (models.reason, voices.reason) if r)
+                                or f"{len(models)} models, {len(voices)} voices from {url}.")
 
     @asyncSlot()
     async def test_connection(self) -> None:
@@ -439,6 +504,8 @@ class ProviderPanel(QGroupBox):
 
     def _set_models(self, models: list[pv.ModelInfo], from_server: bool, wanted: str) -> None:
         models = pv.models_for(self.provider_id(), models)
+        if not self.server.profile().offers_realtime:
+            models = [m for m in models if not is_realtime_model(m.id)]
         self._models, self._models_from_server = models, from_server
         ids = [m.id for m in models]
         if wanted not in ids and from_server and self.provider_id() == pv.BUILTIN and ids:
@@ -483,8 +550,12 @@ class ProviderPanel(QGroupBox):
     # --- capabilities -----------------------------------------------------------------------------------
     def _on_model_text(self, _text: str) -> None:
         model = self.model_id()
-        lo, hi = pv.speed_range(model)
+        lo, hi = pv.speed_range(model) if is_realtime_model(model) else self.server.profile(model).speed_range
         self.speed.setRange(lo, hi)  # clamps the value into range
+        profile = self.server.profile(model)
+        self.speed.setToolTip(plain_tooltip(f"{lo:g}–{hi:g}" + ("" if profile.speed_verified or
+                                                                 "speed" in profile.overridden else
+                                                                 ": this server's range is unverified")))
         takes = pv.supports_instructions(model)
         self.instructions.setEnabled(takes)
         self.instructions.setToolTip("" if takes else plain_tooltip(
@@ -507,7 +578,9 @@ class ProviderPanel(QGroupBox):
             notice = shutdown_notice(model, payload)
         self.warning.label.setText(notice or "")
         self.warning.setVisible(notice is not None)
-        self.warning.switch_button.setVisible(notice is not None and model != DEFAULT_REALTIME_MODEL)
+        # Realtime only where the server has it (OpenAI, or a server listing Realtime models)
+        realtime = self.server.profile().offers_realtime or self.provider_id() in pv.OPENAI_FAMILY
+        self.warning.switch_button.setVisible(notice is not None and model != DEFAULT_REALTIME_MODEL and realtime)
 
     def switch_to_realtime(self) -> None:
         """Use gpt-realtime-2.1-mini with the nearest Realtime voice (fable/onyx/nova -> marin); from OpenAI,

@@ -28,7 +28,11 @@ def speak_options(provider: ProviderPanel, tuning: Tuning, text: str, voice: str
     """The next Speak of `text` (voice/format: instead of the provider panel's); ValueError with a message for
     the user when a choice is missing."""
     base_url, key = provider.endpoint()
-    model, voice = provider.model_id(), voice or provider.voice_id()
+    voice_object = False
+    if voice is None:
+        voice, voice_object = provider.voice_request()  # a typed {"id": ...} is sent as an object
+    model = provider.model_id()
+    extra_body = provider.extra_body()  # the stream flag, lang_code, the user's extra JSON
     if not model:
         raise ValueError("Choose a model.")
     if not voice:
@@ -44,11 +48,14 @@ def speak_options(provider: ProviderPanel, tuning: Tuning, text: str, voice: str
         speed=provider.speed_value(),
         instructions=provider.instructions_value(),
         chunk_bytes=tuning.chunk_bytes,
+        extra_body=extra_body,
+        voice_object=voice_object,
     ) for piece in pieces]
     # One session for all pieces: fetched one after another into the same ring and device (gapless).
     return SpeakOptions(request=requests[0], continuation=tuple(requests[1:]), prebuffer_ms=tuning.prebuffer_ms,
                         max_buffer_s=tuning.max_buffer_s, output=_output(tuning),
-                        keep_original=True)  # for the history cache
+                        keep_original=True,  # for the history cache
+                        pcm_rate=provider.pcm_rate())
 
 
 def replay_options(entry: HistoryEntry, body: bytes, tuning: Tuning) -> SpeakOptions:
