@@ -2,6 +2,7 @@
 
     python -m tests.cli.startup_bench --runs 10            # all modes
     python -m tests.cli.startup_bench --runs 2 --modes remote
+    python -m tests.cli.startup_bench --tree . --tree /tmp/old   # two checkouts, runs interleaved
 
 Each run starts `python -m voicegui speak` as a user would (a fresh process, `time.monotonic()` taken just
 before Popen; CLOCK_MONOTONIC is one clock for every process on the machine) and reports:
@@ -118,8 +119,10 @@ MODES = {
 }
 
 
-def run_once(mode: str, server: PcmServer, rec: MonitorRecorder) -> tuple[float | None, float | None, str]:
-    """(launch -> request ms or None, launch -> first sound ms or None, stderr) of one `voicegui speak`."""
+def run_once(mode: str, server: PcmServer, rec: MonitorRecorder,
+             tree: Path = REPO) -> tuple[float | None, float | None, str]:
+    """(launch -> request ms or None, launch -> first sound ms or None, stderr) of one `voicegui speak` run
+    from the checkout `tree` (`python -m` imports voicegui from the working directory)."""
     argv = [sys.executable, "-m", "voicegui", "speak", "Hi.", *MODES[mode]]
     if mode == "remote":
         argv += ["--base-url", server.base_url]
@@ -127,7 +130,7 @@ def run_once(mode: str, server: PcmServer, rec: MonitorRecorder) -> tuple[float 
     n_before = len(server.arrivals)
     time.sleep(0.3)  # the previous run's tail has left the sink
     t0 = time.monotonic()
-    proc = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, timeout=120)
     time.sleep(0.2)  # parec's last blocks
     request = (server.arrivals[n_before] - t0) * 1000 if len(server.arrivals) > n_before else None
     sound = rec.first_after(t0)
@@ -142,8 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--modes", default="remote,espeak,builtin")
+    parser.add_argument("--tree", action="append", type=Path, default=None,
+                        help="a voicegui checkout to run (repeat to compare; default: this one)")
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
+    trees: list[Path] = [t.resolve() for t in args.tree or [REPO]]
     try:
         start_null_sink()
     except NullSinkError as exc:
@@ -151,22 +157,26 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         server, rec = PcmServer(), MonitorRecorder()
-        results: dict[str, tuple[list[float], list[float]]] = {m: ([], []) for m in modes}
+        results: dict[tuple[Path, str], tuple[list[float], list[float]]] = {
+            (t, m): ([], []) for t in trees for m in modes}
         for _ in range(args.runs):
-            for mode in modes:  # interleaved, so a busy spell on the machine hits every mode alike
-                request, sound, err = run_once(mode, server, rec)
-                if err:
-                    print(f"{mode}: failed: {err.strip()[-300:]}", file=sys.stderr)
-                if request is not None:
-                    results[mode][0].append(request)
-                if sound is not None:
-                    results[mode][1].append(sound)
+            for tree in trees:
+                for mode in modes:  # interleaved, so a busy spell on the machine hits every mode alike
+                    request, sound, err = run_once(mode, server, rec, tree)
+                    if err:
+                        print(f"{tree} {mode}: failed: {err.strip()[-300:]}", file=sys.stderr)
+                    if request is not None:
+                        results[tree, mode][0].append(request)
+                    if sound is not None:
+                        results[tree, mode][1].append(sound)
         rec.stop()
-        for mode in modes:
-            requests, sounds = results[mode]
-            if mode == "remote":
-                print(f"{mode:8s} launch -> request arrives: {_median(requests)}")
-            print(f"{mode:8s} launch -> first sound:      {_median(sounds)}")
+        for tree in trees:
+            print(tree)
+            for mode in modes:
+                requests, sounds = results[tree, mode]
+                if mode == "remote":
+                    print(f"  {mode:8s} launch -> request arrives: {_median(requests)}")
+                print(f"  {mode:8s} launch -> first sound:      {_median(sounds)}")
     finally:
         stop_null_sink()
     return 0
