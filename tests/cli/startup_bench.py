@@ -10,6 +10,9 @@ before Popen; CLOCK_MONOTONIC is one clock for every process on the machine) and
   launch -> first sound;
 - espeak / builtin: launch -> first sound with `--voice espeak:en-us` / the default neural voice (the
   built-in server runs inside the voicegui process, so only the sound is seen from here).
+On a busy machine wall times mostly measure the neighbours, so the remote mode also reports the CPU time
+(user + system, all threads, /proc/PID/stat) voicegui had used when its request arrived: the work it did to
+get there, which the machine's load does not change much.
 "First sound" is the first non-silent block recorded from the private null sink's monitor
 (tests/null_sink.py) by a parec started here with 10 ms blocks: it includes PulseAudio's own latency.
 
@@ -46,11 +49,23 @@ def tone(seconds: float = 0.6) -> bytes:
     return struct.pack(f"<{n}h", *(int(9830 * math.sin(2 * math.pi * 440 * i / RATE)) for i in range(n)))
 
 
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds process `pid` has used so far (all its threads), or None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class PcmServer:
-    """POST /v1/audio/speech -> 0.6 s of a 440 Hz tone as raw pcm; `arrivals` holds each request's monotonic time."""
+    """POST /v1/audio/speech -> 0.6 s of a 440 Hz tone as raw pcm; `arrivals` holds each request's monotonic
+    time and `arrival_cpu` the CPU seconds process `watch_pid` had used by then (when set)."""
 
     def __init__(self) -> None:
         self.arrivals: list[float] = []
+        self.arrival_cpu: list[float | None] = []
+        self.watch_pid: int | None = None
         self._body = tone()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -61,6 +76,7 @@ class PcmServer:
 
     async def _speech(self, request: web.Request) -> web.StreamResponse:
         self.arrivals.append(time.monotonic())
+        self.arrival_cpu.append(None if self.watch_pid is None else cpu_s(self.watch_pid))
         await request.read()
         resp = web.StreamResponse(headers={"Content-Type": "audio/pcm", "X-Sample-Rate": str(RATE)})
         await resp.prepare(request)
@@ -120,9 +136,10 @@ MODES = {
 
 
 def run_once(mode: str, server: PcmServer, rec: MonitorRecorder,
-             tree: Path = REPO) -> tuple[float | None, float | None, str]:
-    """(launch -> request ms or None, launch -> first sound ms or None, stderr) of one `voicegui speak` run
-    from the checkout `tree` (`python -m` imports voicegui from the working directory)."""
+             tree: Path = REPO) -> tuple[float | None, float | None, float | None, str]:
+    """(launch -> request ms, CPU ms used by then, launch -> first sound ms, stderr if it failed) of one
+    `voicegui speak` run from the checkout `tree` (`python -m` imports voicegui from the working directory);
+    None for what was not seen."""
     argv = [sys.executable, "-m", "voicegui", "speak", "Hi.", *MODES[mode]]
     if mode == "remote":
         argv += ["--base-url", server.base_url]
@@ -130,11 +147,17 @@ def run_once(mode: str, server: PcmServer, rec: MonitorRecorder,
     n_before = len(server.arrivals)
     time.sleep(0.3)  # the previous run's tail has left the sink
     t0 = time.monotonic()
-    proc = subprocess.run(argv, cwd=tree, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server.watch_pid = proc.pid
+    _, err = proc.communicate(timeout=120)
     time.sleep(0.2)  # parec's last blocks
-    request = (server.arrivals[n_before] - t0) * 1000 if len(server.arrivals) > n_before else None
+    request = cpu = None
+    if len(server.arrivals) > n_before:
+        request = (server.arrivals[n_before] - t0) * 1000
+        used = server.arrival_cpu[n_before]
+        cpu = None if used is None else used * 1000
     sound = rec.first_after(t0)
-    return request, None if sound is None else (sound - t0) * 1000, proc.stderr if proc.returncode else ""
+    return request, cpu, None if sound is None else (sound - t0) * 1000, err if proc.returncode else ""
 
 
 def _median(xs: list[float]) -> str:
@@ -157,25 +180,28 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         server, rec = PcmServer(), MonitorRecorder()
-        results: dict[tuple[Path, str], tuple[list[float], list[float]]] = {
-            (t, m): ([], []) for t in trees for m in modes}
+        results: dict[tuple[Path, str], tuple[list[float], list[float], list[float]]] = {
+            (t, m): ([], [], []) for t in trees for m in modes}
         for _ in range(args.runs):
             for tree in trees:
                 for mode in modes:  # interleaved, so a busy spell on the machine hits every mode alike
-                    request, sound, err = run_once(mode, server, rec, tree)
+                    request, cpu, sound, err = run_once(mode, server, rec, tree)
                     if err:
                         print(f"{tree} {mode}: failed: {err.strip()[-300:]}", file=sys.stderr)
                     if request is not None:
                         results[tree, mode][0].append(request)
+                    if cpu is not None:
+                        results[tree, mode][1].append(cpu)
                     if sound is not None:
-                        results[tree, mode][1].append(sound)
+                        results[tree, mode][2].append(sound)
         rec.stop()
         for tree in trees:
             print(tree)
             for mode in modes:
-                requests, sounds = results[tree, mode]
+                requests, cpus, sounds = results[tree, mode]
                 if mode == "remote":
                     print(f"  {mode:8s} launch -> request arrives: {_median(requests)}")
+                    print(f"  {mode:8s} CPU used by then:          {_median(cpus)}")
                 print(f"  {mode:8s} launch -> first sound:      {_median(sounds)}")
     finally:
         stop_null_sink()

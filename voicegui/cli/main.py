@@ -54,8 +54,10 @@ BUILTIN_MODEL, BUILTIN_VOICE = "builtin", "heart"
 REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
 
 COMMANDS = ("speak", "serve", "bench", "lineup", "voices", "devices")
-# What `speak` imports before its request can go out, started at once in the background (cli.preload).
-SPEAK_PRELOAD = ("voicegui.stream.player",)
+# What `speak` imports before its request can go out, started at once in the background (cli.preload): the
+# streaming stack, then what the SDK imports only when the first request is built (its audio resource, the
+# HTTP transport); then the TLS context is built (reading the CA store), as the window does at start-up.
+SPEAK_PRELOAD = ("voicegui.stream.player", "openai.resources.audio", "httpcore2", "anyio")
 
 
 def command_of(argv: Sequence[str]) -> str | None:
@@ -237,6 +239,12 @@ def _api_key(args: argparse.Namespace) -> tuple[bool, str | None]:
     return True, key
 
 
+def _warm_tls() -> None:
+    from voicegui.stream.fetch import warm_tls_context
+
+    warm_tls_context()
+
+
 def run_devices() -> int:
     from voicegui.stream.output import OutputError, output_devices
 
@@ -260,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "speak" and not {"-h", "--help"} & set(argv):
         from voicegui.cli.preload import import_in_background
 
-        import_in_background(SPEAK_PRELOAD)
+        import_in_background(SPEAK_PRELOAD, then=_warm_tls)
     parser = build_parser({command} if command else ())
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, window=args.command is None)

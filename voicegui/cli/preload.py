@@ -22,7 +22,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where used: the built-in voices are not loaded by importing the CLI
@@ -31,8 +31,10 @@ if TYPE_CHECKING:  # imported where used: the built-in voices are not loaded by 
 log = logging.getLogger(__name__)
 
 
-def import_in_background(modules: Sequence[str], name: str = "voicegui-preload") -> threading.Thread:
-    """Import `modules` in this order on a new daemon thread (started); returns it."""
+def import_in_background(modules: Sequence[str], then: Callable[[], object] | None = None,
+                         name: str = "voicegui-preload") -> threading.Thread:
+    """Import `modules` in this order on a new daemon thread (started), then call `then` (which must report
+    its own failures) if they all imported; returns the thread."""
 
     def run() -> None:
         for module in modules:
@@ -42,6 +44,8 @@ def import_in_background(modules: Sequence[str], name: str = "voicegui-preload")
             except Exception as exc:
                 log.debug("preloading %s failed (%s); it is imported again where it is used", module, exc)
                 return
+        if then is not None:
+            then()
 
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
