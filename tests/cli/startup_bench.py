@@ -13,6 +13,10 @@ before Popen; CLOCK_MONOTONIC is one clock for every process on the machine) and
 On a busy machine wall times mostly measure the neighbours, so the remote mode also reports the CPU time
 (user + system, all threads, /proc/PID/stat) voicegui had used when its request arrived: the work it did to
 get there, which the machine's load does not change much.
+Bytecode: a user's install has voicegui's .pyc files (pip compiles at install; an editable checkout writes
+them on first run), but with PYTHONDONTWRITEBYTECODE=1 every launch compiles voicegui's sources again (~0.3 s
+of CPU measured here). So the children get a private pycache (PYTHONPYCACHEPREFIX in a temp folder) warmed
+by one untimed run of each mode; --compile-each-run measures with the caller's environment instead.
 "First sound" is the first non-silent block recorded from the private null sink's monitor
 (tests/null_sink.py) by a parec started here with 10 ms blocks: it includes PulseAudio's own latency.
 
@@ -27,10 +31,12 @@ import argparse
 import asyncio
 import math
 import os
+import shutil
 import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -135,15 +141,15 @@ MODES = {
 }
 
 
-def run_once(mode: str, server: PcmServer, rec: MonitorRecorder,
-             tree: Path = REPO) -> tuple[float | None, float | None, float | None, str]:
+def run_once(mode: str, server: PcmServer, rec: MonitorRecorder, tree: Path = REPO,
+             env: dict[str, str] | None = None) -> tuple[float | None, float | None, float | None, str]:
     """(launch -> request ms, CPU ms used by then, launch -> first sound ms, stderr if it failed) of one
     `voicegui speak` run from the checkout `tree` (`python -m` imports voicegui from the working directory);
     None for what was not seen."""
     argv = [sys.executable, "-m", "voicegui", "speak", "Hi.", *MODES[mode]]
     if mode == "remote":
         argv += ["--base-url", server.base_url]
-    env = dict(os.environ, OPENAI_API_KEY="sk-bench")
+    env = dict(os.environ if env is None else env, OPENAI_API_KEY="sk-bench")
     n_before = len(server.arrivals)
     time.sleep(0.3)  # the previous run's tail has left the sink
     t0 = time.monotonic()
@@ -170,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default="remote,espeak,builtin")
     parser.add_argument("--tree", action="append", type=Path, default=None,
                         help="a voicegui checkout to run (repeat to compare; default: this one)")
+    parser.add_argument("--compile-each-run", action="store_true",
+                        help="no private pycache: run with this environment as it is (see the docstring)")
     args = parser.parse_args(argv)
     modes = args.modes.split(",")
     trees: list[Path] = [t.resolve() for t in args.tree or [REPO]]
@@ -178,14 +186,24 @@ def main(argv: list[str] | None = None) -> int:
     except NullSinkError as exc:
         print(f"null sink: {exc}", file=sys.stderr)
         return 1
+    pycache = None
+    env = dict(os.environ)
+    if not args.compile_each_run:
+        pycache = tempfile.mkdtemp(prefix="voicegui-bench-pyc-")
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = pycache
     try:
         server, rec = PcmServer(), MonitorRecorder()
+        if pycache is not None:
+            for tree in trees:
+                for mode in modes:
+                    run_once(mode, server, rec, tree, env)  # writes the .pyc files; not timed
         results: dict[tuple[Path, str], tuple[list[float], list[float], list[float]]] = {
             (t, m): ([], [], []) for t in trees for m in modes}
         for _ in range(args.runs):
             for tree in trees:
                 for mode in modes:  # interleaved, so a busy spell on the machine hits every mode alike
-                    request, cpu, sound, err = run_once(mode, server, rec, tree)
+                    request, cpu, sound, err = run_once(mode, server, rec, tree, env)
                     if err:
                         print(f"{tree} {mode}: failed: {err.strip()[-300:]}", file=sys.stderr)
                     if request is not None:
@@ -205,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {mode:8s} launch -> first sound:      {_median(sounds)}")
     finally:
         stop_null_sink()
+        if pycache is not None:
+            shutil.rmtree(pycache, ignore_errors=True)
     return 0
 
 
