@@ -12,9 +12,12 @@ imported again where it is used (a failed import leaves nothing in sys.modules),
 through that code's usual message; this thread only logs it at debug level. `load_voice_in_background`
 loads the model behind a built-in voice now instead of on the first request.
 
-Threads: each function starts one daemon thread (daemon: a command that ends early, e.g. on a usage error,
-must not wait for an import it no longer needs) and returns it; nothing here touches the caller's objects
-after that, except the engine's own thread-safe `load()`.
+Threads: the main thread may import the same modules meanwhile: Python's per-module import locks make it
+wait for a module another thread is still importing (the packages involved import each other in one
+direction only, so neither thread waits for the other in a circle). Each function starts one daemon
+thread (daemon: a command that ends early, e.g. on a usage error, must not wait for an import it no longer
+needs) and returns it; nothing here touches the caller's objects after that, except the engine's own
+thread-safe `load()`.
 """
 
 from __future__ import annotations
