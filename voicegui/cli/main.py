@@ -5,16 +5,22 @@ asyncio loop there (the PortAudio callback thread is started by the session). Er
 clear line on stderr and a non-zero exit code, never as a traceback. What a server says goes through
 cli.args.terminal_safe (redacted, control characters escaped) before it is printed; the API key comes from
 --api-key-file or $OPENAI_API_KEY (--api-key works but warns: `ps` shows it to every local user).
+
+Start-up (issue 17, "command to sound"): this module imports only what parsing needs; each subcommand's
+module is imported, and its arguments added, only when that subcommand is run, so `voicegui speak` loads no
+Qt, no engine it does not use and nothing of the other subcommands. `speak` starts importing the streaming
+stack (the openai SDK is most of the start-up) on a background thread at the first line of `main`, and loads
+the built-in voice's model on another while the request is prepared (cli.preload).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 from voicegui.cli.args import (
@@ -36,7 +42,6 @@ from voicegui.cli.args import (
 )
 from voicegui.crash import redact
 from voicegui.formats import FORMATS
-from voicegui.wavfile import write_wav
 
 # Raw pcm carries no header: a server that sends another rate without saying so plays too fast or too slow.
 UNANNOUNCED_PCM_RATE = ("the server did not say the sample rate of its raw pcm; it was played as 24000 Hz "
@@ -50,8 +55,23 @@ log = logging.getLogger("voicegui")
 BUILTIN_MODEL, BUILTIN_VOICE = "builtin", "heart"
 REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
 
+COMMANDS = ("speak", "serve", "bench", "lineup", "voices", "devices")
+# What `speak` imports before its request can go out, started at once in the background (cli.preload): the
+# streaming stack, then what the SDK imports only when the first request is built (its audio resource, the
+# HTTP transport); then the TLS context is built (reading the CA store), as the window does at start-up.
+SPEAK_PRELOAD = ("voicegui.stream.player", "openai.resources.audio", "httpcore2", "anyio")
 
-def build_parser() -> argparse.ArgumentParser:
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The subcommand `argv` runs (None: the window), read without parsing: the options before it take no
+    value (-v, --install-desktop, ...), so it is the first word that is not an option."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
+
+
+def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParser:
+    """The parser; only `commands` get their arguments (each subcommand's module is imported for them), the
+    others are listed by `voicegui --help` all the same."""
     parser = argparse.ArgumentParser(prog="voicegui", description="Hear text-to-speech voices, measured.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
     parser.add_argument("--install-desktop", action="store_true",
@@ -78,24 +98,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_stream_format_argument(sp)
 
     sv = sub.add_parser("serve", help="run the built-in OpenAI-compatible speech server")
-    from voicegui.cli.serve import add_serve_arguments
+    if "serve" in commands:
+        from voicegui.cli.serve import add_serve_arguments
 
-    add_serve_arguments(sv)
+        add_serve_arguments(sv)
 
     bp = sub.add_parser("bench", help="measure added latency, completeness and underruns per format")
-    from voicegui.cli.bench import add_bench_arguments
+    if "bench" in commands:
+        from voicegui.cli.bench import add_bench_arguments
 
-    add_bench_arguments(bp)
+        add_bench_arguments(bp)
 
     lp = sub.add_parser("lineup", help="speak one text with several voices in turn; write an HTML/CSV report")
-    from voicegui.cli.lineup import add_lineup_arguments
+    if "lineup" in commands:
+        from voicegui.cli.lineup import add_lineup_arguments
 
-    add_lineup_arguments(lp)
+        add_lineup_arguments(lp)
 
     vp = sub.add_parser("voices", help="list the voices (and with --models the models) a provider offers")
-    from voicegui.cli.voices import add_voices_arguments
+    if "voices" in commands:
+        from voicegui.cli.voices import add_voices_arguments
 
-    add_voices_arguments(vp)
+        add_voices_arguments(vp)
 
     sub.add_parser("devices", help="list audio output devices")
     return parser
@@ -113,13 +137,6 @@ def run_speak(args: argparse.Namespace) -> int:
 
     On success prints nothing (or, with --json, only the metrics object) and returns 0.
     """
-    from voicegui.providers import is_openai_url
-    from voicegui.stream.fetch import SpeechRequest
-    from voicegui.stream.output import OutputConfig
-    from voicegui.stream.player import Player
-    from voicegui.stream.session import SpeakOptions
-    from voicegui.text import split_for_request
-
     if not args.text.strip():
         print("voicegui: nothing to say: the text is empty", file=sys.stderr)
         return EXIT_USAGE
@@ -156,18 +173,31 @@ def run_speak(args: argparse.Namespace) -> int:
         # The per-run token, never $OPENAI_API_KEY: the user's real key has no business on this server.
         base_url, api_key = builtin.base_url, builtin.token
         model, voice = args.model or builtin.default_model, args.voice or builtin.default_voice
+        from voicegui.cli.preload import load_voice_in_background
+
+        load_voice_in_background(builtin, voice)  # its model loads while the request is prepared
     else:
         base_url = args.base_url
         api_key = key or "none"
         model, voice = args.model or REMOTE_MODEL, args.voice or REMOTE_VOICE
     from voicegui import crash
-    from voicegui.stream.fetch import insecure_http_warning
 
     crash.register_secret(api_key)  # redacted from every log line and crash report from here on
-    warning = insecure_http_warning(base_url)
-    if warning:
-        print(f"voicegui: {warning}", file=sys.stderr)
     try:
+        # Already imported, or being imported, by main's preload thread: these wait for it.
+        import asyncio
+
+        from voicegui.providers import is_openai_url
+        from voicegui.stream.fetch import SpeechRequest, insecure_http_warning
+        from voicegui.stream.output import OutputConfig
+        from voicegui.stream.player import Player
+        from voicegui.stream.session import SpeakOptions
+        from voicegui.text import split_for_request
+        from voicegui.wavfile import write_wav
+
+        warning = insecure_http_warning(base_url)
+        if warning:
+            print(f"voicegui: {warning}", file=sys.stderr)
         # Over the API's 4096-character limit: split at sentence boundaries, played as one utterance.
         pieces = split_for_request(args.text)
         # "stream": true by default to servers that are neither OpenAI nor ours (server_profile's reasoning)
@@ -238,6 +268,12 @@ def _api_key(args: argparse.Namespace) -> tuple[bool, str | None]:
     return True, key
 
 
+def _warm_tls() -> None:
+    from voicegui.stream.fetch import warm_tls_context
+
+    warm_tls_context()
+
+
 def run_devices() -> int:
     from voicegui.stream.output import OutputError, output_devices
 
@@ -256,7 +292,13 @@ def run_devices() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = command_of(argv)
+    if command == "speak" and not {"-h", "--help"} & set(argv):
+        from voicegui.cli.preload import import_in_background
+
+        import_in_background(SPEAK_PRELOAD, then=_warm_tls)
+    parser = build_parser({command} if command else ())
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, window=args.command is None)
     from voicegui import crash

@@ -1,0 +1,113 @@
+"""What the command line imports before it needs it (issue 17, "fast from the first keystroke").
+
+Each check runs a real `python -X importtime ...` subprocess and reads the modules it imported from the
+importtime lines on stderr, so it sees exactly what a user's `voicegui` loads: the CLI module and `speak`'s
+argument handling load no Qt, no audio or network stack, no engine; a whole `voicegui speak` against a pcm
+server on 127.0.0.1 (into the test null sink) or with the espeak-ng voice loads no Qt and no neural engine.
+The built-in voice's model is loaded as soon as the server is up, before any request (cli.preload).
+No timing is asserted: tests/cli/startup_bench.py measures the times.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.startup_bench import PcmServer
+from voicegui.cli.preload import load_voice_in_background
+from voicegui.server.embedded import BuiltinServer
+from voicegui.server.engines.builtin import LazyEngine
+from voicegui.server.engines.espeak import missing as espeak_missing
+from voicegui.server.engines.hibari import missing as hibari_missing
+
+REPO = Path(__file__).resolve().parents[2]
+QT = {"PySide6", "pyqtgraph", "qasync"}
+ENGINES = {"onnxruntime", "hibari", "piper", "voicegui.server.engines.hibari", "voicegui.server.engines.piper"}
+# What only playing or fetching needs: never before the arguments are checked.
+PLAYBACK = {"openai", "httpx2", "aiohttp", "av", "sounddevice", "numpy", "pydantic"}
+
+
+def imported(*argv: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+    """(every module `python -X importtime ARGV` imported, the finished process), run from the checkout."""
+    env = dict(os.environ, OPENAI_API_KEY="sk-startup-test")
+    proc = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    modules = set(re.findall(r"^import time:\s+\d+ \|\s+\d+ \|\s+(\S+)$", proc.stderr, re.MULTILINE))
+    assert "voicegui" in modules, proc.stderr[-2000:]  # the lines were read at all
+    return modules, proc
+
+
+def loaded(modules: set[str], names: set[str]) -> set[str]:
+    """The names in `names` of which the module or a submodule was imported."""
+    return {n for n in names if any(m == n or m.startswith(n + ".") for m in modules)}
+
+
+def test_importing_the_cli_loads_nothing_heavy():
+    modules, _ = imported("-c", "import voicegui.cli.main")
+    assert loaded(modules, QT | ENGINES | PLAYBACK) == set()
+
+
+@pytest.mark.parametrize("argv", [["speak", "Hi.", "--help"], ["--help"], ["speak", "--help"]],
+                         ids=["speak-text-help", "help", "speak-help"])
+def test_speak_arguments_load_nothing_heavy(argv):
+    modules, proc = imported("-m", "voicegui", *argv)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "usage: voicegui" in proc.stdout
+    # nor the other subcommands' modules (bench: numpy; voices: aiohttp)
+    assert loaded(modules, QT | ENGINES | PLAYBACK | {"voicegui.cli.bench", "voicegui.cli.voices"}) == set()
+
+
+def test_a_usage_error_stops_before_the_stack_is_needed():
+    """An empty text is refused with its one line; what the background import had started does not hold up
+    the exit or print anything."""
+    _, proc = imported("-m", "voicegui", "speak", "  ")
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("import time:")]
+    assert lines == ["voicegui: nothing to say: the text is empty"]
+
+
+def test_other_subcommands_still_get_their_arguments():
+    _, proc = imported("-m", "voicegui", "serve", "--help")
+    assert proc.returncode == 0 and "--port" in proc.stdout, proc.stdout
+    _, proc = imported("-m", "voicegui", "voices", "--speed", "1")
+    assert proc.returncode == 2 and "unrecognized arguments: --speed" in proc.stderr
+
+
+def test_speak_to_a_server_plays_without_qt_or_engines():
+    server = PcmServer()
+    modules, proc = imported("-m", "voicegui", "speak", "Hi.", "--base-url", server.base_url, "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(server.arrivals) == 1
+    assert '"completed": true' in proc.stdout
+    assert loaded(modules, QT | ENGINES | {"voicegui.server"}) == set()
+
+
+@pytest.mark.skipif(espeak_missing() is not None, reason="espeak-ng is not installed")
+def test_speak_with_espeak_loads_no_neural_engine():
+    modules, proc = imported("-m", "voicegui", "speak", "Hi.", "--voice", "espeak:en-us", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"completed": true' in proc.stdout
+    assert loaded(modules, QT | {"onnxruntime", "hibari", "piper"}) == set()
+
+
+@pytest.mark.skipif(hibari_missing() is not None, reason="hibari-tts is not installed")
+def test_the_voices_model_loads_before_any_request():
+    with BuiltinServer(lazy=True) as builtin:
+        engine = builtin.engine.engine_for("heart")
+        assert isinstance(engine, LazyEngine) and not engine.loaded
+        # espeak-ng has nothing to load, and asking for it loads no other engine
+        if espeak_missing() is None:
+            assert load_voice_in_background(builtin, "espeak:en-us") is None
+        assert load_voice_in_background(builtin, "no-such-voice") is None
+        assert not engine.loaded
+        thread = load_voice_in_background(builtin, "heart")
+        assert thread is not None
+        thread.join(120)
+        assert engine.loaded
+        assert builtin.records == []  # no request was needed for it
+        assert load_voice_in_background(builtin, "heart") is None  # already loaded

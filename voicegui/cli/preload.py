@@ -1,0 +1,81 @@
+"""Start a command's slow imports and model loads in background threads, so `voicegui speak` overlaps them
+with what the main thread does meanwhile (parsing arguments, opening PortAudio, starting the built-in voices).
+
+Measured (python -X importtime, tests/cli/startup_bench.py): importing the openai SDK is most of the start-up
+(~0.6-0.9 s: its `types` package builds several hundred pydantic models, and the aiohttp it vendors builds two
+TLS contexts), initialising PortAudio (sounddevice) ~40 ms, loading the hibari voice's model ~0.5 s. Python
+imports hold the GIL, so two threads importing do not finish sooner than one; what does overlap is the work
+done outside it: PortAudio enumerating devices, onnxruntime building its session, reading files.
+
+`import_in_background(modules)` imports modules on a daemon thread. A module that fails to import there is
+imported again where it is used (a failed import leaves nothing in sys.modules), so its error reaches the user
+through that code's usual message; this thread only logs it at debug level. `load_voice_in_background`
+loads the model behind a built-in voice now instead of on the first request.
+
+Threads: the main thread may import the same modules meanwhile: Python's per-module import locks make it
+wait for a module another thread is still importing (the packages involved import each other in one
+direction only, so neither thread waits for the other in a circle). Each function starts one daemon
+thread (daemon: a command that ends early, e.g. on a usage error, must not wait for an import it no longer
+needs) and returns it; nothing here touches the caller's objects after that, except the engine's own
+thread-safe `load()`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: the built-in voices are not loaded by importing the CLI
+    from voicegui.server.embedded import BuiltinServer
+
+log = logging.getLogger(__name__)
+
+
+def import_in_background(modules: Sequence[str], then: Callable[[], object] | None = None,
+                         name: str = "voicegui-preload") -> threading.Thread:
+    """Import `modules` in this order on a new daemon thread (started), then call `then` (which must report
+    its own failures) if they all imported; returns the thread."""
+
+    def run() -> None:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            # Any error: the module is imported again where it is used, and that code reports it.
+            except Exception as exc:
+                log.debug("preloading %s failed (%s); it is imported again where it is used", module, exc)
+                return
+        if then is not None:
+            then()
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def load_voice_in_background(builtin: BuiltinServer, voice: str) -> threading.Thread | None:
+    """Load the model of the built-in `voice` on a new daemon thread (started) while the request is prepared,
+    instead of when the request arrives; None if there is nothing to load (espeak-ng, already loaded, or a
+    voice the server does not offer: its answer to the request says so)."""
+    from voicegui.server.engines.base import EngineError
+    from voicegui.server.engines.builtin import LazyEngine
+
+    try:
+        engine = builtin.engine.engine_for(voice)
+    except EngineError:
+        return None
+    if not isinstance(engine, LazyEngine) or engine.loaded:
+        return None
+
+    def run() -> None:
+        try:
+            engine.load()
+        except EngineError as exc:
+            # load() raises it again for the request, and the server sends it as the response's error.
+            log.debug("preloading the %s voice failed (%s); the request reports it", voice, exc)
+
+    thread = threading.Thread(target=run, name=f"voicegui-load-{engine.name}", daemon=True)
+    thread.start()
+    return thread
