@@ -6,14 +6,17 @@ Threads: GUI thread only.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStyle, QToolButton, QWidget
 
 from voicegui.ui.safe_text import PlainLabel
 
 
 class ErrorBanner(QFrame):
-    """A non-modal message strip at the top of the window with a close button; the app keeps working."""
+    """A non-modal message strip at the top of the window with a close button; the app keeps working.
+    ``dismissed`` is emitted when the user closes it (the window then drops the same error from the status line)."""
+
+    dismissed = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -30,7 +33,7 @@ class ErrorBanner(QFrame):
         self.close_button.setText("✕")
         self.close_button.setAutoRaise(True)
         self.close_button.setToolTip("Dismiss")
-        self.close_button.clicked.connect(self.hide)
+        self.close_button.clicked.connect(self.dismiss)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         layout.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
@@ -41,6 +44,10 @@ class ErrorBanner(QFrame):
     def show_message(self, text: str) -> None:
         self.label.setText(text)
         self.show()
+
+    def dismiss(self) -> None:
+        self.hide()
+        self.dismissed.emit()
 
     def text(self) -> str:
         return self.label.text()

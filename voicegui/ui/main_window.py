@@ -64,7 +64,7 @@ from voicegui.ui.plots import LivePlots
 from voicegui.ui.provider_panel import BUILTIN_STARTING, ProviderPanel
 from voicegui.ui.safe_text import PlainLabel
 from voicegui.ui.speak_options import replay_options, speak_options
-from voicegui.ui.status import outcome, started_message
+from voicegui.ui.status import READY, error_status, is_error_status, outcome, started_message
 from voicegui.ui.text_panel import TextPanel
 from voicegui.ui.transcript_box import TranscriptBox
 
@@ -119,6 +119,9 @@ class MainWindow(QMainWindow):
         self.base_url, self.api_key, self.model, self.voice, self.format = (
             pp.base_url, pp.api_key, pp.model, pp.voice, pp.format)
         self.speak_button.clicked.connect(self.speak)
+        # A new attempt makes the last error stale, whatever its outcome will be.
+        pp.test_button.clicked.connect(self.clear_error)
+        self.banner.dismissed.connect(self._drop_error_status)
         self.stop_button.clicked.connect(self.stop)
         for seq in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(seq), self, self.speak_button.click)
@@ -153,7 +156,7 @@ class MainWindow(QMainWindow):
         # Plots get the larger share: an engineer tuning buffers watches them; the form needs ~480 px.
         self.splitter = side_by_side(left, right, stretch=(3, 2), sizes=(780, 480))
         self.setCentralWidget(column((self.banner, 0), (self.splitter, 1), margin=8))
-        self.status_line = PlainLabel("Ready")  # quotes servers: plain text, redacted, cut (ui/safe_text.py)
+        self.status_line = PlainLabel(READY)  # quotes servers: plain text, redacted, cut (ui/safe_text.py)
         self.status_line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_line, 1)
         self.resize(1280, 800)
@@ -284,6 +287,7 @@ class MainWindow(QMainWindow):
         """Stop whatever is playing, then start one new Speak (the newest click wins)."""
         if self._closing or self.text_panel.block_reason() is not None or self._queued:
             return
+        self.clear_error()
         if self._waits_for_builtin():
             self._queued = True
             self.banner.hide()
@@ -334,6 +338,7 @@ class MainWindow(QMainWindow):
         """Play a history entry again from the cache: the same session path and plots, no request."""
         if self._closing:
             return
+        self.clear_error()
         try:
             entry = self.history.get(entry_id)
             data = await asyncio.to_thread(self.history.original, entry_id)
@@ -425,7 +430,16 @@ class MainWindow(QMainWindow):
         """Non-modal: the banner at the top plus the status line; the window stays usable."""
         log.info("shown to the user: %s", message)
         self.banner.show_message(message)
-        self.set_status(f"Error: {message}")
+        self.set_status(error_status(message))
+
+    def clear_error(self) -> None:
+        """A new Speak, replay or Test connection: the banner and an error in the status line are stale now."""
+        self.banner.hide()
+        self._drop_error_status()
+
+    def _drop_error_status(self) -> None:
+        if is_error_status(self.status_line.text()):
+            self.set_status(READY)
 
     # --- shutdown -----------------------------------------------------------------------------------------
     async def shutdown(self) -> None:
