@@ -11,6 +11,9 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QStyle, QToolButton, 
 
 from voicegui.ui.safe_text import PlainLabel
 
+# scheme -> (background, border, text): red-tinted, the text contrast above 7:1 on both
+STRIP_COLOURS = {"light": ("#fdecea", "#f5c2c0", "#611a15"), "dark": ("#4a1f1c", "#8c3a33", "#ffd9d4")}
+
 
 class ErrorBanner(QFrame):
     """A non-modal message strip at the top of the window with a close button; the app keeps working.
@@ -22,8 +25,7 @@ class ErrorBanner(QFrame):
         super().__init__(parent)
         self.setObjectName("errorBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet("#errorBanner { background: #fdecea; border: 1px solid #f5c2c0; border-radius: 4px; }"
-                           "#errorBanner QLabel { color: #611a15; }")
+        self.apply_scheme("light")
         icon = QLabel()
         icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(20, 20))
         self.label = PlainLabel()
@@ -40,6 +42,12 @@ class ErrorBanner(QFrame):
         layout.addWidget(self.label, 1)
         layout.addWidget(self.close_button, 0, Qt.AlignmentFlag.AlignTop)
         self.hide()
+
+    def apply_scheme(self, scheme: str) -> None:
+        """Colours for a "light" or "dark" palette (ui/theme.py): a pale strip would glare in a dark window."""
+        background, border, text = STRIP_COLOURS["dark" if scheme == "dark" else "light"]
+        self.setStyleSheet(f"#errorBanner {{ background: {background}; border: 1px solid {border}; "
+                           f"border-radius: 4px; }} #errorBanner QLabel {{ color: {text}; }}")
 
     def show_message(self, text: str) -> None:
         self.label.setText(text)
