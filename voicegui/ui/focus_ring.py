@@ -1,11 +1,13 @@
 """A visible focus ring for keyboard users: a 2 px frame in the palette's highlight colour around whatever
-widget of the window has the focus after Tab, Shift+Tab or a shortcut.
+widget of the window has the focus.
 
 Styles draw focus for some widgets only (Fusion shows none on the plots, the scroll areas or the panels that
 take the focus themselves), so the ring is drawn by a small transparent widget laid over the focused one: it
-is a sibling of that widget (same parent, raised), so it scrolls, moves and is clipped with it. Focus that a
-mouse click gave shows no ring (the pointer says where the user is). Only focus changes and the focused
-widget's move/resize/show/hide events are watched: nothing runs per frame or per paint of other widgets.
+is a sibling of that widget (same parent, raised), so it scrolls, moves and is clipped with it. Focus a click
+gave shows it too, as Qt's styles do for the widgets they mark: Qt does not say why the focus moved without an
+event filter on the whole application, which would run for every event of the GUI thread. Only focus
+changes and the focused widget's move/resize/show/hide events are watched: nothing runs per frame or per
+paint of other widgets.
 
 Threads: GUI thread only.
 """
@@ -14,11 +16,11 @@ from __future__ import annotations
 
 import shiboken6
 from PySide6.QtCore import QEvent, QObject, QRect, Qt
-from PySide6.QtGui import QGuiApplication, QPainter, QPaintEvent, QPalette, QPen
+from PySide6.QtGui import QPainter, QPaintEvent, QPalette, QPen
 from PySide6.QtWidgets import QApplication, QSplitter, QWidget
 
 WIDTH = 2
-MARGIN = 2  # the ring sits just outside the widget, so it hides none of it
+MARGIN = 2  # the ring sits just outside the widget (inside its parent), so it hides none of it
 
 
 class _Ring(QWidget):
@@ -69,9 +71,6 @@ class FocusRing(QObject):
         if new is None or new.window() is not self._window:
             self._hide()
             return
-        if QGuiApplication.mouseButtons() != Qt.MouseButton.NoButton:  # a click gave the focus
-            self._hide()
-            return
         parent = new.parentWidget()
         if parent is None or isinstance(parent, QSplitter):  # a QSplitter would take the ring for a pane
             self._hide()
@@ -99,7 +98,11 @@ class FocusRing(QObject):
         if target is None or not shiboken6.isValid(target) or not target.isVisible():
             self._hide()
             return
-        self._ring.setGeometry(target.geometry().adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN))
+        parent = self._ring.parentWidget()
+        ring = target.geometry().adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN)
+        # A widget that fills its parent (a tab's page, a plot at the edge) gets the ring drawn over its own
+        # outer pixels there: outside, the parent would clip it away.
+        self._ring.setGeometry(ring.intersected(parent.rect()) if parent is not None else ring)
         self._ring.show()
         self._ring.raise_()
 

@@ -252,8 +252,6 @@ class MainWindow(QMainWindow):
             self.text_edit.setPlainText(state.text)
         theme.controller().set_choice(state.theme)
         self.menu_actions.themes[state.theme].setChecked(True)
-        theme.controller().changed.connect(lambda _s: self.menu_actions.themes[theme.controller().choice()]
-                                           .setChecked(True))
 
     def _claim_ab_switch_key(self) -> None:
         """Ctrl+B switches the A/B side from anywhere in the window (View menu). The A/B tab's own Ctrl+B
