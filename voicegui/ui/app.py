@@ -11,6 +11,9 @@ then set_builtin_ready) and plays a Speak clicked meanwhile once the voices are 
 their first Speak. The server runs on its own thread; it is stopped (in a worker thread: it joins) after the
 window has closed.
 
+The palette is the theme controller's (ui/theme.py): it follows the system's light/dark scheme unless the
+window's View > Theme chose one; the window applies the saved choice before it is shown.
+
 Shutdown: closing the window runs MainWindow's async close handler (it stops the current Speak, waits
 for the device to be released and saves the settings), then the built-in server stops, the main coroutine
 returns and the loop is closed.
@@ -32,6 +35,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from voicegui import crash
+from voicegui.ui import theme
 
 if TYPE_CHECKING:
     from voicegui.server.embedded import BuiltinServer
@@ -122,6 +126,8 @@ def ensure_application(argv: list[str] | None = None) -> QApplication:
     # The main coroutine decides when to quit (after the async close handler); Qt quitting by itself
     # would stop the loop under a still-running coroutine.
     app.setQuitOnLastWindowClosed(False)
+    # Made before any window: it notes the platform's own style, which "follow the system" goes back to.
+    theme.controller()
     return app
 
 

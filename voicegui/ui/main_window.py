@@ -35,11 +35,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, Qt, Signal
+from PySide6.QtCore import QByteArray, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QFileDialog,
     QMainWindow,
     QSizePolicy,
     QWidget,
@@ -53,18 +55,21 @@ from voicegui.server.engines.base import EngineError
 from voicegui.settings import KeyStore, Settings
 from voicegui.stream.player import Playback, Player, PlayerState
 from voicegui.stream.session import SpeakOptions, SpeakSession
+from voicegui.ui import theme, window_state
 from voicegui.ui.ab_panel import ABPanel
 from voicegui.ui.banner import ErrorBanner
 from voicegui.ui.builtin_voices import load_engine, pending_engine
-from voicegui.ui.history_panel import MB, HistoryPanel
+from voicegui.ui.focus_ring import FocusRing
+from voicegui.ui.history_panel import MB, HistoryPanel, suggested_name
 from voicegui.ui.layout import SidePane, column, scrolled, side_by_side
 from voicegui.ui.lineup_panel import LineupPanel
+from voicegui.ui.menus import Commands, install_menus
 from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel
 from voicegui.ui.plots import LivePlots
 from voicegui.ui.provider_panel import BUILTIN_STARTING, ProviderPanel
 from voicegui.ui.safe_text import PlainLabel
 from voicegui.ui.speak_options import replay_options, speak_options
-from voicegui.ui.status import outcome, started_message
+from voicegui.ui.status import READY, error_status, is_error_status, outcome, started_message
 from voicegui.ui.text_panel import TextPanel
 from voicegui.ui.transcript_box import TranscriptBox
 
@@ -119,10 +124,10 @@ class MainWindow(QMainWindow):
         self.base_url, self.api_key, self.model, self.voice, self.format = (
             pp.base_url, pp.api_key, pp.model, pp.voice, pp.format)
         self.speak_button.clicked.connect(self.speak)
+        # A new attempt makes the last error stale, whatever its outcome will be.
+        pp.test_button.clicked.connect(self.clear_error)
+        self.banner.dismissed.connect(self._drop_error_status)
         self.stop_button.clicked.connect(self.stop)
-        for seq in ("Ctrl+Return", "Ctrl+Enter"):
-            QShortcut(QKeySequence(seq), self, self.speak_button.click)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.stop)
         # Realtime models say what they read: shown for the window's own Speaks.
         self.transcript_box = TranscriptBox(self._own_playback)
         self.transcript, self.transcript_flag = self.transcript_box.transcript, self.transcript_box.flag
@@ -149,16 +154,24 @@ class MainWindow(QMainWindow):
                           (self.history_panel, "&History"), (self.lineup_panel, "&Line-up"), (self.ab_panel, "A/&B")],
                          readout=self.ttfa)
         self.tabs = right.tabs
+        self.side_pane = right
         self.tabs.currentChanged.connect(self._on_tab)
+        self._claim_ab_switch_key()
+        self.menu_actions = install_menus(self, Commands(
+            speak=self.speak_button.click, stop=self.stop, save_audio=self.save_last_audio,
+            export_report=self.lineup_panel.export_button.click, quit=self.close, ab_switch=self.switch_ab,
+            show_tab=self.show_tab, tab_titles=[self.tabs.tabText(i) for i in range(self.tabs.count())]))
+        self.focus_ring = FocusRing(self)
         # Plots get the larger share: an engineer tuning buffers watches them; the form needs ~480 px.
         self.splitter = side_by_side(left, right, stretch=(3, 2), sizes=(780, 480))
         self.setCentralWidget(column((self.banner, 0), (self.splitter, 1), margin=8))
-        self.status_line = PlainLabel("Ready")  # quotes servers: plain text, redacted, cut (ui/safe_text.py)
+        self.status_line = PlainLabel(READY)  # quotes servers: plain text, redacted, cut (ui/safe_text.py)
         self.status_line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_line, 1)
         self.resize(1280, 800)
-        if self.settings.window_geometry:
-            self.restoreGeometry(QByteArray.fromBase64(self.settings.window_geometry.encode("ascii")))
+        self._restore_state(window_state.load())
+        theme.controller().changed.connect(self.banner.apply_scheme)
+        self.banner.apply_scheme(theme.controller().scheme())
 
         self.text_edit.textChanged.connect(self._update_speak_enabled)
         pp.model_changed.connect(lambda _m: self.transcript_box.setVisible(pp.is_realtime()))
@@ -214,8 +227,67 @@ class MainWindow(QMainWindow):
         """The settings as shown now (everything but the API key): each panel puts in its own."""
         for panel in (self.provider_panel, self.tuning, self.network, self.history_panel):
             panel.store_into(self.settings)
-        self.settings.window_geometry = bytes(self.saveGeometry().toBase64().data()).decode("ascii")
         return self.settings
+
+    def current_state(self) -> window_state.WindowState:
+        """Geometry, splitters, tab, text and theme as shown now (saved to window.json at close)."""
+        return window_state.WindowState(
+            geometry=bytes(self.saveGeometry().toBase64().data()).decode("ascii"),
+            splitter=self.splitter.sizes(), side_splitter=self.side_pane.sizes(), tab=self.tabs.currentIndex(),
+            text=self.text_edit.toPlainText(), theme=theme.controller().choice())
+
+    def _restore_state(self, state: window_state.WindowState) -> None:
+        """Show the window as it was at the last close; what is missing or does not fit keeps its default."""
+        # settings.json held the geometry before window.json existed: an upgrade keeps the window where it was.
+        geometry = state.geometry or self.settings.window_geometry
+        if geometry:
+            self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        if len(state.splitter) == 2 and all(state.splitter):
+            self.splitter.setSizes(state.splitter)
+        if len(state.side_splitter) == 2 and all(state.side_splitter):
+            self.side_pane.setSizes(state.side_splitter)
+        if 0 <= state.tab < self.tabs.count():
+            self.tabs.setCurrentIndex(state.tab)
+        if state.text:
+            self.text_edit.setPlainText(state.text)
+        theme.controller().set_choice(state.theme)
+        self.menu_actions.themes[state.theme].setChecked(True)
+
+    def _claim_ab_switch_key(self) -> None:
+        """Ctrl+B switches the A/B side from anywhere in the window (View menu). The A/B tab's own Ctrl+B
+        (only while it has the focus) would make the key ambiguous there, and Qt then runs neither: it goes."""
+        ctrl_b = QKeySequence("Ctrl+B")
+        for shortcut in self.ab_panel.findChildren(QShortcut):
+            if ctrl_b in shortcut.keys():
+                shortcut.setEnabled(False)
+            else:
+                shortcut.setWhatsThis("Switch A/B side")
+        self.ab_panel.setAccessibleName("the A/B tab")
+
+    def show_tab(self, index: int) -> None:
+        self.tabs.setCurrentIndex(index)
+
+    def switch_ab(self) -> None:
+        """Play the other A/B side (Ctrl+B), from whichever tab is shown."""
+        self.ab_panel.toggle()
+
+    def save_last_audio(self) -> None:
+        """File > Save last audio: the newest history entry's played audio as a WAV, to a file the user picks."""
+        entry = self._last_saved_entry()
+        if entry is None:
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save the last audio as WAV",
+                                              str(Path.home() / suggested_name(entry, "wav")), "WAV audio (*.wav)")
+        if path:
+            asyncio.ensure_future(self.history_panel.save(entry.id, Path(path), played=True))
+
+    def _last_saved_entry(self) -> Any:
+        entries = [e for e in self.history.entries() if e.audio_bytes > 0 and not e.evicted]
+        if not entries:
+            self.show_error("There is no audio to save yet: Speak first (each Speak's audio is kept in the "
+                            "History tab).")
+            return None
+        return entries[-1]
 
     def save_settings(self) -> None:
         """Write the settings file; a failure is shown, not raised (the window keeps working)."""
@@ -268,6 +340,10 @@ class MainWindow(QMainWindow):
             can_start=self.player.state is not PlayerState.STARTING and not self._closing and not waiting,
             # Stop stays usable between a line-up's voices, while the player is idle for a moment.
             can_stop=self.player.is_busy() or (lineup is not None and lineup.is_running()) or waiting)
+        actions = getattr(self, "menu_actions", None)  # None while the window is being built
+        if actions is not None:
+            actions.speak.setEnabled(self.speak_button.isEnabled())
+            actions.stop.setEnabled(self.stop_button.isEnabled())
         if self._queued:
             self.speak_button.setText(QUEUED_LABEL)
         elif self._loading_engine is not None:
@@ -284,6 +360,7 @@ class MainWindow(QMainWindow):
         """Stop whatever is playing, then start one new Speak (the newest click wins)."""
         if self._closing or self.text_panel.block_reason() is not None or self._queued:
             return
+        self.clear_error()
         if self._waits_for_builtin():
             self._queued = True
             self.banner.hide()
@@ -334,6 +411,7 @@ class MainWindow(QMainWindow):
         """Play a history entry again from the cache: the same session path and plots, no request."""
         if self._closing:
             return
+        self.clear_error()
         try:
             entry = self.history.get(entry_id)
             data = await asyncio.to_thread(self.history.original, entry_id)
@@ -425,7 +503,16 @@ class MainWindow(QMainWindow):
         """Non-modal: the banner at the top plus the status line; the window stays usable."""
         log.info("shown to the user: %s", message)
         self.banner.show_message(message)
-        self.set_status(f"Error: {message}")
+        self.set_status(error_status(message))
+
+    def clear_error(self) -> None:
+        """A new Speak, replay or Test connection: the banner and an error in the status line are stale now."""
+        self.banner.hide()
+        self._drop_error_status()
+
+    def _drop_error_status(self) -> None:
+        if is_error_status(self.status_line.text()):
+            self.set_status(READY)
 
     # --- shutdown -----------------------------------------------------------------------------------------
     async def shutdown(self) -> None:
@@ -440,6 +527,10 @@ class MainWindow(QMainWindow):
         self.ttfa.timer.stop()
         self.transcript_box.timer.stop()
         self.save_settings()
+        try:
+            await asyncio.to_thread(window_state.save, self.current_state())
+        except OSError as exc:  # the window is closing: the log is the only place left to say it
+            log.warning("could not save the window's state: %s", exc)
         try:
             await self.lineup_panel.stop_and_wait()  # its run ends (no next voice starts)
             await self.player.close()  # nothing plays, nothing starts, the history writes have finished

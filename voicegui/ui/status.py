@@ -1,5 +1,6 @@
 """What the status line and the error banner say about the window's own Speaks: as plain strings, from a
-Playback (no widgets here).
+Playback (no widgets here); and how the status line marks an error, so the window can tell a stale one (a new
+Speak, replay or Test connection, or dismissing the banner, clears it).
 
 Threads: any; the window calls these on the GUI thread.
 """
@@ -7,6 +8,19 @@ Threads: any; the window calls these on the GUI thread.
 from __future__ import annotations
 
 from voicegui.stream.player import Playback
+
+ERROR_PREFIX = "Error: "
+READY = "Ready"
+
+
+def error_status(message: str) -> str:
+    """The status line for an error also shown in the banner."""
+    return f"{ERROR_PREFIX}{message}"
+
+
+def is_error_status(text: str) -> bool:
+    """The status line shows an error (which a new attempt or the banner's dismissal makes stale)."""
+    return text.startswith(ERROR_PREFIX)
 
 
 def started_message(playback: Playback) -> str:
