@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QStyle,
     QVBoxLayout,
     QWidget,
@@ -197,6 +198,8 @@ class ProviderPanel(QGroupBox):
         self.model_note.setObjectName("modelNote")
         self.model_note.setWordWrap(True)
         self.model_note.hide()
+        # Where it stands in for the field it must be as wide as one: a wrapping label alone would shrink.
+        self.model_note.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.voice = QComboBox()
         self.voice.setEditable(True)
         self.voice.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
@@ -224,6 +227,7 @@ class ProviderPanel(QGroupBox):
         self.instructions_note.setObjectName("instructionsNote")
         self.instructions_note.setWordWrap(True)
         self.instructions_note.hide()
+        self.instructions_note.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         instructions_row = QHBoxLayout()
         instructions_row.addWidget(self.instructions, 1)
         self.warning = ShutdownWarning()
