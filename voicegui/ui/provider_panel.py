@@ -19,6 +19,13 @@ What a server says (connection errors, model and voice names) is shown in PlainL
 plain text, redacted, cut to a sentence's length; a server's HTML is never rendered. A Base URL that
 would send the key in clear (plain http to another machine, ws://) gets a visible warning under the field,
 updated as it is typed (`insecure_note`, the CLI's stream.fetch.insecure_http_warning).
+
+Voices: the Voice box holds every voice the server lists (readable labels, never narrowed) and takes a typed
+id (a Kokoro blend); under it the voice browser (ui/voice_picker.py) searches and groups them, picks one only
+on a click or Enter, and asks for a preview (`preview_requested(voice_id)`, for the window's player). Controls
+that do nothing say so where they are: the built-in voices ignore the model (the field is replaced by that
+sentence), a model that takes no instructions hides the box behind the reason, and OpenAI's shutdown notice
+shows only for OpenAI itself (base URL api.openai.com), not for a Custom server that names a model "tts-1".
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QSizePolicy,
     QStyle,
     QVBoxLayout,
     QWidget,
@@ -54,6 +62,7 @@ from voicegui.settings import KeyStore, Settings
 from voicegui.stream.fetch import insecure_http_warning
 from voicegui.ui.safe_text import PlainLabel, plain_tooltip
 from voicegui.ui.server_options import ServerOptions
+from voicegui.ui.voice_picker import VoicePicker, voice_label
 
 
 def insecure_url_warning(url: str) -> str | None:
@@ -136,6 +145,7 @@ class ProviderPanel(QGroupBox):
 
     model_changed = Signal(str)
     provider_changed = Signal(str)
+    preview_requested = Signal(str)  # a voice id: the window speaks voice_picker.PREVIEW_TEXT in it
 
     def __init__(self, settings: Settings, keys: KeyStore, parent: QWidget | None = None) -> None:
         super().__init__("Provider", parent)
@@ -181,17 +191,23 @@ class ProviderPanel(QGroupBox):
         self.model = QComboBox()
         self.model.setEditable(True)
         self.model.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.voice_filter = QLineEdit()
-        self.voice_filter.setPlaceholderText("Filter voices…")
-        self.voice_filter.setClearButtonEnabled(True)
+        model_row = QHBoxLayout()
+        model_row.addWidget(self.model, 1)
+        # Said where the field would be: the built-in server routes by voice alone (server/engines/builtin.py).
+        self.model_note = PlainLabel("The built-in voices ignore the model: the voice alone picks the engine.")
+        self.model_note.setObjectName("modelNote")
+        self.model_note.setWordWrap(True)
+        self.model_note.hide()
+        # Where it stands in for the field it must be as wide as one: a wrapping label alone would shrink.
+        self.model_note.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.voice = QComboBox()
         self.voice.setEditable(True)
         self.voice.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.voice_count = PlainLabel()
-        self.voice_count.setEnabled(False)
+        self.voice.view().setTextElideMode(Qt.TextElideMode.ElideMiddle)
         voice_row = QHBoxLayout()
-        voice_row.addWidget(self.voice, 2)
-        voice_row.addWidget(self.voice_filter, 1)
+        voice_row.addWidget(self.voice, 1)
+        self.picker = VoicePicker()
+        self.voice_filter = self.picker.filter
         self.voice_hint = PlainLabel()
         self.voice_hint.setWordWrap(True)
         self.voice_hint.setEnabled(False)
@@ -206,6 +222,14 @@ class ProviderPanel(QGroupBox):
         self.instructions.setPlaceholderText("How to speak, e.g. \"Calm and warm, a little slower.\"")
         self.instructions.setTabChangesFocus(True)
         self.instructions.setFixedHeight(self.fontMetrics().lineSpacing() * 3 + 12)
+        # A disabled box looks editable: when the model takes no instructions the box goes and this says why.
+        self.instructions_note = PlainLabel()
+        self.instructions_note.setObjectName("instructionsNote")
+        self.instructions_note.setWordWrap(True)
+        self.instructions_note.hide()
+        self.instructions_note.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        instructions_row = QHBoxLayout()
+        instructions_row.addWidget(self.instructions, 1)
         self.warning = ShutdownWarning()
         self.server = ServerOptions(settings)
 
@@ -216,11 +240,12 @@ class ProviderPanel(QGroupBox):
         # The notes sit under their field in one form row: a hidden or empty note then takes no height,
         # where a form row of its own would keep its spacing (and make the tab scroll at the default size).
         form.addRow(_buddy("API &key", self.api_key), _stacked(key_row, self.key_note, self.connection))
-        form.addRow("&Model", self.model)
+        form.addRow(_buddy("&Model", self.model), _stacked(model_row, self.model_note))
         form.addRow(_buddy("V&oice", self.voice), _stacked(voice_row, self.voice_hint))
+        form.addRow(_buddy("Fin&d", self.picker.filter), self.picker)
         form.addRow("&Format", self.format)
         form.addRow("S&peed", self.speed)
-        form.addRow("&Instructions", self.instructions)
+        form.addRow(_buddy("&Instructions", self.instructions), _stacked(instructions_row, self.instructions_note))
         form.addRow("Server", self.server)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -238,7 +263,10 @@ class ProviderPanel(QGroupBox):
         self.base_url.textChanged.connect(self._update_insecure_note)
         self.test_button.clicked.connect(self.test_connection)
         self.model.currentTextChanged.connect(self._on_model_text)
-        self.voice_filter.textChanged.connect(lambda _t: self._fill_voices())
+        self.voice.currentIndexChanged.connect(lambda _i: self.picker.set_chosen(self.voice_id()))
+        self.voice.editTextChanged.connect(lambda _t: self.picker.set_chosen(self.voice_id()))
+        self.picker.voice_chosen.connect(self._on_voice_picked)
+        self.picker.preview_requested.connect(self.preview_requested)
         self.warning.switch_button.clicked.connect(self.switch_to_realtime)
         self.server.changed.connect(lambda: self._on_model_text(self.model_id()))
         self.server.blends.blend_chosen.connect(self._use_blend)
@@ -290,9 +318,13 @@ class ProviderPanel(QGroupBox):
         self.voice.setEditText(text)
 
     def voice_choices(self) -> list[tuple[str, str]]:
-        """(voice id, label) of every voice the provider lists, in its order. The full list, not the voice
-        combo's items: those are narrowed by the filter box (the line-up and A/B tabs offer them all)."""
+        """(voice id, readable label) of every voice the provider lists, in its order (the line-up and A/B
+        tabs offer them all)."""
         return [(v.id, self._label(v)) for v in self._voices]
+
+    def voice_names(self) -> list[tuple[str, str]]:
+        """(voice id, the server's name) of every voice, in its order: what a VoicePicker groups."""
+        return [(v.id, v.name) for v in self._voices]
 
     def endpoint(self) -> tuple[str, str]:
         """(base URL, key) to send requests to; ValueError with a message for the user if there is none."""
@@ -432,6 +464,7 @@ class ProviderPanel(QGroupBox):
     def _on_base_url_edited(self) -> None:
         if pv.PROVIDERS[self.provider_id()].url_editable:
             self._settings.base_urls[self.provider_id()] = self.base_url.text().strip()
+            self._update_warning()  # OpenAI's shutdown notice depends on the URL being OpenAI's
             self._schedule_refresh()
 
     def store_key(self) -> None:
@@ -525,27 +558,35 @@ class ProviderPanel(QGroupBox):
 
     @staticmethod
     def _label(v: pv.VoiceEntry) -> str:
-        return v.id if v.name.casefold() in (v.id.casefold(), "") else f"{v.name} ({v.id})"
+        return voice_label(v.id, v.name)
 
     def _fill_voices(self, wanted: str | None = None) -> None:
-        """Rebuild the voice picker from the list, keeping only voices matching the filter box."""
+        """Rebuild the Voice box (every voice: the search box narrows only the browser under it) and the
+        browser, keeping `wanted` (default: the voice shown) chosen."""
         wanted = self.voice_id() if wanted is None else wanted
-        needle = self.voice_filter.text().strip().casefold()
-        shown = [v for v in self._voices if not needle or needle in v.id.casefold() or needle in v.name.casefold()]
         self.voice.blockSignals(True)
         self.voice.clear()
-        for v in shown:
+        for i, v in enumerate(self._voices):
             self.voice.addItem(self._label(v), v.id)
+            self.voice.setItemData(i, plain_tooltip(v.name if v.name == v.id else f"{v.name}\nid: {v.id}"),
+                                   Qt.ItemDataRole.ToolTipRole)
         index = self.voice.findData(wanted)
         if index >= 0:
             self.voice.setCurrentIndex(index)
-        elif needle and shown:
-            self.voice.setCurrentIndex(0)  # filtering: the first match is the obvious pick
         else:
             self.voice.setEditText(wanted)
         self.voice.blockSignals(False)
-        total = len(self._voices)
-        self.voice_filter.setToolTip(f"{len(shown)} of {total} voices shown" if needle else f"{total} voices")
+        # The popup is as wide as the longest name, so no name is cut (only elided when the screen is smaller).
+        self.voice.view().setMinimumWidth(self.voice.view().sizeHintForColumn(0) + 24)
+        self.picker.set_voices(self.voice_names(), self.voice_id())
+
+    def _on_voice_picked(self, vid: str) -> None:
+        """A click or Enter in the browser: the only way it changes the voice."""
+        index = self.voice.findData(vid)
+        if index >= 0:
+            self.voice.setCurrentIndex(index)
+        else:
+            self.voice.setEditText(vid)
 
     # --- capabilities -----------------------------------------------------------------------------------
     def _on_model_text(self, _text: str) -> None:
@@ -557,9 +598,15 @@ class ProviderPanel(QGroupBox):
                                                                  "speed" in profile.overridden else
                                                                  ": this server's range is unverified")))
         takes = pv.supports_instructions(model)
+        builtin = self.provider_id() == pv.BUILTIN
         self.instructions.setEnabled(takes)
-        self.instructions.setToolTip("" if takes else plain_tooltip(
-            f"{model or 'This model'} does not take instructions (gpt-4o-mini-tts and the Realtime models do)."))
+        self.instructions.setVisible(takes)
+        self.instructions_note.setText("" if takes else "The built-in voices take no instructions." if builtin else
+                                       f"{model or 'This model'} takes no instructions (gpt-4o-mini-tts and the "
+                                       "Realtime models do); what is typed is kept for a model that does.")
+        self.instructions_note.setVisible(not takes)
+        self.model.setVisible(not builtin)
+        self.model_note.setVisible(builtin)
         pcm_only = pv.forces_pcm(model)
         self.format.setEnabled(not pcm_only)
         self.format.setToolTip("The Realtime API always sends pcm." if pcm_only else "")
@@ -571,8 +618,8 @@ class ProviderPanel(QGroupBox):
 
     def _update_warning(self) -> None:
         model = self.model_id()
-        if self.provider_id() == pv.BUILTIN or not model:
-            notice = None
+        if not model or not pv.is_openai_url(self.base_url.text()):
+            notice = None  # OpenAI's dates: a Custom server's "tts-1" is not shut down with OpenAI's
         else:
             payload = pv.models_payload(self._models) if self._models_from_server else None
             notice = shutdown_notice(model, payload)
