@@ -204,3 +204,23 @@ def test_grouping_of_remote_voice_lists():
     assert [(r.label, r.group) for r in flat] == [("alloy", ()), ("nova", ())]
     assert voice_label("heart", "Heart (hibari)") == "Heart — hibari"
     assert voice_label("af_bella", "Bella") == "Bella (af_bella)"
+
+
+async def test_preview_plays_that_voice_through_the_window_without_choosing_it(win):
+    """▶ on a row: the window's one player speaks a short sample in that voice; the chosen voice and History
+    are untouched."""
+    from voicegui.ui.voice_picker import PREVIEW_TEXT
+
+    pp = win.provider_panel
+    entries_before = len(win.history.entries())
+    pp.voice_filter.setText("espeak:en-gb")
+    item = pp.picker.item_for("espeak:en-gb")
+    assert item is not None
+    click(pp.picker.tree, item, PLAY_COLUMN)
+    await until(lambda: win.player.session is not None and win.player.session.options.request.voice == "espeak:en-gb",
+                20, "the preview to start")
+    assert win.player.session.options.request.text == PREVIEW_TEXT
+    await until(lambda: win.player.session.snapshot().frames_played > 0, 20, "the preview to be heard")
+    assert pp.voice_id() == "heart"
+    await until(lambda: not win.player.is_busy(), 20, "the preview to end")
+    assert len(win.history.entries()) == entries_before

@@ -72,6 +72,7 @@ from voicegui.ui.speak_options import replay_options, speak_options
 from voicegui.ui.status import READY, error_status, is_error_status, outcome, started_message
 from voicegui.ui.text_panel import TextPanel
 from voicegui.ui.transcript_box import TranscriptBox
+from voicegui.ui.voice_picker import PREVIEW_TEXT
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class MainWindow(QMainWindow):
         self.base_url, self.api_key, self.model, self.voice, self.format = (
             pp.base_url, pp.api_key, pp.model, pp.voice, pp.format)
         self.speak_button.clicked.connect(self.speak)
+        pp.preview_requested.connect(self.preview)
         # A new attempt makes the last error stale, whatever its outcome will be.
         pp.test_button.clicked.connect(self.clear_error)
         self.banner.dismissed.connect(self._drop_error_status)
@@ -420,6 +422,13 @@ class MainWindow(QMainWindow):
             return
 
         await self._start(lambda: replay_options(entry, data, self.tuning.values()), kind="replay", record=False)
+
+    @asyncSlot(str)
+    async def preview(self, voice: str) -> None:
+        """The voice browser's ▶: a short sample in `voice` through the one player, without choosing it and
+        without a History entry (it is not the user's text)."""
+        self.clear_error()
+        await self._start(lambda: self.speak_options(voice=voice, text=PREVIEW_TEXT), kind="preview", record=False)
 
     async def _start(self, build: Callable[[], SpeakOptions], kind: str, record: bool = True) -> None:
         """Ask the player for a Speak; `build()` runs once what played has stopped (its ValueError is shown)."""
