@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.ui.conftest import until
+from tests.ui.conftest import CLIP_SECONDS, until
 from tests.ui.test_main_window import click
 from voicegui.text import split_for_request
 
@@ -33,8 +33,9 @@ def piece_spans(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-async def sample_while_playing(window, until_done: bool = True, stop_in_piece: int | None = None):
-    """(progress line, highlighted span, scrollbar value, highlight in view) every 30 ms while the Speak plays."""
+async def sample_while_playing(window, stop_in_piece: int | None = None, on_sample=None):
+    """(progress line, highlighted span, scrollbar value, highlight in view, played clock) every 30 ms while the
+    Speak plays; `stop_in_piece`: return once that piece is highlighted; `on_sample(sample)` after each."""
     panel = window.text_panel
     samples = []
     playback = window.playbacks[-1]
@@ -42,7 +43,11 @@ async def sample_while_playing(window, until_done: bool = True, stop_in_piece: i
         text = panel.progress.text() if not panel.progress.isHidden() else ""
         span = panel.highlighted
         in_view = span is not None and panel._in_view(*span)
-        samples.append((text, span, panel.text_edit.verticalScrollBar().value(), in_view))
+        sample = (text, span, panel.text_edit.verticalScrollBar().value(), in_view,
+                  playback.session.snapshot().played_s)
+        samples.append(sample)
+        if on_sample is not None:
+            on_sample(sample)
         if stop_in_piece is not None and text.startswith(f"Piece {stop_in_piece} of") and span is not None:
             return samples
         await asyncio.sleep(0.03)
@@ -61,28 +66,39 @@ async def start_long_speak(qtbot, window):
 async def test_progress_line_and_highlight_follow_the_pieces_to_the_end(qtbot, window, artifacts_dir):
     spans = piece_spans(LONG_TEXT)
     assert len(spans) == 3
+    shot = artifacts_dir / "speak-progress.png"
+    shot.unlink(missing_ok=True)
+
+    def screenshot_in_piece_2(sample) -> None:
+        if sample[0].startswith("Piece 2 of 3") and sample[1] is not None and not shot.exists():
+            window.grab().save(str(shot))
+
     playback = await start_long_speak(qtbot, window)
-    await until(lambda: window.text_panel.progress.text().startswith("Piece 2 of 3"), 15, "the second piece")
-    window.grab().save(str(artifacts_dir / "speak-progress.png"))
-    samples = await sample_while_playing(window)
-    await asyncio.wait_for(playback.done.wait(), 15)
+    samples = await sample_while_playing(window, on_sample=screenshot_in_piece_2)
     assert playback.metrics is not None and playback.metrics.completed, playback.metrics
+    assert shot.exists()
 
     lines = [s[0] for s in samples if s[0]]
-    pieces = [int(m.group(1)) for m in (re.match(r"Piece (\d) of 3 · \d:\d\d / ~?\d:\d\d$", t) for t in lines) if m]
+    pieces = [int(m.group(1)) for m in (re.match(r"Piece (\d) of 3 · \d+:\d\d / ~?\d+:\d\d$", t) for t in lines) if m]
     assert len(pieces) == len(lines), lines  # every line has the promised form
-    assert pieces == sorted(pieces) and pieces[-1] == 3, pieces
-    assert 2 in pieces  # the sampling started in the second piece (the first is checked in the Stop test)
-    highlighted = [(t, s) for t, s, _, _ in samples if s is not None]
+    assert pieces == sorted(pieces) and set(pieces) == {1, 2, 3}, pieces  # through each piece, in order
+    for text, _, _, _, played in samples:
+        if text:
+            # The piece named is the one heard on the played clock (each piece is the 1.5 s clip), give or take
+            # the line's refresh period.
+            heard_now = min(3, int(played // CLIP_SECONDS) + 1)
+            heard_before = min(3, int(max(0.0, played - 0.25) // CLIP_SECONDS) + 1)
+            assert heard_before <= int(text.split()[1]) <= heard_now, (text, played)
+    highlighted = [(t, s) for t, s, _, _, _ in samples if s is not None]
     starts = [s[0] for _, s in highlighted]
     assert starts == sorted(starts) and len(set(starts)) > 3  # forward only, and it moved
     for text, (start, end) in highlighted:
         piece = int(text.split()[1]) - 1
         assert spans[piece][0] <= start < end <= spans[piece][1], (text, start, end)  # in the piece heard
-        assert LONG_TEXT[start:end].startswith("Sentence ") or LONG_TEXT[start:end].startswith("It has")
+        assert LONG_TEXT[start:end].startswith(("Sentence ", "It has"))
     # The text box scrolled with the highlight: it was in view whenever it was drawn.
-    assert all(in_view for _, span, _, in_view in samples if span is not None)
-    assert max(value for _, _, value, _ in samples) > 0
+    assert all(in_view for _, span, _, in_view, _ in samples if span is not None)
+    assert max(value for _, _, value, _, _ in samples) > 0
 
     await until(lambda: window.text_panel.highlighted is None and window.text_panel.progress.isHidden(), 2,
                 "the highlight and the progress line to go at the end")
