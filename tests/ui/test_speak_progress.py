@@ -111,6 +111,8 @@ async def test_stop_clears_the_highlight_and_a_user_scroll_is_left_alone(qtbot, 
     playback = await start_long_speak(qtbot, window)
     first = await sample_while_playing(window, stop_in_piece=1)
     assert first[-1][0].startswith("Piece 1 of 3 · ")
+    tip = window.text_panel.progress.toolTip()
+    assert "highlighted sentence is estimated" in tip and "~" in tip  # says what is measured and what is guessed
     start, end = first[-1][1]
     assert spans[0][0] <= start < end <= spans[0][1]
     await until(lambda: window.text_panel.progress.text().startswith("Piece 2 of 3"), 15, "the second piece")
