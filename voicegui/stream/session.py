@@ -16,6 +16,10 @@ Threads:
   without audio (decode/stream_decoder.py), the Realtime reader the transcript (stream/realtime.py).
 * ``snapshot()`` may be called from any thread: everything it reads is either an atomic attribute or guarded
   by ``_lock``, which the loop holds only to append a few values.
+* Long text: the loop appends where each piece's audio starts (``_piece_starts``, in decoded frames, known
+  exactly once the previous piece's decoder is flushed) and sets ``_fetch_done`` after the last piece;
+  ``snapshot()`` turns them and the device's played-frame counter into which piece is fetched and which is
+  heard, and the played-audio clock (``played_s``) the progress line and the text highlight follow.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import contextlib
 import logging
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -92,6 +97,16 @@ class Snapshot:
     underrun_episodes: int
     metrics: SessionMetrics | None
     transcript: str = ""  # what a Realtime model said it read (empty for /audio/speech)
+    # Long text (SpeakOptions.continuation): which piece is fetched and which is heard (0-based), where each
+    # fetched piece's audio starts on the played clock (exact: the decoded frames before it), whether every
+    # piece has been received, and the played-audio clock: seconds the device has played of this utterance
+    # (frames handed to it minus its reported latency; all of them once played out). Not what was received.
+    piece_count: int = 1
+    piece_fetching: int = 0
+    piece_playing: int = 0
+    piece_starts_s: tuple[float, ...] = (0.0,)
+    fetch_done: bool = False
+    played_s: float = 0.0
 
 
 class SpeakSession:
@@ -132,6 +147,9 @@ class SpeakSession:
         self._drained = asyncio.Event()  # set on the loop once the output says the utterance has played out
         self._piece_marks = self.fetch_marks  # the marks (and response headers) of the piece being fetched
         self._piece_fed = False  # the current piece's decoder has had its first bytes
+        # Decoded frames before each fetched piece's audio (appended by the loop; read by snapshot()).
+        self._piece_starts: list[int] = [0]
+        self._fetch_done = False  # every piece that will be fetched has been decoded
         # What a raw pcm body was taken to be, and why: "override", "header", "realtime" or "assumed".
         self.pcm_rate: int | None = None
         self.pcm_rate_source: str | None = None
@@ -205,6 +223,7 @@ class SpeakSession:
                     self._decoder = create_decoder(self._format, output_rate=self.sample_rate)
                     self._piece_fed = False
                     self._originals.append(bytearray())
+                    self._piece_starts.append(self.frames_received)
                 # Only the first piece's marks are the TTFA's; later pieces' go to a scratch FetchMarks.
                 marks = self.fetch_marks if index == 0 else FetchMarks()
                 self._piece_marks = marks
@@ -219,6 +238,7 @@ class SpeakSession:
                     break
             self.last_byte = time.monotonic()
             await self._push(self._dec.flush())
+            self._fetch_done = True
             await self._opening
             self._out.ended = True
             self.state = "draining"
@@ -288,6 +308,8 @@ class SpeakSession:
             hist = np.array(self._history, dtype=np.float64).reshape(-1, 2)
             waveform = self._waveform.copy()
         underruns = 0 if out is None else min(out.underrun_episodes, len(out.underrun_times))
+        starts = tuple(self._piece_starts)
+        played = self._played_frames()
         return Snapshot(
             state=self.state,
             started=self.started,
@@ -306,7 +328,24 @@ class SpeakSession:
             underrun_episodes=0 if out is None else out.underrun_episodes,
             metrics=self.metrics,
             transcript=self.transcript,
+            piece_count=1 + len(self.options.continuation),
+            piece_fetching=len(starts) - 1,
+            piece_playing=max(0, bisect_right(starts, played) - 1),
+            piece_starts_s=tuple(start / rate for start in starts),
+            fetch_done=self._fetch_done,
+            played_s=played / rate,
         )
+
+    def _played_frames(self) -> int:
+        """Frames of this utterance the device has played: those handed to it, less the ones still inside it
+        (its reported latency), until it has played out."""
+        out = self._output
+        if out is None:
+            return 0
+        played = out.frames_played
+        if self.state == "done":
+            return played
+        return max(0, played - round((out.output_latency_s or 0.0) * (self.sample_rate or OPENAI_SAMPLE_RATE)))
 
     # --- loop internals -------------------------------------------------------------------------------
     # They run only between _prepare() and _release_buffers(), when the pipeline's parts exist: these say so.

@@ -134,6 +134,7 @@ class MainWindow(QMainWindow):
         self.transcript_box = TranscriptBox(self._own_playback)
         self.transcript, self.transcript_flag = self.transcript_box.transcript, self.transcript_box.flag
         self.transcript_box.setVisible(pp.is_realtime())
+        self.text_panel.progress.follow(self._own_playback)  # piece x of y, time, the sentence heard
 
         # --- live views and knobs ---
         self.plots = LivePlots(lambda: self.player.session)

@@ -1,15 +1,27 @@
 """TextPanel: the text to speak, its character count, and the Speak and Stop buttons with the reason Speak is
-disabled when it is.
+disabled when it is; while a Speak plays, its progress line (ui/progress.py) and the sentence being heard
+highlighted in the text (an extra selection: the text, the caret and the user's selection are not touched).
 
-Threads: GUI thread only. The window connects the buttons and calls `update_state()` whenever the text or the
-player's state changes.
+Threads: GUI thread only. The window connects the buttons, calls `update_state()` whenever the text or the
+player's state changes, and tells the progress line what to follow (`progress.follow`).
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QStyle, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QPalette, QTextCharFormat, QTextCursor
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QStyle,
+    QTextEdit,
+    QVBoxLayout,
+    QWidget,
+)
 
+from voicegui.ui.progress import SpeakProgress
 from voicegui.ui.speak_options import MAX_INPUT_CHARS
 
 MAX_TEXT_CHARS = 200_000  # beyond this, something was pasted by mistake
@@ -36,9 +48,15 @@ class TextPanel(QWidget):
         self.speak_reason = QLabel()
         self.speak_reason.setObjectName("speakReason")
         self.speak_reason.setEnabled(False)  # dimmed: a hint, not an error
+        self.highlighted: tuple[int, int] | None = None  # the span marked as being heard
+        self._following = True  # the text box scrolls with the highlight (until the user scrolls away)
+        self._scrolled_to: int | None = None  # the scroll position the highlight last left
+        self.progress = SpeakProgress(self.text, self.highlight)
+        self.text_edit.textChanged.connect(self.progress.text_changed)
         actions = QHBoxLayout()
         actions.addWidget(self.speak_button)
         actions.addWidget(self.stop_button)
+        actions.addWidget(self.progress)
         actions.addWidget(self.speak_reason, 1)
         actions.addWidget(self.char_count)
         layout = QVBoxLayout(self)
@@ -70,3 +88,61 @@ class TextPanel(QWidget):
         self.speak_button.setToolTip(reason or "Speak the text (Ctrl+Enter)")
         self.speak_button.setEnabled(reason is None and can_start)
         self.stop_button.setEnabled(can_stop)
+
+    def highlight(self, span: tuple[int, int] | None) -> None:
+        """Mark `span` (positions in the text box's document) as the sentence being heard; None: no mark.
+
+        The box follows the mark down the text, unless the user has scrolled it out of view: then it stays
+        where the user put it, and follows again once the mark is in view again."""
+        self.highlighted = span
+        if span is None:
+            self.text_edit.setExtraSelections([])
+            self._following, self._scrolled_to = True, None
+            return
+        doc = self.text_edit.document()
+        last = max(0, doc.characterCount() - 1)
+        start, end = min(span[0], last), min(span[1], last)
+        cursor = QTextCursor(doc)
+        cursor.setPosition(start)
+        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+        fmt = QTextCharFormat()
+        palette = self.text_edit.palette()
+        fmt.setBackground(_mix(palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Highlight)))
+        selection = QTextEdit.ExtraSelection()
+        selection.cursor = cursor
+        selection.format = fmt
+        self.text_edit.setExtraSelections([selection])
+        self._keep_in_view(start, end)
+
+    def _keep_in_view(self, start: int, end: int) -> None:
+        bar = self.text_edit.verticalScrollBar()
+        visible = self._in_view(start, end)
+        if self._scrolled_to is not None and bar.value() != self._scrolled_to and not visible:
+            self._following = False  # the user scrolled away from it: leave the view where they put it
+        if visible:
+            self._following = True
+        elif self._following:
+            # The plain text edit scrolls by lines: bring the sentence's start to a quarter of the height.
+            top = self.text_edit.cursorRect(self._cursor_at(start)).top()
+            quarter = self.text_edit.viewport().height() // 4
+            bar.setValue(bar.value() + round((top - quarter) / max(1, self.text_edit.fontMetrics().lineSpacing())))
+        self._scrolled_to = bar.value()
+
+    def _cursor_at(self, position: int) -> QTextCursor:
+        cursor = QTextCursor(self.text_edit.document())
+        cursor.setPosition(position)
+        return cursor
+
+    def _in_view(self, start: int, end: int) -> bool:
+        """Whether the span's first line is in view (a long sentence need not fit whole)."""
+        rect = self.text_edit.cursorRect(self._cursor_at(start))
+        return rect.top() >= 0 and rect.bottom() <= self.text_edit.viewport().height()
+
+
+def _mix(base: QColor, accent: QColor) -> QColor:
+    """A light tint of the accent on the base colour: readable in light and dark themes alike."""
+    def channel(b: int, a: int) -> int:
+        return round(0.65 * b + 0.35 * a)
+
+    return QColor(channel(base.red(), accent.red()), channel(base.green(), accent.green()),
+                  channel(base.blue(), accent.blue()))
