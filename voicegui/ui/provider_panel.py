@@ -30,6 +30,7 @@ shows only for OpenAI itself (base URL api.openai.com), not for a Custom server 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -159,6 +160,7 @@ class ProviderPanel(QGroupBox):
         self._models_from_server = False
         self._voices: list[pv.VoiceEntry] = []
         self._closed = False  # the window is going: answers still in flight must not touch the widgets
+        self._in_flight: set[asyncio.Task[Any]] = set()  # listing/test tasks awaiting a server (close cancels)
 
         self.provider = QComboBox()
         for p in pv.PROVIDERS.values():
@@ -369,9 +371,22 @@ class ProviderPanel(QGroupBox):
         s.instructions = self.instructions.toPlainText()
 
     def close_panel(self) -> None:
-        """The window is closing: drop the answers of listings and tests still in flight."""
+        """The window is closing: drop the answers of listings and tests still in flight, and cancel them.
+
+        Cancelled, not only ignored: a request still awaiting its server when the loop stops would otherwise be
+        resumed by Qt's event processing outside the asyncio loop (aiohttp then fails with "no running event
+        loop")."""
         self._closed = True
         self._list_generation += 1
+        for task in list(self._in_flight):
+            task.cancel()
+
+    def _track_in_flight(self) -> None:
+        """Register the running listing/test task so close_panel() can cancel it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
 
     # --- built-in server -------------------------------------------------------------------------------
     def set_builtin(self, server: Any) -> None:
@@ -481,6 +496,7 @@ class ProviderPanel(QGroupBox):
         """Fill the model and voice pickers from the server; keep the known lists if it cannot answer."""
         if self._closed:
             return  # scheduled just before the window closed
+        self._track_in_flight()
         self._list_generation += 1
         generation = self._list_generation
         pid = self.provider_id()
@@ -514,6 +530,7 @@ class ProviderPanel(QGroupBox):
     async def test_connection(self) -> None:
         if self._closed:
             return
+        self._track_in_flight()
         self.store_key()
         self.test_button.setEnabled(False)
         try:
