@@ -192,10 +192,16 @@ def _install_crash_dialog(window: QWidget, loop: asyncio.AbstractEventLoop) -> N
 
 async def _main_window_session() -> int:
     from voicegui.stream.fetch import warm_tls_context
+    from voicegui.ui import instance
     from voicegui.ui.main_window import MainWindow
 
     loop = asyncio.get_running_loop()
+    try:  # one window per user: other `voicegui` commands hand their requests to this one (issue 19)
+        commands = instance.claim_socket()
+    except instance.AlreadyRunning:
+        return 0  # that window was raised instead
     window = MainWindow()
+    instance.attach(commands, window)
     _install_crash_dialog(window, loop)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
@@ -215,6 +221,7 @@ async def _main_window_session() -> int:
         await window.shutdown()
         raise
     finally:
+        commands.close()
         heartbeat.stop()
         await tls_task
         # The server thread must not outlive the window; wait for a start still in progress, then stop it.
