@@ -185,6 +185,30 @@ class WindowCommands:
 
     def __init__(self, window: Any) -> None:
         self.window = window
+        self._handed: str | None = None  # the text last handed over, until its Speak has finished
+        window.player.on_finished(self._on_finished)
+        window.player.on_started(self._on_started)
+
+    def _is_handed(self, playback: Any) -> bool:
+        return (self._handed is not None and playback.kind == "speak"
+                and self._handed.startswith(playback.options.request.text))
+
+    def _on_started(self, playback: Any) -> None:
+        if self._is_handed(playback):
+            log.info("handed-over Speak started")
+
+    def _on_finished(self, playback: Any) -> None:
+        # The benchmark hook (tests/e2e/handoff_bench.py): the command's launch and this mark share the
+        # system's monotonic clock, so launch-to-first-sound is measured across the two processes.
+        if not self._is_handed(playback):
+            return
+        self._handed = None
+        marks = playback.metrics.marks if playback.metrics is not None else None
+        if marks is not None and marks.first_sound is not None:
+            log.info("handed-over Speak finished: first sound at monotonic %.6f, device latency %.6f s",
+                     marks.first_sound, marks.device_latency_s or 0.0)
+        else:
+            log.info("handed-over Speak finished without sound")
 
     def __call__(self, request: Request) -> Reply:
         w = self.window
@@ -228,5 +252,6 @@ class WindowCommands:
         cursor = w.text_edit.textCursor()
         cursor.select(cursor.SelectionType.Document)
         cursor.insertText(text)  # one edit on the undo stack: the user's text is a Ctrl+Z away
+        self._handed = text
         w.speak()
         return Reply(True, f"speaking {what} in the voicegui window")
