@@ -189,3 +189,55 @@ async def test_speak_clipboard_and_selection(qtbot, window, sock_path):
             assert not reply.ok and "no primary selection" in reply.message
     finally:
         server.close()
+
+
+# --- the tray (ui/tray.py); built directly: the offscreen platform has no system tray to show it in ------
+async def test_tray_speaks_the_clipboard_stops_and_closes_to_tray(qtbot, window, server):
+    from PySide6.QtGui import QClipboard, QGuiApplication, QIcon
+    from PySide6.QtWidgets import QSystemTrayIcon
+
+    from voicegui.server.shaping import Shaping
+    from voicegui.ui.tray import Tray, install_tray
+
+    commands = instance.WindowCommands(window)
+    if not QSystemTrayIcon.isSystemTrayAvailable():
+        assert install_tray(window, commands, QIcon()) is None  # no tray: nothing changes
+    tray = Tray(window, commands, QIcon())
+    server.shaping = Shaping(throughput_x=1.0)  # real time: it still plays when Stop comes
+    QGuiApplication.clipboard().setText("Words for the tray.", QClipboard.Mode.Clipboard)
+    tray.speak_clipboard.trigger()
+    await until(lambda: window.player.is_busy() and len(window.playbacks) == 1, 10, "the tray's Speak")
+    assert window.playbacks[0].options.request.text == "Words for the tray."
+    tray.stop.trigger()
+    await asyncio.wait_for(window.playbacks[0].done.wait(), 10)
+    assert window.playbacks[0].superseded
+
+    assert not tray.close_to_tray.isChecked()  # off by default
+    tray.close_to_tray.setChecked(True)
+    assert not window.close()  # hidden instead of closed
+    assert not window.isVisible() and not window.is_closing()
+    tray.toggle_window()
+    assert window.isVisible()
+    tray.close_to_tray.setChecked(False)
+
+
+async def test_tray_notifies_errors_while_the_window_is_hidden(qtbot, window, server):
+    from PySide6.QtGui import QIcon
+
+    from voicegui.server.shaping import Shaping
+    from voicegui.ui.tray import Tray
+
+    tray = Tray(window, instance.WindowCommands(window), QIcon())
+    server.shaping = Shaping(error_status=500)
+    tray.toggle_window()
+    assert not window.isVisible()
+    reply = tray.commands.speak("This will fail.", "the text")
+    assert reply.ok
+    await until(lambda: window.playbacks and window.playbacks[0].done.is_set(), 15, "the failed Speak")
+    assert tray.last_notice is not None and "500" in tray.last_notice
+    # Visible again: the banner says it, no notification.
+    tray.last_notice = None
+    tray.toggle_window()
+    assert tray.commands.speak("This fails too.", "the text").ok
+    await until(lambda: len(window.playbacks) == 2 and window.playbacks[1].done.is_set(), 15, "the second Speak")
+    assert tray.last_notice is None

@@ -194,6 +194,7 @@ async def _main_window_session() -> int:
     from voicegui.stream.fetch import warm_tls_context
     from voicegui.ui import instance
     from voicegui.ui.main_window import MainWindow
+    from voicegui.ui.tray import install_tray
 
     loop = asyncio.get_running_loop()
     try:  # one window per user: other `voicegui` commands hand their requests to this one (issue 19)
@@ -201,7 +202,7 @@ async def _main_window_session() -> int:
     except instance.AlreadyRunning:
         return 0  # that window was raised instead
     window = MainWindow()
-    instance.attach(commands, window)
+    tray = install_tray(window, instance.attach(commands, window), app_icon())
     _install_crash_dialog(window, loop)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
@@ -222,6 +223,8 @@ async def _main_window_session() -> int:
         raise
     finally:
         commands.close()
+        if tray is not None:
+            tray.icon.hide()
         heartbeat.stop()
         await tls_task
         # The server thread must not outlive the window; wait for a start still in progress, then stop it.

@@ -168,11 +168,13 @@ def claim_socket(path: Path | None = None) -> InstanceServer:
     return server
 
 
-def attach(server: InstanceServer, window: Any) -> None:
+def attach(server: InstanceServer, window: Any) -> WindowCommands:
     """From now on requests go to `window` (its Speak and Stop); a socket problem is shown in its banner."""
-    server.handler = WindowCommands(window)
+    commands = WindowCommands(window)
+    server.handler = commands
     if server.problem:
         window.show_error(server.problem)
+    return commands
 
 
 class WindowCommands:
