@@ -140,7 +140,8 @@ class InstanceServer(QObject):
         self._buffers.pop(sock, None)
         sock.write(proto.encode_reply(reply))
         sock.flush()
-        sock.disconnectFromServer()  # after the reply is written; `disconnected` then deletes it
+        sock.disconnected.connect(sock.deleteLater)  # refused sockets were never given this
+        sock.disconnectFromServer()  # after the reply is written
         if sock.state() == QLocalSocket.LocalSocketState.UnconnectedState:
             sock.deleteLater()
 
