@@ -128,6 +128,19 @@ async def test_hostile_messages_get_an_error_reply_and_the_server_keeps_serving(
         server.close()
 
 
+async def test_a_client_that_never_finishes_is_dropped_and_others_are_served(qtbot, window, sock_path):
+    server = instance.claim_socket()
+    instance.attach(server, window)
+    try:
+        stuck = asyncio.ensure_future(raw(struct.pack(">I", 100) + b'{"v": 1', sock_path))  # then silence
+        await asyncio.sleep(0.2)
+        assert (await ask(Request("show"), sock_path)).ok  # not blocked by the stuck one
+        reply = await asyncio.wait_for(stuck, 30)
+        assert not reply.ok and "no complete request arrived in time" in reply.message
+    finally:
+        server.close()
+
+
 async def test_socket_is_private_and_another_uid_is_refused(qtbot, window, sock_path):
     server = instance.claim_socket()
     instance.attach(server, window)
