@@ -1,12 +1,16 @@
 """Test setup: a real PulseAudio null sink (tests/null_sink.py) for every test that plays audio.
 
 It is started once per test run, before anything imports sounddevice, unless one is already reachable, and
-torn down at the end of the run. Qt runs offscreen unless QT_QPA_PLATFORM says otherwise.
+torn down at the end of the run. Qt runs offscreen unless QT_QPA_PLATFORM says otherwise. The windows and
+commands of a test run find each other in a private runtime directory ($VOICEGUI_RUNTIME_DIR), never the
+user's running voicegui window or another test run's.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,10 +24,14 @@ def pytest_configure(config: pytest.Config) -> None:
     except NullSinkError as exc:
         raise pytest.UsageError(str(exc)) from None
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Short (a unix socket path has ~107 bytes) and per run: a window a test starts must not take the
+    # requests of another run's `voicegui speak`.
+    os.environ["VOICEGUI_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="vg-run-")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     stop_null_sink()
+    shutil.rmtree(os.environ.pop("VOICEGUI_RUNTIME_DIR", ""), ignore_errors=True)
 
 
 @pytest.fixture

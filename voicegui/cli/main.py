@@ -1,4 +1,4 @@
-"""Command line: `voicegui` (the window) | speak | serve | bench | lineup | voices | devices.
+"""Command line: `voicegui` (the window) | speak | stop | serve | bench | lineup | voices | devices.
 
 Threads: each subcommand runs on the main thread; `speak` and `bench` run the streaming core on a plain
 asyncio loop there (the PortAudio callback thread is started by the session). Errors reach the user as one
@@ -11,6 +11,9 @@ module is imported, and its arguments added, only when that subcommand is run, s
 Qt, no engine it does not use and nothing of the other subcommands. `speak` starts importing the streaming
 stack (the openai SDK is most of the start-up) on a background thread at the first line of `main`, and loads
 the built-in voice's model on another while the request is prepared (cli.preload).
+
+One window (issue 19): before any of that, `voicegui`, `speak` and `stop` check for a running window and hand
+their request to it (cli.handoff); only with no window does `speak` play here (`stop` then has nothing to stop).
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ log = logging.getLogger("voicegui")
 BUILTIN_MODEL, BUILTIN_VOICE = "builtin", "heart"
 REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
 
-COMMANDS = ("speak", "serve", "bench", "lineup", "voices", "devices")
+COMMANDS = ("speak", "stop", "serve", "bench", "lineup", "voices", "devices")
 # What `speak` imports before its request can go out, started at once in the background (cli.preload): the
 # streaming stack, then what the SDK imports only when the first request is built (its audio resource, the
 # HTTP transport); then the TLS context is built (reading the CA store), as the window does at start-up.
@@ -80,8 +83,11 @@ def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParse
                         help="remove what --install-desktop added and exit")
     sub = parser.add_subparsers(dest="command")
 
-    sp = sub.add_parser("speak", help="speak text through the audio device")
-    sp.add_argument("text", help="text to speak")
+    sp = sub.add_parser("speak", help="speak text through the audio device (through the window if one runs)")
+    sp.add_argument("text", nargs="?", help="text to speak")
+    sp.add_argument("--clipboard", action="store_true", help="speak the clipboard (needs the voicegui window)")
+    sp.add_argument("--selection", action="store_true",
+                    help="speak the selected text, X11's primary selection (needs the voicegui window)")
     add_server_arguments(sp)
     sp.add_argument("--model", default=None,
                     help=f"model id (default: {BUILTIN_MODEL} for the built-in voices, {REMOTE_MODEL} with --base-url)")
@@ -122,6 +128,7 @@ def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParse
         add_voices_arguments(vp)
 
     sub.add_parser("devices", help="list audio output devices")
+    sub.add_parser("stop", help="stop what the voicegui window speaks")
     return parser
 
 
@@ -137,7 +144,11 @@ def run_speak(args: argparse.Namespace) -> int:
 
     On success prints nothing (or, with --json, only the metrics object) and returns 0.
     """
-    if not args.text.strip():
+    if args.clipboard or args.selection:  # only the window has the X connection to read them
+        print(f"voicegui: {'--clipboard' if args.clipboard else '--selection'} needs the voicegui window, which "
+              "reads it: start `voicegui` first", file=sys.stderr)
+        return EXIT_USAGE
+    if args.text is None or not args.text.strip():
         print("voicegui: nothing to say: the text is empty", file=sys.stderr)
         return EXIT_USAGE
     if speed_problem(args.speed):
@@ -294,6 +305,12 @@ def run_devices() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = command_of(argv)
+    if command in (None, "speak", "stop"):
+        from voicegui.cli.handoff import handoff
+
+        handed = handoff(argv, command)  # a running window takes it: nothing below is imported
+        if handed is not None:
+            return handed
     if command == "speak" and not {"-h", "--help"} & set(argv):
         from voicegui.cli.preload import import_in_background
 

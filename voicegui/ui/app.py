@@ -198,10 +198,17 @@ def _install_crash_dialog(window: QWidget, loop: asyncio.AbstractEventLoop) -> N
 
 async def _main_window_session() -> int:
     from voicegui.stream.fetch import warm_tls_context
+    from voicegui.ui import instance
     from voicegui.ui.main_window import MainWindow
+    from voicegui.ui.tray import install_tray
 
     loop = asyncio.get_running_loop()
+    try:  # one window per user: other `voicegui` commands hand their requests to this one (issue 19)
+        commands = instance.claim_socket()
+    except instance.AlreadyRunning:
+        return 0  # that window was raised instead
     window = MainWindow()
+    tray = install_tray(window, instance.attach(commands, window), app_icon())
     _install_crash_dialog(window, loop)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
@@ -221,6 +228,9 @@ async def _main_window_session() -> int:
         await window.shutdown()
         raise
     finally:
+        commands.close()
+        if tray is not None:
+            tray.icon.hide()
         heartbeat.stop()
         await tls_task
         # The server thread must not outlive the window; wait for a start still in progress, then stop it.

@@ -1,0 +1,210 @@
+"""The command line's side of the single-instance hand-off (cli/handoff.py, instance_protocol.py): the wire
+format and its bounds, the private runtime directory, the peer check, and what `voicegui speak` / `stop`
+do with no window, a stale socket, or a listening one.
+
+The listening "window" here is a real AF_UNIX server in a thread speaking the protocol and recording what it
+got (the real window's server is tested in tests/ui/test_instance.py and, as a second process, in
+tests/e2e/test_second_instance.py). `voicegui` runs as a real subprocess where its imports matter.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_startup import PLAYBACK, QT, imported, loaded
+from voicegui import instance_protocol as proto
+from voicegui.cli.main import main
+from voicegui.instance_protocol import ProtocolError, Reply, Request, WindowState
+
+
+@pytest.fixture
+def runtime(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    d = Path(tempfile.mkdtemp(prefix="vg-cli-"))
+    monkeypatch.setenv(proto.RUNTIME_ENV, str(d))
+    yield d
+    for p in d.iterdir():
+        p.unlink()
+    d.rmdir()
+
+
+SPEAKING = Reply(True, "speaking the text in the voicegui window")
+
+
+class FakeWindow:
+    """A listening socket that answers each request with `reply` and keeps what it was asked."""
+
+    def __init__(self, path: Path, reply: Reply = SPEAKING) -> None:
+        self.requests: list[Request] = []
+        self.reply = reply
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                header = conn.recv(4, socket.MSG_WAITALL)
+                if len(header) < 4:
+                    continue  # a connect-only probe
+                body = conn.recv(proto.body_length(header), socket.MSG_WAITALL)
+                self.requests.append(proto.decode_request(body))
+                conn.sendall(proto.encode_reply(self.reply))
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def window(runtime: Path) -> Iterator[FakeWindow]:
+    w = FakeWindow(runtime / proto.SOCKET_NAME)
+    yield w
+    w.close()
+
+
+def stale_socket(runtime: Path) -> Path:
+    path = runtime / proto.SOCKET_NAME
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(path))  # bound and closed: what a killed window leaves
+    s.close()
+    return path
+
+
+# --- the wire format ---------------------------------------------------------------------------------------
+def test_requests_and_replies_round_trip():
+    for request in (Request("speak", "Grüße, \u202e 日本"), Request("stop"), Request("speak-selection")):
+        data = proto.encode_request(request)
+        assert proto.body_length(data[:4]) == len(data) - 4
+        assert proto.decode_request(data[4:]) == request
+    data = proto.encode_reply(Reply(False, "no"))
+    assert proto.decode_reply(data[4:]) == Reply(False, "no")
+
+
+def test_bounds_and_garbage_are_protocol_errors():
+    with pytest.raises(ProtocolError, match="over the limit"):
+        proto.body_length((proto.MAX_MESSAGE_BYTES + 1).to_bytes(4, "big"))
+    with pytest.raises(ProtocolError, match="over the limit"):
+        proto.encode_request(Request("speak", "x" * proto.MAX_MESSAGE_BYTES))
+    for body, match in ((b"\xff\xfe", "not UTF-8 JSON"), (b"[1]", "not a JSON object"),
+                        (b'{"v": 2, "op": "stop"}', "version 2"), (b'{"v": 1, "op": "format"}', "unknown request"),
+                        (b'{"v": 1, "op": "speak", "text": 5}', "not a string")):
+        with pytest.raises(ProtocolError, match=match):
+            proto.decode_request(body)
+
+
+# --- privacy ------------------------------------------------------------------------------------------------
+def test_runtime_dir_is_made_private(tmp_path: Path):
+    made = proto.ensure_runtime_dir(tmp_path / "new")
+    assert stat.S_IMODE(os.stat(made).st_mode) == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    os.chmod(loose, 0o755)
+    proto.ensure_runtime_dir(loose)
+    assert stat.S_IMODE(os.stat(loose).st_mode) == 0o700
+
+
+def test_runtime_dir_that_is_a_link_is_refused(tmp_path: Path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError, match="not a directory of this user"):
+        proto.ensure_runtime_dir(tmp_path / "link")
+
+
+def test_peer_check_reads_the_real_peer_uid_and_refuses_another():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with a, b:
+        creds = proto.peer_credentials(a.fileno())
+        assert proto.peer_problem(creds, os.getuid()) is None
+        problem = proto.peer_problem(creds, os.getuid() + 1)
+        assert problem is not None and f"user id {os.getuid()}" in problem
+        a.sendall(b"still open")  # the check borrowed the descriptor, it did not close it
+        assert b.recv(10) == b"still open"
+
+
+# --- voicegui speak / stop ----------------------------------------------------------------------------------
+def test_stop_with_no_window_says_nothing_is_playing(runtime, capsys):
+    assert main(["stop"]) == 0
+    assert capsys.readouterr().err.strip() == "voicegui: nothing is playing (no voicegui window runs)"
+    stale_socket(runtime)
+    assert proto.window_state() is WindowState.STALE
+    assert main(["stop"]) == 0
+
+
+def test_selection_with_no_window_names_what_is_needed(runtime, capsys):
+    stale_socket(runtime)  # a crashed window's socket counts as no window
+    assert main(["speak", "--selection"]) == 2
+    err = capsys.readouterr().err
+    assert "--selection needs the voicegui window" in err and "start `voicegui` first" in err
+
+
+def test_speak_and_stop_are_handed_to_the_window(window, capsys):
+    assert main(["speak", "Hello from the command line."]) == 0
+    assert main(["-v", "speak", "--clipboard"]) == 0
+    assert main(["speak", "--selection"]) == 0
+    assert main(["stop"]) == 0
+    assert main([]) == 0  # a second window: the first is raised
+    assert window.requests == [Request("speak", "Hello from the command line."), Request("speak-clipboard"),
+                               Request("speak-selection"), Request("stop"), Request("show")]
+    assert "voicegui: speaking the text in the voicegui window" in capsys.readouterr().err
+
+
+def test_window_refusal_is_one_line_and_a_failure(window, capsys):
+    window.reply = Reply(False, "nothing to speak: the selection holds no text")
+    assert main(["speak", "--selection"]) == 1
+    assert capsys.readouterr().err == "voicegui: nothing to speak: the selection holds no text\n"
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["speak", "Hi.", "--voice", "nova"], "--voice"),
+    (["speak", "--out", "x.wav", "Hi."], "--out"),
+    (["speak", "--json", "--clipboard"], "--json"),
+])
+def test_options_the_window_does_not_take_are_refused_not_dropped(window, capsys, argv, named):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{named} is not passed to it" in err and "close the window" in err
+    assert window.requests == []
+
+
+def test_two_things_to_speak_are_refused(window, capsys):
+    assert main(["speak", "Hi.", "--clipboard"]) == 2
+    assert "exactly one of" in capsys.readouterr().err
+    assert window.requests == []
+
+
+def test_handoff_loads_no_qt_and_no_playback_stack(window):
+    modules, proc = imported("-m", "voicegui", "speak", "Handed over.")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert loaded(modules, QT | PLAYBACK) == set()
+    assert window.requests == [Request("speak", "Handed over.")]
+
+
+def test_a_window_that_does_not_answer_is_reported(runtime):
+    path = runtime / proto.SOCKET_NAME
+    mute = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    mute.bind(str(path))
+    mute.listen()  # accepts connections (the kernel's backlog) but never replies
+    try:
+        proc = subprocess.run([sys.executable, "-m", "voicegui", "stop"], capture_output=True, text=True,
+                              timeout=60, env=dict(os.environ))
+    finally:
+        mute.close()
+    assert proc.returncode == 1
+    assert "did not answer" in proc.stderr and "Traceback" not in proc.stderr
