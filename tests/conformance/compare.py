@@ -39,12 +39,16 @@ class Audio:
 def reference_decode(body: bytes, fmt: str, out_rate: int, pcm_rate: int | None = None) -> Audio:
     """Decode `body` whole with FFmpeg (PyAV), channels mixed to mono as voicegui plays them, resampled by
     swresample to `out_rate` (the device rate voicegui played at) when the file has another rate."""
-    resampler = av.AudioResampler(format="dbl", layout="mono", rate=out_rate)
+    # Planar doubles at the output rate with the channels kept: voicegui plays the mean of the channels, and
+    # swresample's own stereo->mono matrix (-3 dB per channel) is another mix.
+    resamplers: list[av.AudioResampler] = []
     chunks: list[np.ndarray] = []
 
     def add(frame: av.AudioFrame | None) -> None:
-        for out in resampler.resample(frame):
-            chunks.append(out.to_ndarray().reshape(-1))
+        if frame is not None and not resamplers:
+            resamplers.append(av.AudioResampler(format="dblp", layout=frame.layout.name, rate=out_rate))
+        for out in resamplers[0].resample(frame) if resamplers else ():
+            chunks.append(out.to_ndarray().mean(axis=0))
 
     if fmt == "pcm":
         if pcm_rate is None:
