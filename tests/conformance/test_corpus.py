@@ -63,3 +63,42 @@ def test_real_encoder_file_plays_completely(served, case: corpus.Case, tmp_path:
     refs = [reference_decode(p.read_bytes(), case.fmt, played.rate) for p in corpus.part_files(root, case)]
     problem = check(played, concat(refs), case.fmt, case.name)
     assert not problem, problem
+
+
+def _riff_chunks(data: bytes) -> list[tuple[bytes, int, int]]:
+    """(id, size, format tag of a fmt chunk else 0) of each chunk up to and including data."""
+    out, at = [], 12
+    while at + 8 <= len(data):
+        cid, size = data[at : at + 4], int.from_bytes(data[at + 4 : at + 8], "little")
+        out.append((cid, size, int.from_bytes(data[at + 8 : at + 10], "little") if cid == b"fmt " else 0))
+        if cid == b"data":
+            break
+        at += 8 + size + (size & 1)
+    return out
+
+
+def test_corpus_files_have_what_their_names_say(served):
+    """An encoder whose defaults change must not quietly take a feature out of the corpus."""
+    root, _ = served
+
+    def first(name: str) -> bytes:
+        case = next(c for c in corpus.CASES if c.name == name)
+        return corpus.part_files(root, case)[0].read_bytes()
+
+    for name in ("ffmpeg-wav-s24-extensible", "ffmpeg-wav-s32-extensible", "ffmpeg-wav-f32", "sox-wav-s24"):
+        assert _riff_chunks(first(name))[0][2] == 0xFFFE, f"{name}: not WAVE_FORMAT_EXTENSIBLE"
+    ids = [c[0] for c in _riff_chunks(first("ffmpeg-wav-list-info"))]
+    assert ids.index(b"LIST") < ids.index(b"data"), ids
+    odd = _riff_chunks(first("ffmpeg-wav-odd-chunk"))
+    assert any(size % 2 for _, size, _ in odd[:-1]), odd
+    cover = first("lame-id3v2-cover")
+    assert cover.startswith(b"ID3") and b"APIC" in cover[:20000]
+    assert first("lame-id3v1")[-128:].startswith(b"TAG")
+    crc = first("lame-crc")
+    assert crc[0] == 0xFF and crc[1] & 0xE1 == 0xE0, "lame -p: the first frame is not CRC-protected"
+    assert b"PNG" in first("flac-picture")[:100000]
+    assert b"METADATA_BLOCK_PICTURE" in first("opusenc-cover")
+    b4608 = first("flac-b4608")
+    assert int.from_bytes(b4608[8:10], "big") == 4608  # STREAMINFO minimum block size
+    body = (root / "b2b-ogg.body").read_bytes()
+    assert body.count(b"OpusHead") == 2

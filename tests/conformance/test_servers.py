@@ -88,6 +88,8 @@ def test_server_format_plays_completely(proxies, spec, model, fmt, tmp_path: Pat
     assert metrics["completed"] and metrics["error"] is None, metrics
     sent = SENDS_OTHER.get((spec.name, fmt), fmt)
     assert metrics["detected_format"] == sent, metrics
+    if sent != fmt:  # played anyway, and said
+        assert metrics["format_warning"] and "voicegui: " in res.stderr, (metrics, res.stderr)
     headers = proxy.headers[-1]
     rate = int(headers["X-Sample-Rate"]) if "X-Sample-Rate" in headers else None
     played = read_played(out)
