@@ -13,9 +13,9 @@ APT_RUNTIME := libportaudio2 espeak-ng xvfb xauth \
 APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins desktop-file-utils appstream
 # PyInstaller (make dist) reads shared libraries with objdump and bundles the interpreter's libpython.
 APT_DIST = binutils $(PY_DEBIAN_LIBPYTHON)
-# The conformance suite's real encoders (lame, flac, opusenc, ffmpeg, sox; sox's mp3 handler); ffmpeg is also
-# what both third-party servers transcode with.
-APT_CONFORMANCE := lame flac opus-tools ffmpeg sox libsox-fmt-mp3
+# The conformance suite's real encoders (lame, flac with metaflac, opusenc, ffmpeg, sox); ffmpeg is also
+# what two of the third-party servers (local-tts-studio, ovos-tts-server via pydub) transcode with.
+APT_CONFORMANCE := lame flac opus-tools ffmpeg sox
 # Debian's own python3 ships its shared library separately (libpython3.X); a Python that dpkg does not own
 # (pyenv, a source build) carries its own, which `dist` checks for instead.
 PY_DEBIAN_LIBPYTHON = $(shell $(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))' \
