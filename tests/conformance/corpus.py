@@ -7,6 +7,7 @@ servers send one file per sentence.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from tests.conformance.servers import CACHE
 from voicegui.server.benchclip import speech_like
 from voicegui.wavfile import write_wav
 
-CORPUS_VERSION = 1  # bump when a case's recipe changes: the cached files are made again
+CORPUS_VERSION = 3  # bump when a case's recipe changes: the cached files are made again
 SECONDS = 1.5
 RATE = 24000
 TOOLS = ("lame", "flac", "metaflac", "opusenc", "ffmpeg", "sox")
@@ -32,11 +33,12 @@ class Case:
     recipe: Recipe
     parts: int = 1  # > 1: that many files, from different sources, back to back in one body
     suffix: str = ""
+    piped: bool = False  # the encoder writes to stdout (a pipe: no seeking back to fill in sizes)
 
 
-def _ff(*args: str) -> Recipe:
+def _ff(*args: str, pipe: bool = False) -> Recipe:
     return lambda src, cover, out: ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), *args,
-                                    str(out)]
+                                    "pipe:1" if pipe else str(out)]
 
 
 CASES: tuple[Case, ...] = (
@@ -70,6 +72,12 @@ CASES: tuple[Case, ...] = (
                                             "-metadata", "artist=voicegui", "-f", "wav")),
     Case("ffmpeg-wav-stereo", "wav", _ff("-c:a", "pcm_s16le", "-ac", "2", "-f", "wav")),
     Case("ffmpeg-wav-odd-chunk", "wav", _ff("-c:a", "pcm_s16le", "-f", "wav"), suffix="odd-chunk"),
+    # written to a pipe, as a server that encodes while it streams does: wav sizes left unknown, no Xing frame,
+    # a STREAMINFO without the total sample count
+    Case("ffmpeg-wav-pipe", "wav", _ff("-c:a", "pcm_s16le", "-f", "wav", pipe=True), piped=True),
+    Case("ffmpeg-mp3-pipe", "mp3", _ff("-c:a", "libmp3lame", "-b:a", "64k", "-f", "mp3", pipe=True), piped=True),
+    Case("ffmpeg-flac-pipe", "flac", _ff("-c:a", "flac", "-f", "flac", pipe=True), piped=True),
+    Case("ffmpeg-opus-pipe", "opus", _ff("-c:a", "libopus", "-b:a", "32k", "-f", "ogg", pipe=True), piped=True),
     # sox
     Case("sox-wav", "wav", lambda s, c, o: ["sox", str(s), "-b", "16", str(o)]),
     Case("sox-wav-s24", "wav", lambda s, c, o: ["sox", str(s), "-b", "24", str(o)]),
@@ -98,10 +106,13 @@ def _insert_odd_chunk(path: Path) -> None:
     path.write_bytes(body[:4] + (len(body) - 8).to_bytes(4, "little") + body[8:])
 
 
-def _run(argv: list[str]) -> None:
-    res = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+def _run(argv: list[str], stdout: Path | None = None) -> None:
+    with open(stdout, "wb") if stdout else contextlib.nullcontext() as sink:
+        res = subprocess.run(argv, stdout=sink if stdout else subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             timeout=120)
     if res.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed ({res.returncode}): {res.stderr.strip()[-2000:]}")
+        problem = res.stderr.decode(errors="replace").strip()[-2000:]
+        raise RuntimeError(f"{' '.join(argv)} failed ({res.returncode}): {problem}")
 
 
 def build(root: Path | None = None) -> Path:
@@ -111,6 +122,9 @@ def build(root: Path | None = None) -> Path:
     done = root / ".complete"
     if done.is_file():
         return root
+    for old in root.parent.glob("corpus-*"):  # earlier versions' files
+        if old != root:
+            shutil.rmtree(old, ignore_errors=True)
     work = root.with_name(root.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -126,7 +140,8 @@ def build(root: Path | None = None) -> Path:
         body = bytearray()
         for n in range(case.parts):
             out = work / f"{case.name}.{n}{EXTENSION[case.fmt]}"
-            _run(case.recipe(sources[n], cover, out))
+            argv = case.recipe(sources[n], cover, out)
+            _run(argv, stdout=out if case.piped else None)
             if case.suffix == "odd-chunk":
                 _insert_odd_chunk(out)
             body += out.read_bytes()

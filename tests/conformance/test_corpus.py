@@ -100,5 +100,10 @@ def test_corpus_files_have_what_their_names_say(served):
     assert b"METADATA_BLOCK_PICTURE" in first("opusenc-cover")
     b4608 = first("flac-b4608")
     assert int.from_bytes(b4608[8:10], "big") == 4608  # STREAMINFO minimum block size
+    assert first("ffmpeg-wav-pipe")[4:8] == b"\xff\xff\xff\xff", "a piped wav with its RIFF size filled in"
+    streaminfo = first("ffmpeg-flac-pipe")[8:42]
+    assert int.from_bytes(streaminfo[13:18], "big") & (2**36 - 1) == 0, "a piped flac with its total samples"
+    piped_mp3 = first("ffmpeg-mp3-pipe")[:4000]
+    assert b"Xing" not in piped_mp3 and b"Info" not in piped_mp3, "a piped mp3 with a Xing/Info frame"
     body = (root / "b2b-ogg.body").read_bytes()
     assert body.count(b"OpusHead") == 2
