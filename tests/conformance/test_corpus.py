@@ -107,3 +107,17 @@ def test_corpus_files_have_what_their_names_say(served):
     assert b"Xing" not in piped_mp3 and b"Info" not in piped_mp3, "a piped mp3 with a Xing/Info frame"
     body = (root / "b2b-ogg.body").read_bytes()
     assert body.count(b"OpusHead") == 2
+
+
+@pytest.mark.xfail(strict=True, reason="app gap: voicegui skips the encoder delay a LAME Info frame records but "
+                   "plays the end padding it also records (335 samples = 14 ms here), which FFmpeg trims; within "
+                   "the one-frame tolerance above, but not gapless")
+def test_lame_end_padding_is_trimmed(served, tmp_path: Path):
+    root, server = served
+    case = next(c for c in corpus.CASES if c.name == "lame-cbr")
+    out = tmp_path / "played.wav"
+    res = speak(server.url(case.name), case.fmt, out)
+    assert res.returncode == 0, res.stderr
+    played = read_played(out)
+    ref = reference_decode(corpus.part_files(root, case)[0].read_bytes(), case.fmt, played.rate)
+    assert len(played.samples) == len(ref.samples)
