@@ -6,6 +6,8 @@ whole-file FFmpeg decode of the same file (back to back: the concatenation of ea
 from __future__ import annotations
 
 import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,11 @@ GAPS = {
 }
 
 
+# Plays at once: a play mostly waits (for the audio to pass in real time, for Python to start), and what
+# --out records is what was handed to the device, which another play on the same sink does not change.
+CONCURRENT_PLAYS = 2
+
+
 @pytest.fixture(scope="module")
 def served():
     missing = corpus.missing_tools()
@@ -43,6 +50,23 @@ def served():
         yield root, server
 
 
+@pytest.fixture(scope="module")
+def plays(served, request, tmp_path_factory):
+    """case name -> Future of (`voicegui speak` result, its --out file): every selected case of
+    test_real_encoder_file_plays_completely is started at once, CONCURRENT_PLAYS at a time."""
+    _, server = served
+    selected = [item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "originalname", "") == "test_real_encoder_file_plays_completely"]
+    folder = tmp_path_factory.mktemp("plays")
+
+    def play(case: corpus.Case) -> tuple[subprocess.CompletedProcess, Path]:
+        out = folder / f"{case.name}.wav"
+        return speak(server.url(case.name), case.fmt, out), out
+
+    with ThreadPoolExecutor(max_workers=CONCURRENT_PLAYS) as pool:
+        yield {case.name: pool.submit(play, case) for case in selected}
+
+
 def _params():
     for case in corpus.CASES if ENABLED else corpus.CASES[:1]:
         marks = [pytest.mark.xfail(strict=True, reason=GAPS[case.name])] if case.name in GAPS else []
@@ -50,10 +74,9 @@ def _params():
 
 
 @pytest.mark.parametrize("case", list(_params()))
-def test_real_encoder_file_plays_completely(served, case: corpus.Case, tmp_path: Path):
-    root, server = served
-    out = tmp_path / "played.wav"
-    res = speak(server.url(case.name), case.fmt, out)
+def test_real_encoder_file_plays_completely(served, plays, case: corpus.Case):
+    root, _ = served
+    res, out = plays[case.name].result()
     assert "Traceback" not in res.stderr, res.stderr
     assert res.returncode == 0, res.stderr
     metrics = json.loads(res.stdout)
