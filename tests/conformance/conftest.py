@@ -1,8 +1,8 @@
 """The conformance suite runs under `make conformance` (VOICEGUI_CONFORMANCE=1), which first installs what it
 needs: the real encoders (Debian packages) and each third-party server's virtualenv. Anywhere else, e.g. in
 the plain `make test` run, those tests are skipped with that sentence (the checks of the comparison itself,
-test_compare.py, run everywhere); under `make conformance` a missing
-piece fails instead of skipping, so nothing passes by not running.
+test_compare.py, run everywhere); under `make conformance` a missing piece fails instead of skipping, so
+nothing passes by not running.
 """
 
 from __future__ import annotations
