@@ -13,12 +13,16 @@ APT_RUNTIME := libportaudio2 espeak-ng xvfb xauth \
 APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins desktop-file-utils appstream
 # PyInstaller (make dist) reads shared libraries with objdump and bundles the interpreter's libpython.
 APT_DIST = binutils $(PY_DEBIAN_LIBPYTHON)
+# The conformance suite's real encoders (lame, flac with metaflac, opusenc, ffmpeg, sox); ffmpeg is also
+# what two of the third-party servers (local-tts-studio, ovos-tts-server via pydub) transcode with.
+APT_CONFORMANCE := lame flac opus-tools ffmpeg sox
 # Debian's own python3 ships its shared library separately (libpython3.X); a Python that dpkg does not own
 # (pyenv, a source build) carries its own, which `dist` checks for instead.
 PY_DEBIAN_LIBPYTHON = $(shell $(PYTHON) -c 'import os, sys; print(os.path.realpath(sys.executable))' \
 	| xargs dpkg -S >/dev/null 2>&1 && $(PYTHON) -c 'import sys; print("libpython%d.%d" % sys.version_info[:2])')
 
 .PHONY: run test install install-test system-packages system-packages-test system-packages-dist bench clean dist ci
+.PHONY: conformance conformance-servers system-packages-conformance
 
 run: install
 	@if [ -n "$$DISPLAY$$WAYLAND_DISPLAY" ]; then \
@@ -55,6 +59,28 @@ BENCH_ARGS ?=
 bench: install-test
 	@echo "==> voicegui bench $(BENCH_ARGS) (audio into a private PulseAudio null sink)"
 	$(VENV)/bin/python -m tests.null_sink $(VENV)/bin/voicegui bench $(BENCH_ARGS)
+
+# Conformance: third-party OpenAI-compatible servers (each in its own virtualenv from the pins in
+# packaging/conformance/<name>.txt, under CONFORMANCE_CACHE) and real-encoder files, played by voicegui and
+# compared with an FFmpeg decode of the same bytes. See tests/conformance/.
+CONFORMANCE_CACHE ?= $(HOME)/.cache/voicegui-conformance
+CONFORMANCE_SERVERS := $(basename $(notdir $(wildcard packaging/conformance/*.txt)))
+conformance: install-test system-packages-conformance conformance-servers
+	@echo "==> Running the conformance suite (servers: $(CONFORMANCE_SERVERS); files from real encoders)"
+	VOICEGUI_CONFORMANCE=1 VOICEGUI_CONFORMANCE_CACHE=$(CONFORMANCE_CACHE) $(VENV)/bin/python -m pytest tests/conformance
+
+system-packages-conformance:
+	@$(MAKE) --no-print-directory _apt PACKAGES="$(APT_RUNTIME) $(APT_TEST) $(APT_CONFORMANCE)"
+
+conformance-servers: $(foreach s,$(CONFORMANCE_SERVERS),$(CONFORMANCE_CACHE)/$(s)/.installed)
+
+$(CONFORMANCE_CACHE)/%/.installed: packaging/conformance/%.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "the conformance servers need Python >= 3.11"; exit 1; }
+	@echo "==> Installing the third-party server $* into $(@D) (pins: $<)"
+	@rm -rf $(@D)
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/pip install --quiet --disable-pip-version-check --no-deps -r $<
+	@touch $@
 
 install: system-packages $(VENV)/.installed
 

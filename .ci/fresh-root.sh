@@ -2,7 +2,8 @@
 # The README's two commands on a brand-new machine: a minimal Debian bookworm root (debootstrap minbase plus
 # python3 python3-venv python3-pip make git ca-certificates sudo: no compiler, no binutils, no audio, no Qt,
 # no display) gets a clean clone of the committed tree and runs, as root, with an empty environment:
-#   1. `make test`  (installs everything it needs, builds the bundle, runs the whole suite)
+#   1. `make test`  (installs everything it needs, builds the bundle, runs the whole suite), then
+#      `make conformance` (third-party servers and real-encoder files; installs what it needs itself)
 #   2. `make run`   (must log "voicegui ready" and "built-in voices ready", then stay up; no traceback)
 # A package missing from the Makefile makes one of them fail, and so this script and CI.
 #
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 PROJECT=$(pwd)
 CI_CACHE=${CI_CACHE:-/var/cache/voicegui-ci}
 TEST_TIMEOUT=${CI_TEST_TIMEOUT:-3000}  # s; make test takes ~10-15 min on 2 cores
+CONFORMANCE_TIMEOUT=${CI_CONFORMANCE_TIMEOUT:-1500}  # s; make conformance: installs ~5 min, suite ~7 min
 RUN_READY_TIMEOUT=${CI_RUN_READY_TIMEOUT:-600}  # s for make run to install and show the window
 RUN_STAY_UP=${CI_RUN_STAY_UP:-20}  # s the window must stay up after the built-in voices are ready
 BASE_PACKAGES="python3 python3-venv python3-pip make git ca-certificates sudo"
@@ -204,6 +206,16 @@ timeout -k 10 "$TEST_TIMEOUT" setsid chroot "$ROOT" /usr/bin/env -i HOME=/root "
   sh -c 'cd /root/project && make test' </dev/null 2>&1 | tee "$CI_CACHE/last-test.log" || rc=$?
 [ $rc -eq 0 ] || die "make test failed in the fresh root (exit $rc; log $CI_CACHE/last-test.log)"
 say "make test: PASS after $((SECONDS - T0)) s"
+
+# The conformance suite: installs the encoders and the third-party servers' virtualenvs itself, then plays
+# every server x format and every real-encoder file (tests/conformance).
+T1=$SECONDS
+say "make conformance in the fresh root"
+rc=0
+timeout -k 10 "$CONFORMANCE_TIMEOUT" setsid chroot "$ROOT" /usr/bin/env -i HOME=/root "PATH=$ROOT_PATH" TERM=dumb \
+  sh -c 'cd /root/project && make conformance' </dev/null 2>&1 | tee "$CI_CACHE/last-conformance.log" || rc=$?
+[ $rc -eq 0 ] || die "make conformance failed in the fresh root (exit $rc; log $CI_CACHE/last-conformance.log)"
+say "make conformance: PASS after $((SECONDS - T1)) s"
 
 check_run "$ROOT" || exit 1
 say "fresh root: make test and make run passed in $((SECONDS - T0)) s"
