@@ -29,8 +29,8 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QPainter, QResizeEvent
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QWidget
 
 from voicegui.stream.session import Snapshot, SpeakSession
@@ -102,19 +102,63 @@ def _quiet_plot(widget: pg.PlotWidget, title: str) -> pg.PlotItem:
     item.setMenuEnabled(False)
     item.hideButtons()
     item.setMouseEnabled(x=False, y=False)
-    item.showGrid(x=True, y=True, alpha=0.2)
     # Let the last tick label ("0" at the right edge) show instead of being dropped for overflowing.
     item.getAxis("bottom").setStyle(hideOverlappingLabels=False)
     item.layout.setContentsMargins(2, 2, 18, 2)  # room on the right for that label
-    # Axes (with their grid lines and tick text) are the costliest part of a frame: replaying their QPicture
-    # took ~2 ms per axis per frame (profiled). Cached as pixmaps, they are redrawn only when their range
-    # changes, which the plots keep rare.
+    # Axes (tick text) are the costliest part of a frame: replaying their QPicture took ~2 ms per axis per
+    # frame (profiled). Cached as pixmaps, they are redrawn only when their range changes, which the plots
+    # keep rare. The grid is not theirs (see GridPlot), so they do not overlap the curve and are not even
+    # blitted again when only the curve moves.
     for name in ("left", "bottom"):
         item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     return item
 
 
-class WaveformPlot(pg.PlotWidget):
+class GridPlot(pg.PlotWidget):
+    """A PlotWidget whose grid is drawn in the view's cached background, not by its axes.
+
+    pyqtgraph's grid belongs to the axis items, which makes each axis as large as the plot: every frame of the
+    curve then repainted both axes too (Python calls per item, a full-size pixmap blend each). Qt caches the
+    background (pyqtgraph sets CacheBackground) and redraws it only after a resize or a range change.
+    """
+
+    GRID_ALPHA = (48, 18)  # major, minor lines
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        vb = self.getPlotItem().getViewBox()
+        vb.sigRangeChanged.connect(self._grid_moved)
+        vb.sigResized.connect(self._grid_moved)
+
+    def _grid_moved(self, *_args: object) -> None:
+        self.resetCachedContent()
+        self.viewport().update()
+
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # Qt's name
+        super().drawBackground(painter, rect)
+        item = getattr(self, "plotItem", None)  # None while PlotWidget.__init__ runs
+        if item is None:
+            return
+        vb = item.getViewBox()
+        area = vb.sceneBoundingRect()
+        if area.width() < 2 or area.height() < 2:
+            return
+        (x0, x1), (y0, y1) = vb.viewRange()
+        painter.save()
+        painter.setClipRect(area)
+        for name, lo, hi, size in (("bottom", x0, x1, area.width()), ("left", y0, y1, area.height())):
+            for level, (_spacing, values) in enumerate(item.getAxis(name).tickValues(lo, hi, size)[:2]):
+                painter.setPen(pg.mkPen(255, 255, 255, self.GRID_ALPHA[level]))
+                for value in values:
+                    at = vb.mapViewToScene(QPointF(value, value))
+                    if name == "bottom":
+                        painter.drawLine(QLineF(at.x(), area.top(), at.x(), area.bottom()))
+                    else:
+                        painter.drawLine(QLineF(area.left(), at.y(), area.right(), at.y()))
+        painter.restore()
+
+
+class WaveformPlot(GridPlot):
     """The last ~2 s of played samples, scrolling right to left: per pixel column its min and max."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -207,7 +251,7 @@ class WaveformPlot(pg.PlotWidget):
         self.peak = 0.0
 
 
-class BufferPlot(pg.PlotWidget):
+class BufferPlot(GridPlot):
     """Milliseconds of audio buffered over time, with the prebuffer threshold, the max buffer, the moment
     playback started and every underrun."""
 
