@@ -1,13 +1,18 @@
-"""The live plots: what they draw, and that they keep out of the way while a Speak decides when to start."""
+"""The live plots: what they draw, that they keep out of the way while a Speak decides when to start, and that
+they do no drawing work that shows nothing new (the window's CPU while speaking)."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 
+import numpy as np
 import pytest
+from PySide6.QtCore import QEvent, QObject
 
 from tests.ui.conftest import until
-from tests.ui.test_main_window import click
+from tests.ui.test_main_window import click, speak_and_wait
 from voicegui.server.shaping import Shaping
 from voicegui.ui.plots import QUIET_START_S
 
@@ -40,3 +45,55 @@ async def test_no_redraw_before_first_byte_and_in_the_quiet_start(qtbot, window,
     assert any(state == "buffering" for _, state in draws)
     window.stop_button.click()
     await until(lambda: window.speak_button.isEnabled(), 5, "Speak to be enabled again")
+
+
+class _PaintCounter(QObject):
+    """Counts the paint events a widget (a plot's viewport) receives."""
+
+    def __init__(self, widget) -> None:
+        super().__init__()
+        self.paints = 0
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # Qt's name
+        if event.type() == QEvent.Type.Paint:
+            self.paints += 1
+        return False
+
+
+async def test_a_snapshot_that_changed_nothing_repaints_nothing(qtbot, window):
+    playback = await speak_and_wait(qtbot, window)
+    session = playback.session
+    plots = window.plots
+    # what the last frame drew (a finished session is drawn once), then the same again, five times
+    plots.waveform.update_from(session.snapshot())
+    plots.buffer.update_from(session.snapshot())
+    await asyncio.sleep(0.1)
+    counters = [_PaintCounter(plot.viewport()) for plot in (plots.waveform, plots.buffer)]
+    for _ in range(5):
+        plots.waveform.update_from(session.snapshot())
+        plots.buffer.update_from(session.snapshot())
+        await asyncio.sleep(0.05)
+    assert [c.paints for c in counters] == [0, 0]
+
+
+async def test_curves_have_at_most_a_min_and_a_max_per_pixel_column(qtbot, window):
+    playback = await speak_and_wait(qtbot, window)
+    plots = window.plots
+    for width in (1280, 900):
+        window.resize(width, 800)
+        await asyncio.sleep(0.1)
+        pixels = plots.waveform.getPlotItem().getViewBox().width()
+        xs, _ys = plots.waveform.curve.getData()
+        assert 0 < len(xs) <= 2 * pixels, (len(xs), pixels)
+        assert plots.waveform.peak > 0.1  # redrawn from the last snapshot at the new width, not blanked
+    # a long history (20000 points, as an ~3 min Speak leaves) with one spike: the spike is still drawn
+    snap = playback.session.snapshot()
+    t = np.linspace(0, 200, 20000)
+    ms = np.full(20000, 300.0)
+    ms[12345] = 2500.0
+    plots.buffer.update_from(dataclasses.replace(snap, history_t=t, history_ms=ms))
+    pixels = plots.buffer.getPlotItem().getViewBox().width()
+    xs, ys = plots.buffer.curve.getData()
+    assert len(xs) <= 2 * pixels + 1, (len(xs), pixels)
+    assert ys.max() == 2500.0 and xs[-1] == t[-1]

@@ -13,8 +13,12 @@ real time was bimodal in the window, +19 to +41 ms on the median against the CLI
 until the response's first byte is in and for ``QUIET_START_S`` after it, unless playback has started
 already; an empty plot has nothing to show in that time anyway, and a long prebuffer is still drawn filling up.
 
-Drawing follows pyqtgraph's fast path: preallocated arrays, peak (min/max) downsampling to a fixed number of
-columns, ``setData(..., skipFiniteCheck=True)``, pens of width 1.
+CPU while speaking (the window's cost over the CLI's is almost all drawing, software raster): a snapshot
+that shows nothing new is not drawn at all; the curves are ``plot_items.Polyline`` items (fixed bounds, one
+``drawPolyline``, no PlotDataItem pipeline) with at most a min and a max per pixel column; the buffer curve,
+which only grows at its right end, repaints only that strip; axes, legend and line labels are cached as
+pixmaps, and the axis ranges move in steps, so text is laid out again only when it changes; pens of width 1,
+no antialiasing.
 """
 
 from __future__ import annotations
@@ -25,17 +29,21 @@ from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, QTimer
+from PySide6.QtGui import QPainter, QResizeEvent
 from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QWidget
 
 from voicegui.stream.session import Snapshot, SpeakSession
+from voicegui.ui.plot_items import Polyline, peak_columns
 
 SessionSource = Callable[[], "SpeakSession | None"]
 
 FAST_PERIOD_MS = 33  # ~30 Hz: smooth enough to look live, cheap enough to leave the loop idle
 WAVEFORM_WINDOW_S = 2.0
-WAVEFORM_COLUMNS = 600  # min/max pairs drawn; more than this is invisible on a ~600 px wide plot
+MIN_COLUMNS, MAX_COLUMNS = 50, 2000  # the curves' min/max columns: one per pixel of the plot, within these
+# The buffer plot's time axis grows in these steps (x 10^n): an axis redraw costs ~20 ms (software raster), so
+# not every second, yet a Speak fills at least 2/3 of the width.
+_X_STEPS = (1, 1.5, 2, 3, 4, 5, 6, 8)
 
 _WAVE_PEN = pg.mkPen("#4fc3f7", width=1)
 _BUFFER_PEN = pg.mkPen("#81c784", width=1)
@@ -58,12 +66,12 @@ def in_quiet_start(session: SpeakSession) -> bool:
     return first_byte is None or time.monotonic() - first_byte < QUIET_START_S
 
 
-def _step_up(value: float) -> float:
-    """The next of 1, 2, 5 x 10^n at or above `value` (a y-axis top that changes only now and then)."""
+def _step_up(value: float, steps: tuple[float, ...] = (1, 2, 5)) -> float:
+    """The next of `steps` x 10^n at or above `value` (an axis end that changes only now and then)."""
     if value <= 0:
         return 1.0
     base = 10 ** math.floor(math.log10(value))
-    for mult in (1, 2, 5, 10):
+    for mult in (*steps, 10):
         if value <= mult * base:
             return float(mult * base)
     return float(10 * base)
@@ -94,20 +102,64 @@ def _quiet_plot(widget: pg.PlotWidget, title: str) -> pg.PlotItem:
     item.setMenuEnabled(False)
     item.hideButtons()
     item.setMouseEnabled(x=False, y=False)
-    item.showGrid(x=True, y=True, alpha=0.2)
     # Let the last tick label ("0" at the right edge) show instead of being dropped for overflowing.
     item.getAxis("bottom").setStyle(hideOverlappingLabels=False)
     item.layout.setContentsMargins(2, 2, 18, 2)  # room on the right for that label
-    # Axes (with their grid lines and tick text) are the costliest part of a frame: replaying their QPicture
-    # took ~2 ms per axis per frame (profiled). Cached as pixmaps, they are redrawn only when their range
-    # changes, which the plots keep rare.
+    # Axes (tick text) are the costliest part of a frame: replaying their QPicture took ~2 ms per axis per
+    # frame (profiled). Cached as pixmaps, they are redrawn only when their range changes, which the plots
+    # keep rare. The grid is not theirs (see GridPlot), so they do not overlap the curve and are not even
+    # blitted again when only the curve moves.
     for name in ("left", "bottom"):
         item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     return item
 
 
-class WaveformPlot(pg.PlotWidget):
-    """The last ~2 s of played samples, scrolling right to left, peak-downsampled."""
+class GridPlot(pg.PlotWidget):
+    """A PlotWidget whose grid is drawn in the view's cached background, not by its axes.
+
+    pyqtgraph's grid belongs to the axis items, which makes each axis as large as the plot: every frame of the
+    curve then repainted both axes too (Python calls per item, a full-size pixmap blend each). Qt caches the
+    background (pyqtgraph sets CacheBackground) and redraws it only after a resize or a range change.
+    """
+
+    GRID_ALPHA = (48, 18)  # major, minor lines
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        vb = self.getPlotItem().getViewBox()
+        vb.sigRangeChanged.connect(self._grid_moved)
+        vb.sigResized.connect(self._grid_moved)
+
+    def _grid_moved(self, *_args: object) -> None:
+        self.resetCachedContent()
+        self.viewport().update()
+
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:  # Qt's name
+        super().drawBackground(painter, rect)
+        item = getattr(self, "plotItem", None)  # None while PlotWidget.__init__ runs
+        if item is None:
+            return
+        vb = item.getViewBox()
+        area = vb.sceneBoundingRect()
+        if area.width() < 2 or area.height() < 2:
+            return
+        (x0, x1), (y0, y1) = vb.viewRange()
+        painter.save()
+        painter.setClipRect(area)
+        for name, lo, hi, size in (("bottom", x0, x1, area.width()), ("left", y0, y1, area.height())):
+            for level, (_spacing, values) in enumerate(item.getAxis(name).tickValues(lo, hi, size)[:2]):
+                painter.setPen(pg.mkPen(255, 255, 255, self.GRID_ALPHA[level]))
+                for value in values:
+                    at = vb.mapViewToScene(QPointF(value, value))
+                    if name == "bottom":
+                        painter.drawLine(QLineF(at.x(), area.top(), at.x(), area.bottom()))
+                    else:
+                        painter.drawLine(QLineF(area.left(), at.y(), area.right(), at.y()))
+        painter.restore()
+
+
+class WaveformPlot(GridPlot):
+    """The last ~2 s of played samples, scrolling right to left: per pixel column its min and max."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -116,17 +168,21 @@ class WaveformPlot(pg.PlotWidget):
         item.setYRange(-1, 1, padding=0.02)
         item.getAxis("bottom").setLabel("seconds ago")
         self.setMinimumHeight(120)
-        cols = WAVEFORM_COLUMNS
-        # Each column is drawn as a vertical stroke min -> max: two points at the same x.
-        self._x = np.repeat(np.linspace(-WAVEFORM_WINDOW_S, 0, cols), 2)
-        self._y = np.zeros(2 * cols, dtype=np.float32)
-        self._mins = np.zeros(cols, dtype=np.float32)
-        self._maxs = np.zeros(cols, dtype=np.float32)
+        self._item = item
+        self._columns = 0
         self._samples = np.zeros(0, dtype=np.float32)
         self._rate = 0
-        self.curve = item.plot(self._x, self._y, pen=_WAVE_PEN)
-        self.updates = 0  # setData calls, for tests and diagnostics
+        self._last: Snapshot | None = None  # redrawn on a resize: a finished Speak gets no new snapshot
+        # what the curve shows now (session, rate, columns; samples): a snapshot that shows the same is skipped
+        self._drawn: tuple | None = None
+        self._drawn_samples = np.zeros(0, dtype=np.float32)
+        self.curve = Polyline(_WAVE_PEN)
+        self.curve.set_bounds(QRectF(-WAVEFORM_WINDOW_S, -1.05, WAVEFORM_WINDOW_S, 2.1))
+        item.addItem(self.curve, ignoreBounds=True)
+        self.updates = 0  # redraws, for tests and diagnostics
         self.peak = 0.0  # largest |sample| in the last drawn window
+        item.getViewBox().sigResized.connect(self._fit_columns)
+        self._fit_columns()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
@@ -137,35 +193,65 @@ class WaveformPlot(pg.PlotWidget):
             step = 0.5 if self.width() >= 260 else 1.0
             item.getAxis("bottom").setTickSpacing(step, step / 5)
 
+    def columns(self) -> int:
+        """Pixel columns drawn (a min and a max each)."""
+        return self._columns
+
+    def _fit_columns(self, *_args: object) -> None:
+        """One min/max pair per pixel column of the plot: more points would draw the same pixels."""
+        cols = max(MIN_COLUMNS, min(int(self._item.getViewBox().width()), MAX_COLUMNS))
+        if cols == self._columns:
+            return
+        self._columns = cols
+        self._x = np.repeat(np.linspace(-WAVEFORM_WINDOW_S, 0, cols), 2)
+        self._y = np.zeros(2 * cols)
+        self._mins = np.zeros(cols, dtype=np.float32)
+        self._maxs = np.zeros(cols, dtype=np.float32)
+        self._rate = 0  # the sample buffer is a whole number of samples per column: made again
+        self._drawn = None
+        if self._last is not None:
+            self.update_from(self._last)
+        else:
+            self.curve.set_points(self._x, self._y)
+
     def _ensure_buffer(self, rate: int) -> None:
         if rate != self._rate:
-            per_col = max(1, int(WAVEFORM_WINDOW_S * rate) // WAVEFORM_COLUMNS)
-            self._samples = np.zeros(per_col * WAVEFORM_COLUMNS, dtype=np.float32)
+            per_col = max(1, int(WAVEFORM_WINDOW_S * rate) // self._columns)
+            self._samples = np.zeros(per_col * self._columns, dtype=np.float32)
             self._rate = rate
 
     def update_from(self, snap: Snapshot) -> None:
-        self._ensure_buffer(snap.sample_rate or 24000)
+        self._last = snap
+        rate = snap.sample_rate or 24000
+        key = (snap.started, rate, self._columns)
+        if key == self._drawn and np.array_equal(snap.waveform, self._drawn_samples):
+            return  # nothing was played since the last frame: the same picture (comparing costs ~30 us)
+        self._drawn = key
+        self._drawn_samples = snap.waveform
+        self._ensure_buffer(rate)
         buf = self._samples
         recent = snap.waveform[-len(buf):]
         pad = len(buf) - len(recent)
         buf[:pad] = 0.0  # fewer samples than the window: the left part is silence, the audio scrolls in
         buf[pad:] = recent
-        blocks = buf.reshape(WAVEFORM_COLUMNS, -1)
+        blocks = buf.reshape(self._columns, -1)
         np.min(blocks, axis=1, out=self._mins)
         np.max(blocks, axis=1, out=self._maxs)
         self._y[0::2] = self._mins
         self._y[1::2] = self._maxs
-        self.curve.setData(self._x, self._y, skipFiniteCheck=True)
+        self.curve.set_points(self._x, self._y)
         self.peak = float(max(self._maxs.max(initial=0.0), -self._mins.min(initial=0.0)))
         self.updates += 1
 
     def clear_plot(self) -> None:
+        self._last = None
+        self._drawn = None
         self._y[:] = 0.0
-        self.curve.setData(self._x, self._y, skipFiniteCheck=True)
+        self.curve.set_points(self._x, self._y)
         self.peak = 0.0
 
 
-class BufferPlot(pg.PlotWidget):
+class BufferPlot(GridPlot):
     """Milliseconds of audio buffered over time, with the prebuffer threshold, the max buffer, the moment
     playback started and every underrun."""
 
@@ -176,10 +262,12 @@ class BufferPlot(pg.PlotWidget):
         item.getAxis("bottom").setLabel("s since Speak")
         self.setMinimumHeight(120)
         self._item = item
-        self.curve = item.plot(pen=_BUFFER_PEN)
-        # The history can hold thousands of points; let pyqtgraph peak-downsample to the pixels shown.
-        self.curve.setDownsampling(auto=True, method="peak")
-        self.curve.setClipToView(True)
+        # The history can hold thousands of points: drawn with at most a min and a max per pixel column.
+        self.curve = Polyline(_BUFFER_PEN)
+        item.addItem(self.curve, ignoreBounds=True)
+        self._drawn: tuple | None = None  # what the plot shows now: a snapshot that shows the same is skipped
+        self._drawn_end: tuple[float, tuple] | None = None  # (last point's time, what must match to draw only past it)
+        self._underruns_drawn = 0
         self.prebuffer_line = pg.InfiniteLine(angle=0, pen=_PREBUFFER_PEN, movable=False,
                                               label="prebuffer", labelOpts={"position": 0.08, "color": "#ffb74d",
                                                                           "anchors": [(0, 1), (0, 1)]})
@@ -191,12 +279,17 @@ class BufferPlot(pg.PlotWidget):
         self.underruns = pg.ScatterPlotItem(symbol="t", size=10, pen=None, brush=pg.mkBrush("#ef5350"))
         for obj in (self.prebuffer_line, self.max_line, self.play_line, self.underruns):
             item.addItem(obj, ignoreBounds=True)
+        # Text and markers are repainted whenever the curve under them is: as cached pixmaps that costs a copy,
+        # not a text layout (profiled: the legend and labels were a large part of a frame).
+        for obj in (self.prebuffer_line.label, self.max_line.label, self.play_line.label, self.underruns):
+            obj.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         # The numbers go in a small legend, not the title: a title long enough to hold them was cut off at
         # the default window size. The samples are stand-ins drawn with the markers' pens (a legend cannot
         # draw an InfiniteLine); they are never added to the plot.
         self.legend = pg.LegendItem(offset=(-4, 4), labelTextSize="8pt", labelTextColor="#dddddd",
                                     brush=pg.mkBrush(0, 0, 0, 170), verSpacing=-6)
         self.legend.setParentItem(item.getViewBox())
+        self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self._legend_samples = {
             "prebuffer": pg.PlotDataItem(pen=_PREBUFFER_PEN),
             "max": pg.PlotDataItem(pen=_MAX_PEN),
@@ -224,9 +317,15 @@ class BufferPlot(pg.PlotWidget):
             self.play_line.hide()
 
     def update_from(self, snap: Snapshot) -> None:
-        self._show_markers(True)
         t, ms = snap.history_t, snap.history_ms
-        self.curve.setData(t, ms, skipFiniteCheck=True)
+        t_end = float(t[-1]) if len(t) else 0.0
+        columns = max(MIN_COLUMNS, min(int(self._item.getViewBox().width()), MAX_COLUMNS))
+        key = (snap.started, len(t), t_end, snap.prebuffer_ms, snap.max_buffer_ms, snap.play_started_s,
+               snap.underrun_episodes, columns)
+        if key == self._drawn:
+            return  # nothing new: the same picture
+        self._drawn = key
+        self._show_markers(True)
         self.points = len(t)
         top_data = float(ms.max()) if len(ms) else 0.0
         self.prebuffer_line.setPos(snap.prebuffer_ms)
@@ -238,18 +337,31 @@ class BufferPlot(pg.PlotWidget):
             top = snap.max_buffer_ms * 1.08
         else:
             top = _step_up(top)  # ranges move in steps: every change redraws the (cached) axes
-        t_end = float(t[-1]) if len(t) else 0.0
-        x_end = max(2.0, math.ceil(t_end * 1.05))
+        x_end = max(2.0, _step_up(t_end * 1.05, _X_STEPS))
         if (top, x_end) != self._ranges:
             self._ranges = (top, x_end)
             self._item.setYRange(0, top, padding=0)
             self._item.setXRange(0, x_end, padding=0)
+            self.curve.set_bounds(QRectF(0, 0, x_end, top))
+        xs, ys = peak_columns(t, ms, x_end, columns)
+        # The curve only grows at its right end: unless the range, the width or the decimation changed, only
+        # the strip from the previous last point on is repainted (the rest of the plot is left as it is).
+        shape = (snap.started, self._ranges, columns, len(xs) == len(t))
+        dirty = None
+        if self._drawn_end is not None and self._drawn_end[1] == shape:
+            column_s = x_end / columns
+            start = self._drawn_end[0] - 2 * column_s
+            dirty = QRectF(start, 0, x_end - start, top)
+        self.curve.set_points(xs, ys, dirty)
+        self._drawn_end = (t_end, shape)
         if snap.play_started_s is not None:
             self.play_line.setPos(snap.play_started_s)
             self.play_line.show()
         else:
             self.play_line.hide()
-        self.underruns.setData(x=snap.underrun_t, y=np.zeros(len(snap.underrun_t)))
+        if len(snap.underrun_t) != self._underruns_drawn:
+            self.underruns.setData(x=snap.underrun_t, y=np.zeros(len(snap.underrun_t)))
+            self._underruns_drawn = len(snap.underrun_t)
         self._set_legend(prebuffer=f"prebuffer {snap.prebuffer_ms:.0f} ms", max=f"max {snap.max_buffer_ms / 1000:g} s",
                          underruns=f"underruns {snap.underrun_episodes}")
         self.updates += 1
@@ -276,8 +388,11 @@ class BufferPlot(pg.PlotWidget):
 
     def clear_plot(self) -> None:
         self._ranges = None
-        self.curve.setData([], [])
+        self._drawn = None
+        self._drawn_end = None
+        self.curve.set_points(np.zeros(0), np.zeros(0))
         self.underruns.setData(x=[], y=[])
+        self._underruns_drawn = 0
         self.play_line.hide()
         self.points = 0
 

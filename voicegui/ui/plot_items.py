@@ -1,0 +1,87 @@
+"""A cheap pyqtgraph item for the live plots: a polyline whose points numpy writes straight into Qt's memory.
+
+Threads: GUI thread only (it is a QGraphicsItem).
+
+Why not a PlotDataItem: at 30 frames a second a PlotDataItem's ``setData`` (data checks, bounds, downsampling,
+a new QPainterPath) and its Python ``boundingRect`` (numpy reductions over the data, asked several times per
+paint) were a large part of the window's CPU while speaking (profiled). This item's bounds are whatever its
+owner says they are (the plot's fixed range), its points live in one QPolygonF that is reused while the point
+count stays the same, and ``paint`` is one ``drawPolyline``. The owner decides how many points there are, which
+is at most a couple per pixel column (see ``peak_columns``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QPainter, QPen, QPolygonF
+from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
+
+
+class Polyline(pg.GraphicsObject):
+    """A polyline in data coordinates; ``set_points`` replaces the points and repaints (all, or a part)."""
+
+    def __init__(self, pen: QPen) -> None:
+        super().__init__()
+        self._pen = pen
+        self._poly = QPolygonF()
+        self._xy = np.zeros((0, 2))
+        self._bounds = QRectF()
+
+    def set_bounds(self, rect: QRectF) -> None:
+        """The area the points stay in (the plot's view range): what Qt repaints and culls by."""
+        if rect != self._bounds:
+            self.prepareGeometryChange()
+            self._bounds = QRectF(rect)
+
+    def set_points(self, x: np.ndarray, y: np.ndarray, dirty: QRectF | None = None) -> None:
+        """Draw these points; `dirty` (data coordinates) limits the repaint to where something changed."""
+        n = len(x)
+        if n == 0:  # an empty QPolygonF has no memory to view (numpy sees a read-only null buffer)
+            self._poly = QPolygonF()
+            self._xy = np.zeros((0, 2))
+        elif n != len(self._xy):
+            self._poly = pg.functions.create_qpolygonf(n)
+            self._xy = pg.functions.ndarray_from_qpolygonf(self._poly)
+        if n:
+            self._xy[:, 0] = x
+            self._xy[:, 1] = y
+        if dirty is None:
+            self.update()
+        else:
+            self.update(dirty)
+
+    def points(self) -> int:
+        return len(self._xy)
+
+    def getData(self) -> tuple[np.ndarray, np.ndarray]:  # pyqtgraph's name, as PlotDataItem has it
+        return self._xy[:, 0].copy(), self._xy[:, 1].copy()
+
+    def boundingRect(self) -> QRectF:  # Qt's name
+        return self._bounds
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        if len(self._xy) > 1:
+            painter.setPen(self._pen)
+            painter.drawPolyline(self._poly)
+
+
+def peak_columns(t: np.ndarray, v: np.ndarray, t_end: float, columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """At most two points per column of [0, t_end] (its min and its max, in time order), the first and last
+    point added: a curve of any length drawn with no more points than the plot has pixels, peaks intact."""
+    if len(t) <= 2 * columns or t_end <= 0:
+        return t, v
+    col = np.minimum((t * (columns / t_end)).astype(np.intp), columns - 1)
+    starts = np.flatnonzero(np.r_[True, col[1:] != col[:-1]])
+    lo = np.minimum.reduceat(v, starts)
+    hi = np.maximum.reduceat(v, starts)
+    # each column's min then max at its first point's time, so the line goes down and up within its column
+    out_t = np.empty(2 * len(starts) + 1)
+    out_v = np.empty(2 * len(starts) + 1)
+    out_t[:-1] = np.repeat(t[starts], 2)
+    out_v[0:-1:2] = lo
+    out_v[1:-1:2] = hi
+    out_t[-1] = t[-1]
+    out_v[-1] = v[-1]
+    return out_t, out_v
