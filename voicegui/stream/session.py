@@ -30,7 +30,6 @@ import logging
 import threading
 import time
 from bisect import bisect_right
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -40,6 +39,7 @@ from voicegui.decode.stream_decoder import DecodeError, StreamDecoder, create_de
 from voicegui.formats import PCM_RATE, announced_pcm_format
 from voicegui.limits import MAX_ORIGINAL_BYTES
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
+from voicegui.stream.level_history import LevelHistory
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.output import AudioOutput, OutputConfig, OutputError, OutputKeeper, device_sample_rate
 from voicegui.stream.prebuffer import PrebufferPolicy
@@ -120,7 +120,7 @@ class SpeakSession:
         self.fetch_marks = FetchMarks(request_sent=None, headers=None, first_byte=None)
         self.state = "starting"
         self._lock = threading.Lock()
-        self._history: deque[tuple[float, float]] = deque(maxlen=_HISTORY_POINTS)
+        self._history = LevelHistory(_HISTORY_POINTS)
         self._waveform = np.zeros(0, dtype=np.float32)
         self._played_chunks: list[np.ndarray] = []
         # The response bodies as received, one per request (only with keep_original), at most
@@ -305,7 +305,7 @@ class SpeakSession:
         out = self._output
         rate = self.sample_rate or OPENAI_SAMPLE_RATE
         with self._lock:
-            hist = np.array(self._history, dtype=np.float64).reshape(-1, 2)
+            hist_t, hist_ms = self._history.arrays()
             waveform = self._waveform.copy()
         underruns = 0 if out is None else min(out.underrun_episodes, len(out.underrun_times))
         starts = tuple(self._piece_starts)
@@ -317,8 +317,8 @@ class SpeakSession:
             buffered_ms=0.0 if self._ring is None else self._ring.available / rate * 1000,
             prebuffer_ms=0.0 if self._policy is None else self._policy.threshold_s() * 1000,
             max_buffer_ms=self.options.max_buffer_s * 1000,
-            history_t=hist[:, 0] - self.started,
-            history_ms=hist[:, 1],
+            history_t=hist_t - self.started,
+            history_ms=hist_ms,
             play_started_s=None if out is None or out.play_started_at is None else out.play_started_at - self.started,
             underrun_t=np.zeros(0) if out is None else out.underrun_times[:underruns] - self.started,
             waveform=waveform,
@@ -499,7 +499,7 @@ class SpeakSession:
 
     def _record_level(self) -> None:
         with self._lock:
-            self._history.append((time.monotonic(), self._rng.available / self._rate * 1000))
+            self._history.append(time.monotonic(), self._rng.available / self._rate * 1000)
 
     def _drain_played(self) -> None:
         played = self._played
