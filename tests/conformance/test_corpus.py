@@ -23,14 +23,7 @@ CONTENT_TYPE = {"mp3": "audio/mpeg", "flac": "audio/flac", "opus": "audio/ogg", 
                 "wav": "audio/wav"}
 # Cases voicegui does not play right yet, each with the gap; strict, so a fix turns them red until removed.
 # (Another branch is building back-to-back segments in voicegui/decode.)
-GAPS = {
-    "b2b-wav": "app gap: back-to-back wav: only the first file plays; the second file's RIFF header and "
-               "samples are dropped without an error or warning (completed=true)",
-    "b2b-flac": "app gap: back-to-back flac: the second file is dropped without an error or warning, and the "
-                "first file's last (short) frame is lost too, as the framer waits for a next frame header",
-    "b2b-mp3": "app gap: back-to-back mp3: ~84 ms (2016 samples at 24 kHz) too much between the files: the "
-               "second file's LAME Info frame and encoder delay are played instead of skipped",
-}
+GAPS: dict[str, str] = {}
 
 
 # Plays at once: a play mostly waits (for the audio to pass in real time, for Python to start), and what
@@ -132,9 +125,6 @@ def test_corpus_files_have_what_their_names_say(served):
     assert body.count(b"OpusHead") == 2
 
 
-@pytest.mark.xfail(strict=True, reason="app gap: voicegui skips the encoder delay a LAME Info frame records but "
-                   "plays the end padding it also records (335 samples = 14 ms here), which FFmpeg trims; within "
-                   "the one-frame tolerance above, but not gapless")
 def test_lame_end_padding_is_trimmed(served, tmp_path: Path):
     root, server = served
     case = next(c for c in corpus.CASES if c.name == "lame-cbr")

@@ -34,10 +34,7 @@ REFUSES = {
        for f in FORMATS if f != "wav"},
 }
 # (server, format) -> the voicegui gap that makes the case fail; strict, so a fix turns it red until removed.
-GAPS = {
-    (OVOS_TTS_SERVER.name, "aac"): "app gap: voicegui says the server's HTTP 500 in one sentence but names no "
-                                   "setting that fixes it (another --format): the server's own text names none",
-}
+GAPS: dict[tuple[str, str], str] = {}
 
 
 def _params():

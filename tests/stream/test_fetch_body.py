@@ -165,3 +165,74 @@ async def test_a_strict_server_refusing_stream_says_how_to_stop_sending_it(local
                         "--stream-field off).")
     err = await _fail(_req(url, extra_body={"seed": 1}))
     assert str(err).endswith("seed: Extra inputs are not permitted.")
+
+
+def strict_like_tts_daemon(bodies: list[dict]) -> web.Application:
+    """Like tts-daemon 0.3.0 (pydantic extra="forbid"): any field it does not know is a 422; otherwise pcm."""
+
+    async def speech(request: web.Request) -> web.Response:
+        body = await request.json()
+        bodies.append(body)
+        extra = [k for k in body if k not in ("model", "input", "voice", "response_format", "speed")]
+        if extra:
+            return web.json_response({"detail": [{"type": "extra_forbidden", "loc": ["body", k],
+                                                  "msg": "Extra inputs are not permitted", "input": body[k]}
+                                                 for k in extra]}, status=422)
+        return web.Response(body=PCM, content_type="audio/pcm")
+
+    app = web.Application()
+    app.router.add_post("/v1/audio/speech", speech)
+    return app
+
+
+async def test_the_default_stream_field_is_dropped_for_a_server_that_refuses_it(local_app, caplog):
+    """voicegui's own guess ("stream": true to servers other than OpenAI) must not break a strict server: asked
+    again without it, once, with a warning, and not sent to that server again in this process."""
+    bodies: list[dict] = []
+    url = await local_app(strict_like_tts_daemon(bodies))
+    marks = FetchMarks()
+    got = bytearray()
+
+    async def on_chunk(b: bytes) -> None:
+        got.extend(b)
+
+    await fetch_speech(_req(url, extra_body={"stream": True}, stream_field_auto=True), marks, on_chunk)
+    assert [("stream" in b) for b in bodies] == [True, False]
+    assert bytes(got) == PCM and marks.stream_field_dropped
+    assert 'refuses the "stream" field' in caplog.text
+    bodies.clear()
+    again = FetchMarks()
+    await fetch_speech(_req(url, extra_body={"stream": True}, stream_field_auto=True), again, on_chunk)
+    assert [("stream" in b) for b in bodies] == [False] and again.stream_field_dropped
+
+
+async def test_a_field_of_the_users_refused_with_stream_is_still_reported(local_app):
+    """Only the default "stream" goes; the user's lang_code stays and its refusal is the error."""
+    bodies: list[dict] = []
+    url = await local_app(strict_like_tts_daemon(bodies))
+    err = await _fail(_req(url, extra_body={"stream": True, "lang_code": "a"}, stream_field_auto=True))
+    assert str(err).endswith("lang_code: Extra inputs are not permitted.")
+    assert [sorted(k for k in b if k in ("stream", "lang_code")) for b in bodies] == [["lang_code", "stream"],
+                                                                                      ["lang_code"]]
+
+
+async def test_the_users_own_stream_field_is_never_dropped(local_app):
+    bodies: list[dict] = []
+    url = await local_app(strict_like_tts_daemon(bodies))
+    err = await _fail(_req(url, extra_body={"stream": True}, stream_field_auto=False))
+    assert err.status == 422 and "--stream-field off" in str(err)
+    assert len(bodies) == 1
+
+
+async def test_a_server_500_names_the_settings_that_can_help(local_app):
+    """ovos-tts-server answers aac with a bare HTTP 500: the sentence says which settings to change."""
+
+    async def broken(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="Internal Server Error")
+
+    app = web.Application()
+    app.router.add_post("/v1/audio/speech", broken)
+    url = await local_app(app)
+    err = await _fail(_req(url, response_format="aac"))
+    assert err.kind == "server" and "HTTP 500" in str(err)
+    assert "try another format (--format, the Format picker) or voice" in str(err)

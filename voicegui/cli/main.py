@@ -220,6 +220,7 @@ def run_speak(args: argparse.Namespace) -> int:
             chunk_bytes=args.chunk_bytes, timeout_s=args.timeout_s, stream_format=args.stream_format,
             voice_object=voice_object,
             extra_body=request_extra_body(send_stream, args.lang_code, args.extra_body),
+            stream_field_auto=send_stream and args.stream_field is None,
         )
         options = SpeakOptions(
             request=request, continuation=tuple(dataclasses.replace(request, text=p) for p in pieces[1:]),

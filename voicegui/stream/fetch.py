@@ -44,6 +44,7 @@ listed for callers that want to report a user's Stop in the same terms, fetch_sp
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import ipaddress
 import logging
@@ -87,6 +88,10 @@ class SpeechRequest:
     extra_body: dict[str, Any] = field(default_factory=dict)
     # Send the voice as {"id": voice} (OpenAI's custom voices) instead of a name.
     voice_object: bool = False
+    # The "stream" field in extra_body is voicegui's default guess, not the user's choice: a strict server that
+    # refuses the field (pydantic extra="forbid", e.g. tts-daemon) gets the request again without it, once,
+    # with a warning (FetchMarks.stream_field_dropped), and that server is not sent it again in this process.
+    stream_field_auto: bool = False
 
 
 @dataclass
@@ -102,6 +107,8 @@ class FetchMarks:
     # output_tokens, total_tokens), and whether the server answered with plain audio instead of events.
     usage: dict[str, Any] | None = None
     sse_ignored: bool = False
+    # The server refused the default "stream": true field; the request was sent again without it.
+    stream_field_dropped: bool = False
 
 
 class FetchError(Exception):
@@ -285,7 +292,7 @@ def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
     where = f"{req.base_url}"
     if status == 422 and isinstance(exc.body, dict) and _validation_errors(exc.body.get("detail")) is not None:
         hint = ""
-        if "stream" in req.extra_body and re.search(r"(^|; )stream:", server or ""):
+        if "stream" in req.extra_body and refuses_stream_field(server):
             # a strict server (pydantic extra="forbid") that has no such field
             hint = (" Stop sending \"stream\" (the provider's 'Ask the server to stream': no; --stream-field "
                     "off).")
@@ -317,6 +324,11 @@ def _status_error(exc: openai.APIStatusError, req: SpeechRequest) -> FetchError:
         kind, msg = "server", f"The server at {where} failed (HTTP {status})."
     else:
         kind, msg = "http", f"The server at {where} answered HTTP {status}."
+    if kind == "server" and status in (500, 501):
+        # Seen: a server that cannot make one of the formats it lists (ovos-tts-server's aac: HTTP 500).
+        # Its own text rarely says what to change; these are the settings that can.
+        says += (f" It may not be able to make {req.response_format} with voice '{req.voice}': try another format "
+                 f"(--format, the Format picker) or voice.")
     return FetchError(kind, msg + says, status=status, server_message=server)
 
 
@@ -383,8 +395,46 @@ def _event_reader(req: SpeechRequest, marks: FetchMarks) -> SpeechEvents | None:
     return None
 
 
+def refuses_stream_field(server_message: str | None) -> bool:
+    """Whether a 422's message (as _validation_errors words it: "loc: msg; ...") refuses the "stream" field."""
+    return re.search(r"(^|; )stream:", server_message or "") is not None
+
+
+# Base URLs that refused the default "stream" field in this process (bounded: a user talks to few servers).
+_NO_STREAM_FIELD: set[str] = set()
+_NO_STREAM_FIELD_MAX = 64
+
+
 async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[[bytes], Awaitable[None]]) -> int:
     """Stream one speech response into `on_chunk`; return the number of audio bytes delivered.
+
+    A strict server that refuses voicegui's default `"stream": true` (`req.stream_field_auto`) is asked once
+    more without it, with a warning; the user's own choice (`--stream-field on`) is never dropped.
+    """
+    if req.stream_field_auto and "stream" in req.extra_body and req.base_url in _NO_STREAM_FIELD:
+        req = _without_stream_field(req)
+        marks.stream_field_dropped = True
+    try:
+        return await _fetch_once(req, marks, on_chunk)
+    except FetchError as exc:
+        if not (req.stream_field_auto and "stream" in req.extra_body and exc.status == 422
+                and exc.bytes_received == 0 and refuses_stream_field(exc.server_message)):
+            raise
+        log.warning("the server at %s refuses the \"stream\" field (%s); asking again without it",
+                    req.base_url, exc.server_message)
+        if len(_NO_STREAM_FIELD) < _NO_STREAM_FIELD_MAX:
+            _NO_STREAM_FIELD.add(req.base_url)
+        marks.stream_field_dropped = True
+        return await _fetch_once(_without_stream_field(req), marks, on_chunk)
+
+
+def _without_stream_field(req: SpeechRequest) -> SpeechRequest:
+    body = {k: v for k, v in req.extra_body.items() if k != "stream"}
+    return dataclasses.replace(req, extra_body=body, stream_field_auto=False)
+
+
+async def _fetch_once(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[[bytes], Awaitable[None]]) -> int:
+    """One request: fetch_speech without the retry.
 
     Raises FetchError on every network/HTTP failure (after delivering whatever arrived), lets exceptions
     from on_chunk and asyncio.CancelledError through unchanged, and always closes the connection and client.

@@ -311,6 +311,11 @@ class ProviderPanel(QGroupBox):
         return request_extra_body(self.profile().send_stream, self.server.lang_code_value(),
                                   self.server.extra_body_value())
 
+    def stream_field_auto(self) -> bool:
+        """The "stream" field sent is the profile's default, not the user's choice (stream/fetch.py may drop it
+        for a server that refuses it)."""
+        return self.profile().send_stream and self.server.stream_is_detected()
+
     def pcm_rate(self) -> int | None:
         """The raw-pcm rate: the user's override, else what /models says for this model (None: the response's
         headers decide, else 24 kHz)."""

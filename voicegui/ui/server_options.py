@@ -226,6 +226,11 @@ class ServerOptions(QWidget):
         """The stored extra JSON body (only valid text is ever stored)."""
         return parse_extra_body(self._settings.options_for(self._provider).get("extra_body", ""))
 
+    def stream_is_detected(self) -> bool:
+        """Whether the "stream" flag is left "as detected" (voicegui's guess, which a strict server may refuse and
+        then is dropped), not the user's own yes/no."""
+        return STREAM_CHOICES[self.stream.currentIndex()][1] is None
+
     def lang_code_value(self) -> str:
         return str(self._settings.options_for(self._provider).get("lang_code", "") if self._profile.lang_code
                    else "")

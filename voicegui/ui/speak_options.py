@@ -49,6 +49,7 @@ def speak_options(provider: ProviderPanel, tuning: Tuning, text: str, voice: str
         instructions=provider.instructions_value(),
         chunk_bytes=tuning.chunk_bytes,
         extra_body=extra_body,
+        stream_field_auto=provider.stream_field_auto(),
         voice_object=voice_object,
     ) for piece in pieces]
     # One session for all pieces: fetched one after another into the same ring and device (gapless).
