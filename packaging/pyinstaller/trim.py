@@ -10,13 +10,14 @@ Analysis's TOCs (lists of (name in the bundle, source path, kind)), so nothing i
   provide (GLib, D-Bus, fontconfig/FreeType, libX11/libxcb and the xcb helpers, xkbcommon): one copy, the
   system's, matching the desktop it runs on.
 - `strip_binaries`: symbol tables and debug info off (libpython alone drops from 22 to 5.5 MB), where safe.
-- `stub_libraries`: PyAV's wheel links libavcodec against video codec libraries (x265, x264, SVT-AV1, libvpx,
-  dav1d, WebP, VPL, opencore-amr) and libavformat against GnuTLS (network protocols): ~40 MB voicegui never
-  uses, since it only encodes and decodes audio in memory. The dynamic loader still wants each file, so each
-  is replaced by a stub built here with binutils (as, ld): same soname and symbol versions, and every symbol
-  the bundle's files take from the library defined. FFmpeg asks a few of them for their capabilities while it
-  builds its codec table (`BENIGN`): those return 0 (no capability, no API). Any other call writes one line
-  naming the library and function to stderr and ends the process with status 70: never a silent wrong answer.
+- `stub_libraries`: PyAV's wheel links libavcodec against video codec libraries (x265, x264, SVT-AV1, libvpx, dav1d,
+  WebP, VPL, opencore-amr), libavformat against GnuTLS (network protocols) and libavdevice against ALSA and X11
+  capture: ~42 MB voicegui never uses, since it only encodes and decodes audio in memory. The dynamic loader still
+  wants each file, so each is replaced by a stub built here with binutils (as, ld): same soname and symbol versions,
+  and every symbol the bundle's files take from the library defined. FFmpeg asks a few of them for their
+  capabilities while it builds its codec table (`BENIGN`): those return 0 (no capability, no API). Any other call
+  writes one line naming the library and function to stderr and ends the process with status 70: never a silent
+  wrong answer.
 
 `prune_orphans` then drops every library that only dropped or stubbed files needed, transitively.
 """
@@ -61,9 +62,12 @@ SYSTEM_LIBRARIES = {
 _SYSTEM_SONAMES = frozenset(name for names in SYSTEM_LIBRARIES.values() for name in names)
 
 # PyAV's vendored copies (auditwheel's 8-hex-digit tag) of libraries only video codecs and TLS need.
+# The last group serves only libavdevice's capture and playback devices (ALSA, X11 grabbing, KMS) and libavutil's
+# DRM hardware frames: voicegui plays through PortAudio, which brings its own system libasound.
 STUBBED = re.compile(
     r"^(libx265|libx264|libSvtAv1Enc|libvpx|libdav1d|libwebp|libwebpmux|libsharpyuv|libvpl|libopencore-amrnb"
-    r"|libopencore-amrwb|libgnutls)-[0-9a-f]{8}\.so(\.\d+)*$")
+    r"|libopencore-amrwb|libgnutls"
+    r"|libasound|libxcb|libxcb-shape|libxcb-shm|libxcb-xfixes|libXau|libdrm)-[0-9a-f]{8}\.so(\.\d+)*$")
 
 # Called while libavcodec builds its codec table (init_static_data of its libx265 and libvpx-vp9 encoders), in
 # every process that decodes or encodes anything: they must answer "nothing" (a NULL API, no capabilities)
@@ -267,3 +271,116 @@ def strip_binaries(binaries: Toc, out_dir: Path) -> tuple[Toc, list[str]]:
             unsafe.append(name)
             out.append((name, src, kind))
     return out, unsafe
+
+
+# ICU's data (libicudata, 32 MB, which Qt Core links): Qt uses ICU for case mapping, collation (sorting in
+# file dialogs), text boundaries and, on request, legacy text encodings; its locale names and formats come from
+# Qt's own CLDR tables. Kept: the core tables (*.icu, *.nrm, *.spp, *.cfu), collation and break rules, and of
+# the per-locale bundles only root and English (ICU falls back to root for any other locale: a German user
+# gets root collation, which sorts German correctly) and the time zone names (Qt's time zone display names).
+# Dropped: the legacy codepage converters (*.cnv; UTF-8/16/32, Latin-1 and ASCII are built into ICU's code),
+# the CJK/Thai/Khmer/Lao/Burmese word dictionaries, transliterators, spelled-out number rules, Unicode
+# character names, the names of languages, regions, currencies and units (Qt has its own), and the other
+# ~800 locales' bundles.
+ICU_DROPPED_TREES = ("translit", "rbnf", "curr", "unit", "lang", "region")
+ICU_DROPPED_FILES = {"unames.icu"}
+ICU_KEPT_BUNDLES = {"root.res", "pool.res", "res_index.res", "en.res"}
+_ICU_LOCALE_BUNDLE = re.compile(r"^[a-z]{2,3}(_[A-Za-z0-9_]+)?\.res$")
+
+
+def keep_icu_item(name: str) -> bool:
+    """Whether one item of ICU's common data ("icudt73l/coll/root.res") stays (see above)."""
+    parts = name.split("/")[1:]
+    leaf = parts[-1]
+    if leaf.endswith((".cnv", ".dict")) or leaf in ICU_DROPPED_FILES or (
+            len(parts) > 1 and parts[0] in ICU_DROPPED_TREES):
+        return False
+    return leaf in ICU_KEPT_BUNDLES or not _ICU_LOCALE_BUNDLE.match(leaf)
+
+
+def _icu_blob(path: str) -> tuple[str, bytes]:
+    """The data symbol's name and its bytes (ICU's "common data": header, table of contents, items)."""
+    syms = subprocess.run(["readelf", "--dyn-syms", "-W", path], capture_output=True, text=True, check=True)
+    found = re.search(r"^\s*\d+:\s+([0-9a-f]+)\s+(\S+)\s+OBJECT\s+GLOBAL\s+\S+\s+\d+\s+(icudt\d+_dat)\s*$",
+                      syms.stdout, re.M)
+    if found is None:
+        raise SystemExit(f"trim.py: {path} has no icudt*_dat symbol; not the ICU data library this expects")
+    addr, size, symbol = int(found.group(1), 16), int(found.group(2), 0), found.group(3)
+    heads = subprocess.run(["readelf", "-l", "-W", path], capture_output=True, text=True, check=True)
+    for line in heads.stdout.splitlines():
+        fields = line.split()
+        if fields[:1] == ["LOAD"]:
+            offset, vaddr, filesz = int(fields[1], 16), int(fields[2], 16), int(fields[4], 16)
+            if vaddr <= addr and addr + size <= vaddr + filesz:
+                with open(path, "rb") as f:
+                    f.seek(offset + addr - vaddr)
+                    return symbol, f.read(size)
+    raise SystemExit(f"trim.py: {symbol} of {path} is in no loaded segment")
+
+
+def trim_icu_common_data(blob: bytes, keep: Callable[[str], bool]) -> tuple[bytes, list[str]]:
+    """ICU common data with only the items `keep` accepts; returns it and the names dropped.
+
+    Layout (ICU's udata.h and ucmndata.h): a header of `headerSize` bytes, then the table of contents (item
+    count, then per item the offsets of its name and its data, both from the start of the table), the names,
+    and each item 16-byte aligned. The order (sorted by name, for ICU's binary search) is kept.
+    """
+    header_size = int.from_bytes(blob[0:2], "little")
+    if blob[2:4] != b"\xda\x27" or blob[12:16] != b"CmnD":
+        raise SystemExit("trim.py: libicudata does not hold ICU common data (CmnD) as expected")
+    count = int.from_bytes(blob[header_size:header_size + 4], "little")
+    entries = []
+    for i in range(count):
+        at = header_size + 4 + 8 * i
+        entries.append((int.from_bytes(blob[at:at + 4], "little"), int.from_bytes(blob[at + 4:at + 8], "little")))
+    starts = sorted(data for _name, data in entries) + [len(blob) - header_size]
+    ends = {start: starts[i + 1] for i, start in enumerate(starts[:-1])}
+    items, dropped = [], []
+    for name_at, data_at in entries:
+        end = blob.index(b"\0", header_size + name_at)
+        name = blob[header_size + name_at:end].decode("ascii")
+        if keep(name):
+            items.append((name, blob[header_size + data_at:header_size + ends[data_at]]))
+        else:
+            dropped.append(name)
+    names = b"".join(name.encode("ascii") + b"\0" for name, _data in items)
+    toc_size = 4 + 8 * len(items)
+    name_offsets, at = [], toc_size
+    for name, _data in items:
+        name_offsets.append(at)
+        at += len(name) + 1
+    body = bytearray()
+    data_offsets = []
+    at = toc_size + len(names)
+    for _name, data in items:
+        pad = -(header_size + at) % 16
+        body += b"\0" * pad
+        at += pad
+        data_offsets.append(at)
+        body += data
+        at += len(data)
+    toc = len(items).to_bytes(4, "little") + b"".join(
+        n.to_bytes(4, "little") + d.to_bytes(4, "little") for n, d in zip(name_offsets, data_offsets, strict=True))
+    return blob[:header_size] + toc + names + bytes(body), dropped
+
+
+def trim_icu_library(path: str, out_dir: Path) -> tuple[Path, list[str]]:
+    """A libicudata with the same soname and data symbol, holding only what keep_icu_item keeps."""
+    symbol, blob = _icu_blob(path)
+    trimmed, dropped = trim_icu_common_data(blob, keep_icu_item)
+    soname = re.search(r"\(SONAME\)\s+Library soname: \[([^\]]+)\]",
+                       subprocess.run(["readelf", "-d", "-W", path], capture_output=True, text=True,
+                                      check=True).stdout)
+    if soname is None:
+        raise SystemExit(f"trim.py: {path} has no soname")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = out_dir / f"{symbol}.bin"
+    data.write_bytes(trimmed)
+    source = out_dir / f"{symbol}.s"
+    source.write_text(f'.section .rodata\n.globl {symbol}\n.type {symbol}, @object\n.balign 16\n{symbol}:\n'
+                      f'.incbin "{data}"\n.size {symbol}, {len(trimmed)}\n')
+    obj = out_dir / f"{symbol}.o"
+    lib = out_dir / Path(path).name
+    subprocess.run(["as", "--64", "-o", str(obj), str(source)], check=True)
+    subprocess.run(["ld", "-shared", "-soname", soname.group(1), "-o", str(lib), str(obj)], check=True)
+    return lib, dropped

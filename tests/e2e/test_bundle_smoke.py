@@ -20,6 +20,7 @@ import json
 import os
 import queue
 import subprocess
+import sys
 import threading
 import time
 import wave
@@ -160,6 +161,45 @@ def test_bundle_has_the_x11_and_offscreen_qt_platforms(bundle: Path) -> None:
     # What the trimmed bundle must no longer carry: the framebuffer/VNC platforms and Qt's translations.
     assert "libqvnc.so" not in present and "libqlinuxfb.so" not in present, present
     assert not (bundle.parent / "_internal" / "PySide6" / "Qt" / "translations").exists()
+
+
+# Run in a fresh interpreter: the bundle's ICU must not meet the test process's own Qt and ICU.
+ICU_CHECK = """
+import ctypes, sys
+internal, version = sys.argv[1], sys.argv[2]
+libs = [ctypes.CDLL(f"{internal}/libicu{name}.so.{version}", mode=ctypes.RTLD_GLOBAL)
+        for name in ("data", "uc", "i18n")]
+uc, i18n = libs[1], libs[2]
+def icu(lib, name, restype, *args):
+    fn = getattr(lib, f"{name}_{version}")
+    fn.restype = restype
+    status = ctypes.c_int(0)
+    out = fn(*args, ctypes.byref(status))
+    if status.value > 0:  # ICU: > 0 is an error, < 0 a warning (a fallback to root data, say)
+        raise SystemExit(f"{name}{args[:1]} failed with ICU status {status.value}")
+    return out
+for locale in (b"en_US", b"de_DE", b"tr_TR", b"ja_JP"):
+    assert icu(i18n, "ucol_open", ctypes.c_void_p, locale), locale
+for kind in range(4):  # character, word, line, sentence
+    assert icu(uc, "ubrk_open", ctypes.c_void_p, kind, b"en_US", None, 0), kind
+assert icu(uc, "ucnv_open", ctypes.c_void_p, b"UTF-8")
+text = (ctypes.c_uint16 * 2)(ord("i"), ord("s"))
+upper = (ctypes.c_uint16 * 8)()
+n = icu(uc, "u_strToUpper", ctypes.c_int32, upper, 8, text, 2, b"tr_TR")
+assert [chr(c) for c in upper[:n]] == ["\u0130", "S"], upper[:n]
+print("icu ok")
+"""
+
+
+def test_bundled_icu_still_collates_breaks_and_maps_case(bundle: Path) -> None:
+    # The spec keeps only part of ICU's data (trim.keep_icu_item): what Qt asks of ICU must still answer.
+    internal = bundle.parent / "_internal"
+    found = sorted(internal.glob("libicuuc.so.*"))
+    assert found, "no libicuuc in the bundle"
+    version = found[0].name.rsplit(".", 1)[-1]
+    res = subprocess.run([sys.executable, "-c", ICU_CHECK, str(internal), version], capture_output=True,
+                         text=True, timeout=60)
+    assert res.returncode == 0 and "icu ok" in res.stdout, res.stdout + res.stderr
 
 
 def test_bundle_plays_through_its_own_portaudio(bundle: Path, bundle_env: dict[str, str]) -> None:
