@@ -72,7 +72,8 @@ STUBBED = re.compile(
 # Called while libavcodec builds its codec table (init_static_data of its libx265 and libvpx-vp9 encoders), in
 # every process that decodes or encodes anything: they must answer "nothing" (a NULL API, no capabilities)
 # instead of failing. Found by running the bundle: any other call ends it, naming the function.
-BENIGN = {"x265_api_get_216", "vpx_codec_vp9_cx", "vpx_codec_get_caps"}
+# (x265's entry point carries its build number: x265_api_get_216.)
+BENIGN = re.compile(r"^(x265_api_get_\d+|vpx_codec_vp9_cx|vpx_codec_get_caps)$")
 
 STUB_EXIT_STATUS = 70
 
@@ -186,7 +187,7 @@ def build_stub(real: str, importers: Iterable[str], out_dir: Path) -> Path:
                     f"{name}:", f"  .zero {max(size, 1)}"]
             continue
         asm += [f".globl {name}", f".type {name}, @function", f"{name}:"]
-        if name in BENIGN:
+        if BENIGN.match(name):
             asm += ["  xor %eax, %eax", "  ret"]
             continue
         message = (f"voicegui: this build replaced {lib} by a stub (voicegui only handles audio), "
