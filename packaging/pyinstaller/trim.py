@@ -20,6 +20,8 @@ Analysis's TOCs (lists of (name in the bundle, source path, kind)), so nothing i
   wrong answer.
 
 `prune_orphans` then drops every library that only dropped or stubbed files needed, transitively.
+
+Threads: none of its own; it runs once, in the PyInstaller process that executes the spec.
 """
 
 from __future__ import annotations
