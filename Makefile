@@ -11,7 +11,8 @@ APT_RUNTIME := libportaudio2 espeak-ng xvfb xauth \
 	libgl1 libegl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1-3 \
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0 libxkbcommon-x11-0
 APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins desktop-file-utils appstream
-# PyInstaller (make dist) reads shared libraries with objdump and bundles the interpreter's libpython.
+# PyInstaller (make dist) reads shared libraries with objdump and bundles the interpreter's libpython; the spec's
+# trim step (packaging/pyinstaller/trim.py) uses binutils' readelf, strip, as and ld.
 APT_DIST = binutils $(PY_DEBIAN_LIBPYTHON)
 # The conformance suite's real encoders (lame, flac with metaflac, opusenc, ffmpeg, sox); ffmpeg is also
 # what two of the third-party servers (local-tts-studio, ovos-tts-server via pydub) transcode with.
@@ -51,7 +52,7 @@ dist: install system-packages-dist
 	@echo "==> Building the one-folder app in dist/voicegui (PyInstaller)"
 	$(PIP) install --quiet --disable-pip-version-check 'pyinstaller>=6.10,<7'
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller packaging/pyinstaller/voicegui.spec
-	@du -sh dist/voicegui
+	@echo "==> dist/voicegui: $$(du -sh dist/voicegui | cut -f1) on disk (du -sh), $$(du -s --si --apparent-size dist/voicegui | cut -f1)B of files; budget 250M (tests/e2e/test_bundle_smoke.py)"
 
 # Benchmarks play into a private PulseAudio null sink, as the tests do (no sound card needed), e.g.
 #   make bench BENCH_ARGS="--runs 10 --scenarios 3"     make bench BENCH_ARGS="--window"

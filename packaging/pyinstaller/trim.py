@@ -1,0 +1,389 @@
+"""What voicegui.spec leaves out of PyInstaller's collection, and the stubs it puts in place of FFmpeg's video codecs.
+
+Build-time only: voicegui.spec imports this module; the app never does. Four jobs, each a filter over the
+Analysis's TOCs (lists of (name in the bundle, source path, kind)), so nothing is deleted after the build:
+
+- `keep_qt_file`: of Qt's plugins, only what this app loads (the X11, Wayland and offscreen platforms with their
+  input-method, GL and Wayland shell/decoration helpers, the SVG icon engine and image format for the icons, the
+  desktop portal's file dialogs); none of Qt's translations (the window is English only).
+- `SYSTEM_LIBRARIES`: shared libraries that the Debian packages the README requires on the target already
+  provide (GLib, D-Bus, fontconfig/FreeType, libX11/libxcb and the xcb helpers, xkbcommon): one copy, the
+  system's, matching the desktop it runs on.
+- `strip_binaries`: symbol tables and debug info off (libpython alone drops from 22 to 5.5 MB), where safe.
+- `stub_libraries`: PyAV's wheel links libavcodec against video codec libraries (x265, x264, SVT-AV1, libvpx, dav1d,
+  WebP, VPL, opencore-amr), libavformat against GnuTLS (network protocols) and libavdevice against ALSA and X11
+  capture: ~42 MB voicegui never uses, since it only encodes and decodes audio in memory. The dynamic loader still
+  wants each file, so each is replaced by a stub built here with binutils (as, ld): same soname and symbol versions,
+  and every symbol the bundle's files take from the library defined. FFmpeg asks a few of them for their
+  capabilities while it builds its codec table (`BENIGN`): those return 0 (no capability, no API). Any other call
+  writes one line naming the library and function to stderr and ends the process with status 70: never a silent
+  wrong answer.
+
+`prune_orphans` then drops every library that only dropped or stubbed files needed, transitively.
+
+Threads: none of its own; it runs once, in the PyInstaller process that executes the spec.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+Toc = list[tuple[str, str, str]]
+
+QT_PREFIX = "PySide6/Qt/"
+QT_PLUGINS_KEPT = {
+    "platforms": {"libqxcb.so", "libqwayland.so", "libqoffscreen.so", "libqminimal.so"},
+    "platforminputcontexts": None,  # None: the whole folder (compose keys, IBus)
+    "xcbglintegrations": None,
+    "wayland-shell-integration": {"libxdg-shell.so"},
+    "wayland-decoration-client": None,
+    "wayland-graphics-integration-client": {"libqt-plugin-wayland-egl.so", "libshm-emulation-server.so"},
+    "iconengines": {"libqsvgicon.so"},
+    "imageformats": {"libqsvg.so"},
+    "platformthemes": {"libqxdgdesktopportal.so"},
+}
+
+# Sonames the Debian packages the README requires on the target provide (by package, with the libraries those
+# packages depend on): shipping a second, older copy of them only risks a clash with the desktop's own.
+SYSTEM_LIBRARIES = {
+    "libglib2.0-0": ("libglib-2.0.so.0", "libgobject-2.0.so.0", "libgio-2.0.so.0", "libgmodule-2.0.so.0",
+                     "libgthread-2.0.so.0"),
+    "libdbus-1-3": ("libdbus-1.so.3",),
+    "libfontconfig1": ("libfontconfig.so.1", "libfreetype.so.6"),
+    "libxkbcommon0, libxkbcommon-x11-0": ("libxkbcommon.so.0", "libxkbcommon-x11.so.0", "libxcb-xkb.so.1"),
+    "libgl1": ("libX11.so.6", "libxcb.so.1"),
+    "libxcb-cursor0, -icccm4, -image0, -keysyms1, -render-util0, -shape0": (
+        "libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxcb-image.so.0", "libxcb-keysyms.so.1",
+        "libxcb-render-util.so.0", "libxcb-shape.so.0", "libxcb-render.so.0", "libxcb-shm.so.0",
+        "libxcb-util.so.1"),
+}
+_SYSTEM_SONAMES = frozenset(name for names in SYSTEM_LIBRARIES.values() for name in names)
+
+# PyAV's vendored copies (auditwheel's 8-hex-digit tag) of libraries only video codecs and TLS need.
+# The last group serves only libavdevice's capture and playback devices (ALSA, X11 grabbing, KMS) and libavutil's
+# DRM hardware frames: voicegui plays through PortAudio, which brings its own system libasound.
+STUBBED = re.compile(
+    r"^(libx265|libx264|libSvtAv1Enc|libvpx|libdav1d|libwebp|libwebpmux|libsharpyuv|libvpl|libopencore-amrnb"
+    r"|libopencore-amrwb|libgnutls"
+    r"|libasound|libxcb|libxcb-shape|libxcb-shm|libxcb-xfixes|libXau|libdrm)-[0-9a-f]{8}\.so(\.\d+)*$")
+
+# Called while libavcodec builds its codec table (init_static_data of its libx265 and libvpx-vp9 encoders), in
+# every process that decodes or encodes anything: they must answer "nothing" (a NULL API, no capabilities)
+# instead of failing. Found by running the bundle: any other call ends it, naming the function.
+# (x265's entry point carries its build number: x265_api_get_216.)
+BENIGN = re.compile(r"^(x265_api_get_\d+|vpx_codec_vp9_cx|vpx_codec_get_caps)$")
+
+STUB_EXIT_STATUS = 70
+
+
+def keep_qt_file(name: str) -> bool:
+    """False for the Qt plugins and translations this app never loads (module docstring)."""
+    if not name.startswith(QT_PREFIX):
+        return True
+    rest = name[len(QT_PREFIX):].split("/")
+    if rest[0] == "translations":
+        return False
+    if rest[0] != "plugins" or len(rest) < 3:
+        return True
+    if rest[1] not in QT_PLUGINS_KEPT:
+        return False
+    kept = QT_PLUGINS_KEPT[rest[1]]
+    return kept is None or rest[-1] in kept
+
+
+def is_system_library(name: str) -> bool:
+    """True for a top-level library SYSTEM_LIBRARIES names (a wheel's own tagged copy, libxcb-5ddf6756.so, is not)."""
+    return name in _SYSTEM_SONAMES
+
+
+@functools.cache
+def needed(path: str) -> frozenset[str]:
+    """The DT_NEEDED sonames of one ELF file (empty for a file that is not one)."""
+    res = subprocess.run(["readelf", "-d", "-W", path], capture_output=True, text=True, check=False)
+    return frozenset(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", res.stdout))
+
+
+def prune_orphans(kept: Toc, dropped: Iterable[tuple[str, str, str]],
+                  needs: Callable[[str], frozenset[str]] = needed) -> tuple[Toc, list[str]]:
+    """Drop the top-level libraries of `kept` that only files in `dropped` needed, transitively.
+
+    A library nobody in the bundle names as NEEDED (sounddevice's dlopen'ed PortAudio, say) stays: only what a
+    dropped file pulled in is a candidate. Returns the new TOC and the names removed.
+    """
+    candidates: set[str] = set()
+    for _name, src, _kind in dropped:
+        candidates |= needs(src)
+    removed: list[str] = []
+    toc = list(kept)
+    while True:
+        wanted: set[str] = set()
+        for _name, src, _kind in toc:
+            wanted |= needs(src)
+        orphans = {name for name, _src, _kind in toc if "/" not in name and name in candidates - wanted}
+        if not orphans:
+            return toc, removed
+        for name, src, _kind in toc:
+            if name in orphans:
+                candidates |= needs(src)
+        removed += sorted(orphans)
+        toc = [entry for entry in toc if entry[0] not in orphans]
+
+
+def _dynamic_symbols(path: str) -> tuple[list[tuple[str, str, int, str | None]], str]:
+    """The defined dynamic symbols of a shared library (name, FUNC/OBJECT, size, version) and its soname."""
+    res = subprocess.run(["readelf", "--dyn-syms", "-d", "-W", path], capture_output=True, text=True, check=True)
+    soname = re.search(r"\(SONAME\)\s+Library soname: \[([^\]]+)\]", res.stdout)
+    if soname is None:
+        raise SystemExit(f"trim.py: {path} has no soname, so it cannot be stubbed")
+    symbols = []
+    for line in res.stdout.splitlines():
+        fields = line.split()
+        # Num: Value Size Type Bind Vis Ndx Name
+        if len(fields) < 8 or not fields[0].endswith(":") or fields[6] in ("UND", "ABS"):
+            continue
+        kind, bind, full = fields[3], fields[4], fields[7]
+        if bind not in ("GLOBAL", "WEAK") or kind not in ("FUNC", "IFUNC", "OBJECT"):
+            continue
+        if "@" in full and "@@" not in full:
+            continue  # an older, non-default version: nothing in the bundle links against it
+        name, _sep, version = full.partition("@@")
+        size = int(fields[2], 0)
+        symbols.append((name, "OBJECT" if kind == "OBJECT" else "FUNC", size, version or None))
+    return symbols, soname.group(1)
+
+
+def _imported_symbols(paths: Iterable[str]) -> set[str]:
+    """The undefined dynamic symbols of these ELF files (what they take from their NEEDED libraries)."""
+    out: set[str] = set()
+    for path in paths:
+        res = subprocess.run(["readelf", "--dyn-syms", "-W", path], capture_output=True, text=True, check=True)
+        for line in res.stdout.splitlines():
+            fields = line.split()
+            if len(fields) >= 8 and fields[0].endswith(":") and fields[6] == "UND":
+                out.add(fields[7].split("@")[0])
+    return out
+
+
+def build_stub(real: str, importers: Iterable[str], out_dir: Path) -> Path:
+    """Assemble and link the stub of one library for the files that import it; returns its path in out_dir.
+
+    Only the symbols those files take from it are defined (the rest of its API is unreachable).
+    """
+    exported, soname = _dynamic_symbols(real)
+    imported = _imported_symbols(importers)
+    symbols = [sym for sym in exported if sym[0] in imported]
+    lib = Path(real).name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    asm = [".text", "voicegui_stub_fail:",  # %rsi: the message, %rdx: its length
+           "  mov $2, %edi", "  mov $1, %eax", "  syscall",
+           f"  mov ${STUB_EXIT_STATUS}, %edi", "  mov $231, %eax", "  syscall", "  ud2"]
+    data = [".section .rodata"]
+    bss = [".bss"]
+    for i, (name, kind, size, _version) in enumerate(symbols):
+        if kind == "OBJECT":
+            bss += [f".globl {name}", ".balign 16", f".type {name}, @object", f".size {name}, {max(size, 1)}",
+                    f"{name}:", f"  .zero {max(size, 1)}"]
+            continue
+        asm += [f".globl {name}", f".type {name}, @function", f"{name}:"]
+        if BENIGN.match(name):
+            asm += ["  xor %eax, %eax", "  ret"]
+            continue
+        message = (f"voicegui: this build replaced {lib} by a stub (voicegui only handles audio), "
+                   f"but FFmpeg called {name}; see packaging/pyinstaller/trim.py\n")
+        data += [f"voicegui_msg_{i}: .ascii {_quote(message)}"]
+        asm += [f"  lea voicegui_msg_{i}(%rip), %rsi", f"  mov ${len(message)}, %edx", "  jmp voicegui_stub_fail"]
+    source = out_dir / f"{lib}.s"
+    source.write_text("\n".join(asm + data + bss) + "\n")
+    obj = out_dir / f"{lib}.o"
+    subprocess.run(["as", "--64", "-o", str(obj), str(source)], check=True)
+    link = ["ld", "-shared", "-soname", soname, "-o", str(out_dir / lib), str(obj)]
+    versions = sorted({v for *_rest, v in symbols if v})
+    if versions:
+        script = out_dir / f"{lib}.map"
+        nodes = []
+        for version in versions:
+            names = "".join(f" {n};" for n, _k, _s, v in symbols if v == version)
+            nodes.append(f"{version} {{ global:{names} }};")
+        unversioned = [n for n, _k, _s, v in symbols if not v]
+        if unversioned:
+            raise SystemExit(f"trim.py: {real} mixes versioned and unversioned symbols; stub it by hand")
+        script.write_text("\n".join(nodes) + "\n")
+        link += ["--version-script", str(script)]
+    subprocess.run(link, check=True)
+    return out_dir / lib
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def stub_libraries(binaries: Toc, out_dir: Path) -> tuple[Toc, Toc]:
+    """`binaries` with each STUBBED library's source replaced by its stub; and the originals (for pruning)."""
+    out: Toc = []
+    replaced: Toc = []
+    for name, src, kind in binaries:
+        if "/" not in name and STUBBED.match(name):
+            importers = [other for _n, other, _k in binaries if name in needed(other)]
+            out.append((name, str(build_stub(src, importers, out_dir)), kind))
+            replaced.append((name, src, kind))
+        else:
+            out.append((name, src, kind))
+    return out, replaced
+
+
+def _load_segments_aligned(path: Path) -> bool:
+    """True if every PT_LOAD's file offset and address agree modulo its alignment, as the loader requires."""
+    res = subprocess.run(["readelf", "-l", "-W", str(path)], capture_output=True, text=True, check=True)
+    for line in res.stdout.splitlines():
+        fields = line.split()
+        if fields[:1] == ["LOAD"]:
+            offset, vaddr, align = int(fields[1], 16), int(fields[2], 16), int(fields[-1], 16)
+            if align > 1 and offset % align != vaddr % align:
+                return False
+    return True
+
+
+def strip_binaries(binaries: Toc, out_dir: Path) -> tuple[Toc, list[str]]:
+    """`binaries` with symbol tables and debug info stripped from copies in out_dir, where that is safe.
+
+    PyInstaller's own strip=True strips every file in place of the build, which breaks libraries that
+    auditwheel rewrote with patchelf (numpy's OpenBLAS: "ELF load command address/offset not page-aligned").
+    Here each stripped copy is kept only if its load segments are still aligned; otherwise the original
+    ships. Returns the new TOC and the names left unstripped for that reason.
+    """
+    out: Toc = []
+    unsafe: list[str] = []
+    for name, src, kind in binaries:
+        if kind not in ("BINARY", "EXTENSION"):
+            out.append((name, src, kind))
+            continue
+        sections = subprocess.run(["readelf", "-S", "-W", src], capture_output=True, text=True, check=False)
+        if ".symtab" not in sections.stdout and ".debug_info" not in sections.stdout:
+            out.append((name, src, kind))
+            continue
+        dst = out_dir / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["strip", "--strip-unneeded", "-o", str(dst), src], check=True)
+        if _load_segments_aligned(dst):
+            out.append((name, str(dst), kind))
+        else:
+            unsafe.append(name)
+            out.append((name, src, kind))
+    return out, unsafe
+
+
+# ICU's data (libicudata, 32 MB, which Qt Core links): Qt uses ICU for case mapping, collation (sorting in
+# file dialogs), text boundaries and, on request, legacy text encodings; its locale names and formats come from
+# Qt's own CLDR tables. Kept: the core tables (*.icu, *.nrm, *.spp, *.cfu), collation and break rules, and of
+# the per-locale bundles only root and English (ICU falls back to root for any other locale: a German user
+# gets root collation, which sorts German correctly) and the time zone names (Qt's time zone display names).
+# Dropped: the legacy codepage converters (*.cnv; UTF-8/16/32, Latin-1 and ASCII are built into ICU's code),
+# the CJK/Thai/Khmer/Lao/Burmese word dictionaries, transliterators, spelled-out number rules, Unicode
+# character names, the names of languages, regions, currencies and units (Qt has its own), and the other
+# ~800 locales' bundles.
+ICU_DROPPED_TREES = ("translit", "rbnf", "curr", "unit", "lang", "region")
+ICU_DROPPED_FILES = {"unames.icu"}
+ICU_KEPT_BUNDLES = {"root.res", "pool.res", "res_index.res", "en.res"}
+_ICU_LOCALE_BUNDLE = re.compile(r"^[a-z]{2,3}(_[A-Za-z0-9_]+)?\.res$")
+
+
+def keep_icu_item(name: str) -> bool:
+    """Whether one item of ICU's common data ("icudt73l/coll/root.res") stays (see above)."""
+    parts = name.split("/")[1:]
+    leaf = parts[-1]
+    if leaf.endswith((".cnv", ".dict")) or leaf in ICU_DROPPED_FILES or (
+            len(parts) > 1 and parts[0] in ICU_DROPPED_TREES):
+        return False
+    return leaf in ICU_KEPT_BUNDLES or not _ICU_LOCALE_BUNDLE.match(leaf)
+
+
+def _icu_blob(path: str) -> tuple[str, bytes]:
+    """The data symbol's name and its bytes (ICU's "common data": header, table of contents, items)."""
+    syms = subprocess.run(["readelf", "--dyn-syms", "-W", path], capture_output=True, text=True, check=True)
+    found = re.search(r"^\s*\d+:\s+([0-9a-f]+)\s+(\S+)\s+OBJECT\s+GLOBAL\s+\S+\s+\d+\s+(icudt\d+_dat)\s*$",
+                      syms.stdout, re.M)
+    if found is None:
+        raise SystemExit(f"trim.py: {path} has no icudt*_dat symbol; not the ICU data library this expects")
+    addr, size, symbol = int(found.group(1), 16), int(found.group(2), 0), found.group(3)
+    heads = subprocess.run(["readelf", "-l", "-W", path], capture_output=True, text=True, check=True)
+    for line in heads.stdout.splitlines():
+        fields = line.split()
+        if fields[:1] == ["LOAD"]:
+            offset, vaddr, filesz = int(fields[1], 16), int(fields[2], 16), int(fields[4], 16)
+            if vaddr <= addr and addr + size <= vaddr + filesz:
+                with open(path, "rb") as f:
+                    f.seek(offset + addr - vaddr)
+                    return symbol, f.read(size)
+    raise SystemExit(f"trim.py: {symbol} of {path} is in no loaded segment")
+
+
+def trim_icu_common_data(blob: bytes, keep: Callable[[str], bool]) -> tuple[bytes, list[str]]:
+    """ICU common data with only the items `keep` accepts; returns it and the names dropped.
+
+    Layout (ICU's udata.h and ucmndata.h): a header of `headerSize` bytes, then the table of contents (item
+    count, then per item the offsets of its name and its data, both from the start of the table), the names,
+    and each item 16-byte aligned. The order (sorted by name, for ICU's binary search) is kept.
+    """
+    header_size = int.from_bytes(blob[0:2], "little")
+    if blob[2:4] != b"\xda\x27" or blob[12:16] != b"CmnD":
+        raise SystemExit("trim.py: libicudata does not hold ICU common data (CmnD) as expected")
+    count = int.from_bytes(blob[header_size:header_size + 4], "little")
+    entries = []
+    for i in range(count):
+        at = header_size + 4 + 8 * i
+        entries.append((int.from_bytes(blob[at:at + 4], "little"), int.from_bytes(blob[at + 4:at + 8], "little")))
+    starts = sorted(data for _name, data in entries) + [len(blob) - header_size]
+    ends = {start: starts[i + 1] for i, start in enumerate(starts[:-1])}
+    items, dropped = [], []
+    for name_at, data_at in entries:
+        end = blob.index(b"\0", header_size + name_at)
+        name = blob[header_size + name_at:end].decode("ascii")
+        if keep(name):
+            items.append((name, blob[header_size + data_at:header_size + ends[data_at]]))
+        else:
+            dropped.append(name)
+    names = b"".join(name.encode("ascii") + b"\0" for name, _data in items)
+    toc_size = 4 + 8 * len(items)
+    name_offsets, at = [], toc_size
+    for name, _data in items:
+        name_offsets.append(at)
+        at += len(name) + 1
+    body = bytearray()
+    data_offsets = []
+    at = toc_size + len(names)
+    for _name, data in items:
+        pad = -(header_size + at) % 16
+        body += b"\0" * pad
+        at += pad
+        data_offsets.append(at)
+        body += data
+        at += len(data)
+    toc = len(items).to_bytes(4, "little") + b"".join(
+        n.to_bytes(4, "little") + d.to_bytes(4, "little") for n, d in zip(name_offsets, data_offsets, strict=True))
+    return blob[:header_size] + toc + names + bytes(body), dropped
+
+
+def trim_icu_library(path: str, out_dir: Path) -> tuple[Path, list[str]]:
+    """A libicudata with the same soname and data symbol, holding only what keep_icu_item keeps."""
+    symbol, blob = _icu_blob(path)
+    trimmed, dropped = trim_icu_common_data(blob, keep_icu_item)
+    soname = re.search(r"\(SONAME\)\s+Library soname: \[([^\]]+)\]",
+                       subprocess.run(["readelf", "-d", "-W", path], capture_output=True, text=True,
+                                      check=True).stdout)
+    if soname is None:
+        raise SystemExit(f"trim.py: {path} has no soname")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = out_dir / f"{symbol}.bin"
+    data.write_bytes(trimmed)
+    source = out_dir / f"{symbol}.s"
+    source.write_text(f'.section .rodata\n.globl {symbol}\n.type {symbol}, @object\n.balign 16\n{symbol}:\n'
+                      f'.incbin "{data}"\n.size {symbol}, {len(trimmed)}\n')
+    obj = out_dir / f"{symbol}.o"
+    lib = out_dir / Path(path).name
+    subprocess.run(["as", "--64", "-o", str(obj), str(source)], check=True)
+    subprocess.run(["ld", "-shared", "-soname", soname.group(1), "-o", str(lib), str(obj)], check=True)
+    return lib, dropped
