@@ -27,6 +27,7 @@ Threads: none of its own; it runs once, in the PyInstaller process that executes
 from __future__ import annotations
 
 import functools
+import os
 import re
 import subprocess
 from collections.abc import Callable, Iterable
@@ -225,9 +226,12 @@ def stub_libraries(binaries: Toc, out_dir: Path) -> tuple[Toc, Toc]:
     """`binaries` with each STUBBED library's source replaced by its stub; and the originals (for pruning)."""
     out: Toc = []
     replaced: Toc = []
+    # PyInstaller names PyAV's copies either at the top level or as av.libs/<file> with a top-level SYMLINK to
+    # it (depending on how site-packages was found): the file itself (kind BINARY) is what gets the stub.
     for name, src, kind in binaries:
-        if "/" not in name and STUBBED.match(name):
-            importers = [other for _n, other, _k in binaries if name in needed(other)]
+        soname = os.path.basename(name)
+        if kind == "BINARY" and STUBBED.match(soname):
+            importers = [other for _n, other, k in binaries if k == "BINARY" and soname in needed(other)]
             out.append((name, str(build_stub(src, importers, out_dir)), kind))
             replaced.append((name, src, kind))
         else:
