@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from voicegui.features.history import HistoryStore
-from voicegui.features.lineup import PRESETS, Lineup, LineupEntry, Target, load_presets, parse_entries, save_presets
+from voicegui.features.lineup import PRESETS, WARMUP_TEXT, Lineup, LineupEntry, Target, load_presets, parse_entries, save_presets
 from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,8 +67,14 @@ async def test_lineup_of_three_builtin_voices(builtin, tmp_path):
         assert len(r.played) > 0.2 * r.sample_rate
         assert len(r.original) == r.bytes
     assert results[1].format == "mp3" and results[1].detected_format == "mp3"
-    # What was kept is what the server wrote: the byte count of each request's record...
+    # Each voice was warmed by a short untimed request right before its measured one (heart's first request
+    # loads its model: that must not be the TTFA a report shows); the warm-up's own first byte is kept as cold.
     records = builtin.records[first_record:]
+    assert [(rec.voice, rec.input_chars) for rec in records] == [
+        (v, n) for v in VOICES for n in (len(WARMUP_TEXT), len(TEXT))]
+    assert all(r.cold_ttfa_ms is not None and r.cold_ttfa_ms > 0 for r in results)
+    # What was kept is what the server wrote: the byte count of each measured request's record...
+    records = records[1::2]
     assert [rec.voice for rec in records] == list(VOICES)
     assert [rec.bytes_sent for rec in records] == [len(r.original) for r in results]
     # ...and, for the deterministic espeak voices, the very bytes a plain fetch of the same request gets.
@@ -96,6 +102,16 @@ async def test_stop_ends_the_lineup(builtin):
     results = await task
     assert started == [0] and len(results) == 1
     assert results[0].metrics is not None and results[0].metrics.stopped
+
+
+@pytest.mark.audio
+async def test_lineup_without_warmup_measures_the_cold_request(builtin):
+    """warmup=False (the CLI's --no-warmup): one request per voice, as before, and no cold figure."""
+    target = Target(builtin.base_url, builtin.token, builtin.default_model, "builtin")
+    first_record = len(builtin.records)
+    results = await Lineup(TEXT, [LineupEntry("heart")], target, warmup=False).run()
+    assert [rec.input_chars for rec in builtin.records[first_record:]] == [len(TEXT)]
+    assert results[0].ok and results[0].cold_ttfa_ms is None
 
 
 def test_parse_entries_and_presets(tmp_path, monkeypatch):

@@ -12,6 +12,13 @@ Player with that hook); something else started or stopped on the same player end
 API's 4096 characters is cut at sentence ends (text.split_for_request, as a Speak cuts it) and each voice speaks
 the pieces as one gapless session (SpeakOptions.continuation); the history gets one row per piece.
 
+Warm-up (`warmup=True`, the default): right before a voice is measured, one short untimed request
+(`WARMUP_TEXT`, same voice, model and format) is fetched to its end and thrown away, so the measured TTFA is
+the engine's warm one: the first voice of a built-in line-up otherwise includes loading its model (heart:
+1.7 s against 0.1 s warm). The warm-up's own time to first byte is kept as `cold_ttfa_ms` ("cold": it
+includes loading, and no decoding or device); `ttfa_ms` is the warm, measured one. A warm-up that fails is
+logged and the measured request then reports the error itself.
+
 Text presets for fair comparisons: `PRESETS` (pangram, numbers/dates/currency, a long paragraph, a question);
 the user's edited set lives in `presets_path()` = platformdirs' user_config_dir("voicegui")/presets.json, or
 $VOICEGUI_CONFIG_DIR/presets.json, next to settings.json (voicegui.app_dirs.config_dir, as for voicegui.settings).
@@ -24,8 +31,10 @@ Preset load/save is blocking local file I/O for any thread. Qt-free.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +46,7 @@ from voicegui.app_dirs import config_dir
 from voicegui.features.history import HistoryStore, history_hook, safe_base_url
 from voicegui.files import PRIVATE, atomic_write
 from voicegui.formats import FORMATS
-from voicegui.stream.fetch import SpeechRequest
+from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.output import OutputConfig
 from voicegui.stream.player import Player
@@ -102,6 +111,7 @@ def save_presets(presets: dict[str, str], path: Path | None = None) -> Path:
 # --- line-up --------------------------------------------------------------------------------------------
 
 MAX_INPUT_CHARS = 4096  # a speech API's input limit: longer text goes out as several requests
+WARMUP_TEXT = "Hello."  # short: it only has to make the engine load its voice, not be heard
 
 # Response bodies that still form one valid stream when concatenated (no per-file header or container).
 _CONCATENABLE = ("pcm", "mp3", "aac")
@@ -113,6 +123,10 @@ def _joined(bodies: list[bytes], fmt: str) -> bytes:
     if len(bodies) == 1 or fmt in _CONCATENABLE:
         return b"".join(bodies)
     return b""
+
+
+class _WarmupStopped(Exception):
+    """Raised from the warm-up's chunk callback when the line-up was stopped meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +185,8 @@ class LineupResult:
     played: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     sample_rate: int = 24000
     history_id: str | None = None
+    # Time to the first byte of the untimed warm-up request (engine loading included); None: no warm-up.
+    cold_ttfa_ms: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -207,7 +223,7 @@ class Lineup:
                  on_start: Callable[[int], Any] | None = None,
                  on_done: Callable[[int, LineupResult], Any] | None = None,
                  history: HistoryStore | None = None, player: Player | None = None,
-                 pcm_rate: int | None = None) -> None:
+                 pcm_rate: int | None = None, warmup: bool = True) -> None:
         if not text.strip():
             raise ValueError("nothing to say: the text is empty")
         if not entries:
@@ -228,6 +244,7 @@ class Lineup:
         self.prebuffer_ms, self.max_buffer_s = prebuffer_ms, max_buffer_s
         self.output = output or OutputConfig()
         self.pcm_rate = pcm_rate
+        self.warmup = warmup
         self.on_start, self.on_done = on_start, on_done
         # The window hands in its own Player, so the line-up and everything else never play at once.
         self.player = player or Player(history_hook=None if history is None else history_hook(history))
@@ -280,10 +297,33 @@ class Lineup:
             instructions=self.instructions, chunk_bytes=self.chunk_bytes, timeout_s=self.timeout_s,
         ) for piece in pieces], target
 
+    async def _warm(self, request: SpeechRequest) -> float | None:
+        """Fetch a short untimed request for this voice to its end (nothing is played); the time to its first
+        byte in ms, or None when it failed (the measured request will report why)."""
+        warm = dataclasses.replace(request, text=WARMUP_TEXT)
+        marks = FetchMarks()
+
+        async def discard(chunk: bytes) -> None:
+            if self._stopped:
+                raise _WarmupStopped  # Stop during the warm-up: end it at once
+
+        started = time.monotonic()
+        try:
+            await fetch_speech(warm, marks, discard)
+        except FetchError as exc:
+            log.warning("line-up warm-up of %s failed: %s", request.voice, exc)
+            return None
+        except _WarmupStopped:
+            return None
+        return None if marks.first_byte is None else (marks.first_byte - started) * 1000.0
+
     async def _speak(self, index: int, entry: LineupEntry) -> LineupResult | None:
         """One voice through the player; None when it was stopped or overtaken before it ended."""
         requests, target = self._requests(entry)
         request = requests[0]
+        cold_ms = await self._warm(request) if self.warmup else None
+        if self._stopped:
+            return None
         # The pieces of a long text are fetched one after another into one session (one ring, one device
         # stream): the voice plays them as one gapless utterance and gets one TTFA, like a Speak.
         options = SpeakOptions(request=request, continuation=tuple(requests[1:]), prebuffer_ms=self.prebuffer_ms,
@@ -306,7 +346,7 @@ class Lineup:
             index=index, label=entry.label or entry.voice, voice=entry.voice, format=request.response_format,
             model=request.model, provider=target.provider, base_url=safe_base_url(request.base_url),
             metrics=metrics, error=metrics.error, original=_joined(session.original_pieces, request.response_format),
-            played=session.played_audio, sample_rate=session.sample_rate or 24000,
+            played=session.played_audio, sample_rate=session.sample_rate or 24000, cold_ttfa_ms=cold_ms,
         )
         # The history rows (one per piece) are written before the next voice starts, so the result names them.
         await playback.recorded.wait()
