@@ -17,7 +17,16 @@ from pathlib import Path
 import pytest
 
 from voicegui.features.history import HistoryStore
-from voicegui.features.lineup import PRESETS, WARMUP_TEXT, Lineup, LineupEntry, Target, load_presets, parse_entries, save_presets
+from voicegui.features.lineup import (
+    PRESETS,
+    WARMUP_TEXT,
+    Lineup,
+    LineupEntry,
+    Target,
+    load_presets,
+    parse_entries,
+    save_presets,
+)
 from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
 
 REPO = Path(__file__).resolve().parents[2]
