@@ -158,15 +158,23 @@ class AudioSources(HTMLParser):
 
 @needs_espeak
 @pytest.mark.audio
-def test_cli_lineup_writes_the_report(tmp_path):
+def test_cli_lineup_writes_the_report(tmp_path, monkeypatch):
+    from voicegui.features.votes import Vote, add_vote
+
+    monkeypatch.setenv("VOICEGUI_CONFIG_DIR", str(tmp_path / "config"))
+    add_vote(Vote("espeak:en-gb", "espeak:en-us", "1"))  # as the A/B tab's blind test keeps them
     report, table = tmp_path / "out.html", tmp_path / "out.csv"
     res = lineup_cmd("--voices", "espeak:en-us,espeak:en-gb", "--text", TEXT, "--report", str(report),
                      "--csv", str(table))
     assert res.returncode == 0, res.stderr
     assert "espeak:en-us" in res.stdout and "espeak:en-gb" in res.stdout and "Traceback" not in res.stderr
+    assert "cold ms" in res.stdout.splitlines()[0] and "warm-up" in res.stdout
     page = AudioSources()
-    page.feed(report.read_text(encoding="utf-8"))
-    assert page.rows == 3 and len(page.sources) == 2  # header + one row per voice
+    html_text = report.read_text(encoding="utf-8")
+    page.feed(html_text)
+    assert page.rows == 1 + 2 + 1 + 2  # header + a row per voice, then the votes table: header + a row per voice
+    assert len(page.sources) == 2
+    assert "espeak:en-gb preferred over espeak:en-us" in html_text and "Most consistent" in html_text
     for src in page.sources:
         with wave.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))) as w:
             assert w.getnframes() > 0.2 * w.getframerate()

@@ -6,7 +6,9 @@ PRESETS plus the user's own, saved with `save_presets`), and presses Run. A `Lin
 lineup.py) plays the voices one after another through the window's Player, whose history hook records each;
 the window's plots follow the player, so they show the voice speaking now. Results land in a
 sortable table (TTFA, duration, underruns, bytes); "Export…" writes the self-contained HTML report
-and a CSV next to it (voicegui/features/report.py) in a worker thread.
+and a CSV next to it (voicegui/features/report.py) in a worker thread, with the A/B tab's votes about
+these voices (voicegui/features/votes.py). Each voice is warmed by a short untimed request before it is
+measured (features/lineup.py), so the first voice's TTFA is not its engine's loading time.
 
 The filter box above the list hides the voices whose label and id do not contain every word typed (ticked
 voices stay shown: they are the line-up). The ticked voices, their order and formats, and the filter text are
@@ -60,6 +62,7 @@ from qasync import asyncSlot
 from voicegui.features.lineup import Lineup, LineupEntry, LineupResult, Target, load_presets, save_presets
 from voicegui.features.lineup_selection import Selection, load_selection, save_selection
 from voicegui.features.report import export_csv, export_html
+from voicegui.features.votes import load_votes
 from voicegui.formats import FORMATS
 from voicegui.stream.player import Player
 from voicegui.stream.session import SpeakOptions, SpeakSession
@@ -638,5 +641,5 @@ class LineupPanel(QWidget):
 
 
 def _write_reports(results: list[LineupResult], path: Path, text: str) -> None:
-    export_html(results, path, text=text)
+    export_html(results, path, text=text, votes=load_votes())  # the A/B tab's votes about these voices
     export_csv(results, path.with_suffix(".csv"))
