@@ -278,17 +278,18 @@ def render_html(results: Sequence[Any], title: str = "voicegui line-up", text: s
     lufs = [_lufs(r) for r in results]
     names = {str(r.voice) for r in results} | {f"{r.voice} / {r.format}" for r in results}
     votes = votes_about(votes, names)
-    head = ["<th>#</th>", "<th>Voice</th>", "<th>Provider / model</th>", "<th>Format</th>"]
+    # Provider, model and format go under the voice's name (one column less: the page reads on a narrow screen).
+    head = ["<th>#</th>", "<th>Voice</th>"]
     head += [f'<th class="num" title="{esc(tip)}">{esc(h)}</th>' for h, tip, _, _ in _NUMERIC]
     head += ["<th>Audio</th>", "<th>Error</th>"]
     rows = []
     for r, loud in zip(results, lufs, strict=True):
-        wave = f'<img class="wave" alt="waveform" src="{_svg_uri(_svg_waveform(r))}">' if len(r.played) else ""
-        cells = [f'<td class="num" data-v="{r.index + 1}">{r.index + 1}</td>', f"<td>{esc(r.label)}{wave}</td>",
-                 f"<td>{esc(r.provider)} / {esc(r.model)}</td>",
-                 f"<td>{esc(r.format)}" + (f" (sent {esc(r.detected_format)})"
-                                           if r.detected_format and r.detected_format != r.format else "")
-                 + "</td>"]
+        wave = (f'<br><img class="wave" alt="waveform" src="{_svg_uri(_svg_waveform(r))}">'
+                if len(r.played) else "")
+        sent = f" (sent {esc(r.detected_format)})" if r.detected_format and r.detected_format != r.format else ""
+        about = f'<br><span class="meta">{esc(r.provider)} / {esc(r.model)} · {esc(r.format)}{sent}</span>'
+        cells = [f'<td class="num" data-v="{r.index + 1}">{r.index + 1}</td>',
+                 f"<td>{esc(r.label)}{about}{wave}</td>"]
         for _, _, attr, fmt in _NUMERIC:
             v = loud if attr == "lufs" else getattr(r, attr, None)
             cells.append(f'<td class="num" data-v="{"" if v is None else v}">'
@@ -302,7 +303,7 @@ def render_html(results: Sequence[Any], title: str = "voicegui line-up", text: s
     # default-src 'none': the page may fetch nothing; media only from data: URIs; inline style and script only.
     csp = ("default-src 'none'; media-src data:; img-src data:; style-src 'unsafe-inline'; "
            "script-src 'unsafe-inline'")
-    chart = f'<img alt="Time to first audio per voice" src="{_svg_uri(_svg_chart(results))}">'
+    chart = f'<p><img alt="Time to first audio per voice" src="{_svg_uri(_svg_chart(results))}"></p>'
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">'
