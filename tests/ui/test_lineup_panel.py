@@ -54,6 +54,8 @@ async def test_lineup_runs_in_order_with_highlight_results_and_report(qtbot, win
         ("shimmer", "pcm", True), ("shimmer", "pcm", False), ("alloy", "mp3", True), ("alloy", "mp3", False),
         ("echo", "pcm", True), ("echo", "pcm", False)]
     assert all(r.cold_ttfa_ms is not None for r in panel.results)
+    assert [panel.results_table.item(row, 4).text() for row in range(3)] == [
+        f"{r.cold_ttfa_ms:.0f} ms" for r in panel.results]  # the Cold column
     assert [r.voice for r in panel.results] == ORDER
     for r in panel.results:
         assert r.ok, r.error

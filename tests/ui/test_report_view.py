@@ -18,7 +18,8 @@ pytestmark = [pytest.mark.audio,
 
 ENTRIES = [LineupEntry("heart", label="Heart (American English, hibari) (heart)"),
            LineupEntry("espeak:en-us", format="mp3", label="English (America) (espeak:en-us)"),
-           LineupEntry("espeak:en-gb-x-rp", label="English (Great Britain, Received Pronunciation) (espeak:en-gb-x-rp)")]
+           LineupEntry("espeak:en-gb-x-rp",
+                       label="English (Great Britain, Received Pronunciation) (espeak:en-gb-x-rp)")]
 
 
 def render(page: str, width: int):

@@ -4,11 +4,12 @@ The user checks voices in a list filled from the current provider's voices (drag
 order; double-click the Format cell to give one voice its own format), picks a text (presets: the built-in
 PRESETS plus the user's own, saved with `save_presets`), and presses Run. A `Lineup` (voicegui/features/
 lineup.py) plays the voices one after another through the window's Player, whose history hook records each;
-the window's plots follow the player, so they show the voice speaking now. Results land in a
-sortable table (TTFA, duration, underruns, bytes); "Export…" writes the self-contained HTML report
-and a CSV next to it (voicegui/features/report.py) in a worker thread, with the A/B tab's votes about
-these voices (voicegui/features/votes.py). Each voice is warmed by a short untimed request before it is
-measured (features/lineup.py), so the first voice's TTFA is not its engine's loading time.
+the window's plots follow the player, so they show the voice speaking now. Results land in a sortable
+table (warm TTFA, the warm-up's cold first byte, duration, underruns, bytes); "Export…" writes the
+self-contained HTML report and a CSV next to it (voicegui/features/report.py) in a worker thread, with
+the A/B tab's votes about these voices (voicegui/features/votes.py). Each voice is warmed by a short
+untimed request before it is measured (features/lineup.py), so the first voice's TTFA is not its engine's
+loading time.
 
 The filter box above the list hides the voices whose label and id do not contain every word typed (ticked
 voices stay shown: they are the line-up). The ticked voices, their order and formats, and the filter text are
@@ -141,7 +142,7 @@ class _NumItem(QTableWidgetItem):
         return bool(self.key < getattr(other, "key", float("inf")))  # Qt wants a real bool
 
 
-RESULT_COLUMNS = ("#", "Voice", "Format", "TTFA", "Duration", "Underruns", "Bytes", "Error")
+RESULT_COLUMNS = ("#", "Voice", "Format", "TTFA", "Cold", "Duration", "Underruns", "Bytes", "Error")
 
 
 class LineupPanel(QWidget):
@@ -254,6 +255,11 @@ class LineupPanel(QWidget):
         # --- results ---
         self.results_table = QTableWidget(0, len(RESULT_COLUMNS))
         self.results_table.setHorizontalHeaderLabels(list(RESULT_COLUMNS))
+        for col, tip in ((3, "Time to first audio, measured after a short untimed warm-up request"),
+                         (4, "First byte of that warm-up request: includes the engine loading the voice")):
+            header_item = self.results_table.horizontalHeaderItem(col)
+            if header_item is not None:
+                header_item.setToolTip(tip)
         self.results_table.verticalHeader().hide()
         self.results_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().lineSpacing() + 8)
         self.results_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -589,6 +595,7 @@ class LineupPanel(QWidget):
             QTableWidgetItem(shown(r.label)),
             QTableWidgetItem(fmt),
             _NumItem("—" if r.ttfa_ms is None else f"{r.ttfa_ms:.0f} ms", r.ttfa_ms),
+            _NumItem("—" if r.cold_ttfa_ms is None else f"{r.cold_ttfa_ms:.0f} ms", r.cold_ttfa_ms),
             _NumItem(f"{r.duration_s:.2f} s", r.duration_s),
             _NumItem(str(r.underruns), r.underruns),
             _NumItem(f"{r.bytes:,}", r.bytes),
