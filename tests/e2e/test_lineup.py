@@ -123,6 +123,50 @@ async def test_lineup_without_warmup_measures_the_cold_request(builtin):
     assert results[0].ok and results[0].cold_ttfa_ms is None
 
 
+@pytest.fixture(scope="module")
+def loud_and_quiet(tmp_path_factory):
+    """A server with two voices: the same speech-like recording, one 22 dB quieter than the other."""
+    import numpy as np
+
+    from voicegui.server.benchclip import speech_like
+    from voicegui.server.embedded import BuiltinServer
+    from voicegui.server.engines.replay import ReplayEngine
+    from voicegui.wavfile import write_wav
+
+    d = tmp_path_factory.mktemp("loudness")
+    clip = speech_like(2.0, 24000)
+    clip = 0.9 * clip / np.max(np.abs(clip))
+    engines = [ReplayEngine(write_wav(d / "loud.wav", clip, 24000), voices=["loud"]),
+               ReplayEngine(write_wav(d / "quiet.wav", 0.08 * clip, 24000), voices=["quiet"])]
+    with BuiltinServer(engines=engines) as srv:
+        yield srv
+
+
+@pytest.mark.audio
+async def test_loudness_matched_lineup_turns_the_loud_voice_down_to_the_target(loud_and_quiet, tmp_path):
+    from voicegui.features.loudness import TARGET_LUFS, measure
+    from voicegui.features.report import render_html
+
+    srv = loud_and_quiet
+    target = Target(srv.base_url, srv.token, "tts-1", "builtin")
+    entries = [LineupEntry("loud"), LineupEntry("quiet", format="mp3")]
+    plain = await Lineup(TEXT, entries, target).run()
+    matched = await Lineup(TEXT, entries, target, match_loudness=True).run()
+    sent = [measure(r.played, r.sample_rate).lufs for r in plain]
+    assert sent[0] > TARGET_LUFS > sent[1], "the fixture: one voice above the target, one below"
+    loud, quiet = matched
+    assert loud.gain_db == pytest.approx(TARGET_LUFS - sent[0], abs=0.5)
+    assert measure(loud.played, loud.sample_rate).lufs == pytest.approx(TARGET_LUFS, abs=0.5)
+    # the quiet one is never raised (live audio's peaks are unknown before it plays: raising could clip)
+    assert quiet.gain_db == 0.0
+    assert measure(quiet.played, quiet.sample_rate).lufs == pytest.approx(sent[1], abs=0.5)
+    assert max(float(abs(r.played).max()) for r in matched) <= 1.0
+    # the report shows each voice's loudness as sent, and the gain it was played with
+    page = render_html(matched)
+    assert "Gain (dB)" in page and f'data-v="{loud.gain_db}"' in page
+    assert "Gain (dB)" not in render_html(plain)
+
+
 def test_parse_entries_and_presets(tmp_path, monkeypatch):
     got = parse_entries("heart, espeak:en-us/mp3,af_bella(2)+af_sky(1),x/notafmt", "pcm")
     assert [(e.voice, e.format) for e in got] == [("heart", "pcm"), ("espeak:en-us", "mp3"),

@@ -167,3 +167,23 @@ async def test_long_lineup_text_goes_out_in_pieces_as_one_session(qtbot, window,
     # one gapless session: both pieces' audio (the replay engine sends the clip for each) in one utterance
     assert result.duration_s == pytest.approx(2 * CLIP_SECONDS, abs=0.1)
     await until(lambda: window.history_panel.table.rowCount() == 2, 3, "a history row per piece")
+
+
+async def test_match_loudness_box_measures_each_voice_on_its_warmup(qtbot, window, server):
+    from voicegui.features.lineup import LOUDNESS_WARMUP_TEXT
+    from voicegui.features.loudness import TARGET_LUFS, measure
+
+    panel = window.lineup_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_checked(["alloy"])
+    panel.match_loudness.setChecked(True)
+    first_record = len(server.records)
+    click(qtbot, panel.run_button)
+    await until(lambda: panel.is_running(), 5, "the line-up to start")
+    await until(lambda: not panel.is_running(), 20, "the line-up to finish")
+    assert [r.input_chars for r in server.records[first_record:]][0] == len(LOUDNESS_WARMUP_TEXT)
+    (result,) = panel.results
+    assert result.ok, result.error
+    played = measure(result.played, result.sample_rate).lufs
+    # the test clip is louder than the target: turned down to it
+    assert result.gain_db < 0 and played == pytest.approx(TARGET_LUFS, abs=0.5)

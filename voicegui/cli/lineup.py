@@ -61,6 +61,8 @@ def add_lineup_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-warmup", dest="warmup", action="store_false",
                    help="measure each voice's first request as is (engine loading included) instead of warming "
                         "it with a short untimed request first")
+    p.add_argument("--match-loudness", action="store_true",
+                   help="turn each voice louder than -23 LUFS (EBU R128, measured on its warm-up) down to it")
     p.add_argument("--history", action="store_true",
                    help="also record every voice in the history (as the window does)")
     add_playback_arguments(p)
@@ -198,6 +200,7 @@ def run_lineup(args: argparse.Namespace) -> int:
             output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
                                 volume=args.volume),
             on_start=on_start, history=history, pcm_rate=args.pcm_rate, warmup=args.warmup,
+            match_loudness=args.match_loudness,
         )
         try:
             results = asyncio.run(lineup.run())

@@ -24,10 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from voicegui.decode.errors import DecodeError
-from voicegui.decode.stream_decoder import create_decoder
-from voicegui.features.loudness import Loudness, apply_gain, matching_gain_db, measure
+from voicegui.features.loudness import Loudness, apply_gain, decode_whole, matching_gain_db, measure
 from voicegui.features.votes import Vote
-from voicegui.formats import announced_pcm_format
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
 
 RATE = 24000  # both contenders are decoded (and resampled if need be) to this rate
@@ -71,14 +69,10 @@ async def fetch_contender(side: str, request: SpeechRequest, label: str) -> Cont
         await fetch_speech(request, marks, keep)
     except FetchError as exc:
         raise BlindTestError(f"{label}: {exc}") from exc
-    decoder = create_decoder(request.response_format, output_rate=RATE)
-    rate, channels = announced_pcm_format(marks.response_headers)
-    decoder.set_raw_pcm_format(rate, channels)
     try:
-        parts = [decoder.feed(bytes(body)), decoder.flush()]
+        samples = decode_whole(bytes(body), request.response_format, marks.response_headers, RATE)
     except DecodeError as exc:
         raise BlindTestError(f"{label}: {exc}") from exc
-    samples = np.concatenate(parts).astype(np.float32)
     if not len(samples):
         raise BlindTestError(f"{label}: the server sent no audio for this text")
     loudness = measure(samples, RATE)

@@ -19,6 +19,13 @@ the engine's warm one: the first voice of a built-in line-up otherwise includes 
 includes loading, and no decoding or device); `ttfa_ms` is the warm, measured one. A warm-up that fails is
 logged and the measured request then reports the error itself.
 
+Loudness matching (`match_loudness=True`, off by default): the warm-up (made even with warmup=False) is
+then a sentence long enough to measure (`LOUDNESS_WARMUP_TEXT`); its EBU R128 loudness (features/
+loudness.py) sets the voice's playback volume so it plays at `loudness.TARGET_LUFS` (-23 LUFS). Live
+audio's peaks are not known before it plays, so the line-up only ever turns a voice *down* (gain <= 0 dB:
+it cannot clip); a voice quieter than the target plays as sent. The result keeps the gain (`gain_db`); its
+`played` audio is what was heard (gained).
+
 Text presets for fair comparisons: `PRESETS` (pangram, numbers/dates/currency, a long paragraph, a question);
 the user's edited set lives in `presets_path()` = platformdirs' user_config_dir("voicegui")/presets.json, or
 $VOICEGUI_CONFIG_DIR/presets.json, next to settings.json (voicegui.app_dirs.config_dir, as for voicegui.settings).
@@ -43,7 +50,9 @@ from typing import Any
 import numpy as np
 
 from voicegui.app_dirs import config_dir
+from voicegui.decode.errors import DecodeError
 from voicegui.features.history import HistoryStore, history_hook, safe_base_url
+from voicegui.features.loudness import decode_whole, matching_gain_db, measure
 from voicegui.files import PRIVATE, atomic_write
 from voicegui.formats import FORMATS
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
@@ -110,8 +119,11 @@ def save_presets(presets: dict[str, str], path: Path | None = None) -> Path:
 
 # --- line-up --------------------------------------------------------------------------------------------
 
+MAX_WARMUP_BYTES = 8 * 1024 * 1024  # a warm-up body kept for its loudness (seconds of audio: far less)
 MAX_INPUT_CHARS = 4096  # a speech API's input limit: longer text goes out as several requests
 WARMUP_TEXT = "Hello."  # short: it only has to make the engine load its voice, not be heard
+# Long enough for a loudness measure (BS.1770 gates 400 ms blocks), short enough to stay a warm-up.
+LOUDNESS_WARMUP_TEXT = "Hello there, this short sentence sets the loudness of this voice."
 
 # Response bodies that still form one valid stream when concatenated (no per-file header or container).
 _CONCATENABLE = ("pcm", "mp3", "aac")
@@ -187,6 +199,7 @@ class LineupResult:
     history_id: str | None = None
     # Time to the first byte of the untimed warm-up request (engine loading included); None: no warm-up.
     cold_ttfa_ms: float | None = None
+    gain_db: float = 0.0  # the loudness-matching gain it was played with (0: none)
 
     @property
     def ok(self) -> bool:
@@ -223,7 +236,7 @@ class Lineup:
                  on_start: Callable[[int], Any] | None = None,
                  on_done: Callable[[int, LineupResult], Any] | None = None,
                  history: HistoryStore | None = None, player: Player | None = None,
-                 pcm_rate: int | None = None, warmup: bool = True) -> None:
+                 pcm_rate: int | None = None, warmup: bool = True, match_loudness: bool = False) -> None:
         if not text.strip():
             raise ValueError("nothing to say: the text is empty")
         if not entries:
@@ -245,6 +258,7 @@ class Lineup:
         self.output = output or OutputConfig()
         self.pcm_rate = pcm_rate
         self.warmup = warmup
+        self.match_loudness = match_loudness
         self.on_start, self.on_done = on_start, on_done
         # The window hands in its own Player, so the line-up and everything else never play at once.
         self.player = player or Player(history_hook=None if history is None else history_hook(history))
@@ -297,37 +311,60 @@ class Lineup:
             instructions=self.instructions, chunk_bytes=self.chunk_bytes, timeout_s=self.timeout_s,
         ) for piece in pieces], target
 
-    async def _warm(self, request: SpeechRequest) -> float | None:
-        """Fetch a short untimed request for this voice to its end (nothing is played); the time to its first
-        byte in ms, or None when it failed (the measured request will report why)."""
-        warm = dataclasses.replace(request, text=WARMUP_TEXT)
+    async def _warm(self, request: SpeechRequest) -> tuple[float | None, float]:
+        """Fetch a short untimed request for this voice to its end (nothing is played): the time to its first
+        byte in ms (None when it failed: the measured request will report why) and the loudness-matching
+        gain in dB (0 unless match_loudness)."""
+        warm = dataclasses.replace(request, text=LOUDNESS_WARMUP_TEXT if self.match_loudness else WARMUP_TEXT)
         marks = FetchMarks()
+        body = bytearray()
 
         async def discard(chunk: bytes) -> None:
             if self._stopped:
                 raise _WarmupStopped  # Stop during the warm-up: end it at once
+            if self.match_loudness and len(body) < MAX_WARMUP_BYTES:
+                body.extend(chunk)
 
         started = time.monotonic()
         try:
             await fetch_speech(warm, marks, discard)
         except FetchError as exc:
             log.warning("line-up warm-up of %s failed: %s", request.voice, exc)
-            return None
+            return None, 0.0
         except _WarmupStopped:
-            return None
-        return None if marks.first_byte is None else (marks.first_byte - started) * 1000.0
+            return None, 0.0
+        cold = None if marks.first_byte is None else (marks.first_byte - started) * 1000.0
+        return cold, self._matching_gain(request, bytes(body), marks.response_headers)
+
+    def _matching_gain(self, request: SpeechRequest, body: bytes, headers: dict[str, str]) -> float:
+        """Attenuation (<= 0 dB) that brings the warm-up's loudness to TARGET_LUFS; 0 when it cannot be
+        measured (logged: the voice then plays as sent)."""
+        if not self.match_loudness:
+            return 0.0
+        try:
+            loudness = measure(decode_whole(body, request.response_format, headers), 24000)
+        except DecodeError as exc:
+            log.warning("line-up: cannot measure the loudness of %s (%s); it plays as sent", request.voice, exc)
+            return 0.0
+        if loudness.lufs is None:
+            log.warning("line-up: %s's warm-up is too short or silent to measure; it plays as sent", request.voice)
+            return 0.0
+        return min(0.0, matching_gain_db(loudness))
 
     async def _speak(self, index: int, entry: LineupEntry) -> LineupResult | None:
         """One voice through the player; None when it was stopped or overtaken before it ended."""
         requests, target = self._requests(entry)
         request = requests[0]
-        cold_ms = await self._warm(request) if self.warmup else None
+        # Loudness matching measures the warm-up, so it implies one.
+        cold_ms, gain_db = await self._warm(request) if (self.warmup or self.match_loudness) else (None, 0.0)
+        output = self.output if gain_db == 0.0 else dataclasses.replace(
+            self.output, volume=self.output.volume * 10.0 ** (gain_db / 20.0))
         if self._stopped:
             return None
         # The pieces of a long text are fetched one after another into one session (one ring, one device
         # stream): the voice plays them as one gapless utterance and gets one TTFA, like a Speak.
         options = SpeakOptions(request=request, continuation=tuple(requests[1:]), prebuffer_ms=self.prebuffer_ms,
-                               max_buffer_s=self.max_buffer_s, output=self.output, keep_played=True,
+                               max_buffer_s=self.max_buffer_s, output=output, keep_played=True,
                                keep_original=True, pcm_rate=self.pcm_rate)
         playback = await self.player.start(options, kind="lineup", title=entry.label or entry.voice,
                                            provider=target.provider, extra={"lineup_index": index})
@@ -347,6 +384,7 @@ class Lineup:
             model=request.model, provider=target.provider, base_url=safe_base_url(request.base_url),
             metrics=metrics, error=metrics.error, original=_joined(session.original_pieces, request.response_format),
             played=session.played_audio, sample_rate=session.sample_rate or 24000, cold_ttfa_ms=cold_ms,
+            gain_db=gain_db,
         )
         # The history rows (one per piece) are written before the next voice starts, so the result names them.
         await playback.recorded.wait()

@@ -8,6 +8,8 @@ target, and says so through `reaches_target`). `apply_gain` returns a new float3
 
 BS.1770 needs at least one 400 ms gating block: a shorter or silent clip has no integrated loudness
 (`lufs` None), and gets no gain. pyloudnorm is imported when first used (it brings scipy).
+`decode_whole(body, fmt, headers)` decodes a whole response body with the same decoder as a Speak (to
+measure what a server sent before playing it: the blind A/B, the line-up's loudness matching).
 
 Pure functions over numpy arrays; any thread. Qt-free.
 """
@@ -18,6 +20,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from voicegui.decode.stream_decoder import create_decoder
+from voicegui.formats import announced_pcm_format
 
 TARGET_LUFS = -23.0  # EBU R128's programme loudness
 PEAK_CEILING_DBFS = -1.0  # headroom kept under full scale when gain is applied
@@ -66,3 +71,12 @@ def reaches_target(loudness: Loudness, gain_db: float, target_lufs: float = TARG
 def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
     """A new float32 array: `samples` times the gain."""
     return (np.asarray(samples, dtype=np.float32) * np.float32(10.0 ** (gain_db / 20.0))).astype(np.float32)
+
+
+def decode_whole(body: bytes, fmt: str, headers: dict[str, str] | None = None, rate: int = 24000) -> np.ndarray:
+    """A whole response body as float32 mono at `rate` (resampled if need be); a raw pcm body is read as its
+    response's headers announce. Raises decode.errors.DecodeError with a sentence for the user."""
+    decoder = create_decoder(fmt, output_rate=rate)
+    pcm_rate, channels = announced_pcm_format(headers or {})
+    decoder.set_raw_pcm_format(pcm_rate, channels)
+    return np.concatenate([decoder.feed(bytes(body)), decoder.flush()]).astype(np.float32)

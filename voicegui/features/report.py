@@ -58,7 +58,9 @@ _NUMERIC: tuple[tuple[str, str, str, str], ...] = (
     ("TTFA warm (ms)", "time from the request to the first sound, the engine warmed up first", "ttfa_ms", "{:.0f}"),
     ("Cold first byte (ms)", "first byte of the untimed warm-up request: includes loading the voice",
      "cold_ttfa_ms", "{:.0f}"),
-    ("Loudness (LUFS)", "EBU R128 integrated loudness of what was played", "lufs", "{:.1f}"),
+    ("Loudness (LUFS)", "EBU R128 integrated loudness as sent (before any loudness matching)", "lufs", "{:.1f}"),
+    ("Gain (dB)", "loudness matching: how much the voice was turned down to play at -23 LUFS", "gain_db",
+     "{:+.1f}"),
     ("Duration (s)", "", "duration_s", "{:.2f}"), ("Underruns", "", "underruns", "{:d}"),
     ("Bytes", "", "bytes", "{:d}"))
 
@@ -91,7 +93,9 @@ def _cell(value: Any) -> str:
 
 
 def _lufs(result: Any) -> float | None:
-    return measure(result.played, result.sample_rate).lufs if len(result.played) else None
+    """The voice's loudness as the server sent it: what was played, less the line-up's matching gain."""
+    lufs = measure(result.played, result.sample_rate).lufs if len(result.played) else None
+    return None if lufs is None else lufs - getattr(result, "gain_db", 0.0)
 
 
 def _cold(result: Any) -> float | None:
@@ -280,7 +284,9 @@ def render_html(results: Sequence[Any], title: str = "voicegui line-up", text: s
     votes = votes_about(votes, names)
     # Provider, model and format go under the voice's name (one column less: the page reads on a narrow screen).
     head = ["<th>#</th>", "<th>Voice</th>"]
-    head += [f'<th class="num" title="{esc(tip)}">{esc(h)}</th>' for h, tip, _, _ in _NUMERIC]
+    matched = any(getattr(r, "gain_db", 0.0) for r in results)
+    numeric = [c for c in _NUMERIC if c[2] != "gain_db" or matched]  # the Gain column only when matched
+    head += [f'<th class="num" title="{esc(tip)}">{esc(h)}</th>' for h, tip, _, _ in numeric]
     head += ["<th>Audio</th>", "<th>Error</th>"]
     rows = []
     for r, loud in zip(results, lufs, strict=True):
@@ -290,7 +296,7 @@ def render_html(results: Sequence[Any], title: str = "voicegui line-up", text: s
         about = f'<br><span class="meta">{esc(r.provider)} / {esc(r.model)} · {esc(r.format)}{sent}</span>'
         cells = [f'<td class="num" data-v="{r.index + 1}">{r.index + 1}</td>',
                  f"<td>{esc(r.label)}{about}{wave}</td>"]
-        for _, _, attr, fmt in _NUMERIC:
+        for _, _, attr, fmt in numeric:
             v = loud if attr == "lufs" else getattr(r, attr, None)
             cells.append(f'<td class="num" data-v="{"" if v is None else v}">'
                          f'{"n/a" if v is None else esc(fmt.format(v))}</td>')

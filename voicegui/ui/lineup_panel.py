@@ -9,7 +9,7 @@ table (warm TTFA, the warm-up's cold first byte, duration, underruns, bytes); "E
 self-contained HTML report and a CSV next to it (voicegui/features/report.py) in a worker thread, with
 the A/B tab's votes about these voices (voicegui/features/votes.py). Each voice is warmed by a short
 untimed request before it is measured (features/lineup.py), so the first voice's TTFA is not its engine's
-loading time.
+loading time. "Match loudness" turns voices louder than -23 LUFS down to it (measured on the warm-up).
 
 The filter box above the list hides the voices whose label and id do not contain every word typed (ticked
 voices stay shown: they are the line-up). The ticked voices, their order and formats, and the filter text are
@@ -37,6 +37,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QGroupBox,
@@ -241,6 +242,9 @@ class LineupPanel(QWidget):
         self.export_button = QPushButton("&Export…")
         self.export_button.setToolTip("A self-contained HTML page (audio inside) and a CSV of the numbers")
         self.export_button.setEnabled(False)
+        self.match_loudness = QCheckBox("Match loudness")
+        self.match_loudness.setToolTip("Turn each voice louder than -23 LUFS down to it (measured on its warm-up "
+                                       "sentence), so the louder voice does not sound better for being louder")
         self.status = PlainLabel()  # voice names from the server, file paths
         self.status.setWordWrap(True)
         self.run_button.clicked.connect(self.run)
@@ -249,6 +253,7 @@ class LineupPanel(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.run_button)
         actions.addWidget(self.stop_button)
+        actions.addWidget(self.match_loudness)
         actions.addStretch(1)
         actions.addWidget(self.export_button)
 
@@ -536,7 +541,7 @@ class LineupPanel(QWidget):
                                  instructions=req.instructions, chunk_bytes=req.chunk_bytes,
                                  prebuffer_ms=base.prebuffer_ms, max_buffer_s=base.max_buffer_s,
                                  output=base.output, on_start=self._on_start, on_done=self._on_done,
-                                 player=self.host.player)
+                                 player=self.host.player, match_loudness=self.match_loudness.isChecked())
             self._run_items = self._checked_items()
             self._ended = None
             self._text_used = text
