@@ -3,6 +3,7 @@ of the window. Real window offscreen, real built-in (replay) server, real config
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from PySide6.QtCore import Qt
@@ -35,7 +36,7 @@ async def test_ticked_voices_formats_and_filter_survive_a_restart(qtbot, server)
     await close_window(win)
 
 
-async def test_filter_narrows_the_list_and_keeps_ticked_voices(qtbot, window):
+async def test_filter_narrows_the_list_and_keeps_ticked_voices(qtbot, window, artifacts_dir):
     panel = window.lineup_panel
     window.tabs.setCurrentWidget(panel)
     everything = panel.visible_voices()
@@ -45,6 +46,10 @@ async def test_filter_narrows_the_list_and_keeps_ticked_voices(qtbot, window):
     shown = panel.visible_voices()
     assert "alloy" in shown, "a ticked voice stays shown: it is part of the line-up"
     assert set(shown) - {"alloy"} == {v for v in everything if "sh" in v}
+    for w, h in ((1280, 800), (800, 600)):
+        window.resize(w, h)
+        await asyncio.sleep(0.3)  # let the layouts settle before the grab
+        assert window.grab().save(str(artifacts_dir / f"ui-lineup-filter-{w}x{h}.png"))
     panel.filter.setText("nothing matches this")
     assert panel.visible_voices() == ["alloy"]
     panel.filter.clear()

@@ -181,6 +181,9 @@ class LineupPanel(QWidget):
         self.voices.itemDoubleClicked.connect(self._on_item_double_click)
         # 133 voices from one provider share a prefix ("English ..."): keep both ends of a long label visible.
         self.voices.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # The Voice column stretches and elides: a horizontal scroll bar would only take a row's height.
+        self.voices.header().setStretchLastSection(False)
+        self.voices.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.voices.itemChanged.connect(self._on_item_changed)
         self.voices.model().rowsInserted.connect(self._on_rows_moved)  # a drag inside the list
         self.filter = QLineEdit()
