@@ -167,6 +167,62 @@ async def test_loudness_matched_lineup_turns_the_loud_voice_down_to_the_target(l
     assert "Gain (dB)" not in render_html(plain)
 
 
+@pytest.fixture
+def slow_first_byte(loud_and_quiet):
+    """The loud/quiet server answering only after a long first-byte delay (an engine loading its model)."""
+    from voicegui.server.shaping import Shaping
+
+    loud_and_quiet.shaping = Shaping(first_byte_delay_s=30.0)
+    yield loud_and_quiet
+    loud_and_quiet.shaping = Shaping()
+
+
+async def until_warmup_sent(srv, first_record: int) -> None:
+    while len(srv.records) == first_record:
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.audio
+async def test_stop_during_a_slow_warmup_ends_the_lineup_at_once(slow_first_byte):
+    """A cold engine can take seconds before its first byte; Stop must not wait for the warm-up to answer.
+    (The 10 s guard only keeps a broken build from hanging: the warm-up alone would take 30 s.)"""
+    srv = slow_first_byte
+    target = Target(srv.base_url, srv.token, "tts-1", "builtin")
+    lineup = Lineup(TEXT, [LineupEntry("loud"), LineupEntry("quiet")], target)
+    first_record = len(srv.records)
+    task = asyncio.create_task(lineup.run())
+    await asyncio.wait_for(until_warmup_sent(srv, first_record), 10)
+    lineup.stop()
+    results = await asyncio.wait_for(task, 10)
+    assert results == [] and lineup.stopped and lineup.current is None
+    assert [r.input_chars for r in srv.records[first_record:]] == [len(WARMUP_TEXT)], "no voice was measured"
+
+
+@pytest.mark.audio
+async def test_something_else_played_during_the_warmup_ends_the_lineup(loud_and_quiet):
+    """The window's Speak (or Stop) while the line-up's first voice warms up: the line-up must not then start
+    that voice and silence what the user asked for."""
+    from voicegui.server.shaping import Shaping
+    from voicegui.stream.player import Player
+
+    srv = loud_and_quiet
+    srv.shaping = Shaping(first_byte_delay_s=1.0)
+    try:
+        player = Player()
+        target = Target(srv.base_url, srv.token, "tts-1", "builtin")
+        lineup = Lineup(TEXT, [LineupEntry("loud")], target, player=player)
+        first_record = len(srv.records)
+        task = asyncio.create_task(lineup.run())
+        await asyncio.wait_for(until_warmup_sent(srv, first_record), 10)
+        await player.stop()  # what the window's Stop (and any other start) does to the shared player
+        results = await asyncio.wait_for(task, 15)
+    finally:
+        srv.shaping = Shaping()
+    assert results == [] and lineup.stopped
+    assert [r.input_chars for r in srv.records[first_record:]] == [len(WARMUP_TEXT)]
+    await player.close()
+
+
 def test_parse_entries_and_presets(tmp_path, monkeypatch):
     got = parse_entries("heart, espeak:en-us/mp3,af_bella(2)+af_sky(1),x/notafmt", "pcm")
     assert [(e.voice, e.format) for e in got] == [("heart", "pcm"), ("espeak:en-us", "mp3"),

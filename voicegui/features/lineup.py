@@ -38,6 +38,7 @@ Preset load/save is blocking local file I/O for any thread. Qt-free.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import logging
@@ -267,10 +268,13 @@ class Lineup:
         self.current_index: int | None = None
         self._stopped = False
         self._generation: int | None = None  # the player's generation after our last start
+        self._warming: asyncio.Task | None = None  # the warm-up fetch running now (Stop cancels it)
 
     def stop(self) -> None:
         """Silence the current voice now and skip the rest (loop thread)."""
         self._stopped = True
+        if self._warming is not None:
+            self._warming.cancel()  # a cold engine may take seconds to answer: Stop must not wait for it
         if self.current is not None:
             self.current.stop()
 
@@ -282,6 +286,9 @@ class Lineup:
         """Speak every entry in order (until stop(), or until something else played on the same Player);
         returns one result per voice that was started."""
         self.results = []
+        # From here on, anything else started or stopped on the player ends the line-up, even while the first
+        # voice is still warming up.
+        self._generation = self.player.generation
         for index, entry in enumerate(self.entries):
             if self._generation is not None and self.player.generation != self._generation:
                 self._stopped = True  # between two voices, something else was started or stopped
@@ -326,13 +333,20 @@ class Lineup:
                 body.extend(chunk)
 
         started = time.monotonic()
+        self._warming = asyncio.ensure_future(fetch_speech(warm, marks, discard))
         try:
-            await fetch_speech(warm, marks, discard)
+            await self._warming
         except FetchError as exc:
             log.warning("line-up warm-up of %s failed: %s", request.voice, exc)
             return None, 0.0
         except _WarmupStopped:
             return None, 0.0
+        except asyncio.CancelledError:
+            if not self._stopped:
+                raise  # the line-up itself was cancelled, not stopped
+            return None, 0.0
+        finally:
+            self._warming = None
         cold = None if marks.first_byte is None else (marks.first_byte - started) * 1000.0
         return cold, self._matching_gain(request, bytes(body), marks.response_headers)
 
@@ -359,6 +373,8 @@ class Lineup:
         cold_ms, gain_db = await self._warm(request) if (self.warmup or self.match_loudness) else (None, 0.0)
         output = self.output if gain_db == 0.0 else dataclasses.replace(
             self.output, volume=self.output.volume * 10.0 ** (gain_db / 20.0))
+        if self.player.generation != self._generation:
+            self._stopped = True  # something else was started or stopped on the player during the warm-up
         if self._stopped:
             return None
         # The pieces of a long text are fetched one after another into one session (one ring, one device
