@@ -177,7 +177,7 @@ def test_summary_says_fastest_most_consistent_votes_and_loudness(tmp_path):
     summary = page[page.index('<div class="summary">'):page.index("</div>")]
     assert "<strong>Fastest:</strong> nova, first sound after 100 ms" in summary
     assert "<strong>Most consistent:</strong> echo (0 underruns, cold and warm start within 30 ms" in summary
-    assert "3 blind A/B votes; most preferred heart (2 won, 0 lost, 0 same)" in summary
+    assert "3 A/B votes (3 blind); most preferred heart (2 won, 0 lost, 0 same)" in summary
     assert "20.0 LU between the loudest" in summary and "the quietest (echo" in summary
     assert "alloy" not in page  # votes about other voices stay out
     # the table: warm TTFA, the cold first byte, loudness per voice

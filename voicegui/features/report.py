@@ -241,7 +241,8 @@ def _summary(results: Sequence[Any], lufs: list[float | None], votes: Sequence[V
     if votes:
         board = sorted(tally(votes).items(), key=lambda kv: (-kv[1].wins, kv[1].losses))
         best, t = board[0]
-        items.append(f"<li><strong>Votes:</strong> {len(votes)} blind A/B votes; most preferred {esc(best)} "
+        blind = sum(1 for v in votes if v.blind)
+        items.append(f"<li><strong>Votes:</strong> {len(votes)} A/B votes ({blind} blind); most preferred {esc(best)} "
                      f"({t.wins} won, {t.losses} lost, {t.same} same).</li>")
     else:
         items.append("<li><strong>Votes:</strong> none yet (the A/B tab's blind test records them).</li>")

@@ -516,6 +516,7 @@ class ABPanel(QWidget):
             self.stop_button.setEnabled(False)
             self.now.setText(f"Voice {play.side} played to the end" if metrics is not None and metrics.completed
                              else f"Voice {play.side} stopped at {_clock(self._blind_pos)}")
+            self.status.setText(f"Space or Ctrl+B plays Voice {self.other_side()} from {_clock(self._blind_pos)}.")
         if play.playback.failure:
             self.host.show_error(f"Voice {play.side}: {play.playback.failure}")
         elif metrics is not None and metrics.error:
