@@ -96,6 +96,18 @@ async def test_blind_test_of_one_voice_twice_is_refused_in_one_sentence(qtbot, w
     assert not panel.vote_buttons["1"].isEnabled()
 
 
+async def test_blind_test_of_a_text_longer_than_one_request_is_refused(qtbot, window, server):
+    panel = window.ab_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_side("A", "alloy")
+    panel.set_side("B", "echo")
+    window.text_edit.setPlainText("A sentence that is repeated to make a long text. " * 100)
+    first_record = len(server.records)
+    assert await panel.start_blind_test() is None
+    assert "one request's worth of text" in window.banner.text() and "shorten" in window.banner.text()
+    assert len(server.records) == first_record  # nothing was fetched
+
+
 async def test_changing_a_side_ends_the_blind_test(qtbot, window):
     panel = window.ab_panel
     window.tabs.setCurrentWidget(panel)

@@ -436,6 +436,10 @@ class ABPanel(QWidget):
         except ValueError as exc:
             self.host.show_error(str(exc))
             return None
+        if any(o.continuation for o in options.values()):
+            self.host.show_error("The blind test compares one request's worth of text (4096 characters); shorten "
+                                 "the text in the box on the left.")
+            return None
         fmts = {o.request.response_format for o in options.values()}
         labels = {name: o.request.voice if len(fmts) == 1 else f"{o.request.voice} / {o.request.response_format}"
                   for name, o in options.items()}
