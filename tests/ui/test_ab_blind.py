@@ -108,6 +108,28 @@ async def test_blind_test_of_a_text_longer_than_one_request_is_refused(qtbot, wi
     assert len(server.records) == first_record  # nothing was fetched
 
 
+async def test_with_names_shown_switching_also_continues_at_the_same_time(qtbot, window, server):
+    panel = window.ab_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_side("A", "alloy")
+    panel.set_side("B", "echo")
+    panel.hide_names.setChecked(False)
+    test = await panel.start_blind_test(random.Random(2))
+    assert test is not None and test.revealed
+    assert "Voice 1 was side" in panel.blind_result.text()
+    click(qtbot, panel.toggle_button)
+    await heard(panel, 1, 0.5)
+    assert test.contender("1").label in panel.now.text()  # the name is shown while it plays
+    click(qtbot, panel.toggle_button)
+    await heard(panel, 2, 0.05)
+    assert panel.plays[1].offset_s >= 0.5 and test.contender("2").label in panel.now.text()
+    click(qtbot, panel.vote_buttons["same"])
+    (vote,) = load_votes()
+    assert vote.choice == "same" and not vote.blind  # a sighted vote is kept as one
+    click(qtbot, panel.stop_button)
+    await until(lambda: not panel.is_playing(), 5, "the play to stop")
+
+
 async def test_changing_a_side_ends_the_blind_test(qtbot, window):
     panel = window.ab_panel
     window.tabs.setCurrentWidget(panel)

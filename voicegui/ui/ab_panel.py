@@ -7,15 +7,16 @@ history like any Speak; once its whole body has arrived the player keeps it in i
 play of that side replays it through the same session path: no request, so switching is instant and both
 sides are heard exactly as first received.
 
-Blind test (the "Blind test" box): "Start blind test" fetches both sides once, untimed (which also warms
-their engines), decodes them and measures their loudness (voicegui/features/blind_ab.py); they are then
-"Voice 1" and "Voice 2" in a random order, and nothing on the panel, the status line or the history names
-them. Play Voice 1/2, the toggle, Space and Ctrl+B switch between them *at the same audio time* (the
-other voice continues where this one was, not from 0 s); with "Match loudness" both play at -23 LUFS (gain
-limited by the peak: never clipped). A vote (Voice 1 better / Same / Voice 2 better) is kept in the votes
-file (voicegui/features/votes.py; the line-up report shows them) and reveals the names, with each voice's
-loudness and gain; "Reveal" shows them without a vote. Blind plays go through the window's Player like any
-play (replay_source over the decoded audio: same session path), unrecorded, so the history does not give
+Blind test (the "Blind test" box; with "Hide names" unticked the same comparison shows the names from the
+start, for a sighted comparison at the same moment): "Start blind test" fetches both sides once, untimed
+(which also warms their engines), decodes them and measures their loudness (voicegui/features/blind_ab.py);
+they are then "Voice 1" and "Voice 2" in a random order, and nothing on the panel, the status line or the
+history names them. Play Voice 1/2, the toggle, Space and Ctrl+B switch between them *at the same audio time*
+(the other voice continues where this one was, not from 0 s); with "Match loudness" both play at -23 LUFS
+(gain limited by the peak: never clipped). A vote (Voice 1 better / Same / Voice 2 better) is kept in the
+votes file (voicegui/features/votes.py; the line-up report shows them) and reveals the names, with each
+voice's loudness and gain; "Reveal" shows them without a vote. Blind plays go through the window's Player like
+any play (replay_source over the decoded audio: same session path), unrecorded, so the history does not give
 the answer away. Choosing other voices or formats ends the blind test.
 
 The voice boxes are editable combos; a label longer than the box would show its end and lose its first
@@ -197,6 +198,10 @@ class ABPanel(QWidget):
         self.start_blind_button = QPushButton("Start blind test")
         self.start_blind_button.setToolTip("Fetch both sides once and hide which is which: Voice 1 and Voice 2 "
                                            "in a random order")
+        self.hide_names = QCheckBox("Hide names")
+        self.hide_names.setChecked(True)
+        self.hide_names.setToolTip("Unticked: the same comparison (switching at the same moment, matched "
+                                   "loudness) with the names shown; votes are then kept as not blind")
         self.match_loudness = QCheckBox(f"Match loudness ({TARGET_LUFS:g} LUFS)")
         self.match_loudness.setChecked(True)
         self.match_loudness.setToolTip("Play both voices at the same EBU R128 loudness (never clipped), so the "
@@ -218,6 +223,7 @@ class ABPanel(QWidget):
         blind_layout = QVBoxLayout(blind_box)
         first = QHBoxLayout()
         first.addWidget(self.start_blind_button)
+        first.addWidget(self.hide_names)
         first.addWidget(self.match_loudness, 1)
         plays = QHBoxLayout()
         for button in self.slot_buttons.values():
@@ -462,9 +468,13 @@ class ABPanel(QWidget):
         self.blind = BlindTest(a, b, rng, matched=self.match_loudness.isChecked(), text=text)
         self._blind_pos, self.last_side = 0.0, None
         self._set_blind_enabled(True)
-        self.blind_result.setText("Voice 1 and Voice 2 are side A and side B in a random order. Listen to both "
-                                  "(Space switches at the same moment), then vote.")
-        self.host.set_status("A/B: blind test ready")
+        if self.hide_names.isChecked():
+            self.blind_result.setText("Voice 1 and Voice 2 are side A and side B in a random order. Listen to "
+                                      "both (Space switches at the same moment), then vote.")
+            self.host.set_status("A/B: blind test ready")
+        else:
+            self.blind.reveal()
+            self._show_reveal("Names shown (Hide names is off): Space switches at the same moment.")
         self._scroll.ensureWidgetVisible(self.blind_result)  # the play and vote buttons above it too
         return self.blind
 
