@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
+import html
 import io
 import wave
 from html.parser import HTMLParser
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 from voicegui.features.lineup import LineupResult
-from voicegui.features.report import export_csv, export_html
+from voicegui.features.report import export_csv, export_html, render_html
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.wavfile import wav_bytes
 
@@ -49,6 +51,7 @@ class Page(HTMLParser):
         self.in_tbody = False
         self.audio: list[str] = []
         self.external: list[str] = []
+        self.images: list[str] = []  # the SVG documents inside <img src="data:image/svg+xml;base64,...">
         self.rects = 0
         self.scripts = 0
 
@@ -60,15 +63,17 @@ class Page(HTMLParser):
             self.rows += 1
         if tag == "audio":
             self.audio.append(a.get("src", ""))
-        if tag == "rect":
-            self.rects += 1
+        if tag == "img":
+            mime, data = decode_data_uri(a["src"])
+            assert mime == "image/svg+xml"
+            self.images.append(data.decode("utf-8"))
         if tag == "script":
             self.scripts += 1
             if "src" in a:
                 self.external.append(a["src"])
         for name in ("href", "src"):
             v = a.get(name)
-            if v and not v.startswith("data:") and tag != "audio":
+            if v and not v.startswith("data:"):
                 self.external.append(v)
 
     def handle_endtag(self, tag):
@@ -91,7 +96,9 @@ def test_html_report_is_self_contained_and_its_audio_decodes(tmp_path, results):
     assert page.rows == 3
     assert page.external == []  # nothing to fetch: mailable as is
     assert "Content-Security-Policy" in page_text and "default-src 'none'" in page_text
-    assert page.scripts == 1 and page.rects == 2  # sorting script; one bar per voice with a TTFA
+    chart = page.images[0]
+    assert page.scripts == 1 and chart.count("<rect") == 2  # sorting script; one bar per voice with a TTFA
+    assert len(page.images) == 1 + 2  # the chart, and a waveform per voice that played something
     # User/server text is escaped, never markup.
     assert "espeak:en-us &lt;b&gt;" in page_text and "<b>" not in page_text
     assert "Voices &lt;compared&gt;" in page_text and "Hello &amp; goodbye." in page_text
@@ -148,3 +155,55 @@ def test_a_key_echoed_in_an_error_is_in_neither_report(tmp_path):
     for text in (html_text, csv_text):
         assert "Incorrect API key provided: [REDACTED]" in text
         assert key not in text and plain not in text and "key=abc" not in text
+
+
+def svg_texts(svg: str) -> list[str]:
+    import re
+
+    return [html.unescape(t) for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+
+
+def test_summary_says_fastest_most_consistent_votes_and_loudness(tmp_path):
+    from voicegui.features.votes import Vote
+
+    rs = [result(0, "heart", 1.0, 0.30), result(1, "nova", 1.0, 0.10), result(2, "echo", 1.0, 0.20)]
+    for r, underruns in zip(rs, (0, 3, 0), strict=True):  # nova is the fastest, but it stuttered
+        r.metrics = dataclasses.replace(r.metrics, underrun_episodes=underruns)
+    rs[0].cold_ttfa_ms, rs[2].cold_ttfa_ms = 1718.0, 230.0  # heart loaded its engine; echo did not
+    rs[2].played = rs[2].played * 0.1  # 20 dB quieter
+    votes = [Vote("heart", "echo", "1"), Vote("echo", "heart", "2"), Vote("nova", "echo", "same"),
+             Vote("alloy", "shimmer", "1")]  # the last is about voices not in this report
+    page = render_html(rs, votes=votes)
+    summary = page[page.index('<div class="summary">'):page.index("</div>")]
+    assert "<strong>Fastest:</strong> nova, first sound after 100 ms" in summary
+    assert "<strong>Most consistent:</strong> echo (0 underruns, cold and warm start within 30 ms" in summary
+    assert "3 A/B votes (3 blind); most preferred heart (2 won, 0 lost, 0 same)" in summary
+    assert "20.0 LU between the loudest" in summary and "the quietest (echo" in summary
+    assert "alloy" not in page  # votes about other voices stay out
+    # the table: warm TTFA, the cold first byte, loudness per voice
+    assert 'data-v="1718.0"' in page and "Cold first byte (ms)" in page and "Loudness (LUFS)" in page
+    assert "A/B votes" in page and "heart preferred over echo" in page
+
+
+def test_chart_labels_fit_and_long_names_wrap_whole(tmp_path):
+    long_name = "English (Great Britain, Received Pronunciation) (espeak:en-gb-x-rp)"
+    rs = [result(0, long_name, 0.5, 0.1), result(1, "heart", 0.5, 0.2)]
+    page = Page()
+    page.feed(render_html(rs))
+    chart = page.images[0]
+    texts = svg_texts(chart)
+    assert texts[:2] == ["English (Great Britain, Received", "Pronunciation) (espeak:en-gb-x-rp)"]
+    # the label column is wider than its longest line at a generous 7 px per character: nothing clipped
+    import re
+
+    bar_x = float(re.search(r'<rect x="([\d.]+)"', chart).group(1))
+    assert bar_x >= 7.0 * max(len(t) for t in texts[:3])
+    first_label_x = float(re.search(r'<text x="([\d.]+)"', chart).group(1))
+    assert first_label_x < bar_x  # right-aligned labels end before the bars start
+
+
+def test_csv_has_cold_and_loudness(tmp_path, results):
+    results[0].cold_ttfa_ms = 900.0
+    rows = list(csv.DictReader(export_csv(results, tmp_path / "r.csv").open(newline="", encoding="utf-8")))
+    assert rows[0]["cold_first_byte_ms"] == "900.0" and float(rows[0]["loudness_lufs"]) < 0
+    assert rows[2]["loudness_lufs"] == ""  # nothing played

@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt
 
 from tests.ui.conftest import CLIP_SECONDS, until
 from tests.ui.test_main_window import click
-from voicegui.features.lineup import load_presets
+from voicegui.features.lineup import WARMUP_TEXT, load_presets
 
 pytestmark = pytest.mark.audio
 
@@ -49,8 +49,13 @@ async def test_lineup_runs_in_order_with_highlight_results_and_report(qtbot, win
     assert seen == [(0, "shimmer"), (1, "alloy"), (2, "echo")], "the highlight follows the speaking voice"
     assert panel.highlighted_voice() is None  # cleared at the end
     records = server.records[first_record:]
-    assert [(r.voice, r.format) for r in records] == [("shimmer", "pcm"), ("alloy", "mp3"),
-                                                               ("echo", "pcm")]
+    # each voice is warmed by a short untimed request in its own format right before it is measured
+    assert [(r.voice, r.format, r.input_chars == len(WARMUP_TEXT)) for r in records] == [
+        ("shimmer", "pcm", True), ("shimmer", "pcm", False), ("alloy", "mp3", True), ("alloy", "mp3", False),
+        ("echo", "pcm", True), ("echo", "pcm", False)]
+    assert all(r.cold_ttfa_ms is not None for r in panel.results)
+    assert [panel.results_table.item(row, 4).text() for row in range(3)] == [
+        f"{r.cold_ttfa_ms:.0f} ms" for r in panel.results]  # the Cold column
     assert [r.voice for r in panel.results] == ORDER
     for r in panel.results:
         assert r.ok, r.error
@@ -154,7 +159,7 @@ async def test_long_lineup_text_goes_out_in_pieces_as_one_session(qtbot, window,
     click(qtbot, panel.run_button)
     await until(lambda: panel.is_running(), 5, "the line-up to start")
     await until(lambda: not panel.is_running(), 20, "the line-up to finish")
-    records = server.records[first_record:]
+    records = [r for r in server.records[first_record:] if r.input_chars != len(WARMUP_TEXT)]
     assert [r.input_chars for r in records] == [len(p) for p in pieces]
     assert all(r.input_chars <= 4096 for r in records)
     (result,) = panel.results
@@ -162,3 +167,23 @@ async def test_long_lineup_text_goes_out_in_pieces_as_one_session(qtbot, window,
     # one gapless session: both pieces' audio (the replay engine sends the clip for each) in one utterance
     assert result.duration_s == pytest.approx(2 * CLIP_SECONDS, abs=0.1)
     await until(lambda: window.history_panel.table.rowCount() == 2, 3, "a history row per piece")
+
+
+async def test_match_loudness_box_measures_each_voice_on_its_warmup(qtbot, window, server):
+    from voicegui.features.lineup import LOUDNESS_WARMUP_TEXT
+    from voicegui.features.loudness import TARGET_LUFS, measure
+
+    panel = window.lineup_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_checked(["alloy"])
+    panel.match_loudness.setChecked(True)
+    first_record = len(server.records)
+    click(qtbot, panel.run_button)
+    await until(lambda: panel.is_running(), 5, "the line-up to start")
+    await until(lambda: not panel.is_running(), 20, "the line-up to finish")
+    assert [r.input_chars for r in server.records[first_record:]][0] == len(LOUDNESS_WARMUP_TEXT)
+    (result,) = panel.results
+    assert result.ok, result.error
+    played = measure(result.played, result.sample_rate).lufs
+    # the test clip is louder than the target: turned down to it
+    assert result.gain_db < 0 and played == pytest.approx(TARGET_LUFS, abs=0.5)

@@ -5,8 +5,11 @@
 
 Without --base-url the built-in offline voices are started for this run (like `voicegui speak`). A voice may
 carry its own format as "voice/fmt". Every voice is checked against the server's voice list first (when the
-server has one): an unknown voice stops the run before anything is spoken. The results table goes to stdout,
-progress and errors to stderr; the exit code is 1 if any voice is unknown or failed, 2 for a usage error.
+server has one): an unknown voice stops the run before anything is spoken. Each voice is warmed by a short
+untimed request before it is measured (--no-warmup: measure the cold request, engine loading included); the
+table shows both. The HTML report includes the A/B tab's votes about these voices (features/votes.py). The
+results table goes to stdout, progress and errors to stderr; the exit code is 1 if any voice is unknown or
+failed, 2 for a usage error.
 
 Threads: everything on the main thread; the line-up runs on a plain asyncio loop there (the PortAudio
 callback thread and the built-in server's thread are started by the stream package and the built-in server).
@@ -55,6 +58,11 @@ def add_lineup_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help=f"model id (default: builtin, or {REMOTE_MODEL} with --base-url)")
     p.add_argument("--speed", type=float, default=None, help=SPEED_HELP)
     p.add_argument("--timeout-s", type=float, default=30.0)
+    p.add_argument("--no-warmup", dest="warmup", action="store_false",
+                   help="measure each voice's first request as is (engine loading included) instead of warming "
+                        "it with a short untimed request first")
+    p.add_argument("--match-loudness", action="store_true",
+                   help="turn each voice louder than -23 LUFS (EBU R128, measured on its warm-up) down to it")
     p.add_argument("--history", action="store_true",
                    help="also record every voice in the history (as the window does)")
     add_playback_arguments(p)
@@ -110,16 +118,20 @@ async def _remote_voices(base_url: str, api_key: str, timeout_s: float) -> list[
 
 def format_table(results: list) -> str:
     """A plain-text table of the results (the CLI's stdout)."""
-    header = ("#", "voice", "format", "TTFA ms", "played s", "underruns", "bytes", "result")
+    header = ("#", "voice", "format", "TTFA ms", "cold ms", "played s", "underruns", "bytes", "result")
     rows = [header]
     for r in results:
+        cold = getattr(r, "cold_ttfa_ms", None)
         rows.append((str(r.index + 1), r.label, r.format, "n/a" if r.ttfa_ms is None else f"{r.ttfa_ms:.0f}",
+                     "n/a" if cold is None else f"{cold:.0f}",
                      f"{r.duration_s:.2f}", str(r.underruns), str(r.bytes), "ok" if r.ok else "FAILED"))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i in (1, 2, 7) else c.rjust(w)
+    lines = ["  ".join(c.ljust(w) if i in (1, 2, 8) else c.rjust(w)
                        for i, (c, w) in enumerate(zip(row, widths, strict=True)))
              for row in rows]
-    return "\n".join(line.rstrip() for line in lines)
+    note = ("\nTTFA: measured after a short untimed warm-up request per voice; cold: that warm-up's first byte "
+            "(engine loading included).")
+    return "\n".join(line.rstrip() for line in lines) + (note if any(r[4] != "n/a" for r in rows[1:]) else "")
 
 
 def run_lineup(args: argparse.Namespace) -> int:
@@ -187,7 +199,8 @@ def run_lineup(args: argparse.Namespace) -> int:
             timeout_s=args.timeout_s, prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
             output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
                                 volume=args.volume),
-            on_start=on_start, history=history, pcm_rate=args.pcm_rate,
+            on_start=on_start, history=history, pcm_rate=args.pcm_rate, warmup=args.warmup,
+            match_loudness=args.match_loudness,
         )
         try:
             results = asyncio.run(lineup.run())
@@ -202,9 +215,10 @@ def run_lineup(args: argparse.Namespace) -> int:
     try:
         if args.report is not None:
             from voicegui.features.report import export_html
+            from voicegui.features.votes import load_votes
 
             export_html(results, args.report, title=args.title or "voicegui line-up", text=text,
-                        audio=args.report_audio)
+                        audio=args.report_audio, votes=load_votes())
         if args.csv is not None:
             from voicegui.features.report import export_csv
 

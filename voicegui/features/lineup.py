@@ -12,6 +12,20 @@ Player with that hook); something else started or stopped on the same player end
 API's 4096 characters is cut at sentence ends (text.split_for_request, as a Speak cuts it) and each voice speaks
 the pieces as one gapless session (SpeakOptions.continuation); the history gets one row per piece.
 
+Warm-up (`warmup=True`, the default): right before a voice is measured, one short untimed request
+(`WARMUP_TEXT`, same voice, model and format) is fetched to its end and thrown away, so the measured TTFA is
+the engine's warm one: the first voice of a built-in line-up otherwise includes loading its model (heart:
+1.7 s against 0.1 s warm). The warm-up's own time to first byte is kept as `cold_ttfa_ms` ("cold": it
+includes loading, and no decoding or device); `ttfa_ms` is the warm, measured one. A warm-up that fails is
+logged and the measured request then reports the error itself.
+
+Loudness matching (`match_loudness=True`, off by default): the warm-up (made even with warmup=False) is
+then a sentence long enough to measure (`LOUDNESS_WARMUP_TEXT`); its EBU R128 loudness (features/
+loudness.py) sets the voice's playback volume so it plays at `loudness.TARGET_LUFS` (-23 LUFS). Live
+audio's peaks are not known before it plays, so the line-up only ever turns a voice *down* (gain <= 0 dB:
+it cannot clip); a voice quieter than the target plays as sent. The result keeps the gain (`gain_db`); its
+`played` audio is what was heard (gained).
+
 Text presets for fair comparisons: `PRESETS` (pangram, numbers/dates/currency, a long paragraph, a question);
 the user's edited set lives in `presets_path()` = platformdirs' user_config_dir("voicegui")/presets.json, or
 $VOICEGUI_CONFIG_DIR/presets.json, next to settings.json (voicegui.app_dirs.config_dir, as for voicegui.settings).
@@ -24,8 +38,11 @@ Preset load/save is blocking local file I/O for any thread. Qt-free.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +51,12 @@ from typing import Any
 import numpy as np
 
 from voicegui.app_dirs import config_dir
+from voicegui.decode.errors import DecodeError
 from voicegui.features.history import HistoryStore, history_hook, safe_base_url
+from voicegui.features.loudness import decode_whole, matching_gain_db, measure
 from voicegui.files import PRIVATE, atomic_write
 from voicegui.formats import FORMATS
-from voicegui.stream.fetch import SpeechRequest
+from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.output import OutputConfig
 from voicegui.stream.player import Player
@@ -101,7 +120,11 @@ def save_presets(presets: dict[str, str], path: Path | None = None) -> Path:
 
 # --- line-up --------------------------------------------------------------------------------------------
 
+MAX_WARMUP_BYTES = 8 * 1024 * 1024  # a warm-up body kept for its loudness (seconds of audio: far less)
 MAX_INPUT_CHARS = 4096  # a speech API's input limit: longer text goes out as several requests
+WARMUP_TEXT = "Hello."  # short: it only has to make the engine load its voice, not be heard
+# Long enough for a loudness measure (BS.1770 gates 400 ms blocks), short enough to stay a warm-up.
+LOUDNESS_WARMUP_TEXT = "Hello there, this short sentence sets the loudness of this voice."
 
 # Response bodies that still form one valid stream when concatenated (no per-file header or container).
 _CONCATENABLE = ("pcm", "mp3", "aac")
@@ -113,6 +136,10 @@ def _joined(bodies: list[bytes], fmt: str) -> bytes:
     if len(bodies) == 1 or fmt in _CONCATENABLE:
         return b"".join(bodies)
     return b""
+
+
+class _WarmupStopped(Exception):
+    """Raised from the warm-up's chunk callback when the line-up was stopped meanwhile."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +198,9 @@ class LineupResult:
     played: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     sample_rate: int = 24000
     history_id: str | None = None
+    # Time to the first byte of the untimed warm-up request (engine loading included); None: no warm-up.
+    cold_ttfa_ms: float | None = None
+    gain_db: float = 0.0  # the loudness-matching gain it was played with (0: none)
 
     @property
     def ok(self) -> bool:
@@ -207,7 +237,7 @@ class Lineup:
                  on_start: Callable[[int], Any] | None = None,
                  on_done: Callable[[int, LineupResult], Any] | None = None,
                  history: HistoryStore | None = None, player: Player | None = None,
-                 pcm_rate: int | None = None) -> None:
+                 pcm_rate: int | None = None, warmup: bool = True, match_loudness: bool = False) -> None:
         if not text.strip():
             raise ValueError("nothing to say: the text is empty")
         if not entries:
@@ -228,6 +258,8 @@ class Lineup:
         self.prebuffer_ms, self.max_buffer_s = prebuffer_ms, max_buffer_s
         self.output = output or OutputConfig()
         self.pcm_rate = pcm_rate
+        self.warmup = warmup
+        self.match_loudness = match_loudness
         self.on_start, self.on_done = on_start, on_done
         # The window hands in its own Player, so the line-up and everything else never play at once.
         self.player = player or Player(history_hook=None if history is None else history_hook(history))
@@ -236,10 +268,13 @@ class Lineup:
         self.current_index: int | None = None
         self._stopped = False
         self._generation: int | None = None  # the player's generation after our last start
+        self._warming: asyncio.Task | None = None  # the warm-up fetch running now (Stop cancels it)
 
     def stop(self) -> None:
         """Silence the current voice now and skip the rest (loop thread)."""
         self._stopped = True
+        if self._warming is not None:
+            self._warming.cancel()  # a cold engine may take seconds to answer: Stop must not wait for it
         if self.current is not None:
             self.current.stop()
 
@@ -251,6 +286,9 @@ class Lineup:
         """Speak every entry in order (until stop(), or until something else played on the same Player);
         returns one result per voice that was started."""
         self.results = []
+        # From here on, anything else started or stopped on the player ends the line-up, even while the first
+        # voice is still warming up.
+        self._generation = self.player.generation
         for index, entry in enumerate(self.entries):
             if self._generation is not None and self.player.generation != self._generation:
                 self._stopped = True  # between two voices, something else was started or stopped
@@ -280,14 +318,69 @@ class Lineup:
             instructions=self.instructions, chunk_bytes=self.chunk_bytes, timeout_s=self.timeout_s,
         ) for piece in pieces], target
 
+    async def _warm(self, request: SpeechRequest) -> tuple[float | None, float]:
+        """Fetch a short untimed request for this voice to its end (nothing is played): the time to its first
+        byte in ms (None when it failed: the measured request will report why) and the loudness-matching
+        gain in dB (0 unless match_loudness)."""
+        warm = dataclasses.replace(request, text=LOUDNESS_WARMUP_TEXT if self.match_loudness else WARMUP_TEXT)
+        marks = FetchMarks()
+        body = bytearray()
+
+        async def discard(chunk: bytes) -> None:
+            if self._stopped:
+                raise _WarmupStopped  # Stop during the warm-up: end it at once
+            if self.match_loudness and len(body) < MAX_WARMUP_BYTES:
+                body.extend(chunk)
+
+        started = time.monotonic()
+        self._warming = asyncio.ensure_future(fetch_speech(warm, marks, discard))
+        try:
+            await self._warming
+        except FetchError as exc:
+            log.warning("line-up warm-up of %s failed: %s", request.voice, exc)
+            return None, 0.0
+        except _WarmupStopped:
+            return None, 0.0
+        except asyncio.CancelledError:
+            if not self._stopped:
+                raise  # the line-up itself was cancelled, not stopped
+            return None, 0.0
+        finally:
+            self._warming = None
+        cold = None if marks.first_byte is None else (marks.first_byte - started) * 1000.0
+        return cold, self._matching_gain(request, bytes(body), marks.response_headers)
+
+    def _matching_gain(self, request: SpeechRequest, body: bytes, headers: dict[str, str]) -> float:
+        """Attenuation (<= 0 dB) that brings the warm-up's loudness to TARGET_LUFS; 0 when it cannot be
+        measured (logged: the voice then plays as sent)."""
+        if not self.match_loudness:
+            return 0.0
+        try:
+            loudness = measure(decode_whole(body, request.response_format, headers), 24000)
+        except DecodeError as exc:
+            log.warning("line-up: cannot measure the loudness of %s (%s); it plays as sent", request.voice, exc)
+            return 0.0
+        if loudness.lufs is None:
+            log.warning("line-up: %s's warm-up is too short or silent to measure; it plays as sent", request.voice)
+            return 0.0
+        return min(0.0, matching_gain_db(loudness))
+
     async def _speak(self, index: int, entry: LineupEntry) -> LineupResult | None:
         """One voice through the player; None when it was stopped or overtaken before it ended."""
         requests, target = self._requests(entry)
         request = requests[0]
+        # Loudness matching measures the warm-up, so it implies one.
+        cold_ms, gain_db = await self._warm(request) if (self.warmup or self.match_loudness) else (None, 0.0)
+        output = self.output if gain_db == 0.0 else dataclasses.replace(
+            self.output, volume=self.output.volume * 10.0 ** (gain_db / 20.0))
+        if self.player.generation != self._generation:
+            self._stopped = True  # something else was started or stopped on the player during the warm-up
+        if self._stopped:
+            return None
         # The pieces of a long text are fetched one after another into one session (one ring, one device
         # stream): the voice plays them as one gapless utterance and gets one TTFA, like a Speak.
         options = SpeakOptions(request=request, continuation=tuple(requests[1:]), prebuffer_ms=self.prebuffer_ms,
-                               max_buffer_s=self.max_buffer_s, output=self.output, keep_played=True,
+                               max_buffer_s=self.max_buffer_s, output=output, keep_played=True,
                                keep_original=True, pcm_rate=self.pcm_rate)
         playback = await self.player.start(options, kind="lineup", title=entry.label or entry.voice,
                                            provider=target.provider, extra={"lineup_index": index})
@@ -306,7 +399,8 @@ class Lineup:
             index=index, label=entry.label or entry.voice, voice=entry.voice, format=request.response_format,
             model=request.model, provider=target.provider, base_url=safe_base_url(request.base_url),
             metrics=metrics, error=metrics.error, original=_joined(session.original_pieces, request.response_format),
-            played=session.played_audio, sample_rate=session.sample_rate or 24000,
+            played=session.played_audio, sample_rate=session.sample_rate or 24000, cold_ttfa_ms=cold_ms,
+            gain_db=gain_db,
         )
         # The history rows (one per piece) are written before the next voice starts, so the result names them.
         await playback.recorded.wait()

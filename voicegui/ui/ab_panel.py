@@ -7,33 +7,57 @@ history like any Speak; once its whole body has arrived the player keeps it in i
 play of that side replays it through the same session path: no request, so switching is instant and both
 sides are heard exactly as first received.
 
+Blind test (the "Blind test" box; with "Hide names" unticked the same comparison shows the names from the
+start, for a sighted comparison at the same moment): "Start blind test" fetches both sides once, untimed
+(which also warms their engines), decodes them and measures their loudness (voicegui/features/blind_ab.py);
+they are then "Voice 1" and "Voice 2" in a random order, and nothing on the panel, the status line or the
+history names them. Play Voice 1/2, the toggle, Space and Ctrl+B switch between them *at the same audio time*
+(the other voice continues where this one was, not from 0 s); with "Match loudness" both play at -23 LUFS
+(gain limited by the peak: never clipped). A vote (Voice 1 better / Same / Voice 2 better) is kept in the
+votes file (voicegui/features/votes.py; the line-up report shows them) and reveals the names, with each
+voice's loudness and gain; "Reveal" shows them without a vote. Blind plays go through the window's Player like
+any play (replay_source over the decoded audio: same session path), unrecorded, so the history does not give
+the answer away. Choosing other voices or formats ends the blind test.
+
+The voice boxes are editable combos; a label longer than the box would show its end and lose its first
+letters, so the cursor is put back to the start after each change.
+
 Threads: GUI thread only (= the qasync loop thread). Each play is an async slot; the Player stops what plays
 (waiting until its device is closed) and lets the newest key press win when presses come faster than
-sessions stop.
+sessions stop. The blind test's fetches run as async slots on the same loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import random
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QKeySequence, QResizeEvent, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QPushButton,
+    QScrollArea,
     QStyle,
     QVBoxLayout,
     QWidget,
 )
 from qasync import asyncSlot
 
+from voicegui.features.blind_ab import RATE, BlindTest, BlindTestError, Contender, fetch_contender
+from voicegui.features.loudness import TARGET_LUFS
+from voicegui.features.votes import add_vote
 from voicegui.formats import FORMATS
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.player import Playback
+from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.ui.lineup_panel import DEFAULT_FORMAT, PlayerHost
 from voicegui.ui.provider_panel import combo_voice_id
@@ -54,8 +78,16 @@ _IDLE_STYLE = _BOX_STYLE.format(color="#d0d0d0", weight="normal")
 class Play:
     """One play of a side (for the status line and tests)."""
 
-    side: str
+    side: str  # "A"/"B", or "1"/"2" for a blind play
     playback: Playback
+    blind: bool = False
+    offset_s: float = 0.0  # where in the voice's audio this play started (a blind switch continues there)
+
+    def position_s(self) -> float:
+        """The audio time reached: where it started plus what the device has played since."""
+        snap = self.playback.session.snapshot()
+        rate = snap.sample_rate or RATE
+        return self.offset_s + snap.frames_played / rate
 
     @property
     def voice(self) -> str:
@@ -119,6 +151,13 @@ class _Side(QGroupBox):
             self.voice.setCurrentIndex(index)
         elif current:
             self.voice.setEditText(current)
+        self.show_start()
+
+    def show_start(self) -> None:
+        """Scroll the voice box's text to its start: a label wider than the box keeps its first letters."""
+        edit = self.voice.lineEdit()
+        if edit is not None and not edit.hasFocus():
+            edit.setCursorPosition(0)
 
     def set_active(self, active: bool) -> None:
         self.setStyleSheet(_ACTIVE_STYLE if active else _IDLE_STYLE)
@@ -153,6 +192,52 @@ class ABPanel(QWidget):
         font.setBold(True)
         self.now.setFont(font)
 
+        # --- blind test ---
+        self.blind: BlindTest | None = None
+        self._blind_pos = 0.0  # the audio time the last blind play reached (a switch continues there)
+        self.start_blind_button = QPushButton("Start blind test")
+        self.start_blind_button.setToolTip("Fetch both sides once and hide which is which: Voice 1 and Voice 2 "
+                                           "in a random order")
+        self.hide_names = QCheckBox("Hide names")
+        self.hide_names.setChecked(True)
+        self.hide_names.setToolTip("Unticked: the same comparison (switching at the same moment, matched "
+                                   "loudness) with the names shown; votes are then kept as not blind")
+        self.match_loudness = QCheckBox(f"Match loudness ({TARGET_LUFS:g} LUFS)")
+        self.match_loudness.setChecked(True)
+        self.match_loudness.setToolTip("Play both voices at the same EBU R128 loudness (never clipped), so the "
+                                       "louder one does not win for being louder")
+        self.slot_buttons = {slot: QPushButton(f"Play Voice {slot}") for slot in ("1", "2")}
+        self.vote_buttons = {"1": QPushButton("Voice 1 better"), "same": QPushButton("Same"),
+                             "2": QPushButton("Voice 2 better")}
+        self.reveal_button = QPushButton("Reveal")
+        self.blind_result = PlainLabel("Start a blind test to compare the two sides without knowing which is which.")
+        self.blind_result.setWordWrap(True)
+        self.start_blind_button.clicked.connect(self.start_blind)
+        self.match_loudness.toggled.connect(self._on_match_toggled)
+        for slot, button in self.slot_buttons.items():
+            button.clicked.connect(lambda _=False, s=slot: self.play_blind(s))
+        for choice, button in self.vote_buttons.items():
+            button.clicked.connect(lambda _=False, c=choice: self.vote(c))
+        self.reveal_button.clicked.connect(self.reveal)
+        blind_box = QGroupBox("Blind test")
+        blind_layout = QVBoxLayout(blind_box)
+        first = QHBoxLayout()
+        first.addWidget(self.start_blind_button)
+        first.addWidget(self.hide_names)
+        first.addWidget(self.match_loudness, 1)
+        plays = QHBoxLayout()
+        for button in self.slot_buttons.values():
+            plays.addWidget(button)
+        votes = QHBoxLayout()
+        for button in self.vote_buttons.values():
+            votes.addWidget(button)
+        votes.addWidget(self.reveal_button)
+        blind_layout.addLayout(first)
+        blind_layout.addLayout(plays)
+        blind_layout.addLayout(votes)
+        blind_layout.addWidget(self.blind_result)
+        self._set_blind_enabled(False)
+
         for name, side in self.sides.items():
             side.play_button.clicked.connect(lambda _=False, n=name: self.play(n))
         self.toggle_button.clicked.connect(self.toggle)
@@ -172,13 +257,29 @@ class ABPanel(QWidget):
         actions.addWidget(self.toggle_button, 1)
         actions.addWidget(self.stop_button)
         actions.addWidget(self.reload_button)
-        layout = QVBoxLayout(self)
+        content = QWidget()
+        layout = QVBoxLayout(content)
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addLayout(row)
         layout.addLayout(actions)
         layout.addWidget(self.now)
         layout.addWidget(self.status)
+        layout.addWidget(blind_box)
         layout.addStretch(1)
+        # In a short window (800x600) the tab is shorter than the panel: scroll rather than squeeze the
+        # reveal's lines on top of each other.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        self._scroll = scroll
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        for side in self.sides.values():  # other voices or formats: the blind test no longer compares them
+            side.voice.currentTextChanged.connect(self._end_blind)
+            side.format.currentTextChanged.connect(self._end_blind)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # so the panel itself can hold focus for Space
 
     # --- voices ---------------------------------------------------------------------------------------
@@ -189,6 +290,19 @@ class ABPanel(QWidget):
         self.sides["A"].set_voices(choices, a or (ids[0] if ids else None))
         self.sides["B"].set_voices(choices, b or (ids[1] if len(ids) > 1 else (ids[0] if ids else None)))
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.blind is not None:  # keep the blind test's buttons and verdict in view in a short window
+            QTimer.singleShot(0, self, self._keep_blind_in_view)  # after the scroll area has its new size
+
+    def _keep_blind_in_view(self) -> None:
+        self._scroll.ensureWidgetVisible(self.blind_result)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        for side in self.sides.values():  # laid out at their real width now: show the labels' starts
+            side.show_start()
+
     def set_side(self, side: str, voice: str, fmt: str | None = None) -> None:
         s = self.sides[side]
         index = s.voice.findData(voice)
@@ -197,6 +311,7 @@ class ABPanel(QWidget):
         else:
             s.voice.setEditText(voice)
         s.format.setCurrentText(fmt or DEFAULT_FORMAT)
+        s.show_start()
 
     # --- playing --------------------------------------------------------------------------------------
     def is_playing(self) -> bool:
@@ -207,10 +322,16 @@ class ABPanel(QWidget):
 
     @asyncSlot()
     async def toggle(self) -> None:
-        """Play the other side (A first if nothing played yet)."""
+        """Play the other side (A first if nothing played yet); in a blind test, the other voice at the same
+        audio time."""
+        if self.blind is not None:
+            await self._play_blind(self.other_side())
+            return
         await self._play(self.other_side())
 
     def other_side(self) -> str:
+        if self.blind is not None:
+            return "2" if self.last_side == "1" else "1"
         return "B" if self.last_side == "A" else "A"
 
     @asyncSlot(str)
@@ -246,6 +367,9 @@ class ABPanel(QWidget):
         self._after(play)
 
     def _after(self, play: Play) -> None:
+        if play.blind:
+            self._after_blind(play)
+            return
         metrics = play.metrics
         if play is self.current:
             for side in self.sides.values():
@@ -282,3 +406,173 @@ class ABPanel(QWidget):
 
     def clear_cache(self) -> None:
         self.host.player.cache.clear()
+
+    # --- blind test -----------------------------------------------------------------------------------
+    def _set_blind_enabled(self, on: bool) -> None:
+        for button in (*self.slot_buttons.values(), *self.vote_buttons.values(), self.reveal_button):
+            button.setEnabled(on)
+
+    def _end_blind(self, *_args: object) -> None:
+        if self.blind is None:
+            return
+        self.blind = None
+        self.last_side = None
+        self._set_blind_enabled(False)
+        self.blind_result.setText("The voices changed: start a new blind test to compare them.")
+
+    def _on_match_toggled(self, on: bool) -> None:
+        if self.blind is not None:
+            self.blind.matched = on  # from the next play on
+
+    @asyncSlot()
+    async def start_blind(self) -> None:
+        await self.start_blind_test()
+
+    async def start_blind_test(self, rng: random.Random | None = None) -> BlindTest | None:
+        """Fetch both sides (untimed), decode them, hide them behind random names. `rng`: a random.Random
+        (tests); None: the system's randomness."""
+        text = self.host.current_text()
+        if not text.strip():
+            self.host.show_error("Type the text to compare in the text box on the left.")
+            return None
+        await self.stop_and_wait()
+        try:
+            options = {name: self.host.speak_options(voice=s.voice_id() or None, fmt=s.format_choice(), text=text)
+                       for name, s in self.sides.items()}
+        except ValueError as exc:
+            self.host.show_error(str(exc))
+            return None
+        if any(o.continuation for o in options.values()):
+            self.host.show_error("The blind test compares one request's worth of text (4096 characters); shorten "
+                                 "the text in the box on the left.")
+            return None
+        fmts = {o.request.response_format for o in options.values()}
+        labels = {name: o.request.voice if len(fmts) == 1 else f"{o.request.voice} / {o.request.response_format}"
+                  for name, o in options.items()}
+        if labels["A"] == labels["B"]:
+            self.host.show_error("Side A and side B are the same voice and format: choose two voices (or one "
+                                 "voice in two formats) for the blind test.")
+            return None
+        self.start_blind_button.setEnabled(False)
+        self.blind_result.setText("Fetching both voices…")
+        try:
+            a, b = await asyncio.gather(*(fetch_contender(name, options[name].request, labels[name])
+                                          for name in ("A", "B")))
+        except BlindTestError as exc:
+            self.host.show_error(str(exc))
+            self.blind_result.setText("The blind test could not start (see the message at the top).")
+            return None
+        finally:
+            self.start_blind_button.setEnabled(True)
+        self._end_blind()
+        self.blind = BlindTest(a, b, rng, matched=self.match_loudness.isChecked(), text=text)
+        self._blind_pos, self.last_side = 0.0, None
+        self._set_blind_enabled(True)
+        if self.hide_names.isChecked():
+            self.blind_result.setText("Voice 1 and Voice 2 are side A and side B in a random order. Listen to "
+                                      "both (Space switches at the same moment), then vote.")
+            self.host.set_status("A/B: blind test ready")
+        else:
+            self.blind.reveal()
+            self._show_reveal("Names shown (Hide names is off): Space switches at the same moment.")
+        self._scroll.ensureWidgetVisible(self.blind_result)  # the play and vote buttons above it too
+        return self.blind
+
+    @asyncSlot(str)
+    async def play_blind(self, slot: str) -> None:
+        await self._play_blind(slot)
+
+    async def _play_blind(self, slot: str) -> None:
+        test = self.blind
+        if test is None:
+            return
+        previous = self.current
+        if previous is not None and previous.blind and not previous.playback.done.is_set():
+            self._blind_pos = previous.position_s()  # read before the player stops it
+        self.last_side = slot
+        start_s = test.start_at(slot, self._blind_pos)
+        body = test.body(slot, start_s)
+
+        def build() -> SpeakOptions:
+            base = self.host.speak_options(text=test.text)
+            # The decoded audio, as raw pcm at RATE, through the same session path as any play.
+            request = dataclasses.replace(base.request, response_format="pcm", voice=f"Voice {slot}")
+            return dataclasses.replace(base, request=request, source=replay_source(body), pcm_rate=RATE,
+                                       continuation=(), keep_original=False)
+
+        try:
+            playback = await self.host.player.start(build, kind="ab-blind", title=f"Voice {slot}", record=False,
+                                                    provider=self.host.provider_label())
+        except ValueError as exc:
+            self.host.show_error(str(exc))
+            return
+        if playback is None:
+            return
+        play = Play(side=slot, playback=playback, blind=True, offset_s=start_s)
+        self.current = play
+        self.plays.append(play)
+        for side in self.sides.values():
+            side.set_active(False)
+        self.stop_button.setEnabled(True)
+        self.now.setText(f"▶ {test.name(slot)} from {_clock(start_s)}")
+        self.status.setText(f"Playing Voice {slot}. Space or Ctrl+B switches to Voice {self.other_side()} at the "
+                            "same moment.")
+        self.host.set_status(f"A/B: blind test, playing Voice {slot}")
+        self.switched.emit(slot)
+        await playback.done.wait()
+        self._after(play)
+
+    def _after_blind(self, play: Play) -> None:
+        metrics = play.metrics
+        if metrics is not None:
+            self._blind_pos = 0.0 if metrics.completed else play.offset_s + metrics.audio_played_s
+        if play is self.current:
+            self.stop_button.setEnabled(False)
+            self.now.setText(f"Voice {play.side} played to the end" if metrics is not None and metrics.completed
+                             else f"Voice {play.side} stopped at {_clock(self._blind_pos)}")
+            self.status.setText(f"Space or Ctrl+B plays Voice {self.other_side()} from {_clock(self._blind_pos)}.")
+        if play.playback.failure:
+            self.host.show_error(f"Voice {play.side}: {play.playback.failure}")
+        elif metrics is not None and metrics.error:
+            self.host.show_error(f"Voice {play.side}: {metrics.error}")
+
+    def vote(self, choice: str) -> None:
+        """Record the preference ("1", "2" or "same"), keep it in the votes file and reveal the names."""
+        if self.blind is None:
+            return
+        vote = self.blind.vote(choice)
+        try:
+            add_vote(vote)  # a few KB: fine on the GUI thread
+        except OSError as exc:
+            self.host.show_error(f"Could not keep the vote: {exc} (check that the config directory is writable)")
+        self._show_reveal(f"Your vote: {vote.sentence()}" + ("" if vote.blind else " (after the reveal)") + ".")
+
+    def reveal(self) -> None:
+        if self.blind is not None:
+            self.blind.reveal()
+            self._show_reveal("Revealed without a vote.")
+
+    def _show_reveal(self, head: str) -> None:
+        test = self.blind
+        assert test is not None
+        lines = [head]
+        for slot in ("1", "2"):
+            lines.append(f"Voice {slot} was side {test.contender(slot).side}: {test.contender(slot).label}, "
+                         f"{_loudness(test.contender(slot), test.matched)}")
+        self.blind_result.setText("\n".join(lines))
+        self._scroll.ensureWidgetVisible(self.blind_result)
+        cur = self.current
+        if cur is not None and cur.blind and not cur.playback.done.is_set():
+            self.now.setText(f"▶ {test.name(cur.side)}")
+        self.host.set_status("A/B: " + head)
+
+
+def _clock(seconds: float) -> str:
+    return f"{int(seconds // 60)}:{seconds % 60:04.1f}"
+
+
+def _loudness(c: Contender, matched: bool) -> str:
+    measured = c.loudness.describe()
+    if not matched or c.loudness.lufs is None:
+        return measured
+    return f"{measured}, played {c.gain_db:+.1f} dB"

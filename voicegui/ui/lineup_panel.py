@@ -4,9 +4,18 @@ The user checks voices in a list filled from the current provider's voices (drag
 order; double-click the Format cell to give one voice its own format), picks a text (presets: the built-in
 PRESETS plus the user's own, saved with `save_presets`), and presses Run. A `Lineup` (voicegui/features/
 lineup.py) plays the voices one after another through the window's Player, whose history hook records each;
-the window's plots follow the player, so they show the voice speaking now. Results land in a
-sortable table (TTFA, duration, underruns, bytes); "Export…" writes the self-contained HTML report
-and a CSV next to it (voicegui/features/report.py) in a worker thread.
+the window's plots follow the player, so they show the voice speaking now. Results land in a sortable
+table (warm TTFA, the warm-up's cold first byte, duration, underruns, bytes); "Export…" writes the
+self-contained HTML report and a CSV next to it (voicegui/features/report.py) in a worker thread, with
+the A/B tab's votes about these voices (voicegui/features/votes.py). Each voice is warmed by a short
+untimed request before it is measured (features/lineup.py), so the first voice's TTFA is not its engine's
+loading time. "Match loudness" turns voices louder than -23 LUFS down to it (measured on the warm-up).
+
+The filter box above the list hides the voices whose label and id do not contain every word typed (ticked
+voices stay shown: they are the line-up). The ticked voices, their order and formats, and the filter text are
+remembered per provider (voicegui/features/lineup_selection.py) each time they change, and restored when the
+list is first filled from that provider, so a line-up survives a restart. Long labels ("English (Great
+Britain) (espeak:en-gb)") are elided in the middle, so the distinguishing id at the end stays visible.
 
 `PlayerHost` is what the panel needs from the window (MainWindow implements it): the Player (only one thing
 plays at a time: starting a voice silences anything else, and anything else started ends the line-up), the
@@ -28,12 +37,14 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QComboBox,
     QFileDialog,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
+    QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -51,7 +62,9 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from voicegui.features.lineup import Lineup, LineupEntry, LineupResult, Target, load_presets, save_presets
+from voicegui.features.lineup_selection import Selection, load_selection, save_selection
 from voicegui.features.report import export_csv, export_html
+from voicegui.features.votes import load_votes
 from voicegui.formats import FORMATS
 from voicegui.stream.player import Player
 from voicegui.stream.session import SpeakOptions, SpeakSession
@@ -130,7 +143,7 @@ class _NumItem(QTableWidgetItem):
         return bool(self.key < getattr(other, "key", float("inf")))  # Qt wants a real bool
 
 
-RESULT_COLUMNS = ("#", "Voice", "Format", "TTFA", "Duration", "Underruns", "Bytes", "Error")
+RESULT_COLUMNS = ("#", "Voice", "Format", "TTFA", "Cold", "Duration", "Underruns", "Bytes", "Error")
 
 
 class LineupPanel(QWidget):
@@ -150,6 +163,8 @@ class LineupPanel(QWidget):
         self._done = asyncio.Event()
         self._done.set()
         self._text_used = ""
+        self._restoring = False  # the list is being rebuilt: its changes are not the user's selection
+        self._restored_for: str | None = None  # provider whose remembered selection was applied
 
         # --- voices ---
         self.voices = QTreeWidget()
@@ -164,6 +179,19 @@ class LineupPanel(QWidget):
         self.voices.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.voices.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.voices.itemDoubleClicked.connect(self._on_item_double_click)
+        # 133 voices from one provider share a prefix ("English ..."): keep both ends of a long label visible.
+        self.voices.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # The Voice column stretches and elides: a horizontal scroll bar would only take a row's height.
+        self.voices.header().setStretchLastSection(False)
+        self.voices.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.voices.itemChanged.connect(self._on_item_changed)
+        self.voices.model().rowsInserted.connect(self._on_rows_moved)  # a drag inside the list
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter voices (name or id)")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.setToolTip("Shows the voices whose name or id contains every word typed; ticked voices "
+                               "always stay shown")
+        self.filter.textChanged.connect(self._on_filter)
         # Tool buttons, not push buttons: push buttons are at least ~80 px each in most styles, and this tab
         # shares the window's width with the plots.
         self.up_button = _small_button("Up", "Move the selected voice up")
@@ -180,6 +208,7 @@ class LineupPanel(QWidget):
         order.addWidget(self.refresh_button)
         voices_box = QGroupBox("Voi&ces (in order)")
         vlayout = QVBoxLayout(voices_box)
+        vlayout.addWidget(self.filter)
         vlayout.addWidget(self.voices, 1)
         vlayout.addLayout(order)
 
@@ -216,6 +245,9 @@ class LineupPanel(QWidget):
         self.export_button = QPushButton("&Export…")
         self.export_button.setToolTip("A self-contained HTML page (audio inside) and a CSV of the numbers")
         self.export_button.setEnabled(False)
+        self.match_loudness = QCheckBox("Match loudness")
+        self.match_loudness.setToolTip("Turn each voice louder than -23 LUFS down to it (measured on its warm-up "
+                                       "sentence), so the louder voice does not sound better for being louder")
         self.status = PlainLabel()  # voice names from the server, file paths
         self.status.setWordWrap(True)
         self.run_button.clicked.connect(self.run)
@@ -224,12 +256,18 @@ class LineupPanel(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.run_button)
         actions.addWidget(self.stop_button)
+        actions.addWidget(self.match_loudness)
         actions.addStretch(1)
         actions.addWidget(self.export_button)
 
         # --- results ---
         self.results_table = QTableWidget(0, len(RESULT_COLUMNS))
         self.results_table.setHorizontalHeaderLabels(list(RESULT_COLUMNS))
+        for col, tip in ((3, "Time to first audio, measured after a short untimed warm-up request"),
+                         (4, "First byte of that warm-up request: includes the engine loading the voice")):
+            header_item = self.results_table.horizontalHeaderItem(col)
+            if header_item is not None:
+                header_item.setToolTip(tip)
         self.results_table.verticalHeader().hide()
         self.results_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().lineSpacing() + 8)
         self.results_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -266,27 +304,97 @@ class LineupPanel(QWidget):
 
     # --- voices ---------------------------------------------------------------------------------------
     def reload_voices(self) -> None:
-        """Refill from the provider's voices; checked voices, their order and formats are kept."""
+        """Refill from the provider's voices; checked voices, their order and formats are kept. The first fill
+        for a provider (and the first after switching to it) restores what was remembered for it."""
         if self.is_running():
             return  # the highlighted rows belong to the running line-up
-        kept = {e.voice: e.format for e in self.checked_entries()}
-        order = [v for v in kept]
+        provider = self.host.provider_label()
         choices = self.host.voice_choices()
         labels = dict(choices)
+        if self._restored_for != provider:
+            remembered = self._load_selection(provider)
+            # A remembered voice the provider no longer lists is dropped (a list-less server keeps them all).
+            order = [v for v in remembered.voices if not labels or v in labels]
+            kept = {v: remembered.formats.get(v) for v in order}
+            self._restored_for = provider
+            self._restoring = True
+            self.filter.setText(remembered.filter)
+            self._restoring = False
+        else:
+            kept = {e.voice: e.format for e in self.checked_entries()}
+            order = list(kept)
         ids = order + [vid for vid, _ in choices if vid not in kept]
-        self.voices.clear()
-        for vid in ids:
-            item = QTreeWidgetItem([labels.get(vid, vid), kept.get(vid) or DEFAULT_FORMAT])
-            item.setData(0, VOICE_ROLE, vid)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable
-                          | Qt.ItemFlag.ItemIsDragEnabled)
-            item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsDropEnabled)  # a drop goes between rows, not into one
-            item.setCheckState(0, Qt.CheckState.Checked if vid in kept else Qt.CheckState.Unchecked)
-            self.voices.addTopLevelItem(item)
+        self._restoring = True
+        try:
+            self.voices.clear()
+            for vid in ids:
+                item = QTreeWidgetItem([labels.get(vid, vid), kept.get(vid) or DEFAULT_FORMAT])
+                item.setData(0, VOICE_ROLE, vid)
+                item.setToolTip(0, plain_tooltip(f"{labels.get(vid, vid)}\nid: {vid}"))
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable
+                              | Qt.ItemFlag.ItemIsDragEnabled)
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsDropEnabled)  # a drop goes between rows
+                item.setCheckState(0, Qt.CheckState.Checked if vid in kept else Qt.CheckState.Unchecked)
+                self.voices.addTopLevelItem(item)
+        finally:
+            self._restoring = False
+        self._on_filter(self.filter.text())
+
+    # --- remembered selection and filter ----------------------------------------------------------------
+    def _load_selection(self, provider: str) -> Selection:
+        try:
+            return load_selection(provider)
+        except OSError as exc:  # e.g. the config directory is not readable
+            self.host.show_error(f"Could not read the remembered line-up voices: {exc}")
+            return Selection()
+
+    def remember_selection(self) -> None:
+        """Store the ticked voices (in order), their formats and the filter for the current provider."""
+        if self._restoring or self._restored_for is None:
+            return  # nothing the user chose yet (the list was never filled)
+        entries = self.checked_entries()
+        selection = Selection([e.voice for e in entries], {e.voice: e.format for e in entries if e.format},
+                              self.filter.text())
+        try:
+            save_selection(self._restored_for, selection)  # a few hundred bytes: fine on the GUI thread
+        except OSError as exc:
+            self.host.show_error(f"Could not remember the line-up voices: {exc} (the line-up itself is not "
+                                 "affected; check that the config directory is writable)")
+
+    def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
+        if not self._restoring:
+            self.remember_selection()
+            if column == 0:
+                self._on_filter(self.filter.text())  # a voice unticked under a filter may now be hidden
+
+    def _on_rows_moved(self, *args: Any) -> None:
+        if not self._restoring:
+            self.remember_selection()
+
+    def _on_filter(self, text: str) -> None:
+        words = text.casefold().split()
+        for item in self._items():
+            hay = f"{item.text(0)} {item.data(0, VOICE_ROLE)}".casefold()
+            match = all(w in hay for w in words)
+            item.setHidden(not match and item.checkState(0) != Qt.CheckState.Checked)
+        if not self._restoring:
+            self.remember_selection()
+
+    def visible_voices(self) -> list[str]:
+        """The voice ids the list shows now (the filter applied), top to bottom."""
+        return [str(i.data(0, VOICE_ROLE)) for i in self._items() if not i.isHidden()]
 
     def set_checked(self, voices: list[str], formats: dict[str, str] | None = None) -> None:
         """Check exactly `voices` and move them to the top in that order (tests, restoring a line-up)."""
         formats = formats or {}
+        self._restoring = True
+        try:
+            self._set_checked(voices, formats)
+        finally:
+            self._restoring = False
+        self.remember_selection()
+
+    def _set_checked(self, voices: list[str], formats: dict[str, str]) -> None:
         items = {item.data(0, VOICE_ROLE): item for item in self._items()}
         for vid, item in items.items():
             item.setCheckState(0, Qt.CheckState.Checked if vid in voices else Qt.CheckState.Unchecked)
@@ -333,6 +441,7 @@ class LineupPanel(QWidget):
             self.voices.takeTopLevelItem(row)
             self.voices.insertTopLevelItem(new, item)
             self.voices.setCurrentItem(item)
+            self.remember_selection()
 
     def highlighted_voice(self) -> str | None:
         """The voice id of the highlighted (speaking) row, or None."""
@@ -435,7 +544,7 @@ class LineupPanel(QWidget):
                                  instructions=req.instructions, chunk_bytes=req.chunk_bytes,
                                  prebuffer_ms=base.prebuffer_ms, max_buffer_s=base.max_buffer_s,
                                  output=base.output, on_start=self._on_start, on_done=self._on_done,
-                                 player=self.host.player)
+                                 player=self.host.player, match_loudness=self.match_loudness.isChecked())
             self._run_items = self._checked_items()
             self._ended = None
             self._text_used = text
@@ -494,6 +603,7 @@ class LineupPanel(QWidget):
             QTableWidgetItem(shown(r.label)),
             QTableWidgetItem(fmt),
             _NumItem("—" if r.ttfa_ms is None else f"{r.ttfa_ms:.0f} ms", r.ttfa_ms),
+            _NumItem("—" if r.cold_ttfa_ms is None else f"{r.cold_ttfa_ms:.0f} ms", r.cold_ttfa_ms),
             _NumItem(f"{r.duration_s:.2f} s", r.duration_s),
             _NumItem(str(r.underruns), r.underruns),
             _NumItem(f"{r.bytes:,}", r.bytes),
@@ -546,5 +656,5 @@ class LineupPanel(QWidget):
 
 
 def _write_reports(results: list[LineupResult], path: Path, text: str) -> None:
-    export_html(results, path, text=text)
+    export_html(results, path, text=text, votes=load_votes())  # the A/B tab's votes about these voices
     export_csv(results, path.with_suffix(".csv"))
