@@ -53,3 +53,12 @@ def test_too_short_or_silent_audio_has_no_loudness_and_no_gain():
     assert measure(tone(0.3, seconds=0.2), RATE).lufs is None
     silent = measure(np.zeros(RATE, dtype=np.float32), RATE)
     assert silent.lufs is None and matching_gain_db(silent) == 0.0 and silent.describe() == "n/a"
+
+
+@pytest.mark.parametrize("rate", [24000, 48000])
+def test_a_full_scale_1khz_sine_reads_as_bs1770_says(rate):
+    """BS.1770's reference: a 0 dBFS 997 Hz sine in one channel is -3.01 LKFS (K-weighting is ~0 dB there)."""
+    t = np.arange(rate * 3) / rate
+    sine = np.sin(2 * np.pi * 997 * t).astype(np.float32)
+    assert measure(sine, rate).lufs == pytest.approx(-3.01, abs=0.15)
+    assert measure(sine * np.float32(0.1), rate).lufs == pytest.approx(-23.01, abs=0.15)

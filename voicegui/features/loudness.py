@@ -1,13 +1,14 @@
 """Loudness of a voice's audio (EBU R128 integrated loudness, ITU-R BS.1770-4) and the gain that matches it.
 
-`measure(samples, rate)` gives a `Loudness`: integrated loudness in LUFS (pyloudnorm's K-weighted, gated
-measure) and the sample peak in dBFS. `matching_gain_db(loudness, target_lufs)` is the gain that brings a
-voice to `target_lufs` (EBU R128's -23 LUFS by default) *limited by its peak*: the gained peak never goes
+`measure(samples, rate)` gives a `Loudness`: integrated loudness in LUFS (FFmpeg's `ebur128` filter, through
+PyAV: the K-weighted, gated EBU R128 measure; no extra dependency, where pyloudnorm would bring scipy, ~30 MB
+more in the one-folder app) and the sample peak in dBFS. `matching_gain_db(loudness, target_lufs)` is the gain
+that brings a voice to `target_lufs` (EBU R128's -23 LUFS by default) *limited by its peak*: the gained peak never goes
 over `PEAK_CEILING_DBFS`, so matching never clips (a quiet voice with loud peaks stays a little under the
 target, and says so through `reaches_target`). `apply_gain` returns a new float32 array.
 
 BS.1770 needs at least one 400 ms gating block: a shorter or silent clip has no integrated loudness
-(`lufs` None), and gets no gain. pyloudnorm is imported when first used (it brings scipy).
+(`lufs` None), and gets no gain.
 `decode_whole(body, fmt, headers)` decodes a whole response body with the same decoder as a Speak (to
 measure what a server sent before playing it: the blind A/B, the line-up's loudness matching).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
@@ -48,10 +50,52 @@ def measure(samples: np.ndarray, rate: int) -> Loudness:
     peak_dbfs = 20.0 * math.log10(peak) if peak > 0 else -math.inf
     if len(x) < int(MIN_SECONDS * rate) or peak == 0.0:
         return Loudness(None, peak_dbfs)
-    import pyloudnorm  # scipy comes with it: loaded only when something is measured
+    lufs = _integrated_lufs(x.astype(np.float32), rate)
+    return Loudness(lufs, peak_dbfs)
 
-    lufs = float(pyloudnorm.Meter(rate).integrated_loudness(x))
-    return Loudness(lufs if math.isfinite(lufs) else None, peak_dbfs)
+
+# ebur128 reports -70 LUFS (its absolute gate) when nothing passes the gates: no loudness to match.
+_NOTHING_MEASURED_LUFS = -70.0
+
+
+def _integrated_lufs(x: np.ndarray, rate: int) -> float | None:
+    """Integrated loudness by FFmpeg's ebur128 filter (its running value after the last sample), or None."""
+    import av  # PyAV's FFmpeg: already loaded wherever audio is decoded
+
+    graph = av.filter.Graph()
+    src = graph.add_abuffer(format="flt", sample_rate=rate, layout="mono", time_base=Fraction(1, rate))
+    meter = graph.add("ebur128", "metadata=1")
+    sink = graph.add("abuffersink")
+    src.link_to(meter)
+    meter.link_to(sink)
+    graph.configure()
+    last: float | None = None
+
+    def drain() -> None:
+        nonlocal last
+        while True:
+            try:
+                frame = graph.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            value = frame.metadata.get("lavfi.r128.I")
+            if value is not None:
+                last = float(value)
+
+    block = max(1, rate // 10)
+    for start in range(0, len(x), block):
+        chunk = np.ascontiguousarray(x[start:start + block]).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(chunk, format="flt", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        frame.time_base = Fraction(1, rate)
+        graph.push(frame)
+        drain()
+    graph.push(None)
+    drain()
+    if last is None or not math.isfinite(last) or last <= _NOTHING_MEASURED_LUFS:
+        return None
+    return last
 
 
 def matching_gain_db(loudness: Loudness, target_lufs: float = TARGET_LUFS,
