@@ -108,13 +108,24 @@ def needed(path: str) -> frozenset[str]:
     return frozenset(re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", res.stdout))
 
 
+def soname_of(path: str) -> str:
+    """A shared library's DT_SONAME, else its file name (what another file's DT_NEEDED names it by)."""
+    res = subprocess.run(["readelf", "-d", "-W", path], capture_output=True, text=True, check=False)
+    found = re.search(r"\(SONAME\)\s+Library soname: \[([^\]]+)\]", res.stdout)
+    return found.group(1) if found else os.path.basename(path)
+
+
 def prune_orphans(kept: Toc, dropped: Iterable[tuple[str, str, str]],
-                  needs: Callable[[str], frozenset[str]] = needed) -> tuple[Toc, list[str]]:
-    """Drop the top-level libraries of `kept` that only files in `dropped` needed, transitively.
+                  needs: Callable[[str], frozenset[str]] = needed,
+                  soname: Callable[[str], str] | None = None) -> tuple[Toc, list[str]]:
+    """Drop the libraries of `kept` that only files in `dropped` needed, transitively.
 
     A library nobody in the bundle names as NEEDED (sounddevice's dlopen'ed PortAudio, say) stays: only what a
-    dropped file pulled in is a candidate. Returns the new TOC and the names removed.
+    dropped file pulled in is a candidate. Libraries are matched by soname, wherever PyInstaller put them (top
+    level, or av.libs/ with a top-level SYMLINK to the file: the symlink goes with its file). Returns the new
+    TOC and the names removed.
     """
+    soname_for = soname or soname_of
     candidates: set[str] = set()
     for _name, src, _kind in dropped:
         candidates |= needs(src)
@@ -122,16 +133,20 @@ def prune_orphans(kept: Toc, dropped: Iterable[tuple[str, str, str]],
     toc = list(kept)
     while True:
         wanted: set[str] = set()
-        for _name, src, _kind in toc:
-            wanted |= needs(src)
-        orphans = {name for name, _src, _kind in toc if "/" not in name and name in candidates - wanted}
+        for _name, src, kind in toc:
+            if kind != "SYMLINK":
+                wanted |= needs(src)
+        orphans = {name for name, src, kind in toc
+                   if kind != "SYMLINK" and soname_for(src) in candidates - wanted}
         if not orphans:
             return toc, removed
         for name, src, _kind in toc:
             if name in orphans:
                 candidates |= needs(src)
         removed += sorted(orphans)
-        toc = [entry for entry in toc if entry[0] not in orphans]
+        # A top-level SYMLINK's "source" is the bundle path of the file it points at.
+        toc = [entry for entry in toc if entry[0] not in orphans
+               and not (entry[2] == "SYMLINK" and entry[1] in orphans)]
 
 
 def _dynamic_symbols(path: str) -> tuple[list[tuple[str, str, int, str | None]], str]:
