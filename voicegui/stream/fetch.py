@@ -56,13 +56,13 @@ import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import httpx2
-import openai
+from typing import TYPE_CHECKING, Any, cast
 
 from voicegui.speech_sse import STREAM_FORMATS
 from voicegui.stream.sse import SpeechEvents, SseError, is_event_stream
+
+if TYPE_CHECKING:  # imported where used: the SDK costs ~1 s and ~56 MB, paid on the first Speak, not at start-up
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +352,8 @@ def shared_tls_context() -> ssl.SSLContext:
     An SSLContext may be shared by any number of connections and threads. Call it from a worker thread at
     start-up to take its cost off the first Speak.
     """
+    import httpx2
+
     global _tls_context
     with _tls_lock:
         if _tls_context is None:
@@ -362,6 +364,8 @@ def shared_tls_context() -> ssl.SSLContext:
 def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
     """An AsyncOpenAI for one request: no retries (a retry would hide the first failure and double the wait),
     the request's timeout, the shared TLS context. `options` go to AsyncOpenAI as they are."""
+    import openai
+
     try:
         tls = shared_tls_context()
     except (ssl.SSLError, OSError) as exc:
@@ -439,6 +443,9 @@ async def _fetch_once(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[
     Raises FetchError on every network/HTTP failure (after delivering whatever arrived), lets exceptions
     from on_chunk and asyncio.CancelledError through unchanged, and always closes the connection and client.
     """
+    import httpx2
+    import openai
+
     if req.chunk_bytes is not None and req.chunk_bytes <= 0:
         raise ValueError("chunk_bytes must be positive or None")
     if req.stream_format not in STREAM_FORMATS:
