@@ -36,3 +36,42 @@ def test_the_window_loads_no_network_client_before_it_is_used(module):
         print(json.dumps({{"loaded": sorted(m for m in ("openai", "httpx2", "aiohttp") if m in sys.modules)}}))
     """)["loaded"]
     assert loaded == [], f"importing {module} loads {', '.join(loaded)}"
+
+
+def test_the_first_speak_imports_the_sdk_off_the_loop_thread():
+    """The SDK is imported on the first request, in a worker thread: the loop (the window's GUI thread) keeps
+    running meanwhile. The request goes to a closed port on 127.0.0.1 and fails as usual, in one sentence."""
+    out = run_python("""
+        import asyncio, json, socket, sys, threading
+
+        importers = []
+
+        class Watch:
+            def find_spec(self, name, path=None, target=None):
+                if name == "openai":
+                    importers.append(threading.current_thread().name)
+                return None
+
+        sys.meta_path.insert(0, Watch())
+        from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
+
+        with socket.socket() as s:  # a port nothing listens on
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+
+        async def main():
+            req = SpeechRequest(f"http://127.0.0.1:{port}/v1", "", "tts-1", "alloy", "Hello.", "pcm", timeout_s=5)
+            async def ignore(chunk): pass
+            try:
+                await fetch_speech(req, FetchMarks(), ignore)
+            except FetchError as exc:
+                return exc.kind, str(exc)
+            return None, None
+
+        kind, message = asyncio.run(main())
+        print(json.dumps({"importers": importers, "loop_thread": threading.current_thread().name,
+                          "kind": kind, "message": message}))
+    """)
+    assert out["importers"], "the request did not import the SDK"
+    assert out["loop_thread"] not in out["importers"]
+    assert out["kind"] == "connection" and "Could not connect" in out["message"]

@@ -43,9 +43,11 @@ listed for callers that want to report a user's Stop in the same terms, fetch_sp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import errno
+import importlib
 import ipaddress
 import logging
 import re
@@ -361,6 +363,18 @@ def shared_tls_context() -> ssl.SSLContext:
         return _tls_context
 
 
+_sdk_imported = False
+
+
+async def import_sdk() -> None:
+    """Import the openai SDK (~1 s the first time) in a worker thread, so the loop (the window's GUI thread)
+    keeps running meanwhile; at once once it is in."""
+    global _sdk_imported
+    if not _sdk_imported:
+        await asyncio.to_thread(importlib.import_module, "openai")
+        _sdk_imported = True
+
+
 def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
     """An AsyncOpenAI for one request: no retries (a retry would hide the first failure and double the wait),
     the request's timeout, the shared TLS context. `options` go to AsyncOpenAI as they are."""
@@ -443,6 +457,7 @@ async def _fetch_once(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[
     Raises FetchError on every network/HTTP failure (after delivering whatever arrived), lets exceptions
     from on_chunk and asyncio.CancelledError through unchanged, and always closes the connection and client.
     """
+    await import_sdk()
     import httpx2
     import openai
 

@@ -56,7 +56,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from voicegui.limits import MAX_TRANSCRIPT_CHARS
 from voicegui.openai_models import REALTIME_SPEED_RANGE, is_realtime_model
-from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, as_sentence, cause_text, openai_client
+from voicegui.stream.fetch import (
+    FetchError,
+    FetchMarks,
+    SpeechRequest,
+    as_sentence,
+    cause_text,
+    import_sdk,
+    openai_client,
+)
 from voicegui.text import split_sentences
 
 if TYPE_CHECKING:  # imported where used: the SDK costs ~1 s and ~56 MB, paid on the first Speak, not at start-up
@@ -379,6 +387,7 @@ async def fetch_realtime(req: SpeechRequest, marks: FetchMarks, on_chunk: Callab
     Raises FetchError on every network/protocol/server failure (after delivering whatever arrived), lets
     exceptions from the callbacks and asyncio.CancelledError through, and always closes the websocket.
     """
+    await import_sdk()
     import openai
 
     sentences = split_sentences(req.text)
