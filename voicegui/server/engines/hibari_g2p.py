@@ -1,12 +1,14 @@
-"""hibari's G2P (text -> phonemes) with its tables packed into numpy arrays: the same answers, ~1/6 the memory.
+"""hibari's G2P (text -> phonemes) with its tables packed into strings and arrays: the same answers, ~1/5 the
+memory.
 
 hibari-tts keeps its pronunciation lexicons (~183k words) and its part-of-speech tagger's weights (~80k
 features x up to 50 tags) as the Python dicts its JSON files load into: ~100 MB resident of the ~150 MB the
-loaded voice held (measured, hibari-tts 0.2.1), against an 8 MB voice model. Here every key is kept as UTF-8
-bytes in one blob, found through a sorted array of its 64-bit `hash()`; lexicon readings are one more blob,
-the tagger's weights one array per column (float64, so each score is the same sum, in the same order, as
-hibari's). A lookup costs a few microseconds instead of a dict's fraction of one: ~1-3 ms more per sentence,
-against ~10-40 ms of synthesis. `tests/server/test_hibari_g2p.py` checks that the phonemes are hibari's own.
+loaded voice held (measured, hibari-tts 0.2.1), against an 8 MB voice model. Here the keys are one string,
+each found through a sorted array of the keys' 64-bit `hash()`; the lexicon readings are one more string, the
+tagger's weights one array per column (float64, so each score is the same sum, in the same order, as
+hibari's). Reading a sentence takes as long as with hibari's dicts (measured on the README and
+docs/architecture.md, ~900 sentences); packing the tables adds ~0.5 s to loading the voice (~1 s -> ~1.5 s).
+`tests/server/test_hibari_g2p.py` checks that the phonemes and tags are hibari's own.
 
 `CompactG2P` is hibari's `hibari.g2p.G2P` built from these tables (American English only: the one bundled
 voice, "heart", is American); everything after the tables is hibari's code.
@@ -41,23 +43,28 @@ def load_asset(name: str) -> Any:
         return json.load(f)
 
 
-def hash_order(keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def hash_order(keys: list[str]) -> tuple[np.ndarray, list[int]]:
     """(hashes, order): each key's `hash()`, and the keys' indices sorted by it (row r of a KeyTable is
     keys[order[r]])."""
-    hashes = np.fromiter((hash(k) for k in keys), np.int64, len(keys))
-    return hashes, np.argsort(hashes, kind="stable")
+    hashes = np.fromiter(map(hash, keys), np.int64, len(keys))
+    return hashes, np.argsort(hashes, kind="stable").tolist()
+
+
+def _pack(items: list[str]) -> tuple[str, array.array[int]]:
+    """(blob, ends): the strings joined, and where each ends in the blob (item i is blob[ends[i-1]:ends[i]],
+    from 0 for the first). A str blob, not UTF-8: a lookup then slices and compares without decoding; the
+    IPA readings make it two bytes a character, which is what UTF-8 takes for them too."""
+    return "".join(items), array.array("i", itertools.accumulate(map(len, items)))
 
 
 class KeyTable:
     """A fixed set of strings, each with a row number 0..n-1, in the order `hash_order` gives. `row` finds a
     key's row by one binary search over the hashes; `in` answers like a set's."""
 
-    def __init__(self, keys: list[str], hashes: np.ndarray, order: np.ndarray) -> None:
+    def __init__(self, keys: list[str], hashes: np.ndarray, order: list[int]) -> None:
         # array.array, not numpy: bisect and indexing on it are C calls, no numpy scalar is made per lookup.
         self._hashes = array.array("q", hashes[order].tobytes())
-        encoded = [keys[i].encode("utf-8") for i in order]
-        self._blob = b"".join(encoded)
-        self._ends = _ends(len(e) for e in encoded)
+        self._blob, self._ends = _pack(list(map(keys.__getitem__, order)))
 
     def __len__(self) -> int:
         return len(self._hashes)
@@ -67,22 +74,14 @@ class KeyTable:
         h = hash(key)
         hashes = self._hashes
         row = bisect.bisect_left(hashes, h)
-        encoded = None
         while row < len(hashes) and hashes[row] == h:
-            if encoded is None:
-                encoded = key.encode("utf-8")
-            if self._blob[self._ends[row - 1] if row else 0:self._ends[row]] == encoded:
+            if self._blob[self._ends[row - 1] if row else 0:self._ends[row]] == key:
                 return row
             row += 1  # another key with the same hash
         return -1
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.row(key) >= 0
-
-
-def _ends(lengths: Iterable[int]) -> array.array[int]:
-    """Running totals of `lengths`: item i's bytes end at ends[i] and start at ends[i - 1] (0 for the first)."""
-    return array.array("i", itertools.accumulate(lengths))  # the blobs are a few MB
 
 
 class CompactLexicon:
@@ -92,20 +91,15 @@ class CompactLexicon:
         keys = list(words)
         hashes, order = hash_order(keys)
         self._keys = KeyTable(keys, hashes, order)
-        readings: list[bytes] = []
+        values = list(words.values())
+        readings = list(map(values.__getitem__, order))
         # The ~800 words read by part of speech keep their {tag: reading} as JSON text, decoded per lookup:
         # no object from the parsed file outlives it (each would pin a block of the allocator's memory).
-        by_tag: list[int] = []
-        for row, index in enumerate(order):
-            value = words[keys[index]]
-            if isinstance(value, str):
-                readings.append(value.encode("utf-8"))
-            else:
-                by_tag.append(row)
-                readings.append(json.dumps(value).encode("utf-8"))
-        self._by_tag = array.array("i", by_tag)  # sorted: rows are visited in order
-        self._blob = b"".join(readings)
-        self._ends = _ends(len(r) for r in readings)
+        by_tag = [row for row, value in enumerate(readings) if not isinstance(value, str)]
+        for row in by_tag:
+            readings[row] = json.dumps(readings[row])
+        self._by_tag = array.array("i", by_tag)  # sorted
+        self._blob, self._ends = _pack(readings)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -114,7 +108,7 @@ class CompactLexicon:
         row = self._keys.row(word)
         if row < 0:
             return default
-        text = self._blob[self._ends[row - 1] if row else 0:self._ends[row]].decode("utf-8")
+        text = self._blob[self._ends[row - 1] if row else 0:self._ends[row]]
         i = bisect.bisect_left(self._by_tag, row)
         if i < len(self._by_tag) and self._by_tag[i] == row:
             return json.loads(text)
@@ -130,7 +124,7 @@ class CompactTagDict:
         self._keys = KeyTable(words, hashes, order)
         index = {tag: i for i, tag in enumerate(tags)}
         self._tags = tags
-        self._tag_of = array.array("h", (index[tagdict[words[i]]] for i in order))
+        self._tag_of = array.array("h", map(index.__getitem__, map(tagdict.__getitem__, map(words.__getitem__, order))))
 
     def get(self, word: str, default: str | None = None) -> str | None:
         row = self._keys.row(word)
@@ -152,11 +146,12 @@ class CompactTagger(Tagger):
         features = list(weights)
         hashes, order = hash_order(features)
         self._features = KeyTable(features, hashes, order)
-        rows = [weights[features[i]] for i in order]
-        self._row_ends = _ends(len(r) for r in rows)
+        rows = list(map(weights.__getitem__, map(features.__getitem__, order)))
+        self._row_ends = array.array("i", itertools.accumulate(map(len, rows)))
         total = self._row_ends[-1]
-        self._row_tags = np.fromiter((tag_index[t] for r in rows for t in r), np.int16, total)
-        self._row_weights = np.fromiter((w for r in rows for w in r.values()), np.float64, total)
+        chain = itertools.chain.from_iterable
+        self._row_tags = np.fromiter(map(tag_index.__getitem__, chain(rows)), np.int16, total)
+        self._row_weights = np.fromiter(chain(map(dict.values, rows)), np.float64, total)
 
     def predict(self, feats: Iterable[str]) -> str:
         """hibari's Tagger.predict: each tag's weights summed over the features in their order (the same
