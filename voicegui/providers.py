@@ -32,10 +32,8 @@ import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from voicegui.limits import MAX_JSON_BYTES
 from voicegui.openai_models import (
@@ -53,6 +51,9 @@ from voicegui.openai_models import (
     parse_date,
 )
 from voicegui.server_profile import KOKORO_VOICE, ServerProfile, identify
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger(__name__)
 
@@ -310,6 +311,8 @@ async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float,
         raise ProviderError(f"The base URL {base_url!r} is not a valid URL.") from exc
     if scheme not in ("http", "https"):
         raise ProviderError(f"The base URL must start with http:// or https://, not {base_url!r}.")
+    import aiohttp  # here, not at module level: importing the window then does not wait ~0.3 s for it
+
     headers = {**_headers(key), "Accept-Encoding": "gzip, deflate"}
     try:
         # total= covers connect, headers and the body read below (it is inside the session's context)

@@ -43,9 +43,11 @@ listed for callers that want to report a user's Stop in the same terms, fetch_sp
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import errno
+import importlib
 import ipaddress
 import logging
 import re
@@ -56,13 +58,13 @@ import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import httpx2
-import openai
+from typing import TYPE_CHECKING, Any, cast
 
 from voicegui.speech_sse import STREAM_FORMATS
 from voicegui.stream.sse import SpeechEvents, SseError, is_event_stream
+
+if TYPE_CHECKING:  # imported where used: the SDK costs ~1 s and ~56 MB, paid on the first Speak, not at start-up
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +354,8 @@ def shared_tls_context() -> ssl.SSLContext:
     An SSLContext may be shared by any number of connections and threads. Call it from a worker thread at
     start-up to take its cost off the first Speak.
     """
+    import httpx2
+
     global _tls_context
     with _tls_lock:
         if _tls_context is None:
@@ -359,9 +363,23 @@ def shared_tls_context() -> ssl.SSLContext:
         return _tls_context
 
 
+_sdk_imported = False
+
+
+async def import_sdk() -> None:
+    """Import the openai SDK (~1 s the first time) in a worker thread, so the loop (the window's GUI thread)
+    keeps running meanwhile; at once once it is in."""
+    global _sdk_imported
+    if not _sdk_imported:
+        await asyncio.to_thread(importlib.import_module, "openai")
+        _sdk_imported = True
+
+
 def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
     """An AsyncOpenAI for one request: no retries (a retry would hide the first failure and double the wait),
     the request's timeout, the shared TLS context. `options` go to AsyncOpenAI as they are."""
+    import openai
+
     try:
         tls = shared_tls_context()
     except (ssl.SSLError, OSError) as exc:
@@ -439,6 +457,10 @@ async def _fetch_once(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[
     Raises FetchError on every network/HTTP failure (after delivering whatever arrived), lets exceptions
     from on_chunk and asyncio.CancelledError through unchanged, and always closes the connection and client.
     """
+    await import_sdk()
+    import httpx2
+    import openai
+
     if req.chunk_bytes is not None and req.chunk_bytes <= 0:
         raise ValueError("chunk_bytes must be positive or None")
     if req.stream_format not in STREAM_FORMATS:

@@ -51,15 +51,24 @@ import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
-
-import openai
 
 from voicegui.limits import MAX_TRANSCRIPT_CHARS
 from voicegui.openai_models import REALTIME_SPEED_RANGE, is_realtime_model
-from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, as_sentence, cause_text, openai_client
+from voicegui.stream.fetch import (
+    FetchError,
+    FetchMarks,
+    SpeechRequest,
+    as_sentence,
+    cause_text,
+    import_sdk,
+    openai_client,
+)
 from voicegui.text import split_sentences
+
+if TYPE_CHECKING:  # imported where used: the SDK costs ~1 s and ~56 MB, paid on the first Speak, not at start-up
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +179,7 @@ def _body_message(body: bytes | None) -> str | None:
 
 def _connect_error(exc: BaseException, req: SpeechRequest) -> FetchError:
     """A FetchError for a failure to open the Realtime websocket."""
+    import openai
     from websockets.exceptions import InvalidHandshake, InvalidStatus
 
     where = req.base_url
@@ -356,6 +366,7 @@ class EventReader:
 
 async def _raise_pending_error(conn: Any, reader: EventReader) -> None:
     """Raise the FetchError for an `error` event still unread on a closed connection, if there is one."""
+    import openai
     from websockets.exceptions import ConnectionClosed
 
     pending: FetchError | None = None
@@ -376,6 +387,9 @@ async def fetch_realtime(req: SpeechRequest, marks: FetchMarks, on_chunk: Callab
     Raises FetchError on every network/protocol/server failure (after delivering whatever arrived), lets
     exceptions from the callbacks and asyncio.CancelledError through, and always closes the websocket.
     """
+    await import_sdk()
+    import openai
+
     sentences = split_sentences(req.text)
     if not sentences:
         return 0

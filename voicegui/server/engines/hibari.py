@@ -10,6 +10,15 @@ synthesised (`synthesize_ahead`). So the first audio leaves after one sentence's
 `speed` goes to hibari's own duration control: 0.25-2 is honoured (measured 0.27x-1.8x speech length
 ratio), above 2 the model saturates near 2x (speed 4 gives ~2x); no time-stretch is added on top.
 
+Memory (measured with hibari-tts 0.2.1 / onnxruntime 1.32; `tests/test_memory.py` bounds it): hibari as it
+comes held ~150 MB resident once loaded and warm, ~100 MB of it its G2P tables as Python dicts, against an 8 MB
+model. Here the G2P is hibari's own over packed tables (`hibari_g2p.py`, ~20 MB), and the ONNX sessions are
+built with onnxruntime's arena and memory-pattern planner off: the arena keeps the largest sentence's
+buffers (~30 MB of model outputs for a 400-phoneme sentence, more for the planner's copies) for good. Those
+buffers and numpy's signal processing go back to the C allocator after each sentence; after the warm-up and
+after each request the worker hands the freed pages back to the system (`release_freed_memory`), so an
+idle engine holds what a loaded model needs, not its busiest sentence.
+
 Threads: the `hibari.Hibari` object (ONNX session, G2P lexicons) is owned by one dedicated worker thread
 (`ThreadPoolExecutor(max_workers=1)`): its G2P is not known to be thread-safe, and one onnxruntime
 intra-op thread is its fastest setting anyway. Concurrent requests interleave sentence by sentence there.
@@ -18,8 +27,13 @@ intra-op thread is its fastest setting anyway. Concurrent requests interleave se
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import importlib.util
 import logging
+import os
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import numpy as np
@@ -48,6 +62,61 @@ def create(warm: bool = True) -> HibariEngine:
     return HibariEngine(warm=warm)
 
 
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim, or None where the C library has none (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    return getattr(ctypes.CDLL(name), "malloc_trim", None)
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> bool:
+    """Hand the C allocator's free pages back to the system (glibc: malloc_trim(0)); True if it returned any.
+    Freed memory otherwise stays resident in the allocator, sized by the largest sentence so far."""
+    if _MALLOC_TRIM is None:
+        return False
+    return bool(_MALLOC_TRIM(0))
+
+
+def session_options(ort: Any) -> Any:
+    """onnxruntime SessionOptions for hibari's models: one thread (its fastest setting, see the module
+    docstring), no arena and no memory-pattern planner (they keep the largest run's buffers for good)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # warnings about the graph are hibari's business, not the user's
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    return options
+
+
+def new_session(path: str) -> Any:
+    """An onnxruntime InferenceSession on the CPU for the model at `path`, with `session_options`."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    return ort.InferenceSession(path, session_options(ort), providers=["CPUExecutionProvider"])
+
+
+class LazyOov:
+    """hibari's out-of-vocabulary reader (a 3 MB ONNX model), loaded with `session_options` on the first word
+    no lexicon knows (hibari also loads it lazily, but with its own options)."""
+
+    def __init__(self) -> None:
+        self._oov: Any = None
+
+    def __call__(self, word: str) -> str | None:
+        if self._oov is None:
+            from hibari.g2p import ASSETS
+            from hibari.g2p.oov import OOV
+
+            path = os.path.join(ASSETS, "oov.onnx")
+            self._oov = OOV(path, session=new_session(path))
+        result: str | None = self._oov(word)
+        return result
+
+
 class HibariEngine(SingleWorkerEngine):
     """hibari-tts's bundled voice "heart". See the module docstring."""
 
@@ -72,10 +141,25 @@ class HibariEngine(SingleWorkerEngine):
             raise RuntimeError(f"this hibari-tts has no bundled voice {VOICE_ID!r}")
         # Never download: a missing bundled file is an error, not a fetch.
         model = voice_path(VOICE_ID, download_missing=False)
-        self._tts = hibari.Hibari(voice=VOICE_ID, model=model, threads=1)
+        self._tts = _build_hibari(hibari.Hibari, model)
         if warm:
-            # Loads the G2P lexicons and tagger (~0.3 s) so the first request does not wait for them.
+            # The first synthesis sets up the rest of onnxruntime's kernels; its freed buffers go back.
             self._tts("Warm up.", seed=0)
+        release_freed_memory()
+
+    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
+        """SingleWorkerEngine.synthesize, then the worker hands the request's freed memory back (queued behind
+        any other request's sentences, so it never delays one)."""
+        try:
+            async with contextlib.aclosing(super().synthesize(text, voice, speed)) as blocks:
+                async for block in blocks:
+                    yield block
+        finally:
+            if not self._closed:
+                try:
+                    self._executor.submit(release_freed_memory)
+                except RuntimeError:  # closed meanwhile: its thread and memory go with it
+                    log.debug("hibari closed before its memory was released")
 
     def models(self) -> list[str]:
         return [MODEL_ID]
@@ -90,3 +174,18 @@ class HibariEngine(SingleWorkerEngine):
             return np.zeros(0, np.float32)
         audio = np.concatenate(parts) if len(parts) > 1 else parts[0]
         return trim_silence(np.asarray(audio, dtype=np.float32), SAMPLE_RATE)
+
+
+def _build_hibari(hibari_class: Any, model: str) -> Any:
+    """A `hibari.Hibari` for the bundled voice with our session options and the packed G2P. Hibari's
+    constructor takes neither, so this sets the attributes it sets (hibari-tts 0.2: voice, model_path, sess,
+    vocab, _g2p), the way it sets them."""
+    from voicegui.server.engines.hibari_g2p import CompactG2P, load_asset
+
+    tts = hibari_class.__new__(hibari_class)
+    tts.voice = VOICE_ID
+    tts.model_path = model
+    tts.sess = new_session(model)
+    tts.vocab = load_asset("vocab.json")
+    tts._g2p = CompactG2P(oov=LazyOov())  # ~1 s; hibari would load its own on the first request
+    return tts
