@@ -11,7 +11,8 @@ and never raises.
 
 Per provider it also keeps the server profile last detected (`profiles`, voicegui.server_profile) and the
 user's own choices for that server (`provider_options`: speed range, the stream flag and pcm rate
-overrides, Kokoro's lang_code, the extra JSON body as typed), each validated like every other field.
+overrides, Kokoro's lang_code, the extra JSON body as typed, the audio transport: plain audio or
+Server-Sent Events), each validated like every other field.
 
 The API key is never in that file. `KeyStore` keeps it in the system keyring (service "voicegui", user =
 provider id), falls back to $OPENAI_API_KEY for the OpenAI provider, and, when no keyring backend works
@@ -47,6 +48,7 @@ from voicegui.limits import (
 from voicegui.providers import BUILTIN, OPENAI, PROVIDERS, key_owner
 from voicegui.request_extras import ExtrasError, lang_code_problem, parse_extra_body
 from voicegui.server_profile import OVERRIDE_KEYS, ServerProfile, from_json as profile_from_json, override_problem
+from voicegui.speech_sse import STREAM_FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,7 @@ def _check_field(name: str, v: Any) -> str | None:
     return None
 
 
-PROVIDER_OPTION_KEYS = (*OVERRIDE_KEYS, "lang_code", "extra_body")
+PROVIDER_OPTION_KEYS = (*OVERRIDE_KEYS, "lang_code", "extra_body", "stream_format")
 
 
 def _options_problem(v: Any) -> str | None:
@@ -213,6 +215,8 @@ def _options_problem(v: Any) -> str | None:
             problem = "the language code must be text"
         if problem is None:
             problem = lang_code_problem(options.get("lang_code", ""))
+        if problem is None and options.get("stream_format", "audio") not in STREAM_FORMATS:
+            problem = f"the audio transport must be one of {', '.join(STREAM_FORMATS)}"
         if problem is None:
             extra = options.get("extra_body", "")
             if not isinstance(extra, str):

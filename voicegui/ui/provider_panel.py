@@ -311,6 +311,10 @@ class ProviderPanel(QGroupBox):
         return request_extra_body(self.profile().send_stream, self.server.lang_code_value(),
                                   self.server.extra_body_value())
 
+    def stream_format(self) -> str:
+        """The audio transport chosen for this provider under Server options ("audio" or "sse")."""
+        return self.server.stream_format_value()
+
     def stream_field_auto(self) -> bool:
         """The "stream" field sent is the profile's default, not the user's choice (stream/fetch.py may drop it
         for a server that refuses it)."""

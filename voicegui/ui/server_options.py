@@ -37,6 +37,7 @@ from voicegui.server_profile import ServerProfile, override_problem, with_overri
 from voicegui.ui.safe_text import PlainLabel
 
 STREAM_CHOICES: list[tuple[str, bool | None]] = [("as detected", None), ("yes", True), ("no", False)]
+TRANSPORT_CHOICES: list[tuple[str, str]] = [("audio body", "audio"), ("Server-Sent Events (sse)", "sse")]
 
 
 def _error_label() -> PlainLabel:
@@ -154,6 +155,11 @@ class ServerOptions(QWidget):
         for label, _value in STREAM_CHOICES:
             self.stream.addItem(label)
         self.stream.setToolTip('Send "stream": true: Kokoro ONNX servers and LocalAI stream only when asked')
+        self.transport = QComboBox()
+        for label, _kind in TRANSPORT_CHOICES:
+            self.transport.addItem(label)
+        self.transport.setToolTip('How the audio comes: the body itself, or base64 in Server-Sent Events '
+                                  '(stream_format "sse": OpenAI\'s gpt-4o-mini-tts and newer, speaches, vLLM-Omni)')
         self.pcm_rate = QSpinBox()
         self.pcm_rate.setRange(0, PCM_RATES.stop - 1)
         self.pcm_rate.setSpecialValueText("as announced")
@@ -179,6 +185,7 @@ class ServerOptions(QWidget):
         # Mnemonics: letters the provider panel's other fields leave free.
         form.addRow(_buddy("Spee&d range", self.own_speed), self._stacked(speed_row, self.speed_error))
         form.addRow(_buddy("Ask the server to stre&am", self.stream), self.stream)
+        form.addRow(_buddy("Audio &transport", self.transport), self.transport)
         form.addRow(_buddy("Raw pcm rat&e", self.pcm_rate), self._stacked(self._row(self.pcm_rate), self.pcm_error))
         self._lang_row = form.rowCount()
         form.addRow(_buddy("Lan&guage code", self.lang_code),
@@ -199,6 +206,7 @@ class ServerOptions(QWidget):
         self.speed_min.valueChanged.connect(self._store)
         self.speed_max.valueChanged.connect(self._store)
         self.stream.currentIndexChanged.connect(self._store)
+        self.transport.currentIndexChanged.connect(self._store)
         self.pcm_rate.valueChanged.connect(self._store)
         self.lang_code.textChanged.connect(self._store)
         self.extra_body.textChanged.connect(self._store)
@@ -231,6 +239,10 @@ class ServerOptions(QWidget):
         then is dropped), not the user's own yes/no."""
         return STREAM_CHOICES[self.stream.currentIndex()][1] is None
 
+    def stream_format_value(self) -> str:
+        """The stored audio transport: "audio" (the body is the audio) or "sse"."""
+        return str(self._settings.options_for(self._provider).get("stream_format", "audio"))
+
     def lang_code_value(self) -> str:
         return str(self._settings.options_for(self._provider).get("lang_code", "") if self._profile.lang_code
                    else "")
@@ -256,6 +268,8 @@ class ServerOptions(QWidget):
             self.speed_min.setValue(options.get("speed_min") or SPEED_RANGE[0])
             self.speed_max.setValue(options.get("speed_max") or SPEED_RANGE[1])
             self.stream.setCurrentIndex([v for _l, v in STREAM_CHOICES].index(options.get("stream")))
+            self.transport.setCurrentIndex([v for _l, v in TRANSPORT_CHOICES].index(
+                options.get("stream_format", "audio")))
             self.pcm_rate.setValue(options.get("pcm_rate") or 0)
             self.lang_code.setText(options.get("lang_code", ""))
             self.extra_body.setPlainText(options.get("extra_body", ""))
@@ -290,6 +304,10 @@ class ServerOptions(QWidget):
         if problem is None:
             options.update(speed)
         options["stream"] = STREAM_CHOICES[self.stream.currentIndex()][1]
+        if TRANSPORT_CHOICES[self.transport.currentIndex()][1] == "sse":
+            options["stream_format"] = "sse"
+        else:
+            options.pop("stream_format", None)  # the default is not stored
         rate = self.pcm_rate.value()
         rate_problem = None if rate == 0 else override_problem({"pcm_rate": rate})
         _show(self.pcm_error, rate_problem)

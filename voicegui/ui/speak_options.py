@@ -50,6 +50,7 @@ def speak_options(provider: ProviderPanel, tuning: Tuning, text: str, voice: str
         chunk_bytes=tuning.chunk_bytes,
         extra_body=extra_body,
         stream_field_auto=provider.stream_field_auto(),
+        stream_format=provider.stream_format(),
         voice_object=voice_object,
     ) for piece in pieces]
     # One session for all pieces: fetched one after another into the same ring and device (gapless).
