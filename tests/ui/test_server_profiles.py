@@ -231,3 +231,29 @@ async def test_server_sent_events_are_chosen_per_provider_and_played(qtbot, wind
     assert playback.session.frames_received == len(PCM) // 2
     pp.server.transport.setCurrentIndex(0)  # back to the plain body: not stored (the default)
     assert "stream_format" not in window.settings.provider_options.get("kokoro", {})
+
+
+async def test_a_lineup_sends_the_providers_extras_like_a_speak(qtbot, window, local_app):
+    """The line-up built its own requests without the stream flag, lang_code or the extra JSON body."""
+    bodies: list[dict] = []
+    url = await local_app(speech_app(bodies, KOKORO_MODELS))
+    await connect(window, url, "Kokoro-FastAPI")
+    pp = window.provider_panel
+    pp.server.toggle.click()
+    pp.model.setCurrentText("kokoro")
+    window.format.setCurrentText("pcm")
+    pp.server.lang_code.setText("b")
+    pp.server.extra_body.setPlainText('{"seed": 7}')
+    panel = window.lineup_panel
+    window.tabs.setCurrentWidget(panel)
+    await until(lambda: panel.voices.topLevelItemCount() > 0, 5, "the line-up's voice list")
+    panel.set_checked(["af_sky"])
+    panel.text.setPlainText("One voice.")
+    bodies.clear()
+    panel.run_button.click()
+    await until(lambda: panel.is_running(), 5, "the line-up to start")
+    await until(lambda: not panel.is_running(), 20, "the line-up to finish")
+    assert bodies, "the line-up sent nothing"
+    for body in bodies:  # the warm-up and the measured request alike
+        assert body["voice"] == "af_sky"
+        assert (body.get("stream"), body.get("lang_code"), body.get("seed")) == (True, "b", 7), body

@@ -237,7 +237,9 @@ class Lineup:
                  on_start: Callable[[int], Any] | None = None,
                  on_done: Callable[[int, LineupResult], Any] | None = None,
                  history: HistoryStore | None = None, player: Player | None = None,
-                 pcm_rate: int | None = None, warmup: bool = True, match_loudness: bool = False) -> None:
+                 pcm_rate: int | None = None, warmup: bool = True, match_loudness: bool = False,
+                 extra_body: dict[str, Any] | None = None, stream_field_auto: bool = False,
+                 stream_format: str = "audio") -> None:
         if not text.strip():
             raise ValueError("nothing to say: the text is empty")
         if not entries:
@@ -255,6 +257,10 @@ class Lineup:
         self.response_format = response_format
         self.speed, self.instructions = speed, instructions
         self.chunk_bytes, self.timeout_s = chunk_bytes, timeout_s
+        # The provider's request extras (the stream flag, lang_code, the extra JSON body) and audio transport,
+        # sent with every voice as a Speak sends them.
+        self.extra_body = dict(extra_body or {})
+        self.stream_field_auto, self.stream_format = stream_field_auto, stream_format
         self.prebuffer_ms, self.max_buffer_s = prebuffer_ms, max_buffer_s
         self.output = output or OutputConfig()
         self.pcm_rate = pcm_rate
@@ -316,6 +322,8 @@ class Lineup:
             base_url=target.base_url, api_key=target.api_key, model=target.model, voice=entry.voice,
             text=piece, response_format=entry.format or self.response_format, speed=self.speed,
             instructions=self.instructions, chunk_bytes=self.chunk_bytes, timeout_s=self.timeout_s,
+            extra_body=dict(self.extra_body), stream_field_auto=self.stream_field_auto,
+            stream_format=self.stream_format,
         ) for piece in pieces], target
 
     async def _warm(self, request: SpeechRequest) -> tuple[float | None, float]:

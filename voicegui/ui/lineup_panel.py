@@ -544,7 +544,9 @@ class LineupPanel(QWidget):
                                  instructions=req.instructions, chunk_bytes=req.chunk_bytes,
                                  prebuffer_ms=base.prebuffer_ms, max_buffer_s=base.max_buffer_s,
                                  output=base.output, on_start=self._on_start, on_done=self._on_done,
-                                 player=self.host.player, match_loudness=self.match_loudness.isChecked())
+                                 player=self.host.player, match_loudness=self.match_loudness.isChecked(),
+                                 extra_body=req.extra_body, stream_field_auto=req.stream_field_auto,
+                                 stream_format=req.stream_format)
             self._run_items = self._checked_items()
             self._ended = None
             self._text_used = text
