@@ -227,6 +227,8 @@ async def test_tray_speaks_the_clipboard_stops_and_closes_to_tray(qtbot, window,
 
     assert not tray.close_to_tray.isChecked()  # off by default
     tray.close_to_tray.setChecked(True)
+    assert window.current_state().close_to_tray  # saved in window.json at close, restored at the next start
+    assert Tray(window, commands, QIcon()).close_to_tray.isChecked()
     assert not window.close()  # hidden instead of closed
     assert not window.isVisible() and not window.is_closing()
     tray.toggle_window()

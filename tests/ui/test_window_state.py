@@ -104,3 +104,12 @@ def test_a_failed_write_keeps_the_old_file(tmp_path):
         window_state.save(window_state.WindowState(tab=1, splitter=[object()]), path)  # type: ignore[list-item]
     assert window_state.load(path).tab == 2
     assert [p.name for p in tmp_path.iterdir()] == ["window.json"]
+
+
+def test_close_to_tray_is_kept_and_a_wrong_value_is_the_default(tmp_path, caplog):
+    path = tmp_path / "window.json"
+    window_state.save(window_state.WindowState(close_to_tray=True), path)
+    assert window_state.load(path).close_to_tray is True
+    path.write_text('{"close_to_tray": "yes"}')
+    assert window_state.load(path).close_to_tray is False
+    assert "close_to_tray" in caplog.text

@@ -237,7 +237,8 @@ class MainWindow(QMainWindow):
         return window_state.WindowState(
             geometry=bytes(self.saveGeometry().toBase64().data()).decode("ascii"),
             splitter=self.splitter.sizes(), side_splitter=self.side_pane.sizes(), tab=self.tabs.currentIndex(),
-            text=self.text_edit.toPlainText(), theme=theme.controller().choice())
+            text=self.text_edit.toPlainText(), theme=theme.controller().choice(),
+            close_to_tray=self.close_to_tray)
 
     def _restore_state(self, state: window_state.WindowState) -> None:
         """Show the window as it was at the last close; what is missing or does not fit keeps its default."""
@@ -255,6 +256,8 @@ class MainWindow(QMainWindow):
             self.text_edit.setPlainText(state.text)
         theme.controller().set_choice(state.theme)
         self.menu_actions.themes[state.theme].setChecked(True)
+        # Read by the tray (ui/tray.py) when it is installed, written back by it when toggled.
+        self.close_to_tray = state.close_to_tray
 
     def _claim_ab_switch_key(self) -> None:
         """Ctrl+B switches the A/B side from anywhere in the window (View menu). The A/B tab's own Ctrl+B

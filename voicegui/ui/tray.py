@@ -4,8 +4,8 @@ tray" and Quit; while the window is hidden, a Speak's error is shown as a deskto
 Threads: GUI thread only. Speak clipboard and Stop go through ui/instance.WindowCommands, i.e. the window's
 own Speak and Stop slots, so the tray plays nothing itself.
 
-"Close to tray" (off by default) is held here for the run only: settings.py is not written by this module
-yet (a later change stores it). With it on, closing the window hides it instead (an event filter on the
+"Close to tray" (off by default) is remembered in window.json through the window (MainWindow.close_to_tray,
+saved at close). With it on, closing the window hides it instead (an event filter on the
 window, so MainWindow's own close handling is untouched); Quit closes it for real.
 """
 
@@ -45,7 +45,9 @@ class Tray(QObject):
         menu.addSeparator()
         self.close_to_tray: QAction = menu.addAction("Close to &tray")
         self.close_to_tray.setCheckable(True)
-        self.close_to_tray.setChecked(False)
+        # Remembered in window.json (ui/window_state.py) through the window, which saves it at close.
+        self.close_to_tray.setChecked(bool(getattr(window, "close_to_tray", False)))
+        self.close_to_tray.toggled.connect(lambda on: setattr(window, "close_to_tray", on))
         self.quit = menu.addAction("&Quit")
         self.quit.triggered.connect(self.quit_app)
         menu.aboutToShow.connect(self._update_toggle)

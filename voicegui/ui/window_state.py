@@ -1,5 +1,6 @@
 """The window's own state between runs: geometry, splitter sizes, the current tab, the text and the theme
-choice, in a small JSON file of its own (window.json in app_dirs.config_dir(), next to settings.json, which
+choice and the tray's "Close to tray",
+in a small JSON file of its own (window.json in app_dirs.config_dir(), next to settings.json, which
 holds what a Speak uses).
 
 Written atomically (a temporary file in the same directory, then os.replace), so a crash mid-write leaves the
@@ -43,6 +44,7 @@ class WindowState:
     tab: int = 0
     text: str = ""
     theme: str = "system"
+    close_to_tray: bool = False  # the tray's "Close to tray" (off by default)
 
 
 def state_path() -> Path:
@@ -86,6 +88,11 @@ def _from_dict(raw: dict[str, Any]) -> tuple[WindowState, list[str]]:
         state.theme = theme
     else:
         bad.append("theme")
+    close_to_tray = raw.get("close_to_tray", False)
+    if isinstance(close_to_tray, bool):
+        state.close_to_tray = close_to_tray
+    else:
+        bad.append("close_to_tray")
     return state, bad
 
 
