@@ -187,7 +187,8 @@ def strict_like_tts_daemon(bodies: list[dict]) -> web.Application:
 
 async def test_the_default_stream_field_is_dropped_for_a_server_that_refuses_it(local_app, caplog):
     """voicegui's own guess ("stream": true to servers other than OpenAI) must not break a strict server: asked
-    again without it, once, with a warning, and not sent to that server again in this process."""
+    again without it, once, logged and marked, and not sent to that server again in this process."""
+    caplog.set_level("INFO", logger="voicegui.stream.fetch")
     bodies: list[dict] = []
     url = await local_app(strict_like_tts_daemon(bodies))
     marks = FetchMarks()

@@ -249,7 +249,8 @@ def run_speak(args: argparse.Namespace) -> int:
         fm = session.fetch_marks
         # What the server reported in its speech.audio.done event (sse only), for the first request of a text
         # long enough to be split (the later requests' marks are not kept).
-        data.update(stream_format=args.stream_format, usage=fm.usage, sse_ignored=fm.sse_ignored)
+        data.update(stream_format=args.stream_format, usage=fm.usage, sse_ignored=fm.sse_ignored,
+                    stream_field_dropped=fm.stream_field_dropped)
         if len(pieces) > 1:
             data["usage_covers"] = f"request 1 of {len(pieces)}"
         print(redact(json.dumps(data)))  # json escapes control characters itself

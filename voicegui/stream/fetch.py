@@ -92,7 +92,7 @@ class SpeechRequest:
     voice_object: bool = False
     # The "stream" field in extra_body is voicegui's default guess, not the user's choice: a strict server that
     # refuses the field (pydantic extra="forbid", e.g. tts-daemon) gets the request again without it, once,
-    # with a warning (FetchMarks.stream_field_dropped), and that server is not sent it again in this process.
+    # logged and marked (FetchMarks.stream_field_dropped, --json), and that server is not sent it again in this process.
     stream_field_auto: bool = False
 
 
@@ -427,7 +427,7 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
     """Stream one speech response into `on_chunk`; return the number of audio bytes delivered.
 
     A strict server that refuses voicegui's default `"stream": true` (`req.stream_field_auto`) is asked once
-    more without it, with a warning; the user's own choice (`--stream-field on`) is never dropped.
+    more without it, logged and marked in FetchMarks; the user's own choice (`--stream-field on`) is never dropped.
     """
     if req.stream_field_auto and "stream" in req.extra_body and req.base_url in _NO_STREAM_FIELD:
         req = _without_stream_field(req)
@@ -438,7 +438,7 @@ async def fetch_speech(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable
         if not (req.stream_field_auto and "stream" in req.extra_body and exc.status == 422
                 and exc.bytes_received == 0 and refuses_stream_field(exc.server_message)):
             raise
-        log.warning("the server at %s refuses the \"stream\" field (%s); asking again without it",
+        log.info("the server at %s refuses the \"stream\" field (%s); asking again without it",
                     req.base_url, exc.server_message)
         if len(_NO_STREAM_FIELD) < _NO_STREAM_FIELD_MAX:
             _NO_STREAM_FIELD.add(req.base_url)
