@@ -3,10 +3,13 @@
 Threads: GUI thread only. The metrics panel polls the current session on a slow (~4 Hz) QTimer: text does
 not need to change faster than people read. It reads only plain attributes the session publishes (fetch marks,
 the first-decoded time, the output's first-sound time and device latency, written once by the loop or the
-PortAudio callback thread) and ``snapshot()``; once a session has finished it shows the session's immutable
-SessionMetrics. The tuning panel is plain widgets (plus presets and the output device list, read from
-sounddevice once at start-up); MainWindow reads ``TuningPanel.values()`` on Speak. The network simulator
-panel only emits a Shaping; MainWindow hands it to the built-in server (a plain attribute swap).
+PortAudio callback thread) and ``snapshot()``; while the response streams it shows the stream speed over the
+last second from its own readings (``StreamSpeed``); once a session has finished it shows the session's
+immutable SessionMetrics. The tuning panel is plain widgets (plus presets and the output device list, read
+from sounddevice once at start-up and named for people by ui/device_names.py); MainWindow reads
+``TuningPanel.values()`` on Speak. The network simulator panel only emits a Shaping; MainWindow hands it to
+the built-in server (a plain attribute swap), and shows its ``indicator`` ("Network simulator on") while it
+slows the built-in voices.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS, Set
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.output import OutputError, output_devices, parse_latency
 from voicegui.stream.session import SpeakSession
+from voicegui.ui.device_names import alias_of, device_choices, pulse_sinks
 
 log = logging.getLogger(__name__)
 
@@ -327,10 +331,12 @@ class TuningPanel(QGroupBox):
         self.blocksize.setToolTip("Frames per audio callback; automatic gives the lowest latency")
 
         self.device = QComboBox()
-        self.device.addItem("System default", None)
-        for name in output_device_names():
-            self.device.addItem(name, name)
-        self.device.setToolTip("Where the audio goes")
+        names = output_device_names()
+        self._device_choices = device_choices(names, pulse_sinks() if names else [])
+        for choice in self._device_choices:
+            self.device.addItem(choice.label, choice.device)
+            self.device.setItemData(self.device.count() - 1, choice.tooltip, Qt.ItemDataRole.ToolTipRole)
+        self.device.setToolTip("Where the audio goes (each entry's tooltip gives its PortAudio name)")
 
         self.volume = QSlider(Qt.Orientation.Horizontal)
         self.volume.setRange(0, 100)
@@ -391,6 +397,7 @@ class TuningPanel(QGroupBox):
         self.volume.setValue(100)
 
     def set_device(self, name: str | None) -> None:
+        name = alias_of(name, self._device_choices)
         index = self.device.findData(name) if name else 0
         if index < 0:  # a saved device that is not plugged in now: keep it selectable, by name
             self.device.addItem(f"{name} (not found)", name)
