@@ -16,7 +16,8 @@ import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, QRect
 
-from tests.ui.test_main_window import speak_and_wait
+from tests.ui.conftest import until
+from tests.ui.test_main_window import click, speak_and_wait
 from voicegui.server.shaping import Shaping
 
 pytestmark = pytest.mark.audio
@@ -128,3 +129,25 @@ async def test_fixed_axes_stay_from_one_speak_to_the_next(qtbot, window, server)
     await asyncio.sleep(0.05)
     (_, x1_fit), (_, y1_fit) = plot.getPlotItem().getViewBox().viewRange()
     assert y1_fit < y1 and x1_fit <= x1
+
+
+async def test_while_it_plays_with_the_simulator_on(qtbot, window, server, artifacts_dir):
+    # the simulator slows the built-in voice: the status bar says so, and the live plot keeps its labels apart
+    window.network.throughput_x.setValue(0.6)
+    window.tuning.set_prebuffer(150)
+    plot = window.plots.buffer
+    for width, height in SIZES:
+        window.resize(width, height)
+        before = len(window.playbacks)
+        click(qtbot, window.speak_button)
+        await until(lambda n=before: len(window.playbacks) > n and window.session is not None
+                    and window.session.snapshot().underrun_episodes >= 2, 15, "two underruns")
+        await asyncio.sleep(0.4)
+        assert window.network.indicator.isVisible()
+        area = plot.getPlotItem().getViewBox().sceneBoundingRect()
+        texts = [(name, rect) for name, rect in _texts_in_plot(plot) if rect.intersects(area)]
+        for (a, ra), (b, rb) in itertools.combinations(texts, 2):
+            assert not ra.intersects(rb), f"{a!r} overlaps {b!r} at {width}x{height} while playing"
+        assert window.grab().save(str(artifacts_dir / f"buffer-plot-live-simulator-{width}x{height}.png"))
+        await asyncio.wait_for(window.playback.done.wait(), 20)
+    window.network.throughput_x.setValue(0)

@@ -16,9 +16,16 @@ already; an empty plot has nothing to show in that time anyway, and a long prebu
 CPU while speaking (the window's cost over the CLI's is almost all drawing, software raster): a snapshot
 that shows nothing new is not drawn at all; the curves are ``plot_items.Polyline`` items (fixed bounds, one
 ``drawPolyline``, no PlotDataItem pipeline) with at most a min and a max per pixel column; the buffer curve,
-which only grows at its right end, repaints only that strip; axes, legend and line labels are cached as
-pixmaps, and the axis ranges move in steps, so text is laid out again only when it changes; pens of width 1,
+and the prebuffer gate's step line, which only grow at their right end, repaint only that strip; axes and
+labels are cached as pixmaps, and the axis ranges move in steps, so text is laid out again only when it
+changes; the labels are placed again only when a text, an anchor or the geometry changed; pens of width 1,
 no antialiasing.
+
+Made for tuning: the buffer plot's legend is a label under the plots (inside, it covered the curve and the
+labels), the labels inside are placed so that none covers another (``plot_items.place_labels``), each underrun
+is a shaded span with its length, the gate the output waited for is drawn as it was at each moment (the
+session records it with each level point) with the one that started playback marked, and "Fixed axes" keeps
+the buffer plot's range from one Speak to the next.
 """
 
 from __future__ import annotations
@@ -283,6 +290,7 @@ class BufferPlot(GridPlot):
         self._drawn_end: tuple[float, tuple] | None = None  # (last point's time, what must match to draw only past it)
         self.max_line = pg.InfiniteLine(angle=0, pen=_MAX_PEN, movable=False)
         self.play_line = pg.InfiniteLine(angle=90, pen=_PLAY_PEN, movable=False)
+        self._start_at: tuple[float, float] | None = None
         self.start_marker = pg.ScatterPlotItem(symbol="o", size=7, pen=pg.mkPen("#ffb74d"), brush=pg.mkBrush("#000"))
         for obj in (self.max_line, self.play_line, self.start_marker):
             item.addItem(obj, ignoreBounds=True)
@@ -318,9 +326,17 @@ class BufferPlot(GridPlot):
         self.max_line.setVisible(visible)
         if not visible:
             self.play_line.hide()
-            self.start_marker.setData(x=[], y=[])
+            self._mark_start(None)
             for label in (*self.labels.values(), *self.span_labels):
                 label.hide()
+
+    def _mark_start(self, at: tuple[float, float] | None) -> None:
+        """The marker where playback started, at the gate it started on; set only when it moves (setData
+        rebuilds and repaints the scatter item)."""
+        if at == self._start_at:
+            return
+        self._start_at = at
+        self.start_marker.setData(x=[] if at is None else [at[0]], y=[] if at is None else [at[1]])
 
     def set_fixed_axes(self, fixed: bool) -> None:
         """Fixed: the y axis runs to the max buffer and the time axis never shrinks, from one Speak to the next
@@ -387,10 +403,10 @@ class BufferPlot(GridPlot):
             gate_at_start = gate_in_force(t, gate, snap.play_started_s, snap.prebuffer_ms)
             self.play_line.setPos(snap.play_started_s)
             self.play_line.show()
-            self.start_marker.setData(x=[snap.play_started_s], y=[gate_at_start])
+            self._mark_start((snap.play_started_s, gate_at_start))
         else:
             self.play_line.hide()
-            self.start_marker.setData(x=[], y=[])
+            self._mark_start(None)
         starts, ends = underrun_spans(snap)
         self.underruns.set_spans(starts, ends)
         self._spans = (starts, ends)
@@ -408,7 +424,7 @@ class BufferPlot(GridPlot):
             if gate_at_start is not None and snap.play_started_s is not None else ("", None),
             "max": (f"max {snap.max_buffer_ms / 1000:g} s", QPointF(x_end, snap.max_buffer_ms))
             if snap.max_buffer_ms <= top else ("", None),
-            "gate": ("prebuffer", QPointF(float(t[0]), float(gate[0]))) if len(gate) else ("", None),
+            "gate": ("prebuffer", QPointF(float(t[0]), float(gate[0]))) if len(gate) > 1 else ("", None),
         }
         self._place_labels()
         self.updates += 1
@@ -523,7 +539,7 @@ class BufferPlot(GridPlot):
         self.underruns.set_spans(np.zeros(0), np.zeros(0))
         self._spans = (np.zeros(0), np.zeros(0))
         self.play_line.hide()
-        self.start_marker.setData(x=[], y=[])
+        self._mark_start(None)
         for label in (*self.labels.values(), *self.span_labels):
             label.hide()
         self.points = 0
