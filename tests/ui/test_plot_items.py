@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, QSizeF
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSizeF
+from PySide6.QtWidgets import QApplication
 
-from voicegui.ui.plot_items import place_labels
+from voicegui.ui.plot_items import Spans, place_labels
 from voicegui.ui.plots import gate_in_force, step_points
 
 
@@ -31,3 +33,52 @@ def test_the_gate_is_a_step_line_through_its_changes_only():
                                               (0.04, 450)]
     assert gate_in_force(t, g, 0.025, -1) == 500  # the last one recorded at or before that time
     assert gate_in_force(t, g, -1.0, -1) == 300 and gate_in_force(t[:0], g[:0], 0.0, -1) == -1
+
+
+class _PaintRegions(QObject):
+    """The rectangles of the paint events a widget (a plot's viewport) receives: what Qt repaints."""
+
+    def __init__(self, widget) -> None:
+        super().__init__()
+        self.rects: list = []
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # Qt's name
+        if event.type() == QEvent.Type.Paint:
+            self.rects.append(event.rect())
+        return False
+
+
+def _settle() -> None:
+    for _ in range(5):
+        QApplication.processEvents()
+
+
+def test_a_growing_underrun_span_repaints_only_its_own_strip(qtbot):
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    plot.resize(400, 200)
+    plot.show()
+    plot.setXRange(0, 100, padding=0)
+    plot.setYRange(0, 10, padding=0)
+    spans = Spans(pg.mkBrush("r"), pg.mkPen("r"))
+    spans.set_bounds(QRectF(0, 0, 100, 10))
+    plot.addItem(spans, ignoreBounds=True)
+    for end in (20.0, 21.0):  # (the first frames after show() repaint whatever they like)
+        spans.set_spans(np.array([10.0]), np.array([end]))
+        _settle()
+    regions = _PaintRegions(plot.viewport())
+    vb = plot.getPlotItem().getViewBox()
+
+    def px(x: float) -> float:  # a data x in the viewport's pixels
+        return plot.mapFromScene(vb.mapViewToScene(QPointF(x, 0))).x()
+
+    spans.set_spans(np.array([10.0]), np.array([25.0]))  # the underrun goes on: 21 -> 25 is repainted
+    _settle()
+    assert regions.rects, "the grown span was not repainted"
+    assert all(px(18) <= r.left() and r.right() <= px(28) for r in regions.rects), (regions.rects, px(21), px(25))
+    regions.rects.clear()
+    spans.set_spans(np.array([10.0, 60.0]), np.array([25.0, 61.0]))  # a new one: the old one is not repainted
+    _settle()
+    assert regions.rects and all(r.left() >= px(57) for r in regions.rects), (regions.rects, px(60))
+    assert [list(a) for a in spans.getData()] == [[10.0, 60.0], [25.0, 61.0]]

@@ -109,10 +109,26 @@ class Spans(pg.GraphicsObject):
             self._bounds = QRectF(rect)
 
     def set_spans(self, x0: np.ndarray, x1: np.ndarray) -> None:
+        """Draw these spans; only the ones that changed are repainted (while an underrun goes on, its span grows
+        every frame, and repainting the whole plot for it would cost a full frame each time)."""
+        x0, x1 = np.asarray(x0, dtype=float), np.asarray(x1, dtype=float)
         if np.array_equal(x0, self._x0) and np.array_equal(x1, self._x1):
             return
-        self._x0, self._x1 = np.asarray(x0, dtype=float).copy(), np.asarray(x1, dtype=float).copy()
-        self.update()
+        dirty: QRectF | None = None
+        if len(x0) >= len(self._x0) and np.array_equal(x0[:len(self._x0)], self._x0):
+            kept = len(self._x0) - 1 if len(self._x0) else 0  # the last old span may have grown, new ones came
+            if np.array_equal(x1[:kept], self._x1[:kept]):
+                # from where the old last span ended if it grew from there, else where the first new one starts
+                grew = len(self._x0) and x1[kept] != self._x1[-1]
+                left = float(min(self._x1[-1], x1[kept])) if grew else float(x0[len(self._x0)])
+                right = float(max(x1[kept:].max(), self._x1[kept:].max(initial=left)))
+                margin = 0.01 * self._bounds.width()  # spans narrower than MIN_PIXELS are drawn wider
+                dirty = QRectF(left - margin, self._bounds.top(), right - left + 2 * margin, self._bounds.height())
+        self._x0, self._x1 = x0.copy(), x1.copy()
+        if dirty is None:
+            self.update()
+        else:
+            self.update(dirty)
 
     def getData(self) -> tuple[np.ndarray, np.ndarray]:  # pyqtgraph's name: (starts, ends)
         return self._x0.copy(), self._x1.copy()
