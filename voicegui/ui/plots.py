@@ -412,8 +412,10 @@ class BufferPlot(GridPlot):
         self._spans = (starts, ends)
         self._open_span = bool(len(starts) and snap.metrics is None and len(snap.history_playing)
                                and snap.history_playing[-1] == 0)
+        # live: the episodes that are over (the one going on would change the text, and relayout it, every frame)
+        closed = len(starts) - int(self._open_span)
         silent_ms = (snap.metrics.underrun_ms if snap.metrics is not None
-                     else float(np.sum(ends - starts)) * 1000)
+                     else float(np.sum(ends[:closed] - starts[:closed])) * 1000)
         started = "" if gate_at_start is None else f"{gate_at_start:.0f} ms at the start, "
         self._set_legend(prebuffer=f"prebuffer {started}now {gate_now:.0f} ms",
                          max=f"max {snap.max_buffer_ms / 1000:g} s",
