@@ -8,6 +8,7 @@ Real window (offscreen), real built-in server slowed by its shaping, real playba
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import re
 
@@ -19,6 +20,7 @@ from PySide6.QtCore import QPoint, QRect
 from tests.ui.conftest import until
 from tests.ui.test_main_window import click, speak_and_wait
 from voicegui.server.shaping import Shaping
+from voicegui.ui.plots import MAX_SPAN_LABELS
 
 pytestmark = pytest.mark.audio
 
@@ -77,11 +79,11 @@ async def test_underruns_are_spans_with_their_length(qtbot, window, server):
     assert np.all(ends > starts), "each underrun is a span from its start to where playback resumed"
     labels = {name: rect for name, rect in plot.label_rects().items() if name.startswith("span")}
     assert labels, "at least one span is labelled with its length"
+    lengths = {round((end - start) * 1000) for start, end in zip(starts, ends, strict=True)}
     for name in labels:
-        i = int(name.removeprefix("span"))
-        text = plot.span_labels[i].toPlainText()
+        text = plot.span_labels[int(name.removeprefix("span"))].toPlainText()
         assert re.fullmatch(r"\d+ ms", text), text
-        assert int(text.split()[0]) == round((ends[i] - starts[i]) * 1000)
+        assert int(text.split()[0]) in lengths
     legend = plot.legend_text()
     assert legend["underruns"] == f"underruns {playback.metrics.underrun_episodes}"
     assert legend["silent"] == f"{playback.metrics.underrun_ms:.0f} ms silent"
@@ -152,3 +154,27 @@ async def test_while_it_plays_with_the_simulator_on(qtbot, window, server, artif
         assert window.grab().save(str(artifacts_dir / f"buffer-plot-live-simulator-{width}x{height}.png"))
         await asyncio.wait_for(window.playback.done.wait(), 20)
     window.network.throughput_x.setValue(0)
+
+
+async def test_hundreds_of_underruns_label_only_the_longest_that_fit(qtbot, window, server):
+    playback = await _stuttering_speak(qtbot, window, server)
+    snap = playback.session.snapshot()
+    # a long, hopeless stream: 600 underruns of 20..80 ms over a minute, the history as the session keeps it
+    starts = np.arange(600) * 0.1 + 1.0
+    lengths = 0.02 + 0.06 * (np.arange(600) % 7) / 6
+    t = np.arange(0, 62, 0.01)
+    playing = np.ones(len(t))
+    for start, length in zip(starts, lengths, strict=True):
+        playing[(t > start) & (t < start + length)] = 0
+    many = dataclasses.replace(snap, history_t=t, history_ms=np.full(len(t), 50.0),
+                               history_gate_ms=np.full(len(t), 100.0), history_playing=playing, underrun_t=starts,
+                               underrun_episodes=600)
+    plot = window.plots.buffer
+    plot.update_from(many)
+    await asyncio.sleep(0.1)  # painted: a text item's scene rectangle is known once it has been
+    shown = {name: rect for name, rect in plot.label_rects().items() if name.startswith("span")}
+    assert 0 < len(plot.span_labels) <= MAX_SPAN_LABELS and 0 < len(shown) <= MAX_SPAN_LABELS
+    # the longest ones first: 80 ms (their ends are on the history's 10 ms grid), none of the shorter ones
+    assert all(int(plot.span_labels[int(n[4:])].toPlainText().split()[0]) >= 80 for n in shown)
+    for (a, ra), (b, rb) in itertools.combinations(plot.label_rects().items(), 2):
+        assert not ra.intersects(rb), f"{a} overlaps {b}"

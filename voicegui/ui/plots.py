@@ -30,6 +30,7 @@ the buffer plot's range from one Speak to the next.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -60,6 +61,7 @@ _PLAY_PEN = pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DotLine)
 
 
 QUIET_START_S = 0.25
+MAX_SPAN_LABELS = 24  # underrun spans labelled with their length (the longest ones); more would not fit
 
 
 def in_quiet_start(session: SpeakSession) -> bool:
@@ -460,10 +462,13 @@ class BufferPlot(GridPlot):
                 continue
             size = self._set_label_text(label, text)
             wanted.append((label, size, self._candidates(name, vb.mapViewToScene(at), size, area)))
-        while len(self.span_labels) < len(starts):
+        # The longest underruns first, and no more than fit anyway: a Speak can have hundreds of them, and
+        # placing is quadratic in the labels.
+        longest = np.argsort(starts - ends, kind="stable")[:MAX_SPAN_LABELS]
+        while len(self.span_labels) < len(longest):
             self.span_labels.append(self._label("#ef9a9a"))
-        for i, label in enumerate(self.span_labels):
-            if i >= len(starts):
+        for label, i in itertools.zip_longest(self.span_labels, longest.tolist()):
+            if i is None:
                 label.hide()
                 continue
             size = self._set_label_text(label, _duration(float(ends[i] - starts[i])))
