@@ -6,11 +6,12 @@ import itertools
 
 import numpy as np
 import pyqtgraph as pg
+import pytest
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSizeF
 from PySide6.QtWidgets import QApplication
 
 from voicegui.ui.plot_items import Spans, place_labels
-from voicegui.ui.plots import gate_in_force, step_points
+from voicegui.ui.plots import gate_in_force, step_points, underrun_spans
 
 
 def test_labels_take_the_first_free_place_and_are_dropped_when_there_is_none():
@@ -82,3 +83,21 @@ def test_a_growing_underrun_span_repaints_only_its_own_strip(qtbot):
     _settle()
     assert regions.rects and all(r.left() >= px(57) for r in regions.rects), (regions.rects, px(60))
     assert [list(a) for a in spans.getData()] == [[10.0, 60.0], [25.0, 61.0]]
+
+
+def test_underrun_spans_end_where_the_output_plays_again():
+    from voicegui.stream.session import Snapshot
+
+    t = np.arange(100, 200) * 0.01  # the history kept starts at 1.0 s (older points were dropped)
+    playing = np.ones(len(t))
+    playing[(t >= 1.2) & (t < 1.35)] = 0  # an underrun over at 1.35
+    playing[t >= 1.9] = 0  # one still going on at the end
+    snap = Snapshot(state="playing", started=0.0, sample_rate=24000, buffered_ms=0.0, prebuffer_ms=100.0,
+                    max_buffer_ms=10_000.0, history_t=t, history_ms=np.zeros(len(t)), play_started_s=0.2,
+                    underrun_t=np.array([0.5, 1.195, 1.895]), waveform=np.zeros(0, dtype=np.float32),
+                    frames_played=0, bytes_received=0, audio_received_s=0.0, underrun_episodes=3, metrics=None,
+                    history_playing=playing, history_gate_ms=np.full(len(t), 100.0))
+    starts, ends = underrun_spans(snap)
+    assert list(starts) == [0.5, 1.195, 1.895]
+    assert ends[0] == 0.5  # before the history kept: its end is unknown, it is not stretched to a later resume
+    assert ends[1] == pytest.approx(1.35) and ends[2] == pytest.approx(t[-1])

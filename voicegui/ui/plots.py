@@ -593,6 +593,8 @@ def underrun_spans(snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
     resumed = t[playing > 0]
     i = np.searchsorted(resumed, starts, side="right")
     ends = np.where(i < len(resumed), resumed[np.minimum(i, len(resumed) - 1)], t[-1])
+    # an underrun older than the history kept (a Speak of minutes) has no known end: a mark, not a span
+    ends = np.where(starts < t[0], starts, ends)
     return starts, np.maximum(ends, starts)
 
 
