@@ -23,6 +23,7 @@ def test_window_bench_one_run(tmp_path: Path) -> None:
     window = rows[0]
     assert 0 < window["gui_cpu_pct"] <= window["cpu_pct"] + 5  # one thread of those the process share counts
     assert window["fps"] is not None and window["fps"] > 5  # the plots repainted while it spoke
+    assert window["buffer_fps"] is not None and window["buffer_fps"] > 5  # the buffer plot too, counted apart
     assert window["redraws_per_s"] is not None and window["redraws_per_s"] > 5
 
     table = summarize_window(rows, ["pcm"], [SCENARIOS[0]])

@@ -8,7 +8,8 @@ weighs on both alike):
   with a generated clip); the Speak is a click on its Speak button (the ``speak`` async slot). Measured:
   added latency (the server's first body byte sent -> the session's first non-silent sample handed to the
   device, ``metrics.marks.first_sound``, both ``time.monotonic()``), the plots' frame rate while speaking
-  (paint events of the waveform plot's viewport, and the plot timer's redraws, per second from first sound
+  (paint events of the waveform plot's viewport and, apart, of the buffer plot's, whose gate line, underrun
+  spans and labels cost more than its curve alone; and the plot timer's redraws, per second from first sound
   to the end of the Speak) and this process's CPU share over the Speak, every thread but the server's, and
   the GUI thread's alone (``time.thread_time``: the loop, the session's loop side, the widgets and the plots;
   less sensitive to a busy machine than the wall-clock share of all threads).
@@ -105,8 +106,8 @@ async def _close_window(win: MainWindow) -> None:
     await asyncio.sleep(0)
 
 
-async def _window_run(win: MainWindow, server: Any, counter: Any, fmt: str, scenario: Scenario, clip_frames: int,
-                      seed: int, write_bytes: int) -> dict:
+async def _window_run(win: MainWindow, server: Any, counters: tuple[Any, Any], fmt: str, scenario: Scenario,
+                      clip_frames: int, seed: int, write_bytes: int) -> dict:
     """One Speak clicked in the window; the row has the same keys as bench.run_once's, plus the frame rates."""
     from voicegui.server.shaping import Shaping
 
@@ -127,7 +128,7 @@ async def _window_run(win: MainWindow, server: Any, counter: Any, fmt: str, scen
     metrics = playback.metrics
     record = server.records[-1]
     row: dict = {"path": "window", "format": fmt, "scenario": scenario.name, "added_ms": None, "fps": None,
-                 "redraws_per_s": None, "played_share": 0.0, "underruns": 0,
+                 "buffer_fps": None, "redraws_per_s": None, "played_share": 0.0, "underruns": 0,
                  "cpu_pct": (ticks1 - ticks0) / os.sysconf("SC_CLK_TCK") / (wall1 - wall0) * 100,
                  "gui_cpu_pct": (gui1 - gui0) / (wall1 - wall0) * 100,
                  "error": metrics.error if metrics is not None else "no metrics"}
@@ -141,7 +142,8 @@ async def _window_run(win: MainWindow, server: Any, counter: Any, fmt: str, scen
         end = playback.left_at or wall1
         if first_sound is not None and end > first_sound:
             span = end - first_sound
-            row["fps"] = sum(1 for t in counter.times if first_sound <= t <= end) / span
+            row["fps"], row["buffer_fps"] = (sum(1 for t in c.times if first_sound <= t <= end) / span
+                                             for c in counters)
             row["redraws_per_s"] = updates / (end - playback.entered_at) if playback.entered_at else None
     await asyncio.sleep(SETTLE_S)
     return row
@@ -182,12 +184,12 @@ def bench_rows(runs: int, seconds: float, write_bytes: int, formats: list[str],
             loop = runner.get_loop()
             hooks = sys.get_asyncgen_hooks()
             win = runner.run(_open_window(server, text))
-            counter = _paint_counter(win.plots.waveform.viewport())
+            counters = (_paint_counter(win.plots.waveform.viewport()), _paint_counter(win.plots.buffer.viewport()))
 
             def window(fmt: str, scenario: Scenario, seed: int) -> dict:
                 asyncio.set_event_loop(loop)  # asyncio.run() of the CLI run leaves no current loop
                 sys.set_asyncgen_hooks(*hooks)
-                return runner.run(_window_run(win, server, counter, fmt, scenario, clip_frames, seed, write_bytes))
+                return runner.run(_window_run(win, server, counters, fmt, scenario, clip_frames, seed, write_bytes))
 
             def cli(fmt: str, scenario: Scenario, seed: int) -> dict:
                 row = asyncio.run(run_once(server, fmt, scenario, text, clip_frames, seed, write_bytes))
@@ -230,9 +232,10 @@ def _paired_differences(rows: list[dict], fmt: str, scenario: str) -> list[float
 def summarize_window(rows: list[dict], formats: list[str], scenarios: list[Scenario]) -> str:
     """Markdown table: medians with min–max, and whether the goal holds."""
     lines = ["| scenario | format | added latency, window (ms) | added latency, CLI (ms) | window − CLI, medians (ms) "
-             "| window − CLI, run by run (ms) | plot frames/s (paints) | plot redraws/s | CPU window "
+             "| window − CLI, run by run (ms) | plot frames/s (paints) | buffer plot frames/s | plot redraws/s "
+             "| CPU window "
              "| CPU window, GUI thread | CPU CLI | audio played, underruns |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for scenario in scenarios:
         for fmt in formats:
@@ -243,6 +246,7 @@ def summarize_window(rows: list[dict], formats: list[str], scenarios: list[Scena
             lat_w = [r["added_ms"] for r in win if r["added_ms"] is not None]
             lat_c = [r["added_ms"] for r in cli if r["added_ms"] is not None]
             fps = [r["fps"] for r in win if r["fps"] is not None]
+            buffer_fps = [r["buffer_fps"] for r in win if r.get("buffer_fps") is not None]
             redraws = [r["redraws_per_s"] for r in win if r["redraws_per_s"] is not None]
             played = min((r["played_share"] for r in sel), default=0.0) * 100
             under = sum(r["underruns"] for r in sel)
@@ -251,7 +255,8 @@ def summarize_window(rows: list[dict], formats: list[str], scenarios: list[Scena
             gap = statistics.median(lat_w) - statistics.median(lat_c) if lat_w and lat_c else None
             gap_text = f"{gap:+.1f}" if gap is not None else "n/a"
             lines.append(f"| {scenario.name} | {fmt} | {_span(lat_w)} | {_span(lat_c)} | {gap_text} | {_span(diff)} | "
-                         f"{_span(fps, 0)} | {_span(redraws, 0)} | {_span([r['cpu_pct'] for r in win])}% | "
+                         f"{_span(fps, 0)} | {_span(buffer_fps, 0)} | {_span(redraws, 0)} | "
+                         f"{_span([r['cpu_pct'] for r in win])}% | "
                          f"{_span([r['gui_cpu_pct'] for r in win])}% | {_span([r['cpu_pct'] for r in cli])}% | "
                          f"{played:.1f}% (lowest), {under}{note} |")
             if gap is not None:

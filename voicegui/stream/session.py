@@ -3,7 +3,8 @@
 Threads:
 * The asyncio loop runs ``run()``: the fetch (network), the decoder, writes into the playback ring, the
   prebuffer policy, and a monitor task that drains the "played" ring, records buffer-level history and
-  notices underruns. ``stop()`` must be called on the loop thread (the window does, from its slot).
+  notices underruns (each level point also records the prebuffer gate in force and whether the output
+  played, for the buffer plot). ``stop()`` must be called on the loop thread (the window does, from its slot).
 * The PortAudio callback thread only touches the AudioOutput (see output.py). The device stream it plays on is
   the output keeper's (the Player's, kept open between sessions) or, without one, the session's own, closed at
   its end; either way the session releases it only once its last sample has been played (or on Stop).
@@ -107,6 +108,10 @@ class Snapshot:
     piece_starts_s: tuple[float, ...] = (0.0,)
     fetch_done: bool = False
     played_s: float = 0.0
+    # At each history point: the prebuffer gate in force (ms the output waits for before it plays, or plays
+    # again after an underrun) and whether the output was playing (1) or holding (0).
+    history_gate_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    history_playing: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class SpeakSession:
@@ -121,6 +126,9 @@ class SpeakSession:
         self.state = "starting"
         self._lock = threading.Lock()
         self._history = LevelHistory(_HISTORY_POINTS)
+        # Alongside each level point: the gate in force and whether the output played (the same times).
+        self._gate_history = LevelHistory(_HISTORY_POINTS)
+        self._playing_history = LevelHistory(_HISTORY_POINTS)
         self._waveform = np.zeros(0, dtype=np.float32)
         self._played_chunks: list[np.ndarray] = []
         # The response bodies as received, one per request (only with keep_original), at most
@@ -306,6 +314,8 @@ class SpeakSession:
         rate = self.sample_rate or OPENAI_SAMPLE_RATE
         with self._lock:
             hist_t, hist_ms = self._history.arrays()
+            gate_ms = self._gate_history.arrays()[1]
+            playing = self._playing_history.arrays()[1]
             waveform = self._waveform.copy()
         underruns = 0 if out is None else min(out.underrun_episodes, len(out.underrun_times))
         starts = tuple(self._piece_starts)
@@ -334,6 +344,8 @@ class SpeakSession:
             piece_starts_s=tuple(start / rate for start in starts),
             fetch_done=self._fetch_done,
             played_s=played / rate,
+            history_gate_ms=gate_ms,
+            history_playing=playing,
         )
 
     def _played_frames(self) -> int:
@@ -498,8 +510,11 @@ class SpeakSession:
             await asyncio.sleep(_MONITOR_PERIOD_S)
 
     def _record_level(self) -> None:
+        now, out = time.monotonic(), self._out
         with self._lock:
-            self._history.append(time.monotonic(), self._rng.available / self._rate * 1000)
+            self._history.append(now, self._rng.available / self._rate * 1000)
+            self._gate_history.append(now, out.gate_frames / self._rate * 1000)
+            self._playing_history.append(now, 1.0 if out.playing else 0.0)
 
     def _drain_played(self) -> None:
         played = self._played

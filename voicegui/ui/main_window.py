@@ -64,7 +64,7 @@ from voicegui.ui.history_panel import MB, HistoryPanel, suggested_name
 from voicegui.ui.layout import SidePane, column, scrolled, side_by_side
 from voicegui.ui.lineup_panel import LineupPanel
 from voicegui.ui.menus import Commands, install_menus
-from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel
+from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel, with_underruns
 from voicegui.ui.plots import LivePlots
 from voicegui.ui.provider_panel import BUILTIN_STARTING, ProviderPanel
 from voicegui.ui.safe_text import PlainLabel
@@ -171,6 +171,7 @@ class MainWindow(QMainWindow):
         self.status_line = PlainLabel(READY)  # quotes servers: plain text, redacted, cut (ui/safe_text.py)
         self.status_line.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.statusBar().addWidget(self.status_line, 1)
+        self.statusBar().addPermanentWidget(self.network.indicator)
         self.resize(1280, 800)
         self._restore_state(window_state.load())
         theme.controller().changed.connect(self.banner.apply_scheme)
@@ -468,7 +469,7 @@ class MainWindow(QMainWindow):
             return
         self.transcript_box.refresh(final=True)
         status, problems = outcome(playback)
-        self.set_status(status)
+        self.set_status(with_underruns(status, playback.metrics))
         for problem in problems:
             self.show_error(problem)
         if playback.metrics is not None:

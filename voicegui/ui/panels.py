@@ -3,15 +3,20 @@
 Threads: GUI thread only. The metrics panel polls the current session on a slow (~4 Hz) QTimer: text does
 not need to change faster than people read. It reads only plain attributes the session publishes (fetch marks,
 the first-decoded time, the output's first-sound time and device latency, written once by the loop or the
-PortAudio callback thread) and ``snapshot()``; once a session has finished it shows the session's immutable
-SessionMetrics. The tuning panel is plain widgets (plus presets and the output device list, read from
-sounddevice once at start-up); MainWindow reads ``TuningPanel.values()`` on Speak. The network simulator
-panel only emits a Shaping; MainWindow hands it to the built-in server (a plain attribute swap).
+PortAudio callback thread) and ``snapshot()``; while the response streams it shows the stream speed over the
+last second from its own readings (``StreamSpeed``); once a session has finished it shows the session's
+immutable SessionMetrics. The tuning panel is plain widgets (plus presets and the output device list, read
+from sounddevice once at start-up and named for people by ui/device_names.py); MainWindow reads
+``TuningPanel.values()`` on Speak. The network simulator panel only emits a Shaping; MainWindow hands it to
+the built-in server (a plain attribute swap), and shows its ``indicator`` ("Network simulator on") while it
+slows the built-in voices.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +44,7 @@ from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS, Set
 from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.output import OutputError, output_devices, parse_latency
 from voicegui.stream.session import SpeakSession
+from voicegui.ui.device_names import alias_of, device_choices, pulse_sinks
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,7 @@ BREAKDOWN_ROWS: tuple[tuple[str, str], ...] = (
     ("device_latency", "Device latency"),
 )
 DASH = "—"
+SIMULATOR_ON = "Network simulator on"
 
 
 def format_ms(value: float | None) -> str:
@@ -68,6 +75,45 @@ def format_bytes(n: int) -> str:
     return f"{n / (1024 * 1024):.2f} MB"
 
 
+SPEED_WINDOW_S = 1.0  # the live stream speed is over this much of the latest wall time
+SPEED_LEAST_S = 0.4  # ... and is not shown from less than this (two 4 Hz readings say little)
+
+
+class StreamSpeed:
+    """The live "Stream speed": seconds of audio received per wall second over the last ~SPEED_WINDOW_S,
+    from readings of a session's received audio taken by the panel's slow timer (GUI thread)."""
+
+    def __init__(self, session: SpeakSession | None = None) -> None:
+        self.session = session
+        self._readings: deque[tuple[float, float]] = deque()
+
+    def add(self, now: float, audio_s: float) -> None:
+        self._readings.append((now, audio_s))
+        while len(self._readings) > 2 and now - self._readings[1][0] >= SPEED_WINDOW_S:
+            self._readings.popleft()
+
+    def rate(self) -> float | None:
+        """Audio seconds per wall second over the readings kept, or None before there are enough of them."""
+        if len(self._readings) < 2:
+            return None
+        (t0, a0), (t1, a1) = self._readings[0], self._readings[-1]
+        return (a1 - a0) / (t1 - t0) if t1 - t0 >= SPEED_LEAST_S else None
+
+
+def underrun_summary(episodes: int, silent_ms: float) -> str:
+    """'3 underruns, 420 ms silent' (empty when there was none)."""
+    if not episodes:
+        return ""
+    return f"{episodes} underrun{'s' if episodes != 1 else ''}, {silent_ms:.0f} ms silent"
+
+
+def with_underruns(status: str, metrics: SessionMetrics | None) -> str:
+    """The status line at the end of a Speak, with its underruns when it had any (they are what a listener
+    heard as stutter, and the plots may be scrolled away or hidden)."""
+    summary = "" if metrics is None else underrun_summary(metrics.underrun_episodes, metrics.underrun_ms)
+    return f"{status}; {summary}" if summary else status
+
+
 class TtfaPanel(QGroupBox):
     """One big number (click -> first sound, ms), its breakdown, and the stream's counters."""
 
@@ -75,6 +121,7 @@ class TtfaPanel(QGroupBox):
         super().__init__("Time to first audio", parent)
         self._source = source
         self._shown_final: SpeakSession | None = None
+        self._speed = StreamSpeed()
 
         self.big = QLabel(DASH)
         font = QFont(self.big.font())
@@ -130,6 +177,7 @@ class TtfaPanel(QGroupBox):
 
     def reset(self) -> None:
         self._shown_final = None
+        self._speed = StreamSpeed()
         self.big.setText("…")
         for value in self.breakdown.values():
             value.setText(DASH)
@@ -158,6 +206,17 @@ class TtfaPanel(QGroupBox):
         # breakdown["first_sound"] is computed (and rounded) as SessionMetrics.ttfa_ms will be: no jump at the end.
         self.big.setText("…" if marks.first_sound is None else format_ms(breakdown["first_sound"]))
         snap = session.snapshot()
+        if self._speed.session is not session:
+            self._speed = StreamSpeed(session)
+        if session.fetch_marks.first_byte is not None:
+            self._speed.add(time.monotonic(), snap.audio_received_s)
+        if snap.fetch_done and session.last_byte is not None and session.fetch_marks.first_byte is not None:
+            # all of it is in: the whole stream's speed, as the final readout will say
+            took = session.last_byte - session.fetch_marks.first_byte
+            speed = snap.audio_received_s / took if took > 0 else None
+        else:
+            speed = self._speed.rate()
+        self.rtf.setText(DASH if speed is None else f"{speed:.2f}× real time")
         self.underruns.setText(str(snap.underrun_episodes))
         self.bytes.setText(format_bytes(snap.bytes_received))
         self.state.setText(snap.state)
@@ -272,10 +331,12 @@ class TuningPanel(QGroupBox):
         self.blocksize.setToolTip("Frames per audio callback; automatic gives the lowest latency")
 
         self.device = QComboBox()
-        self.device.addItem("System default", None)
-        for name in output_device_names():
-            self.device.addItem(name, name)
-        self.device.setToolTip("Where the audio goes")
+        names = output_device_names()
+        self._device_choices = device_choices(names, pulse_sinks() if names else [])
+        for choice in self._device_choices:
+            self.device.addItem(choice.label, choice.device)
+            self.device.setItemData(self.device.count() - 1, choice.tooltip, Qt.ItemDataRole.ToolTipRole)
+        self.device.setToolTip("Where the audio goes (each entry's tooltip gives its PortAudio name)")
 
         self.volume = QSlider(Qt.Orientation.Horizontal)
         self.volume.setRange(0, 100)
@@ -336,6 +397,7 @@ class TuningPanel(QGroupBox):
         self.volume.setValue(100)
 
     def set_device(self, name: str | None) -> None:
+        name = alias_of(name, self._device_choices)
         index = self.device.findData(name) if name else 0
         if index < 0:  # a saved device that is not plugged in now: keep it selectable, by name
             self.device.addItem(f"{name} (not found)", name)
@@ -426,8 +488,26 @@ class NetworkPanel(QGroupBox):
         form.addRow("&Throughput", self.throughput_x)
         form.addRow("&Jitter", self.jitter_ms)
         form.addRow(self.note)
+        # Shown where Speak is (the window puts it in the status bar): a slowed-down network explains a late
+        # first sound or a stutter that the Voice tab alone would leave unexplained.
+        self.indicator = QLabel(SIMULATOR_ON)
+        self.indicator.setObjectName("simulatorIndicator")
+        self.indicator.setStyleSheet("color: #e65100; font-weight: bold;")
         for sig in (self.first_byte_ms.valueChanged, self.throughput_x.valueChanged, self.jitter_ms.valueChanged):
             sig.connect(lambda *_a: self.changed.emit(self.shaping()))
+            sig.connect(self._update_indicator)
+        self._update_indicator()
+
+    def is_active(self) -> bool:
+        """The simulator slows the next Speak down: some condition is set and the built-in voices are chosen."""
+        return self.isEnabled() and self.shaping() != Shaping()
+
+    def _update_indicator(self, *_args: object) -> None:
+        active = self.is_active()
+        self.indicator.setVisible(active)
+        if active:
+            self.indicator.setToolTip(f"{self.describe()}: the built-in voices are slowed down on purpose. "
+                                      "Set them back to 0 / unlimited on the Playback tab.")
 
     def set_values(self, first_byte_ms: float, throughput_x: float | None, jitter_ms: float) -> None:
         self.first_byte_ms.setValue(int(round(first_byte_ms)))
@@ -445,8 +525,20 @@ class NetworkPanel(QGroupBox):
     def set_builtin_chosen(self, chosen: bool) -> None:
         """Only the built-in voices can be slowed down: usable only while they are the provider."""
         self.setEnabled(chosen)
+        self._update_indicator()
         self.note.setText("Applies to the built-in provider only." if chosen else
                           "Only the built-in provider can be slowed down: choose it on the Voice tab.")
+
+    def describe(self) -> str:
+        """What is simulated, e.g. 'first byte after 500 ms, 0.5× real time, jitter 20 ms'."""
+        parts = []
+        if self.first_byte_ms.value():
+            parts.append(f"first byte after {self.first_byte_ms.value()} ms")
+        if self.throughput() is not None:
+            parts.append(f"{self.throughput():g}× real time")
+        if self.jitter_ms.value():
+            parts.append(f"jitter {self.jitter_ms.value()} ms")
+        return ", ".join(parts) or "nothing"
 
     def throughput(self) -> float | None:
         v = round(self.throughput_x.value(), 2)

@@ -1,4 +1,5 @@
-"""A cheap pyqtgraph item for the live plots: a polyline whose points numpy writes straight into Qt's memory.
+"""Cheap pyqtgraph items for the live plots: a polyline whose points numpy writes straight into Qt's memory,
+shaded spans (the underrun episodes), and the placement of text labels so that none covers another.
 
 Threads: GUI thread only (it is a QGraphicsItem).
 
@@ -14,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF
-from PySide6.QtGui import QPainter, QPen, QPolygonF
+from PySide6.QtCore import QPointF, QRectF, QSizeF
+from PySide6.QtGui import QBrush, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
 
 
@@ -85,3 +86,82 @@ def peak_columns(t: np.ndarray, v: np.ndarray, t_end: float, columns: int) -> tu
     out_t[-1] = t[-1]
     out_v[-1] = v[-1]
     return out_t, out_v
+
+
+class Spans(pg.GraphicsObject):
+    """Shaded vertical spans (x0 .. x1 in data coordinates) over the full height of the bounds: the underrun
+    episodes. A span narrower than two pixels is drawn two pixels wide, so a short one stays visible; spans do
+    not merge into one bar because each keeps its own, exact extent."""
+
+    MIN_PIXELS = 2.0
+
+    def __init__(self, brush: QBrush, edge: QPen) -> None:
+        super().__init__()
+        self._brush = brush
+        self._edge = edge
+        self._x0 = np.zeros(0)
+        self._x1 = np.zeros(0)
+        self._bounds = QRectF()
+
+    def set_bounds(self, rect: QRectF) -> None:
+        if rect != self._bounds:
+            self.prepareGeometryChange()
+            self._bounds = QRectF(rect)
+
+    def set_spans(self, x0: np.ndarray, x1: np.ndarray) -> None:
+        """Draw these spans; only the ones that changed are repainted (while an underrun goes on, its span grows
+        every frame, and repainting the whole plot for it would cost a full frame each time)."""
+        x0, x1 = np.asarray(x0, dtype=float), np.asarray(x1, dtype=float)
+        if np.array_equal(x0, self._x0) and np.array_equal(x1, self._x1):
+            return
+        dirty: QRectF | None = None
+        if len(x0) >= len(self._x0) and np.array_equal(x0[:len(self._x0)], self._x0):
+            kept = len(self._x0) - 1 if len(self._x0) else 0  # the last old span may have grown, new ones came
+            if np.array_equal(x1[:kept], self._x1[:kept]):
+                # from where the old last span ended if it grew from there, else where the first new one starts
+                grew = len(self._x0) and x1[kept] != self._x1[-1]
+                left = float(min(self._x1[-1], x1[kept])) if grew else float(x0[len(self._x0)])
+                right = float(max(x1[kept:].max(), self._x1[kept:].max(initial=left)))
+                margin = 0.01 * self._bounds.width()  # spans narrower than MIN_PIXELS are drawn wider
+                dirty = QRectF(left - margin, self._bounds.top(), right - left + 2 * margin, self._bounds.height())
+        self._x0, self._x1 = x0.copy(), x1.copy()
+        if dirty is None:
+            self.update()
+        else:
+            self.update(dirty)
+
+    def getData(self) -> tuple[np.ndarray, np.ndarray]:  # pyqtgraph's name: (starts, ends)
+        return self._x0.copy(), self._x1.copy()
+
+    def boundingRect(self) -> QRectF:  # Qt's name
+        return self._bounds
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        if not len(self._x0) or self._bounds.isEmpty():
+            return
+        scale = abs(painter.transform().m11()) or 1.0
+        least = self.MIN_PIXELS / scale
+        top, height = self._bounds.top(), self._bounds.height()
+        painter.setPen(self._edge)
+        painter.setBrush(self._brush)
+        for x0, x1 in zip(self._x0, self._x1, strict=True):
+            painter.drawRect(QRectF(float(x0), top, max(float(x1 - x0), least), height))
+
+
+def place_labels(area: QRectF, labels: list[tuple[QSizeF, list[QPointF]]],
+                 taken: list[QRectF] | None = None) -> list[QPointF | None]:
+    """Where each label goes: for each (size, candidate top-left corners), in priority order, the first
+    candidate whose rectangle lies inside `area` and meets no rectangle placed before it (nor any in `taken`);
+    None when no candidate fits (that label is hidden rather than drawn over another). Scene coordinates."""
+    placed = list(taken or [])
+    out: list[QPointF | None] = []
+    for size, candidates in labels:
+        chosen = None
+        for corner in candidates:
+            rect = QRectF(corner, size)
+            if area.contains(rect) and not any(rect.intersects(other) for other in placed):
+                chosen = corner
+                placed.append(rect)
+                break
+        out.append(chosen)
+    return out

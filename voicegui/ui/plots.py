@@ -16,25 +16,33 @@ already; an empty plot has nothing to show in that time anyway, and a long prebu
 CPU while speaking (the window's cost over the CLI's is almost all drawing, software raster): a snapshot
 that shows nothing new is not drawn at all; the curves are ``plot_items.Polyline`` items (fixed bounds, one
 ``drawPolyline``, no PlotDataItem pipeline) with at most a min and a max per pixel column; the buffer curve,
-which only grows at its right end, repaints only that strip; axes, legend and line labels are cached as
-pixmaps, and the axis ranges move in steps, so text is laid out again only when it changes; pens of width 1,
+and the prebuffer gate's step line, which only grow at their right end, repaint only that strip; axes and
+labels are cached as pixmaps, and the axis ranges move in steps, so text is laid out again only when it
+changes; the labels are placed again only when a text, an anchor or the geometry changed; pens of width 1,
 no antialiasing.
+
+Made for tuning: the buffer plot's legend is a label under the plots (inside, it covered the curve and the
+labels), the labels inside are placed so that none covers another (``plot_items.place_labels``), each underrun
+is a shaded span with its length, the gate the output waited for is drawn as it was at each moment (the
+session records it with each level point) with the one that started playback marked, and "Fixed axes" keeps
+the buffer plot's range from one Speak to the next.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, QTimer
-from PySide6.QtGui import QPainter, QResizeEvent
-from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QWidget
+from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
+from PySide6.QtGui import QPainter, QResizeEvent, QTextDocumentFragment
+from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from voicegui.stream.session import Snapshot, SpeakSession
-from voicegui.ui.plot_items import Polyline, peak_columns
+from voicegui.ui.plot_items import Polyline, Spans, peak_columns, place_labels
 
 SessionSource = Callable[[], "SpeakSession | None"]
 
@@ -53,6 +61,7 @@ _PLAY_PEN = pg.mkPen("#ffffff", width=1, style=Qt.PenStyle.DotLine)
 
 
 QUIET_START_S = 0.25
+MAX_SPAN_LABELS = 24  # underrun spans labelled with their length (the longest ones); more would not fit
 
 
 def in_quiet_start(session: SpeakSession) -> bool:
@@ -252,99 +261,135 @@ class WaveformPlot(GridPlot):
 
 
 class BufferPlot(GridPlot):
-    """Milliseconds of audio buffered over time, with the prebuffer threshold, the max buffer, the moment
-    playback started and every underrun."""
+    """Milliseconds of audio buffered over time, with the prebuffer gate in force at each moment (a step line),
+    where playback started and at which gate, the max buffer, and each underrun as a shaded span with its length.
+
+    Nothing is drawn over anything else: the numbers are in ``legend``, a label outside the plot (its parent
+    lays it out), and the labels inside the plot are placed by ``plot_items.place_labels`` so that none covers
+    another; one that finds no free place is hidden (its number is still in the legend).
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._ranges: tuple[float, float] | None = None  # (y top, x end) last set
+        self.fixed_axes = False  # the axes keep their range from one Speak to the next (set_fixed_axes)
+        self._kept_x_end = 0.0  # with fixed axes: the longest time axis so far
+        self._last: Snapshot | None = None  # drawn again on a resize or an axes change
         item = _quiet_plot(self, "Buffer (ms)")
         item.getAxis("bottom").setLabel("s since Speak")
         self.setMinimumHeight(120)
         self._item = item
+        vb = item.getViewBox()
+        self.underruns = Spans(pg.mkBrush(239, 83, 80, 70), pg.mkPen(239, 83, 80, 160, width=1))
+        self.underruns.setZValue(-5)  # under the curves and the labels
+        item.addItem(self.underruns, ignoreBounds=True)
         # The history can hold thousands of points: drawn with at most a min and a max per pixel column.
         self.curve = Polyline(_BUFFER_PEN)
         item.addItem(self.curve, ignoreBounds=True)
+        self.gate_curve = Polyline(_PREBUFFER_PEN)  # the gate in force over time: a step line
+        item.addItem(self.gate_curve, ignoreBounds=True)
         self._drawn: tuple | None = None  # what the plot shows now: a snapshot that shows the same is skipped
         self._drawn_end: tuple[float, tuple] | None = None  # (last point's time, what must match to draw only past it)
-        self._underruns_drawn = 0
-        self.prebuffer_line = pg.InfiniteLine(angle=0, pen=_PREBUFFER_PEN, movable=False,
-                                              label="prebuffer", labelOpts={"position": 0.08, "color": "#ffb74d",
-                                                                          "anchors": [(0, 1), (0, 1)]})
-        self.max_line = pg.InfiniteLine(angle=0, pen=_MAX_PEN, movable=False,
-                                        label="max buffer", labelOpts={"position": 0.98, "color": "#e57373",
-                                                                    "anchors": [(1, 1), (1, 1)]})
-        self.play_line = pg.InfiniteLine(angle=90, pen=_PLAY_PEN, movable=False,
-                                         label="playing", labelOpts={"position": 0.9, "color": "#ffffff"})
-        self.underruns = pg.ScatterPlotItem(symbol="t", size=10, pen=None, brush=pg.mkBrush("#ef5350"))
-        for obj in (self.prebuffer_line, self.max_line, self.play_line, self.underruns):
+        self.max_line = pg.InfiniteLine(angle=0, pen=_MAX_PEN, movable=False)
+        self.play_line = pg.InfiniteLine(angle=90, pen=_PLAY_PEN, movable=False)
+        self._start_at: tuple[float, float] | None = None
+        self.start_marker = pg.ScatterPlotItem(symbol="o", size=7, pen=pg.mkPen("#ffb74d"), brush=pg.mkBrush("#000"))
+        for obj in (self.max_line, self.play_line, self.start_marker):
             item.addItem(obj, ignoreBounds=True)
-        # Text and markers are repainted whenever the curve under them is: as cached pixmaps that costs a copy,
-        # not a text layout (profiled: the legend and labels were a large part of a frame).
-        for obj in (self.prebuffer_line.label, self.max_line.label, self.play_line.label, self.underruns):
-            obj.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        # The numbers go in a small legend, not the title: a title long enough to hold them was cut off at
-        # the default window size. The samples are stand-ins drawn with the markers' pens (a legend cannot
-        # draw an InfiniteLine); they are never added to the plot.
-        self.legend = pg.LegendItem(offset=(-4, 4), labelTextSize="8pt", labelTextColor="#dddddd",
-                                    brush=pg.mkBrush(0, 0, 0, 170), verSpacing=-6)
-        self.legend.setParentItem(item.getViewBox())
-        self.legend.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        self._legend_samples = {
-            "prebuffer": pg.PlotDataItem(pen=_PREBUFFER_PEN),
-            "max": pg.PlotDataItem(pen=_MAX_PEN),
-            "underruns": pg.PlotDataItem(pen=None, symbol="t", symbolSize=8, symbolPen=None,
-                                         symbolBrush=pg.mkBrush("#ef5350")),
-        }
+        # Labels are repainted whenever the curve under them is: as cached pixmaps that costs a copy, not a text
+        # layout (profiled: text was a large part of a frame). Their text changes only when a number does.
+        self.labels: dict[str, pg.TextItem] = {
+            "start": self._label("#ffb74d"), "max": self._label("#e57373"), "gate": self._label("#ffb74d")}
+        self.span_labels: list[pg.TextItem] = []  # one per underrun span, made as needed
+        self._label_key: tuple | None = None
+        self._label_wanted: dict[str, tuple[str, QPointF | None]] = {}
+        self._spans: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
+        self._open_span = False  # the last span is an underrun still going on
+        self.legend = LegendLabel()
         self._legend_text: dict[str, str] = {}
-        for key, sample in self._legend_samples.items():
-            self.legend.addItem(sample, key)
         self.legend.hide()  # nothing to say before the first Speak
-        # A finished Speak is not redrawn, so a resize must refit the legend itself (it was left cut off at
-        # the left edge when the window was made small after a Speak).
-        item.getViewBox().sigResized.connect(self._fit_legend)
+        vb.sigResized.connect(self._resized)
         item.setXRange(0, 2.0, padding=0)
         item.setYRange(0, 500, padding=0)
         self._show_markers(False)
         self.updates = 0
         self.points = 0  # history points in the last drawn snapshot
 
+    def _label(self, color: str) -> pg.TextItem:
+        label = pg.TextItem("", color=color, anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
+        label.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        label.setZValue(10)
+        label.hide()
+        self._item.addItem(label, ignoreBounds=True)
+        return label
+
     def _show_markers(self, visible: bool) -> None:
         """Threshold lines mean nothing before the first Speak (and the idle axis would put them at 0)."""
-        self.prebuffer_line.setVisible(visible)
         self.max_line.setVisible(visible)
         if not visible:
             self.play_line.hide()
+            self._mark_start(None)
+            for label in (*self.labels.values(), *self.span_labels):
+                label.hide()
+
+    def _mark_start(self, at: tuple[float, float] | None) -> None:
+        """The marker where playback started, at the gate it started on; set only when it moves (setData
+        rebuilds and repaints the scatter item)."""
+        if at == self._start_at:
+            return
+        self._start_at = at
+        self.start_marker.setData(x=[] if at is None else [at[0]], y=[] if at is None else [at[1]])
+
+    def set_fixed_axes(self, fixed: bool) -> None:
+        """Fixed: the y axis runs to the max buffer and the time axis never shrinks, from one Speak to the next
+        (runs can be compared by eye); else both fit the current Speak."""
+        self.fixed_axes = fixed
+        if not fixed:
+            self._kept_x_end = 0.0
+        self._drawn = None
+        self._drawn_end = None
+        if self._last is not None:
+            self.update_from(self._last)
+
+    def _axes(self, snap: Snapshot, top_data: float, t_end: float) -> tuple[float, float]:
+        x_end = max(2.0, _step_up(t_end * 1.05, _X_STEPS))
+        if self.fixed_axes:
+            self._kept_x_end = max(self._kept_x_end, x_end)
+            return snap.max_buffer_ms * 1.08, self._kept_x_end
+        # Show the max-buffer line only once the buffer gets anywhere near it; a 10 s line would flatten a
+        # buffer that hovers around a 100 ms prebuffer into the axis. The legend always names both values.
+        top = max(top_data, 100.0) * 1.2
+        if top >= snap.max_buffer_ms * 0.5:
+            top = snap.max_buffer_ms * 1.08
+        else:
+            top = _step_up(top)  # ranges move in steps: every change redraws the (cached) axes
+        return top, x_end
 
     def update_from(self, snap: Snapshot) -> None:
-        t, ms = snap.history_t, snap.history_ms
+        self._last = snap
+        t, ms, gate = snap.history_t, snap.history_ms, snap.history_gate_ms
         t_end = float(t[-1]) if len(t) else 0.0
         columns = max(MIN_COLUMNS, min(int(self._item.getViewBox().width()), MAX_COLUMNS))
         key = (snap.started, len(t), t_end, snap.prebuffer_ms, snap.max_buffer_ms, snap.play_started_s,
-               snap.underrun_episodes, columns)
+               snap.underrun_episodes, columns, snap.metrics is None)
         if key == self._drawn:
             return  # nothing new: the same picture
         self._drawn = key
         self._show_markers(True)
         self.points = len(t)
-        top_data = float(ms.max()) if len(ms) else 0.0
-        self.prebuffer_line.setPos(snap.prebuffer_ms)
+        gate_now = float(gate[-1]) if len(gate) else snap.prebuffer_ms
+        top_data = max(float(ms.max()) if len(ms) else 0.0, float(gate.max()) if len(gate) else snap.prebuffer_ms)
+        top, x_end = self._axes(snap, top_data, t_end)
         self.max_line.setPos(snap.max_buffer_ms)
-        # Show the max-buffer line only once the buffer gets anywhere near it; a 10 s line would flatten a
-        # buffer that hovers around a 100 ms prebuffer into the axis. The title always names both values.
-        top = max(top_data, snap.prebuffer_ms, 100.0) * 1.2
-        if top >= snap.max_buffer_ms * 0.5:
-            top = snap.max_buffer_ms * 1.08
-        else:
-            top = _step_up(top)  # ranges move in steps: every change redraws the (cached) axes
-        x_end = max(2.0, _step_up(t_end * 1.05, _X_STEPS))
         if (top, x_end) != self._ranges:
             self._ranges = (top, x_end)
             self._item.setYRange(0, top, padding=0)
             self._item.setXRange(0, x_end, padding=0)
-            self.curve.set_bounds(QRectF(0, 0, x_end, top))
+            for obj in (self.curve, self.gate_curve, self.underruns):
+                obj.set_bounds(QRectF(0, 0, x_end, top))
         xs, ys = peak_columns(t, ms, x_end, columns)
-        # The curve only grows at its right end: unless the range, the width or the decimation changed, only
+        gx, gy = peak_columns(*step_points(t, gate), x_end, columns)
+        # The curves only grow at their right end: unless the range, the width or the decimation changed, only
         # the strip from the previous last point on is repainted (the rest of the plot is left as it is).
         shape = (snap.started, self._ranges, columns, len(xs) == len(t))
         dirty = None
@@ -353,48 +398,236 @@ class BufferPlot(GridPlot):
             start = self._drawn_end[0] - 2 * column_s
             dirty = QRectF(start, 0, x_end - start, top)
         self.curve.set_points(xs, ys, dirty)
+        self.gate_curve.set_points(gx, gy, dirty)
         self._drawn_end = (t_end, shape)
+        gate_at_start = None
         if snap.play_started_s is not None:
+            gate_at_start = gate_in_force(t, gate, snap.play_started_s, snap.prebuffer_ms)
             self.play_line.setPos(snap.play_started_s)
             self.play_line.show()
+            self._mark_start((snap.play_started_s, gate_at_start))
         else:
             self.play_line.hide()
-        if len(snap.underrun_t) != self._underruns_drawn:
-            self.underruns.setData(x=snap.underrun_t, y=np.zeros(len(snap.underrun_t)))
-            self._underruns_drawn = len(snap.underrun_t)
-        self._set_legend(prebuffer=f"prebuffer {snap.prebuffer_ms:.0f} ms", max=f"max {snap.max_buffer_ms / 1000:g} s",
-                         underruns=f"underruns {snap.underrun_episodes}")
+            self._mark_start(None)
+        starts, ends = underrun_spans(snap)
+        self.underruns.set_spans(starts, ends)
+        self._spans = (starts, ends)
+        self._open_span = bool(len(starts) and snap.metrics is None and len(snap.history_playing)
+                               and snap.history_playing[-1] == 0)
+        # live: the episodes that are over (the one going on would change the text, and relayout it, every frame)
+        closed = len(starts) - int(self._open_span)
+        silent_ms = (snap.metrics.underrun_ms if snap.metrics is not None
+                     else float(np.sum(ends[:closed] - starts[:closed])) * 1000)
+        started = "" if gate_at_start is None else f"{gate_at_start:.0f} ms at the start, "
+        self._set_legend(prebuffer=f"prebuffer {started}now {gate_now:.0f} ms",
+                         max=f"max {snap.max_buffer_ms / 1000:g} s",
+                         underruns=f"underruns {snap.underrun_episodes}",
+                         silent="" if not snap.underrun_episodes else f"{silent_ms:.0f} ms silent")
+        self._label_wanted = {
+            "start": (f"start at {gate_at_start:.0f} ms", QPointF(snap.play_started_s, gate_at_start))
+            if gate_at_start is not None and snap.play_started_s is not None else ("", None),
+            "max": (f"max {snap.max_buffer_ms / 1000:g} s", QPointF(x_end, snap.max_buffer_ms))
+            if snap.max_buffer_ms <= top else ("", None),
+            "gate": ("prebuffer", QPointF(float(t[0]), float(gate[0]))) if len(gate) > 1 else ("", None),
+        }
+        self._place_labels()
         self.updates += 1
+
+    # --- labels and legend ------------------------------------------------------------------------------
+    def _resized(self, *_args: object) -> None:
+        # A finished Speak is not redrawn, so a resize must place the labels itself.
+        self._place_labels()
+        self._fit_legend()
+
+    def _place_labels(self) -> None:
+        """Put each label where it covers no other (see plot_items.place_labels); the ones that find no room
+        are hidden. Done only when a label's text, its anchor or the plot's geometry changed."""
+        vb = self._item.getViewBox()
+        area = vb.sceneBoundingRect()
+        starts, ends = self._spans
+        if self._open_span:  # the one still going gets its length once it is over (no relayout per frame)
+            starts, ends = starts[:-1], ends[:-1]
+        spans = tuple(zip(np.round(starts, 3).tolist(), np.round(ends, 3).tolist(), strict=True))
+        wanted_key = tuple((k, text, None if at is None else (at.x(), at.y()))
+                           for k, (text, at) in self._label_wanted.items())
+        key = (wanted_key, spans, self._ranges, (area.x(), area.y(), area.width(), area.height()))
+        if key == self._label_key:
+            return
+        self._label_key = key
+        wanted: list[tuple[pg.TextItem, QSizeF, list[QPointF]]] = []
+        for name, (text, at) in self._label_wanted.items():
+            label = self.labels[name]
+            if at is None or not text:
+                label.hide()
+                continue
+            size = self._set_label_text(label, text)
+            wanted.append((label, size, self._candidates(name, vb.mapViewToScene(at), size, area)))
+        # The longest underruns first, and no more than fit anyway: a Speak can have hundreds of them, and
+        # placing is quadratic in the labels.
+        longest = np.argsort(starts - ends, kind="stable")[:MAX_SPAN_LABELS]
+        while len(self.span_labels) < len(longest):
+            self.span_labels.append(self._label("#ef9a9a"))
+        for label, i in itertools.zip_longest(self.span_labels, longest.tolist()):
+            if i is None:
+                label.hide()
+                continue
+            size = self._set_label_text(label, _duration(float(ends[i] - starts[i])))
+            left = vb.mapViewToScene(QPointF(float(starts[i]), 0))
+            right = vb.mapViewToScene(QPointF(float(ends[i]), 0))
+            middle = (left.x() + right.x() - size.width()) / 2
+            bottom = area.bottom() - size.height() - 1
+            wanted.append((label, size, [QPointF(middle, bottom - k * (size.height() + 1)) for k in range(3)]))
+        corners = place_labels(area, [(size, candidates) for _label, size, candidates in wanted])
+        for (label, _size, _candidates), corner in zip(wanted, corners, strict=True):
+            if corner is None:
+                label.hide()
+            else:
+                label.setPos(vb.mapSceneToView(corner))
+                label.show()
+
+    @staticmethod
+    def _set_label_text(label: pg.TextItem, text: str) -> QSizeF:
+        if label.toPlainText() != text:  # relayout only when the text changed, not at 30 Hz
+            label.setText(text)
+        return label.textItem.boundingRect().size()
+
+    @staticmethod
+    def _candidates(name: str, at: QPointF, size: QSizeF, area: QRectF) -> list[QPointF]:
+        """Top-left corners to try for a label about the point `at` (scene coordinates), best first."""
+        w, h, gap = size.width(), size.height(), 3.0
+        if name == "max":  # at the right end of the max line, under it, else over it, else at the left end
+            return [QPointF(area.right() - w - gap, at.y() + gap), QPointF(area.right() - w - gap, at.y() - h - gap),
+                    QPointF(area.left() + gap, at.y() + gap), QPointF(area.left() + gap, at.y() - h - gap)]
+        if name == "gate":  # at the left end of the step line, over it, else under it
+            return [QPointF(area.left() + gap, at.y() - h - 1), QPointF(area.left() + gap, at.y() + 1)]
+        # "start": beside the marker, right of it first
+        return [QPointF(at.x() + 6, at.y() - h - 2), QPointF(at.x() + 6, at.y() + 2),
+                QPointF(at.x() - w - 6, at.y() - h - 2), QPointF(at.x() - w - 6, at.y() + 2)]
+
+    def label_rects(self) -> dict[str, QRectF]:
+        """Scene rectangles of the labels shown now (for tests): name -> rect."""
+        shown = {name: label for name, label in self.labels.items() if label.isVisible()}
+        shown.update({f"span{i}": label for i, label in enumerate(self.span_labels) if label.isVisible()})
+        return {name: label.sceneBoundingRect() for name, label in shown.items()}
 
     def legend_text(self) -> dict[str, str]:
         """What the legend says now (for tests): key -> text."""
         return dict(self._legend_text)
 
     def legend_fits(self) -> bool:
-        """Whether the plot is wide enough for the legend (it would cover the curve and be cut at the left
-        edge otherwise)."""
-        return self._item.getViewBox().width() - self.legend.boundingRect().width() > 60
+        """Whether the legend's text fits its two lines (it would be cut off otherwise)."""
+        width = self.legend.width()
+        if width <= 0:
+            return False
+        return self.legend.height_for(self.legend.plain_text(), width) <= self.legend.height()
 
-    def _fit_legend(self, *_args: object) -> None:
+    def _fit_legend(self) -> None:
         self.legend.setVisible(bool(self._legend_text) and self.legend_fits())
 
     def _set_legend(self, **texts: str) -> None:
-        labels = {sample.item: label for sample, label in self.legend.items}  # ItemSample wraps our item
-        for key, text in texts.items():
-            if self._legend_text.get(key) != text:  # relayout only when a number changed, not at 30 Hz
-                labels[self._legend_samples[key]].setText(text)
-                self._legend_text[key] = text
+        if texts == self._legend_text:
+            return  # set only when a number changed, not at 30 Hz
+        self._legend_text = dict(texts)
+        parts = [f'<span style="color:#ffb74d">╌╌</span>&nbsp;{texts["prebuffer"]}',
+                 f'<span style="color:#e57373">╌╌</span>&nbsp;{texts["max"]}',
+                 f'<span style="color:#ef5350">■</span>&nbsp;{texts["underruns"]}'
+                 + (f", {texts['silent']}" if texts["silent"] else "")]
+        self.legend.setText("&nbsp;&nbsp; ".join(parts))
         self._fit_legend()
 
     def clear_plot(self) -> None:
         self._ranges = None
         self._drawn = None
         self._drawn_end = None
+        self._last = None
+        self._label_key = None
         self.curve.set_points(np.zeros(0), np.zeros(0))
-        self.underruns.setData(x=[], y=[])
-        self._underruns_drawn = 0
+        self.gate_curve.set_points(np.zeros(0), np.zeros(0))
+        self.underruns.set_spans(np.zeros(0), np.zeros(0))
+        self._spans = (np.zeros(0), np.zeros(0))
         self.play_line.hide()
+        self._mark_start(None)
+        for label in (*self.labels.values(), *self.span_labels):
+            label.hide()
         self.points = 0
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms" if seconds < 10 else f"{seconds:.0f} s"
+
+
+def step_points(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A step line through (t, v): each value holds until the next one starts; only the changes are kept
+    (the gate changes now and then, and the history has a point every 10 ms)."""
+    if len(t) < 2:
+        return t, v
+    change = np.flatnonzero(np.diff(v) != 0) + 1
+    at = np.r_[0, change]
+    xs = np.empty(2 * len(at))
+    ys = np.empty(2 * len(at))
+    xs[0::2] = t[at]  # where each value starts ...
+    xs[1::2] = np.r_[t[change], t[-1]]  # ... and where it ends
+    ys[0::2] = v[at]
+    ys[1::2] = v[at]
+    return xs, ys
+
+
+def gate_in_force(t: np.ndarray, gate: np.ndarray, at_s: float, default: float) -> float:
+    """The gate recorded last at or before `at_s` (the one the output compared the buffer against then)."""
+    if not len(gate):
+        return default
+    i = int(np.searchsorted(t, at_s, side="right")) - 1
+    return float(gate[max(0, min(i, len(gate) - 1))])
+
+
+def underrun_spans(snap: Snapshot) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, ends) of the underrun episodes, seconds since the Speak: each starts when the device found the
+    buffer empty (the output's own time) and ends at the first history point where the output plays again (one
+    still going ends at the last point)."""
+    starts = np.asarray(snap.underrun_t, dtype=float)
+    t, playing = snap.history_t, snap.history_playing
+    if not len(starts):
+        return starts, starts.copy()
+    if len(playing) != len(t) or not len(t):
+        return starts, starts.copy()
+    resumed = t[playing > 0]
+    i = np.searchsorted(resumed, starts, side="right")
+    ends = np.where(i < len(resumed), resumed[np.minimum(i, len(resumed) - 1)], t[-1])
+    # an underrun older than the history kept (a Speak of minutes) has no known end: a mark, not a span
+    ends = np.where(starts < t[0], starts, ends)
+    return starts, np.maximum(ends, starts)
+
+
+class LegendLabel(QLabel):
+    """The buffer plot's legend, under the plots: as many lines high as the longest legend needs at its width,
+    so a new number never changes its height (that would resize the plots, and a resize redraws their axes);
+    its height changes only when its width does."""
+
+    LONGEST = ("╌╌ prebuffer 88888 ms at the start, now 88888 ms   ╌╌ max 88.8 s   "
+               "■ underruns 8888, 888888 ms silent")
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setTextFormat(Qt.TextFormat.RichText)
+        self.setWordWrap(True)
+        self.setObjectName("bufferLegend")
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.height_for(self.LONGEST, 400))
+
+    def height_for(self, text: str, width: int) -> int:
+        """Pixels `text` needs at `width`, wrapped at words."""
+        rect = self.fontMetrics().boundingRect(0, 0, max(1, width), 10_000, Qt.TextFlag.TextWordWrap, text)
+        return rect.height() + 4
+
+    def plain_text(self) -> str:
+        """The text as shown, without the markup."""
+        return QTextDocumentFragment.fromHtml(self.text()).toPlainText()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        height = self.height_for(self.LONGEST, event.size().width())
+        if height != self.height():
+            self.setFixedHeight(height)
 
 
 class LivePlots(QWidget):
@@ -406,10 +639,23 @@ class LivePlots(QWidget):
         self._source = source
         self.waveform = WaveformPlot(self)
         self.buffer = BufferPlot(self)
-        layout = QHBoxLayout(self)
+        self.fixed_axes = QCheckBox("Fixed axes")
+        self.fixed_axes.setToolTip("Keep the buffer plot's axes from one Speak to the next: up to the max buffer, "
+                                   "and as long as the longest Speak so far, so runs compare by eye")
+        self.fixed_axes.toggled.connect(self.buffer.set_fixed_axes)
+        layout = QGridLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.waveform, 1)
-        layout.addWidget(self.buffer, 1)
+        layout.setVerticalSpacing(2)
+        layout.addWidget(self.waveform, 0, 0)
+        layout.addWidget(self.buffer, 0, 1)
+        # Under the plots, outside them: the buffer plot's legend (it covered the curve and its labels inside).
+        below = QHBoxLayout()
+        below.addWidget(self.fixed_axes, 0, Qt.AlignmentFlag.AlignTop)
+        below.addWidget(self.buffer.legend, 1)
+        layout.addLayout(below, 1, 0, 1, 2)
+        layout.setColumnStretch(0, 1)
+        layout.setColumnStretch(1, 1)
+        layout.setRowStretch(0, 1)
         self._drawn_final: SpeakSession | None = None
         self.timer = QTimer(self)
         self.timer.setInterval(FAST_PERIOD_MS)

@@ -1,0 +1,103 @@
+"""The pure parts of the plots: label placement never overlaps, the gate's step line, the gate in force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pyqtgraph as pg
+import pytest
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSizeF
+from PySide6.QtWidgets import QApplication
+
+from voicegui.ui.plot_items import Spans, place_labels
+from voicegui.ui.plots import gate_in_force, step_points, underrun_spans
+
+
+def test_labels_take_the_first_free_place_and_are_dropped_when_there_is_none():
+    area = QRectF(0, 0, 100, 40)
+    size = QSizeF(40, 14)
+    same = [QPointF(10, 10), QPointF(10, 25), QPointF(55, 10)]
+    corners = place_labels(area, [(size, same)] * 4)
+    assert corners[:3] == same  # each next label moves to its next candidate
+    assert corners[3] is None  # no room left: hidden, not drawn over another
+    rects = [QRectF(c, size) for c in corners if c is not None]
+    assert not any(a.intersects(b) for a, b in itertools.combinations(rects, 2))
+    assert place_labels(area, [(size, [QPointF(70, 0)])]) == [None]  # would stick out of the plot
+
+
+def test_the_gate_is_a_step_line_through_its_changes_only():
+    t = np.array([0.0, 0.01, 0.02, 0.03, 0.04])
+    g = np.array([300.0, 300.0, 500.0, 500.0, 450.0])
+    xs, ys = step_points(t, g)
+    assert list(zip(xs, ys, strict=True)) == [(0.0, 300), (0.02, 300), (0.02, 500), (0.04, 500), (0.04, 450),
+                                              (0.04, 450)]
+    assert gate_in_force(t, g, 0.025, -1) == 500  # the last one recorded at or before that time
+    assert gate_in_force(t, g, -1.0, -1) == 300 and gate_in_force(t[:0], g[:0], 0.0, -1) == -1
+
+
+class _PaintRegions(QObject):
+    """The rectangles of the paint events a widget (a plot's viewport) receives: what Qt repaints."""
+
+    def __init__(self, widget) -> None:
+        super().__init__()
+        self.rects: list = []
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:  # Qt's name
+        if event.type() == QEvent.Type.Paint:
+            self.rects.append(event.rect())
+        return False
+
+
+def _settle() -> None:
+    for _ in range(5):
+        QApplication.processEvents()
+
+
+def test_a_growing_underrun_span_repaints_only_its_own_strip(qtbot):
+    plot = pg.PlotWidget()
+    qtbot.addWidget(plot)
+    plot.resize(400, 200)
+    plot.show()
+    plot.setXRange(0, 100, padding=0)
+    plot.setYRange(0, 10, padding=0)
+    spans = Spans(pg.mkBrush("r"), pg.mkPen("r"))
+    spans.set_bounds(QRectF(0, 0, 100, 10))
+    plot.addItem(spans, ignoreBounds=True)
+    for end in (20.0, 21.0):  # (the first frames after show() repaint whatever they like)
+        spans.set_spans(np.array([10.0]), np.array([end]))
+        _settle()
+    regions = _PaintRegions(plot.viewport())
+    vb = plot.getPlotItem().getViewBox()
+
+    def px(x: float) -> float:  # a data x in the viewport's pixels
+        return plot.mapFromScene(vb.mapViewToScene(QPointF(x, 0))).x()
+
+    spans.set_spans(np.array([10.0]), np.array([25.0]))  # the underrun goes on: 21 -> 25 is repainted
+    _settle()
+    assert regions.rects, "the grown span was not repainted"
+    assert all(px(18) <= r.left() and r.right() <= px(28) for r in regions.rects), (regions.rects, px(21), px(25))
+    regions.rects.clear()
+    spans.set_spans(np.array([10.0, 60.0]), np.array([25.0, 61.0]))  # a new one: the old one is not repainted
+    _settle()
+    assert regions.rects and all(r.left() >= px(57) for r in regions.rects), (regions.rects, px(60))
+    assert [list(a) for a in spans.getData()] == [[10.0, 60.0], [25.0, 61.0]]
+
+
+def test_underrun_spans_end_where_the_output_plays_again():
+    from voicegui.stream.session import Snapshot
+
+    t = np.arange(100, 200) * 0.01  # the history kept starts at 1.0 s (older points were dropped)
+    playing = np.ones(len(t))
+    playing[(t >= 1.2) & (t < 1.35)] = 0  # an underrun over at 1.35
+    playing[t >= 1.9] = 0  # one still going on at the end
+    snap = Snapshot(state="playing", started=0.0, sample_rate=24000, buffered_ms=0.0, prebuffer_ms=100.0,
+                    max_buffer_ms=10_000.0, history_t=t, history_ms=np.zeros(len(t)), play_started_s=0.2,
+                    underrun_t=np.array([0.5, 1.195, 1.895]), waveform=np.zeros(0, dtype=np.float32),
+                    frames_played=0, bytes_received=0, audio_received_s=0.0, underrun_episodes=3, metrics=None,
+                    history_playing=playing, history_gate_ms=np.full(len(t), 100.0))
+    starts, ends = underrun_spans(snap)
+    assert list(starts) == [0.5, 1.195, 1.895]
+    assert ends[0] == 0.5  # before the history kept: its end is unknown, it is not stretched to a later resume
+    assert ends[1] == pytest.approx(1.35) and ends[2] == pytest.approx(t[-1])
