@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QIcon, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -151,6 +151,12 @@ class _Tree(QTreeWidget):
 
     preview_key = Signal(QTreeWidgetItem)
 
+    def sizeHint(self) -> QSize:  # Qt's name
+        # Six rows by default (Qt's default is ~10): the Voice tab then fits 1280x800 without scrolling; the
+        # layout's stretch gives the tree whatever room is left.
+        hint = super().sizeHint()
+        return QSize(hint.width(), self.fontMetrics().lineSpacing() * 6 + 2 * self.frameWidth() + 8)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # Qt's name
         item = self.currentItem()
         if event.key() == Qt.Key.Key_Space and item is not None and item.data(0, _ID_ROLE) is not None:
@@ -192,7 +198,7 @@ class VoicePicker(QWidget):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         header.setSectionResizeMode(PLAY_COLUMN, QHeaderView.ResizeMode.Fixed)
         self.tree.setColumnWidth(PLAY_COLUMN, self.fontMetrics().height() + 12)
-        self.tree.setMinimumHeight(self.fontMetrics().lineSpacing() * 9)
+        self.tree.setMinimumHeight(self.fontMetrics().lineSpacing() * 5)
         self._play_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay)
         self._chosen_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
         layout = QVBoxLayout(self)
