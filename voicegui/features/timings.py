@@ -216,10 +216,10 @@ def estimate(text: str, samples: np.ndarray, rate: int) -> Timings:
     segments = voiced_segments(samples, rate) or [(0.0, len(samples) / rate if rate else 0.0)]
     times = _align(words, segments)
     timed = tuple(Timing(s, e, a, b, w, "estimated") for (s, e), (a, b), w in zip(times, spans, words, strict=True))
-    return Timings(text, timed, _sentences_from_words(text, timed, "estimated"))
+    return Timings(text, timed, sentences_from_words(text, timed, "estimated"))
 
 
-def _sentences_from_words(text: str, words: Sequence[Timing], source: str) -> tuple[Timing, ...]:
+def sentences_from_words(text: str, words: Sequence[Timing], source: str) -> tuple[Timing, ...]:
     out = []
     for a, b in sentence_spans(text):
         inside = [w for w in words if w.char_start >= a and w.char_end <= b]
