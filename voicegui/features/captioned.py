@@ -4,7 +4,8 @@ server's), turned into Timings (features/timings.py) of the client's own text.
 Kokoro-FastAPI answers {audio: base64, audio_format, timestamps: [{word, start_time, end_time}]} with one
 timestamp per word: those become 'server' word timings, their sentences spanning them. The built-in server adds
 `timestamp_unit: "sentence"` and `sample_rate`: each timestamp is one sentence, synthesised on its own, so its
-bounds are exact ('engine'); the words inside are aligned to that sentence's own audio by its pauses
+bounds are exact ('engine'), and the audio's length is known (`Timings.audio_s`: the window drops timings whose
+audio turns out not to be the audio played); the words inside are aligned to that sentence's own audio by its pauses
 (timings.estimate, 'estimated', except a one-word sentence, whose word is the sentence). pcm is asked for, so the
 audio needs no decoder.
 
@@ -138,4 +139,4 @@ def _from_sentences(text: str, stamps: Sequence[tuple[str, float, float]], audio
         sentences.append(Timing(start, end, span[0], span[1], part, "engine"))
     if not sentences:
         raise CaptionedError("None of the server's timestamped sentences is in the text.")
-    return Timings(text, tuple(words), tuple(sentences))
+    return Timings(text, tuple(words), tuple(sentences), audio_s=len(audio) / rate)

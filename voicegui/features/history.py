@@ -386,6 +386,16 @@ class HistoryStore:
             log.warning("history: could not keep the timings of %s: %s", entry_id, exc)
         return made
 
+    def replay_timings(self, entry_id: str) -> Timings | None:
+        """timings() for a replay's highlight, or None (logged) when there are none: a replay plays without."""
+        from voicegui.decode.errors import DecodeError
+
+        try:
+            return self.timings(entry_id)
+        except (HistoryError, DecodeError, OSError) as exc:
+            log.info("history: no timings for the replay of %s: %s", entry_id, exc)
+            return None
+
     def save_captions(self, entry_id: str, path: Path | str) -> Path:
         """Write the entry's timings as captions, SRT or WebVTT by `path`'s extension (captions.CaptionError
         for another)."""

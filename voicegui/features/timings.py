@@ -61,6 +61,7 @@ class Timings:
     text: str
     words: tuple[Timing, ...]
     sentences: tuple[Timing, ...]
+    audio_s: float | None = None  # the length of the audio they were made for, when known (not kept in JSON)
 
     @property
     def estimated(self) -> bool:
@@ -82,7 +83,8 @@ class Timings:
         def move(t: Timing) -> Timing:
             return Timing(t.start_s + offset_s, t.end_s + offset_s, t.char_start + char_offset,
                           t.char_end + char_offset, t.text, t.source)
-        return Timings(text, tuple(map(move, self.words)), tuple(map(move, self.sentences)))
+        return Timings(text, tuple(map(move, self.words)), tuple(map(move, self.sentences)),
+                       None if self.audio_s is None else self.audio_s + offset_s)
 
     def to_json(self) -> dict[str, Any]:
         return {"version": 1, "text": self.text, "words": [w.to_json() for w in self.words],

@@ -421,6 +421,7 @@ class MainWindow(QMainWindow):
         except (HistoryError, OSError) as exc:
             self.show_error(str(exc))
             return
+        self.text_panel.progress.use_timings(entry.text, await asyncio.to_thread(self.history.replay_timings, entry_id))
 
         await self._start(lambda: replay_options(entry, data, self.tuning.values()), kind="replay", record=False)
 
