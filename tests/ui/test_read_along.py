@@ -118,3 +118,28 @@ async def test_an_underrun_keeps_the_highlight_in_step(qtbot, espeak_server):
     assert list(seen) == ["One.", "Two.", "Three."], seen
     for word, onset in zip(seen, truth, strict=True):
         assert abs(seen[word] - onset) <= 0.100, (seen, truth)
+
+
+async def test_a_replay_from_history_highlights_again(qtbot, espeak_server):
+    window = await open_window(espeak_server, text=TEXT)
+    samples, playback = await speak_sampling(qtbot, window)
+    assert playback.metrics is not None and playback.metrics.completed
+    truth = await played_truth(window)
+    entry_id = window.history.entries()[-1].id
+    before = len(window.playbacks)
+    window.replay(entry_id)
+    await until(lambda: len(window.playbacks) > before, 5, "the replay to start")
+    replay = window.playbacks[-1]
+    assert replay.kind == "replay"
+    samples = []
+    timed = []
+    while not replay.done.is_set():
+        samples.append((replay.session.snapshot().played_s, window.text_panel.highlighted_word))
+        timed.append(window.text_panel.progress.timed)
+        await asyncio.sleep(0.01)
+    seen = highlight_onsets(samples)
+    assert list(seen) == ["One.", "Two.", "Three."], seen
+    for word, onset in zip(seen, truth, strict=True):
+        assert abs(seen[word] - onset) <= 0.100, (seen, truth)
+    assert any(timed)  # the entry's timings, not shares of characters
+    assert window.history.timings(entry_id).words[1].text == "Two."  # kept beside the audio
