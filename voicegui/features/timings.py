@@ -193,18 +193,13 @@ def voiced_segments(samples: np.ndarray, rate: int, min_gap_s: float = MIN_GAP_S
     loud_level = float(np.percentile(rms, 90))
     if loud_level <= 1e-5:
         return []
-    loud = rms > loud_level * QUIET_RATIO
-    segments: list[list[int]] = []
-    quiet_run = 0
-    for i, on in enumerate(loud):
-        if on:
-            if segments and quiet_run * FRAME_S < min_gap_s:
-                segments[-1][1] = i + 1
-            else:
-                segments.append([i, i + 1])
-            quiet_run = 0
-        else:
-            quiet_run += 1
+    loud = np.concatenate([[False], rms > loud_level * QUIET_RATIO, [False]])
+    edges = np.flatnonzero(np.diff(loud.astype(np.int8)))
+    starts, ends = edges[0::2], edges[1::2]  # frame runs [start, end) that are loud
+    quiet_frames = min_gap_s / FRAME_S - 1e-9
+    keep = np.concatenate([[True], starts[1:] - ends[:-1] >= quiet_frames])  # a run after a long enough pause
+    segments = [[int(a), int(b)] for a, b in zip(starts[keep], np.append(ends[np.flatnonzero(keep)[1:] - 1],
+                                                                       ends[-1]), strict=True)]
     return [(a * frame / rate, b * frame / rate) for a, b in segments]
 
 
@@ -272,15 +267,16 @@ def _match(gaps: Sequence[tuple[float, float]], expected: Sequence[float], bonus
     if n == 0 or m == 0:
         return []
     scale = max(voiced / (m + 1), 1e-3)  # one word's expected length
-
-    def score(g: int, b: int) -> float:
-        where, length = gaps[g]
-        return bonus[b] + min(length / 0.1, 3.0) - 2.5 * abs(where - expected[b]) / scale
-
+    where = np.array([w for w, _ in gaps])[:, None]
+    length = np.array([g for _, g in gaps])[:, None]
+    score = (np.asarray(bonus, dtype=np.float64)[None, :] + np.minimum(length / 0.1, 3.0)
+             - 2.5 * np.abs(where - np.asarray(expected)[None, :]) / scale)
     best = np.zeros((n + 1, m + 1))
     for g in range(1, n + 1):
-        for b in range(1, m + 1):
-            best[g, b] = max(best[g - 1, b], best[g, b - 1], best[g - 1, b - 1] + score(g - 1, b - 1))
+        # best[g, b] = max(best[g-1, b], best[g, b-1], best[g-1, b-1] + score): the middle term is a running max
+        # along the row, so a row is one vector step.
+        candidate = np.maximum(best[g - 1, 1:], best[g - 1, :-1] + score[g - 1])
+        best[g, 1:] = np.maximum.accumulate(candidate)
     pairs: list[tuple[int, int]] = []
     g, b = n, m
     while g > 0 and b > 0:
