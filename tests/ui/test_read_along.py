@@ -157,3 +157,18 @@ async def test_a_replay_from_history_highlights_again(qtbot, espeak_server):
         assert abs(seen[word] - onset) <= 0.100, (seen, truth)
     assert any(timed)  # the entry's timings, not shares of characters
     assert window.history.timings(entry_id).words[1].text == "Two."  # kept beside the audio
+
+
+async def test_the_timings_shown_are_kept_with_the_history_entry(qtbot, espeak_server):
+    text = "Hello there, reader. This is the second sentence."
+    window = await open_window(espeak_server, text=text)
+    _, playback = await speak_sampling(qtbot, window)
+    assert playback.metrics is not None and playback.metrics.completed
+    await until(lambda: len(window.history.entries()) == 1, 5, "the history entry")
+    entry_id = window.history.entries()[-1].id
+    path = window.history.root / "audio" / f"{entry_id}.timings.json"
+    await until(path.exists, 5, "the timings beside the audio")
+    kept = window.history.timings(entry_id)
+    # the engine's sentence bounds, as shown while it played (not re-estimated from the audio)
+    assert [(s.text, s.source) for s in kept.sentences] == [("Hello there, reader.", "engine"),
+                                                            ("This is the second sentence.", "engine")]

@@ -4,8 +4,9 @@ sentence and word being heard highlighted in the text box (read-along).
 Where the word times come from, best first: a built-in voice's Speak asks the built-in server's
 /dev/captioned_speech for each piece's timings once the stream has been received (features/captioned.py: the
 engine's own sentence bounds, words aligned to their audio; the engines are deterministic, so that audio is the
-audio played); a history replay gets the entry's timings from the window (`use_timings`: kept, or estimated
-from the cached audio); otherwise speech_map shares each piece's time among sentences by characters and words
+audio played), and hands them to the history once it has recorded the Speak (`keep_timings_with`); a history
+replay gets the entry's timings from the window (`use_timings`: kept, or estimated from the cached audio);
+otherwise speech_map shares each piece's time among sentences by characters and words
 by syllables. The tooltip says which is shown.
 
 Threads: GUI thread only. It polls the Playback it follows (`follow(source)`) on a QTimer (20 Hz: a word lasts
@@ -25,6 +26,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QLabel, QWidget
 
 from voicegui.features.captioned import CaptionedError, fetch_timings
+from voicegui.features.history import HistoryError
 from voicegui.features.timings import Timings
 from voicegui.providers import BUILTIN
 from voicegui.stream.player import Playback
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_MS = 50
 AUDIO_MATCH_S, AUDIO_MATCH_SHARE = 0.05, 0.02  # how far timings' audio may differ from the piece's (encoder edges)
+KEEP_WAIT_S = 30.0  # the history hook writes a body in a worker thread; a full disk reports itself meanwhile
 ESPEAK_PREFIX = "espeak:"  # the built-in espeak-ng voices' ids (server/engines/espeak.VOICE_PREFIX)
 ENDED_STATES = ("done", "stopped", "error")
 TOOLTIP = ("Elapsed is the audio played so far. The total is marked ~ while it is estimated: from the characters "
@@ -68,6 +71,8 @@ class SpeakProgress(QLabel):
         self._given: tuple[str, Timings] | None = None  # use_timings(): for the next Playback of that text
         self._fetch: asyncio.Task[None] | None = None
         self._want_fetch = False
+        self._keep: Callable[[str, Timings], None] | None = None
+        self._keeping: set[asyncio.Task[None]] = set()
         self.sentence: tuple[int, int] | None = None  # the span highlighted now
         self.word: tuple[int, int] | None = None  # the word highlighted now (inside the sentence)
         self.timed = False  # the highlight follows Timings (see the module docstring), not shares of characters
@@ -80,6 +85,11 @@ class SpeakProgress(QLabel):
         """Show the progress of `source()` (None: nothing plays that this line reports) from now on."""
         self._source = source
         self.timer.start()
+
+    def keep_timings_with(self, keep: Callable[[str, Timings], None]) -> None:
+        """Hand the timings a finished Speak was shown with to `keep(history_id, timings)` once the history has
+        recorded it (HistoryStore.save_timings; run in a worker thread), so a replay and its captions use them."""
+        self._keep = keep
 
     def use_timings(self, text: str, timings: Timings | None) -> None:
         """The next Playback of `text` (a history replay) is timed by `timings` (None: estimate as usual)."""
@@ -161,6 +171,30 @@ class SpeakProgress(QLabel):
                          i + 1, timings.audio_s, received, "played" if done else "arrived so far")
                 self._timings[i] = None
 
+    @staticmethod
+    async def _keep_timings(playback: Playback, timings: list[Timings | None],
+                            keep: Callable[[str, Timings], None]) -> None:
+        """After the history hook has recorded `playback` (its ids arrive on this loop), keep its timings."""
+        await playback.done.wait()
+        metrics = playback.metrics
+        if metrics is None or not metrics.completed:
+            return  # a stopped Speak's audio ends early: timings of the whole text would outrun it
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + KEEP_WAIT_S
+        while not playback.recorded.is_set():  # polled: a waiter task would outlive a window closed meanwhile
+            if loop.time() > deadline:
+                log.warning("read-along: the history did not record the Speak within %.0f s; its timings are not "
+                            "kept", KEEP_WAIT_S)
+                return
+            await asyncio.sleep(0.05)
+        for entry_id, piece in zip(playback.history_ids, timings, strict=False):
+            if entry_id is None or piece is None:
+                continue
+            try:
+                await asyncio.to_thread(keep, entry_id, piece)
+            except (HistoryError, OSError) as exc:  # the history then estimates them from the audio itself
+                log.warning("read-along: the timings of %s were not kept: %s", entry_id, exc)
+
     def _cancel_fetch(self) -> None:
         self._want_fetch = False
         if self._fetch is not None:
@@ -179,6 +213,11 @@ class SpeakProgress(QLabel):
             self._highlight(span)
 
     def _clear(self) -> None:
+        if self._playback is not None and self._keep is not None and any(t is not None for t in self._timings) \
+                and self._playback.kind == "speak":
+            task = asyncio.ensure_future(self._keep_timings(self._playback, list(self._timings), self._keep))
+            self._keeping.add(task)  # a reference until it ends: the loop keeps only weak ones
+            task.add_done_callback(self._keeping.discard)
         self._cancel_fetch()
         self._playback = None
         self._map = None
