@@ -55,3 +55,16 @@ def test_captions_need_a_caption_extension(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "--captions writes .srt or .vtt files, not 'c.txt'" in res.stderr
     assert not (tmp_path / "c.txt").exists()
+
+
+@pytest.mark.audio
+def test_no_captions_for_speech_cut_short(shaped, tmp_path: Path) -> None:
+    from tests.e2e.conftest import speak as speak_to
+    from voicegui.server.shaping import Shaping
+
+    shaped.shaping = Shaping(cut_after_bytes=30000, write_bytes=1024)
+    captions = tmp_path / "c.srt"
+    res = speak_to(shaped, "--format", "pcm", "--captions", str(captions), text="One. Two. Three. Four. Five.")
+    assert res.returncode == 1
+    assert f"the captions were not written to {captions}: the speech did not play to its end" in res.stderr
+    assert not captions.exists()

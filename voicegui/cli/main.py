@@ -254,9 +254,12 @@ def run_speak(args: argparse.Namespace) -> int:
     metrics, session = playback.metrics, playback.session
     if args.out is not None:
         write_wav(args.out, session.played_audio, session.sample_rate or 24000)
-    if args.captions is not None and not _write_captions(args.captions, args.text, session.played_audio,
-                                                         session.sample_rate or 24000):
-        return EXIT_FAILED
+    if args.captions is not None:
+        if not metrics.completed:  # the text's words would be squeezed into the part that played
+            print(f"voicegui: the captions were not written to {args.captions}: the speech did not play to its "
+                  "end", file=sys.stderr)
+        elif not _write_captions(args.captions, args.text, session.played_audio, session.sample_rate or 24000):
+            return EXIT_FAILED
     if args.json:
         data = metrics.to_json_dict()
         fm = session.fetch_marks
