@@ -86,7 +86,8 @@ async def test_save_original_played_wav_drag_and_delete(qtbot, window, tmp_path,
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(target), "")))
     menu = panel.build_menu(entry_id)
     actions = {a.text().replace("&", ""): a for a in menu.actions() if a.text()}
-    assert set(actions) == {"Replay", "Save original bytes…", "Save played WAV…", "Delete"}
+    assert set(actions) == {"Replay", "Save original bytes…", "Save played WAV…", "Export captions (SRT/WebVTT)…",
+                            "Delete"}
     actions["Save original bytes…"].trigger()
     await until(lambda: target.exists(), 5, "the saved file")
     assert target.read_bytes() == original

@@ -25,6 +25,7 @@ import logging
 import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voicegui.cli.args import (
     EXIT_FAILED,
@@ -45,6 +46,9 @@ from voicegui.cli.args import (
 )
 from voicegui.crash import redact
 from voicegui.formats import FORMATS
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Raw pcm carries no header: a server that sends another rate without saying so plays too fast or too slow.
 UNANNOUNCED_PCM_RATE = ("the server did not say the sample rate of its raw pcm; it was played as 24000 Hz "
@@ -99,6 +103,8 @@ def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParse
     sp.add_argument("--timeout-s", type=positive_float, default=30.0)
     sp.add_argument("--json", action="store_true", help="print one JSON object of metrics on stdout")
     sp.add_argument("--out", type=Path, default=None, help="write what was played to this WAV file")
+    sp.add_argument("--captions", type=Path, default=None, metavar="FILE.srt|FILE.vtt",
+                    help="write captions of what was played (timings estimated from its pauses, and marked so)")
     add_request_extra_arguments(sp)
     add_playback_arguments(sp)
     add_stream_format_argument(sp)
@@ -156,6 +162,10 @@ def run_speak(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if not 0 <= args.volume <= 1:
         print(f"voicegui: volume must be between 0 and 1, not {args.volume}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.captions is not None and args.captions.suffix.lower() not in (".srt", ".vtt"):
+        print(f"voicegui: --captions writes .srt or .vtt files, not {args.captions.name!r}: name it "
+              f"{args.captions.stem}.srt or {args.captions.stem}.vtt", file=sys.stderr)
         return EXIT_USAGE
 
     from voicegui.request_extras import ExtrasError, lang_code_problem, parse_voice, request_extra_body
@@ -227,7 +237,7 @@ def run_speak(args: argparse.Namespace) -> int:
             prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
             output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
                                 volume=args.volume),
-            keep_played=args.out is not None, pcm_rate=args.pcm_rate,
+            keep_played=args.out is not None or args.captions is not None, pcm_rate=args.pcm_rate,
         )
         try:
             playback = asyncio.run(Player().play(options, kind="cli", record=False))
@@ -244,6 +254,12 @@ def run_speak(args: argparse.Namespace) -> int:
     metrics, session = playback.metrics, playback.session
     if args.out is not None:
         write_wav(args.out, session.played_audio, session.sample_rate or 24000)
+    if args.captions is not None:
+        if not metrics.completed:  # the text's words would be squeezed into the part that played
+            print(f"voicegui: the captions were not written to {args.captions}: the speech did not play to its "
+                  "end", file=sys.stderr)
+        elif not _write_captions(args.captions, args.text, session.played_audio, session.sample_rate or 24000):
+            return EXIT_FAILED
     if args.json:
         data = metrics.to_json_dict()
         fm = session.fetch_marks
@@ -262,6 +278,20 @@ def run_speak(args: argparse.Namespace) -> int:
         print(f"voicegui: {terminal_safe(metrics.error)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _write_captions(path: Path, text: str, played: np.ndarray, rate: int) -> bool:
+    """Captions of `text` as `played` (the samples the device played); False (and one sentence) on failure."""
+    from voicegui.features.captions import write_captions
+    from voicegui.features.timings import estimate
+
+    try:
+        write_captions(estimate(text, played, rate), path)
+    except OSError as exc:
+        print(f"voicegui: the captions could not be written to {path}: {exc.strerror or exc}; choose another "
+              "--captions path", file=sys.stderr)
+        return False
+    return True
 
 
 def _api_key(args: argparse.Namespace) -> tuple[bool, str | None]:

@@ -5,6 +5,11 @@ TTFA, underruns, duration, bytes, error) in `<root>/index.jsonl`, and the respon
 sent it (in its own format: pcm, wav, mp3, ...) in `<root>/audio/<id>.<ext>`. The root is platformdirs'
 user_cache_dir("voicegui")/history, or $VOICEGUI_CACHE_DIR/history when set (tests, portable installs).
 
+Timings (features/timings.py: when each word is heard) are kept beside the audio as `<id>.timings.json`
+(`save_timings`; at most `MAX_TIMINGS_BYTES` each, and gone with the audio when it is evicted or deleted);
+`timings()` reads them, or, when none were kept, estimates them from the cached audio and keeps those;
+`save_captions()` writes them as SRT or WebVTT.
+
 Bound: the cached audio may use at most `max_bytes` (default 200 MB). Adding audio beyond that evicts the
 oldest entries' audio; their index lines stay, marked `evicted`, so the measurements outlive the sound. The
 index itself is not counted (a few hundred bytes per Speak).
@@ -61,6 +66,8 @@ import numpy as np
 
 from voicegui.app_dirs import cache_dir
 from voicegui.crash import redact
+from voicegui.features.captions import write_captions
+from voicegui.features.timings import Timings, estimate
 from voicegui.files import PRIVATE, atomic_write, set_aside
 from voicegui.formats import EXTENSIONS
 from voicegui.wavfile import wav_bytes
@@ -74,6 +81,8 @@ DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 INDEX_FILE = "index.jsonl"
 LOCK_FILE = "index.lock"
 AUDIO_DIR = "audio"
+TIMINGS_SUFFIX = ".timings.json"
+MAX_TIMINGS_BYTES = 8 * 1024 * 1024  # ~100,000 words; a bigger file is not ours
 # What _new_id() makes (digits, lowercase hex, one dash): an id is part of a file name, so nothing else passes.
 _ID = re.compile(r"[0-9a-z-]{1,64}\Z")
 
@@ -345,14 +354,62 @@ class HistoryStore:
         atomic_write(target, wav_bytes(samples, rate))
         return target
 
+    def save_timings(self, entry_id: str, timings: Timings) -> None:
+        """Keep `timings` beside the entry's audio (replacing any); HistoryError if they are not of its text or
+        too big, or the entry has no audio to go with."""
+        data = json.dumps(timings.to_json(), ensure_ascii=False).encode("utf-8")
+        with self._lock:
+            self._refresh()
+            entry = self._find(entry_id)
+            if timings.text != entry.text:
+                raise HistoryError(f"These timings are of another text than the history entry {entry_id}.")
+            if len(data) > MAX_TIMINGS_BYTES:
+                raise HistoryError(f"The timings of {entry_id} are over {MAX_TIMINGS_BYTES // 1024 // 1024} MB; "
+                                   "they are not kept.")
+            if entry.evicted or entry.audio_bytes == 0:
+                raise HistoryError(f"The history entry {entry_id} has no audio for timings to go with.")
+            atomic_write(self._timings_path(entry), data, PRIVATE)
+
+    def timings(self, entry_id: str) -> Timings:
+        """The entry's timings: those kept, else estimated from its cached audio (and kept). HistoryError when
+        there is neither (its audio was evicted or never kept)."""
+        entry = self.get(entry_id)
+        kept = self._read_timings(entry)
+        if kept is not None:
+            return kept
+        samples, rate = decode_all(self.original(entry_id), entry.detected_format or entry.format,
+                                   entry_pcm_rate(entry))
+        made = estimate(entry.text, samples, rate)
+        try:
+            self.save_timings(entry_id, made)
+        except (OSError, HistoryError) as exc:  # still usable now; estimated again next time
+            log.warning("history: could not keep the timings of %s: %s", entry_id, exc)
+        return made
+
+    def replay_timings(self, entry_id: str) -> Timings | None:
+        """timings() for a replay's highlight, or None (logged) when there are none: a replay plays without."""
+        from voicegui.decode.errors import DecodeError
+
+        try:
+            return self.timings(entry_id)
+        except (HistoryError, DecodeError, OSError) as exc:
+            log.info("history: no timings for the replay of %s: %s", entry_id, exc)
+            return None
+
+    def save_captions(self, entry_id: str, path: Path | str) -> Path:
+        """Write the entry's timings as captions, SRT or WebVTT by `path`'s extension (captions.CaptionError
+        for another)."""
+        return write_captions(self.timings(entry_id), path)
+
     def delete(self, entry_id: str) -> None:
-        """Remove the entry and its audio."""
+        """Remove the entry, its audio and its timings."""
         _check_id(entry_id)
         with self._lock, self._file_lock(), self._reload_on_failure():
             self._reload()
             entry = self._find(entry_id)
             self._entries.remove(entry)
             self._audio_path(entry).unlink(missing_ok=True)
+            self._timings_path(entry).unlink(missing_ok=True)
             self._write_index()
 
     def clear(self) -> None:
@@ -360,6 +417,7 @@ class HistoryStore:
             self._reload()
             for entry in self._entries:
                 self._audio_path(entry).unlink(missing_ok=True)
+                self._timings_path(entry).unlink(missing_ok=True)
             self._entries.clear()
             self._write_index()
 
@@ -383,7 +441,7 @@ class HistoryStore:
         """Remove audio files no entry names (left by a crash between the audio and the index write)."""
         with self._lock, self._file_lock():
             self._reload()
-            named = {self._audio_path(e).name for e in self._entries}
+            named = {p.name for e in self._entries for p in (self._audio_path(e), self._timings_path(e))}
             removed = 0
             audio = self.root / AUDIO_DIR
             if audio.is_dir():
@@ -402,6 +460,25 @@ class HistoryStore:
         # entry.id passed valid_id() (from_json, add): the name cannot leave the audio directory; the format
         # only picks an extension from a fixed table.
         return self.root / AUDIO_DIR / f"{entry.id}.{EXTENSIONS.get(entry.format, 'bin')}"
+
+    def _timings_path(self, entry: HistoryEntry) -> Path:
+        return self.root / AUDIO_DIR / f"{entry.id}{TIMINGS_SUFFIX}"
+
+    def _read_timings(self, entry: HistoryEntry) -> Timings | None:
+        """The kept timings of `entry`, or None when there are none; damaged ones are dropped (and logged)."""
+        path = self._timings_path(entry)
+        try:
+            if path.is_symlink() or path.stat().st_size > MAX_TIMINGS_BYTES:
+                raise ValueError("not a timings file of ours")
+            timings = Timings.from_json(json.loads(path.read_bytes().decode("utf-8")))
+            if timings.text != entry.text:
+                raise ValueError("of another text")
+            return timings
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, RecursionError) as exc:
+            log.warning("history: the timings of %s are unusable and are made again: %s", entry.id, exc)
+            return None
 
     def _find(self, entry_id: str) -> HistoryEntry:
         _check_id(entry_id)
@@ -427,6 +504,7 @@ class HistoryStore:
             if e.evicted or e.audio_bytes == 0:
                 continue
             self._audio_path(e).unlink(missing_ok=True)
+            self._timings_path(e).unlink(missing_ok=True)
             total -= e.audio_bytes
             e.audio_bytes, e.evicted, changed = 0, True, True
             log.info("history: evicted the audio of %s (cache bound %d bytes)", e.id, self.max_bytes)

@@ -7,6 +7,11 @@ Routes:
                           events (speech_sse.py: one speech.audio.delta per encoder output, then
                           speech.audio.done with a usage; an engine failure mid-stream is a speech.audio.error
                           event instead of a cut body).
+- POST /dev/captioned_speech  the same body (stream_format aside) -> JSON {audio: base64 of the whole body in
+                          response_format, audio_format, sample_rate, timestamps: [{word, start_time,
+                          end_time}], timestamp_unit: "sentence"}, shaped like Kokoro-FastAPI's non-streaming
+                          captioned speech; each timestamp is one sentence (text.split_sentences), synthesised
+                          on its own, so its bounds are where the engine's audio for it starts and ends.
 - GET  /v1/models         {"object": "list", "data": [{"id", "object": "model", "owned_by"}]}
 - GET  /v1/audio/voices   {"voices": [{"id", "name", "language", "engine"}]}
 Errors are OpenAI-shaped: {"error": {"message", "type", "param", "code"}} with the matching status.
@@ -39,6 +44,7 @@ mark the record `client_disconnected`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import itertools
 import json
@@ -58,6 +64,7 @@ from voicegui.limits import MAX_SPEED, MIN_SPEED
 from voicegui.server.encode import StreamingEncoder
 from voicegui.server.engines.base import Engine, EngineError
 from voicegui.server.shaping import Shaping
+from voicegui.text import split_sentences
 
 log = logging.getLogger(__name__)
 
@@ -447,6 +454,44 @@ async def _speech_inner(request: web.Request, engine: Engine, shaping: Shaping,
         encoder.close()
 
 
+async def _captioned(request: web.Request) -> web.Response:
+    """POST /dev/captioned_speech (see the module docstring). Not shaped: it is for timings, not for playing."""
+    engine: Engine = request.app["engine"]
+    denied = _check_token(request, request.app["token"])
+    if denied is not None:
+        return denied
+    try:
+        req = _validate(_parse_json(await _read_body(request)), engine)
+    except _BadRequest as bad:
+        return bad.response
+    sr = engine.sample_rate
+    encoder = StreamingEncoder(req["format"], sr)
+    parts: list[bytes] = []
+    stamps: list[dict[str, Any]] = []
+    samples = 0
+    try:
+        for sentence in split_sentences(req["input"], MAX_INPUT_CHARS):
+            start = samples
+            gen = engine.synthesize(sentence, req["voice"], req["speed"])
+            try:
+                async for block in gen:
+                    parts.append(encoder.encode(block))
+                    samples = encoder.samples_in
+            finally:
+                await gen.aclose()
+            if samples > start:  # a sentence with nothing to say (punctuation only) has no audio and no stamp
+                stamps.append({"word": sentence, "start_time": round(start / sr, 4),
+                               "end_time": round(samples / sr, 4)})
+        parts.append(encoder.finish())
+    except EngineError as exc:
+        return error_response(500, f"The speech engine failed: {exc}")
+    finally:
+        encoder.close()
+    return web.json_response({"audio": base64.b64encode(b"".join(parts)).decode("ascii"),
+                              "audio_format": req["format"], "sample_rate": sr, "timestamps": stamps,
+                              "timestamp_unit": "sentence"})
+
+
 def _delta(data: bytes) -> bytes:
     return sse.delta_event(data) if data else b""
 
@@ -617,6 +662,7 @@ def create_app(engine: Engine, shaping: Shaping | None = None, token: str | None
         app["_ids"] = itertools.count(1)
         app["created"] = int(time.time())
     app.router.add_post("/v1/audio/speech", _speech)
+    app.router.add_post("/dev/captioned_speech", _captioned)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/v1/audio/voices", _voices)
     app.router.add_route("*", "/{tail:.*}", _not_found)

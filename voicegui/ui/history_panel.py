@@ -3,15 +3,16 @@
 The data is a `HistoryStore` (index + bounded audio cache, see voicegui/features/history.py). This panel shows
 its entries, emits ``replay_requested(entry_id)`` on a double-click (MainWindow plays the cached bytes through
 the same SpeakSession path with `SpeakOptions(source=replay_source(...))`: same plots, no request), offers a
-context menu (Replay, Save original bytes…, Save played WAV…, Delete), and hands a row dragged out of the table
-to the drop target as a file (a temporary copy of the original bytes, written with `save_original`).
+context menu (Replay, Save original bytes…, Save played WAV…, Export captions…, Delete), and hands a row
+dragged out of the table to the drop target as a file (a temporary copy of the original bytes, written with
+`save_original`).
 The cache-size spin box sets the store's bound (Settings.history_max_mb); lowering it evicts at once.
 
 Entries are written by the window Player's history hook (features/history.history_hook), in a worker thread,
 so a multi-MB body never stalls the GUI/loop thread; this panel only reads and edits them.
 
 Threads: widgets on the GUI thread only (= the qasync loop thread). Store calls that write or decode files
-(add, save_original, save_played_wav) go to worker threads; the store's own lock serialises them. Cheap
+(add, save_original, save_played_wav, save_captions) go to worker threads; the store's own lock serialises them. Cheap
 reads (entries, delete, set_max_bytes) run on the GUI thread. The drag's temporary file is written on the
 GUI thread because Qt asks for the MIME data synchronously when the drag starts (a local copy of at most a
 few MB).
@@ -48,6 +49,7 @@ from PySide6.QtWidgets import (
 from qasync import asyncSlot
 
 from voicegui.decode.stream_decoder import DecodeError
+from voicegui.features.captions import CaptionError
 from voicegui.features.history import HistoryEntry, HistoryError, HistoryStore
 from voicegui.formats import EXTENSIONS
 from voicegui.settings import Settings
@@ -317,11 +319,13 @@ class HistoryPanel(QWidget):
         save_orig.triggered.connect(lambda: self._ask_save(entry_id, played=False))
         save_wav = QAction("Save played &WAV…", menu)
         save_wav.triggered.connect(lambda: self._ask_save(entry_id, played=True))
+        captions = QAction("Export &captions (SRT/WebVTT)…", menu)
+        captions.triggered.connect(lambda: self._ask_captions(entry_id))
         delete = QAction("&Delete", menu)
         delete.triggered.connect(lambda: self.delete(entry_id))
-        for action in (replay, save_orig, save_wav):
+        for action in (replay, save_orig, save_wav, captions):
             action.setEnabled(cached)
-        menu.addActions([replay, save_orig, save_wav])
+        menu.addActions([replay, save_orig, save_wav, captions])
         menu.addSeparator()
         menu.addAction(delete)
         return menu
@@ -343,6 +347,27 @@ class HistoryPanel(QWidget):
             await asyncio.to_thread(func, entry_id, path)
         except (HistoryError, DecodeError, OSError) as exc:
             self.error.emit(f"Could not save {path.name}: {exc}")
+            return False
+        return True
+
+    @asyncSlot()
+    async def _ask_captions(self, entry_id: str) -> None:
+        entry = self.store.get(entry_id)
+        path, chosen = QFileDialog.getSaveFileName(self, "Export captions", str(Path.home() / suggested_name(
+            entry, "srt")), "SubRip captions (*.srt);;WebVTT captions (*.vtt)")
+        if path:
+            target = Path(path)
+            if target.suffix.lower() not in (".srt", ".vtt"):  # the filter chosen decides a missing extension
+                target = target.with_name(target.name + (".vtt" if "vtt" in chosen else ".srt"))
+            await self.save_captions(entry_id, target)
+
+    async def save_captions(self, entry_id: str, path: Path) -> bool:
+        """Write the entry's captions (SRT or WebVTT by `path`'s extension; timings the server or engine gave,
+        else estimated from the cached audio and marked so) in a worker thread; errors go to the banner."""
+        try:
+            await asyncio.to_thread(self.store.save_captions, entry_id, path)
+        except (HistoryError, DecodeError, CaptionError, OSError) as exc:
+            self.error.emit(f"Could not export captions to {path.name}: {exc}")
             return False
         return True
 

@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
         self.transcript, self.transcript_flag = self.transcript_box.transcript, self.transcript_box.flag
         self.transcript_box.setVisible(pp.is_realtime())
         self.text_panel.progress.follow(self._own_playback)  # piece x of y, time, the sentence heard
+        self.text_panel.progress.keep_timings_with(self.history.save_timings)  # read-along timings go to history
 
         # --- live views and knobs ---
         self.plots = LivePlots(lambda: self.player.session)
@@ -425,6 +426,7 @@ class MainWindow(QMainWindow):
         except (HistoryError, OSError) as exc:
             self.show_error(str(exc))
             return
+        self.text_panel.progress.use_timings(entry.text, await asyncio.to_thread(self.history.replay_timings, entry_id))
 
         await self._start(lambda: replay_options(entry, data, self.tuning.values()), kind="replay", record=False)
 

@@ -9,8 +9,11 @@ box's text. `progress()` maps a session's Snapshot onto that map:
 * each piece's length is exact once the next piece has started (or the last has been received); the others are
   estimated from the characters per second of the pieces measured so far (before any: the prebuffer policy's
   speaking rate), so the total is marked estimated until every piece is in;
-* within a piece, servers say nothing about sentence times: the sentence heard is estimated by sharing the
-  piece's audio among its sentences in proportion to their characters.
+* within a piece, most servers say nothing about sentence times: the sentence heard is estimated by sharing the
+  piece's audio among its sentences in proportion to their characters, and the word heard by sharing the
+  sentence's time among its words by their syllables (features/timings.syllables);
+* when the piece has Timings (features/timings.py: a server's or engine's, or estimated from the audio itself,
+  as for a replay from history) the sentence and word heard are theirs instead (`Progress.timed`).
 
 Spans are in UTF-16 code units, as Qt's QTextCursor counts positions (an emoji is two). Pure functions, no Qt,
 no I/O: safe on any thread (the progress line calls them on the GUI thread).
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from voicegui.features.timings import Timings, syllables
 from voicegui.stream.session import Snapshot
 from voicegui.text import split_sentences
 
@@ -28,16 +32,37 @@ _SENTENCE_CHARS = 300  # as split_for_request cuts sentences
 
 
 @dataclass(frozen=True)
+class WordSpan:
+    start: int  # in the box's text, UTF-16 code units
+    end: int
+    weight: float  # its syllables: its share of the sentence's time
+
+
+@dataclass(frozen=True)
 class SentenceSpan:
     start: int  # in the box's text, UTF-16 code units
     end: int
     chars: int  # its characters, whitespace aside: its share of the piece's audio
+    words: tuple[WordSpan, ...] = ()
 
 
 @dataclass(frozen=True)
 class PieceMap:
     chars: int  # characters sent, whitespace aside
     sentences: tuple[SentenceSpan, ...]
+    # For Timings of the piece's own text: how many non-space characters precede each of its code points, and
+    # the box span (UTF-16) of each non-space character.
+    squeezed_before: tuple[int, ...] = ()
+    box_chars: tuple[tuple[int, int], ...] = ()
+
+    def box_span(self, start: int, end: int) -> tuple[int, int] | None:
+        """The box span of the piece text's code points start..end (None when it holds no visible character)."""
+        if not self.squeezed_before or not 0 <= start < end < len(self.squeezed_before):
+            return None
+        first, last = self.squeezed_before[start], self.squeezed_before[end] - 1
+        if last < first:
+            return None
+        return self.box_chars[first][0], self.box_chars[last][1]
 
 
 @dataclass(frozen=True)
@@ -48,6 +73,8 @@ class Progress:
     total_s: float
     estimated: bool  # total_s is partly estimated (not every piece's audio is in yet)
     sentence: tuple[int, int] | None  # the span heard, in the box's text; None: nothing heard yet, or no map
+    word: tuple[int, int] | None = None  # the word heard, inside `sentence`
+    timed: bool = False  # sentence and word come from Timings, not from shares of characters and syllables
 
 
 def _squeeze(text: str) -> str:
@@ -68,15 +95,28 @@ def map_pieces(text: str, pieces: Sequence[str]) -> list[PieceMap] | None:
         whole = _squeeze(piece)
         if not whole or squeezed[k:k + len(whole)] != whole:
             return None
-        sentences = [_squeeze(s) for s in split_sentences(piece, _SENTENCE_CHARS)]
+        raws = split_sentences(piece, _SENTENCE_CHARS)
+        sentences = [_squeeze(s) for s in raws]
         if "".join(sentences) != whole:  # never expected; then the piece is one span
-            sentences = [whole]
+            raws, sentences = [piece], [whole]
+        first = k
         spans = []
-        for sentence in sentences:
+        for raw, sentence in zip(raws, sentences, strict=True):
             start, end = nonspace[k], nonspace[k + len(sentence) - 1] + 1
-            spans.append(SentenceSpan(wide[start], wide[end], len(sentence)))
+            words, j = [], k
+            for word in raw.split():
+                a, b = nonspace[j], nonspace[j + len(word) - 1] + 1
+                words.append(WordSpan(wide[a], wide[b], float(max(1, syllables(word)))))
+                j += len(word)
+            spans.append(SentenceSpan(wide[start], wide[end], len(sentence), tuple(words)))
             k += len(sentence)
-        out.append(PieceMap(chars=len(whole), sentences=tuple(spans)))
+        before, count = [], 0
+        for c in piece:
+            before.append(count)
+            count += not c.isspace()
+        before.append(count)
+        box = tuple((wide[i], wide[i + 1]) for i in nonspace[first:first + len(whole)])
+        out.append(PieceMap(chars=len(whole), sentences=tuple(spans), squeezed_before=tuple(before), box_chars=box))
     return out
 
 
@@ -113,27 +153,51 @@ def piece_lengths(snap: Snapshot, chars: Sequence[int], fallback_s: Sequence[flo
 
 
 def progress(snap: Snapshot, pieces: Sequence[PieceMap] | None, chars: Sequence[int],
-             fallback_s: Sequence[float]) -> Progress:
-    """Where the Speak in `snap` is; `pieces`: map_pieces() of it (None: no sentence is named)."""
+             fallback_s: Sequence[float], timings: Sequence[Timings | None] = ()) -> Progress:
+    """Where the Speak in `snap` is; `pieces`: map_pieces() of it (None: no sentence is named); `timings`: each
+    piece's Timings where known (times from the piece's first sample, characters of the piece's text)."""
     lengths, estimated = piece_lengths(snap, chars, fallback_s)
     piece = min(snap.piece_playing, snap.piece_count - 1)
-    sentence = None
+    sentence = word = None
+    timed = False
     if pieces is not None and snap.played_s > 0 and piece < len(pieces):
         into = snap.played_s - snap.piece_starts_s[piece]
-        sentence = _sentence_at(pieces[piece], into / lengths[piece] if lengths[piece] > 0 else 0.0)
+        known = timings[piece] if piece < len(timings) else None
+        if known is not None:
+            heard_sentence, heard_word = known.sentence_at(into), known.word_at(into)
+            sentence = None if heard_sentence is None else pieces[piece].box_span(heard_sentence.char_start,
+                                                                                  heard_sentence.char_end)
+            word = None if heard_word is None else pieces[piece].box_span(heard_word.char_start, heard_word.char_end)
+            timed = True
+        else:
+            sentence, word = _sentence_at(pieces[piece], into / lengths[piece] if lengths[piece] > 0 else 0.0)
     return Progress(piece=piece, pieces=snap.piece_count, elapsed_s=snap.played_s,
-                    total_s=max(sum(lengths), snap.played_s), estimated=estimated, sentence=sentence)
+                    total_s=max(sum(lengths), snap.played_s), estimated=estimated, sentence=sentence, word=word,
+                    timed=timed)
 
 
-def _sentence_at(piece: PieceMap, fraction: float) -> tuple[int, int]:
-    """The sentence at `fraction` (0..1) of the piece's audio, sharing it by characters."""
+def _sentence_at(piece: PieceMap, fraction: float) -> tuple[tuple[int, int], tuple[int, int] | None]:
+    """The sentence at `fraction` (0..1) of the piece's audio, sharing it by characters, and the word in it,
+    sharing the sentence's time by syllables."""
     at = min(max(fraction, 0.0), 1.0) * piece.chars
-    for span in piece.sentences:
-        at -= span.chars
-        if at < 0:
-            return span.start, span.end
-    last = piece.sentences[-1]
-    return last.start, last.end
+    span = piece.sentences[-1]
+    for candidate in piece.sentences:
+        if at < candidate.chars:
+            span = candidate
+            break
+        at -= candidate.chars
+    return (span.start, span.end), _word_at(span, min(at / span.chars, 1.0) if span.chars else 1.0)
+
+
+def _word_at(sentence: SentenceSpan, fraction: float) -> tuple[int, int] | None:
+    if not sentence.words:
+        return None
+    at = fraction * sum(w.weight for w in sentence.words)
+    for word in sentence.words:
+        if at < word.weight:
+            return word.start, word.end
+        at -= word.weight
+    return sentence.words[-1].start, sentence.words[-1].end
 
 
 def clock(seconds: float) -> str:

@@ -1,6 +1,7 @@
 """TextPanel: the text to speak, its character count, and the Speak and Stop buttons with the reason Speak is
 disabled when it is; while a Speak plays, its progress line (ui/progress.py) and the sentence being heard
-highlighted in the text (an extra selection: the text, the caret and the user's selection are not touched).
+highlighted in the text, with the word being heard marked more strongly inside it (extra selections: the text,
+the caret and the user's selection are not touched).
 
 Threads: GUI thread only. The window connects the buttons, calls `update_state()` whenever the text or the
 player's state changes, and tells the progress line what to follow (`progress.follow`).
@@ -49,9 +50,10 @@ class TextPanel(QWidget):
         self.speak_reason.setObjectName("speakReason")
         self.speak_reason.setEnabled(False)  # dimmed: a hint, not an error
         self.highlighted: tuple[int, int] | None = None  # the span marked as being heard
+        self.highlighted_word: tuple[int, int] | None = None  # the word marked inside it
         self._following = True  # the text box scrolls with the highlight (until the user scrolls away)
         self._scrolled_to: int | None = None  # the scroll position the highlight last left
-        self.progress = SpeakProgress(self.text, self.highlight)
+        self.progress = SpeakProgress(self.text, self.highlight, highlight_word=self.highlight_word)
         self.text_edit.textChanged.connect(self.progress.text_changed)
         actions = QHBoxLayout()
         actions.addWidget(self.speak_button)
@@ -96,23 +98,43 @@ class TextPanel(QWidget):
         where the user put it, and follows again once the mark is in view again."""
         self.highlighted = span
         if span is None:
+            self.highlighted_word = None
             self.text_edit.setExtraSelections([])
             self._following, self._scrolled_to = True, None
             return
-        doc = self.text_edit.document()
-        last = max(0, doc.characterCount() - 1)
-        start, end = min(span[0], last), min(span[1], last)
-        cursor = QTextCursor(doc)
-        cursor.setPosition(start)
-        cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
-        fmt = QTextCharFormat()
-        palette = self.text_edit.palette()
-        fmt.setBackground(_mix(palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Highlight)))
-        selection = QTextEdit.ExtraSelection()
-        selection.cursor = cursor
-        selection.format = fmt
-        self.text_edit.setExtraSelections([selection])
+        self._draw_marks()
+        start, end = self._clamped(span)
         self._keep_in_view(start, end)
+
+    def highlight_word(self, span: tuple[int, int] | None) -> None:
+        """Mark `span` as the word being heard (drawn over the sentence's mark); None: no word mark."""
+        self.highlighted_word = span
+        self._draw_marks()
+
+    def _clamped(self, span: tuple[int, int]) -> tuple[int, int]:
+        last = max(0, self.text_edit.document().characterCount() - 1)
+        return min(span[0], last), min(span[1], last)
+
+    def _draw_marks(self) -> None:
+        palette = self.text_edit.palette()
+        base, accent = palette.color(QPalette.ColorRole.Base), palette.color(QPalette.ColorRole.Highlight)
+        selections = []
+        for span, share in ((self.highlighted, 0.35), (self.highlighted_word, 0.7)):
+            if span is None:
+                continue
+            start, end = self._clamped(span)
+            cursor = QTextCursor(self.text_edit.document())
+            cursor.setPosition(start)
+            cursor.setPosition(end, QTextCursor.MoveMode.KeepAnchor)
+            fmt = QTextCharFormat()
+            fmt.setBackground(_mix(base, accent, share))
+            if share > 0.5:  # the word: a strong tint needs the text colour that reads on the accent
+                fmt.setForeground(palette.color(QPalette.ColorRole.HighlightedText))
+            selection = QTextEdit.ExtraSelection()
+            selection.cursor = cursor
+            selection.format = fmt
+            selections.append(selection)
+        self.text_edit.setExtraSelections(selections)
 
     def _keep_in_view(self, start: int, end: int) -> None:
         bar = self.text_edit.verticalScrollBar()
@@ -139,10 +161,10 @@ class TextPanel(QWidget):
         return rect.top() >= 0 and rect.bottom() <= self.text_edit.viewport().height()
 
 
-def _mix(base: QColor, accent: QColor) -> QColor:
-    """A light tint of the accent on the base colour: readable in light and dark themes alike."""
+def _mix(base: QColor, accent: QColor, share: float = 0.35) -> QColor:
+    """A tint of the accent on the base colour (`share` of the accent): readable in light and dark themes alike."""
     def channel(b: int, a: int) -> int:
-        return round(0.65 * b + 0.35 * a)
+        return round((1 - share) * b + share * a)
 
     return QColor(channel(base.red(), accent.red()), channel(base.green(), accent.green()),
                   channel(base.blue(), accent.blue()))
