@@ -243,3 +243,14 @@ async def test_dark_theme_from_the_view_menu_applies_to_the_whole_window(window,
 def test_theme_rejects_an_unknown_choice(qapp):
     with pytest.raises(ValueError, match="system, light, dark"):
         theme.controller().set_choice("sepia")
+
+
+async def test_help_says_how_to_speak_from_anywhere(window):
+    """Issue 19: the app's own dialog says what the README says about binding `voicegui speak --selection`."""
+    window.menu_actions.anywhere.trigger()
+    box = next(b for b in window.findChildren(QWidget) if b.windowTitle() == "Speak from anywhere" and b.isVisible())
+    text = box.text()
+    for fact in ("voicegui speak --selection", "voicegui speak --clipboard", "voicegui stop", "GNOME", "KDE",
+                 "xbindkeys", "Wayland"):
+        assert fact in text, fact
+    box.close()

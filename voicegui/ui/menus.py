@@ -62,6 +62,7 @@ class WindowActions:
     themes: dict[str, QAction]
     shortcuts: QAction
     about: QAction
+    anywhere: QAction | None = None
 
 
 def _action(parent: QWidget, text: str, slot: Callable[[], object], keys: tuple[str, ...] = (),
@@ -122,9 +123,10 @@ def install_menus(window: QMainWindow, commands: Commands) -> WindowActions:
                         "Every shortcut of this window")
     about = _action(window, "&About voicegui", lambda: show_about(window))
     about.setMenuRole(QAction.MenuRole.AboutRole)
-    help_menu.addActions([shortcuts, about])
+    anywhere = _action(window, "Speak from &anywhere…", lambda: show_speak_anywhere(window))
+    help_menu.addActions([shortcuts, anywhere, about])
     return WindowActions(speak, stop, save_audio, export_report, quit_action, ab_switch, tabs, themes, shortcuts,
-                         about)
+                         about, anywhere)
 
 
 def _show_tab(commands: Commands, index: int) -> Callable[[], None]:
@@ -235,6 +237,36 @@ def show_about(window: QWidget) -> QMessageBox:
     box = QMessageBox(QMessageBox.Icon.Information, "About voicegui", about_text(), QMessageBox.StandardButton.Close,
                       window)
     box.setTextFormat(Qt.TextFormat.PlainText)  # paths may hold anything: never rich text
+    box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.setModal(False)
+    box.show()
+    return box
+
+
+SPEAK_ANYWHERE = """While this window runs, these commands hand their request to it and return at once:
+  voicegui speak "some text"     speaks with this window's provider, voice and tuning
+  voicegui speak --selection     the selected text (X11's primary selection)
+  voicegui speak --clipboard     the clipboard
+  voicegui stop                  stops what plays
+
+Bind them to keys in your desktop (the key runs the command; this window does the speaking):
+- GNOME: Settings > Keyboard > View and Customise Shortcuts > Custom Shortcuts > +: name "Speak selection",
+  command: voicegui speak --selection, then press the key (e.g. Super+S).
+- KDE Plasma: System Settings > Keyboard > Shortcuts > Add New > Command or Script:
+  voicegui speak --selection, then assign the key.
+- A plain X11 window manager: xbindkeys (~/.xbindkeysrc: "voicegui speak --selection" and on the next line
+  Mod4 + s); i3: bindsym $mod+s exec voicegui speak --selection.
+- Bind voicegui stop to another key the same way.
+
+On Wayland other programs' selection cannot be read: copy the text and use voicegui speak --clipboard."""
+
+
+def show_speak_anywhere(window: QWidget) -> QMessageBox:
+    """Help > Speak from anywhere: the hand-off commands and how to bind them to keys (as the README says)."""
+    box = QMessageBox(QMessageBox.Icon.Information, "Speak from anywhere", SPEAK_ANYWHERE,
+                      QMessageBox.StandardButton.Close, window)
+    box.setTextFormat(Qt.TextFormat.PlainText)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.setModal(False)
