@@ -143,3 +143,17 @@ def test_terminal_safe_escapes_controls_and_keeps_newlines_and_tabs():
     text = f"a\x1b[2Jb\rc\x9bd\x00e\x7f\tf\ng {KEY}"
     out = terminal_safe(text)
     assert out == "a\\x1b[2Jb\\x0dc\\x9bd\\x00e\\x7f\tf\ng [REDACTED]"
+
+
+def test_log_lines_on_the_terminal_are_escaped_and_redacted():
+    """A server's words reach log messages too (a warm-up failure, a refused field): the command line's log
+    handler escapes control characters and redacts keys like everything else it prints."""
+    import logging
+
+    from voicegui.cli.args import TerminalSafeFormatter
+
+    record = logging.LogRecord("voicegui.test", logging.WARNING, __file__, 1,
+                               "server said: %s", ("\x1b]0;pwned\x07\x1b[2J key sk-abcdefghijklmnopqrstuvwx",), None)
+    line = TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    assert "\x1b" not in line and "\x07" not in line
+    assert "\\x1b]0;pwned" in line and "sk-abcdefghijklmnopqrstuvwx" not in line

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import logging
 import os
 import re
 import stat
@@ -245,6 +246,14 @@ def terminal_safe(text: str) -> str:
     """`text` redacted (voicegui.crash.redact) and with control characters but newline and tab escaped as
     \\xNN, so a server's message can be printed as it is."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", redact(text))
+
+
+class TerminalSafeFormatter(logging.Formatter):
+    """Log lines through terminal_safe: a server's words reach log messages too (a line-up's warm-up
+    failure, a refused field) and must not drive the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record))
 
 
 class _SafeStream(io.TextIOBase):

@@ -33,6 +33,7 @@ from voicegui.cli.args import (
     EXIT_USAGE,
     SPEED_HELP,
     KeyFileError,
+    TerminalSafeFormatter,
     add_playback_arguments,
     add_request_extra_arguments,
     add_server_arguments,
@@ -142,7 +143,9 @@ def _setup_logging(verbose: int, window: bool = False) -> None:
     # The window logs at INFO by default: its "voicegui ready" line is what smoke tests wait for.
     base = logging.INFO if window else logging.WARNING
     level = base if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()  # stderr
+    handler.setFormatter(TerminalSafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
 
 
 def run_speak(args: argparse.Namespace) -> int:

@@ -345,7 +345,8 @@ class Lineup:
         try:
             await self._warming
         except FetchError as exc:
-            log.warning("line-up warm-up of %s failed: %s", request.voice, exc)
+            # The measured request that follows reports the failure to the user; this is for the log.
+            log.info("line-up warm-up of %s failed: %s", request.voice, exc)
             return None, 0.0
         except _WarmupStopped:
             return None, 0.0
