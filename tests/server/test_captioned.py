@@ -121,3 +121,33 @@ def test_kokoro_word_timestamps_parse() -> None:
                 {"timestamps": [], "timestamp_unit": "sentence", "audio_format": "pcm", "audio": "%%"}):
         with pytest.raises(CaptionedError):
             parse_response(text, bad)
+
+
+def test_an_oversized_answer_is_refused_in_one_sentence(monkeypatch) -> None:
+    """A server that answers the timings route without end is not read into memory without bound."""
+    from aiohttp import web
+
+    import voicegui.features.captioned as captioned
+    from tests.json_server import start_app
+
+    monkeypatch.setattr(captioned, "MAX_RESPONSE_BYTES", 1 << 20)
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        await resp.write(b'{"audio": "' + b"A" * (4 << 20))
+        return resp
+
+    app = web.Application()
+    app.router.add_post("/dev/captioned_speech", endless)
+
+    async def run() -> str:
+        runner, url = await start_app(app)
+        try:
+            with pytest.raises(CaptionedError) as info:
+                await fetch_timings(url, "k", "m", "v", "Hello.", 1.0)
+            return str(info.value)
+        finally:
+            await runner.cleanup()
+
+    assert "larger than 1 MiB" in asyncio.run(run())

@@ -30,6 +30,19 @@ def test_arrays_are_copies_and_memory_does_not_grow():
     assert hist._data is buffer
 
 
+def test_a_short_history_holds_little_and_a_long_one_is_bounded():
+    """The player keeps ~50 finished sessions: a short Speak's history must not cost the full 20,000 rows."""
+    short = LevelHistory(20000)
+    for i in range(100):
+        short.append(float(i), 0.0)
+    assert short._data.nbytes <= 256 * 2 * 8
+    long = LevelHistory(20000)
+    for i in range(100_000):
+        long.append(float(i), 0.0)
+    assert long._data.nbytes == 2 * 20000 * 2 * 8
+    assert long.arrays()[0][0] == 80000.0 and len(long) == 20000
+
+
 def test_needs_a_positive_size():
     with pytest.raises(ValueError):
         LevelHistory(0)

@@ -20,7 +20,6 @@ import binascii
 from collections.abc import Sequence
 from typing import Any
 
-import aiohttp
 import numpy as np
 
 from voicegui.features.timings import Timing, Timings, estimate, sentences_from_words
@@ -28,6 +27,8 @@ from voicegui.features.timings import Timing, Timings, estimate, sentences_from_
 ROUTE = "/dev/captioned_speech"
 DEFAULT_RATE = 24000
 MAX_STAMPS = 100_000
+# The answer carries the audio as base64: 4096 characters of text are ~5 min of pcm, ~19 MB in base64.
+MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 
 
 class CaptionedError(Exception):
@@ -45,6 +46,10 @@ def route_url(base_url: str) -> str:
 async def fetch_timings(base_url: str, api_key: str, model: str, voice: str, text: str, speed: float,
                         timeout_s: float = 60.0) -> Timings:
     """The server's timings of `text` (asked for as pcm); CaptionedError when it does not give them."""
+    import json
+
+    import aiohttp  # here, not at import: the window loads no network client before it needs one
+
     body = {"model": model, "input": text, "voice": voice, "response_format": "pcm", "speed": speed,
             "stream": False, "return_timestamps": True}
     try:
@@ -53,7 +58,13 @@ async def fetch_timings(base_url: str, api_key: str, model: str, voice: str, tex
             if resp.status != 200:
                 raise CaptionedError(f"The server does not give word timings ({ROUTE} answered HTTP "
                                      f"{resp.status}).")
-            data = await resp.json(content_type=None)
+            raw = bytearray()
+            async for chunk in resp.content.iter_chunked(1 << 16):
+                raw += chunk
+                if len(raw) > MAX_RESPONSE_BYTES:
+                    raise CaptionedError(f"The server's word timings are larger than "
+                                         f"{MAX_RESPONSE_BYTES // 2**20} MiB; not read.")
+            data = json.loads(raw)
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise CaptionedError(f"The server's word timings could not be fetched: {exc or type(exc).__name__}.") \
             from exc
