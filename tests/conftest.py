@@ -3,7 +3,9 @@
 It is started once per test run, before anything imports sounddevice, unless one is already reachable, and
 torn down at the end of the run. Qt runs offscreen unless QT_QPA_PLATFORM says otherwise. The windows and
 commands of a test run find each other in a private runtime directory ($VOICEGUI_RUNTIME_DIR), never the
-user's running voicegui window or another test run's.
+user's running voicegui window or another test run's. The run's cache ($VOICEGUI_CACHE_DIR: history, the
+built-in voices' cached tables) is a temporary directory too, never the user's; a test that needs its own
+history sets its own (tests/ui/conftest.py links the voices' tables back to the run's, so they are built once).
 """
 
 from __future__ import annotations
@@ -27,11 +29,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # Short (a unix socket path has ~107 bytes) and per run: a window a test starts must not take the
     # requests of another run's `voicegui speak`.
     os.environ["VOICEGUI_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="vg-run-")
+    os.environ["VOICEGUI_CACHE_DIR"] = tempfile.mkdtemp(prefix="vg-cache-")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     stop_null_sink()
     shutil.rmtree(os.environ.pop("VOICEGUI_RUNTIME_DIR", ""), ignore_errors=True)
+    shutil.rmtree(os.environ.pop("VOICEGUI_CACHE_DIR", ""), ignore_errors=True)
 
 
 @pytest.fixture

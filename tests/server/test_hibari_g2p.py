@@ -1,8 +1,12 @@
-"""hibari's G2P over packed tables (voicegui.server.engines.hibari_g2p) reads text exactly as hibari's own."""
+"""hibari's G2P over packed tables (voicegui.server.engines.hibari_g2p) reads text exactly as hibari's own,
+whether the tables were just built or read back from the cache (hibari_tables.py)."""
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,7 @@ if hibari_mod.missing():
 
 from hibari.g2p import G2P
 
+from voicegui.server.engines import hibari_g2p, hibari_tables
 from voicegui.server.engines.hibari_g2p import CompactG2P, CompactLexicon, load_asset
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +69,107 @@ def test_the_lexicon_answers_like_the_dict_it_packs():
     assert by_tag and all(packed.get(w) == words[w] for w in by_tag)
     for absent in ("", "zzzzqx", "Zorblaxian", "the ", "THE"):
         assert packed.get(absent) == words.get(absent)
+
+
+def test_tables_read_from_the_cache_are_the_tables_built(both, tmp_path):
+    """Array for array, so the corpus tests above hold for a G2P read from the cache too."""
+    built = both[1]
+    hibari_tables.write(tmp_path / "t.npz", built.parts())
+    parts = hibari_tables.read(tmp_path / "t.npz")
+    assert parts is not None
+    again = CompactG2P.from_parts(parts).parts()
+    expected = built.parts()
+    assert again.keys() == expected.keys() and len(expected) > 15
+    for name, array in expected.items():
+        assert again[name].dtype == array.dtype and (again[name] == array).all(), name
+
+
+def _no_json_tables(monkeypatch):
+    """Make hibari's big JSON files unreadable to hibari_g2p: only a G2P read from the cache still loads."""
+    real = hibari_g2p.load_asset
+
+    def guarded(name: str):
+        if name.endswith(".json.gz"):
+            raise AssertionError(f"{name} parsed although the cache has its tables")
+        return real(name)
+
+    monkeypatch.setattr(hibari_g2p, "load_asset", guarded)
+
+
+def test_a_later_start_reads_the_tables_from_the_cache(tmp_path, monkeypatch):
+    first = CompactG2P.cached(tmp_path)
+    _no_json_tables(monkeypatch)
+    later = CompactG2P.cached(tmp_path)
+    for sentence in TRICKY:
+        assert later(sentence) == first(sentence)
+
+
+def test_a_damaged_cache_is_built_again_and_replaced(tmp_path, monkeypatch, caplog):
+    CompactG2P.cached(tmp_path)
+    (path,) = tmp_path.glob("hibari-g2p-*.npz")
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short, as by a full disk
+    with caplog.at_level(logging.WARNING):
+        rebuilt = CompactG2P.cached(tmp_path)
+    assert "cannot be read" in caplog.text and "building them again" in caplog.text
+    assert rebuilt("I read the book.") == G2P()("I read the book.")
+    _no_json_tables(monkeypatch)
+    assert CompactG2P.cached(tmp_path)("I read the book.") == rebuilt("I read the book.")
+
+
+def test_a_cache_of_pickled_objects_is_not_loaded(tmp_path, caplog):
+    CompactG2P.cached(tmp_path)
+    (path,) = tmp_path.glob("hibari-g2p-*.npz")
+    import numpy as np
+
+    with open(path, "wb") as f:
+        np.savez(f, evil=np.array([object()], dtype=object))
+    with caplog.at_level(logging.WARNING):
+        g2p = CompactG2P.cached(tmp_path)
+    assert "cannot be read" in caplog.text
+    assert g2p("Hello.") == G2P()("Hello.")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_an_unwritable_cache_only_costs_time(tmp_path, caplog):
+    tmp_path.chmod(0o500)
+    try:
+        with caplog.at_level(logging.INFO):
+            g2p = CompactG2P.cached(tmp_path / "engines")
+    finally:
+        tmp_path.chmod(0o700)
+    assert "cannot cache hibari's tables" in caplog.text
+    assert g2p("Hello.") == G2P()("Hello.")
+
+
+def test_a_cache_directory_that_is_a_file_only_costs_time(tmp_path, caplog):
+    blocker = tmp_path / "engines"
+    blocker.write_text("not a directory")
+    with caplog.at_level(logging.INFO):
+        g2p = CompactG2P.cached(blocker)
+    assert "cannot cache hibari's tables" in caplog.text
+    assert g2p("Hello.") == G2P()("Hello.")
+
+
+def test_changed_assets_get_a_cache_file_of_their_own(tmp_path):
+    from hibari.g2p import ASSETS
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for name in hibari_tables.SOURCES:
+        shutil.copy(os.path.join(ASSETS, name), assets / name)
+    before = hibari_tables.cache_path(tmp_path, str(assets))
+    assert hibari_tables.cache_path(tmp_path, str(assets)) == before
+    tagger = assets / "tagger.json.gz"
+    os.utime(tagger, ns=(tagger.stat().st_atime_ns, tagger.stat().st_mtime_ns + 1_000_000_000))
+    assert hibari_tables.cache_path(tmp_path, str(assets)) != before
+
+
+def test_the_hash_is_the_same_in_every_process():
+    """Python's own str hash differs per process (PYTHONHASHSEED); a cached table needs one that does not."""
+    import subprocess
+    import sys
+
+    code = "from voicegui.server.engines.hibari_g2p import key_hash; print(key_hash('yesterday'))"
+    seen = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(seen) == 1

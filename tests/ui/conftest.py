@@ -17,6 +17,7 @@ for child processes), so no test reads or writes the developer's settings, histo
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -53,7 +54,13 @@ def ui_server(ui_clip: Path):
 def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "config"
     monkeypatch.setenv("VOICEGUI_CONFIG_DIR", str(path))
-    monkeypatch.setenv("VOICEGUI_CACHE_DIR", str(tmp_path / "cache"))  # the history cache, per test
+    run_cache = Path(os.environ["VOICEGUI_CACHE_DIR"])  # the run's (tests/conftest.py)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    # The history cache per test; the built-in voices' tables (hibari) are the run's, built once.
+    (cache / "engines").symlink_to(run_cache / "engines", target_is_directory=True)
+    (run_cache / "engines").mkdir(exist_ok=True)
+    monkeypatch.setenv("VOICEGUI_CACHE_DIR", str(cache))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     return path
 

@@ -12,7 +12,8 @@ ratio), above 2 the model saturates near 2x (speed 4 gives ~2x); no time-stretch
 
 Memory (measured with hibari-tts 0.2.1 / onnxruntime 1.32; `tests/test_memory.py` bounds it): hibari as it
 comes held ~150 MB resident once loaded and warm, ~100 MB of it its G2P tables as Python dicts, against an 8 MB
-model. Here the G2P is hibari's own over packed tables (`hibari_g2p.py`, ~20 MB), and the ONNX sessions are
+model. Here the G2P is hibari's own over packed tables (`hibari_g2p.py`, ~20 MB; kept in the user's cache after
+the first start, so loading the voice reads them in ~0.06 s instead of building them in ~1 s), and the ONNX sessions are
 built with onnxruntime's arena and memory-pattern planner off: the arena keeps the largest sentence's
 buffers (~30 MB of model outputs for a 400-phoneme sentence, more for the planner's copies) for good. Those
 buffers and numpy's signal processing go back to the C allocator after each sentence; after the warm-up and
@@ -38,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from voicegui.app_dirs import cache_dir
 from voicegui.server.engines.audio import SAMPLE_RATE, trim_silence
 from voicegui.server.engines.base import VoiceInfo
 from voicegui.server.engines.worker_engine import SingleWorkerEngine
@@ -187,5 +189,6 @@ def _build_hibari(hibari_class: Any, model: str) -> Any:
     tts.model_path = model
     tts.sess = new_session(model)
     tts.vocab = load_asset("vocab.json")
-    tts._g2p = CompactG2P(oov=LazyOov())  # ~1 s; hibari would load its own on the first request
+    # Read from the user's cache (a few arrays) after the first start, which builds it (~1 s).
+    tts._g2p = CompactG2P.cached(cache_dir() / "engines", oov=LazyOov())
     return tts

@@ -7,8 +7,13 @@ loaded voice held (measured, hibari-tts 0.2.1), against an 8 MB voice model. Her
 each found through a sorted array of the keys' 64-bit `hash()`; the lexicon readings are one more string, the
 tagger's weights one array per column (float64, so each score is the same sum, in the same order, as
 hibari's). Reading a sentence takes as long as with hibari's dicts (measured on the README and
-docs/architecture.md, ~900 sentences); packing the tables adds ~0.5 s to loading the voice (~1 s -> ~1.5 s).
-`tests/server/test_hibari_g2p.py` checks that the phonemes and tags are hibari's own.
+docs/architecture.md, ~900 sentences). `tests/server/test_hibari_g2p.py` checks that the phonemes and tags are
+hibari's own.
+
+Parsing hibari's JSON and packing it is most of loading the voice (~1 s of CPU, on the GIL, while the window
+starts), so the packed tables are also written to the user's cache (`CompactG2P.cached`, files in
+hibari_tables.py) and read back from there on later starts (a few arrays). That is why the keys' hash is
+`key_hash` (CRC-32 of the UTF-8 text), not Python's `hash()`, which differs from one process to the next.
 
 `CompactG2P` is hibari's `hibari.g2p.G2P` built from these tables (American English only: the one bundled
 voice, "heart", is American); everything after the tables is hibari's code.
@@ -24,8 +29,11 @@ import bisect
 import gzip
 import itertools
 import json
+import logging
 import os
+import zlib
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +41,11 @@ from hibari.g2p import ASSETS, G2P
 from hibari.g2p.lexicon import Lexicon
 from hibari.g2p.tagger import Tagger
 from hibari.g2p.tokenize import Tokenizer
+
+from voicegui.server.engines import hibari_tables
+from voicegui.server.engines.hibari_tables import Parts
+
+log = logging.getLogger(__name__)
 
 
 def load_asset(name: str) -> Any:
@@ -43,11 +56,33 @@ def load_asset(name: str) -> Any:
         return json.load(f)
 
 
+def key_hash(key: str) -> int:
+    """A key's hash, the same in every process (so the tables can be cached): CRC-32 of its UTF-8 text. Keys
+    that share one are told apart by comparing the text (`KeyTable.row`)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass"))
+
+
 def hash_order(keys: list[str]) -> tuple[np.ndarray, list[int]]:
-    """(hashes, order): each key's `hash()`, and the keys' indices sorted by it (row r of a KeyTable is
+    """(hashes, order): each key's `key_hash`, and the keys' indices sorted by it (row r of a KeyTable is
     keys[order[r]])."""
-    hashes = np.fromiter(map(hash, keys), np.int64, len(keys))
+    hashes = np.fromiter(map(key_hash, keys), np.int64, len(keys))
     return hashes, np.argsort(hashes, kind="stable").tolist()
+
+
+def _text_part(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-8", "surrogatepass"), np.uint8)
+
+
+def _text_of(part: np.ndarray) -> str:
+    return part.tobytes().decode("utf-8", "surrogatepass")
+
+
+def _array_part(values: array.array[int], dtype: type[np.generic]) -> np.ndarray:
+    return np.frombuffer(values, dtype) if len(values) else np.zeros(0, dtype)
+
+
+def _array_of(part: np.ndarray, code: str) -> array.array[int]:
+    return array.array(code, part.tobytes())
 
 
 def _pack(items: list[str]) -> tuple[str, array.array[int]]:
@@ -66,12 +101,24 @@ class KeyTable:
         self._hashes = array.array("q", hashes[order].tobytes())
         self._blob, self._ends = _pack(list(map(keys.__getitem__, order)))
 
+    def parts(self, prefix: str) -> Parts:
+        return {f"{prefix}.hashes": _array_part(self._hashes, np.int64), f"{prefix}.blob": _text_part(self._blob),
+                f"{prefix}.ends": _array_part(self._ends, np.int32)}
+
+    @classmethod
+    def from_parts(cls, parts: Parts, prefix: str) -> KeyTable:
+        table = cls.__new__(cls)
+        table._hashes = _array_of(parts[f"{prefix}.hashes"], "q")
+        table._blob = _text_of(parts[f"{prefix}.blob"])
+        table._ends = _array_of(parts[f"{prefix}.ends"], "i")
+        return table
+
     def __len__(self) -> int:
         return len(self._hashes)
 
     def row(self, key: str) -> int:
         """The row of `key`, or -1 if it is not in the table."""
-        h = hash(key)
+        h = key_hash(key)
         hashes = self._hashes
         row = bisect.bisect_left(hashes, h)
         while row < len(hashes) and hashes[row] == h:
@@ -101,6 +148,19 @@ class CompactLexicon:
         self._by_tag = array.array("i", by_tag)  # sorted
         self._blob, self._ends = _pack(readings)
 
+    def parts(self, prefix: str) -> Parts:
+        return {**self._keys.parts(f"{prefix}.keys"), f"{prefix}.by_tag": _array_part(self._by_tag, np.int32),
+                f"{prefix}.blob": _text_part(self._blob), f"{prefix}.ends": _array_part(self._ends, np.int32)}
+
+    @classmethod
+    def from_parts(cls, parts: Parts, prefix: str) -> CompactLexicon:
+        lexicon = cls.__new__(cls)
+        lexicon._keys = KeyTable.from_parts(parts, f"{prefix}.keys")
+        lexicon._by_tag = _array_of(parts[f"{prefix}.by_tag"], "i")
+        lexicon._blob = _text_of(parts[f"{prefix}.blob"])
+        lexicon._ends = _array_of(parts[f"{prefix}.ends"], "i")
+        return lexicon
+
     def __len__(self) -> int:
         return len(self._keys)
 
@@ -125,6 +185,17 @@ class CompactTagDict:
         index = {tag: i for i, tag in enumerate(tags)}
         self._tags = tags
         self._tag_of = array.array("h", map(index.__getitem__, map(tagdict.__getitem__, map(words.__getitem__, order))))
+
+    def parts(self, prefix: str) -> Parts:
+        return {**self._keys.parts(f"{prefix}.keys"), f"{prefix}.tag_of": _array_part(self._tag_of, np.int16)}
+
+    @classmethod
+    def from_parts(cls, parts: Parts, prefix: str, tags: list[str]) -> CompactTagDict:
+        tagdict = cls.__new__(cls)
+        tagdict._keys = KeyTable.from_parts(parts, f"{prefix}.keys")
+        tagdict._tags = tags
+        tagdict._tag_of = _array_of(parts[f"{prefix}.tag_of"], "h")
+        return tagdict
 
     def get(self, word: str, default: str | None = None) -> str | None:
         row = self._keys.row(word)
@@ -152,6 +223,29 @@ class CompactTagger(Tagger):
         chain = itertools.chain.from_iterable
         self._row_tags = np.fromiter(map(tag_index.__getitem__, chain(rows)), np.int16, total)
         self._row_weights = np.fromiter(chain(map(dict.values, rows)), np.float64, total)
+
+    def parts(self, prefix: str) -> Parts:
+        parts = {f"{prefix}.tags": _text_part(json.dumps(self.tags)), **self.tagdict.parts(f"{prefix}.tagdict"),
+                 **self._features.parts(f"{prefix}.features"),
+                 f"{prefix}.row_ends": _array_part(self._row_ends, np.int32),
+                 f"{prefix}.row_tags": self._row_tags, f"{prefix}.row_weights": self._row_weights}
+        if self.vocab is not None:
+            parts.update(self.vocab.parts(f"{prefix}.vocab"))
+        return parts
+
+    @classmethod
+    def from_parts(cls, parts: Parts, prefix: str) -> CompactTagger:
+        tagger = cls.__new__(cls)
+        tagger.tags = [str(tag) for tag in json.loads(_text_of(parts[f"{prefix}.tags"]))]
+        tagger.tagdict = CompactTagDict.from_parts(parts, f"{prefix}.tagdict", tagger.tags)
+        has_vocab = f"{prefix}.vocab.hashes" in parts
+        tagger.vocab = KeyTable.from_parts(parts, f"{prefix}.vocab") if has_vocab else None
+        tagger.weights = None
+        tagger._features = KeyTable.from_parts(parts, f"{prefix}.features")
+        tagger._row_ends = _array_of(parts[f"{prefix}.row_ends"], "i")
+        tagger._row_tags = np.asarray(parts[f"{prefix}.row_tags"], np.int16)
+        tagger._row_weights = np.asarray(parts[f"{prefix}.row_weights"], np.float64)
+        return tagger
 
     def predict(self, feats: Iterable[str]) -> str:
         """hibari's Tagger.predict: each tag's weights summed over the features in their order (the same
@@ -187,6 +281,43 @@ class CompactG2P(G2P):
         self.lexicon = Lexicon(CompactLexicon(load_asset("lexicon_us_gold.json.gz")),
                                CompactLexicon(load_asset("lexicon_us_silver.json.gz")), False)
         self.tagger = CompactTagger(load_asset("tagger.json.gz"))
+        self._init_rest(oov)
+
+    def _init_rest(self, oov: Callable[[str], str | None] | bool | None) -> None:
         self._oov = oov
         self.unk = ""
         self.british = False
+
+    def parts(self) -> Parts:
+        """The packed tables as arrays (what `from_parts` takes back); the tokenizer is hibari's, read anew."""
+        gold, silver = self.lexicon.golds.d, self.lexicon.silvers.d  # hibari's Dict wraps each lexicon as .d
+        return {**gold.parts("gold"), **silver.parts("silver"), **self.tagger.parts("tagger")}
+
+    @classmethod
+    def from_parts(cls, parts: Parts, oov: Callable[[str], str | None] | bool | None = None) -> CompactG2P:
+        g2p = cls.__new__(cls)
+        g2p.tokenizer = Tokenizer(load_asset("tokenizer_exceptions.json"))
+        g2p.lexicon = Lexicon(CompactLexicon.from_parts(parts, "gold"), CompactLexicon.from_parts(parts, "silver"),
+                              False)
+        g2p.tagger = CompactTagger.from_parts(parts, "tagger")
+        g2p._init_rest(oov)
+        return g2p
+
+    @classmethod
+    def cached(cls, directory: Path | None,
+               oov: Callable[[str], str | None] | bool | None = None) -> CompactG2P:
+        """The G2P from the tables cached in `directory` (None: no cache), else built from hibari's files and
+        written there for the next start. A cache that cannot be read is built again (logged); one that cannot
+        be written only costs the next start the same time as this one (logged)."""
+        path = None if directory is None else hibari_tables.cache_path(directory, ASSETS)
+        if path is not None:
+            parts = hibari_tables.read(path)
+            if parts is not None:
+                try:
+                    return cls.from_parts(parts, oov)
+                except (KeyError, ValueError, UnicodeDecodeError) as exc:
+                    log.warning("the cached hibari tables %s are not usable (%s): building them again", path, exc)
+        g2p = cls(oov)
+        if path is not None:
+            hibari_tables.write(path, g2p.parts())
+        return g2p
