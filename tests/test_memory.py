@@ -38,6 +38,17 @@ def test_the_window_loads_no_network_client_before_it_is_used(module):
     assert loaded == [], f"importing {module} loads {', '.join(loaded)}"
 
 
+def test_the_window_is_shown_before_pyav_loads():
+    """PyAV (FFmpeg's libraries, ~0.1-0.2 s) is not imported with the window: the built-in voices load it on a
+    worker thread after the window is shown, and a Speak's decoder finds it there."""
+    loaded = run_python("""
+        import json, sys
+        import voicegui.ui.main_window
+        print(json.dumps({"loaded": sorted(m for m in ("av", "voicegui.decode.stream_decoder") if m in sys.modules)}))
+    """)["loaded"]
+    assert loaded == [], f"importing the window loads {', '.join(loaded)}"
+
+
 def test_the_first_speak_imports_the_sdk_off_the_loop_thread():
     """The SDK is imported on the first request, in a worker thread: the loop (the window's GUI thread) keeps
     running meanwhile. The request goes to a closed port on 127.0.0.1 and fails as usual, in one sentence."""

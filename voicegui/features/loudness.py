@@ -23,7 +23,6 @@ from fractions import Fraction
 
 import numpy as np
 
-from voicegui.decode.stream_decoder import create_decoder
 from voicegui.formats import announced_pcm_format
 
 TARGET_LUFS = -23.0  # EBU R128's programme loudness
@@ -120,6 +119,9 @@ def apply_gain(samples: np.ndarray, gain_db: float) -> np.ndarray:
 def decode_whole(body: bytes, fmt: str, headers: dict[str, str] | None = None, rate: int = 24000) -> np.ndarray:
     """A whole response body as float32 mono at `rate` (resampled if need be); a raw pcm body is read as its
     response's headers announce. Raises decode.errors.DecodeError with a sentence for the user."""
+    # Imported here: the window imports this module before it is shown, and PyAV is not needed until a clip is.
+    from voicegui.decode.stream_decoder import create_decoder
+
     decoder = create_decoder(fmt, output_rate=rate)
     pcm_rate, channels = announced_pcm_format(headers or {})
     decoder.set_raw_pcm_format(pcm_rate, channels)

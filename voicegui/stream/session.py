@@ -21,6 +21,9 @@ Threads:
   exactly once the previous piece's decoder is flushed) and sets ``_fetch_done`` after the last piece;
   ``snapshot()`` turns them and the device's played-frame counter into which piece is fetched and which is
   heard, and the played-audio clock (``played_s``) the progress line and the text highlight follow.
+* Imports: the decoders (PyAV's FFmpeg, ~0.1-0.2 s) are imported by the first session that needs one, not with
+  this module: the window imports this module before it is first shown, and the built-in voices load PyAV on
+  a worker thread right after (the server's encoders), so a Speak finds it loaded.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ import time
 from bisect import bisect_right
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from voicegui.decode.stream_decoder import DecodeError, StreamDecoder, create_decoder
+from voicegui.decode.errors import DecodeError
 from voicegui.formats import PCM_RATE, announced_pcm_format
 from voicegui.limits import MAX_ORIGINAL_BYTES
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
@@ -47,6 +51,9 @@ from voicegui.stream.prebuffer import PrebufferPolicy
 from voicegui.stream.realtime import fetch_realtime, uses_realtime
 from voicegui.stream.ring import FloatRing
 
+if TYPE_CHECKING:
+    from voicegui.decode.stream_decoder import StreamDecoder
+
 log = logging.getLogger(__name__)
 
 OPENAI_SAMPLE_RATE = 24000
@@ -55,6 +62,12 @@ _BACKPRESSURE_POLL_S = 0.005
 _PLAYED_RING_S = 10.0
 _WAVEFORM_S = 3.0  # the window shows the last 2 s
 _HISTORY_POINTS = 20000
+
+
+def _new_decoder(response_format: str, output_rate: int) -> StreamDecoder:
+    from voicegui.decode.stream_decoder import create_decoder  # see "Imports" in the module docstring
+
+    return create_decoder(response_format, output_rate=output_rate)
 
 
 @dataclass(frozen=True)
@@ -228,7 +241,7 @@ class SpeakSession:
                     # Each response is a whole file with its own header: drain this decoder, start a new one.
                     # The ring and the device carry on, so there is no gap beyond the server's own.
                     await self._push(self._dec.flush())
-                    self._decoder = create_decoder(self._format, output_rate=self.sample_rate)
+                    self._decoder = _new_decoder(self._format, self._rate)
                     self._piece_fed = False
                     self._originals.append(bytearray())
                     self._piece_starts.append(self.frames_received)
@@ -392,7 +405,7 @@ class SpeakSession:
         self.sample_rate = rate
         # The Realtime API always sends raw pcm16 24 kHz, whatever format the settings name.
         self._format = "pcm" if uses_realtime(opts.request) else opts.request.response_format
-        self._decoder = create_decoder(self._format, output_rate=rate)
+        self._decoder = _new_decoder(self._format, rate)
         self._ring = FloatRing(max(1, int(opts.max_buffer_s * rate)))
         self._played = FloatRing(int(_PLAYED_RING_S * rate))
         self._policy = PrebufferPolicy(

@@ -48,7 +48,7 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
-from voicegui.decode.stream_decoder import DecodeError
+from voicegui.decode.errors import DecodeError
 from voicegui.features.captions import CaptionError
 from voicegui.features.history import HistoryEntry, HistoryError, HistoryStore
 from voicegui.formats import EXTENSIONS

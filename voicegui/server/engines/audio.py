@@ -16,7 +16,6 @@ import unicodedata
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
-import av
 import numpy as np
 
 SAMPLE_RATE = 24000
@@ -67,6 +66,9 @@ def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> n
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     if from_rate == to_rate or audio.size == 0:
         return audio
+    # Imported here: the window lists the built-in engines (importing this module) before it is shown.
+    import av
+
     frame = av.AudioFrame.from_ndarray(audio.reshape(1, -1), format="flt", layout="mono")
     frame.sample_rate = from_rate
     resampler = av.AudioResampler(format="flt", layout="mono", rate=to_rate)
