@@ -67,7 +67,8 @@ COMMANDS = ("speak", "stop", "serve", "bench", "lineup", "voices", "devices")
 # What `speak` imports before its request can go out, started at once in the background (cli.preload): the
 # streaming stack, then what the SDK imports only when the first request is built (its audio resource, the
 # HTTP transport); then the TLS context is built (reading the CA store), as the window does at start-up.
-SPEAK_PRELOAD = ("voicegui.stream.player", "openai.resources.audio", "httpcore2", "anyio")
+SPEAK_PRELOAD = ("voicegui.stream.player", "voicegui.decode.stream_decoder", "openai.resources.audio", "httpcore2",
+                 "anyio")
 
 
 def command_of(argv: Sequence[str]) -> str | None:
