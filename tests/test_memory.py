@@ -38,13 +38,15 @@ def test_the_window_loads_no_network_client_before_it_is_used(module):
     assert loaded == [], f"importing {module} loads {', '.join(loaded)}"
 
 
-def test_the_window_is_shown_before_pyav_loads():
+def test_the_window_is_shown_before_pyav_and_pyqtgraph_load():
     """PyAV (FFmpeg's libraries, ~0.1-0.2 s) is not imported with the window: the built-in voices load it on a
-    worker thread after the window is shown, and a Speak's decoder finds it there."""
+    worker thread after the window is shown, and a Speak's decoder finds it there. pyqtgraph (~0.2-0.4 s) is
+    imported when the plots are built, after the window is shown."""
     loaded = run_python("""
         import json, sys
         import voicegui.ui.main_window
-        print(json.dumps({"loaded": sorted(m for m in ("av", "voicegui.decode.stream_decoder") if m in sys.modules)}))
+        heavy = ("av", "voicegui.decode.stream_decoder", "pyqtgraph")
+        print(json.dumps({"loaded": sorted(m for m in heavy if m in sys.modules)}))
     """)["loaded"]
     assert loaded == [], f"importing the window loads {', '.join(loaded)}"
 

@@ -123,6 +123,7 @@ async def open_window(server, text: str = "Hello there, this is a test of the wi
         win.format.setCurrentText(fmt)
     win.text_edit.setPlainText(text)
     win.show()
+    win.build_plots()  # as ui/app.py does right after showing it
     # the built-in server's model and voice lists arrive from a request on the loop
     await until(lambda: win.voice.count() > 0 and "voices from" in win.provider_panel.connection.text(), 5,
                 "the built-in voice list")

@@ -206,3 +206,28 @@ async def test_idle_window_has_loaded_only_the_default_engine(qtbot):
         await close_window(win)
     finally:
         await asyncio.to_thread(srv.stop)
+
+
+async def test_the_plots_are_built_after_the_window_is_shown_in_their_place(qtbot, server):
+    """The window shows without its plots (pyqtgraph is the slowest part to build); build_plots() (the app calls
+    it right after show) puts them where they belong: under the text, in the left column, in the Tab order."""
+    win = await bare_window(server)
+    assert not win.plots_built
+    win.build_plots()
+    await asyncio.sleep(0.05)
+    plots = win.plots
+    assert plots.isVisible() and plots.height() > 100
+    assert plots.mapTo(win, plots.rect().topLeft()).y() > win.text_edit.mapTo(win, win.text_edit.rect().topLeft()).y()
+    assert plots.mapTo(win, plots.rect().topLeft()).x() < win.width() // 2
+    win.build_plots()  # once only
+    assert win.plots is plots
+
+
+async def test_a_speak_before_the_plots_are_built_builds_them(qtbot, server):
+    win = await bare_window(server)
+    win.set_builtin(server)
+    await until(lambda: "voices from" in win.provider_panel.connection.text(), 5, "the built-in voice list")
+    assert not win.plots_built
+    win.speak_button.click()
+    await until(lambda: bool(win.playbacks) and win.playbacks[-1].done.is_set(), 15, "the Speak to end")
+    assert win.plots_built and win.plots.waveform.updates > 0

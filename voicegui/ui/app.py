@@ -228,6 +228,8 @@ async def _main_window_session() -> int:
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(200)
     window.show()
+    # After the window's first paint (posted events go before timers): the plots are the slowest part to build.
+    QTimer.singleShot(0, window.build_plots)
     builtin_task = asyncio.ensure_future(start_builtin(window))
     # Built once per process (the CA store, ~19 ms): off the GUI thread now rather than in the first Speak.
     tls_task = asyncio.ensure_future(asyncio.to_thread(warm_tls_context))

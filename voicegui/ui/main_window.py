@@ -26,6 +26,10 @@ options shown at that moment; a failure to start the voices drops it with the re
 has not loaded yet (the server loads engines lazily) is loaded in a worker thread before its Speak starts,
 with "Loading <engine> voice…" shown meanwhile (ui/builtin_voices.py).
 
+Start-up: the plots (pyqtgraph: ~0.2-0.4 s of imports and set-up) are built after the window is first shown
+(`build_plots`, called by ui/app.py once the window is up), in the place kept for them; anything that needs them
+earlier (`plots`) builds them then.
+
 The API key lives in its line edit, the KeyStore (keyring or memory) and the request object of the running
 Speak: it is never logged, written to the settings file or shown.
 """
@@ -36,14 +40,15 @@ import asyncio
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QByteArray, Signal
+from PySide6.QtCore import QByteArray, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
     QMainWindow,
     QSizePolicy,
+    QVBoxLayout,
     QWidget,
 )
 from qasync import asyncSlot
@@ -65,7 +70,6 @@ from voicegui.ui.layout import SidePane, column, scrolled, side_by_side
 from voicegui.ui.lineup_panel import LineupPanel
 from voicegui.ui.menus import Commands, install_menus
 from voicegui.ui.panels import NetworkPanel, TtfaPanel, TuningPanel, with_underruns
-from voicegui.ui.plots import LivePlots
 from voicegui.ui.provider_panel import BUILTIN_STARTING, ProviderPanel
 from voicegui.ui.safe_text import PlainLabel
 from voicegui.ui.speak_options import replay_options, speak_options
@@ -73,6 +77,9 @@ from voicegui.ui.status import READY, error_status, is_error_status, outcome, st
 from voicegui.ui.text_panel import TextPanel
 from voicegui.ui.transcript_box import TranscriptBox
 from voicegui.ui.voice_picker import PREVIEW_TEXT
+
+if TYPE_CHECKING:
+    from voicegui.ui.plots import LivePlots
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +145,9 @@ class MainWindow(QMainWindow):
         self.text_panel.progress.keep_timings_with(self.history.save_timings)  # read-along timings go to history
 
         # --- live views and knobs ---
-        self.plots = LivePlots(lambda: self.player.session)
+        self._plots: LivePlots | None = None
+        self._plots_place = QWidget()  # the plots' place until they are built (see "Start-up")
+        QVBoxLayout(self._plots_place).setContentsMargins(0, 0, 0, 0)
         self.ttfa = TtfaPanel(lambda: self.player.session)
         self.tuning = TuningPanel()
         self.network = NetworkPanel()
@@ -152,7 +161,7 @@ class MainWindow(QMainWindow):
         # Stop must stay enabled between a line-up's voices too, while the player is idle for a moment.
         self.lineup_panel.running_changed.connect(lambda _running: self._update_speak_enabled())
 
-        left = column((self.text_panel, 2), (pp.warning, 0), (self.transcript_box, 0), (self.plots, 3))
+        left = column((self.text_panel, 2), (pp.warning, 0), (self.transcript_box, 0), (self._plots_place, 3))
         playback_page = column((self.tuning, 0), (self.network, -1))
         right = SidePane([(scrolled(pp), "&Voice"), (scrolled(playback_page), "Pl&ayback"),
                           (self.history_panel, "&History"), (self.lineup_panel, "&Line-up"), (self.ab_panel, "A/&B")],
@@ -189,6 +198,40 @@ class MainWindow(QMainWindow):
         start_up = [m for m in (loaded.message, history_problem) if m]
         if start_up:  # one banner: both notices must stay readable
             self.show_error(" ".join(start_up))
+
+    @property
+    def plots_built(self) -> bool:
+        return self._plots is not None
+
+    @property
+    def plots(self) -> LivePlots:
+        """The live plots, built now if they were not yet (see "Start-up" in the module docstring)."""
+        if self._plots is None:
+            self.build_plots()
+        assert self._plots is not None
+        return self._plots
+
+    def build_plots(self) -> None:
+        """Build the live plots in their place (once; later calls do nothing), in the Tab order they had when
+        they were built with the window: after the place kept for them, before what follows it."""
+        if self._plots is not None:
+            return
+        from voicegui.ui.plots import LivePlots
+
+        self._plots = LivePlots(lambda: self.player.session)
+        place = self._plots_place
+        # Added now, the plots' widgets would join the end of the window's Tab chain: put them after the last
+        # widget before their place that takes Tab, as when they were built with the window.
+        before: QWidget | None = place.previousInFocusChain()
+        while before is not None and before is not place and not before.focusPolicy() & Qt.FocusPolicy.TabFocus:
+            before = before.previousInFocusChain()
+        layout = place.layout()
+        assert layout is not None  # made with one in __init__
+        layout.addWidget(self._plots)
+        tabbable = [w for w in self._plots.findChildren(QWidget) if w.focusPolicy() & Qt.FocusPolicy.TabFocus]
+        chain = [w for w in (before, *tabbable) if w is not None]
+        for first, second in zip(chain, chain[1:], strict=False):
+            QWidget.setTabOrder(first, second)
 
     # --- built-in server, settings --------------------------------------------------------------------
     def set_builtin(self, server: Any, ready: bool = True) -> None:
@@ -539,7 +582,8 @@ class MainWindow(QMainWindow):
         self._closing = True
         self._queued = False
         self.provider_panel.close_panel()
-        self.plots.timer.stop()
+        if self._plots is not None:
+            self._plots.timer.stop()
         self.ttfa.timer.stop()
         self.transcript_box.timer.stop()
         self.save_settings()
