@@ -187,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"null sink: {exc}", file=sys.stderr)
         return 1
     pycache = None
-    env = dict(os.environ)
+    # A runtime directory of its own: with a voicegui window open, `voicegui speak` would hand its request to
+    # that window (measured by tests/e2e/handoff_bench.py) instead of starting as measured here.
+    runtime = tempfile.mkdtemp(prefix="vg-bench-run-")
+    env = dict(os.environ, VOICEGUI_RUNTIME_DIR=runtime)
     if not args.compile_each_run:
         pycache = tempfile.mkdtemp(prefix="voicegui-bench-pyc-")
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -223,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {mode:8s} launch -> first sound:      {_median(sounds)}")
     finally:
         stop_null_sink()
+        shutil.rmtree(runtime, ignore_errors=True)
         if pycache is not None:
             shutil.rmtree(pycache, ignore_errors=True)
     return 0
