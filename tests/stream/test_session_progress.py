@@ -102,3 +102,25 @@ async def test_the_played_clock_stops_at_stop(server):
     assert 0.2 <= after.played_s <= metrics.audio_played_s  # frozen where the device stopped, not received
     await asyncio.sleep(0.1)
     assert session.snapshot().played_s == after.played_s
+
+
+async def test_a_scalar_only_snapshot_says_what_the_full_one_says_without_the_arrays(server):
+    """The progress line, the readout and A/B poll `snapshot(arrays=False)`: the same state, clock and piece
+    numbers as the plots' full snapshot, taken with the loop paused between the two, but no histories."""
+    session = SpeakSession(long_options(server))
+    task = asyncio.ensure_future(session.run())
+    compared = 0
+    array_fields = {"history_t", "history_ms", "history_gate_ms", "history_playing", "waveform", "underrun_t"}
+    while not task.done():
+        full, light = session.snapshot(), session.snapshot(arrays=False)
+        if session.state in ("playing", "draining") and full.history_t.size:
+            for field in dataclasses.fields(Snapshot):
+                if field.name in array_fields or field.name in ("buffered_ms", "played_s", "frames_played"):
+                    continue  # the arrays differ on purpose; the device's counters move between two calls
+                assert getattr(light, field.name) == getattr(full, field.name), field.name
+            assert light.played_s == pytest.approx(full.played_s, abs=0.05)
+            assert light.history_t.size == light.waveform.size == 0
+            compared += 1
+        await asyncio.sleep(0.02)
+    assert (await task).completed
+    assert compared > 5

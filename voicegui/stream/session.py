@@ -62,6 +62,11 @@ _BACKPRESSURE_POLL_S = 0.005
 _PLAYED_RING_S = 10.0
 _WAVEFORM_S = 3.0  # the window shows the last 2 s
 _HISTORY_POINTS = 20000
+# Shared by every scalar-only snapshot, so read-only.
+_EMPTY = np.zeros(0)
+_EMPTY.flags.writeable = False
+_EMPTY_WAVE = np.zeros(0, np.float32)
+_EMPTY_WAVE.flags.writeable = False
 
 
 def _new_decoder(response_format: str, output_rate: int) -> StreamDecoder:
@@ -322,14 +327,21 @@ class SpeakSession:
             self._output.ring = FloatRing(1)
             self._output.played = None
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, arrays: bool = True) -> Snapshot:
+        """The session as it is now. `arrays=False`: the scalars only, with the buffer-level histories and the
+        waveform empty (what the progress line, the readout and A/B poll several times a second: copying the
+        ~20,000-point histories is most of a snapshot's cost, and only the plots draw them)."""
         out = self._output
         rate = self.sample_rate or OPENAI_SAMPLE_RATE
-        with self._lock:
-            hist_t, hist_ms = self._history.arrays()
-            gate_ms = self._gate_history.arrays()[1]
-            playing = self._playing_history.arrays()[1]
-            waveform = self._waveform.copy()
+        if arrays:
+            with self._lock:
+                hist_t, hist_ms = self._history.arrays()
+                gate_ms = self._gate_history.arrays()[1]
+                playing = self._playing_history.arrays()[1]
+                waveform = self._waveform.copy()
+        else:
+            hist_t = hist_ms = gate_ms = playing = _EMPTY
+            waveform = _EMPTY_WAVE
         underruns = 0 if out is None else min(out.underrun_episodes, len(out.underrun_times))
         starts = tuple(self._piece_starts)
         played = self._played_frames()

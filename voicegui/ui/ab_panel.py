@@ -85,7 +85,7 @@ class Play:
 
     def position_s(self) -> float:
         """The audio time reached: where it started plus what the device has played since."""
-        snap = self.playback.session.snapshot()
+        snap = self.playback.session.snapshot(arrays=False)
         rate = snap.sample_rate or RATE
         return self.offset_s + snap.frames_played / rate
 

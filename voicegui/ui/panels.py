@@ -205,7 +205,7 @@ class TtfaPanel(QGroupBox):
             self.breakdown[key].setText(format_ms(breakdown.get(key)))
         # breakdown["first_sound"] is computed (and rounded) as SessionMetrics.ttfa_ms will be: no jump at the end.
         self.big.setText("…" if marks.first_sound is None else format_ms(breakdown["first_sound"]))
-        snap = session.snapshot()
+        snap = session.snapshot(arrays=False)
         if self._speed.session is not session:
             self._speed = StreamSpeed(session)
         if session.fetch_marks.first_byte is not None:

@@ -104,7 +104,7 @@ class SpeakProgress(QLabel):
         if playback is None or playback.done.is_set():
             self._clear()
             return
-        snap = playback.session.snapshot()
+        snap = playback.session.snapshot(arrays=False)
         if snap.state in ENDED_STATES:
             self._clear()
             return
