@@ -235,12 +235,12 @@ class MainWindow(QMainWindow):
         return self.settings
 
     def current_state(self) -> window_state.WindowState:
-        """Geometry, splitters, tab, text and theme as shown now (saved to window.json at close)."""
+        """Geometry, splitters, tab, text, theme and fixed axes as shown now (saved to window.json at close)."""
         return window_state.WindowState(
             geometry=bytes(self.saveGeometry().toBase64().data()).decode("ascii"),
             splitter=self.splitter.sizes(), side_splitter=self.side_pane.sizes(), tab=self.tabs.currentIndex(),
             text=self.text_edit.toPlainText(), theme=theme.controller().choice(),
-            close_to_tray=self.close_to_tray)
+            close_to_tray=self.close_to_tray, fixed_axes=self.plots.fixed_axes.isChecked())
 
     def _restore_state(self, state: window_state.WindowState) -> None:
         """Show the window as it was at the last close; what is missing or does not fit keeps its default."""
@@ -258,6 +258,7 @@ class MainWindow(QMainWindow):
             self.text_edit.setPlainText(state.text)
         theme.controller().set_choice(state.theme)
         self.menu_actions.themes[state.theme].setChecked(True)
+        self.plots.fixed_axes.setChecked(state.fixed_axes)
         # Read by the tray (ui/tray.py) when it is installed, written back by it when toggled.
         self.close_to_tray = state.close_to_tray
 
