@@ -1,11 +1,15 @@
 """A/B panel: two voices (or two formats) side by side on the same text; one key switches between them.
 
-Side A and side B each name a voice and a format. Play A / Play B, the toggle button, Space or Ctrl+B (while
-the panel has focus) stop whatever plays and start the other side from the beginning. Every play goes through
-the window's Player with `use_cache=True`: the first play of a side fetches it live and is recorded in the
-history like any Speak; once its whole body has arrived the player keeps it in its body cache, and every later
-play of that side replays it through the same session path: no request, so switching is instant and both
-sides are heard exactly as first received.
+Side A and side B each name a voice and a format. Play A / Play B stop whatever plays and start that side
+from the beginning; the toggle button, Space or Ctrl+B (while the panel has focus) switch to the other side *at
+the same audio time* (where the side playing, or stopped last, was; from 0 s once a side has played to its
+end). Every play goes through the window's Player with `use_cache=True`: the first play of a side fetches it
+live and is recorded in the history like any Speak (a live fetch starts at 0 s: its audio is not there yet);
+once its whole body has arrived the player keeps it in its body cache, and every later play of that side
+replays it through the same session path: no request, so switching is instant and both sides are heard exactly
+as first received. A switch into the middle of a cached side decodes that body once (features/loudness.py
+`decode_whole`, milliseconds for a few seconds of audio) and plays it from that time as raw pcm through
+stream/replay_source.py, the same path the blind test uses.
 
 Blind test (the "Blind test" box; with "Hide names" unticked the same comparison shows the names from the
 start, for a sighted comparison at the same moment): "Start blind test" fetches both sides once, untimed
@@ -34,6 +38,7 @@ import dataclasses
 import logging
 import random
 
+import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QResizeEvent, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
@@ -51,12 +56,13 @@ from PySide6.QtWidgets import (
 )
 from qasync import asyncSlot
 
+from voicegui.decode.errors import DecodeError
 from voicegui.features.blind_ab import RATE, BlindTest, BlindTestError, Contender, fetch_contender
-from voicegui.features.loudness import TARGET_LUFS
+from voicegui.features.loudness import TARGET_LUFS, decode_whole
 from voicegui.features.votes import add_vote
 from voicegui.formats import FORMATS
 from voicegui.stream.metrics import SessionMetrics
-from voicegui.stream.player import Playback
+from voicegui.stream.player import CachedBody, Playback, cache_key
 from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.ui.lineup_panel import DEFAULT_FORMAT, PlayerHost
@@ -81,7 +87,8 @@ class Play:
     side: str  # "A"/"B", or "1"/"2" for a blind play
     playback: Playback
     blind: bool = False
-    offset_s: float = 0.0  # where in the voice's audio this play started (a blind switch continues there)
+    offset_s: float = 0.0  # where in the voice's audio this play started (a switch continues there)
+    resumed_format: str | None = None  # a switch into a cached side: its format (what plays is decoded pcm)
 
     def position_s(self) -> float:
         """The audio time reached: where it started plus what the device has played since."""
@@ -95,11 +102,11 @@ class Play:
 
     @property
     def format(self) -> str:
-        return self.playback.request.response_format
+        return self.resumed_format or self.playback.request.response_format
 
     @property
     def replayed(self) -> bool:
-        return self.playback.replayed
+        return self.playback.replayed or self.resumed_format is not None
 
     @property
     def session(self) -> SpeakSession:
@@ -175,9 +182,12 @@ class ABPanel(QWidget):
         self.current: Play | None = None
         self.plays: list[Play] = []  # every play since the window opened, oldest first
         self.last_side: str | None = None
+        self._pos = 0.0  # the audio time the last A/B play reached (a switch continues there)
+        self._decoded: dict[tuple[object, ...], np.ndarray] = {}  # cached bodies decoded for a switch, by request
 
         self.toggle_button = QPushButton("Switch A ⇄ B")
-        self.toggle_button.setToolTip("Stop this side and play the other from the start (Space or Ctrl+B)")
+        self.toggle_button.setToolTip("Stop this side and play the other at the same moment (Space or Ctrl+B); "
+                                      "Play A / Play B start a side from the beginning")
         self.toggle_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_BrowserReload))
         self.stop_button = QPushButton("Stop")
         self.stop_button.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaStop))
@@ -327,7 +337,10 @@ class ABPanel(QWidget):
         if self.blind is not None:
             await self._play_blind(self.other_side())
             return
-        await self._play(self.other_side())
+        previous = self.current
+        if previous is not None and not previous.blind and not previous.playback.done.is_set():
+            self._pos = previous.position_s()  # read before the player stops it
+        await self._play(self.other_side(), at_s=self._pos)
 
     def other_side(self) -> str:
         if self.blind is not None:
@@ -338,7 +351,8 @@ class ABPanel(QWidget):
     async def play(self, side: str) -> None:
         await self._play(side)
 
-    async def _play(self, side: str) -> None:
+    async def _play(self, side: str, at_s: float = 0.0) -> None:
+        """Play `side` from the beginning, or from `at_s` seconds when its whole body is cached."""
         self.last_side = side  # the next toggle goes to the other side even if this one is still starting
         s = self.sides[side]
         text = self.host.current_text()
@@ -350,15 +364,24 @@ class ABPanel(QWidget):
             return self.host.speak_options(voice=s.voice_id() or None, fmt=s.format_choice(), text=text)
 
         try:
-            playback = await self.host.player.start(build, kind="ab", title=f"{side} ({s.voice_id()})",
-                                                    provider=self.host.provider_label(), extra={"ab_side": side},
-                                                    use_cache=True)
+            resume = self._resume_from(build(), at_s) if at_s > 0 else None
+            if resume is not None:
+                options, start_s, _fmt = resume
+                playback = await self.host.player.start(options, kind="ab", title=f"{side} ({s.voice_id()})",
+                                                        record=False, provider=self.host.provider_label(),
+                                                        extra={"ab_side": side})
+            else:
+                start_s = 0.0
+                playback = await self.host.player.start(build, kind="ab", title=f"{side} ({s.voice_id()})",
+                                                        provider=self.host.provider_label(),
+                                                        extra={"ab_side": side}, use_cache=True)
         except ValueError as exc:
             self.host.show_error(str(exc))
             return
         if playback is None:
             return  # a newer press (or the window closing) came while the old side was stopping
-        play = Play(side=side, playback=playback)
+        play = Play(side=side, playback=playback, offset_s=start_s,
+                    resumed_format=None if resume is None else resume[2])
         self.current = play
         self.plays.append(play)
         self._show_playing(play)
@@ -366,11 +389,47 @@ class ABPanel(QWidget):
         await playback.done.wait()
         self._after(play)
 
+    def _resume_from(self, options: SpeakOptions, at_s: float) -> tuple[SpeakOptions, float, str] | None:
+        """`options` changed to play the side's cached body from `at_s` seconds (0 s when that is past its end),
+        with the start time and the side's own format; None when the body is not cached (not fetched whole
+        yet, or a long text in pieces): it is then fetched live from the beginning."""
+        request = options.request
+        cached = self.host.player.cache.get(request)
+        if cached is None or options.continuation:
+            return None
+        samples = self._decode(request.response_format, cache_key(request), cached)
+        if samples is None:
+            return None
+        start_s = at_s if at_s < len(samples) / RATE else 0.0
+        first = min(int(round(start_s * RATE)), len(samples))
+        body = (np.clip(samples[first:], -1.0, 32767 / 32768) * 32768.0).round().astype("<i2").tobytes()
+        pcm = dataclasses.replace(request, response_format="pcm")
+        return (dataclasses.replace(options, request=pcm, source=replay_source(body), pcm_rate=RATE,
+                                    keep_original=False), start_s, request.response_format)
+
+    def _decode(self, fmt: str, key: tuple[object, ...], cached: CachedBody) -> np.ndarray | None:
+        """The cached body as float32 mono at RATE, decoded once per request (two sides: two kept)."""
+        samples = self._decoded.get(key)
+        if samples is not None:
+            return samples
+        headers = {} if cached.pcm_rate is None else {"x-sample-rate": str(cached.pcm_rate)}
+        try:
+            samples = decode_whole(cached.body, fmt, headers, RATE)
+        except DecodeError as exc:  # it played before, so this is unexpected: say it and play from 0 s
+            log.warning("A/B: the cached %s body could not be decoded for a switch (%s); fetched again", fmt, exc)
+            return None
+        while len(self._decoded) >= len(SIDES):
+            self._decoded.pop(next(iter(self._decoded)))
+        self._decoded[key] = samples
+        return samples
+
     def _after(self, play: Play) -> None:
         if play.blind:
             self._after_blind(play)
             return
         metrics = play.metrics
+        if metrics is not None and play is self.current:
+            self._pos = 0.0 if metrics.completed else play.offset_s + metrics.audio_played_s
         if play is self.current:
             for side in self.sides.values():
                 side.set_active(False)
@@ -390,9 +449,11 @@ class ABPanel(QWidget):
         for name, side in self.sides.items():
             side.set_active(name == play.side)
         self.stop_button.setEnabled(True)
-        how = "from the cache" if play.replayed else "live fetch"
-        self.now.setText(f"▶ {play.side}: {play.voice} / {play.format}")
-        self.status.setText(f"Playing {play.side} ({how}). Space or Ctrl+B switches to {self.other_side()}.")
+        how = "from the cache" if play.replayed else "live fetch, from the beginning: its audio is not here yet"
+        at = f" from {_clock(play.offset_s)}" if play.offset_s else ""
+        self.now.setText(f"▶ {play.side}: {play.voice} / {play.format}{at}")
+        self.status.setText(f"Playing {play.side} ({how}). Space or Ctrl+B switches to {self.other_side()} at the "
+                            "same moment.")
         self.host.set_status(f"A/B: playing {play.side}, {play.voice} / {play.format} ({how})")
 
     @asyncSlot()
@@ -406,6 +467,7 @@ class ABPanel(QWidget):
 
     def clear_cache(self) -> None:
         self.host.player.cache.clear()
+        self._decoded.clear()
 
     # --- blind test -----------------------------------------------------------------------------------
     def _set_blind_enabled(self, on: bool) -> None:
