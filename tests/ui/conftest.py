@@ -65,6 +65,16 @@ def memory_keyring(memory_keyring):
 
 
 @pytest.fixture
+def system_theme():
+    """The theme is the application's: a test that changes it starts and ends following the system (light
+    offscreen)."""
+    from voicegui.ui import theme
+
+    yield
+    theme.controller().set_choice("system")
+
+
+@pytest.fixture
 def server(ui_server):
     """The server with default shaping (as fast as it encodes) restored after the test."""
     from voicegui.server.shaping import Shaping

@@ -14,13 +14,7 @@ from tests.ui.conftest import _open_windows, close_window, until
 from voicegui.ui import theme, window_state
 from voicegui.ui.text_panel import MAX_TEXT_CHARS
 
-pytestmark = pytest.mark.audio
-
-
-@pytest.fixture(autouse=True)
-def system_theme():
-    yield
-    theme.controller().set_choice("system")
+pytestmark = [pytest.mark.audio, pytest.mark.usefixtures("system_theme")]
 
 
 async def reopen(server):
