@@ -23,8 +23,11 @@ voice's loudness and gain; "Reveal" shows them without a vote. Blind plays go th
 any play (replay_source over the decoded audio: same session path), unrecorded, so the history does not give
 the answer away. Choosing other voices or formats ends the blind test.
 
-The voice boxes are editable combos; a label longer than the box would show its end and lose its first
-letters, so the cursor is put back to the start after each change.
+Each side chooses its voice in an editable combo (a voice id the list lacks, a Kokoro blend, can be typed)
+and, under it, the same voice browser as the Voice tab (ui/voice_picker.py: search that never changes the
+side's voice, voices grouped by engine and language with readable names, a click or Enter picks, ▶ previews
+through the window's player); the two show the same voice. A label longer than the combo would show its end
+and lose its first letters, so the cursor is put back to the start after each change.
 
 Threads: GUI thread only (= the qasync loop thread). Each play is an async slot; the Player stops what plays
 (waiting until its device is closed) and lets the newest key press win when presses come faster than
@@ -42,6 +45,7 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QResizeEvent, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
+    QBoxLayout,
     QCheckBox,
     QComboBox,
     QFormLayout,
@@ -68,6 +72,7 @@ from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.ui.lineup_panel import DEFAULT_FORMAT, PlayerHost
 from voicegui.ui.provider_panel import combo_voice_id
 from voicegui.ui.safe_text import PlainLabel
+from voicegui.ui.voice_picker import VoicePicker
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +125,20 @@ class Play:
 class _Side(QGroupBox):
     """Voice and format of one side."""
 
+    preview_requested = Signal(str)
+
     def __init__(self, name: str, parent: QWidget | None = None) -> None:
         super().__init__(f"Side {name}", parent)
         self.name = name
         self.voice = QComboBox()
         self.voice.setEditable(True)  # a voice id the list lacks (a Kokoro blend) can be typed
         self.voice.setMinimumContentsLength(12)
+        self.picker = VoicePicker()
+        self.picker.filter.setPlaceholderText("Search voices…")  # the box is half a narrow tab wide
+        self.picker.voice_chosen.connect(self._on_picked)
+        self.picker.preview_requested.connect(self.preview_requested)
+        self.voice.currentIndexChanged.connect(lambda _i: self.picker.set_chosen(self.voice_id()))
+        self.voice.editTextChanged.connect(lambda _t: self.picker.set_chosen(self.voice_id()))
         self.format = QComboBox()
         self.format.addItems([DEFAULT_FORMAT, *FORMATS])
         self.format.setToolTip("default: the format chosen on the Voice tab")
@@ -136,6 +149,7 @@ class _Side(QGroupBox):
         form = QFormLayout(self)
         # Mnemonics: Alt+A / Alt+B reach the two voices; the formats get F and R.
         form.addRow(f"Voice &{name}", self.voice)
+        form.addRow(self.picker)
         form.addRow(f"&Format {name}" if name == "A" else f"Fo&rmat {name}", self.format)
         form.addRow("Last", self.result)
         form.addRow(self.play_button)
@@ -148,17 +162,28 @@ class _Side(QGroupBox):
         fmt = self.format.currentText()
         return None if fmt == DEFAULT_FORMAT else fmt
 
-    def set_voices(self, choices: list[tuple[str, str]], wanted: str | None) -> None:
+    def set_voices(self, choices: list[tuple[str, str]], wanted: str | None,
+                   names: list[tuple[str, str]] | None = None) -> None:
+        """`choices`: (id, label) for the combo; `names`: (id, server's name) for the browser (default:
+        `choices`)."""
         current = wanted or self.voice_id()
         self.voice.clear()
         for vid, label in choices:
             self.voice.addItem(label, vid)
-        index = self.voice.findData(current)
+        self.select_voice(current)
+        self.picker.set_voices(choices if names is None else names, self.voice_id())
+
+    def select_voice(self, vid: str) -> None:
+        index = self.voice.findData(vid)
         if index >= 0:
             self.voice.setCurrentIndex(index)
-        elif current:
-            self.voice.setEditText(current)
+        elif vid:
+            self.voice.setEditText(vid)
         self.show_start()
+
+    def _on_picked(self, vid: str) -> None:
+        """A click or Enter in the browser: the only way it changes the side's voice."""
+        self.select_voice(vid)
 
     def show_start(self) -> None:
         """Scroll the voice box's text to its start: a label wider than the box keeps its first letters."""
@@ -231,18 +256,23 @@ class ABPanel(QWidget):
         self.reveal_button.clicked.connect(self.reveal)
         blind_box = QGroupBox("Blind test")
         blind_layout = QVBoxLayout(blind_box)
+        # Start and Reveal on one row, the boxes on the next: in one row with the votes they were cut off in a
+        # 800x600 window.
         first = QHBoxLayout()
         first.addWidget(self.start_blind_button)
-        first.addWidget(self.hide_names)
-        first.addWidget(self.match_loudness, 1)
+        first.addStretch(1)
+        first.addWidget(self.reveal_button)
+        options = QHBoxLayout()
+        options.addWidget(self.hide_names)
+        options.addWidget(self.match_loudness, 1)
         plays = QHBoxLayout()
         for button in self.slot_buttons.values():
             plays.addWidget(button)
         votes = QHBoxLayout()
         for button in self.vote_buttons.values():
             votes.addWidget(button)
-        votes.addWidget(self.reveal_button)
         blind_layout.addLayout(first)
+        blind_layout.addLayout(options)
         blind_layout.addLayout(plays)
         blind_layout.addLayout(votes)
         blind_layout.addWidget(self.blind_result)
@@ -250,6 +280,7 @@ class ABPanel(QWidget):
 
         for name, side in self.sides.items():
             side.play_button.clicked.connect(lambda _=False, n=name: self.play(n))
+            side.preview_requested.connect(self.host.preview)
         self.toggle_button.clicked.connect(self.toggle)
         self.stop_button.clicked.connect(self.stop)
         self.reload_button.clicked.connect(self.reload_voices)
@@ -263,6 +294,7 @@ class ABPanel(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.sides["A"], 1)
         row.addWidget(self.sides["B"], 1)
+        self._sides_row = row  # side by side where they fit, else one above the other (resizeEvent)
         actions = QHBoxLayout()
         actions.addWidget(self.toggle_button, 1)
         actions.addWidget(self.stop_button)
@@ -294,14 +326,19 @@ class ABPanel(QWidget):
 
     # --- voices ---------------------------------------------------------------------------------------
     def reload_voices(self) -> None:
-        choices = self.host.voice_choices()
+        choices, names = self.host.voice_choices(), self.host.voice_names()
         ids = [vid for vid, _ in choices]
         a, b = self.sides["A"].voice_id(), self.sides["B"].voice_id()
-        self.sides["A"].set_voices(choices, a or (ids[0] if ids else None))
-        self.sides["B"].set_voices(choices, b or (ids[1] if len(ids) > 1 else (ids[0] if ids else None)))
+        self.sides["A"].set_voices(choices, a or (ids[0] if ids else None), names)
+        self.sides["B"].set_voices(choices, b or (ids[1] if len(ids) > 1 else (ids[0] if ids else None)), names)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        # Side by side only where both fit: at 800x600 the tab is ~370 px wide, and two squeezed sides cut
+        # their combos and buttons off at the right.
+        wanted = sum(side.minimumSizeHint().width() for side in self.sides.values()) + 24
+        self._sides_row.setDirection(QBoxLayout.Direction.LeftToRight if event.size().width() >= wanted
+                                     else QBoxLayout.Direction.TopToBottom)
         if self.blind is not None:  # keep the blind test's buttons and verdict in view in a short window
             QTimer.singleShot(0, self, self._keep_blind_in_view)  # after the scroll area has its new size
 
@@ -315,13 +352,8 @@ class ABPanel(QWidget):
 
     def set_side(self, side: str, voice: str, fmt: str | None = None) -> None:
         s = self.sides[side]
-        index = s.voice.findData(voice)
-        if index >= 0:
-            s.voice.setCurrentIndex(index)
-        else:
-            s.voice.setEditText(voice)
+        s.select_voice(voice)
         s.format.setCurrentText(fmt or DEFAULT_FORMAT)
-        s.show_start()
 
     # --- playing --------------------------------------------------------------------------------------
     def is_playing(self) -> bool:

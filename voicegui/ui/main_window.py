@@ -160,6 +160,8 @@ class MainWindow(QMainWindow):
         self.tabs = right.tabs
         self.side_pane = right
         self.tabs.currentChanged.connect(self._on_tab)
+        # The Line-up or A/B tab shown (at start-up, restored) before the voice list arrived gets it then.
+        pp.picker.voices_changed.connect(lambda: self._on_tab(self.tabs.currentIndex()))
         self._claim_ab_switch_key()
         self.menu_actions = install_menus(self, Commands(
             speak=self.speak_button.click, stop=self.stop, save_audio=self.save_last_audio,
@@ -502,6 +504,9 @@ class MainWindow(QMainWindow):
 
     def voice_choices(self) -> list[tuple[str, str]]:
         return self.provider_panel.voice_choices()
+
+    def voice_names(self) -> list[tuple[str, str]]:
+        return self.provider_panel.voice_names()
 
     def current_text(self) -> str:
         return self.text_edit.toPlainText()

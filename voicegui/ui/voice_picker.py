@@ -13,6 +13,11 @@ narrows a grouped tree, readable names, and a play button per voice.
   check box (`checked_ids()`, `checked_changed`), and checked voices stay in view while searching.
 * The play button in each row's second column asks for a short sample in that voice (`preview_requested(id)`);
   the owner speaks it through the window's player. A preview never picks the voice.
+* `voices_changed` fires after each `set_voices()` (the window refills the Line-up and A/B tabs' browsers from
+  the Voice tab's when the provider's list arrives or changes).
+
+The same picker serves the Voice tab (ui/provider_panel.py), each A/B side (ui/ab_panel.py) and the line-up
+(ui/lineup_panel.py, multiple mode).
 
 Server names are shown as item text (plain text) and through `plain_tooltip` (never rich text).
 
@@ -172,6 +177,7 @@ class VoicePicker(QWidget):
     voice_chosen = Signal(str)
     preview_requested = Signal(str)
     checked_changed = Signal()
+    voices_changed = Signal()  # set_voices() filled it (another provider, a refreshed list)
 
     def __init__(self, multiple: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -190,6 +196,9 @@ class VoicePicker(QWidget):
         self.tree.setHeaderHidden(True)
         self.tree.setUniformRowHeights(True)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # Two group levels (engine, language) at Qt's 20 px each left little of a narrow tree (an A/B side) for
+        # the names; the branch arrows need about a line's height.
+        self.tree.setIndentation(max(12, self.fontMetrics().height()))
         # Moving through the list with the arrow keys must not pick: only a click or Enter does.
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -262,6 +271,7 @@ class VoicePicker(QWidget):
         self.tree.blockSignals(False)
         self._mark_chosen()
         self._apply_filter()
+        self.voices_changed.emit()
 
     def _add(self, item: QTreeWidgetItem, parent: QTreeWidgetItem | None) -> None:
         if parent is None:
@@ -287,6 +297,10 @@ class VoicePicker(QWidget):
     def visible_ids(self) -> list[str]:
         """The voices the tree shows now (a search hides the others), in tree order."""
         return [r.id for r in self._rows if not self._items[r.id].isHidden()]
+
+    def all_ids(self) -> list[str]:
+        """Every voice the browser holds (shown or hidden by the search), in tree order."""
+        return [r.id for r in self._rows]
 
     def checked_ids(self) -> list[str]:
         """Multiple mode: the ticked voices, in tree order."""
