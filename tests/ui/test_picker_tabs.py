@@ -146,3 +146,23 @@ async def test_lineup_and_ab_fit_the_width_of_a_small_window(qtbot, real_window)
         side_by_side = size == (1280, 800)
         assert (a.y() == b.y()) is side_by_side, f"the A/B sides side by side only where they fit ({size})"
         assert (picker.y() == order.y()) is side_by_side
+
+
+async def test_space_in_an_ab_browser_previews_and_does_not_switch(qtbot, real_window):
+    """Space previews the voice under the cursor in every browser (as on the Voice tab); in the A/B tab it also
+    switches sides, which must not win inside a browser's list."""
+    from PySide6.QtTest import QTest
+
+    window = real_window
+    panel = window.ab_panel
+    window.tabs.setCurrentWidget(panel)
+    tree = panel.sides["A"].picker.tree
+    asked: list[str] = []
+    panel.sides["A"].picker.preview_requested.connect(asked.append)
+    window.activateWindow()
+    tree.setCurrentItem(panel.sides["A"].picker.item_for("heart"))
+    tree.setFocus()
+    await until(lambda: window.isActiveWindow() and tree.hasFocus(), 3, "focus in the A side's browser")
+    QTest.keyClick(tree, Qt.Key.Key_Space)
+    await previewed(window, "heart")
+    assert asked == ["heart"] and panel.plays == [], "Space in the list previews; it does not switch A/B"

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QIcon, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -161,6 +161,20 @@ class _Tree(QTreeWidget):
         # layout's stretch gives the tree whatever room is left.
         hint = super().sizeHint()
         return QSize(hint.width(), self.fontMetrics().lineSpacing() * 6 + 2 * self.frameWidth() + 8)
+
+    def event(self, event: QEvent) -> bool:  # Qt's name
+        # Space on a voice is this list's preview, also where the window has a Space shortcut (the A/B tab's
+        # switch): claiming the override makes Qt deliver the key here instead of firing the shortcut.
+        if (event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
+                and event.key() == Qt.Key.Key_Space and event.modifiers() == Qt.KeyboardModifier.NoModifier
+                and self._voice_under_cursor() is not None):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def _voice_under_cursor(self) -> QTreeWidgetItem | None:
+        item = self.currentItem()
+        return item if item is not None and item.data(0, _ID_ROLE) is not None else None
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # Qt's name
         item = self.currentItem()
