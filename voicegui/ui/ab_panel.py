@@ -315,7 +315,7 @@ class ABPanel(QWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(content)
-        self._scroll = scroll
+        self._scroll, self._content = scroll, content
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
@@ -343,6 +343,14 @@ class ABPanel(QWidget):
             QTimer.singleShot(0, self, self._keep_blind_in_view)  # after the scroll area has its new size
 
     def _keep_blind_in_view(self) -> None:
+        # The sides may have just gone one above the other (resizeEvent): lay the content out first, or the
+        # scroll goes to where the verdict was before.
+        content = self._content
+        layout = content.layout()
+        if layout is not None:
+            layout.activate()
+        content.resize(self._scroll.viewport().width(), max(content.minimumSizeHint().height(),
+                                                            self._scroll.viewport().height()))
         self._scroll.ensureWidgetVisible(self.blind_result)
 
     def showEvent(self, event: QShowEvent) -> None:
