@@ -166,3 +166,26 @@ async def test_space_in_an_ab_browser_previews_and_does_not_switch(qtbot, real_w
     QTest.keyClick(tree, Qt.Key.Key_Space)
     await previewed(window, "heart")
     assert asked == ["heart"] and panel.plays == [], "Space in the list previews; it does not switch A/B"
+
+
+async def test_ticking_a_group_puts_its_voices_in_the_lineup_at_once(qtbot, real_window, monkeypatch):
+    """espeak-ng's group box ticks its 131 voices: they join the line-up in the browser's order, and the
+    selection file is written once, not once per voice (that took ~1 s of a frozen window)."""
+    import voicegui.ui.lineup_panel as lineup_module
+
+    window = real_window
+    panel = window.lineup_panel
+    window.tabs.setCurrentWidget(panel)
+    writes: list[list[str]] = []
+    real_save = lineup_module.save_selection
+    monkeypatch.setattr(lineup_module, "save_selection",
+                        lambda provider, selection: (writes.append(selection.voices), real_save(provider, selection)))
+    espeak = panel.picker.item_for("espeak:en-us").parent().parent()
+    espeak.setCheckState(0, Qt.CheckState.Checked)
+    await asyncio.sleep(0.05)
+    members = [v for v in panel.picker.all_ids() if v.startswith("espeak:")]
+    assert len(members) > 100 and [v for v, _f in order(panel)] == members
+    assert writes == [members], "one write for the whole group"
+    assert load_selection(window.provider_label()).voices == members
+    espeak.setCheckState(0, Qt.CheckState.Unchecked)
+    assert order(panel) == [] and len(writes) == 2

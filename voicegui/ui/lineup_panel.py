@@ -37,7 +37,7 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -181,6 +181,7 @@ class LineupPanel(QWidget):
         self._restoring = False  # the list is being rebuilt: its changes are not the user's selection
         self._restored_for: str | None = None  # provider whose remembered selection was applied
         self._labels: dict[str, str] = {}  # voice id -> readable label, for the line-up list
+        self._ticks_pending = False  # the browser's ticks changed and the line-up list has not followed yet
 
         # --- voices: the browser to tick them in, the line-up list to order them and give them formats ---
         self.picker = VoicePicker(multiple=True)
@@ -386,9 +387,18 @@ class LineupPanel(QWidget):
         return item
 
     def _on_picker_ticks(self) -> None:
-        """A voice ticked in the browser joins the end of the line-up; one unticked there leaves it."""
-        if self._restoring:
+        """A voice ticked in the browser joins the end of the line-up; one unticked there leaves it. Ticking a
+        group (espeak-ng's 131 voices) is one change per voice: they are taken over once, on the next turn of
+        the loop, or before anything reads the line-up (checked_entries)."""
+        if self._restoring or self._ticks_pending:
             return
+        self._ticks_pending = True
+        QTimer.singleShot(0, self, self._sync_ticks)
+
+    def _sync_ticks(self) -> None:
+        if not self._ticks_pending:
+            return
+        self._ticks_pending = False
         ticked = self.picker.checked_ids()
         listed = set(self.picker.all_ids())
         self._restoring = True
@@ -464,6 +474,7 @@ class LineupPanel(QWidget):
         self.remember_selection()
 
     def checked_entries(self) -> list[LineupEntry]:
+        self._sync_ticks()  # ticks in the browser not taken over yet (see _on_picker_ticks)
         entries = []
         for item in self._checked_items():
             fmt = item.text(1)
