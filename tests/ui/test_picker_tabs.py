@@ -189,3 +189,23 @@ async def test_ticking_a_group_puts_its_voices_in_the_lineup_at_once(qtbot, real
     assert load_selection(window.provider_label()).voices == members
     espeak.setCheckState(0, Qt.CheckState.Unchecked)
     assert order(panel) == [] and len(writes) == 2
+
+
+@pytest.mark.usefixtures("system_theme")
+async def test_ab_sides_follow_the_dark_theme(qtbot, real_window):
+    """The A/B side boxes carry a style sheet (their frame); they kept the light palette for their combos,
+    lists and buttons in a dark window (white boxes) until their sheet was set again."""
+    window = real_window
+    panel = window.ab_panel
+    window.tabs.setCurrentWidget(panel)
+    window.menu_actions.themes["dark"].trigger()
+    await asyncio.sleep(0.1)
+    for side in panel.sides.values():
+        view = side.picker.tree.viewport()
+        painted = view.grab().toImage().pixelColor(view.width() - 3, view.height() - 3)  # an empty row
+        assert painted.lightness() < 100, f"side {side.name}: its voice list is painted light in a dark window"
+        assert side.voice.palette().color(side.voice.palette().ColorRole.Base).lightness() < 100
+    window.menu_actions.themes["light"].trigger()
+    await asyncio.sleep(0.1)
+    view = panel.sides["A"].picker.tree.viewport()
+    assert view.grab().toImage().pixelColor(view.width() - 3, view.height() - 3).lightness() > 200

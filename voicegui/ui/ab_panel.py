@@ -69,6 +69,7 @@ from voicegui.stream.metrics import SessionMetrics
 from voicegui.stream.player import CachedBody, Playback, cache_key
 from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakOptions, SpeakSession
+from voicegui.ui import theme
 from voicegui.ui.lineup_panel import DEFAULT_FORMAT, PlayerHost
 from voicegui.ui.provider_panel import combo_voice_id
 from voicegui.ui.safe_text import PlainLabel
@@ -82,7 +83,7 @@ _BOX_STYLE = ("QGroupBox {{ border: 2px solid {color}; border-radius: 4px; margi
               " font-weight: {weight}; }}"
               "QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 3px; }}")
 _ACTIVE_STYLE = _BOX_STYLE.format(color="#e0a800", weight="bold")
-_IDLE_STYLE = _BOX_STYLE.format(color="#d0d0d0", weight="normal")
+_IDLE_STYLE = _BOX_STYLE.format(color="palette(mid)", weight="normal")  # the theme's: light grey glared in dark
 
 
 @dataclasses.dataclass
@@ -192,7 +193,14 @@ class _Side(QGroupBox):
             edit.setCursorPosition(0)
 
     def set_active(self, active: bool) -> None:
+        self._active = active
         self.setStyleSheet(_ACTIVE_STYLE if active else _IDLE_STYLE)
+
+    def restyle(self) -> None:
+        """The theme changed: a box with a style sheet kept the old palette for itself and everything in it
+        (white combos and lists in a dark window) until its sheet is set again."""
+        self.setStyleSheet("")
+        self.set_active(self._active)
 
 
 class ABPanel(QWidget):
@@ -323,6 +331,11 @@ class ABPanel(QWidget):
             side.voice.currentTextChanged.connect(self._end_blind)
             side.format.currentTextChanged.connect(self._end_blind)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # so the panel itself can hold focus for Space
+        theme.controller().changed.connect(self._on_theme)
+
+    def _on_theme(self, _scheme: str) -> None:
+        for side in self.sides.values():
+            side.restyle()
 
     # --- voices ---------------------------------------------------------------------------------------
     def reload_voices(self) -> None:
