@@ -205,6 +205,14 @@ async def test_ab_sides_follow_the_dark_theme(qtbot, real_window):
         painted = view.grab().toImage().pixelColor(view.width() - 3, view.height() - 3)  # an empty row
         assert painted.lightness() < 100, f"side {side.name}: its voice list is painted light in a dark window"
         assert side.voice.palette().color(side.voice.palette().ColorRole.Base).lightness() < 100
+        # and each row's ▶ is drawn light on it (the style's play icon was black: invisible)
+        tree = side.picker.tree
+        row = tree.visualItemRect(side.picker.item_for(side.voice_id()))
+        left, width = tree.header().sectionPosition(PLAY_COLUMN), tree.header().sectionSize(PLAY_COLUMN)
+        image = view.grab().toImage()
+        brightest = max(image.pixelColor(x, y).lightness() for x in range(left, left + width)
+                        for y in range(row.top(), row.bottom()))
+        assert brightest > 150, f"side {side.name}: the preview button cannot be seen in the dark"
     window.menu_actions.themes["light"].trigger()
     await asyncio.sleep(0.1)
     view = panel.sides["A"].picker.tree.viewport()

@@ -61,6 +61,7 @@ KOKORO_LANGUAGES = {
 _KOKORO_GENDER = {"f": "female", "m": "male"}
 _ID_ROLE = Qt.ItemDataRole.UserRole
 PLAY_COLUMN = 1
+PLAY_GLYPH = "▶"
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,6 @@ class VoicePicker(QWidget):
         header.setSectionResizeMode(PLAY_COLUMN, QHeaderView.ResizeMode.Fixed)
         self.tree.setColumnWidth(PLAY_COLUMN, self.fontMetrics().height() + 12)
         self.tree.setMinimumHeight(self.fontMetrics().lineSpacing() * 5)
-        self._play_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay)
         self._chosen_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -271,11 +271,14 @@ class VoicePicker(QWidget):
                     self._add(group, parent)
                     groups[path] = group
                 parent = groups[path]
-            item = QTreeWidgetItem([row.label, ""])
+            item = QTreeWidgetItem([row.label])
             item.setData(0, _ID_ROLE, row.id)
             full = row.name if row.name.casefold() == row.id.casefold() else f"{row.name}\nid: {row.id}"
             item.setToolTip(0, plain_tooltip(full))
-            item.setIcon(PLAY_COLUMN, self._play_icon)
+            # A glyph, not the style's icon: that is black whatever the theme (invisible on a dark list), and
+            # item text takes the palette's colour.
+            item.setText(PLAY_COLUMN, PLAY_GLYPH)
+            item.setTextAlignment(PLAY_COLUMN, Qt.AlignmentFlag.AlignCenter)
             item.setToolTip(PLAY_COLUMN, plain_tooltip(f"Preview: hear a short sample in {row.label}"))
             if self.multiple:
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
