@@ -50,6 +50,23 @@ def ui_server(ui_clip: Path):
         yield srv
 
 
+@pytest.fixture(scope="module")
+def real_builtin():
+    """The real built-in server with its real offline voices (133 with espeak-ng and piper installed)."""
+    from voicegui.server.embedded import BuiltinServer
+
+    with BuiltinServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+async def real_window(qtbot, real_builtin) -> AsyncIterator:
+    """A shown MainWindow on the real built-in server (its 133 voices), closed afterwards."""
+    win = await open_window(real_builtin, text="Hello.")
+    yield win
+    await close_window(win)
+
+
 @pytest.fixture(autouse=True)
 def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "config"
@@ -69,6 +86,16 @@ def config_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def memory_keyring(memory_keyring):
     """Every UI test gets the in-memory keyring (tests/conftest.py), asked for or not."""
     return memory_keyring
+
+
+@pytest.fixture
+def system_theme():
+    """The theme is the application's: a test that changes it starts and ends following the system (light
+    offscreen)."""
+    from voicegui.ui import theme
+
+    yield
+    theme.controller().set_choice("system")
 
 
 @pytest.fixture

@@ -38,6 +38,8 @@ async def shoot(window, artifacts_dir, name: str) -> None:
         await until(lambda w=w: window.width() == w, 3, "the resize")
         await asyncio.sleep(0.3)  # let the layouts settle before the grab
         assert window.grab().save(str(artifacts_dir / f"ui-ab-{name}-{w}x{h}.png"))
+        verdict = window.ab_panel.blind_result  # the blind test's buttons and verdict stay in view
+        assert verdict.visibleRegion().boundingRect().height() == verdict.height(), f"{name} at {w}x{h}"
 
 
 async def test_blind_ab_hides_switches_at_the_same_time_votes_and_reveals(qtbot, window, server, artifacts_dir):

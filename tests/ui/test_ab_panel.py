@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from tests.ui.conftest import until
+from tests.ui.conftest import CLIP_SECONDS, until
 from tests.ui.test_main_window import click
 
 pytestmark = pytest.mark.audio
@@ -61,8 +61,8 @@ async def test_toggle_switches_voice_and_replays_from_cache(qtbot, window, serve
     records = server.records[first_record:]
     assert [(r.voice, r.format) for r in records] == [("alloy", "pcm"), ("echo", "mp3")], \
         "after the first fetch of each side, switching must not ask the server again"
-    # the replayed bytes are the ones first received
-    assert plays[2].session.original_bytes == plays[0].session.original_bytes
+    # the switches to a side already fetched continue at the same moment, from the bytes first received
+    assert plays[2].offset_s > 0 and plays[3].offset_s > 0
     assert window.session is plays[3].session  # the plots follow the A/B panel
 
     click(qtbot, panel.stop_button)
@@ -106,3 +106,49 @@ async def test_window_stop_and_esc_stop_ab(qtbot, window, server):
     QTest.keyClick(panel, Qt.Key.Key_Escape)
     await until(lambda: not panel.is_playing(), 5, "Esc to stop A/B")
     assert panel.plays[1].metrics.stopped and not window.stop_button.isEnabled()
+
+
+async def test_switch_continues_at_the_same_moment(qtbot, window, server):
+    """Not blind: Switch (and Space, Ctrl+B) plays the other side from where this one is, not from 0 s, once
+    that side was fetched whole; Play A / Play B still start from the beginning."""
+    panel = window.ab_panel
+    window.tabs.setCurrentWidget(panel)
+    panel.set_side("A", "alloy")
+    panel.set_side("B", "echo", "mp3")  # an mp3 side: decoded from the cached body to start mid-way
+    first_record = len(server.records)
+
+    click(qtbot, panel.sides["A"].play_button)
+    await until(lambda: len(panel.plays) == 1 and panel.plays[0].metrics is not None, 10, "A to play to its end")
+    assert panel.plays[0].metrics.completed
+    click(qtbot, panel.sides["B"].play_button)  # B's first play: a live fetch, from the beginning
+    await playing(panel, 2, 0.5)
+
+    click(qtbot, panel.toggle_button)  # to A, which is cached: at B's moment
+    await playing(panel, 3, 0.1)
+    b, a = panel.plays[1], panel.plays[2]
+    assert (a.side, a.voice, a.format, a.replayed) == ("A", "alloy", "pcm", True)
+    assert 0.5 <= a.offset_s <= b.metrics.audio_played_s, "A must continue where B was when switched"
+    assert "from 0:0" in panel.now.text()
+
+    await playing(panel, 3, 0.3)
+    click(qtbot, panel.toggle_button)  # back to B, cached now: at A's moment, later than where A began
+    await playing(panel, 4, 0.05)
+    b2 = panel.plays[3]
+    assert (b2.side, b2.voice, b2.format, b2.replayed) == ("B", "echo", "mp3", True)
+    assert a.offset_s + 0.3 <= b2.offset_s <= a.offset_s + a.metrics.audio_played_s
+    await asyncio.wait_for(b2.playback.done.wait(), 10)
+    # it played the rest of the clip only: the audio from where it began to the end
+    assert b2.metrics.completed
+    assert b2.offset_s + b2.metrics.audio_played_s == pytest.approx(CLIP_SECONDS, abs=0.1)
+
+    # played to the end: the next switch starts from the beginning; so does a Play button at any time
+    click(qtbot, panel.toggle_button)
+    await playing(panel, 5, 0.1)
+    assert (panel.plays[4].side, panel.plays[4].offset_s) == ("A", 0.0)
+    click(qtbot, panel.sides["B"].play_button)
+    await playing(panel, 6, 0.1)
+    assert (panel.plays[5].side, panel.plays[5].offset_s) == ("B", 0.0)
+    records = server.records[first_record:]
+    assert [(r.voice, r.format) for r in records] == [("alloy", "pcm"), ("echo", "mp3")], \
+        "switching between fetched sides must not ask the server again"
+    await panel.stop_and_wait()

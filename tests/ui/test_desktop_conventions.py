@@ -19,14 +19,7 @@ from voicegui import app_dirs
 from voicegui.ui import menus, theme
 from voicegui.ui.focus_ring import MARGIN
 
-pytestmark = pytest.mark.audio
-
-
-@pytest.fixture(autouse=True)
-def system_theme():
-    """The theme is the application's: every test starts and ends following the system (light offscreen)."""
-    yield
-    theme.controller().set_choice("system")
+pytestmark = [pytest.mark.audio, pytest.mark.usefixtures("system_theme")]
 
 
 async def focus_text(window) -> None:

@@ -246,7 +246,7 @@ async def test_a_lineup_sends_the_providers_extras_like_a_speak(qtbot, window, l
     pp.server.extra_body.setPlainText('{"seed": 7}')
     panel = window.lineup_panel
     window.tabs.setCurrentWidget(panel)
-    await until(lambda: panel.voices.topLevelItemCount() > 0, 5, "the line-up's voice list")
+    await until(lambda: len(panel.picker.all_ids()) > 0, 5, "the line-up's voice list")
     panel.set_checked(["af_sky"])
     panel.text.setPlainText("One voice.")
     bodies.clear()

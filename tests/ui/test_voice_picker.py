@@ -14,23 +14,13 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
-from tests.ui.conftest import close_window, open_window, until
+from tests.ui.conftest import until
 from voicegui.ui.voice_picker import PLAY_COLUMN, VoicePicker, browse_rows, voice_label
 
 
-@pytest.fixture(scope="module")
-def real_builtin():
-    from voicegui.server.embedded import BuiltinServer
-
-    with BuiltinServer() as srv:
-        yield srv
-
-
 @pytest.fixture
-async def win(qtbot, real_builtin):
-    window = await open_window(real_builtin, text="Hello.")
-    yield window
-    await close_window(window)
+def win(real_window):
+    return real_window
 
 
 def leaf_ids(pp) -> list[str]:

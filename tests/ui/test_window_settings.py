@@ -22,14 +22,6 @@ from voicegui.openai_models import DEFAULT_REALTIME_MODEL
 pytestmark = pytest.mark.audio
 
 
-@pytest.fixture(scope="module")
-def real_builtin():
-    from voicegui.server.embedded import BuiltinServer
-
-    with BuiltinServer() as srv:
-        yield srv
-
-
 async def test_default_builtin_provider_speaks_with_no_configuration(qtbot, real_builtin):
     window = await open_window(real_builtin, text="Hello.")
     try:

@@ -14,13 +14,7 @@ from tests.ui.conftest import _open_windows, close_window, until
 from voicegui.ui import theme, window_state
 from voicegui.ui.text_panel import MAX_TEXT_CHARS
 
-pytestmark = pytest.mark.audio
-
-
-@pytest.fixture(autouse=True)
-def system_theme():
-    yield
-    theme.controller().set_choice("system")
+pytestmark = [pytest.mark.audio, pytest.mark.usefixtures("system_theme")]
 
 
 async def reopen(server):
@@ -113,3 +107,26 @@ def test_close_to_tray_is_kept_and_a_wrong_value_is_the_default(tmp_path, caplog
     path.write_text('{"close_to_tray": "yes"}')
     assert window_state.load(path).close_to_tray is False
     assert "close_to_tray" in caplog.text
+
+
+async def test_fixed_axes_survive_a_restart(window, server, config_dir):
+    assert not window.plots.fixed_axes.isChecked()  # the default
+    window.plots.fixed_axes.setChecked(True)
+    await close_window(window)
+    assert json.loads((config_dir / "window.json").read_text(encoding="utf-8"))["fixed_axes"] is True
+
+    again = await reopen(server)
+    try:
+        assert again.plots.fixed_axes.isChecked(), "the plots' Fixed axes must come back after a restart"
+        assert again.plots.buffer.fixed_axes, "and be in force in the buffer plot, not only ticked"
+        again.plots.fixed_axes.setChecked(False)
+    finally:
+        await close_window(again)
+    assert window_state.load(config_dir / "window.json").fixed_axes is False
+
+
+def test_a_wrong_fixed_axes_value_is_the_default(tmp_path, caplog):
+    path = tmp_path / "window.json"
+    path.write_text('{"fixed_axes": 1}')
+    assert window_state.load(path).fixed_axes is False
+    assert "fixed_axes" in caplog.text

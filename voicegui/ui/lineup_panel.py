@@ -1,7 +1,10 @@
 """Line-up panel: one text spoken by several voices in turn, the speaking voice highlighted, results compared.
 
-The user checks voices in a list filled from the current provider's voices (drag or Up/Down to set the
-order; double-click the Format cell to give one voice its own format), picks a text (presets: the built-in
+The user ticks voices in the voice browser (ui/voice_picker.py in multiple mode, the same picker as on the
+Voice tab: search that never ticks or unticks anything, voices grouped by engine and language with readable
+names, ▶ to hear one through the window's player); each ticked voice joins the line-up list under it, in the
+order ticked (drag or Up/Down to change it; double-click the Format cell to give one voice its own format;
+unticking it there or in the browser takes it out). The user picks a text (presets: the built-in
 PRESETS plus the user's own, saved with `save_presets`), and presses Run. A `Lineup` (voicegui/features/
 lineup.py) plays the voices one after another through the window's Player, whose history hook records each;
 the window's plots follow the player, so they show the voice speaking now. Results land in a sortable
@@ -11,15 +14,16 @@ the A/B tab's votes about these voices (voicegui/features/votes.py). Each voice 
 untimed request before it is measured (features/lineup.py), so the first voice's TTFA is not its engine's
 loading time. "Match loudness" turns voices louder than -23 LUFS down to it (measured on the warm-up).
 
-The filter box above the list hides the voices whose label and id do not contain every word typed (ticked
-voices stay shown: they are the line-up). The ticked voices, their order and formats, and the filter text are
-remembered per provider (voicegui/features/lineup_selection.py) each time they change, and restored when the
-list is first filled from that provider, so a line-up survives a restart. Long labels ("English (Great
-Britain) (espeak:en-gb)") are elided in the middle, so the distinguishing id at the end stays visible.
+The browser's search narrows it (ticked voices stay shown: they are the line-up). The ticked voices, their
+order and formats, and the search text are remembered per provider (voicegui/features/lineup_selection.py)
+each time they change, and restored when the list is first filled from that provider, so a line-up survives a
+restart. A remembered voice the provider does not list (a list-less server, a typed Kokoro blend) stays in
+the line-up list though the browser cannot show it. Long labels are elided in the middle, so the
+distinguishing end stays visible.
 
 `PlayerHost` is what the panel needs from the window (MainWindow implements it): the Player (only one thing
 plays at a time: starting a voice silences anything else, and anything else started ends the line-up), the
-request/knobs of the next Speak, the voice list, and the status line/banner.
+request/knobs of the next Speak, the voice list, the preview, and the status line/banner.
 
 Threads: GUI thread only (= the qasync loop thread). `Lineup.run()` runs as an async slot on that loop, so
 its on_start/on_done callbacks may touch widgets directly. Report encoding (a few MB of base64) runs via
@@ -33,20 +37,22 @@ import logging
 from pathlib import Path
 from typing import Any, Protocol
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QIcon
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QFont, QIcon, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QBoxLayout,
     QCheckBox,
     QComboBox,
     QFileDialog,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
-    QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QStyle,
     QStyledItemDelegate,
@@ -69,6 +75,7 @@ from voicegui.formats import FORMATS
 from voicegui.stream.player import Player
 from voicegui.stream.session import SpeakOptions, SpeakSession
 from voicegui.ui.safe_text import PlainLabel, plain_tooltip, shown
+from voicegui.ui.voice_picker import VoicePicker
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +99,14 @@ class PlayerHost(Protocol):
 
     def voice_choices(self) -> list[tuple[str, str]]:
         """(voice id, label) of the current provider's voices."""
+        ...
+
+    def voice_names(self) -> list[tuple[str, str]]:
+        """(voice id, the server's name) of the same voices: what a VoicePicker groups."""
+        ...
+
+    def preview(self, voice: str) -> object:
+        """Speak a short sample in `voice` through the player (a voice browser's ▶)."""
         ...
 
     def current_text(self) -> str: ...
@@ -165,17 +180,24 @@ class LineupPanel(QWidget):
         self._text_used = ""
         self._restoring = False  # the list is being rebuilt: its changes are not the user's selection
         self._restored_for: str | None = None  # provider whose remembered selection was applied
+        self._labels: dict[str, str] = {}  # voice id -> readable label, for the line-up list
+        self._ticks_pending = False  # the browser's ticks changed and the line-up list has not followed yet
 
-        # --- voices ---
+        # --- voices: the browser to tick them in, the line-up list to order them and give them formats ---
+        self.picker = VoicePicker(multiple=True)
+        self.picker.checked_changed.connect(self._on_picker_ticks)
+        self.picker.preview_requested.connect(self.host.preview)
+        self.filter = self.picker.filter  # remembered with the selection
         self.voices = QTreeWidget()
-        self.voices.setHeaderLabels(["Voice", "Format"])
+        self.voices.setHeaderLabels(["Line-up, in order", "Format"])
         self.voices.setRootIsDecorated(False)
         self.voices.setUniformRowHeights(True)
         self.voices.setItemDelegateForColumn(1, FormatDelegate(self.voices))
         self.voices.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)  # see _on_item_double_click
         self.voices.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
-        self.voices.setToolTip("Check the voices to compare; drag (or Up/Down) to set their order; "
-                               "double-click a Format cell to give one voice its own format.")
+        self.voices.setToolTip("The ticked voices, spoken in this order: drag (or Up/Down) to change it; "
+                               "double-click a Format cell to give one voice its own format; untick to take "
+                               "a voice out.")
         self.voices.header().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         self.voices.header().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
         self.voices.itemDoubleClicked.connect(self._on_item_double_click)
@@ -186,11 +208,6 @@ class LineupPanel(QWidget):
         self.voices.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.voices.itemChanged.connect(self._on_item_changed)
         self.voices.model().rowsInserted.connect(self._on_rows_moved)  # a drag inside the list
-        self.filter = QLineEdit()
-        self.filter.setPlaceholderText("Filter voices (name or id)")
-        self.filter.setClearButtonEnabled(True)
-        self.filter.setToolTip("Shows the voices whose name or id contains every word typed; ticked voices "
-                               "always stay shown")
         self.filter.textChanged.connect(self._on_filter)
         # Tool buttons, not push buttons: push buttons are at least ~80 px each in most styles, and this tab
         # shares the window's width with the plots.
@@ -206,11 +223,15 @@ class LineupPanel(QWidget):
         order.addWidget(self.down_button)
         order.addStretch(1)
         order.addWidget(self.refresh_button)
-        voices_box = QGroupBox("Voi&ces (in order)")
-        vlayout = QVBoxLayout(voices_box)
-        vlayout.addWidget(self.filter)
-        vlayout.addWidget(self.voices, 1)
-        vlayout.addLayout(order)
+        voices_box = QGroupBox("Voi&ces")
+        # Browser and line-up list side by side: the tab is narrow, and one above the other left each ~4 rows.
+        vlayout = QHBoxLayout(voices_box)
+        vlayout.addWidget(self.picker, 3)
+        order_column = QVBoxLayout()
+        order_column.addWidget(self.voices, 1)
+        order_column.addLayout(order)
+        vlayout.addLayout(order_column, 2)
+        self._voices_row, self._order_column = vlayout, order_column  # one above the other when narrow
 
         # --- text ---
         self.presets = load_presets()
@@ -256,7 +277,6 @@ class LineupPanel(QWidget):
         actions = QHBoxLayout()
         actions.addWidget(self.run_button)
         actions.addWidget(self.stop_button)
-        actions.addWidget(self.match_loudness)
         actions.addStretch(1)
         actions.addWidget(self.export_button)
 
@@ -278,14 +298,15 @@ class LineupPanel(QWidget):
         self.results_table.sortByColumn(0, Qt.SortOrder.AscendingOrder)  # run order until the user sorts
 
         top = QWidget()
-        top_layout = QHBoxLayout(top)
+        top_layout = QVBoxLayout(top)
         top_layout.setContentsMargins(0, 0, 0, 0)
-        top_layout.addWidget(voices_box, 1)
+        top_layout.addWidget(voices_box, 3)  # the voice browser needs the room more than the text does
         top_layout.addWidget(text_box, 1)
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
         bottom_layout.addLayout(actions)
+        bottom_layout.addWidget(self.match_loudness)  # its own line: beside the buttons it was cut at 800x600
         bottom_layout.addWidget(self.status)
         bottom_layout.addWidget(self.results_table, 1)
         split = QSplitter(Qt.Orientation.Vertical)
@@ -294,51 +315,105 @@ class LineupPanel(QWidget):
         split.setChildrenCollapsible(False)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 1)
-        # Room for ~6 voices and ~4 results even in the short right pane; the splitter gives the rest.
-        self.voices.setMinimumHeight(self.fontMetrics().lineSpacing() * 8)
+        # Room for a few results and two lines of text even in the short right pane; the splitter gives the rest.
         self.results_table.setMinimumHeight(self.fontMetrics().lineSpacing() * 6)
-        self.text.setMinimumHeight(self.fontMetrics().lineSpacing() * 3)
+        self.text.setMinimumHeight(self.fontMetrics().lineSpacing() * 2 + 12)
+        # In a short window (800x600) the tab is shorter than the panel: it scrolls rather than squeezing the
+        # voice browser to a row or two (and rather than making the window taller than the screen).
+        content = QWidget()
+        inner = QVBoxLayout(content)
+        inner.setContentsMargins(6, 6, 6, 6)
+        inner.addWidget(split)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
-        layout.addWidget(split)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(scroll)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        # Side by side where the browser keeps ~34 characters of a name beside the list and its buttons; at
+        # 800x600 (a ~370 px tab) one above the other, so nothing is cut off at the right.
+        wanted = self.fontMetrics().averageCharWidth() * 34 + self._order_column.minimumSize().width() + 48
+        self._voices_row.setDirection(QBoxLayout.Direction.LeftToRight if event.size().width() >= wanted
+                                      else QBoxLayout.Direction.TopToBottom)
 
     # --- voices ---------------------------------------------------------------------------------------
     def reload_voices(self) -> None:
-        """Refill from the provider's voices; checked voices, their order and formats are kept. The first fill
+        """Refill from the provider's voices; ticked voices, their order and formats are kept. The first fill
         for a provider (and the first after switching to it) restores what was remembered for it."""
         if self.is_running():
             return  # the highlighted rows belong to the running line-up
         provider = self.host.provider_label()
-        choices = self.host.voice_choices()
-        labels = dict(choices)
+        labels = dict(self.host.voice_choices())
         if self._restored_for != provider:
             remembered = self._load_selection(provider)
             # A remembered voice the provider no longer lists is dropped (a list-less server keeps them all).
             order = [v for v in remembered.voices if not labels or v in labels]
-            kept = {v: remembered.formats.get(v) for v in order}
+            formats = {v: f for v, f in remembered.formats.items() if v in order}
             self._restored_for = provider
-            self._restoring = True
-            self.filter.setText(remembered.filter)
-            self._restoring = False
+            search = remembered.filter
         else:
-            kept = {e.voice: e.format for e in self.checked_entries()}
-            order = list(kept)
-        ids = order + [vid for vid, _ in choices if vid not in kept]
+            entries = self.checked_entries()
+            order, formats = [e.voice for e in entries], {e.voice: e.format for e in entries if e.format}
+            search = self.filter.text()
+        self._labels = labels
         self._restoring = True
         try:
-            self.voices.clear()
-            for vid in ids:
-                item = QTreeWidgetItem([labels.get(vid, vid), kept.get(vid) or DEFAULT_FORMAT])
-                item.setData(0, VOICE_ROLE, vid)
-                item.setToolTip(0, plain_tooltip(f"{labels.get(vid, vid)}\nid: {vid}"))
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable
-                              | Qt.ItemFlag.ItemIsDragEnabled)
-                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsDropEnabled)  # a drop goes between rows
-                item.setCheckState(0, Qt.CheckState.Checked if vid in kept else Qt.CheckState.Unchecked)
-                self.voices.addTopLevelItem(item)
+            self.filter.setText(search)
+            self.picker.set_voices(self.host.voice_names(), checked=order)
+            self._fill_order(order, formats)
         finally:
             self._restoring = False
-        self._on_filter(self.filter.text())
+
+    def _fill_order(self, order: list[str], formats: dict[str, str]) -> None:
+        """The line-up list: exactly `order`, with these formats (the others: the Voice tab's)."""
+        self.voices.clear()
+        for vid in order:
+            self.voices.addTopLevelItem(self._order_item(vid, formats.get(vid)))
+
+    def _order_item(self, vid: str, fmt: str | None) -> QTreeWidgetItem:
+        label = self._labels.get(vid, vid)
+        item = QTreeWidgetItem([label, fmt or DEFAULT_FORMAT])
+        item.setData(0, VOICE_ROLE, vid)
+        item.setToolTip(0, plain_tooltip(f"{label}\nid: {vid}"))
+        item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable
+                      | Qt.ItemFlag.ItemIsDragEnabled)
+        item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsDropEnabled)  # a drop goes between rows
+        item.setCheckState(0, Qt.CheckState.Checked)
+        return item
+
+    def _on_picker_ticks(self) -> None:
+        """A voice ticked in the browser joins the end of the line-up; one unticked there leaves it. Ticking a
+        group (espeak-ng's 131 voices) is one change per voice: they are taken over once, on the next turn of
+        the loop, or before anything reads the line-up (checked_entries)."""
+        if self._restoring or self._ticks_pending:
+            return
+        self._ticks_pending = True
+        QTimer.singleShot(0, self, self._sync_ticks)
+
+    def _sync_ticks(self) -> None:
+        if not self._ticks_pending:
+            return
+        self._ticks_pending = False
+        ticked = self.picker.checked_ids()
+        listed = set(self.picker.all_ids())
+        self._restoring = True
+        try:
+            for item in self._items():
+                vid = str(item.data(0, VOICE_ROLE))
+                if vid in listed and vid not in ticked:
+                    self.voices.takeTopLevelItem(self.voices.indexOfTopLevelItem(item))
+            present = {str(i.data(0, VOICE_ROLE)) for i in self._items()}
+            for vid in ticked:
+                if vid not in present:
+                    self.voices.addTopLevelItem(self._order_item(vid, None))
+        finally:
+            self._restoring = False
+        self.remember_selection()
 
     # --- remembered selection and filter ----------------------------------------------------------------
     def _load_selection(self, provider: str) -> Selection:
@@ -362,56 +437,44 @@ class LineupPanel(QWidget):
                                  "affected; check that the config directory is writable)")
 
     def _on_item_changed(self, item: QTreeWidgetItem, column: int) -> None:
-        if not self._restoring:
-            self.remember_selection()
-            if column == 0:
-                self._on_filter(self.filter.text())  # a voice unticked under a filter may now be hidden
+        if self._restoring:
+            return
+        if column == 0 and item.checkState(0) != Qt.CheckState.Checked:
+            # Unticked in the line-up list: out of the line-up, and unticked in the browser too.
+            vid = str(item.data(0, VOICE_ROLE))
+            self._restoring = True
+            try:
+                self.voices.takeTopLevelItem(self.voices.indexOfTopLevelItem(item))
+                self.picker.set_checked(vid, False)
+            finally:
+                self._restoring = False
+        self.remember_selection()
 
     def _on_rows_moved(self, *args: Any) -> None:
         if not self._restoring:
             self.remember_selection()
 
-    def _on_filter(self, text: str) -> None:
-        words = text.casefold().split()
-        for item in self._items():
-            hay = f"{item.text(0)} {item.data(0, VOICE_ROLE)}".casefold()
-            match = all(w in hay for w in words)
-            item.setHidden(not match and item.checkState(0) != Qt.CheckState.Checked)
+    def _on_filter(self, _text: str) -> None:
         if not self._restoring:
             self.remember_selection()
 
     def visible_voices(self) -> list[str]:
-        """The voice ids the list shows now (the filter applied), top to bottom."""
-        return [str(i.data(0, VOICE_ROLE)) for i in self._items() if not i.isHidden()]
+        """The voice ids the browser shows now (its search applied), in its order."""
+        return self.picker.visible_ids()
 
     def set_checked(self, voices: list[str], formats: dict[str, str] | None = None) -> None:
-        """Check exactly `voices` and move them to the top in that order (tests, restoring a line-up)."""
-        formats = formats or {}
+        """Tick exactly `voices`, in that order, with these formats (tests, restoring a line-up)."""
         self._restoring = True
         try:
-            self._set_checked(voices, formats)
+            for vid in self.picker.all_ids():
+                self.picker.set_checked(vid, vid in voices)
+            self._fill_order(list(dict.fromkeys(voices)), formats or {})
         finally:
             self._restoring = False
         self.remember_selection()
 
-    def _set_checked(self, voices: list[str], formats: dict[str, str]) -> None:
-        items = {item.data(0, VOICE_ROLE): item for item in self._items()}
-        for vid, item in items.items():
-            item.setCheckState(0, Qt.CheckState.Checked if vid in voices else Qt.CheckState.Unchecked)
-        for pos, vid in enumerate(voices):
-            found = items.get(vid)
-            if found is None:
-                item = QTreeWidgetItem([vid, DEFAULT_FORMAT])
-                item.setData(0, VOICE_ROLE, vid)
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable | Qt.ItemFlag.ItemIsEditable)
-                item.setCheckState(0, Qt.CheckState.Checked)
-            else:
-                item = found
-                self.voices.takeTopLevelItem(self.voices.indexOfTopLevelItem(item))
-            item.setText(1, formats.get(vid, DEFAULT_FORMAT))
-            self.voices.insertTopLevelItem(pos, item)
-
     def checked_entries(self) -> list[LineupEntry]:
+        self._sync_ticks()  # ticks in the browser not taken over yet (see _on_picker_ticks)
         entries = []
         for item in self._checked_items():
             fmt = item.text(1)
@@ -575,8 +638,8 @@ class LineupPanel(QWidget):
         self.run_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         self.export_button.setEnabled(not running and bool(self.results))
-        for w in (self.up_button, self.down_button, self.refresh_button):
-            w.setEnabled(not running)
+        for w in (self.up_button, self.down_button, self.refresh_button, self.picker):
+            w.setEnabled(not running)  # the rows of the running line-up are highlighted: they stay as they are
         self.voices.setDragEnabled(not running)
 
     def _on_start(self, index: int) -> None:

@@ -169,6 +169,8 @@ class MainWindow(QMainWindow):
         self.tabs = right.tabs
         self.side_pane = right
         self.tabs.currentChanged.connect(self._on_tab)
+        # The Line-up or A/B tab shown (at start-up, restored) before the voice list arrived gets it then.
+        pp.picker.voices_changed.connect(lambda: self._on_tab(self.tabs.currentIndex()))
         self._claim_ab_switch_key()
         self.menu_actions = install_menus(self, Commands(
             speak=self.speak_button.click, stop=self.stop, save_audio=self.save_last_audio,
@@ -278,12 +280,12 @@ class MainWindow(QMainWindow):
         return self.settings
 
     def current_state(self) -> window_state.WindowState:
-        """Geometry, splitters, tab, text and theme as shown now (saved to window.json at close)."""
+        """Geometry, splitters, tab, text, theme and fixed axes as shown now (saved to window.json at close)."""
         return window_state.WindowState(
             geometry=bytes(self.saveGeometry().toBase64().data()).decode("ascii"),
             splitter=self.splitter.sizes(), side_splitter=self.side_pane.sizes(), tab=self.tabs.currentIndex(),
             text=self.text_edit.toPlainText(), theme=theme.controller().choice(),
-            close_to_tray=self.close_to_tray)
+            close_to_tray=self.close_to_tray, fixed_axes=self.plots.fixed_axes.isChecked())
 
     def _restore_state(self, state: window_state.WindowState) -> None:
         """Show the window as it was at the last close; what is missing or does not fit keeps its default."""
@@ -301,6 +303,7 @@ class MainWindow(QMainWindow):
             self.text_edit.setPlainText(state.text)
         theme.controller().set_choice(state.theme)
         self.menu_actions.themes[state.theme].setChecked(True)
+        self.plots.fixed_axes.setChecked(state.fixed_axes)
         # Read by the tray (ui/tray.py) when it is installed, written back by it when toggled.
         self.close_to_tray = state.close_to_tray
 
@@ -544,6 +547,9 @@ class MainWindow(QMainWindow):
 
     def voice_choices(self) -> list[tuple[str, str]]:
         return self.provider_panel.voice_choices()
+
+    def voice_names(self) -> list[tuple[str, str]]:
+        return self.provider_panel.voice_names()
 
     def current_text(self) -> str:
         return self.text_edit.toPlainText()

@@ -30,6 +30,14 @@ class Polyline(pg.GraphicsObject):
         self._xy = np.zeros((0, 2))
         self._bounds = QRectF()
 
+    def set_pen(self, pen: QPen) -> None:
+        """Draw with `pen` from now on (the theme changed)."""
+        self._pen = pen
+        self.update()
+
+    def pen(self) -> QPen:
+        return self._pen
+
     def set_bounds(self, rect: QRectF) -> None:
         """The area the points stay in (the plot's view range): what Qt repaints and culls by."""
         if rect != self._bounds:
@@ -102,6 +110,11 @@ class Spans(pg.GraphicsObject):
         self._x0 = np.zeros(0)
         self._x1 = np.zeros(0)
         self._bounds = QRectF()
+
+    def set_colors(self, brush: QBrush, edge: QPen) -> None:
+        """Fill and edge from now on (the theme changed)."""
+        self._brush, self._edge = brush, edge
+        self.update()
 
     def set_bounds(self, rect: QRectF) -> None:
         if rect != self._bounds:

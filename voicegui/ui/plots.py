@@ -42,6 +42,7 @@ from PySide6.QtGui import QPainter, QResizeEvent, QTextDocumentFragment
 from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QWidget
 
 from voicegui.stream.session import Snapshot, SpeakSession
+from voicegui.ui import plot_theme
 from voicegui.ui.plot_items import Polyline, Spans, peak_columns, place_labels
 
 SessionSource = Callable[[], "SpeakSession | None"]
@@ -132,6 +133,7 @@ class GridPlot(pg.PlotWidget):
     """
 
     GRID_ALPHA = (48, 18)  # major, minor lines
+    grid_rgb = (255, 255, 255)  # the theme's (ui/plot_theme.py)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -157,7 +159,7 @@ class GridPlot(pg.PlotWidget):
         painter.setClipRect(area)
         for name, lo, hi, size in (("bottom", x0, x1, area.width()), ("left", y0, y1, area.height())):
             for level, (_spacing, values) in enumerate(item.getAxis(name).tickValues(lo, hi, size)[:2]):
-                painter.setPen(pg.mkPen(255, 255, 255, self.GRID_ALPHA[level]))
+                painter.setPen(pg.mkPen(*self.grid_rgb, self.GRID_ALPHA[level]))
                 for value in values:
                     at = vb.mapViewToScene(QPointF(value, value))
                     if name == "bottom":
@@ -273,6 +275,7 @@ class BufferPlot(GridPlot):
         super().__init__(parent)
         self._ranges: tuple[float, float] | None = None  # (y top, x end) last set
         self.fixed_axes = False  # the axes keep their range from one Speak to the next (set_fixed_axes)
+        self.colors = plot_theme.colors("dark")  # the labels' and legend's; LivePlots follows the theme
         self._kept_x_end = 0.0  # with fixed axes: the longest time axis so far
         self._last: Snapshot | None = None  # drawn again on a resize or an axes change
         item = _quiet_plot(self, "Buffer (ms)")
@@ -316,7 +319,7 @@ class BufferPlot(GridPlot):
         self.points = 0  # history points in the last drawn snapshot
 
     def _label(self, color: str) -> pg.TextItem:
-        label = pg.TextItem("", color=color, anchor=(0, 0), fill=pg.mkBrush(0, 0, 0, 150))
+        label = pg.TextItem("", color=color, anchor=(0, 0), fill=pg.mkBrush(*self.colors.label_fill))
         label.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         label.setZValue(10)
         label.hide()
@@ -466,7 +469,7 @@ class BufferPlot(GridPlot):
         # placing is quadratic in the labels.
         longest = np.argsort(starts - ends, kind="stable")[:MAX_SPAN_LABELS]
         while len(self.span_labels) < len(longest):
-            self.span_labels.append(self._label("#ef9a9a"))
+            self.span_labels.append(self._label(self.colors.span_label))
         for label, i in itertools.zip_longest(self.span_labels, longest.tolist()):
             if i is None:
                 label.hide()
@@ -528,11 +531,7 @@ class BufferPlot(GridPlot):
         if texts == self._legend_text:
             return  # set only when a number changed, not at 30 Hz
         self._legend_text = dict(texts)
-        parts = [f'<span style="color:#ffb74d">╌╌</span>&nbsp;{texts["prebuffer"]}',
-                 f'<span style="color:#e57373">╌╌</span>&nbsp;{texts["max"]}',
-                 f'<span style="color:#ef5350">■</span>&nbsp;{texts["underruns"]}'
-                 + (f", {texts['silent']}" if texts["silent"] else "")]
-        self.legend.setText("&nbsp;&nbsp; ".join(parts))
+        self.legend.setText(plot_theme.legend_html(texts, self.colors))
         self._fit_legend()
 
     def clear_plot(self) -> None:
@@ -661,6 +660,7 @@ class LivePlots(QWidget):
         self.timer.setInterval(FAST_PERIOD_MS)
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
+        plot_theme.follow(self)  # colours of the light or dark scheme, live
 
     def reset(self) -> None:
         """A new Speak: clear both plots so the old utterance does not linger."""

@@ -13,6 +13,11 @@ narrows a grouped tree, readable names, and a play button per voice.
   check box (`checked_ids()`, `checked_changed`), and checked voices stay in view while searching.
 * The play button in each row's second column asks for a short sample in that voice (`preview_requested(id)`);
   the owner speaks it through the window's player. A preview never picks the voice.
+* `voices_changed` fires after each `set_voices()` (the window refills the Line-up and A/B tabs' browsers from
+  the Voice tab's when the provider's list arrives or changes).
+
+The same picker serves the Voice tab (ui/provider_panel.py), each A/B side (ui/ab_panel.py) and the line-up
+(ui/lineup_panel.py, multiple mode).
 
 Server names are shown as item text (plain text) and through `plain_tooltip` (never rich text).
 
@@ -25,7 +30,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
+from PySide6.QtCore import QEvent, QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QIcon, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -56,6 +61,7 @@ KOKORO_LANGUAGES = {
 _KOKORO_GENDER = {"f": "female", "m": "male"}
 _ID_ROLE = Qt.ItemDataRole.UserRole
 PLAY_COLUMN = 1
+PLAY_GLYPH = "▶"
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,20 @@ class _Tree(QTreeWidget):
         hint = super().sizeHint()
         return QSize(hint.width(), self.fontMetrics().lineSpacing() * 6 + 2 * self.frameWidth() + 8)
 
+    def event(self, event: QEvent) -> bool:  # Qt's name
+        # Space on a voice is this list's preview, also where the window has a Space shortcut (the A/B tab's
+        # switch): claiming the override makes Qt deliver the key here instead of firing the shortcut.
+        if (event.type() == QEvent.Type.ShortcutOverride and isinstance(event, QKeyEvent)
+                and event.key() == Qt.Key.Key_Space and event.modifiers() == Qt.KeyboardModifier.NoModifier
+                and self._voice_under_cursor() is not None):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def _voice_under_cursor(self) -> QTreeWidgetItem | None:
+        item = self.currentItem()
+        return item if item is not None and item.data(0, _ID_ROLE) is not None else None
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # Qt's name
         item = self.currentItem()
         if event.key() == Qt.Key.Key_Space and item is not None and item.data(0, _ID_ROLE) is not None:
@@ -172,6 +192,7 @@ class VoicePicker(QWidget):
     voice_chosen = Signal(str)
     preview_requested = Signal(str)
     checked_changed = Signal()
+    voices_changed = Signal()  # set_voices() filled it (another provider, a refreshed list)
 
     def __init__(self, multiple: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -190,6 +211,9 @@ class VoicePicker(QWidget):
         self.tree.setHeaderHidden(True)
         self.tree.setUniformRowHeights(True)
         self.tree.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        # Two group levels (engine, language) at Qt's 20 px each left little of a narrow tree (an A/B side) for
+        # the names; the branch arrows need about a line's height.
+        self.tree.setIndentation(max(12, self.fontMetrics().height()))
         # Moving through the list with the arrow keys must not pick: only a click or Enter does.
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.tree.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -199,7 +223,6 @@ class VoicePicker(QWidget):
         header.setSectionResizeMode(PLAY_COLUMN, QHeaderView.ResizeMode.Fixed)
         self.tree.setColumnWidth(PLAY_COLUMN, self.fontMetrics().height() + 12)
         self.tree.setMinimumHeight(self.fontMetrics().lineSpacing() * 5)
-        self._play_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay)
         self._chosen_icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DialogApplyButton)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -248,11 +271,14 @@ class VoicePicker(QWidget):
                     self._add(group, parent)
                     groups[path] = group
                 parent = groups[path]
-            item = QTreeWidgetItem([row.label, ""])
+            item = QTreeWidgetItem([row.label])
             item.setData(0, _ID_ROLE, row.id)
             full = row.name if row.name.casefold() == row.id.casefold() else f"{row.name}\nid: {row.id}"
             item.setToolTip(0, plain_tooltip(full))
-            item.setIcon(PLAY_COLUMN, self._play_icon)
+            # A glyph, not the style's icon: that is black whatever the theme (invisible on a dark list), and
+            # item text takes the palette's colour.
+            item.setText(PLAY_COLUMN, PLAY_GLYPH)
+            item.setTextAlignment(PLAY_COLUMN, Qt.AlignmentFlag.AlignCenter)
             item.setToolTip(PLAY_COLUMN, plain_tooltip(f"Preview: hear a short sample in {row.label}"))
             if self.multiple:
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -262,6 +288,7 @@ class VoicePicker(QWidget):
         self.tree.blockSignals(False)
         self._mark_chosen()
         self._apply_filter()
+        self.voices_changed.emit()
 
     def _add(self, item: QTreeWidgetItem, parent: QTreeWidgetItem | None) -> None:
         if parent is None:
@@ -287,6 +314,10 @@ class VoicePicker(QWidget):
     def visible_ids(self) -> list[str]:
         """The voices the tree shows now (a search hides the others), in tree order."""
         return [r.id for r in self._rows if not self._items[r.id].isHidden()]
+
+    def all_ids(self) -> list[str]:
+        """Every voice the browser holds (shown or hidden by the search), in tree order."""
+        return [r.id for r in self._rows]
 
     def checked_ids(self) -> list[str]:
         """Multiple mode: the ticked voices, in tree order."""

@@ -1,5 +1,5 @@
-"""The window's own state between runs: geometry, splitter sizes, the current tab, the text and the theme
-choice and the tray's "Close to tray",
+"""The window's own state between runs: geometry, splitter sizes, the current tab, the text, the theme
+choice, the plots' "Fixed axes" and the tray's "Close to tray",
 in a small JSON file of its own (window.json in app_dirs.config_dir(), next to settings.json, which
 holds what a Speak uses).
 
@@ -45,6 +45,7 @@ class WindowState:
     text: str = ""
     theme: str = "system"
     close_to_tray: bool = False  # the tray's "Close to tray" (off by default)
+    fixed_axes: bool = False  # the plots' "Fixed axes": a tuning session compares runs across restarts too
 
 
 def state_path() -> Path:
@@ -88,11 +89,12 @@ def _from_dict(raw: dict[str, Any]) -> tuple[WindowState, list[str]]:
         state.theme = theme
     else:
         bad.append("theme")
-    close_to_tray = raw.get("close_to_tray", False)
-    if isinstance(close_to_tray, bool):
-        state.close_to_tray = close_to_tray
-    else:
-        bad.append("close_to_tray")
+    for name in ("close_to_tray", "fixed_axes"):
+        flag = raw.get(name, False)
+        if isinstance(flag, bool):
+            setattr(state, name, flag)
+        else:
+            bad.append(name)
     return state, bad
 
 
