@@ -92,12 +92,13 @@ def test_save_is_atomic_and_bounded(tmp_path):
 
 
 def test_a_failed_write_keeps_the_old_file(tmp_path):
-    path = tmp_path / "window.json"
+    path = tmp_path / "state" / "window.json"
+    path.parent.mkdir()
     window_state.save(window_state.WindowState(tab=2), path)
     with pytest.raises(TypeError):
         window_state.save(window_state.WindowState(tab=1, splitter=[object()]), path)  # type: ignore[list-item]
     assert window_state.load(path).tab == 2
-    assert [p.name for p in tmp_path.iterdir()] == ["window.json"]
+    assert [p.name for p in path.parent.iterdir()] == ["window.json"]
 
 
 def test_close_to_tray_is_kept_and_a_wrong_value_is_the_default(tmp_path, caplog):

@@ -146,6 +146,7 @@ class MainWindow(QMainWindow):
 
         # --- live views and knobs ---
         self._plots: LivePlots | None = None
+        self._fixed_axes = False  # the plots' "Fixed axes" until they exist
         self._plots_place = QWidget()  # the plots' place until they are built (see "Start-up")
         QVBoxLayout(self._plots_place).setContentsMargins(0, 0, 0, 0)
         self.ttfa = TtfaPanel(lambda: self.player.session)
@@ -221,6 +222,7 @@ class MainWindow(QMainWindow):
         from voicegui.ui.plots import LivePlots
 
         self._plots = LivePlots(lambda: self.player.session)
+        self._plots.fixed_axes.setChecked(self._fixed_axes)
         place = self._plots_place
         # Added now, the plots' widgets would join the end of the window's Tab chain: put them after the last
         # widget before their place that takes Tab, as when they were built with the window.
@@ -285,7 +287,8 @@ class MainWindow(QMainWindow):
             geometry=bytes(self.saveGeometry().toBase64().data()).decode("ascii"),
             splitter=self.splitter.sizes(), side_splitter=self.side_pane.sizes(), tab=self.tabs.currentIndex(),
             text=self.text_edit.toPlainText(), theme=theme.controller().choice(),
-            close_to_tray=self.close_to_tray, fixed_axes=self.plots.fixed_axes.isChecked())
+            close_to_tray=self.close_to_tray,
+            fixed_axes=self._fixed_axes if self._plots is None else self._plots.fixed_axes.isChecked())
 
     def _restore_state(self, state: window_state.WindowState) -> None:
         """Show the window as it was at the last close; what is missing or does not fit keeps its default."""
@@ -303,7 +306,7 @@ class MainWindow(QMainWindow):
             self.text_edit.setPlainText(state.text)
         theme.controller().set_choice(state.theme)
         self.menu_actions.themes[state.theme].setChecked(True)
-        self.plots.fixed_axes.setChecked(state.fixed_axes)
+        self._fixed_axes = state.fixed_axes  # applied when the plots are built (see "Start-up")
         # Read by the tray (ui/tray.py) when it is installed, written back by it when toggled.
         self.close_to_tray = state.close_to_tray
 
