@@ -1,0 +1,221 @@
+"""Word events from libespeak-ng through ctypes: when each word of a piece starts in espeak-ng's audio.
+
+The espeak engine speaks through the espeak-ng program (espeak.py says why), and the program cannot say when a
+word starts. The library it runs, libespeak-ng.so.1 (Debian's libespeak-ng1, installed with espeak-ng), can:
+in synchronous mode its synth callback gets the audio in blocks together with `espeak_EVENT`s, and each
+espeakEVENT_WORD carries the word's position in the text (`text_position`, 1-based code points, and `length`)
+and where it starts in the audio (`audio_position`, ms). The struct is speak_lib.h's (API revision 12, the
+same in espeak-ng 1.51 and later): type, unique_identifier, text_position, length, audio_position, sample,
+user_data, and an 8-byte union.
+
+Why a child process per piece, like the program: libespeak-ng's first synthesis in a process is the program's
+sample for sample (same voice file, rate and flags: `espeak-ng --stdout -b 1 -v FILE -s WPM`), but every later
+one in the same process comes out a few ms different (state carried over in the wave generator; measured on
+1.51: 36228, then 35750, 35735, 35741 samples for the same sentence, and espeak_Terminate + espeak_Initialize
+hangs). A fresh process per piece therefore gives exactly the audio a Speak plays, so the events time it. It
+also keeps the library's global, not thread-safe state and any crash on hostile text out of the server, and
+keeps espeak-ng (GPL-3) in a separate process as the program is.
+
+This file is both sides: run as a script (`python -I -S espeak_events.py FILE WPM`, text on stdin; standard
+library only, so it starts in ~40 ms of CPU) it writes one JSON line {"rate", "events": [[text_position,
+length, seconds]...]} and then the s16le samples; `synthesize()` runs it and reads that. Each word event is
+attached to the whitespace-separated word of the text it falls in (`words_from_events`; the first event wins:
+espeak-ng splits "1,234" or an emoji's name into several words of one token), the same units as
+features/timings.word_spans uses; words with no event of their own (espeak-ng says "for a", "that the" as one
+word) join the word before them, whose span then covers both.
+
+Threads: `synthesize()` blocks on the child process; the engine calls it in a worker thread
+(`asyncio.to_thread`), which owns that process until it exits. `main()` runs alone in the child.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+LIBRARY = "libespeak-ng.so.1"
+TIMEOUT_S = 30.0
+EXIT_UNAVAILABLE, EXIT_THIS_TEXT = 3, 4  # the helper's exit codes (not 1: an uncaught error in it is not "lasting")
+AUDIO_OUTPUT_SYNCHRONOUS = 2
+INITIALIZE_DONT_EXIT = 0x8000  # missing data is an error code, not exit()
+ESPEAK_RATE = 1
+EVENT_LIST_TERMINATED, EVENT_WORD = 0, 1
+POS_CHARACTER = 1
+# What the program passes for `-b 1` (espeak-ng.c: espeakCHARS_AUTO | espeakPHONEMES | espeakENDPAUSE, then
+# espeakCHARS_UTF8): the same flags give the same audio.
+CHARS_UTF8, PHONEMES, ENDPAUSE = 0x1, 0x100, 0x1000
+SYNTH_FLAGS = CHARS_UTF8 | PHONEMES | ENDPAUSE
+_TOKEN = re.compile(r"\S+")
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", _EventId)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+class EspeakEventsError(Exception):
+    """The word events could not be had; str() is one sentence. `lasting`: they cannot be had on this machine
+    (no library, no interpreter), as opposed to this text failing (a timeout)."""
+
+    def __init__(self, message: str, lasting: bool = True) -> None:
+        super().__init__(message)
+        self.lasting = lasting
+
+
+@dataclass(frozen=True)
+class WordStart:
+    """A word of the text (its whitespace-separated token) and where its sound starts in the audio."""
+
+    start_s: float
+    char_start: int  # code points into the text synthesised
+    char_end: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    samples: bytes  # s16le mono at `rate`, as the program writes it
+    rate: int
+    words: tuple[WordStart, ...]
+
+
+def words_from_events(text: str, events: list[tuple[int, int, float]]) -> tuple[WordStart, ...]:
+    """(text_position 1-based, length, audio seconds) word events -> one WordStart per token they fall in."""
+    tokens = [(m.start(), m.end()) for m in _TOKEN.finditer(text)]
+    out: list[WordStart] = []
+    k = 0
+    for position, length, seconds in events:
+        first = position - 1
+        if length <= 0 or first < 0:
+            continue
+        # Tokens and events are both in text order: walk forward to the token holding the event's first
+        # character (an event on whitespace, as espeak-ng places an emoji's spoken name, belongs to no token).
+        while k < len(tokens) and tokens[k][1] <= first:
+            k += 1
+        if k == len(tokens):
+            break
+        a, b = tokens[k]
+        if first < a or (out and out[-1].char_start == a):
+            continue
+        if out and k > 0 and tokens[k - 1][0] > out[-1].char_start:
+            # Tokens with no event of their own were said with the word before: "for a", "that the" are one
+            # word to espeak-ng. That word spans them.
+            prev = out[-1]
+            out[-1] = WordStart(prev.start_s, prev.char_start, tokens[k - 1][1], text[prev.char_start:tokens[k - 1][1]])
+        out.append(WordStart(seconds, a, b, text[a:b]))
+    if out and tokens[-1][0] > out[-1].char_start:
+        prev = out[-1]
+        out[-1] = WordStart(prev.start_s, prev.char_start, tokens[-1][1], text[prev.char_start:tokens[-1][1]])
+    return tuple(out)
+
+
+def synthesize(text: str, voice_file: str, wpm: int, library: str = LIBRARY) -> Synthesis:
+    """`text` as `espeak-ng --stdout -b 1 -v voice_file -s wpm` says it, with its word starts, made in a child
+    process (module docstring). Blocks; EspeakEventsError when the child cannot give them."""
+    if getattr(sys, "frozen", False):  # a PyInstaller bundle: sys.executable is voicegui, not Python
+        raise EspeakEventsError("the bundled voicegui has no Python interpreter to run the libespeak-ng helper")
+    try:
+        proc = subprocess.run([sys.executable, "-I", "-S", __file__, voice_file, str(wpm), library],
+                              input=text.encode("utf-8"), capture_output=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as exc:
+        raise EspeakEventsError(f"libespeak-ng took over {TIMEOUT_S:.0f} s for one sentence", lasting=False) from exc
+    except OSError as exc:
+        raise EspeakEventsError(f"the libespeak-ng helper could not be started ({exc})") from exc
+    head, newline, samples = proc.stdout.partition(b"\n")
+    if proc.returncode != 0 or not newline:
+        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        # Only what main() says cannot work here lasts; a crash or a failure on this text is this text's.
+        raise EspeakEventsError(err[-1] if err else f"the libespeak-ng helper failed ({proc.returncode})",
+                                lasting=proc.returncode == EXIT_UNAVAILABLE)
+    try:
+        info = json.loads(head)
+        rate = int(info["rate"])
+        events = [(int(p), int(n), float(s)) for p, n, s in info["events"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EspeakEventsError(f"the libespeak-ng helper wrote no events header ({exc})") from exc
+    return Synthesis(samples[:len(samples) // 2 * 2], rate, words_from_events(text, events))
+
+
+def _bind(path: str) -> Any:
+    try:
+        lib = ctypes.CDLL(path)
+    except OSError as exc:
+        raise EspeakEventsError(f"{path} could not be loaded ({exc}); install libespeak-ng1 "
+                                "(apt-get install espeak-ng)") from exc
+    lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+    lib.espeak_Initialize.restype = ctypes.c_int
+    lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
+    lib.espeak_SetSynthCallback.restype = None
+    lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+    lib.espeak_SetVoiceByName.restype = ctypes.c_int
+    lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_SetParameter.restype = ctypes.c_int
+    lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+                                 ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
+    lib.espeak_Synth.restype = ctypes.c_int
+    return lib
+
+
+def _run(voice_file: str, wpm: int, library: str, text: bytes) -> tuple[int, list[list[float]], list[bytes]]:
+    """In the child: one synthesis through the library -> (rate, word events, audio blocks)."""
+    lib = _bind(library)
+    rate = lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, None, INITIALIZE_DONT_EXIT)
+    if rate <= 0:
+        raise EspeakEventsError(f"{library} did not initialise (is espeak-ng-data installed?)")
+    blocks: list[bytes] = []
+    events: list[list[float]] = []
+
+    def on_synth(wav: Any, count: int, event: Any) -> int:
+        if wav and count > 0:
+            blocks.append(ctypes.string_at(wav, count * 2))
+        i = 0
+        while event[i].type != EVENT_LIST_TERMINATED:
+            if event[i].type == EVENT_WORD:
+                events.append([event[i].text_position, event[i].length, event[i].audio_position / 1000])
+            i += 1
+        return 0
+
+    callback = _CALLBACK(on_synth)
+    lib.espeak_SetSynthCallback(callback)
+    if lib.espeak_SetVoiceByName(voice_file.encode("utf-8")) != 0:
+        raise EspeakEventsError(f"libespeak-ng has no voice file {voice_file!r}")
+    lib.espeak_SetParameter(ESPEAK_RATE, wpm, 0)
+    data = text + b"\0"
+    status = lib.espeak_Synth(data, len(data), 0, POS_CHARACTER, 0, SYNTH_FLAGS, None, None)
+    if status != 0:
+        raise EspeakEventsError(f"libespeak-ng refused the text (error {status})", lasting=False)
+    return rate, events, blocks
+
+
+def main(argv: list[str]) -> int:
+    """The child: `espeak_events.py FILE WPM [LIBRARY]`, text on stdin -> header line + samples on stdout."""
+    voice_file, wpm = argv[0], int(argv[1])
+    library = argv[2] if len(argv) > 2 else LIBRARY
+    try:
+        rate, events, blocks = _run(voice_file, wpm, library, sys.stdin.buffer.read())
+    except EspeakEventsError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return EXIT_UNAVAILABLE if exc.lasting else EXIT_THIS_TEXT
+    out = sys.stdout.buffer
+    out.write(json.dumps({"rate": rate, "events": events}).encode("ascii") + b"\n")
+    for block in blocks:
+        out.write(block)
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
