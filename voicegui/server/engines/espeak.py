@@ -18,21 +18,21 @@ trimmed of long silences. Sentences are synthesised one ahead of the one being y
 `speed` maps to words per minute (1.0 = 175 wpm), clamped to espeak-ng's 80-700 wpm: speeds below ~0.46 play
 at 80 wpm.
 
-Word timings (`synthesize_words`, for the built-in server's /dev/captioned_speech): each piece goes through
-libespeak-ng in a child process of its own (espeak_events.py: its audio is the program's sample for sample, and
-its word events say where each word starts); resampled and trimmed as above, the starts move with the trim.
-Only timings go that way: a Speak's audio stays with the program. When the library cannot be had (not
-installed, fails to load, no Python to run the helper in a bundle) that is logged once and it returns None from
-then on; a piece it fails on (a timeout) is logged and returns None for that request. The route then estimates
-the words from the audio as before, labelled estimated.
+Word timings (`synthesize_words`, for the built-in server's /dev/captioned_speech): the pieces go through
+libespeak-ng in a helper process, each in a fresh child of its own (espeak_events.py: its audio is the
+program's sample for sample, and its word events say where each word starts); resampled and trimmed as above,
+the starts move with the trim. Only timings go that way: a Speak's audio stays with the program. When the
+library cannot be had (not installed, fails to load, no Python to run the helper in a bundle) that is logged
+once and it returns None from then on; a text it fails on (a timeout, a crash on some piece) is logged and
+returns None for that request. The route then estimates the words from the audio as before, labelled estimated.
 
 Voices: `espeak-ng --voices`, all of them, English first (en-us, then other en-*). Ids are
 "espeak:" + language ("espeak:en-us"); a language listed twice (yue) gets its voice file's name for the
 second one ("espeak:yue-latn-jyutping"). The binary is called with the voice *file* so every id is exact.
 
 Threads: construction runs `espeak-ng --voices` on the caller's thread. `synthesize()` and `synthesize_words()`
-run on the server's asyncio loop; each sentence's subprocess is started and waited for in a worker thread
-(`asyncio.to_thread`), which owns that process (the program's, or the word events helper's) until it exits.
+run on the server's asyncio loop; each sentence's program (or a request's word events helper) is started and
+waited for in a worker thread (`asyncio.to_thread`), which owns that process until it exits.
 """
 
 from __future__ import annotations
@@ -209,31 +209,29 @@ class EspeakEngine:
             return None
         wpm = speed_to_wpm(speed)
         pieces = split_sentences(speakable(text), MAX_CHARS)
-        made = synthesize_ahead(pieces, lambda s: asyncio.to_thread(espeak_events.synthesize, s, voice_file, wpm,
-                                                                    self._library))
+        try:
+            made = await asyncio.to_thread(espeak_events.synthesize, pieces, voice_file, wpm, self._library)
+        except espeak_events.EspeakEventsError as exc:
+            self._events_failed = exc.lasting
+            log.warning("espeak-ng word timings unavailable%s, words will be estimated: %s",
+                        "" if exc.lasting else " for this text", exc)
+            return None
         blocks: list[np.ndarray] = []
         words: list[tuple[float, float, str]] = []
         offset = 0
-        async with contextlib.aclosing(made):
-            try:
-                async for piece in made:
-                    full = resample(np.frombuffer(piece.samples, dtype=np.int16), piece.rate, SAMPLE_RATE)
-                    audio = trim_silence(full, SAMPLE_RATE)
-                    if not audio.size:
-                        continue
-                    # trim_silence returns a view of `full`: where it starts is how much lead-in was cut.
-                    cut_s = (audio.ctypes.data - full.ctypes.data) // full.itemsize / SAMPLE_RATE
-                    base_s, end_s = offset / SAMPLE_RATE, (offset + len(audio)) / SAMPLE_RATE
-                    starts = [min(max(base_s + w.start_s - cut_s, base_s), end_s) for w in piece.words]
-                    words.extend((start, starts[k + 1] if k + 1 < len(starts) else end_s, w.text)
-                                 for k, (start, w) in enumerate(zip(starts, piece.words, strict=True)))
-                    blocks.append(audio)
-                    offset += len(audio)
-            except espeak_events.EspeakEventsError as exc:
-                self._events_failed = exc.lasting
-                log.warning("espeak-ng word timings unavailable%s, words will be estimated: %s",
-                            "" if exc.lasting else " for this text", exc)
-                return None
+        for piece in made:
+            full = resample(np.frombuffer(piece.samples, dtype=np.int16), piece.rate, SAMPLE_RATE)
+            audio = trim_silence(full, SAMPLE_RATE)
+            if not audio.size:
+                continue
+            # trim_silence returns a view of `full`: where it starts is how much lead-in was cut.
+            cut_s = (audio.ctypes.data - full.ctypes.data) // full.itemsize / SAMPLE_RATE
+            base_s, end_s = offset / SAMPLE_RATE, (offset + len(audio)) / SAMPLE_RATE
+            starts = [min(max(base_s + w.start_s - cut_s, base_s), end_s) for w in piece.words]
+            words.extend((start, starts[k + 1] if k + 1 < len(starts) else end_s, w.text)
+                         for k, (start, w) in enumerate(zip(starts, piece.words, strict=True)))
+            blocks.append(audio)
+            offset += len(audio)
         return WordTimedAudio(np.concatenate(blocks) if blocks else np.zeros(0, np.float32), tuple(words))
 
     def _voice_file(self, voice: str) -> str:

@@ -8,24 +8,28 @@ and where it starts in the audio (`audio_position`, ms). The struct is speak_lib
 same in espeak-ng 1.51 and later): type, unique_identifier, text_position, length, audio_position, sample,
 user_data, and an 8-byte union.
 
-Why a child process per piece, like the program: libespeak-ng's first synthesis in a process is the program's
+Why a separate process, and a fresh one per piece: libespeak-ng's first synthesis in a process is the program's
 sample for sample (same voice file, rate and flags: `espeak-ng --stdout -b 1 -v FILE -s WPM`), but every later
 one in the same process comes out a few ms different (state carried over in the wave generator; measured on
 1.51: 36228, then 35750, 35735, 35741 samples for the same sentence, and espeak_Terminate + espeak_Initialize
-hangs). A fresh process per piece therefore gives exactly the audio a Speak plays, so the events time it. It
-also keeps the library's global, not thread-safe state and any crash on hostile text out of the server, and
-keeps espeak-ng (GPL-3) in a separate process as the program is.
+hangs). So this file, run as a script (`python -I -S espeak_events.py`, standard library only), is a helper that
+gets a request's pieces as JSON on stdin and forks one child per piece before the library is ever initialised
+there: each piece starts from the first-synthesis state, so its audio is exactly what a Speak plays and its
+events time that audio. One interpreter start per request (~50 ms of CPU), then ~15 ms per piece, about what
+the program costs. A separate process also keeps the library's global, not thread-safe state and any crash on
+hostile text (a piece's child dies: that request's words are estimated) out of the server, and keeps espeak-ng
+(GPL-3) in a process of its own, as the program is.
 
-This file is both sides: run as a script (`python -I -S espeak_events.py FILE WPM`, text on stdin; standard
-library only, so it starts in ~40 ms of CPU) it writes one JSON line {"rate", "events": [[text_position,
-length, seconds]...]} and then the s16le samples; `synthesize()` runs it and reads that. Each word event is
-attached to the whitespace-separated word of the text it falls in (`words_from_events`; the first event wins:
-espeak-ng splits "1,234" or an emoji's name into several words of one token), the same units as
+The helper writes per piece one JSON line ({"rate", "events": [[text_position, length, seconds]...], "bytes"},
+or {"error", "lasting"}) and then that many bytes of s16le samples; `synthesize()` runs it and reads that. Each
+word event is attached to the whitespace-separated word of the text it falls in (`words_from_events`; the first
+event wins: espeak-ng splits "1,234" or an emoji's name into several words of one token), the same units as
 features/timings.word_spans uses; words with no event of their own (espeak-ng says "for a", "that the" as one
 word) join the word before them, whose span then covers both.
 
-Threads: `synthesize()` blocks on the child process; the engine calls it in a worker thread
-(`asyncio.to_thread`), which owns that process until it exits. `main()` runs alone in the child.
+Threads: `synthesize()` blocks on the helper process; the engine calls it in a worker thread
+(`asyncio.to_thread`), which owns that process until it exits. `main()` runs alone in the helper, single-threaded
+(so forking it is safe), and each piece's `_run` alone in its forked child.
 """
 
 from __future__ import annotations
@@ -35,12 +39,12 @@ import json
 import re
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 LIBRARY = "libespeak-ng.so.1"
 TIMEOUT_S = 30.0
-EXIT_UNAVAILABLE, EXIT_THIS_TEXT = 3, 4  # the helper's exit codes (not 1: an uncaught error in it is not "lasting")
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_DONT_EXIT = 0x8000  # missing data is an error code, not exit()
 ESPEAK_RATE = 1
@@ -122,31 +126,45 @@ def words_from_events(text: str, events: list[tuple[int, int, float]]) -> tuple[
     return tuple(out)
 
 
-def synthesize(text: str, voice_file: str, wpm: int, library: str = LIBRARY) -> Synthesis:
-    """`text` as `espeak-ng --stdout -b 1 -v voice_file -s wpm` says it, with its word starts, made in a child
-    process (module docstring). Blocks; EspeakEventsError when the child cannot give them."""
+def synthesize(pieces: Sequence[str], voice_file: str, wpm: int, library: str = LIBRARY) -> list[Synthesis]:
+    """Each piece as `espeak-ng --stdout -b 1 -v voice_file -s wpm` says it, with its word starts, made by the
+    helper (module docstring). Blocks; EspeakEventsError when it cannot give them all."""
     if getattr(sys, "frozen", False):  # a PyInstaller bundle: sys.executable is voicegui, not Python
         raise EspeakEventsError("the bundled voicegui has no Python interpreter to run the libespeak-ng helper")
+    if not pieces:
+        return []
+    job = json.dumps({"voice_file": voice_file, "wpm": wpm, "library": library, "pieces": list(pieces)})
+    timeout_s = TIMEOUT_S * len(pieces)
     try:
-        proc = subprocess.run([sys.executable, "-I", "-S", __file__, voice_file, str(wpm), library],
-                              input=text.encode("utf-8"), capture_output=True, timeout=TIMEOUT_S)
+        proc = subprocess.run([sys.executable, "-I", "-S", __file__], input=job.encode("utf-8"),
+                              capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
-        raise EspeakEventsError(f"libespeak-ng took over {TIMEOUT_S:.0f} s for one sentence", lasting=False) from exc
+        raise EspeakEventsError(f"libespeak-ng took over {timeout_s:.0f} s for {len(pieces)} sentences",
+                                lasting=False) from exc
     except OSError as exc:
         raise EspeakEventsError(f"the libespeak-ng helper could not be started ({exc})") from exc
-    head, newline, samples = proc.stdout.partition(b"\n")
-    if proc.returncode != 0 or not newline:
+    if proc.returncode != 0:
         err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        # Only what main() says cannot work here lasts; a crash or a failure on this text is this text's.
         raise EspeakEventsError(err[-1] if err else f"the libespeak-ng helper failed ({proc.returncode})",
-                                lasting=proc.returncode == EXIT_UNAVAILABLE)
-    try:
-        info = json.loads(head)
-        rate = int(info["rate"])
-        events = [(int(p), int(n), float(s)) for p, n, s in info["events"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise EspeakEventsError(f"the libespeak-ng helper wrote no events header ({exc})") from exc
-    return Synthesis(samples[:len(samples) // 2 * 2], rate, words_from_events(text, events))
+                                lasting=False)
+    out, pos = [], 0
+    data = proc.stdout
+    for piece in pieces:
+        newline = data.find(b"\n", pos)
+        try:
+            info = json.loads(data[pos:newline]) if newline >= 0 else {}
+            if "error" in info:
+                # Only what the helper says cannot work here lasts; a crash or a failure on this text is this text's.
+                raise EspeakEventsError(str(info["error"]), lasting=bool(info.get("lasting")))
+            rate, size = int(info["rate"]), int(info["bytes"])
+            events = [(int(p), int(n), float(t)) for p, n, t in info["events"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EspeakEventsError(f"the libespeak-ng helper's answer is cut or garbled ({exc})",
+                                    lasting=False) from exc
+        samples = data[newline + 1:newline + 1 + size]
+        pos = newline + 1 + size
+        out.append(Synthesis(samples[:len(samples) // 2 * 2], rate, words_from_events(piece, events)))
+    return out
 
 
 def _bind(path: str) -> Any:
@@ -155,6 +173,11 @@ def _bind(path: str) -> Any:
     except OSError as exc:
         raise EspeakEventsError(f"{path} could not be loaded ({exc}); install libespeak-ng1 "
                                 "(apt-get install espeak-ng)") from exc
+    missing = [name for name in ("espeak_Initialize", "espeak_SetSynthCallback", "espeak_SetVoiceByName",
+                                 "espeak_SetParameter", "espeak_Synth") if not hasattr(lib, name)]
+    if missing:
+        raise EspeakEventsError(f"{path} is not libespeak-ng (it has no {missing[0]}); install libespeak-ng1 "
+                                "(apt-get install espeak-ng)")
     lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
     lib.espeak_Initialize.restype = ctypes.c_int
     lib.espeak_SetSynthCallback.argtypes = [_CALLBACK]
@@ -200,22 +223,56 @@ def _run(voice_file: str, wpm: int, library: str, text: bytes) -> tuple[int, lis
     return rate, events, blocks
 
 
-def main(argv: list[str]) -> int:
-    """The child: `espeak_events.py FILE WPM [LIBRARY]`, text on stdin -> header line + samples on stdout."""
-    voice_file, wpm = argv[0], int(argv[1])
-    library = argv[2] if len(argv) > 2 else LIBRARY
+def _piece(voice_file: str, wpm: int, library: str, text: str) -> bytes:
+    """In a forked child of the helper: one piece -> its header line and samples (or an error header)."""
     try:
-        rate, events, blocks = _run(voice_file, wpm, library, sys.stdin.buffer.read())
+        rate, events, blocks = _run(voice_file, wpm, library, text.encode("utf-8"))
     except EspeakEventsError as exc:
-        sys.stderr.write(f"{exc}\n")
-        return EXIT_UNAVAILABLE if exc.lasting else EXIT_THIS_TEXT
+        return json.dumps({"error": str(exc), "lasting": exc.lasting}).encode("ascii") + b"\n"
+    audio = b"".join(blocks)
+    return json.dumps({"rate": rate, "events": events, "bytes": len(audio)}).encode("ascii") + b"\n" + audio
+
+
+def _forked(job: dict[str, Any], text: str) -> bytes:
+    """One piece in a child forked before the library is initialised, so each piece starts from the library's
+    first-synthesis state, as the program does (module docstring); a crash there is that piece's error."""
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: nothing but this piece, then gone without Python's exit handlers
+        os.close(read)
+        try:
+            answer = _piece(job["voice_file"], int(job["wpm"]), job["library"], text)
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(answer)
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        answer = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0 or b"\n" not in answer:
+        why = f"signal {-code}" if code < 0 else f"exit {code}"
+        return json.dumps({"error": f"libespeak-ng failed on this text ({why})", "lasting": False}).encode() + b"\n"
+    return answer
+
+
+def main() -> int:
+    """The helper: a job {voice_file, wpm, library, pieces} as JSON on stdin -> per piece a header line
+    ({rate, events: [[text_position, length, seconds]...], bytes} or {error, lasting}) and its s16le samples on
+    stdout; it stops after the first error."""
+    job = json.loads(sys.stdin.buffer.read())
     out = sys.stdout.buffer
-    out.write(json.dumps({"rate": rate, "events": events}).encode("ascii") + b"\n")
-    for block in blocks:
-        out.write(block)
+    for text in job["pieces"]:
+        answer = _forked(job, text)
+        out.write(answer)
+        if answer.startswith(b'{"error"'):
+            break
     out.flush()
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(main())
