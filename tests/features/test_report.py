@@ -257,17 +257,23 @@ def test_report_shows_what_each_voice_said_and_when(tmp_path):
              Timing(0.9, 1.4, 10, 16, "Three.", "engine"))
     told = Timings(text, words, sentences_from_words(text, words, "engine"), audio_s=1.4)
     played = bursts((0.05, 0.35), (0.6, 0.9), (1.3, 1.7))
+    # hibari's shape: the engine's sentence bounds, the words inside estimated
+    inner = tuple(dataclasses.replace(w, source="estimated") for w in words)
+    bounds = Timings(text, inner, sentences_from_words(text, words, "engine"), audio_s=1.4)
     voices = [dataclasses.replace(result(0, "espeak:en-us", 1.4, 0.1), timings=told),
               dataclasses.replace(result(1, "other <server>", 1.8, 0.2), played=played),
-              result(2, "broken", 0.0, None, error="no such voice")]
+              result(2, "broken", 0.0, None, error="no such voice"),
+              dataclasses.replace(result(3, "heart", 1.4, 0.1), timings=bounds)]
     page = Page()
     page.feed(export_html(voices, tmp_path / "r.html", text=text).read_text(encoding="utf-8"))
     page.close()
-    assert len(page.summaries) == 2
-    assert page.summaries[0].startswith("espeak:en-us: timed by the voice's engine")
+    assert len(page.summaries) == 3
+    assert page.summaries[2] == "heart: sentence bounds from the voice's engine; words inside estimated from the pauses"
+    assert page.timed_rows[2] == [["0:00.00", "One, two.", "estimated"], ["0:00.90", "Three.", "estimated"]]
+    assert page.summaries[0] == "espeak:en-us: timed by the voice's engine, word by word"
     assert page.timed_rows[0] == [["0:00.00", "One, two.", ""], ["0:00.90", "Three.", ""]]
     assert page.word_titles[0] == ["0.00 s", "0.40 s", "0.90 s"]
-    assert page.summaries[1].startswith("other <server> (estimated): estimated here from the pauses")
+    assert page.summaries[1] == "other <server>: estimated here from the pauses in what was played"
     rows = page.timed_rows[1]
     assert [r[1] for r in rows] == ["One, two.", "Three."] and all(r[2] == "estimated" for r in rows)
     starts = [float(t.removesuffix(" s")) for t in page.word_titles[1]]

@@ -303,7 +303,7 @@ def _how(timings: Timings) -> str:
     """Where a voice's times come from, in a few words."""
     sources = {t.source for t in (*timings.words, *timings.sentences)}
     if sources == {"estimated"}:
-        return "estimated here from the pauses in what was played (the server gave no timings)"
+        return "estimated here from the pauses in what was played"
     if "estimated" in sources:
         return "sentence bounds from the voice's engine; words inside estimated from the pauses"
     if sources == {"server"}:
@@ -333,9 +333,8 @@ def _timings_section(results: Sequence[Any], text: str | None) -> str:
         timings = timings_of(r, text)
         if timings is None or not timings.sentences:
             continue
-        label = " (estimated)" if timings.estimated else ""
         rows = "".join(_sentence_row(s, timings.words) for s in timings.sentences)
-        blocks.append(f'<details><summary><strong>{esc(r.label)}</strong>{label}: {esc(_how(timings))}</summary>'
+        blocks.append(f'<details><summary><strong>{esc(r.label)}</strong>: {esc(_how(timings))}</summary>'
                       '<table class="timed"><thead><tr><th class="num">Starts at</th><th>Sentence (hover a word for '
                       f"its start)</th><th></th></tr></thead><tbody>{rows}</tbody></table></details>")
     if not blocks:
