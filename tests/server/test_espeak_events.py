@@ -87,3 +87,23 @@ def test_without_the_library_words_are_estimated_and_the_log_says_why(caplog: py
     said = [r.getMessage() for r in caplog.records if "word timings unavailable" in r.getMessage()]
     assert len(said) == 1 and why in said[0], said  # once: the library is not tried again
     assert "apt-get install espeak-ng" in said[0]
+
+
+def test_a_text_that_fails_costs_only_its_own_word_timings(espeak_engine: espeak_mod.EspeakEngine,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """A helper that does not finish in time (here: no time at all) gives estimated words for that request, said
+    in the log; the next request has the engine's words again."""
+    from voicegui.server.engines import espeak_events
+
+    text = "Hello there, this is a test."
+    caplog.set_level(logging.INFO)
+    with ServerThread(espeak_engine, token=TOKEN) as srv:
+        monkeypatch.setattr(espeak_events, "TIMEOUT_S", 1e-4)
+        slow = asyncio.run(fetch_timings(srv.base_url, TOKEN, "espeak-ng", "espeak:en-us", text, 1.0))
+        monkeypatch.undo()
+        again = asyncio.run(fetch_timings(srv.base_url, TOKEN, "espeak-ng", "espeak:en-us", text, 1.0))
+    assert slow.estimated and not again.estimated
+    said = [r.getMessage() for r in caplog.records if "word timings unavailable" in r.getMessage()]
+    assert said == ["espeak-ng word timings unavailable for this text, words will be estimated: libespeak-ng did "
+                    "not finish one sentence within 0.0001 s"]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import os
 import re
 import subprocess
 import sys
@@ -139,8 +140,8 @@ def synthesize(pieces: Sequence[str], voice_file: str, wpm: int, library: str = 
         proc = subprocess.run([sys.executable, "-I", "-S", __file__], input=job.encode("utf-8"),
                               capture_output=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
-        raise EspeakEventsError(f"libespeak-ng took over {timeout_s:.0f} s for {len(pieces)} sentences",
-                                lasting=False) from exc
+        many = f"{len(pieces)} sentences" if len(pieces) > 1 else "one sentence"
+        raise EspeakEventsError(f"libespeak-ng did not finish {many} within {timeout_s:g} s", lasting=False) from exc
     except OSError as exc:
         raise EspeakEventsError(f"the libespeak-ng helper could not be started ({exc})") from exc
     if proc.returncode != 0:
@@ -236,18 +237,18 @@ def _piece(voice_file: str, wpm: int, library: str, text: str) -> bytes:
 def _forked(job: dict[str, Any], text: str) -> bytes:
     """One piece in a child forked before the library is initialised, so each piece starts from the library's
     first-synthesis state, as the program does (module docstring); a crash there is that piece's error."""
-    import os
-
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: nothing but this piece, then gone without Python's exit handlers
         os.close(read)
+        status = 1  # an uncaught error (its traceback on stderr) is this piece's failure
         try:
             answer = _piece(job["voice_file"], int(job["wpm"]), job["library"], text)
             with os.fdopen(write, "wb") as pipe:
                 pipe.write(answer)
+            status = 0
         finally:
-            os._exit(0)
+            os._exit(status)
     os.close(write)
     with os.fdopen(read, "rb") as pipe:
         answer = pipe.read()
