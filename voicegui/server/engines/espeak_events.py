@@ -241,6 +241,8 @@ def _forked(job: dict[str, Any], text: str) -> bytes:
     pid = os.fork()
     if pid == 0:  # the child: nothing but this piece, then gone without Python's exit handlers
         os.close(read)
+        # Not the helper's stdout: a killed helper's reader must see its end without waiting for this child.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         status = 1  # an uncaught error (its traceback on stderr) is this piece's failure
         try:
             answer = _piece(job["voice_file"], int(job["wpm"]), job["library"], text)
