@@ -38,6 +38,7 @@ import ctypes
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -137,19 +138,23 @@ def synthesize(pieces: Sequence[str], voice_file: str, wpm: int, library: str = 
     job = json.dumps({"voice_file": voice_file, "wpm": wpm, "library": library, "pieces": list(pieces)})
     timeout_s = TIMEOUT_S * len(pieces)
     try:
-        proc = subprocess.run([sys.executable, "-I", "-S", __file__], input=job.encode("utf-8"),
-                              capture_output=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired as exc:
-        many = f"{len(pieces)} sentences" if len(pieces) > 1 else "one sentence"
-        raise EspeakEventsError(f"libespeak-ng did not finish {many} within {timeout_s:g} s", lasting=False) from exc
+        # Its own process group: on a timeout the helper and the piece's child it waits for go together.
+        proc = subprocess.Popen([sys.executable, "-I", "-S", __file__], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
         raise EspeakEventsError(f"the libespeak-ng helper could not be started ({exc})") from exc
+    try:
+        data, errors = proc.communicate(job.encode("utf-8"), timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        many = f"{len(pieces)} sentences" if len(pieces) > 1 else "one sentence"
+        raise EspeakEventsError(f"libespeak-ng did not finish {many} within {timeout_s:g} s", lasting=False) from exc
     if proc.returncode != 0:
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        err = errors.decode("utf-8", "replace").strip().splitlines()
         raise EspeakEventsError(err[-1] if err else f"the libespeak-ng helper failed ({proc.returncode})",
                                 lasting=False)
     out, pos = [], 0
-    data = proc.stdout
     for piece in pieces:
         newline = data.find(b"\n", pos)
         try:
@@ -241,8 +246,6 @@ def _forked(job: dict[str, Any], text: str) -> bytes:
     pid = os.fork()
     if pid == 0:  # the child: nothing but this piece, then gone without Python's exit handlers
         os.close(read)
-        # Not the helper's stdout: a killed helper's reader must see its end without waiting for this child.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
         status = 1  # an uncaught error (its traceback on stderr) is this piece's failure
         try:
             answer = _piece(job["voice_file"], int(job["wpm"]), job["library"], text)
