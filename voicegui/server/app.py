@@ -470,29 +470,15 @@ async def _captioned(request: web.Request) -> web.Response:
     sr = engine.sample_rate
     encoder = StreamingEncoder(req["format"], sr)
     parts: list[bytes] = []
-    stamps: list[dict[str, Any]] = []
-    samples = 0
-    unit = "sentence"
     try:
         timed = await _word_timed(engine, req)
         if timed is not None:
-            unit = "word"
             if timed.samples.size:
                 parts.append(encoder.encode(timed.samples))
             stamps = [{"word": w, "start_time": round(start, 4), "end_time": round(end, 4)}
                       for start, end, w in timed.words]
-        for sentence in split_sentences(req["input"], MAX_INPUT_CHARS) if timed is None else ():
-            start = samples
-            gen = engine.synthesize(sentence, req["voice"], req["speed"])
-            try:
-                async for block in gen:
-                    parts.append(encoder.encode(block))
-                    samples = encoder.samples_in
-            finally:
-                await gen.aclose()
-            if samples > start:  # a sentence with nothing to say (punctuation only) has no audio and no stamp
-                stamps.append({"word": sentence, "start_time": round(start / sr, 4),
-                               "end_time": round(samples / sr, 4)})
+        else:
+            stamps = await _sentence_stamps(engine, req, encoder, parts)
         parts.append(encoder.finish())
     except EngineError as exc:
         return error_response(500, f"The speech engine failed: {exc}")
@@ -500,7 +486,27 @@ async def _captioned(request: web.Request) -> web.Response:
         encoder.close()
     return web.json_response({"audio": base64.b64encode(b"".join(parts)).decode("ascii"),
                               "audio_format": req["format"], "sample_rate": sr, "timestamps": stamps,
-                              "timestamp_unit": unit})
+                              "timestamp_unit": "sentence" if timed is None else "word"})
+
+
+async def _sentence_stamps(engine: Engine, req: dict[str, Any], encoder: StreamingEncoder,
+                           parts: list[bytes]) -> list[dict[str, Any]]:
+    """Each sentence synthesised on its own, encoded into `parts`: one stamp per sentence, its audio's bounds."""
+    sr = engine.sample_rate
+    stamps: list[dict[str, Any]] = []
+    samples = 0
+    for sentence in split_sentences(req["input"], MAX_INPUT_CHARS):
+        start = samples
+        gen = engine.synthesize(sentence, req["voice"], req["speed"])
+        try:
+            async for block in gen:
+                parts.append(encoder.encode(block))
+                samples = encoder.samples_in
+        finally:
+            await gen.aclose()
+        if samples > start:  # a sentence with nothing to say (punctuation only) has no audio and no stamp
+            stamps.append({"word": sentence, "start_time": round(start / sr, 4), "end_time": round(samples / sr, 4)})
+    return stamps
 
 
 class WordTimed(Protocol):
