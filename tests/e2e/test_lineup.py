@@ -272,7 +272,9 @@ def test_cli_lineup_writes_the_report(tmp_path, monkeypatch):
     page = AudioSources()
     html_text = report.read_text(encoding="utf-8")
     page.feed(html_text)
-    assert page.rows == 1 + 2 + 1 + 2  # header + a row per voice, then the votes table: header + a row per voice
+    # header + a row per voice, then per voice its timings (header + one sentence), then the votes table: header
+    # + a row per voice
+    assert page.rows == 1 + 2 + 2 * (1 + 1) + 1 + 2
     assert len(page.sources) == 2
     assert "espeak:en-gb preferred over espeak:en-us" in html_text and "Most consistent" in html_text
     for src in page.sources:
@@ -309,3 +311,22 @@ def test_cli_lineup_exits_1_when_a_voice_fails(tmp_path):
     assert res.returncode == 1
     assert "alloy: Could not connect" in res.stderr and "Traceback" not in res.stderr
     assert "FAILED" in res.stdout and report.exists()
+
+
+@needs_espeak
+@pytest.mark.audio
+async def test_builtin_voices_come_with_their_timings(builtin, tmp_path):
+    """After the last voice, each built-in voice's timings are asked for as the window asks them for a Speak:
+    espeak-ng's are its own word timings (none estimated), and the report shows them as such."""
+    from voicegui.features.report import export_html
+
+    text = "One, two, three. Four, five."
+    target = Target(builtin.base_url, builtin.token, builtin.default_model, "builtin")
+    results = await Lineup(text, [LineupEntry("espeak:en-us")], target).run()
+    timings = results[0].timings
+    assert results[0].ok and timings is not None
+    assert [(w.text, w.source) for w in timings.words] == [(w, "engine") for w in text.split()]
+    assert timings.audio_s == pytest.approx(results[0].duration_s, abs=0.05)
+    page = export_html(results, tmp_path / "r.html", text=text).read_text(encoding="utf-8")
+    assert "What each voice said, and when" in page and "<strong>espeak:en-us</strong>: timed by the voice" in page
+    assert '<td class="meta">estimated</td>' not in page

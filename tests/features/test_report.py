@@ -54,13 +54,32 @@ class Page(HTMLParser):
         self.images: list[str] = []  # the SVG documents inside <img src="data:image/svg+xml;base64,...">
         self.rects = 0
         self.scripts = 0
+        self.table = ""  # the class of the table being read
+        self.summaries: list[str] = []  # per <details> (one per voice with timings): its summary's text
+        self.timed_rows: list[list[list[str]]] = []  # per <details>: its rows' cells' text
+        self.word_titles: list[list[str]] = []  # per <details>: each word's title (its start)
+        self.in_summary = False
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
+        if tag == "table":
+            self.table = a.get("class", "")
         if tag == "tbody":
             self.in_tbody = True
-        if tag == "tr" and self.in_tbody:
+        if tag == "tr" and self.in_tbody and self.table == "sortable":
             self.rows += 1
+        if tag == "tr" and self.in_tbody and self.table == "timed":
+            self.timed_rows[-1].append([])
+        if tag == "td" and self.in_tbody and self.table == "timed":
+            self.timed_rows[-1][-1].append("")
+        if tag == "span" and "title" in a and self.table == "timed":
+            self.word_titles[-1].append(a["title"])
+        if tag == "details":
+            self.timed_rows.append([])
+            self.word_titles.append([])
+            self.summaries.append("")
+        if tag == "summary":
+            self.in_summary = True
         if tag == "audio":
             self.audio.append(a.get("src", ""))
         if tag == "img":
@@ -79,6 +98,16 @@ class Page(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "tbody":
             self.in_tbody = False
+        if tag == "table":
+            self.table = ""
+        if tag == "summary":
+            self.in_summary = False
+
+    def handle_data(self, data):
+        if self.in_summary:
+            self.summaries[-1] += data
+        elif self.in_tbody and self.table == "timed" and self.timed_rows[-1] and self.timed_rows[-1][-1]:
+            self.timed_rows[-1][-1][-1] += data
 
 
 def decode_data_uri(uri: str) -> tuple[str, bytes]:
@@ -207,3 +236,45 @@ def test_csv_has_cold_and_loudness(tmp_path, results):
     rows = list(csv.DictReader(export_csv(results, tmp_path / "r.csv").open(newline="", encoding="utf-8")))
     assert rows[0]["cold_first_byte_ms"] == "900.0" and float(rows[0]["loudness_lufs"]) < 0
     assert rows[2]["loudness_lufs"] == ""  # nothing played
+
+
+def bursts(*spans: tuple[float, float]) -> np.ndarray:
+    """A 300 Hz tone where the spans say (seconds), silence elsewhere: speech with clear pauses."""
+    t = np.arange(int(max(e for _, e in spans) * RATE) + RATE // 10) / RATE
+    on = np.zeros(len(t), dtype=bool)
+    for a, b in spans:
+        on |= (t >= a) & (t < b)
+    return (0.3 * np.sin(2 * np.pi * 300 * t) * on).astype(np.float32)
+
+
+def test_report_shows_what_each_voice_said_and_when(tmp_path):
+    """Per voice a <details> with its sentences' starts; a voice's own timings as they are, the others estimated
+    from the pauses in what was played and marked so on every sentence; a failed voice has none."""
+    from voicegui.features.timings import Timing, Timings, sentences_from_words
+
+    text = "One, two. Three."
+    words = (Timing(0.0, 0.4, 0, 4, "One,", "engine"), Timing(0.4, 0.9, 5, 9, "two.", "engine"),
+             Timing(0.9, 1.4, 10, 16, "Three.", "engine"))
+    told = Timings(text, words, sentences_from_words(text, words, "engine"), audio_s=1.4)
+    played = bursts((0.05, 0.35), (0.6, 0.9), (1.3, 1.7))
+    # hibari's shape: the engine's sentence bounds, the words inside estimated
+    inner = tuple(dataclasses.replace(w, source="estimated") for w in words)
+    bounds = Timings(text, inner, sentences_from_words(text, words, "engine"), audio_s=1.4)
+    voices = [dataclasses.replace(result(0, "espeak:en-us", 1.4, 0.1), timings=told),
+              dataclasses.replace(result(1, "other <server>", 1.8, 0.2), played=played),
+              result(2, "broken", 0.0, None, error="no such voice"),
+              dataclasses.replace(result(3, "heart", 1.4, 0.1), timings=bounds)]
+    page = Page()
+    page.feed(export_html(voices, tmp_path / "r.html", text=text).read_text(encoding="utf-8"))
+    page.close()
+    assert len(page.summaries) == 3
+    assert page.summaries[2] == "heart: sentence bounds from the voice's engine; words inside estimated from the pauses"
+    assert page.timed_rows[2] == [["0:00.00", "One, two.", "estimated"], ["0:00.90", "Three.", "estimated"]]
+    assert page.summaries[0] == "espeak:en-us: timed by the voice's engine, word by word"
+    assert page.timed_rows[0] == [["0:00.00", "One, two.", ""], ["0:00.90", "Three.", ""]]
+    assert page.word_titles[0] == ["0.00 s", "0.40 s", "0.90 s"]
+    assert page.summaries[1] == "other <server>: estimated here from the pauses in what was played"
+    rows = page.timed_rows[1]
+    assert [r[1] for r in rows] == ["One, two.", "Three."] and all(r[2] == "estimated" for r in rows)
+    starts = [float(t.removesuffix(" s")) for t in page.word_titles[1]]
+    assert starts == pytest.approx([0.05, 0.6, 1.3], abs=0.02)  # each word where its burst starts

@@ -3,11 +3,12 @@ server's), turned into Timings (features/timings.py) of the client's own text.
 
 Kokoro-FastAPI answers {audio: base64, audio_format, timestamps: [{word, start_time, end_time}]} with one
 timestamp per word: those become 'server' word timings, their sentences spanning them. The built-in server adds
-`timestamp_unit: "sentence"` and `sample_rate`: each timestamp is one sentence, synthesised on its own, so its
-bounds are exact ('engine'), and the audio's length is known (`Timings.audio_s`: the window drops timings whose
-audio turns out not to be the audio played); the words inside are aligned to that sentence's own audio by its pauses
-(timings.estimate, 'estimated', except a one-word sentence, whose word is the sentence). pcm is asked for, so the
-audio needs no decoder.
+`timestamp_unit` and `sample_rate`, and the audio's length is then known (`Timings.audio_s`: the window drops
+timings whose audio turns out not to be the audio played). With `timestamp_unit: "word"` each timestamp is a word
+whose start the engine itself reported (espeak-ng's word events): 'engine' words, their sentences spanning them.
+With `"sentence"` each timestamp is one sentence, synthesised on its own, so its bounds are exact ('engine'); the
+words inside are aligned to that sentence's own audio by its pauses (timings.estimate, 'estimated', except a
+one-word sentence, whose word is the sentence). pcm is asked for, so the audio needs no decoder.
 
 Threads: `fetch_timings` is a coroutine for the caller's asyncio loop (the window's GUI loop, the CLI's); the
 parsing is pure. Every failure is a CaptionedError with one sentence.
@@ -81,11 +82,15 @@ def parse_response(text: str, data: Any) -> Timings:
     if len(stamps) > MAX_STAMPS:
         raise CaptionedError(f"The server sent over {MAX_STAMPS} timestamps.")
     parsed = [_stamp(s) for s in stamps]
-    if data.get("timestamp_unit") == "sentence":
+    unit = data.get("timestamp_unit")
+    if unit in ("sentence", "word"):
         rate = data.get("sample_rate", DEFAULT_RATE)
         if data.get("audio_format") != "pcm" or not isinstance(rate, int) or not 0 < rate <= 384_000:
-            raise CaptionedError("The server's sentence timestamps come without pcm audio to align words to.")
-        return _from_sentences(text, parsed, _pcm(data.get("audio")), rate)
+            raise CaptionedError(f"The server's {unit} timestamps come without the pcm audio they time.")
+        audio = _pcm(data.get("audio"))
+        if unit == "word":
+            return _from_words(text, parsed, "engine", len(audio) / rate)
+        return _from_sentences(text, parsed, audio, rate)
     return _from_words(text, parsed)
 
 
@@ -126,13 +131,14 @@ def _locate(text: str, pieces: Sequence[str]) -> list[tuple[int, int] | None]:
     return out
 
 
-def _from_words(text: str, stamps: Sequence[tuple[str, float, float]]) -> Timings:
+def _from_words(text: str, stamps: Sequence[tuple[str, float, float]], source: str = "server",
+                audio_s: float | None = None) -> Timings:
     spans = _locate(text, [w for w, _, _ in stamps])
-    words = tuple(Timing(s, e, span[0], span[1], text[span[0]:span[1]], "server")
+    words = tuple(Timing(s, e, span[0], span[1], text[span[0]:span[1]], source)
                   for (_, s, e), span in zip(stamps, spans, strict=True) if span is not None)
     if not words:
         raise CaptionedError("None of the server's timestamped words is in the text.")
-    return Timings(text, words, sentences_from_words(text, words, "server"))
+    return Timings(text, words, sentences_from_words(text, words, source), audio_s=audio_s)
 
 
 def _from_sentences(text: str, stamps: Sequence[tuple[str, float, float]], audio: np.ndarray,

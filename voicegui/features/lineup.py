@@ -26,6 +26,14 @@ audio's peaks are not known before it plays, so the line-up only ever turns a vo
 it cannot clip); a voice quieter than the target plays as sent. The result keeps the gain (`gain_db`); its
 `played` audio is what was heard (gained).
 
+Timings (`timings=True`, the default): once every voice has spoken, each built-in voice that played to its end
+is asked for its read-along timings the way the window asks them for a Speak (features/captioned.py: the
+built-in server's /dev/captioned_speech; espeak-ng's word events, hibari's sentence bounds): `LineupResult.timings`
+(None for other servers and when they cannot be had, logged; the report then estimates them from what was
+played, and says so). Asked after the last voice, not between voices, so no second synthesis competes with a
+measured one and the voices follow each other as before; Stop cancels them. Timings whose audio is not as long
+as what was played (another synthesis than the one heard) are dropped.
+
 Text presets for fair comparisons: `PRESETS` (pangram, numbers/dates/currency, a long paragraph, a question);
 the user's edited set lives in `presets_path()` = platformdirs' user_config_dir("voicegui")/presets.json, or
 $VOICEGUI_CONFIG_DIR/presets.json, next to settings.json (voicegui.app_dirs.config_dir, as for voicegui.settings).
@@ -52,8 +60,10 @@ import numpy as np
 
 from voicegui.app_dirs import config_dir
 from voicegui.decode.errors import DecodeError
+from voicegui.features.captioned import CaptionedError, fetch_timings
 from voicegui.features.history import HistoryStore, history_hook, safe_base_url
 from voicegui.features.loudness import decode_whole, matching_gain_db, measure
+from voicegui.features.timings import Timings
 from voicegui.files import PRIVATE, atomic_write
 from voicegui.formats import FORMATS
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
@@ -125,6 +135,11 @@ MAX_INPUT_CHARS = 4096  # a speech API's input limit: longer text goes out as se
 WARMUP_TEXT = "Hello."  # short: it only has to make the engine load its voice, not be heard
 # Long enough for a loudness measure (BS.1770 gates 400 ms blocks), short enough to stay a warm-up.
 LOUDNESS_WARMUP_TEXT = "Hello there, this short sentence sets the loudness of this voice."
+
+# Voices whose timings are asked for: the built-in server's (providers.BUILTIN; features does not import providers).
+TIMED_PROVIDERS = ("builtin",)
+# How far timings' audio may differ from what was played and still be of that audio (as ui/progress.py allows).
+TIMINGS_MATCH_S, TIMINGS_MATCH_SHARE = 0.05, 0.02
 
 # Response bodies that still form one valid stream when concatenated (no per-file header or container).
 _CONCATENABLE = ("pcm", "mp3", "aac")
@@ -201,6 +216,8 @@ class LineupResult:
     # Time to the first byte of the untimed warm-up request (engine loading included); None: no warm-up.
     cold_ttfa_ms: float | None = None
     gain_db: float = 0.0  # the loudness-matching gain it was played with (0: none)
+    # Read-along timings of what it said, from its server (see the module docstring); None: not had.
+    timings: Timings | None = None
 
     @property
     def ok(self) -> bool:
@@ -239,7 +256,7 @@ class Lineup:
                  history: HistoryStore | None = None, player: Player | None = None,
                  pcm_rate: int | None = None, warmup: bool = True, match_loudness: bool = False,
                  extra_body: dict[str, Any] | None = None, stream_field_auto: bool = False,
-                 stream_format: str = "audio") -> None:
+                 stream_format: str = "audio", timings: bool = True) -> None:
         if not text.strip():
             raise ValueError("nothing to say: the text is empty")
         if not entries:
@@ -266,6 +283,7 @@ class Lineup:
         self.pcm_rate = pcm_rate
         self.warmup = warmup
         self.match_loudness = match_loudness
+        self.timings = timings
         self.on_start, self.on_done = on_start, on_done
         # The window hands in its own Player, so the line-up and everything else never play at once.
         self.player = player or Player(history_hook=None if history is None else history_hook(history))
@@ -275,12 +293,15 @@ class Lineup:
         self._stopped = False
         self._generation: int | None = None  # the player's generation after our last start
         self._warming: asyncio.Task | None = None  # the warm-up fetch running now (Stop cancels it)
+        self._timing: asyncio.Task | None = None  # the timings being asked for now (Stop cancels them)
 
     def stop(self) -> None:
         """Silence the current voice now and skip the rest (loop thread)."""
         self._stopped = True
         if self._warming is not None:
             self._warming.cancel()  # a cold engine may take seconds to answer: Stop must not wait for it
+        if self._timing is not None:
+            self._timing.cancel()
         if self.current is not None:
             self.current.stop()
 
@@ -311,7 +332,56 @@ class Lineup:
             if self.on_done is not None:
                 self.on_done(index, result)
         self.current, self.current_index = None, None
+        if self.timings:
+            for result in self.results:
+                if self._stopped:
+                    break
+                await self._add_timings(result)
         return self.results
+
+    async def _add_timings(self, result: LineupResult) -> None:
+        """Ask the voice's server for the timings of what it said (built-in voices that played to the end)."""
+        entry = self.entries[result.index]
+        requests, target = self._requests(entry)
+        if target.provider not in TIMED_PROVIDERS or not result.ok or result.metrics is None \
+                or not result.metrics.completed:
+            return
+        self._timing = asyncio.ensure_future(self._fetch_timings(requests))
+        try:
+            timings = await self._timing
+        except CaptionedError as exc:
+            log.info("line-up: no timings for %s (%s); the report estimates them", result.label, exc)
+            return
+        except asyncio.CancelledError:
+            if not self._stopped:
+                raise
+            return
+        finally:
+            self._timing = None
+        slack = TIMINGS_MATCH_S + TIMINGS_MATCH_SHARE * result.duration_s
+        if timings.audio_s is not None and abs(timings.audio_s - result.duration_s) > slack:
+            log.info("line-up: %s's timings are of %.2f s of audio, %.2f s were played; not used", result.label,
+                     timings.audio_s, result.duration_s)
+            return
+        result.timings = timings
+
+    async def _fetch_timings(self, requests: Sequence[SpeechRequest]) -> Timings:
+        """The pieces' timings, one after the other on one clock, over the pieces' text joined by spaces."""
+        text = " ".join(r.text for r in requests)
+        parts: list[Timings] = []
+        offset_s, offset_chars = 0.0, 0
+        for r in requests:
+            piece = await fetch_timings(r.base_url, r.api_key, r.model, r.voice, r.text,
+                                        1.0 if r.speed is None else r.speed, timeout_s=max(r.timeout_s, 60.0))
+            if piece.audio_s is None:
+                raise CaptionedError("The server's timings do not say how long their audio is.")
+            parts.append(piece.shifted(offset_s, offset_chars, text))
+            offset_s += piece.audio_s
+            offset_chars += len(r.text) + 1
+        if len(parts) == 1:
+            return parts[0]
+        return Timings(text, tuple(w for p in parts for w in p.words), tuple(s for p in parts for s in p.sentences),
+                       audio_s=offset_s)
 
     def _requests(self, entry: LineupEntry) -> tuple[list[SpeechRequest], Target]:
         """One request per piece of the text: a text over the API's 4096 characters is cut at sentence ends

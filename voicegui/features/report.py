@@ -13,6 +13,12 @@ audio inside as a `data:` URI, and the A/B votes about these voices (features/vo
 chart and the waveforms are SVG images in `data:` URIs (`<img>`), so they show in browsers and in Qt's
 QTextDocument alike, and scripts in them never run.
 
+Under the table, "What each voice said, and when": per voice a collapsible `<details>` with its sentences and
+their start times (m:ss.ss on the voice's own audio; each word's start in its tooltip), and where the times come
+from: the voice's server or engine (`LineupResult.timings`, features/lineup.py), or, when it gave none, estimated
+here from the pauses in what was played (features/timings.estimate; needs the `text`), marked "estimated" on
+every sentence whose times are.
+
 "Most consistent" is the voice with the fewest underruns, ties broken by the smallest gap between its cold and
 warm TTFA (how much its start depends on the engine being warm); the summary says so.
 The audio is a 16-bit WAV of what was played (`audio="played"`, default: what the listener heard, playable
@@ -42,6 +48,7 @@ import numpy as np
 
 from voicegui.crash import redact
 from voicegui.features.loudness import measure
+from voicegui.features.timings import Timing, Timings, estimate
 from voicegui.features.votes import Vote, tally, votes_about
 from voicegui.files import atomic_write
 from voicegui.formats import MIME_TYPES, PCM_RATE
@@ -73,6 +80,7 @@ td.err{color:#a00}blockquote{color:#444;border-left:3px solid #ccc;margin:0;padd
 .meta{color:#666;font-size:.9em}svg text{font-size:12px;font-family:system-ui,sans-serif}
 .summary{background:#f5f8ff;border:1px solid #c9d6f0;padding:.6em 1em;margin:1em 0}
 .summary li{margin:.2em 0}.wave{display:block;margin-top:.2em}
+details{margin:.4em 0}summary{cursor:pointer}table.timed{margin:.4em 0 .8em 1em}
 """
 
 # Sort by a cell's data-v (numbers, missing values last) or its text; click again to reverse.
@@ -274,6 +282,68 @@ def _votes_section(votes: Sequence[Vote]) -> str:
             f"<tbody>{rows}</tbody></table><ul>{items}</ul>")
 
 
+def timings_of(result: Any, text: str | None) -> Timings | None:
+    """The voice's timings: its server's (result.timings), else estimated from what was played (only for a voice
+    that played the whole text), else None."""
+    given = getattr(result, "timings", None)
+    if given is not None:
+        return given
+    metrics = result.metrics
+    if not text or not result.ok or metrics is None or not metrics.completed or not len(result.played):
+        return None
+    return estimate(text, np.asarray(result.played, dtype=np.float32), result.sample_rate)
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(seconds, 60.0)
+    return f"{int(minutes)}:{rest:05.2f}"
+
+
+def _how(timings: Timings) -> str:
+    """Where a voice's times come from, in a few words."""
+    sources = {t.source for t in (*timings.words, *timings.sentences)}
+    if sources == {"estimated"}:
+        return "estimated here from the pauses in what was played"
+    if "estimated" in sources:
+        return "sentence bounds from the voice's engine; words inside estimated from the pauses"
+    if sources == {"server"}:
+        return "timed by the server"
+    return "timed by the voice's engine, word by word"
+
+
+def _sentence_row(sentence: Timing, words: Sequence[Timing]) -> str:
+    def esc(value: Any) -> str:
+        return html.escape(redact(str(value)))
+
+    inside = [w for w in words if w.char_start >= sentence.char_start and w.char_end <= sentence.char_end]
+    said = " ".join(f'<span title="{w.start_s:.2f} s">{esc(w.text)}</span>' for w in inside) or esc(sentence.text)
+    estimated = sentence.source == "estimated" or any(w.source == "estimated" for w in inside)
+    mark = '<td class="meta">estimated</td>' if estimated else '<td class="meta"></td>'
+    return (f'<tr><td class="num" data-v="{sentence.start_s:.3f}">{_clock(sentence.start_s)}</td>'
+            f"<td>{said}</td>{mark}</tr>")
+
+
+def _timings_section(results: Sequence[Any], text: str | None) -> str:
+    """Per voice, its sentences with their start times (module docstring); '' when no voice has any."""
+    def esc(value: Any) -> str:
+        return html.escape(redact(str(value)))
+
+    blocks = []
+    for r in results:
+        timings = timings_of(r, text)
+        if timings is None or not timings.sentences:
+            continue
+        rows = "".join(_sentence_row(s, timings.words) for s in timings.sentences)
+        blocks.append(f'<details><summary><strong>{esc(r.label)}</strong>: {esc(_how(timings))}</summary>'
+                      '<table class="timed"><thead><tr><th class="num">Starts at</th><th>Sentence (hover a word for '
+                      f"its start)</th><th></th></tr></thead><tbody>{rows}</tbody></table></details>")
+    if not blocks:
+        return ""
+    return ('<h2>What each voice said, and when</h2><p class="meta">Each sentence\'s start on the voice\'s own audio '
+            '(minutes:seconds). "estimated" marks times worked out from the pauses in the audio, not told by the '
+            f"voice's server.</p>{''.join(blocks)}")
+
+
 def render_html(results: Sequence[Any], title: str = "voicegui line-up", text: str | None = None,
                 audio: str = "played", votes: Sequence[Vote] = ()) -> str:
     """The report page as a string (see export_html). Only the votes about two of these voices are shown."""
@@ -323,6 +393,7 @@ def render_html(results: Sequence[Any], title: str = "voicegui line-up", text: s
         "cold = the first byte of that warm-up (it includes loading the voice). Click a column header to sort."
         "</p>"
         f'<table class="sortable"><thead><tr>{"".join(head)}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        f"{_timings_section(results, text)}"
         f"{_votes_section(votes)}"
         f"<script>{_JS}</script></body></html>\n"
     )

@@ -6,7 +6,8 @@ that was spoken (`Timings.text`); the window converts them to Qt's UTF-16 positi
 the time is known, best first:
 
 * ``server``: the server said so (Kokoro-FastAPI's `/dev/captioned_speech` word timestamps);
-* ``engine``: the built-in server's engine said so (each sentence's audio is one block: its bounds are exact);
+* ``engine``: the built-in server's engine said so (espeak-ng's word events give each word's start; for the
+  other engines each sentence's audio is one block, so its bounds are exact);
 * ``estimated``: made here by `estimate()`, and always shown and written as estimated.
 
 `estimate()` aligns the text to the audio it was spoken as: it finds the pauses in the audio (10 ms frames

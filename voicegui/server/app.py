@@ -9,9 +9,11 @@ Routes:
                           event instead of a cut body).
 - POST /dev/captioned_speech  the same body (stream_format aside) -> JSON {audio: base64 of the whole body in
                           response_format, audio_format, sample_rate, timestamps: [{word, start_time,
-                          end_time}], timestamp_unit: "sentence"}, shaped like Kokoro-FastAPI's non-streaming
-                          captioned speech; each timestamp is one sentence (text.split_sentences), synthesised
-                          on its own, so its bounds are where the engine's audio for it starts and ends.
+                          end_time}], timestamp_unit}, shaped like Kokoro-FastAPI's non-streaming captioned
+                          speech. timestamp_unit "word": the voice's engine says where each word starts
+                          (espeak-ng's word events: an engine with `synthesize_words`, see WordTimer); else
+                          "sentence": each timestamp is one sentence (text.split_sentences), synthesised on
+                          its own, so its bounds are where the engine's audio for it starts and ends.
 - GET  /v1/models         {"object": "list", "data": [{"id", "object": "model", "owned_by"}]}
 - GET  /v1/audio/voices   {"voices": [{"id", "name", "language", "engine"}]}
 Errors are OpenAI-shaped: {"error": {"message", "type", "param", "code"}} with the matching status.
@@ -54,8 +56,9 @@ import time
 import unicodedata
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 from aiohttp import web
 
 from voicegui import speech_sse as sse
@@ -467,21 +470,15 @@ async def _captioned(request: web.Request) -> web.Response:
     sr = engine.sample_rate
     encoder = StreamingEncoder(req["format"], sr)
     parts: list[bytes] = []
-    stamps: list[dict[str, Any]] = []
-    samples = 0
     try:
-        for sentence in split_sentences(req["input"], MAX_INPUT_CHARS):
-            start = samples
-            gen = engine.synthesize(sentence, req["voice"], req["speed"])
-            try:
-                async for block in gen:
-                    parts.append(encoder.encode(block))
-                    samples = encoder.samples_in
-            finally:
-                await gen.aclose()
-            if samples > start:  # a sentence with nothing to say (punctuation only) has no audio and no stamp
-                stamps.append({"word": sentence, "start_time": round(start / sr, 4),
-                               "end_time": round(samples / sr, 4)})
+        timed = await _word_timed(engine, req)
+        if timed is not None:
+            if timed.samples.size:
+                parts.append(encoder.encode(timed.samples))
+            stamps = [{"word": w, "start_time": round(start, 4), "end_time": round(end, 4)}
+                      for start, end, w in timed.words]
+        else:
+            stamps = await _sentence_stamps(engine, req, encoder, parts)
         parts.append(encoder.finish())
     except EngineError as exc:
         return error_response(500, f"The speech engine failed: {exc}")
@@ -489,7 +486,48 @@ async def _captioned(request: web.Request) -> web.Response:
         encoder.close()
     return web.json_response({"audio": base64.b64encode(b"".join(parts)).decode("ascii"),
                               "audio_format": req["format"], "sample_rate": sr, "timestamps": stamps,
-                              "timestamp_unit": "sentence"})
+                              "timestamp_unit": "sentence" if timed is None else "word"})
+
+
+async def _sentence_stamps(engine: Engine, req: dict[str, Any], encoder: StreamingEncoder,
+                           parts: list[bytes]) -> list[dict[str, Any]]:
+    """Each sentence synthesised on its own, encoded into `parts`: one stamp per sentence, its audio's bounds."""
+    sr = engine.sample_rate
+    stamps: list[dict[str, Any]] = []
+    samples = 0
+    for sentence in split_sentences(req["input"], MAX_INPUT_CHARS):
+        start = samples
+        gen = engine.synthesize(sentence, req["voice"], req["speed"])
+        try:
+            async for block in gen:
+                parts.append(encoder.encode(block))
+                samples = encoder.samples_in
+        finally:
+            await gen.aclose()
+        if samples > start:  # a sentence with nothing to say (punctuation only) has no audio and no stamp
+            stamps.append({"word": sentence, "start_time": round(start / sr, 4), "end_time": round(samples / sr, 4)})
+    return stamps
+
+
+class WordTimed(Protocol):
+    samples: np.ndarray  # the audio /v1/audio/speech streams for the same request, as one block
+    words: tuple[tuple[float, float, str], ...]  # (start_s, end_s, word as written)
+
+
+@runtime_checkable
+class WordTimer(Protocol):
+    """An engine that can say where each word starts (espeak.EspeakEngine); None: it cannot this time."""
+
+    async def synthesize_words(self, text: str, voice: str, speed: float) -> WordTimed | None: ...
+
+
+async def _word_timed(engine: Engine, req: dict[str, Any]) -> WordTimed | None:
+    """The voice's engine's word-timed audio, or None when it has none (then sentences are timed instead)."""
+    engine_for = getattr(engine, "engine_for", None)  # BuiltinEngine routes by voice
+    voice_engine = engine_for(req["voice"]) if callable(engine_for) else engine
+    if not isinstance(voice_engine, WordTimer):
+        return None
+    return await voice_engine.synthesize_words(req["input"], req["voice"], req["speed"])
 
 
 def _delta(data: bytes) -> bytes:

@@ -1,7 +1,7 @@
 """EspeakEngine: every installed eSpeak NG voice (100+ languages, robotic but tiny and fast), offline.
 
-Runs the Debian `espeak-ng` binary once per sentence (`espeak-ng --stdout -b 1 -v FILE -s WPM`, text on
-stdin) rather than loading libespeak-ng (PyPI espeakng-loader) with ctypes, because:
+Speaks by running the Debian `espeak-ng` binary once per sentence (`espeak-ng --stdout -b 1 -v FILE -s WPM`,
+text on stdin) rather than loading libespeak-ng (PyPI espeakng-loader) with ctypes into the server, because:
 - libespeak-ng keeps global state (one voice, one callback) per process: not thread-safe, so in-process use
   would serialise all requests behind one lock and one crash would take the server down; processes are
   independent and each sentence's process lives ~5-20 ms;
@@ -14,16 +14,25 @@ SSML/markup in the text is read as text.
 The WAV it writes (22050 Hz s16 mono, sizes 0x7fffffff because it streams) is parsed by chunk, resampled to
 24 kHz with libswresample (one context per sentence, flushed: no samples held between sentences), and
 trimmed of long silences. Sentences are synthesised one ahead of the one being yielded (`synthesize_ahead`).
+
 `speed` maps to words per minute (1.0 = 175 wpm), clamped to espeak-ng's 80-700 wpm: speeds below ~0.46 play
 at 80 wpm.
+
+Word timings (`synthesize_words`, for the built-in server's /dev/captioned_speech): the pieces go through
+libespeak-ng in a helper process, each in a fresh child of its own (espeak_events.py: its audio is the
+program's sample for sample, and its word events say where each word starts); resampled and trimmed as above,
+the starts move with the trim. Only timings go that way: a Speak's audio stays with the program. When the
+library cannot be had (not installed, fails to load, no Python to run the helper in a bundle) that is logged
+once and it returns None from then on; a text it fails on (a timeout, a crash on some piece) is logged and
+returns None for that request. The route then estimates the words from the audio as before, labelled estimated.
 
 Voices: `espeak-ng --voices`, all of them, English first (en-us, then other en-*). Ids are
 "espeak:" + language ("espeak:en-us"); a language listed twice (yue) gets its voice file's name for the
 second one ("espeak:yue-latn-jyutping"). The binary is called with the voice *file* so every id is exact.
 
-Threads: construction runs `espeak-ng --voices` on the caller's thread. `synthesize()` runs on the server's
-asyncio loop; each sentence's subprocess is started and waited for in a worker thread (`asyncio.to_thread`),
-which owns that process until it exits.
+Threads: construction runs `espeak-ng --voices` on the caller's thread. `synthesize()` and `synthesize_words()`
+run on the server's asyncio loop; each sentence's program (or a request's word events helper) is started and
+waited for in a worker thread (`asyncio.to_thread`), which owns that process until it exits.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voicegui.server.engines import espeak_events
 from voicegui.server.engines.audio import (
     SAMPLE_RATE,
     resample,
@@ -47,6 +57,7 @@ from voicegui.server.engines.audio import (
     trim_silence,
 )
 from voicegui.server.engines.base import EngineError, VoiceInfo
+from voicegui.server.engines.espeak_events import LIBRARY
 from voicegui.text import split_sentences
 
 log = logging.getLogger(__name__)
@@ -128,6 +139,14 @@ def parse_wav(data: bytes) -> tuple[np.ndarray, int]:
     raise EngineError("espeak-ng WAV has no data")
 
 
+@dataclass(frozen=True)
+class WordTimedAudio:
+    """Audio (float32 at SAMPLE_RATE) and its words: (start_s, end_s, the word as written), in order."""
+
+    samples: np.ndarray
+    words: tuple[tuple[float, float, str], ...]
+
+
 def speed_to_wpm(speed: float) -> int:
     return int(min(MAX_WPM, max(MIN_WPM, round(BASE_WPM * speed))))
 
@@ -138,7 +157,7 @@ class EspeakEngine:
     name = "espeak-ng"
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, binary: str | None = None) -> None:
+    def __init__(self, binary: str | None = None, library: str = LIBRARY) -> None:
         found = binary or shutil.which("espeak-ng")
         if found is None:
             raise RuntimeError("espeak-ng not found: apt-get install espeak-ng")
@@ -149,6 +168,8 @@ class EspeakEngine:
         if not self._voices:
             raise RuntimeError("espeak-ng lists no voices (is espeak-ng-data installed?)")
         self._files = {v.info.id: v.file for v in self._voices}
+        self._library = library
+        self._events_failed = False  # the library cannot be had here: not tried again
 
     def models(self) -> list[str]:
         return [MODEL_ID]
@@ -171,10 +192,7 @@ class EspeakEngine:
 
     async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         """Yield one float32 block per sentence (trimmed), prefetching the next sentence."""
-        try:
-            voice_file = self._files[voice]
-        except KeyError:
-            raise EngineError(f"espeak-ng has no voice {voice!r}") from None
+        voice_file = self._voice_file(voice)
         wpm = speed_to_wpm(speed)
         gen = synthesize_ahead(split_sentences(speakable(text), MAX_CHARS),
                                lambda s: asyncio.to_thread(self._synth_piece, s, voice_file, wpm))
@@ -182,3 +200,42 @@ class EspeakEngine:
             async for audio in gen:
                 if audio.size:
                     yield audio
+
+    async def synthesize_words(self, text: str, voice: str, speed: float) -> WordTimedAudio | None:
+        """`synthesize()`'s audio as one block, with each word's start in it, from libespeak-ng's word events;
+        None when they cannot be had (said once in the log: the caller estimates instead)."""
+        voice_file = self._voice_file(voice)
+        if self._events_failed:
+            return None
+        wpm = speed_to_wpm(speed)
+        pieces = split_sentences(speakable(text), MAX_CHARS)
+        try:
+            made = await asyncio.to_thread(espeak_events.synthesize, pieces, voice_file, wpm, self._library)
+        except espeak_events.EspeakEventsError as exc:
+            self._events_failed = exc.lasting
+            log.warning("espeak-ng word timings unavailable%s, words will be estimated: %s",
+                        "" if exc.lasting else " for this text", exc)
+            return None
+        blocks: list[np.ndarray] = []
+        words: list[tuple[float, float, str]] = []
+        offset = 0
+        for piece in made:
+            full = resample(np.frombuffer(piece.samples, dtype=np.int16), piece.rate, SAMPLE_RATE)
+            audio = trim_silence(full, SAMPLE_RATE)
+            if not audio.size:
+                continue
+            # trim_silence returns a view of `full`: where it starts is how much lead-in was cut.
+            cut_s = (audio.ctypes.data - full.ctypes.data) // full.itemsize / SAMPLE_RATE
+            base_s, end_s = offset / SAMPLE_RATE, (offset + len(audio)) / SAMPLE_RATE
+            starts = [min(max(base_s + w.start_s - cut_s, base_s), end_s) for w in piece.words]
+            words.extend((start, starts[k + 1] if k + 1 < len(starts) else end_s, w.text)
+                         for k, (start, w) in enumerate(zip(starts, piece.words, strict=True)))
+            blocks.append(audio)
+            offset += len(audio)
+        return WordTimedAudio(np.concatenate(blocks) if blocks else np.zeros(0, np.float32), tuple(words))
+
+    def _voice_file(self, voice: str) -> str:
+        try:
+            return self._files[voice]
+        except KeyError:
+            raise EngineError(f"espeak-ng has no voice {voice!r}") from None
