@@ -237,13 +237,16 @@ def start_sink_recorder(source: str | None) -> tuple[SinkRecorder | None, str | 
     return recorder, None
 
 
-async def _bench(args: argparse.Namespace, formats: list[str], scenarios: list[Scenario],
-                 sink: SinkRecorder | None) -> list[dict]:
+async def _bench(args: argparse.Namespace, formats: list[str],
+                 scenarios: list[Scenario]) -> tuple[list[dict], str | None]:
+    """The rows, and what the sink column says when the sink was not recorded (None: it was)."""
     from voicegui.server.engines.replay import ReplayEngine
     from voicegui.server.thread import ServerThread
     from voicegui.stream.player import Player
 
     rows = []
+    sink: SinkRecorder | None = None
+    sink_na: str | None = None
     player = Player()  # one, as the window has: warm runs reuse its kept output stream
     with tempfile.TemporaryDirectory() as tmp:
         clip = write_clip(Path(tmp) / "clip.wav", args.seconds)
@@ -255,6 +258,8 @@ async def _bench(args: argparse.Namespace, formats: list[str], scenarios: list[S
                 # One unmeasured run first: a sound server's first stream can stall (PulseAudio: ~2 s).
                 await run_once(server, "pcm", SCENARIOS[0], text, clip_frames, seed=0,
                                write_bytes=args.write_bytes, player=player)
+                # After the warm-up: without an output device the bench has stopped with that one message.
+                sink, sink_na = await asyncio.to_thread(start_sink_recorder, args.sink_monitor)
                 for scenario in scenarios:
                     for fmt in formats:
                         for run in range(args.runs):
@@ -268,7 +273,9 @@ async def _bench(args: argparse.Namespace, formats: list[str], scenarios: list[S
                             rows.append(row)
             finally:
                 await player.close()
-    return rows
+                if sink is not None:
+                    await asyncio.to_thread(sink.stop)
+    return rows, sink_na
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -417,12 +424,7 @@ def _run_bench(args: argparse.Namespace) -> int:
         return EXIT_OK
     formats = args.formats or list(FORMATS)
     scenarios = args.scenarios or list(SCENARIOS)
-    sink, sink_na = start_sink_recorder(args.sink_monitor)
-    try:
-        rows = asyncio.run(_bench(args, formats, scenarios, sink))
-    finally:
-        if sink is not None:
-            sink.stop()
+    rows, sink_na = asyncio.run(_bench(args, formats, scenarios))
     table = summarize(rows, formats, scenarios, sink_na)
     print(json.dumps(rows, indent=1) if args.json else table)
     if args.readme is not None:
