@@ -20,7 +20,7 @@ from voicegui.cli.bench import (
     start_sink_recorder,
     summarize,
 )
-from voicegui.cli.bench_sink import StampedBlocks
+from voicegui.cli.bench_sink import SinkRecorder, SinkRecorderError, StampedBlocks
 
 
 def _bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -75,6 +75,11 @@ def test_sink_recorder_without_parec_says_so_in_one_line(tmp_path: Path, monkeyp
     assert recorder is None and note is not None and note.startswith("n/a")
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "parec is not installed" in err[0] and "pulseaudio-utils" in err[0]
+
+
+def test_sink_recorder_on_a_missing_source_gives_parecs_reason():
+    with pytest.raises(SinkRecorderError, match=r"parec could not record 'no.such.monitor': .*No such entity"):
+        SinkRecorder("no.such.monitor").start()
 
 
 def test_percentiles_interpolate_between_ranks():

@@ -122,7 +122,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the raw rows as JSON")
     p.add_argument("--sink-monitor", metavar="SOURCE", default=None,
                    help=f"PulseAudio monitor source to record what the sink played (default: {DEFAULT_MONITOR} "
-                        "when it exists; see `pactl list short sources`)")
+                        "when it exists; see `pactl list short sources`); the format bench only")
     p.add_argument("--window", action="store_true",
                    help="instead: a Speak in the real window next to the same Speak from the CLI path (pcm, mp3): "
                         "added latency, plot frame rate, CPU")
