@@ -17,8 +17,9 @@ Bytecode: a user's install has voicegui's .pyc files (pip compiles at install; a
 them on first run), but with PYTHONDONTWRITEBYTECODE=1 every launch compiles voicegui's sources again (~0.3 s
 of CPU measured here). So the children get a private pycache (PYTHONPYCACHEPREFIX in a temp folder) warmed
 by one untimed run of each mode; --compile-each-run measures with the caller's environment instead.
-"First sound" is the first non-silent block recorded from the private null sink's monitor
-(tests/null_sink.py) by a parec started here with 10 ms blocks: it includes PulseAudio's own latency.
+"First sound" is the first sample above LOUD recorded from the private null sink's monitor
+(tests/null_sink.py) by `voicegui bench`'s own sink recorder (voicegui/cli/bench_sink.py: parec with 10 ms
+blocks, each sample stamped): it includes PulseAudio's own latency.
 
 A benchmark, not a test: needs a quiet machine for numbers worth comparing; medians over --runs.
 
@@ -44,10 +45,11 @@ from pathlib import Path
 from aiohttp import web
 
 from tests.null_sink import NullSinkError, start_null_sink, stop_null_sink
+from voicegui.cli.bench_sink import SinkRecorder
 
 REPO = Path(__file__).resolve().parents[2]
 RATE = 24000
-LOUD = 1000  # s16 peak above which a 10 ms block counts as sound (the tone peaks at ~9800)
+LOUD = 1000  # s16 magnitude above which a sample counts as sound (the tone peaks at ~9800)
 
 
 def tone(seconds: float = 0.6) -> bytes:
@@ -107,33 +109,6 @@ class PcmServer:
         return f"http://127.0.0.1:{self.port}/v1"
 
 
-class MonitorRecorder:
-    """parec on nullsink.monitor; `loud` holds the monotonic time of every 10 ms block with sound."""
-
-    def __init__(self) -> None:
-        self.loud: list[float] = []
-        self._proc = subprocess.Popen(
-            ["parec", "-d", "nullsink.monitor", "--latency-msec=10", "--format=s16le", f"--rate={RATE}",
-             "--channels=1", "--raw"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        threading.Thread(target=self._read, name="startup-bench-parec", daemon=True).start()
-
-    def _read(self) -> None:
-        block = RATE // 100 * 2
-        assert self._proc.stdout is not None
-        while data := self._proc.stdout.read(block):
-            now = time.monotonic()
-            samples = struct.unpack(f"<{len(data) // 2}h", data[: len(data) // 2 * 2])
-            if samples and max(abs(s) for s in samples) > LOUD:
-                self.loud.append(now)
-
-    def first_after(self, t0: float) -> float | None:
-        return next((t for t in self.loud if t > t0), None)
-
-    def stop(self) -> None:
-        self._proc.terminate()
-        self._proc.wait(5)
-
-
 MODES = {
     "remote": ["--model", "tts-1", "--voice", "alloy"],
     "espeak": ["--voice", "espeak:en-us"],
@@ -141,7 +116,7 @@ MODES = {
 }
 
 
-def run_once(mode: str, server: PcmServer, rec: MonitorRecorder, tree: Path = REPO,
+def run_once(mode: str, server: PcmServer, rec: SinkRecorder, tree: Path = REPO,
              env: dict[str, str] | None = None) -> tuple[float | None, float | None, float | None, str]:
     """(launch -> request ms, CPU ms used by then, launch -> first sound ms, stderr if it failed) of one
     `voicegui speak` run from the checkout `tree` (`python -m` imports voicegui from the working directory);
@@ -162,7 +137,7 @@ def run_once(mode: str, server: PcmServer, rec: MonitorRecorder, tree: Path = RE
         request = (server.arrivals[n_before] - t0) * 1000
         used = server.arrival_cpu[n_before]
         cpu = None if used is None else used * 1000
-    sound = rec.first_after(t0)
+    sound = rec.first_sound_after(t0)
     return request, cpu, None if sound is None else (sound - t0) * 1000, err if proc.returncode else ""
 
 
@@ -196,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = pycache
     try:
-        server, rec = PcmServer(), MonitorRecorder()
+        server, rec = PcmServer(), SinkRecorder(threshold=LOUD / 32768)
+        rec.start()
         if pycache is not None:
             for tree in trees:
                 for mode in modes:

@@ -7,9 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from voicegui.cli.bench import README_BEGIN, README_END, SCENARIOS
+from voicegui.cli.bench import (
+    NO_MONITOR,
+    README_BEGIN,
+    README_END,
+    SCENARIOS,
+    p50_p95,
+    percentile,
+    start_sink_recorder,
+    summarize,
+)
+from voicegui.cli.bench_sink import SinkRecorder, SinkRecorderError, StampedBlocks
 
 
 def _bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -26,7 +37,8 @@ def test_bench_measures_each_format_and_writes_the_readme(tmp_path: Path):
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| pcm") or line.startswith("| flac")]
     assert len(rows) == 2, proc.stdout
     text = readme.read_text()
-    assert "old figures" not in text and "| flac |" in text and text.endswith("## After\n")
+    assert "old figures" not in text and "| flac | 1 cold |" in text and text.endswith("## After\n")
+    assert "at the sink, p50 / p95 (ms)" in text
 
 
 def test_bench_json_rows_are_measurements():
@@ -34,11 +46,76 @@ def test_bench_json_rows_are_measurements():
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     assert len(rows) == 2
+    assert [row["cold"] for row in rows] == [True, False]  # the first run of mp3 in the process, then one more
     for row in rows:
         assert row["format"] == "mp3" and row["error"] is None
         assert row["played_share"] == pytest.approx(1.0, abs=0.01)
         # measured, not made up: positive and well under the clip's length
         assert 0 < row["added_ms"] < 1000
+        # recorded from the test null sink's monitor: there, and not before the server's first byte
+        assert row["sink_ms"] is not None and row["sink_ms"] > 0
+
+
+def test_bench_without_the_monitor_source_says_n_a_and_still_runs():
+    proc = _bench("--runs", "1", "--seconds", "1", "--formats", "pcm", "--scenarios", "1",
+                  "--sink-monitor", "no.such.monitor")
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| pcm"))
+    assert NO_MONITOR in row and "n/a" not in row.replace(NO_MONITOR, "")  # the PortAudio figure is there
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("voicegui bench:")]
+    assert len(lines) == 1 and "'no.such.monitor'" in lines[0] and "--sink-monitor" in lines[0], proc.stderr
+
+
+def test_sink_recorder_without_parec_says_so_in_one_line(tmp_path: Path, monkeypatch, capsys):
+    import shutil
+
+    (tmp_path / "pactl").symlink_to(shutil.which("pactl"))  # the source is found; parec is not there
+    monkeypatch.setenv("PATH", str(tmp_path))
+    recorder, note = start_sink_recorder(None)
+    assert recorder is None and note is not None and note.startswith("n/a")
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "parec is not installed" in err[0] and "pulseaudio-utils" in err[0]
+
+
+def test_sink_recorder_on_a_missing_source_gives_parecs_reason():
+    with pytest.raises(SinkRecorderError, match=r"parec could not record 'no.such.monitor': .*No such entity"):
+        SinkRecorder("no.such.monitor").start()
+
+
+def test_percentiles_interpolate_between_ranks():
+    assert percentile([50.0, 10.0, 40.0, 20.0, 30.0], 50) == 30.0
+    assert percentile([10.0, 20.0, 30.0, 40.0, 50.0], 95) == pytest.approx(48.0)
+    assert percentile([10.0, 20.0], 50) == 15.0
+    assert percentile([7.0], 95) == 7.0
+    assert percentile([], 50) is None
+    assert p50_p95([10.0, 20.0, 30.0, 40.0, 50.0]) == "30.0 / 48.0" and p50_p95([]) == "n/a"
+
+
+def test_summary_separates_cold_and_warm_runs_and_says_why_the_sink_is_missing():
+    row = {"format": "mp3", "scenario": SCENARIOS[0].name, "played_share": 1.0, "underruns": 0, "cpu_pct": 5.0,
+           "error": None}
+    rows = [dict(row, cold=True, added_ms=90.0, sink_ms=100.0)] + [
+        dict(row, cold=False, added_ms=float(ms), sink_ms=ms + 10.0) for ms in (10, 20, 30, 40, 50)]
+    lines = summarize(rows, ["mp3"], [SCENARIOS[0]]).splitlines()
+    assert "| mp3 | 1 cold | 90.0 / 90.0 | 100.0 / 100.0 |" in " ".join(lines)
+    assert "| mp3 | 5 warm | 30.0 / 48.0 | 40.0 / 58.0 |" in " ".join(lines)
+    without = summarize(rows, ["mp3"], [SCENARIOS[0]], sink_na=NO_MONITOR)
+    assert f"| mp3 | 5 warm | 30.0 / 48.0 | {NO_MONITOR} |" in without
+
+
+def test_each_recorded_sample_gets_its_own_time():
+    blocks = StampedBlocks(rate=1000, keep_s=1.0)
+    quiet, loud = np.zeros(100, dtype=np.int16), np.zeros(100, dtype=np.int16)
+    loud[[20, 60]] = 5000
+    blocks.add(10.0, quiet)
+    blocks.add(10.1, loud)  # its last sample (99) at 10.1, sample 20 at 10.1 - 79 ms
+    assert blocks.first_above(9.0, 0.01) == pytest.approx(10.021)
+    assert blocks.first_above(10.03, 0.01) == pytest.approx(10.061)  # after t0, not the block's first
+    assert blocks.first_above(10.07, 0.01) is None
+    assert blocks.first_above(9.0, 0.5) is None  # 5000 is under half of full scale
+    for t in (10.2, 10.3, 10.4, 10.5, 10.6, 10.7, 10.8, 10.9, 11.0, 11.1):  # a second of quiet pushes it out
+        blocks.add(t, quiet)
+    assert blocks.first_above(9.0, 0.01) is None
 
 
 def test_bench_runs_the_delivery_patterns_of_issue_17():
