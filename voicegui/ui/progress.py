@@ -110,8 +110,9 @@ class SpeakProgress(QLabel):
             return
         if playback is not self._playback:
             self._start(playback)
-        # A neural voice's second synthesis waits for the stream's end, not to slow it; espeak-ng's costs ~10 ms
-        # a sentence, so its timings are asked for at once (they are there before an underrun could matter).
+        # A neural voice's second synthesis waits for the stream's end, not to slow it; espeak-ng's costs ~50 ms
+        # a request and ~20 ms a piece (its word events helper), so its timings are asked for at once (they are
+        # there before an underrun could matter).
         if self._want_fetch and (snap.fetch_done or playback.request.voice.startswith(ESPEAK_PREFIX)):
             self._want_fetch = False
             self._fetch = asyncio.ensure_future(self._fetch_timings(playback))
@@ -121,8 +122,12 @@ class SpeakProgress(QLabel):
         self.show()
         if p.timed != self.timed:
             self.timed = p.timed
-            how = ("the built-in voice's own sentence bounds, words aligned to their pauses"
-                   if playback.kind != "replay" else "kept with the history entry, or estimated from its audio")
+            if playback.kind == "replay":
+                how = "kept with the history entry, or estimated from its audio"
+            elif playback.request.voice.startswith(ESPEAK_PREFIX):
+                how = "espeak-ng's own word starts"
+            else:
+                how = "the built-in voice's own sentence bounds, words aligned to their pauses"
             self.setToolTip(TIMED_TOOLTIP.format(how=how) if p.timed else TOOLTIP)
         self._set_sentence(p.sentence)
         self._set_word(p.word)
