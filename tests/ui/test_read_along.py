@@ -112,7 +112,7 @@ async def test_words_light_up_as_they_are_heard(qtbot, espeak_server, artifacts_
     for word, onset in zip(seen, truth, strict=True):
         assert abs(seen[word] - onset) <= 0.100, (seen, truth)
     timed, tip = timed_on_two[0]
-    assert timed and "the built-in voice's own sentence bounds" in tip  # the engine's timings, and it says so
+    assert timed and "espeak-ng's own word starts" in tip  # the engine's word timings, and it says so
     await until(lambda: window.text_panel.highlighted_word is None and window.text_edit.extraSelections() == [],
                 2, "the marks to go at the end")
     assert not window.text_panel.progress.timed and "estimated" in window.text_panel.progress.toolTip()
