@@ -201,3 +201,31 @@ async def test_an_idle_kept_stream_is_closed_after_the_idle_timeout():
         assert keeper.opened == 2
     finally:
         keeper.close()
+
+
+async def play_through(samples: np.ndarray, config: OutputConfig) -> AudioOutput:
+    ring = FloatRing(RATE * 2)
+    out = AudioOutput(ring, RATE, config)
+    out.open()
+    try:
+        ring.write(samples)
+        out.ended = True
+        await wait_for(out.finished)
+    finally:
+        out.close()
+    return out
+
+
+async def test_codec_priming_is_not_first_sound():
+    """A decoded mp3/aac stream starts with its encoder's priming: ~1,100 samples near 1e-6 that nobody hears.
+    Counted as sound, it made those formats' TTFA ~45 ms earlier than the sound at the sink."""
+    priming = np.full(1100, 2e-6, np.float32)
+    silent = await play_through(np.concatenate([priming, np.zeros(RATE // 10, np.float32)]), OutputConfig())
+    assert silent.frames_played > 1100 and silent.first_sound_at is None
+    heard = await play_through(np.concatenate([priming, tone(0.1)]), OutputConfig())
+    assert heard.first_sound_at is not None
+
+
+async def test_first_sound_is_the_audio_not_the_volume_knob():
+    quiet_knob = await play_through(tone(0.1), OutputConfig(volume=0.001))
+    assert quiet_knob.first_sound_at is not None

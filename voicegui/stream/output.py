@@ -12,8 +12,9 @@ Threads:
   thread, the idle close in a timer thread; the keeper's lock serialises those (never the callback).
 * The PortAudio callback thread runs ``DeviceStream._callback`` -> ``AudioOutput.render`` only: it copies
   ring -> device, fills silence when the ring is empty, counts underruns, records the time of the first
-  non-silent sample, copies what it played into ``played``, and at the end writes silence until the last
-  sample has been played (``_play_out``), then announces the end (``finished``, ``on_finished``). It never
+  audible sample (at or above ``AUDIBLE``, -60 dBFS), copies what it played into ``played``, and at the end
+  writes silence until the last sample has been played (``_play_out``), then announces the end (``finished``,
+  ``on_finished``). It never
   logs or blocks; it writes only its own counters (plain attributes) and preallocated arrays; the end's
   announcement is its one brief lock (see ``_play_out``).
 * Stop: the callback writes silence from its next call; the stream stays open for the next utterance.
@@ -54,6 +55,12 @@ ABORT_WAIT_S = 1.0
 # An OutputKeeper closes its stream after this long without an utterance: an idle open stream costs CPU (see
 # OutputKeeper), reopening costs 48-77 ms and, on the null sink, a stall (docs/architecture.md).
 IDLE_CLOSE_S = 30.0
+# The first sample at or above this level is "first sound" (TTFA). Not any non-zero sample: a decoded mp3 or aac
+# stream begins with its encoder's priming, ~1,100 samples (~46 ms) near 1e-6 (-120 dBFS) that nobody hears,
+# and counting it made those formats' TTFA ~45 ms earlier than the sound at the sink (measured by `voicegui
+# bench`'s sink column). -60 dBFS is far below any speech onset and far above codec priming and dither.
+AUDIBLE = 10 ** (-60 / 20)
+
 _abandoned_streams: list[sd.OutputStream] = []  # kept referenced: their thread may still be inside PortAudio
 
 
@@ -507,12 +514,12 @@ class AudioOutput:
         if n:
             if time_info is not None:
                 self._sound_end_dac = float(time_info.outputBufferDacTime) + n / self.sample_rate
+            if self.first_sound_at is None:  # before the volume: the audio's own level decides, not the knob's
+                audible = np.flatnonzero(np.abs(out[:n]) >= AUDIBLE)
+                if len(audible):
+                    self.first_sound_at = time.monotonic() + audible[0] / self.sample_rate
             if self.volume != 1.0:
                 out[:n] *= self.volume
-            if self.first_sound_at is None:
-                nonzero = np.flatnonzero(out[:n])
-                if len(nonzero):
-                    self.first_sound_at = time.monotonic() + nonzero[0] / self.sample_rate
             if self.played is not None:
                 self.played.write(out[:n])
             self.frames_played += n
