@@ -10,7 +10,7 @@ PIP := $(VENV)/bin/pip
 APT_RUNTIME := libportaudio2 espeak-ng xvfb xauth \
 	libgl1 libegl1 libfontconfig1 libxkbcommon0 libglib2.0-0 libdbus-1-3 \
 	libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-render-util0 libxcb-shape0 libxkbcommon-x11-0
-APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins desktop-file-utils appstream
+APT_TEST := pulseaudio pulseaudio-utils libasound2-plugins desktop-file-utils appstream dbus
 # PyInstaller (make dist) reads shared libraries with objdump and bundles the interpreter's libpython; the spec's
 # trim step (packaging/pyinstaller/trim.py) uses binutils' readelf, strip, as and ld.
 APT_DIST = binutils $(PY_DEBIAN_LIBPYTHON)

@@ -28,7 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 READY = "built-in voices ready"
-FIRST_SOUND = re.compile(r"handed-over Speak finished: first sound at monotonic ([0-9.]+), device latency ([0-9.]+) s")
+FIRST_SOUND = re.compile(r"handed-over Speak finished: first sound at monotonic ([0-9.]+), device latency ([0-9.]+) s"
+                         r"(?:; received at monotonic ([0-9.]+); (.*))?")
 
 
 class WindowProcess:
@@ -93,8 +94,10 @@ class WindowProcess:
         self._reader.join(10)
 
 
-def launch_to_first_sound(window: WindowProcess, text: str) -> tuple[float, float]:
-    """(launch -> first sound handed to the device, launch -> first heard) in ms, for one `voicegui speak`."""
+def launch_to_first_sound(window: WindowProcess, text: str, stages: list[str] | None = None) -> tuple[float, float]:
+    """(launch -> first sound handed to the device, launch -> first heard) in ms, for one `voicegui speak`;
+    `stages` gets the breakdown: launch -> the window read the request (the command's start, connect and
+    send), then the window's own stages after that (its log line)."""
     seen = len(window.lines)
     launched = time.monotonic()
     res = window.command("speak", text)
@@ -102,6 +105,8 @@ def launch_to_first_sound(window: WindowProcess, text: str) -> tuple[float, floa
         raise AssertionError(f"voicegui speak failed: {res.stderr}")
     m = window.wait_for(FIRST_SOUND, 60, after=seen)
     first_sound, latency = float(m.group(1)), float(m.group(2))
+    if stages is not None and m.group(3):
+        stages[:] = [f"received=+{(float(m.group(3)) - launched) * 1000:.1f}ms after launch", m.group(4)]
     return (first_sound - launched) * 1000, (first_sound + latency - launched) * 1000
 
 
@@ -114,9 +119,11 @@ def run(rounds: int, text: str = "Speak from anywhere.") -> list[tuple[float, fl
             launch_to_first_sound(window, text)  # the voice's first Speak loads what it needs
             results = []
             for i in range(rounds):
-                sound_ms, heard_ms = launch_to_first_sound(window, text)
+                stages: list[str] = []
+                sound_ms, heard_ms = launch_to_first_sound(window, text, stages)
                 results.append((sound_ms, heard_ms))
-                print(f"round {i + 1}: launch -> first sound {sound_ms:.1f} ms, first heard {heard_ms:.1f} ms")
+                print(f"round {i + 1}: launch -> first sound {sound_ms:.1f} ms, first heard {heard_ms:.1f} ms "
+                      f"({'; window: '.join(stages)})")
             if results:
                 print(f"median over {len(results)}: first sound {statistics.median(r[0] for r in results):.1f} ms, "
                       f"first heard {statistics.median(r[1] for r in results):.1f} ms")

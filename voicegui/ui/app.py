@@ -208,7 +208,7 @@ def _install_crash_dialog(window: QWidget, loop: asyncio.AbstractEventLoop) -> N
 
 async def _main_window_session() -> int:
     from voicegui.stream.fetch import warm_tls_context
-    from voicegui.ui import instance
+    from voicegui.ui import global_shortcut, instance
     from voicegui.ui.main_window import MainWindow
     from voicegui.ui.tray import install_tray
 
@@ -218,7 +218,9 @@ async def _main_window_session() -> int:
     except instance.AlreadyRunning:
         return 0  # that window was raised instead
     window = MainWindow()
-    tray = install_tray(window, instance.attach(commands, window), app_icon())
+    handler = instance.attach(commands, window)
+    tray = install_tray(window, handler, app_icon())
+    shortcuts = global_shortcut.install(window, handler, tray)  # the desktop's shortcut portal, where it exists
     _install_crash_dialog(window, loop)
     closed = asyncio.Event()
     window.closed.connect(closed.set)
@@ -242,6 +244,7 @@ async def _main_window_session() -> int:
         raise
     finally:
         commands.close()
+        await shortcuts.close()
         if tray is not None:
             tray.icon.hide()
         heartbeat.stop()

@@ -244,12 +244,13 @@ def show_about(window: QWidget) -> QMessageBox:
     return box
 
 
-SPEAK_ANYWHERE = """While this window runs, these commands hand their request to it and return at once:
+SPEAK_ANYWHERE_COMMANDS = """While this window runs, these commands hand their request to it and return at once:
   voicegui speak "some text"     speaks with this window's provider, voice and tuning
   voicegui speak --selection     the selected text (X11's primary selection)
   voicegui speak --clipboard     the clipboard
-  voicegui stop                  stops what plays
+  voicegui stop                  stops what plays"""
 
+SPEAK_ANYWHERE_HOW_TO_BIND = """\
 Bind them to keys in your desktop (the key runs the command; this window does the speaking):
 - GNOME: Settings > Keyboard > View and Customise Shortcuts > Custom Shortcuts > +: name "Speak selection",
   command: voicegui speak --selection, then press the key (e.g. Super+S).
@@ -257,15 +258,29 @@ Bind them to keys in your desktop (the key runs the command; this window does th
   voicegui speak --selection, then assign the key.
 - A plain X11 window manager: xbindkeys (~/.xbindkeysrc: "voicegui speak --selection" and on the next line
   Mod4 + s); i3: bindsym $mod+s exec voicegui speak --selection.
-- Bind voicegui stop to another key the same way.
+- Bind voicegui stop to another key the same way."""
 
-On Wayland other programs' selection cannot be read: copy the text and use voicegui speak --clipboard."""
+SPEAK_ANYWHERE_WAYLAND = ("On Wayland other programs' selection cannot be read: copy the text and use voicegui speak "
+                          "--clipboard.")
+
+
+def speak_anywhere_text(portal_keys: str | None) -> str:
+    """The Help text: the keys the desktop's shortcut portal bound (ui/global_shortcut.py), if it did;
+    otherwise how to bind the commands to keys by hand."""
+    if portal_keys:
+        keys = (f"Keys bound through your desktop's shortcut portal: {portal_keys}. They work while another "
+                "program has the focus; change them in your desktop's keyboard settings.")
+    else:
+        keys = SPEAK_ANYWHERE_HOW_TO_BIND
+    return "\n\n".join((SPEAK_ANYWHERE_COMMANDS, keys, SPEAK_ANYWHERE_WAYLAND))
 
 
 def show_speak_anywhere(window: QWidget) -> QMessageBox:
-    """Help > Speak from anywhere: the hand-off commands and how to bind them to keys (as the README says)."""
-    box = QMessageBox(QMessageBox.Icon.Information, "Speak from anywhere", SPEAK_ANYWHERE,
-                      QMessageBox.StandardButton.Close, window)
+    """Help > Speak from anywhere: the hand-off commands and the keys that run them (as the README says)."""
+    portal = getattr(window, "global_shortcuts", None)  # set by ui/global_shortcut.install
+    text = speak_anywhere_text(portal.trigger_text() if portal is not None else None)
+    box = QMessageBox(QMessageBox.Icon.Information, "Speak from anywhere", text, QMessageBox.StandardButton.Close,
+                      window)
     box.setTextFormat(Qt.TextFormat.PlainText)
     box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
