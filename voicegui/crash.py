@@ -26,7 +26,6 @@ open" flag is guarded by a lock. Logging's own locks make the file writes safe f
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import logging.handlers
 import os
@@ -37,9 +36,12 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voicegui.app_dirs import log_dir
+
+if TYPE_CHECKING:  # imported where used: `voicegui stop` handed to the window must start in a few tens of ms
+    import asyncio
 
 log = logging.getLogger("voicegui.crash")
 
@@ -264,6 +266,8 @@ def loop_exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, A
 
 def install_loop_handler(loop: asyncio.AbstractEventLoop | None = None) -> None:
     """Route `loop`'s (default: the running loop's) unhandled errors to loop_exception_handler."""
+    import asyncio
+
     (loop or asyncio.get_running_loop()).set_exception_handler(loop_exception_handler)
 
 

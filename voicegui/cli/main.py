@@ -19,7 +19,6 @@ their request to it (cli.handoff); only with no window does `speak` play here (`
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sys
@@ -211,6 +210,7 @@ def run_speak(args: argparse.Namespace) -> int:
     try:
         # Already imported, or being imported, by main's preload thread: these wait for it.
         import asyncio
+        import dataclasses
 
         from voicegui.providers import is_openai_url
         from voicegui.stream.fetch import SpeechRequest, insecure_http_warning
