@@ -47,12 +47,14 @@ class KnownServer:
     lang_code: bool = False  # Kokoro's `lang_code` field
 
 
+KOKORO_FASTAPI = "kokoro-fastapi"  # it also answers /dev/captioned_speech with word timestamps
+
 KNOWN_SERVERS: dict[str, KnownServer] = {s.kind: s for s in (
     KnownServer("openai", "OpenAI", SPEECH_SPEED_RANGE, False, tuple(FORMATS)),
     # our own server (server/app.py): owned_by "voicegui-<engine>", checks speed against limits.SPEED_RANGE
     KnownServer("voicegui", "the built-in server", SPEED_RANGE, False, tuple(FORMATS)),
     # Kokoro-FastAPI's OpenAISpeechRequest: speed ge=0.25 le=4.0, stream default true, lang_code, six formats
-    KnownServer("kokoro-fastapi", "Kokoro-FastAPI", (0.25, 4.0), True, tuple(FORMATS), blends=True,
+    KnownServer(KOKORO_FASTAPI, "Kokoro-FastAPI", (0.25, 4.0), True, tuple(FORMATS), blends=True,
                 lang_code=True),
     # Kokoro voices from a server that does not say it is Kokoro-FastAPI (Kokoro ONNX servers): blends and
     # lang_code as Kokoro takes them, limits unknown
@@ -196,7 +198,7 @@ def _which(payload: Any, server_header: str, voice_ids: Iterable[str], is_openai
         if owner.startswith("voicegui"):
             return "voicegui", f"owned_by '{owner}' in /models"
     if "kokoro" in owners:
-        return "kokoro-fastapi", "owned_by 'kokoro' in /models"
+        return KOKORO_FASTAPI, "owned_by 'kokoro' in /models"
     header = server_header.lower()
     if "localai" in owners or "localai" in header:
         return "localai", "owned_by 'localai' in /models" if "localai" in owners else f"Server: {server_header}"

@@ -57,6 +57,7 @@ from voicegui import settings as settings_mod
 from voicegui.features.history import HistoryError, history_hook, open_store
 from voicegui.providers import BUILTIN
 from voicegui.server.engines.base import EngineError
+from voicegui.server_profile import KOKORO_FASTAPI
 from voicegui.settings import KeyStore, Settings
 from voicegui.stream.player import Playback, Player, PlayerState
 from voicegui.stream.session import SpeakOptions, SpeakSession
@@ -143,6 +144,7 @@ class MainWindow(QMainWindow):
         self.transcript_box.setVisible(pp.is_realtime())
         self.text_panel.progress.follow(self._own_playback)  # piece x of y, time, the sentence heard
         self.text_panel.progress.keep_timings_with(self.history.save_timings)  # read-along timings go to history
+        self.text_panel.progress.ask_timings_of(self._server_gives_timings)
 
         # --- live views and knobs ---
         self._plots: LivePlots | None = None
@@ -201,6 +203,14 @@ class MainWindow(QMainWindow):
         start_up = [m for m in (loaded.message, history_problem) if m]
         if start_up:  # one banner: both notices must stay readable
             self.show_error(" ".join(start_up))
+
+    def _server_gives_timings(self, playback: Playback) -> bool:
+        """Whether the server `playback` streams from answers POST /dev/captioned_speech with timings: the
+        built-in server, and Kokoro-FastAPI (known by its profile: owned_by 'kokoro' in /models)."""
+        if playback.provider == BUILTIN:
+            return True
+        return (playback.provider == self.provider_panel.provider_id()
+                and self.provider_panel.profile().kind == KOKORO_FASTAPI)
 
     @property
     def plots_built(self) -> bool:

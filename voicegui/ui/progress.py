@@ -1,10 +1,12 @@
 """SpeakProgress: the progress line under the text while a Speak plays ('Piece 2 of 3 · 0:41 / ~2:05') and the
 sentence and word being heard highlighted in the text box (read-along).
 
-Where the word times come from, best first: a built-in voice's Speak asks the built-in server's
-/dev/captioned_speech for each piece's timings once the stream has been received (features/captioned.py: the
-engine's own sentence bounds, words aligned to their audio; the engines are deterministic, so that audio is the
-audio played), and hands them to the history once it has recorded the Speak (`keep_timings_with`); a history
+Where the word times come from, best first: a Speak to a server that answers /dev/captioned_speech (the
+built-in server; Kokoro-FastAPI, whose word timestamps are the server's: `ask_timings_of` decides, the window
+says which servers) asks it for each piece's timings once the stream has been received (features/captioned.py:
+the engine's own word starts or sentence bounds; timings whose audio is not as long as the piece played are
+dropped, so a server whose second synthesis differs falls back to estimates), and hands them to the history
+once it has recorded the Speak (`keep_timings_with`); a history
 replay gets the entry's timings from the window (`use_timings`: kept, or estimated from the cached audio);
 otherwise speech_map shares each piece's time among sentences by characters and words
 by syllables. The tooltip says which is shown.
@@ -71,6 +73,7 @@ class SpeakProgress(QLabel):
         self._given: tuple[str, Timings] | None = None  # use_timings(): for the next Playback of that text
         self._fetch: asyncio.Task[None] | None = None
         self._want_fetch = False
+        self._asks: Callable[[Playback], bool] = lambda playback: playback.provider == BUILTIN
         self._keep: Callable[[str, Timings], None] | None = None
         self._keeping: set[asyncio.Task[None]] = set()
         self.sentence: tuple[int, int] | None = None  # the span highlighted now
@@ -90,6 +93,11 @@ class SpeakProgress(QLabel):
         """Hand the timings a finished Speak was shown with to `keep(history_id, timings)` once the history has
         recorded it (HistoryStore.save_timings; run in a worker thread), so a replay and its captions use them."""
         self._keep = keep
+
+    def ask_timings_of(self, asks: Callable[[Playback], bool]) -> None:
+        """`asks(playback)`: whether the server that plays it answers /dev/captioned_speech (default: the
+        built-in server only)."""
+        self._asks = asks
 
     def use_timings(self, text: str, timings: Timings | None) -> None:
         """The next Playback of `text` (a history replay) is timed by `timings` (None: estimate as usual)."""
@@ -124,6 +132,8 @@ class SpeakProgress(QLabel):
             self.timed = p.timed
             if playback.kind == "replay":
                 how = "kept with the history entry, or estimated from its audio"
+            elif playback.provider != BUILTIN:
+                how = "the server's own word timestamps"
             elif playback.request.voice.startswith(ESPEAK_PREFIX):
                 how = "espeak-ng's own word starts"
             else:
@@ -144,8 +154,8 @@ class SpeakProgress(QLabel):
         given, self._given = self._given, None
         if given is not None and len(texts) == 1 and given[0] == texts[0]:
             self._timings[0] = given[1]
-        # Only a Speak the built-in server streams (a replay has its timings given, another server no route).
-        self._want_fetch = playback.provider == BUILTIN and playback.kind == "speak" and playback.options.source is None
+        # Only a Speak a server with the route streams (a replay has its timings given).
+        self._want_fetch = playback.kind == "speak" and playback.options.source is None and self._asks(playback)
 
     async def _fetch_timings(self, playback: Playback) -> None:
         req = playback.request
