@@ -19,12 +19,15 @@ files (each fed three ways, to every format for "any-" files) and 12 one-megabyt
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
+import signal
 import sys
 import time
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +46,7 @@ FORMATS = ["pcm", "wav", "mp3", "aac", "flac", "opus"]
 CORPUS = Path(__file__).resolve().parent / "fuzz_corpus"
 CALL_CAP_S = 2.0
 EXAMPLE_CAP_S = 5.0
+HANG_S = 20.0  # far over EXAMPLE_CAP_S: only a call that never returns reaches it
 MEMORY_CAP_BYTES = 8 * 1024 * 1024
 _MAX_SAVED_PER_RUN = 5
 _saved = 0
@@ -81,8 +85,35 @@ def _split(data: bytes, cuts) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
+@contextlib.contextmanager
+def hang_stopped(seconds: float) -> Iterator[None]:
+    """Raise TimeoutError in the test if the body runs `seconds` without returning: a decoder loop that never
+    ends (a lone mp3 header after an ID3 tag once did) must fail its example, not hang the suite. The checks
+    after each call cannot see a call that never returns, and pytest-timeout's one alarm fires only once, while
+    Hypothesis replays a failing example again and again. Python code only: a hang inside FFmpeg's C code is
+    not interrupted by a signal handler. pytest-timeout's own alarm is put back with what is left of it."""
+    def stop(signum: int, frame: object) -> None:
+        raise TimeoutError(f"one example ran {seconds:g} s without returning: a hang")
+
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, stop)
+    outer, _interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, outer - (time.monotonic() - started)))
+
+
 def bounded_decode(fmt: str, data: bytes, cuts=(), save: bool = True) -> int:
     """Decode `data` split at `cuts`; assert the fuzz contract; return the number of samples decoded."""
+    with hang_stopped(HANG_S):
+        return _bounded_decode(fmt, data, cuts, save)
+
+
+def _bounded_decode(fmt: str, data: bytes, cuts=(), save: bool = True) -> int:
     started = time.monotonic()
     total = 0
     trace = os.environ.get("VOICEGUI_FUZZ_TRACE")

@@ -163,7 +163,10 @@ class MpegFramer:
             return tag
         verdict = file_start(buf)
         if verdict is None:
-            return False if not final else self._lost(final)
+            # Too few bytes to tell (a frame header cut short): wait for more, or at the end leave them in the
+            # buffer, which flush() reports as a truncated stream. Resyncing here at the end found the same
+            # header again and looped for ever (a lone 4-byte header after an ID3 tag: the fuzz corpus).
+            return False
         if verdict != self.kind:
             if verdict:
                 self.rest = bytes(buf)  # another file (ID3v2, another container, ADTS after mp3, ...)
