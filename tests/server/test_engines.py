@@ -37,14 +37,6 @@ def hibari_engine() -> Iterator[hibari_mod.HibariEngine]:
 
 
 @pytest.fixture(scope="module")
-def espeak_engine() -> espeak_mod.EspeakEngine:
-    hint = espeak_mod.missing()
-    if hint:
-        pytest.skip(hint)
-    return espeak_mod.EspeakEngine()
-
-
-@pytest.fixture(scope="module")
 def piper_engine() -> Iterator[piper_mod.PiperEngine]:
     hint = piper_mod.missing()
     if hint:

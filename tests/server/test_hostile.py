@@ -15,7 +15,6 @@ import pytest
 
 from tests.replay_server import speech_body as _speech_json
 from tests.server import clip
-from voicegui.server.engines import espeak as espeak_mod
 from voicegui.server.engines.replay import ReplayEngine
 from voicegui.server.thread import ServerThread
 
@@ -147,14 +146,6 @@ async def test_unknown_charset_is_a_400(server):
     status, body, ctype = await _raw_post(server.base_url, json.dumps(_speech_json()).encode(),
                                           {"Content-Type": "application/json; charset=no-such-charset"})
     assert status == 400 and "charset" in _openai_error(status, body, ctype)["message"]
-
-
-@pytest.fixture(scope="module")
-def espeak_engine() -> espeak_mod.EspeakEngine:
-    hint = espeak_mod.missing()
-    if hint:
-        pytest.skip(hint)
-    return espeak_mod.EspeakEngine()
 
 
 async def test_lone_surrogate_for_espeak_is_a_400(espeak_engine):
