@@ -36,7 +36,7 @@ run: install
 test: install-test dist
 	@$(MAKE) --no-print-directory lint
 	@echo "==> Running the test suite (tests/conftest.py starts a PulseAudio null sink; the bundle smoke test is required)"
-	VOICEGUI_REQUIRE_BUNDLE=1 $(VENV)/bin/python -m pytest
+	VOICEGUI_REQUIRE_BUNDLE=1 $(VENV)/bin/python -m pytest --durations=25
 
 # Static checks (configured in pyproject.toml): ruff (style, imports, likely bugs) and mypy (types).
 .PHONY: lint

@@ -1,9 +1,11 @@
-"""Fixtures shared by the built-in server's tests: the real espeak-ng engine (skipped where it is not installed)."""
+"""Fixtures for the server tests: the built-in server replaying a 2 s clip (tests/replay_server.py) and the
+espeak-ng engine (skipped where espeak-ng is not installed)."""
 
 from __future__ import annotations
 
 import pytest
 
+from tests.replay_server import engine, server  # noqa: F401 (pytest fixtures, found by name)
 from voicegui.server.engines import espeak as espeak_mod
 
 

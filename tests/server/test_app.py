@@ -10,30 +10,12 @@ import time
 import aiohttp
 import pytest
 
-from tests.server import clip
+from tests.replay_server import record_ended, speech_body as _body
 from voicegui.formats import CONTENT_TYPES, FORMATS
 from voicegui.openai_models import SPEECH_MODELS as OPENAI_MODELS, SPEECH_VOICES as OPENAI_VOICES
 from voicegui.server.engines.base import Engine
-from voicegui.server.engines.replay import ReplayEngine
 from voicegui.server.shaping import Shaping
 from voicegui.server.thread import ServerThread
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> ReplayEngine:
-    return ReplayEngine(clip.write_wav(tmp_path_factory.mktemp("clip") / "clip.wav", 2.0))
-
-
-@pytest.fixture
-def server(engine):
-    with ServerThread(engine) as srv:
-        yield srv
-
-
-def _body(**over):
-    body = {"model": "tts-1", "input": "Hello there.", "voice": "alloy", "response_format": "pcm"}
-    body.update(over)
-    return {k: v for k, v in body.items() if v is not None}
 
 
 async def _post(url: str, body, headers=None) -> tuple[int, dict | bytes, str]:
@@ -42,15 +24,6 @@ async def _post(url: str, body, headers=None) -> tuple[int, dict | bytes, str]:
             ctype = r.headers.get("Content-Type", "")
             data = await r.json() if ctype.startswith("application/json") else await r.read()
             return r.status, data, ctype
-
-
-def _wait_ended(server, n: int = 1, timeout_s: float = 5.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if len(server.records) >= n and server.records[n - 1].ended_at is not None:
-            return server.records[n - 1]
-        time.sleep(0.01)
-    raise AssertionError(f"request {n} did not end: {server.records}")
 
 
 def test_engine_satisfies_protocol(engine):
@@ -76,7 +49,7 @@ async def test_each_format_streams_with_its_content_type(server, fmt):
     status, data, ctype = await _post(server.base_url, _body(response_format=fmt))
     assert status == 200 and ctype == CONTENT_TYPES[fmt]
     assert len(data) > 1000
-    rec = _wait_ended(server)
+    rec = await record_ended(server)
     assert rec.completed and not rec.client_disconnected and rec.bytes_sent == len(data)
     assert rec.format == fmt
     if fmt == "pcm":
@@ -167,7 +140,7 @@ async def test_throughput_paces_by_audio_time(server):
         if got >= half_bytes:
             assert t < 0.75 * elapsed
             break
-    rec = _wait_ended(server)
+    rec = await record_ended(server)
     assert rec.completed
     assert rec.first_byte_sent_at - rec.received_at < 0.3
     assert rec.ended_at - rec.first_byte_sent_at > 0.7
@@ -178,7 +151,7 @@ async def test_first_write_happens_long_before_the_end(server, fmt):
     server.shaping = Shaping(throughput_x=4.0)
     status, _, _ = await _post(server.base_url, _body(response_format=fmt))
     assert status == 200
-    rec = _wait_ended(server)
+    rec = await record_ended(server)
     # The first body bytes leave at once; the whole 2 s clip at 4x takes ~0.5 s after that.
     assert rec.first_byte_sent_at - rec.received_at < 0.4
     assert rec.ended_at - rec.first_byte_sent_at > 0.3
@@ -220,7 +193,7 @@ async def test_cut_after_bytes_gives_an_incomplete_body(server):
                 async for chunk in r.content.iter_any():
                     got += chunk
     assert len(got) == 5000
-    rec = _wait_ended(server)
+    rec = await record_ended(server)
     assert rec.cut and rec.bytes_sent == 5000 and not rec.completed and not rec.client_disconnected
 
 
@@ -241,7 +214,7 @@ async def test_client_disconnect_is_recorded_quietly(server, caplog):
             await r.content.readexactly(2000)
             r.close()  # drop the connection mid-stream
     t_closed = time.monotonic()
-    rec = _wait_ended(server)
+    rec = await record_ended(server)
     assert rec.client_disconnected and not rec.completed
     assert rec.ended_at - t_closed < 0.5  # noticed promptly, not at the end of the 2 s clip
     assert rec.bytes_sent < 96000
@@ -254,7 +227,7 @@ async def test_disconnect_during_first_byte_delay(server):
         with pytest.raises(asyncio.TimeoutError):
             async with s.post(server.base_url + "/audio/speech", json=_body()) as r:
                 await r.read()
-    rec = _wait_ended(server)
+    rec = await record_ended(server)
     assert rec.client_disconnected and rec.first_byte_sent_at is None
     assert rec.ended_at - rec.received_at < 2.0
 
@@ -326,7 +299,7 @@ async def test_engine_error_mid_stream_cuts_the_body():
                 assert r.status == 200
                 with pytest.raises(aiohttp.ClientPayloadError):
                     await r.read()
-        rec = _wait_ended(srv)
+        rec = await record_ended(srv)
         assert rec.error == "synthesis failed" and not rec.completed
     assert eng.closed == 1
 
@@ -339,7 +312,7 @@ async def test_engine_generator_is_closed_when_the_client_leaves():
                                                                     "response_format": "flac"}) as r:
                 await r.content.readexactly(100)
                 r.close()
-        rec = _wait_ended(srv)
+        rec = await record_ended(srv)
         assert rec.client_disconnected
         deadline = time.monotonic() + 2
         while eng.closed == 0 and time.monotonic() < deadline:

@@ -13,6 +13,7 @@ import time
 import aiohttp
 import pytest
 
+from tests.replay_server import speech_body as _speech_json
 from tests.server import clip
 from voicegui.server.engines.replay import ReplayEngine
 from voicegui.server.thread import ServerThread
@@ -21,18 +22,6 @@ from voicegui.server.thread import ServerThread
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory) -> ReplayEngine:
     return ReplayEngine(clip.write_wav(tmp_path_factory.mktemp("clip") / "clip.wav", 0.5))
-
-
-@pytest.fixture
-def server(engine):
-    with ServerThread(engine) as srv:
-        yield srv
-
-
-def _speech_json(**over) -> dict:
-    body = {"model": "tts-1", "input": "Hello there.", "voice": "alloy", "response_format": "pcm"}
-    body.update(over)
-    return body
 
 
 async def _raw_post(url: str, data: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes, str]:

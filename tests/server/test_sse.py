@@ -5,54 +5,24 @@ the client."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import time
 
 import aiohttp
 import numpy as np
 import pytest
 
-from tests.server import clip
+from tests.replay_server import record_ended, speech_body as _body
 from voicegui.formats import FORMATS
 from voicegui.server.engines.base import EngineError, VoiceInfo
-from voicegui.server.engines.replay import ReplayEngine
 from voicegui.server.shaping import Shaping
 from voicegui.server.thread import ServerThread
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> ReplayEngine:
-    return ReplayEngine(clip.write_wav(tmp_path_factory.mktemp("clip") / "clip.wav", 2.0))
-
-
-@pytest.fixture
-def server(engine):
-    with ServerThread(engine) as srv:
-        yield srv
-
-
-def _body(**over):
-    body = {"model": "tts-1", "input": "Hello there.", "voice": "alloy", "response_format": "pcm"}
-    body.update(over)
-    return body
 
 
 async def _post(url: str, body) -> tuple[int, bytes, dict[str, str]]:
     async with aiohttp.ClientSession() as s:
         async with s.post(url + "/audio/speech", json=body) as r:
             return r.status, await r.read(), dict(r.headers)
-
-
-async def _ended(server, timeout_s: float = 5.0):
-    """The newest request's record once the server is done with it (the client may finish reading first)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if server.records and server.records[-1].ended_at is not None:
-            return server.records[-1]
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the request did not end on the server: {server.records}")
 
 
 def _events(raw: bytes) -> list[dict]:
@@ -87,7 +57,7 @@ async def test_sse_carries_the_same_audio_as_the_plain_body(server, fmt):
     assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"]
     if fmt == "pcm":
         assert headers["X-Sample-Rate"] == plain_headers["X-Sample-Rate"] == "24000"
-    rec = await _ended(server)
+    rec = await record_ended(server, -1)
     assert rec.completed and rec.bytes_sent == len(raw)
 
 
@@ -113,7 +83,7 @@ async def test_shaping_applies_to_the_event_bytes(engine):
                 assert r.status == 200
                 with pytest.raises(aiohttp.ClientPayloadError):
                     await r.read()
-        rec = await _ended(srv)
+        rec = await record_ended(srv, -1)
         assert rec.cut and rec.bytes_sent == 1000
 
 
@@ -146,5 +116,5 @@ async def test_engine_failure_mid_stream_is_an_error_event():
         events = _events(raw)  # a whole body: the stream ended cleanly after the error event
         assert [e["type"] for e in events] == ["speech.audio.delta"] * 5 + ["speech.audio.error"]
         assert events[-1]["error"]["message"] == "The speech engine failed: synthesis failed"
-        rec = await _ended(srv)
+        rec = await record_ended(srv, -1)
         assert rec.error == "synthesis failed" and not rec.completed

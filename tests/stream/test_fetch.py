@@ -10,66 +10,14 @@ import wave
 
 import pytest
 
-from tests.server import clip
+from tests.replay_server import record_ended as _record_ended
+from tests.stream.fetching import Collector, fetch as _fetch, fetch_fails as _fail, speech_request as _req
 from voicegui.server.encode import FORMATS
-from voicegui.server.engines.replay import ReplayEngine
 from voicegui.server.shaping import Shaping
 from voicegui.server.thread import ServerThread
-from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
+from voicegui.stream.fetch import FetchMarks, fetch_speech
 
 PCM_BYTES = 2 * 48000  # 2 s at 24 kHz, 16-bit mono
-
-
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> ReplayEngine:
-    return ReplayEngine(clip.write_wav(tmp_path_factory.mktemp("clip") / "clip.wav", 2.0))
-
-
-@pytest.fixture
-def server(engine):
-    with ServerThread(engine) as srv:
-        yield srv
-
-
-def _req(base_url: str, **over) -> SpeechRequest:
-    fields = dict(base_url=base_url, api_key="test-key", model="tts-1", voice="alloy", text="Hello there.",
-                  response_format="pcm", timeout_s=10.0)
-    fields.update(over)
-    return SpeechRequest(**fields)
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.chunks: list[tuple[float, bytes]] = []
-
-    async def __call__(self, chunk: bytes) -> None:
-        self.chunks.append((time.monotonic(), chunk))
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(c for _, c in self.chunks)
-
-
-async def _fetch(req: SpeechRequest) -> tuple[int, FetchMarks, Collector]:
-    marks, col = FetchMarks(None, None, None), Collector()
-    total = await fetch_speech(req, marks, col)
-    return total, marks, col
-
-
-async def _fail(req: SpeechRequest) -> tuple[FetchError, Collector]:
-    marks, col = FetchMarks(None, None, None), Collector()
-    with pytest.raises(FetchError) as info:
-        await fetch_speech(req, marks, col)
-    return info.value, col
-
-
-async def _record_ended(server, n: int = 1, timeout_s: float = 5.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if len(server.records) >= n and server.records[n - 1].ended_at is not None:
-            return server.records[n - 1]
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"request {n} did not end on the server: {server.records}")
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -93,7 +41,7 @@ async def test_bytes_are_handed_on_as_they_arrive(server):
     assert total == PCM_BYTES
     assert 0.8 < elapsed < 3.0
     assert len(col.chunks) >= 50  # ~94 server writes; a few may coalesce in the socket
-    assert max(len(c) for _, c in col.chunks) <= 4096
+    assert max(len(c) for c in col.chunks) <= 4096
     assert marks.first_byte - t0 < 0.3 * elapsed
     rec = await _record_ended(server)
     assert rec.first_byte_sent_at <= marks.first_byte
@@ -101,7 +49,7 @@ async def test_bytes_are_handed_on_as_they_arrive(server):
 
 async def test_chunk_bytes_regroups(server):
     total, _, col = await _fetch(_req(server.base_url, chunk_bytes=10000))
-    sizes = [len(c) for _, c in col.chunks]
+    sizes = [len(c) for c in col.chunks]
     assert total == PCM_BYTES and all(s == 10000 for s in sizes[:-1]) and sizes[-1] == PCM_BYTES % 10000
 
 
@@ -124,7 +72,7 @@ async def test_on_chunk_is_awaited_one_at_a_time(server):
 
 async def test_bad_key(engine):
     with ServerThread(engine, token="right") as srv:
-        err, _ = await _fail(_req(srv.base_url, api_key="wrong"))
+        err, _, _ = await _fail(_req(srv.base_url, api_key="wrong"))
         assert err.kind == "auth" and err.status == 401
         assert srv.base_url in str(err) and "API key" in str(err)
         total, _, _ = await _fetch(_req(srv.base_url, api_key="right"))
@@ -132,16 +80,16 @@ async def test_bad_key(engine):
 
 
 async def test_unknown_model_and_voice(server):
-    err, _ = await _fail(_req(server.base_url, model="tts-9"))
+    err, _, _ = await _fail(_req(server.base_url, model="tts-9"))
     assert err.kind == "not_found" and err.status == 404
     assert "model 'tts-9'" in str(err) and "does not exist" in str(err)  # ours, then the server's words
-    err, _ = await _fail(_req(server.base_url, voice="nobody"))
+    err, _, _ = await _fail(_req(server.base_url, voice="nobody"))
     assert err.kind == "not_found" and "voice 'nobody'" in str(err)
 
 
 @pytest.mark.parametrize("over", [{"speed": 9.0}, {"response_format": "ogg"}, {"text": "a" * 4097}])
 async def test_bad_request(server, over):
-    err, _ = await _fail(_req(server.base_url, **over))
+    err, _, _ = await _fail(_req(server.base_url, **over))
     assert err.kind == "bad_request" and err.status == 400 and err.server_message
     assert err.server_message in str(err)
 
@@ -150,7 +98,7 @@ async def test_bad_request(server, over):
                                           (418, "http")])
 async def test_shaped_error_status(server, status, kind):
     server.shaping = Shaping(error_status=status)
-    err, col = await _fail(_req(server.base_url))
+    err, _, col = await _fail(_req(server.base_url))
     assert err.kind == kind and err.status == status and f"HTTP {status}" in str(err)
     assert col.data == b""
 
@@ -161,7 +109,7 @@ async def test_connection_refused():
         port = s.getsockname()[1]
     # Nothing listens on that port now.
     url = f"http://127.0.0.1:{port}/v1"
-    err, _ = await _fail(_req(url))
+    err, _, _ = await _fail(_req(url))
     assert err.kind == "connection" and err.status is None
     assert url in str(err) and "refused" in str(err).lower()
 
@@ -170,7 +118,7 @@ async def test_timeout_waiting_for_headers(server):
     # Shaping's first-byte delay comes before the headers, so this is the SDK's request timeout.
     server.shaping = Shaping(first_byte_delay_s=3.0)
     t0 = time.monotonic()
-    err, _ = await _fail(_req(server.base_url, timeout_s=0.3))
+    err, _, _ = await _fail(_req(server.base_url, timeout_s=0.3))
     assert time.monotonic() - t0 < 2.0
     assert err.kind == "timeout" and "0.3 s" in str(err)
     rec = await _record_ended(server)
@@ -180,14 +128,14 @@ async def test_timeout_waiting_for_headers(server):
 async def test_timeout_when_the_body_stalls(server):
     # Headers at once, then 1 KB of pcm (21 ms of audio) every ~0.43 s: longer than the 0.2 s timeout.
     server.shaping = Shaping(throughput_x=0.05)
-    err, col = await _fail(_req(server.base_url, timeout_s=0.2))
+    err, _, col = await _fail(_req(server.base_url, timeout_s=0.2))
     assert err.kind == "timeout" and "stalled" in str(err)
     assert err.bytes_received == len(col.data)
 
 
 async def test_cut_mid_stream_delivers_what_arrived(server):
     server.shaping = Shaping(cut_after_bytes=30000, throughput_x=8.0)
-    err, col = await _fail(_req(server.base_url))
+    err, _, col = await _fail(_req(server.base_url))
     assert err.kind == "cut" and err.bytes_received == 30000 and "30000 bytes" in str(err)
     assert len(col.data) == 30000
     rec = await _record_ended(server)
@@ -263,5 +211,5 @@ async def test_unreadable_certificate_store_is_a_clear_tls_error(monkeypatch, ca
     monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/ca.pem")
     fetch.warm_tls_context()  # start-up: logged, not raised
     assert "could not load the TLS certificates" in caplog.text
-    err, col = await _fail(_req("https://127.0.0.1:1/v1"))
+    err, _, col = await _fail(_req("https://127.0.0.1:1/v1"))
     assert err.kind == "tls" and "SSL_CERT_FILE" in str(err) and col.data == b""

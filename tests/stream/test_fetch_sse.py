@@ -13,55 +13,14 @@ import logging
 import pytest
 from aiohttp import web
 
-from tests.server import clip
+from tests.stream.fetching import Collector, fetch as _fetch, fetch_fails as _fail, speech_request
 from voicegui.formats import FORMATS
-from voicegui.server.engines.replay import ReplayEngine
-from voicegui.server.thread import ServerThread
-from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
+from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
 from voicegui.stream.sse import MAX_EVENT_BYTES
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> ReplayEngine:
-    return ReplayEngine(clip.write_wav(tmp_path_factory.mktemp("clip") / "clip.wav", 2.0))
-
-
-@pytest.fixture
-def server(engine):
-    with ServerThread(engine) as srv:
-        yield srv
-
-
 def _req(base_url: str, **over) -> SpeechRequest:
-    fields = dict(base_url=base_url, api_key="test-key", model="tts-1", voice="alloy", text="Hello there.",
-                  response_format="pcm", timeout_s=10.0, stream_format="sse")
-    fields.update(over)
-    return SpeechRequest(**fields)
-
-
-class Collector:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-
-    async def __call__(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-async def _fetch(req: SpeechRequest) -> tuple[int, FetchMarks, Collector]:
-    marks, col = FetchMarks(), Collector()
-    total = await fetch_speech(req, marks, col)
-    return total, marks, col
-
-
-async def _fail(req: SpeechRequest) -> tuple[FetchError, FetchMarks, Collector]:
-    marks, col = FetchMarks(), Collector()
-    with pytest.raises(FetchError) as info:
-        await fetch_speech(req, marks, col)
-    return info.value, marks, col
+    return speech_request(base_url, **{"stream_format": "sse", **over})
 
 
 @pytest.mark.parametrize("fmt", [f for f in FORMATS if f != "opus"])  # opus: a random Ogg serial per stream

@@ -5,6 +5,9 @@ checked where it is typed, the blend editor, and what a Speak then sends (audio 
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from aiohttp import web
 
@@ -21,9 +24,22 @@ VOICES = {"voices": ["af_bella", "af_sky", "bf_emma"]}
 
 
 def speech_app(bodies: list[dict], models: dict | None) -> web.Application:
-    async def speech(request: web.Request) -> web.Response:
-        bodies.append(await request.json())
-        return web.Response(body=PCM, headers={"Content-Type": "audio/pcm"})
+    """A Kokoro-like server (a model list only if `models` is given) that records each speech body; asked for
+    stream_format "sse" it answers as speaches does: Server-Sent Events carrying base64 pcm."""
+
+    async def speech(request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        bodies.append(body)
+        if body.get("stream_format") != "sse":
+            return web.Response(body=PCM, headers={"Content-Type": "audio/pcm"})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        for start in range(0, len(PCM), 960):
+            event = {"type": "speech.audio.delta", "audio": base64.b64encode(PCM[start:start + 960]).decode()}
+            await resp.write(f"data: {json.dumps(event)}\n\n".encode())
+        await resp.write(b'data: {"type": "speech.audio.done", "usage": {"input_tokens": 3}}\n\n')
+        await resp.write_eof()
+        return resp
 
     async def voices(request: web.Request) -> web.Response:
         return web.json_response(VOICES)
@@ -181,43 +197,11 @@ async def test_before_any_answer_a_kokoro_provider_shows_none_of_openais_names(w
     assert pp.server.summary.text().startswith("The built-in server (owned_by 'voicegui-")
 
 
-def sse_speech_app(bodies: list[dict]) -> web.Application:
-    """A speaches-like server: stream_format "sse" answers Server-Sent Events with base64 pcm."""
-    import base64
-    import json as jsonlib
-
-    async def speech(request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        bodies.append(body)
-        if body.get("stream_format") != "sse":
-            return web.Response(body=PCM, headers={"Content-Type": "audio/pcm"})
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await resp.prepare(request)
-        for start in range(0, len(PCM), 960):
-            event = {"type": "speech.audio.delta", "audio": base64.b64encode(PCM[start:start + 960]).decode()}
-            await resp.write(f"data: {jsonlib.dumps(event)}\n\n".encode())
-        await resp.write(b'data: {"type": "speech.audio.done", "usage": {"input_tokens": 3}}\n\n')
-        await resp.write_eof()
-        return resp
-
-    async def model_list(request: web.Request) -> web.Response:
-        return web.json_response(KOKORO_MODELS)
-
-    async def voices(request: web.Request) -> web.Response:
-        return web.json_response(VOICES)
-
-    app = web.Application()
-    app.router.add_post("/v1/audio/speech", speech)
-    app.router.add_get("/v1/audio/voices", voices)
-    app.router.add_get("/v1/models", model_list)
-    return app
-
-
 async def test_server_sent_events_are_chosen_per_provider_and_played(qtbot, window, server, local_app):
     """Server options > Audio transport: sse is sent as stream_format and the events' audio plays in full;
     it is stored for that provider only and survives a restart."""
     bodies: list[dict] = []
-    url = await local_app(sse_speech_app(bodies))
+    url = await local_app(speech_app(bodies, KOKORO_MODELS))
     await connect(window, url, "Kokoro-FastAPI")
     pp = window.provider_panel
     pp.server.toggle.click()
