@@ -29,3 +29,10 @@ MAX_ORIGINAL_BYTES = 64 << 20
 MAX_JSON_BYTES = 4 << 20
 # Characters of a Realtime transcript kept (the last ones, behind a marker).
 MAX_TRANSCRIPT_CHARS = 100_000
+
+# "First sound" (TTFA): the first sample at least this loud, -40 dBFS, as handed to the device
+# (stream/output.py) and as heard at the sink (`voicegui bench`, cli/bench_sink.py), so the two figures differ
+# by the device's latency only. Not any non-zero sample: a decoded mp3 or aac stream begins with its encoder's
+# priming (~1,100 / 1,024 samples, ~45 ms at 24 kHz) whose output stays far below this, and counting it made
+# those formats' TTFA ~35-45 ms earlier than the sound at the sink. Breathy h and s onsets sit around it.
+AUDIBLE_LEVEL = 10 ** (-40 / 20)

@@ -28,12 +28,14 @@ from collections import deque
 
 import numpy as np
 
+from voicegui.limits import AUDIBLE_LEVEL
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MONITOR = "nullsink.monitor"  # tests/null_sink.py's sink, which `make bench` plays into
 RATE = 24000
 BLOCK_MS = 10
-THRESHOLD = 0.01  # |sample| above which the sink is sounding (-40 dBFS; the monitor of silence is exact zeros)
+THRESHOLD = AUDIBLE_LEVEL  # |sample| above which the sink is sounding: the output's "first sound" (limits.py)
 START_TIMEOUT_S = 5.0
 
 

@@ -12,7 +12,7 @@ Threads:
   thread, the idle close in a timer thread; the keeper's lock serialises those (never the callback).
 * The PortAudio callback thread runs ``DeviceStream._callback`` -> ``AudioOutput.render`` only: it copies
   ring -> device, fills silence when the ring is empty, counts underruns, records the time of the first
-  audible sample (at or above ``AUDIBLE``, -60 dBFS), copies what it played into ``played``, and at the end
+  audible sample (at or above ``AUDIBLE``, -40 dBFS), copies what it played into ``played``, and at the end
   writes silence until the last sample has been played (``_play_out``), then announces the end (``finished``,
   ``on_finished``). It never
   logs or blocks; it writes only its own counters (plain attributes) and preallocated arrays; the end's
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import sounddevice as sd
 
+from voicegui.limits import AUDIBLE_LEVEL
 from voicegui.stream.ring import FloatRing
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,7 @@ ABORT_WAIT_S = 1.0
 # An OutputKeeper closes its stream after this long without an utterance: an idle open stream costs CPU (see
 # OutputKeeper), reopening costs 48-77 ms and, on the null sink, a stall (docs/architecture.md).
 IDLE_CLOSE_S = 30.0
-# The first sample at or above this level is "first sound" (TTFA). Not any non-zero sample: a decoded mp3 or aac
-# stream begins with its encoder's priming, ~1,100 samples (~46 ms) near 1e-6 (-120 dBFS) that nobody hears,
-# and counting it made those formats' TTFA ~45 ms earlier than the sound at the sink (measured by `voicegui
-# bench`'s sink column). -60 dBFS is far below any speech onset and far above codec priming and dither.
-AUDIBLE = 10 ** (-60 / 20)
+AUDIBLE = AUDIBLE_LEVEL  # first sound (limits.py says why this level)
 
 _abandoned_streams: list[sd.OutputStream] = []  # kept referenced: their thread may still be inside PortAudio
 

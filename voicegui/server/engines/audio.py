@@ -23,10 +23,11 @@ SAMPLE_RATE = 24000
 # Anything quieter than -50 dBFS is silence for trimming: engines' "silent" padding sits at -80..-140 dBFS,
 # the quietest speech onsets (breathy h, s) around -40 dBFS.
 SILENCE_THRESHOLD = 10 ** (-50 / 20)
-# Natural gaps: <= 50 ms before the first sound of a sentence (the first audio leaves almost at once),
-# <= 100 ms after its last sound, so sentences are at most 150 ms apart.
-KEEP_LEAD_S = 0.05
-KEEP_TAIL_S = 0.10
+# Natural gaps: <= 10 ms before the first sound of a sentence, <= 140 ms after its last sound, so sentences are
+# still at most 150 ms apart. The gap sits after the sentence, not before it: silence kept before the first
+# sentence is heard as latency (with 50 ms kept there, a Speak's first sound came ~40 ms after its first audio).
+KEEP_LEAD_S = 0.01
+KEEP_TAIL_S = 0.14
 
 T = TypeVar("T")
 
