@@ -13,6 +13,7 @@ from typing import get_args, get_type_hints
 import pytest
 from openai.types.realtime.realtime_audio_config_output_param import RealtimeAudioConfigOutputParam
 
+from tests.stream.fetching import speech_request
 from tests.stream.realtime_server import KNOWN_MODELS, FakeRealtimeServer, tone_pcm
 from voicegui.openai_models import (
     REALTIME_MODELS,
@@ -37,10 +38,8 @@ async def server():
 
 
 def _req(base_url: str, **over) -> SpeechRequest:
-    fields = dict(base_url=base_url, api_key="test-key", model="gpt-realtime-2.1-mini", voice="marin",
-                  text="Hello there.", response_format="pcm", timeout_s=5.0)
-    fields.update(over)
-    return SpeechRequest(**fields)
+    """A Realtime request: fetching.speech_request's, with a Realtime model and voice and a 5 s timeout."""
+    return speech_request(base_url, **{"model": "gpt-realtime-2.1-mini", "voice": "marin", "timeout_s": 5.0, **over})
 
 
 class Collector:

@@ -12,7 +12,7 @@ Threads:
   thread, the idle close in a timer thread; the keeper's lock serialises those (never the callback).
 * The PortAudio callback thread runs ``DeviceStream._callback`` -> ``AudioOutput.render`` only: it copies
   ring -> device, fills silence when the ring is empty, counts underruns, records the time of the first
-  audible sample (at or above ``AUDIBLE``, -40 dBFS), copies what it played into ``played``, and at the end
+  audible sample (at or above limits.AUDIBLE_LEVEL, -40 dBFS), copies what it played into ``played``, and at the end
   writes silence until the last sample has been played (``_play_out``), then announces the end (``finished``,
   ``on_finished``). It never
   logs or blocks; it writes only its own counters (plain attributes) and preallocated arrays; the end's
@@ -56,7 +56,6 @@ ABORT_WAIT_S = 1.0
 # An OutputKeeper closes its stream after this long without an utterance: an idle open stream costs CPU (see
 # OutputKeeper), reopening costs 48-77 ms and, on the null sink, a stall (docs/architecture.md).
 IDLE_CLOSE_S = 30.0
-AUDIBLE = AUDIBLE_LEVEL  # first sound (limits.py says why this level)
 
 _abandoned_streams: list[sd.OutputStream] = []  # kept referenced: their thread may still be inside PortAudio
 
@@ -512,7 +511,7 @@ class AudioOutput:
             if time_info is not None:
                 self._sound_end_dac = float(time_info.outputBufferDacTime) + n / self.sample_rate
             if self.first_sound_at is None:  # before the volume: the audio's own level decides, not the knob's
-                audible = np.flatnonzero(np.abs(out[:n]) >= AUDIBLE)
+                audible = np.flatnonzero(np.abs(out[:n]) >= AUDIBLE_LEVEL)
                 if len(audible):
                     self.first_sound_at = time.monotonic() + audible[0] / self.sample_rate
             if self.volume != 1.0:
