@@ -20,9 +20,17 @@ import pytest
 from tests.null_sink import NullSinkError, start_null_sink, stop_null_sink
 
 
+def _parallel_controller(config: pytest.Config) -> bool:
+    """This process only hands tests to pytest-xdist's workers (`-n N`): it plays nothing itself."""
+    return bool(getattr(config.option, "numprocesses", None)) and "PYTEST_XDIST_WORKER" not in os.environ
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if _parallel_controller(config):
+        return
     try:
-        start_null_sink()
+        # Each parallel worker has a sink of its own: tests record the sink's monitor and compare what it played.
+        start_null_sink(private="PYTEST_XDIST_WORKER" in os.environ)
     except NullSinkError as exc:
         raise pytest.UsageError(str(exc)) from None
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

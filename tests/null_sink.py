@@ -38,9 +38,11 @@ def _pulse_reachable(env: dict) -> bool:
     return res.returncode == 0 and "nullsink" in res.stdout
 
 
-def start_null_sink() -> None:
+def start_null_sink(private: bool = False) -> None:
+    """Start the sink (and point PULSE_SERVER at it). `private`: start one of this process's own even when
+    another is reachable (a parallel test worker must not hear, nor be heard by, the other workers)."""
     global _pulse_dir
-    if os.environ.get("PULSE_SERVER") and _pulse_reachable(dict(os.environ)):
+    if not private and os.environ.get("PULSE_SERVER") and _pulse_reachable(dict(os.environ)):
         return
     if shutil.which("pulseaudio") is None:
         raise NullSinkError("pulseaudio is not installed: run `make test`, which installs it")
