@@ -1,0 +1,153 @@
+"""Word timings of a Realtime reading from where its transcript deltas arrived in its audio (read-along).
+
+Input: the text of one piece as the user typed it and the `TranscriptTimeline` that stream/realtime.py filled
+while it was read (one response per sentence: its audio span in the piece, exact, and the audio position at
+which each transcript delta arrived). Output: a `Timings` of the user's text on the piece's clock.
+
+How honest it is. A response's audio span is exact, so each sentence's start and end are. Within a sentence,
+the Realtime API says nothing about when a word is spoken: its transcript deltas carry no time and usually
+arrive AHEAD of the audio they describe. A word's onset here is the audio position at which the delta holding
+its first character arrived, clamped into its response's span and made non-decreasing: the earliest it can be
+heard. Those onsets are labelled ``server-transcript`` ("from the Realtime transcript") only when the deltas
+arrived spread over the response's audio (its last word's text came after `TRACKING_SHARE` of it); a
+transcript that came in one burst ahead of the audio says nothing about where each word falls, and its
+sentence's words are estimated by syllables within the sentence's exact span, labelled ``estimated``.
+
+The model may read the text differently: the transcript's words are matched to the typed words
+(difflib, on words compared as stream/realtime.transcript_differs compares them); a typed word without a
+match is estimated between the matched words around it, labelled ``estimated``. A response without a
+transcript (none sent, or past the bounded timeline) gets its sentence's words estimated the same way; a
+sentence whose audio has not arrived yet has no timings yet.
+
+Pure functions: no Qt, no I/O, any thread (the window calls it on the GUI thread when the timeline changed).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+from voicegui.features.timings import Timing, Timings, syllables, word_spans
+from voicegui.stream.realtime import ResponseTimeline, TranscriptTimeline, word_key
+
+SOURCE = "server-transcript"
+TRACKING_SHARE = 0.5  # the last word's text must arrive past this share of its sentence's audio to time words
+
+
+def transcript_timings(text: str, timeline: TranscriptTimeline) -> Timings | None:
+    """Timings of `text` (the piece's text as typed) read as `timeline` records; None before any audio."""
+    spans = word_spans(text)
+    words: list[Timing] = []
+    sentences: list[Timing] = []
+    pos = 0
+    for response in timeline.responses:
+        span = _locate(text, response.said, pos)
+        if span is None:
+            break  # never expected: the responses read this very text's sentences in order
+        a, b = span
+        pos = b
+        if response.end_s <= response.start_s:
+            break  # no audio for it yet: nothing to time
+        mine = [(c0, c1) for c0, c1 in spans if c0 >= a and c1 <= b]
+        timed = _sentence_words(text, mine, response)
+        words.extend(timed)
+        source = SOURCE if any(w.source == SOURCE for w in timed) else "estimated"
+        sentences.append(Timing(response.start_s, response.end_s, a, b, text[a:b], source))
+    if not sentences:
+        return None
+    return Timings(text, tuple(words), tuple(sentences))
+
+
+def _locate(text: str, said: str, pos: int) -> tuple[int, int] | None:
+    """The span of sentence `said` (whitespace normalised by text.split_sentences) in `text`, from `pos`."""
+    parts = said.split()
+    if not parts:
+        return None
+    start = text.find(parts[0], pos)
+    if start < 0:
+        return None
+    end = start
+    for part in parts:
+        at = text.find(part, end)
+        if at < 0:
+            return None
+        end = at + len(part)
+    return start, end
+
+
+def transcript_onsets(response: ResponseTimeline) -> list[tuple[str, float]]:
+    """(word, onset_s) per word of the response's transcript: where the delta holding its first character
+    arrived, clamped into the response's audio and non-decreasing."""
+    out: list[tuple[str, float]] = []
+    marks = response.marks
+    m = 0
+    floor = response.start_s
+    for c0, c1 in word_spans(response.transcript):
+        while m + 1 < len(marks) and marks[m + 1][0] <= c0:
+            m += 1
+        at = marks[m][1] if marks else response.start_s
+        floor = max(floor, min(max(at, response.start_s), response.end_s))
+        out.append((response.transcript[c0:c1], floor))
+    return out
+
+
+def _tracks(onsets: Sequence[tuple[str, float]], response: ResponseTimeline) -> bool:
+    """Whether the deltas arrived spread over the response's audio, not all at once ahead of it."""
+    if len(onsets) < 2:
+        return bool(onsets)  # one word: it starts where the sentence starts
+    length = response.end_s - response.start_s
+    return onsets[-1][1] - response.start_s >= TRACKING_SHARE * length
+
+
+def _sentence_words(text: str, spans: Sequence[tuple[int, int]], response: ResponseTimeline) -> list[Timing]:
+    """The typed words `spans` of one sentence, timed from its response."""
+    if not spans:
+        return []
+    onsets = transcript_onsets(response) if response.consistent else []
+    starts: list[float | None] = [None] * len(spans)
+    if _tracks(onsets, response):
+        typed = [word_key(text[c0:c1]) for c0, c1 in spans]
+        said = [word_key(w) for w, _ in onsets]
+        matcher = difflib.SequenceMatcher(None, typed, said, autojunk=False)
+        for block in matcher.get_matching_blocks():
+            for k in range(block.size):
+                if typed[block.a + k]:  # a word of punctuation only matches anything: leave it estimated
+                    starts[block.a + k] = onsets[block.b + k][1]
+    sources = [SOURCE if s is not None else "estimated" for s in starts]
+    _fill(starts, [syllables(text[c0:c1]) + 0.3 for c0, c1 in spans], response.start_s, response.end_s)
+    out = []
+    for i, ((c0, c1), source) in enumerate(zip(spans, sources, strict=True)):
+        start = starts[i]
+        assert start is not None  # _fill filled every gap
+        nxt = starts[i + 1] if i + 1 < len(starts) else response.end_s
+        assert nxt is not None
+        out.append(Timing(start, max(start, nxt), c0, c1, text[c0:c1], source))
+    return out
+
+
+def _fill(starts: list[float | None], weights: Sequence[float], begin_s: float, end_s: float) -> None:
+    """Give each None in `starts` a time between the known starts around it (or the sentence's bounds), the
+    stretch shared by the words' weights; the known ones are kept (they are non-decreasing)."""
+    i = 0
+    n = len(starts)
+    while i < n:
+        if starts[i] is not None:
+            i += 1
+            continue
+        j = i
+        while j < n and starts[j] is None:
+            j += 1
+        before = starts[i - 1] if i > 0 else None
+        t0 = begin_s if before is None else before
+        t1 = end_s if j == n else starts[j]
+        assert t1 is not None
+        # The word before the stretch (if timed) takes its share too: the stretch starts after it.
+        first = i - 1 if before is not None else i
+        share = list(weights[first:j])
+        total = sum(share) or 1.0
+        acc = 0.0
+        for k in range(first, j):
+            if k >= i:
+                starts[k] = t0 + (t1 - t0) * acc / total
+            acc += weights[k]
+        i = j
