@@ -13,7 +13,7 @@ import webvtt
 from voicegui.features.captions import ESTIMATED_NOTE, TRANSCRIPT_NOTE, write_captions
 from voicegui.features.history import HistoryEntry, HistoryStore
 from voicegui.features.timings import Timings
-from voicegui.features.transcript_timings import SOURCE, transcript_timings
+from voicegui.features.transcript_timings import SOURCE, TranscriptTimer, transcript_timings
 from voicegui.stream.realtime import TranscriptTimeline
 from voicegui.wavfile import wav_bytes
 
@@ -98,3 +98,27 @@ def test_kept_in_the_history_with_their_label_and_said_so_in_captions(tmp_path: 
     vtt = write_captions(kept, tmp_path / "c.vtt").read_text(encoding="utf-8")
     assert f"NOTE {TRANSCRIPT_NOTE}:" in vtt and f"NOTE {ESTIMATED_NOTE}:" in vtt
     assert [c.text for c in webvtt.read(str(tmp_path / "c.vtt"))] == ["One two three.", "Four five."]
+
+
+def test_rebuilt_as_the_timeline_grows_it_equals_a_fresh_build() -> None:
+    """The window rebuilds at every change with one TranscriptTimer, which keeps finished sentences: at every
+    step its answer is the one built from scratch."""
+    text = "One two three. Four five six seven. Eight."
+    timer = TranscriptTimer(text)
+    t = TranscriptTimeline()
+    steps = 0
+    for said, start, words in (("One two three.", 0.0, ["One ", "two ", "three."]),
+                               ("Four five six seven.", 1.2, ["Four ", "five ", "six ", "seven."]),
+                               ("Eight.", 2.8, ["Eight."])):
+        t.start(said, start)
+        for k, word in enumerate(words):
+            t.audio(start + 0.4 * (k + 1))
+            t.delta(word, start + 0.4 * k)
+            assert timer.timings(t) == transcript_timings(text, t)
+            steps += 1
+        t.finish()
+        assert timer.timings(t) == transcript_timings(text, t)
+    final = timer.timings(t)
+    assert final is not None and steps == 8
+    assert [round(w.start_s, 6) for w in final.words] == [0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.4, 2.8]
+    assert TranscriptTimer(text).timings(TranscriptTimeline()) is None

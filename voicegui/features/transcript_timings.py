@@ -24,6 +24,7 @@ Pure functions: no Qt, no I/O, any thread (the window calls it on the GUI thread
 
 from __future__ import annotations
 
+import bisect
 import difflib
 from collections.abc import Sequence
 
@@ -34,28 +35,53 @@ SOURCE = "server-transcript"
 TRACKING_SHARE = 0.5  # the last word's text must arrive past this share of its sentence's audio to time words
 
 
+class TranscriptTimer:
+    """The timings of one piece's typed `text`, rebuilt from its timeline as it grows: a finished response's
+    words are timed once and kept (its timeline no longer changes), so a rebuild costs the response in flight
+    only, whatever the length of the piece."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._spans = word_spans(text)
+        self._starts = [a for a, _ in self._spans]
+        self._ends = [b for _, b in self._spans]
+        self._done: list[tuple[ResponseTimeline, int, list[Timing], Timing]] = []  # (response, end char, ...)
+
+    def timings(self, timeline: TranscriptTimeline) -> Timings | None:
+        """Timings of the text read as `timeline` records so far; None before any audio."""
+        kept = 0
+        while kept < len(self._done) and kept < len(timeline.responses) \
+                and self._done[kept][0] is timeline.responses[kept]:
+            kept += 1
+        del self._done[kept:]
+        words = [w for _, _, timed, _ in self._done for w in timed]
+        sentences = [sentence for _, _, _, sentence in self._done]
+        pos = self._done[-1][1] if self._done else 0
+        for response in timeline.responses[kept:]:
+            span = _locate(self.text, response.said, pos)
+            if span is None:
+                break  # never expected: the responses read this very text's sentences in order
+            a, b = span
+            pos = b
+            if response.end_s <= response.start_s:
+                break  # no audio for it yet: nothing to time
+            first = bisect.bisect_left(self._starts, a)
+            mine = self._spans[first:bisect.bisect_right(self._ends, b)]  # the words inside a..b
+            timed = _sentence_words(self.text, mine, response)
+            source = SOURCE if any(w.source == SOURCE for w in timed) else "estimated"
+            sentence = Timing(response.start_s, response.end_s, a, b, self.text[a:b], source)
+            words.extend(timed)
+            sentences.append(sentence)
+            if response.done and len(self._done) == len(sentences) - 1:
+                self._done.append((response, b, timed, sentence))
+        if not sentences:
+            return None
+        return Timings(self.text, tuple(words), tuple(sentences))
+
+
 def transcript_timings(text: str, timeline: TranscriptTimeline) -> Timings | None:
     """Timings of `text` (the piece's text as typed) read as `timeline` records; None before any audio."""
-    spans = word_spans(text)
-    words: list[Timing] = []
-    sentences: list[Timing] = []
-    pos = 0
-    for response in timeline.responses:
-        span = _locate(text, response.said, pos)
-        if span is None:
-            break  # never expected: the responses read this very text's sentences in order
-        a, b = span
-        pos = b
-        if response.end_s <= response.start_s:
-            break  # no audio for it yet: nothing to time
-        mine = [(c0, c1) for c0, c1 in spans if c0 >= a and c1 <= b]
-        timed = _sentence_words(text, mine, response)
-        words.extend(timed)
-        source = SOURCE if any(w.source == SOURCE for w in timed) else "estimated"
-        sentences.append(Timing(response.start_s, response.end_s, a, b, text[a:b], source))
-    if not sentences:
-        return None
-    return Timings(text, tuple(words), tuple(sentences))
+    return TranscriptTimer(text).timings(timeline)
 
 
 def _locate(text: str, said: str, pos: int) -> tuple[int, int] | None:

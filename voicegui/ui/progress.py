@@ -31,7 +31,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 from voicegui.features.captioned import CaptionedError, fetch_timings
 from voicegui.features.history import HistoryError
 from voicegui.features.timings import FROM_TRANSCRIPT, Timings
-from voicegui.features.transcript_timings import transcript_timings
+from voicegui.features.transcript_timings import TranscriptTimer
 from voicegui.providers import BUILTIN
 from voicegui.stream.player import Playback
 from voicegui.stream.prebuffer import PrebufferPolicy
@@ -73,7 +73,7 @@ class SpeakProgress(QLabel):
         self._fallback_s: list[float] = []
         self._highlight_word = highlight_word
         self._timings: list[Timings | None] = []
-        self._texts: list[str] = []
+        self._timers: list[TranscriptTimer] = []  # a Realtime Speak: one per piece
         self._timeline_versions: list[int] | None = None  # a Realtime Speak: each piece's timeline version used
         self._given: tuple[str, Timings] | None = None  # use_timings(): for the next Playback of that text
         self._fetch: asyncio.Task[None] | None = None
@@ -161,8 +161,8 @@ class SpeakProgress(QLabel):
         self._fallback_s = [PrebufferPolicy.expected_duration(t, req.speed) for t in texts]
         self._cancel_fetch()
         self._timings = [None] * len(texts)
-        self._texts = texts
         realtime = playback.kind == "speak" and playback.options.source is None and uses_realtime(req)
+        self._timers = [TranscriptTimer(t) for t in texts] if realtime else []
         self._timeline_versions = [-1] * len(texts) if realtime else None
         given, self._given = self._given, None
         if given is not None and len(texts) == 1 and given[0] == texts[0]:
@@ -191,7 +191,7 @@ class SpeakProgress(QLabel):
         for i, timeline in enumerate(playback.session.transcript_timelines[:len(versions)]):
             if versions[i] != timeline.version:
                 versions[i] = timeline.version
-                self._timings[i] = transcript_timings(self._texts[i], timeline)
+                self._timings[i] = self._timers[i].timings(timeline)
 
     def _drop_contradicted(self, snap: Snapshot) -> None:
         """Timings made from another synthesis than the one playing (a voice that is not deterministic, an engine
@@ -262,6 +262,7 @@ class SpeakProgress(QLabel):
         self._playback = None
         self._map = None
         self._timings = []
+        self._timers = []
         self._timeline_versions = None
         if self.timed:
             self.timed = False
