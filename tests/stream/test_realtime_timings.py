@@ -122,3 +122,25 @@ async def test_the_recorded_transcript_is_bounded(server):
     timings = transcript_timings(TEXT, timeline)
     assert timings is not None
     assert starts(timings)[-1] == ("six.", 0.52, "estimated")  # Five and six. share 0.48..0.56 by syllables
+
+
+async def test_a_long_text_keeps_one_timeline_per_piece_on_its_own_clock(server):
+    """Through the whole session (real device on the null sink): each piece of a long text is its own
+    fetch_realtime, so its positions start at 0, and the played clock places it at the piece's start."""
+    from dataclasses import replace
+
+    from voicegui.stream.session import SpeakOptions, SpeakSession
+
+    first = speech_request(server.ws_url, text=TEXT, model="gpt-realtime-2.1-mini", voice="marin", timeout_s=5.0)
+    second = replace(first, text="Seven eight.")
+    session = SpeakSession(SpeakOptions(request=first, continuation=(second,)))
+    metrics = await session.run()
+    assert metrics.completed, metrics.error
+    assert len(session.transcript_timelines) == 2
+    one, two = (transcript_timings(r.text, t) for r, t in zip((first, second), session.transcript_timelines,
+                                                               strict=True))
+    assert one is not None and two is not None
+    assert [round(w.start_s, 3) for w in one.words] == [0.1, 0.2, 0.3, 0.38, 0.48, 0.56]
+    # 0.24 s in three deltas: no word in the first, "Seven " after the second, "eight." after the third
+    assert [(w.text, round(w.start_s, 3)) for w in two.words] == [("Seven", 0.2), ("eight.", 0.24)]
+    assert session.snapshot().piece_starts_s == pytest.approx((0.0, 0.56))
