@@ -15,11 +15,14 @@ sentence's words are estimated by syllables within the sentence's exact span, la
 
 The model may read the text differently: the transcript's words are matched to the typed words
 (difflib, on words compared as stream/realtime.transcript_differs compares them); a typed word without a
-match is estimated between the matched words around it, labelled ``estimated``. A response without a
+match is estimated between the matched words around it (or its sentence's bounds), the stretch shared by
+syllables, labelled ``estimated``. A response without a
 transcript (none sent, or past the bounded timeline) gets its sentence's words estimated the same way; a
 sentence whose audio has not arrived yet has no timings yet.
 
-Pure functions: no Qt, no I/O, any thread (the window calls it on the GUI thread when the timeline changed).
+No Qt, no I/O. `transcript_timings()` is a pure function, safe on any thread; a `TranscriptTimer` caches the
+finished sentences of one piece and belongs to the thread that uses it (the window's progress line, on the GUI
+thread, which rebuilds when the timeline's `version` changed).
 """
 
 from __future__ import annotations
