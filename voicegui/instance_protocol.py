@@ -28,8 +28,10 @@ import socket
 import stat
 import struct
 from enum import Enum
-from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:  # imported where a Path is made: the command line's hand-off works on the str path
+    from pathlib import Path
 
 VERSION = 1
 RUNTIME_ENV = "VOICEGUI_RUNTIME_DIR"
@@ -64,21 +66,34 @@ class Reply(NamedTuple):
     message: str
 
 
-def runtime_dir() -> Path:
-    """The directory for the socket (not created here: `ensure_runtime_dir` does)."""
+def runtime_dir_name() -> str:
+    """The directory for the socket, as a str (not created here: `ensure_runtime_dir` does)."""
     override = os.environ.get(RUNTIME_ENV)
     if override:
-        return Path(override)
+        return override
     xdg = os.environ.get("XDG_RUNTIME_DIR")
     if xdg:
-        return Path(xdg) / "voicegui"
+        return os.path.join(xdg, "voicegui")
     import tempfile  # only here: with $XDG_RUNTIME_DIR set (a desktop session) it is not needed
 
-    return Path(tempfile.gettempdir()) / f"voicegui-{os.getuid()}"
+    return os.path.join(tempfile.gettempdir(), f"voicegui-{os.getuid()}")
+
+
+def socket_file() -> str:
+    """The socket's path as a str: what the command line's hand-off connects to (pathlib costs it ~5 ms)."""
+    return os.path.join(runtime_dir_name(), SOCKET_NAME)
+
+
+def runtime_dir() -> Path:
+    from pathlib import Path
+
+    return Path(runtime_dir_name())
 
 
 def socket_path() -> Path:
-    return runtime_dir() / SOCKET_NAME
+    from pathlib import Path
+
+    return Path(socket_file())
 
 
 def ensure_runtime_dir(path: Path | None = None) -> Path:
@@ -169,9 +184,10 @@ def peer_credentials(fd: int) -> bytes:
         sock.close()
 
 
-def connect(path: Path | None = None, timeout_s: float = CLIENT_TIMEOUT_S) -> tuple[WindowState, socket.socket | None]:
+def connect(path: Path | str | None = None,
+            timeout_s: float = CLIENT_TIMEOUT_S) -> tuple[WindowState, socket.socket | None]:
     """Connect to the window's socket: (RUNNING, the socket), or (NONE | STALE, None)."""
-    path = path or socket_path()
+    path = path or socket_file()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout_s)
     try:
@@ -188,7 +204,7 @@ def connect(path: Path | None = None, timeout_s: float = CLIENT_TIMEOUT_S) -> tu
     return WindowState.RUNNING, sock
 
 
-def window_state(path: Path | None = None) -> WindowState:
+def window_state(path: Path | str | None = None) -> WindowState:
     state, sock = connect(path)
     if sock is not None:
         sock.close()
