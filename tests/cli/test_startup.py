@@ -56,8 +56,8 @@ def test_the_hand_off_to_a_window_imports_only_what_it_uses():
 
 
 # What cli.main loads before it could try the hand-off, and a handed-over command does not need: argument
-# parsing, logging, pathlib (with urllib.parse, ipaddress, fnmatch), the crash log's redaction.
-NOT_FOR_A_HAND_OFF = {"argparse", "logging", "pathlib", "gettext", "voicegui.cli.main",
+# parsing, logging, pathlib (with urllib.parse, ipaddress, fnmatch), typing, the crash log's redaction.
+NOT_FOR_A_HAND_OFF = {"argparse", "logging", "pathlib", "typing", "gettext", "voicegui.cli.main",
                       "voicegui.cli.args", "voicegui.crash", "voicegui.formats", "voicegui.request_extras"}
 
 
