@@ -192,9 +192,11 @@ def peer_credentials(fd: int) -> bytes:
         sock.close()
 
 
-def connect(path: Path | str | None = None,
-            timeout_s: float = CLIENT_TIMEOUT_S) -> tuple[WindowState, socket.socket | None]:
-    """Connect to the window's socket: (RUNNING, the socket), or (NONE | STALE, None)."""
+def connect(path: Path | str | None = None, timeout_s: float = CLIENT_TIMEOUT_S,
+            own_uid: int | None = None) -> tuple[WindowState, socket.socket | None]:
+    """Connect to the window's socket: (RUNNING, the socket), or (NONE | STALE, None). OSError (EPERM, with a
+    sentence) if the process listening there is another user's: nothing is sent to it (the text to speak
+    could be private), whoever made the directory first."""
     path = path or socket_file()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout_s)
@@ -209,6 +211,13 @@ def connect(path: Path | str | None = None,
     except OSError:
         sock.close()
         raise
+    _pid, uid, _gid = PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size))
+    own_uid = os.getuid() if own_uid is None else own_uid
+    if uid != own_uid:
+        sock.close()
+        raise OSError(errno.EPERM, f"{path} is held by a process of user id {uid}, not by a voicegui window of "
+                                   f"user id {own_uid}; nothing was sent to it. Remove it, or set ${RUNTIME_ENV} "
+                                   "to a directory of your own")
     return WindowState.RUNNING, sock
 
 

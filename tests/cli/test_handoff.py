@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import socket
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,6 +93,67 @@ def test_peer_check_reads_the_real_peer_uid_and_refuses_another():
         assert problem is not None and f"user id {os.getuid()}" in problem
         a.sendall(b"still open")  # the check borrowed the descriptor, it did not close it
         assert b.recv(10) == b"still open"
+
+
+def test_the_client_refuses_a_socket_of_another_uid_before_sending(window):
+    # The same client code, told it belongs to another user: the real listener's SO_PEERCRED no longer
+    # matches, so it is refused with a sentence and nothing reaches the listener.
+    with pytest.raises(OSError) as refused:
+        proto.connect(proto.socket_file(), own_uid=os.getuid() + 1)
+    assert f"user id {os.getuid()}, not by a voicegui window of user id {os.getuid() + 1}" in str(refused.value)
+    assert window.requests == []
+
+
+def _listen_as_another_user(path: Path, uid: int) -> tuple[int, int]:
+    """A forked child that becomes `uid` and listens at `path` (no exec: the interpreter may sit under a
+    directory only root can enter); it writes "ready", then how many bytes its one connection sent, to the
+    returned pipe. (pid, read end)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: only system calls, then _exit
+        code = 0
+        try:
+            os.close(read_end)
+            os.setgid(uid)
+            os.setuid(uid)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.bind(str(path))
+            s.listen()
+            os.write(write_end, b"ready\n")
+            conn, _ = s.accept()
+            conn.settimeout(3)
+            try:
+                got = len(conn.recv(65536))
+            except TimeoutError:
+                got = 0
+            os.write(write_end, f"{got}\n".encode())
+        except BaseException:  # a forked child must never return into pytest
+            code = 1
+        os._exit(code)
+    os.close(write_end)
+    return pid, read_end
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="becoming another user needs root (as CI runs)")
+def test_speak_sends_nothing_to_another_users_socket(monkeypatch, capsys):
+    """Whoever made the runtime directory first (the /tmp fallback), a listener of another user gets no
+    text: the command says so in one line and fails."""
+    shared = Path(tempfile.mkdtemp(prefix="vg-shared-"))  # in /tmp itself: pytest's tmp_path is root's only
+    shared.chmod(0o777)
+    pid, pipe = _listen_as_another_user(shared / proto.SOCKET_NAME, 65534)
+    with os.fdopen(pipe) as said:
+        try:
+            assert said.readline().strip() == "ready"
+            monkeypatch.setenv(proto.RUNTIME_ENV, str(shared))
+            assert entry.main(["speak", "A private sentence."]) == 1
+            err = capsys.readouterr().err
+            assert "held by a process of user id 65534" in err and "nothing was sent" in err
+            assert err.count("\n") == 1
+            assert said.readline().strip() == "0", "the other user's process received bytes"
+        finally:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            shutil.rmtree(shared, ignore_errors=True)
 
 
 # --- voicegui speak / stop ----------------------------------------------------------------------------------
