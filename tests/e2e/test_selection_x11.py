@@ -17,6 +17,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -200,6 +201,26 @@ def test_no_selection_owner_is_a_clear_message_and_nothing_is_spoken(window, x_e
     assert not any("handed-over Speak" in line for line in window.lines[seen:]), window.lines[seen:]
     assert history_texts(window.root) == spoken
     assert not sound_segments(rec.samples), "something was heard although nothing was selected"
+
+
+def test_an_owner_that_does_not_answer_is_named_and_the_window_keeps_working(window, x_env):
+    # A hung editor holds the selection: Qt alone waited 15 s for it on the GUI thread, and the command timed
+    # out saying the window did not answer and to close it. The owner is to blame, and the window answers.
+    spoken = history_texts(window.root)
+    with SelectionOwner(x_env, "Selected in an editor that then hung.") as hung:
+        hung.proc.send_signal(signal.SIGSTOP)
+        try:
+            res = window.command("speak", "--selection")
+        finally:
+            hung.proc.send_signal(signal.SIGCONT)  # it answers the request it missed, late
+        assert res.returncode == EXIT_FAILED
+        assert res.stderr.splitlines() == ["voicegui: the program that holds the selection did not hand it over "
+                                           "within 2 s (it may be busy or hung); select the text again and retry"
+                                           ], res.stderr
+        assert history_texts(window.root) == spoken
+    text = "Selected in the next editor, naïvely."
+    with SelectionOwner(x_env, text):  # the late answer is not taken for this one's
+        speak_selection(window, text)
 
 
 def test_without_a_window_speak_selection_says_it_needs_the_window(window, x_env):
