@@ -3,7 +3,8 @@ connection from a second `voicegui` (speak a text, the selection or the clipboar
 and answers at once; the window does the work through the same path as its own Speak and Stop buttons.
 
 Threads: GUI thread only (QLocalServer and its sockets live there; the handler is called there, so it may
-touch widgets and schedule the window's async slots on the qasync loop).
+touch widgets and schedule the window's async slots on the qasync loop). Reading another program's X11
+selection or clipboard blocks it: at most OWNER_ANSWER_S while that program is silent (ui/x11_selection).
 
 Safety: the socket's directory is 0700 and the socket itself 0600 (QLocalServer.UserAccessOption, then chmod), and each
 connection's peer uid (SO_PEERCRED) must be this process's, else it gets a refusal and is closed. Messages
