@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,14 +38,16 @@ FIRST_SOUND = re.compile(r"handed-over Speak finished: first sound at monotonic 
 
 class WindowProcess:
     """`python -m voicegui` (the window) with its own config, cache and runtime dirs under `root`; its log
-    lines are collected as they come."""
+    lines are collected as they come. Offscreen unless `env` says otherwise (QT_QPA_PLATFORM=xcb and DISPLAY
+    for a real X server); `env` is also what its commands run with."""
 
-    def __init__(self, root: Path, runtime: Path) -> None:
+    def __init__(self, root: Path, runtime: Path, env: Mapping[str, str] | None = None) -> None:
         self.root, self.runtime = root, runtime
         self.env = dict(os.environ, QT_QPA_PLATFORM="offscreen", VOICEGUI_CONFIG_DIR=str(root / "config"),
                         VOICEGUI_CACHE_DIR=str(root / "cache"), VOICEGUI_LOG_DIR=str(root / "log"),
                         VOICEGUI_RUNTIME_DIR=str(runtime),
                         PYTHON_KEYRING_BACKEND="tests.ui.memory_keyring.MemoryKeyring")
+        self.env.update(env or {})
         self.env.pop("OPENAI_API_KEY", None)
         self.lines: list[str] = []
         self.proc = subprocess.Popen([sys.executable, "-m", "voicegui"], cwd=REPO, env=self.env,
