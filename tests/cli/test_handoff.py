@@ -183,6 +183,13 @@ def test_speak_and_stop_are_handed_to_the_window(main, window, capsys):
     assert "voicegui: speaking the text in the voicegui window" in capsys.readouterr().err
 
 
+def test_an_unknown_command_is_a_usage_error_not_a_raised_window(main, window, capsys):
+    with pytest.raises(SystemExit) as usage:
+        main(["speek", "Hi."])
+    assert usage.value.code == 2 and "invalid choice: 'speek'" in capsys.readouterr().err
+    assert window.requests == []
+
+
 def test_window_refusal_is_one_line_and_a_failure(main, window, capsys):
     window.reply = Reply(False, "nothing to speak: the selection holds no text")
     assert main(["speak", "--selection"]) == 1

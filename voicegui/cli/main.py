@@ -341,7 +341,10 @@ def run_devices() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = command_of(argv)
-    if command in (None, "speak", "stop"):
+    # An unknown word (a typo) is not the window's command: argparse says what the commands are, instead of
+    # a running window being raised silently.
+    word = next((a for a in argv if not a.startswith("-")), None)
+    if word in (None, "speak", "stop"):
         from voicegui.cli.handoff import handoff
 
         handed = handoff(argv, command)  # a running window takes it: nothing below is imported
