@@ -5,6 +5,15 @@ A separate file (not voicegui/__main__.py) so PyInstaller does not put the voice
 module search path, where its subpackages (decode, stream, server, ui, ...) would also be importable as top-level names.
 """
 
+import sys
+
+# The bundle has no Python interpreter to run a script with, so libespeak-ng's word-events helper runs as the
+# bundle itself (voicegui/server/engines/espeak_events.helper_command), before the command line is imported.
+if sys.argv[1:] == ["--espeak-events-helper"]:
+    from voicegui.server.engines.espeak_events import main as helper
+
+    raise SystemExit(helper())
+
 from voicegui.cli.entry import main
 
 raise SystemExit(main())

@@ -317,3 +317,16 @@ def _to_real(segments: Sequence[tuple[float, float]], v: float) -> float:
             return s + v
         v -= e - s
     return segments[-1][1]
+
+
+# How far the audio timings were made for may differ from the audio played and still describe it (encoder
+# edges, a resampler's last block): a second synthesis of a voice that is not deterministic differs by more.
+AUDIO_MATCH_S, AUDIO_MATCH_SHARE = 0.05, 0.02
+
+
+def describes(timings: Timings, audio_s: float) -> bool:
+    """Whether `timings` (made from a synthesis of its own, e.g. the server's /dev/captioned_speech) can time
+    `audio_s` seconds of played audio: their audio is as long, within the encoder's edges."""
+    if timings.audio_s is None:
+        return False
+    return abs(audio_s - timings.audio_s) <= AUDIO_MATCH_S + AUDIO_MATCH_SHARE * timings.audio_s

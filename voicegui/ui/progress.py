@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from voicegui.features.captioned import CaptionedError, fetch_timings
 from voicegui.features.history import HistoryError
-from voicegui.features.timings import FROM_TRANSCRIPT, Timings
+from voicegui.features.timings import AUDIO_MATCH_S, AUDIO_MATCH_SHARE, FROM_TRANSCRIPT, Timings
 from voicegui.features.transcript_timings import TranscriptTimer
 from voicegui.providers import BUILTIN
 from voicegui.stream.player import Playback
@@ -42,7 +42,6 @@ from voicegui.ui.speech_map import PieceMap, map_pieces, progress, progress_line
 log = logging.getLogger(__name__)
 
 REFRESH_MS = 50
-AUDIO_MATCH_S, AUDIO_MATCH_SHARE = 0.05, 0.02  # how far timings' audio may differ from the piece's (encoder edges)
 KEEP_WAIT_S = 30.0  # the history hook writes a body in a worker thread; a full disk reports itself meanwhile
 ESPEAK_PREFIX = "espeak:"  # the built-in espeak-ng voices' ids (server/engines/espeak.VOICE_PREFIX)
 ENDED_STATES = ("done", "stopped", "error")
