@@ -131,3 +131,16 @@ async def test_ffmpeg_reading_a_pipe_starts_the_servers_mp3_where_its_pcm_starts
     mp3 = ffmpeg_decode(await _post(server, "mp3"))
     assert lag(pcm, mp3) == 0
     assert 0 <= len(mp3) - len(pcm) < 576 + 288
+
+
+@pytest.mark.parametrize("rate", [16000, 22050, 44100, 48000])
+def test_other_rates_start_at_the_first_sample(rate):
+    """piper voices speak at 22.05 kHz (MPEG-2, like 24 kHz); 44.1/48 kHz are MPEG-1 (1,152-sample frames)."""
+    x = clip.speech_like(1.0, rate)
+    enc = StreamingEncoder("mp3", rate)
+    data = b"".join(enc.encode(x[i : i + 480]) for i in range(0, len(x), 480)) + enc.finish()
+    start = id3_len(data)
+    side = (17 if rate > 24000 else 9) + 4
+    assert data[start + side : start + side + 4] == b"Info"
+    got, _ = container_decode(data)
+    assert lag(x, got) == 0
