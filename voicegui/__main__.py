@@ -1,5 +1,5 @@
 """`python -m voicegui` runs the same entry point as the `voicegui` script."""
 
-from voicegui.cli.main import main
+from voicegui.cli.entry import main
 
 raise SystemExit(main())

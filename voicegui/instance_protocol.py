@@ -27,9 +27,15 @@ import os
 import socket
 import stat
 import struct
+from collections import namedtuple
 from enum import Enum
-from pathlib import Path
-from typing import NamedTuple
+
+# Not typing's: a handed-over `voicegui speak` imports this module, and typing costs it ~9 ms of CPU (it
+# imports re and builds its generics); mypy treats this name as typing's.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path  # made where used: the command line's hand-off works on the str path
+    from typing import NamedTuple
 
 VERSION = 1
 RUNTIME_ENV = "VOICEGUI_RUNTIME_DIR"
@@ -52,33 +58,50 @@ class WindowState(Enum):
     RUNNING = "running"
 
 
-# NamedTuples, not dataclasses: `voicegui speak` handed to the window imports this module first, and dataclasses
-# brings inspect (~10 ms of the ~100 ms a hand-off's process takes).
-class Request(NamedTuple):
-    op: str
-    text: str = ""
+# Named tuples, not dataclasses: `voicegui speak` handed to the window imports this module first, and
+# dataclasses brings inspect (~10 ms of CPU). mypy sees typing.NamedTuple; at run time the same class comes
+# from collections (which typing.NamedTuple calls itself), without importing typing.
+if TYPE_CHECKING:
+    class Request(NamedTuple):
+        op: str
+        text: str = ""
+
+    class Reply(NamedTuple):
+        ok: bool
+        message: str
+else:
+    Request = namedtuple("Request", ["op", "text"], defaults=[""])
+    Reply = namedtuple("Reply", ["ok", "message"])
 
 
-class Reply(NamedTuple):
-    ok: bool
-    message: str
+def runtime_dir_name() -> str:
+    """The directory for the socket, as a str (not created here: `ensure_runtime_dir` does)."""
+    override = os.environ.get(RUNTIME_ENV)
+    if override:
+        return override
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg:
+        return os.path.join(xdg, "voicegui")
+    import tempfile  # only here: with $XDG_RUNTIME_DIR set (a desktop session) it is not needed
+
+    return os.path.join(tempfile.gettempdir(), f"voicegui-{os.getuid()}")
+
+
+def socket_file() -> str:
+    """The socket's path as a str: what the command line's hand-off connects to (pathlib costs it ~5 ms)."""
+    return os.path.join(runtime_dir_name(), SOCKET_NAME)
 
 
 def runtime_dir() -> Path:
-    """The directory for the socket (not created here: `ensure_runtime_dir` does)."""
-    override = os.environ.get(RUNTIME_ENV)
-    if override:
-        return Path(override)
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
-    if xdg:
-        return Path(xdg) / "voicegui"
-    import tempfile  # only here: with $XDG_RUNTIME_DIR set (a desktop session) it is not needed
+    from pathlib import Path
 
-    return Path(tempfile.gettempdir()) / f"voicegui-{os.getuid()}"
+    return Path(runtime_dir_name())
 
 
 def socket_path() -> Path:
-    return runtime_dir() / SOCKET_NAME
+    from pathlib import Path
+
+    return Path(socket_file())
 
 
 def ensure_runtime_dir(path: Path | None = None) -> Path:
@@ -169,9 +192,12 @@ def peer_credentials(fd: int) -> bytes:
         sock.close()
 
 
-def connect(path: Path | None = None, timeout_s: float = CLIENT_TIMEOUT_S) -> tuple[WindowState, socket.socket | None]:
-    """Connect to the window's socket: (RUNNING, the socket), or (NONE | STALE, None)."""
-    path = path or socket_path()
+def connect(path: Path | str | None = None, timeout_s: float = CLIENT_TIMEOUT_S,
+            own_uid: int | None = None) -> tuple[WindowState, socket.socket | None]:
+    """Connect to the window's socket: (RUNNING, the socket), or (NONE | STALE, None). OSError (EPERM, with a
+    sentence) if the process listening there is another user's: nothing is sent to it (the text to speak
+    could be private), whoever made the directory first."""
+    path = path or socket_file()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout_s)
     try:
@@ -185,10 +211,17 @@ def connect(path: Path | None = None, timeout_s: float = CLIENT_TIMEOUT_S) -> tu
     except OSError:
         sock.close()
         raise
+    _pid, uid, _gid = PEERCRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, PEERCRED.size))
+    own_uid = os.getuid() if own_uid is None else own_uid
+    if uid != own_uid:
+        sock.close()
+        raise OSError(errno.EPERM, f"{path} is held by a process of user id {uid}, not by a voicegui window of "
+                                   f"user id {own_uid}; nothing was sent to it. Remove it, or set ${RUNTIME_ENV} "
+                                   "to a directory of your own")
     return WindowState.RUNNING, sock
 
 
-def window_state(path: Path | None = None) -> WindowState:
+def window_state(path: Path | str | None = None) -> WindowState:
     state, sock = connect(path)
     if sock is not None:
         sock.close()

@@ -33,7 +33,8 @@ PLAYBACK = {"openai", "httpx2", "aiohttp", "av", "sounddevice", "numpy", "pydant
 
 
 def imported(*argv: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
-    """(every module `python -X importtime ARGV` imported, the finished process), run from the checkout."""
+    """(every module `python -X importtime ARGV` imported, the finished process), run from the checkout
+    (ARGV may start with interpreter options such as -S)."""
     env = dict(os.environ, OPENAI_API_KEY="sk-startup-test")
     proc = subprocess.run([sys.executable, "-X", "importtime", *argv], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -52,6 +53,25 @@ def test_the_hand_off_to_a_window_imports_only_what_it_uses():
     its path imports matter (asyncio ~35 ms, dataclasses with inspect ~10 ms, tempfile ~8 ms: none is used)."""
     modules, _ = imported("-c", "import voicegui.cli.main")
     assert loaded(modules, {"asyncio", "dataclasses", "tempfile"}) == set()
+
+
+# What cli.main loads before it could try the hand-off, and a handed-over command does not need: argument
+# parsing, logging, pathlib (with urllib.parse, ipaddress, fnmatch), typing, the crash log's redaction.
+NOT_FOR_A_HAND_OFF = {"argparse", "logging", "pathlib", "typing", "gettext", "voicegui.cli.main",
+                      "voicegui.cli.args", "voicegui.crash", "voicegui.formats", "voicegui.request_extras"}
+
+
+@pytest.mark.parametrize("argv", [["speak", "Handed over."], ["stop"], ["speak", "--clipboard"]])
+def test_a_handed_over_command_imports_only_the_hand_off(window, argv):
+    """`voicegui speak`/`stop` taken by a window is a whole process whose start-up is most of its CPU: it
+    imports cli.entry, cli.handoff and instance_protocol and nothing of NOT_FOR_A_HAND_OFF. Run with -S: the
+    site-packages .pth files (the editable install's finder imports pathlib, re, typing...) would hide what
+    the hand-off itself imports; a hand-off needs nothing from site-packages."""
+    modules, proc = imported("-S", "-m", "voicegui", *argv)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(window.requests) == 1
+    assert {"voicegui.cli.entry", "voicegui.cli.handoff", "voicegui.instance_protocol"} <= modules
+    assert loaded(modules, NOT_FOR_A_HAND_OFF) == set()
 
 
 def test_importing_the_cli_loads_nothing_heavy():

@@ -4,7 +4,9 @@ A real window process (`python -m voicegui`, offscreen, the built-in offline voi
 is started; each round launches `voicegui speak`, which hands the text to the window and exits, and reads
 the window's log line "handed-over Speak finished: first sound at monotonic T, device latency L s". The launch time
 and T are both CLOCK_MONOTONIC (one clock for every process on the machine), so launch -> first sound handed
-to the device (+ its reported latency = first heard) is measured across the two processes.
+to the device (+ its reported latency = first heard) is measured across the two processes. Each round also
+prints the user+sys CPU the `voicegui speak` process used (getrusage of the waited-for child): unlike the
+times, that figure holds on a busy machine.
 
 Run quietly (the lead's machine, nothing else running):
     python -m tests.e2e.handoff_bench --rounds 20
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import signal
 import statistics
 import subprocess
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,14 +38,16 @@ FIRST_SOUND = re.compile(r"handed-over Speak finished: first sound at monotonic 
 
 class WindowProcess:
     """`python -m voicegui` (the window) with its own config, cache and runtime dirs under `root`; its log
-    lines are collected as they come."""
+    lines are collected as they come. Offscreen unless `env` says otherwise (QT_QPA_PLATFORM=xcb and DISPLAY
+    for a real X server); `env` is also what its commands run with."""
 
-    def __init__(self, root: Path, runtime: Path) -> None:
+    def __init__(self, root: Path, runtime: Path, env: Mapping[str, str] | None = None) -> None:
         self.root, self.runtime = root, runtime
         self.env = dict(os.environ, QT_QPA_PLATFORM="offscreen", VOICEGUI_CONFIG_DIR=str(root / "config"),
                         VOICEGUI_CACHE_DIR=str(root / "cache"), VOICEGUI_LOG_DIR=str(root / "log"),
                         VOICEGUI_RUNTIME_DIR=str(runtime),
                         PYTHON_KEYRING_BACKEND="tests.ui.memory_keyring.MemoryKeyring")
+        self.env.update(env or {})
         self.env.pop("OPENAI_API_KEY", None)
         self.lines: list[str] = []
         self.proc = subprocess.Popen([sys.executable, "-m", "voicegui"], cwd=REPO, env=self.env,
@@ -94,19 +100,28 @@ class WindowProcess:
         self._reader.join(10)
 
 
+def client_cpu_ms(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
+    """User+sys CPU in ms of the children waited for between two getrusage(RUSAGE_CHILDREN) readings (the
+    window is not among them: it has not ended)."""
+    return ((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)) * 1000
+
+
 def launch_to_first_sound(window: WindowProcess, text: str, stages: list[str] | None = None) -> tuple[float, float]:
     """(launch -> first sound handed to the device, launch -> first heard) in ms, for one `voicegui speak`;
-    `stages` gets the breakdown: launch -> the window read the request (the command's start, connect and
-    send), then the window's own stages after that (its log line)."""
+    `stages` gets the breakdown: the command's CPU, launch -> the window read the request (the command's
+    start, connect and send), then the window's own stages after that (its log line)."""
     seen = len(window.lines)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     launched = time.monotonic()
     res = window.command("speak", text)
+    cpu_ms = client_cpu_ms(before, resource.getrusage(resource.RUSAGE_CHILDREN))
     if res.returncode != 0:
         raise AssertionError(f"voicegui speak failed: {res.stderr}")
     m = window.wait_for(FIRST_SOUND, 60, after=seen)
     first_sound, latency = float(m.group(1)), float(m.group(2))
     if stages is not None and m.group(3):
-        stages[:] = [f"received=+{(float(m.group(3)) - launched) * 1000:.1f}ms after launch", m.group(4)]
+        stages[:] = [f"command CPU {cpu_ms:.1f}ms, received=+{(float(m.group(3)) - launched) * 1000:.1f}ms after "
+                     "launch", m.group(4)]
     return (first_sound - launched) * 1000, (first_sound + latency - launched) * 1000
 
 

@@ -129,6 +129,18 @@ def test_bundle_speaks_with_each_builtin_engine(bundle: Path, bundle_env: dict[s
     assert engines and engine in engines[0], stderr
 
 
+def test_bundled_espeak_voices_time_their_words_with_the_library(bundle: Path, bundle_env: dict[str, str],
+                                                                  tmp_path: Path) -> None:
+    """The bundle has no Python to run libespeak-ng's word-events helper as a script: it runs the helper as
+    itself (espeak_events.helper_command). The captions are then the engine's, not estimated."""
+    out = tmp_path / "words.srt"
+    _metrics, stderr = _speak(bundle, bundle_env, "--voice", "espeak:en-us", "--captions", str(out))
+    captions = out.read_text(encoding="utf-8")
+    assert "Timings estimated by voicegui" not in captions, captions
+    assert "word timings unavailable" not in stderr, stderr
+    assert "Hello" in captions and "there." in captions
+
+
 def test_bundle_leaves_out_the_gpl_piper_engine(bundle: Path, bundle_env: dict[str, str]) -> None:
     # piper-tts is GPL-3.0 and an optional extra (README, "Built-in server"): the Apache-2.0 bundle must not
     # carry it, and asking for its voice must end in a sentence, not a traceback.

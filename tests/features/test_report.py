@@ -260,14 +260,21 @@ def test_report_shows_what_each_voice_said_and_when(tmp_path):
     # hibari's shape: the engine's sentence bounds, the words inside estimated
     inner = tuple(dataclasses.replace(w, source="estimated") for w in words)
     bounds = Timings(text, inner, sentences_from_words(text, words, "engine"), audio_s=1.4)
+    # a Realtime voice's: words where its transcript arrived, one reworded word estimated
+    heard = (dataclasses.replace(words[0], source="server-transcript"), inner[1],
+             dataclasses.replace(words[2], source="server-transcript"))
+    transcript = Timings(text, heard, sentences_from_words(text, words, "server-transcript"), audio_s=1.4)
     voices = [dataclasses.replace(result(0, "espeak:en-us", 1.4, 0.1), timings=told),
               dataclasses.replace(result(1, "other <server>", 1.8, 0.2), played=played),
               result(2, "broken", 0.0, None, error="no such voice"),
-              dataclasses.replace(result(3, "heart", 1.4, 0.1), timings=bounds)]
+              dataclasses.replace(result(3, "heart", 1.4, 0.1), timings=bounds),
+              dataclasses.replace(result(4, "realtime", 1.4, 0.1), timings=transcript)]
     page = Page()
     page.feed(export_html(voices, tmp_path / "r.html", text=text).read_text(encoding="utf-8"))
     page.close()
-    assert len(page.summaries) == 3
+    assert len(page.summaries) == 4
+    assert page.summaries[3] == ("realtime: sentences timed by the Realtime server; words where its transcript "
+                                 "arrived (may run ahead); some words estimated")
     assert page.summaries[2] == "heart: sentence bounds from the voice's engine; words inside estimated from the pauses"
     assert page.timed_rows[2] == [["0:00.00", "One, two.", "estimated"], ["0:00.90", "Three.", "estimated"]]
     assert page.summaries[0] == "espeak:en-us: timed by the voice's engine, word by word"

@@ -11,6 +11,11 @@ error. `server.problems` collects both; tests assert it is empty.
 Behaviour knobs (attributes, set before connecting):
 - api_key: the bearer token required (a wrong one gets HTTP 401 at the upgrade, with OpenAI's JSON error).
 - audio_for(text) -> bytes, transcript_for(text) -> str, chunk_bytes, delta_delay_s.
+- Transcript deltas: the transcript's words are shared among the audio chunks (group i for chunk i). By default
+  group i is sent right after audio chunk i; with `transcript_lead` = L it is sent right before audio chunk
+  i - L (the groups of the first L+1 chunks before the first audio), as the real service sends text ahead of
+  its audio; `transcript_events=False` sends no transcript event at all; `done_transcript_for(text)` makes
+  the .done transcript differ from the deltas.
 - error_after_deltas / error_message / error_code: send an `error` event mid-response.
 - cut_after_deltas: drop the TCP connection mid-response (no close frame).
 - unknown model: an `error` event with code model_not_found, then close.
@@ -106,6 +111,9 @@ class FakeRealtimeServer:
         self.transcript_for: Callable[[str], str] = lambda text: text
         self.chunk_bytes = 4800  # 100 ms per delta
         self.delta_delay_s = 0.0
+        self.transcript_lead: int | None = None
+        self.transcript_events = True
+        self.done_transcript_for: Callable[[str], str] | None = None
         self.error_after_deltas: int | None = None
         self.error_message = "The server had an error while processing your request."
         self.error_type = "server_error"
@@ -244,6 +252,17 @@ class FakeRealtimeServer:
         words = transcript.split(" ")
         chunks = [audio[i:i + self.chunk_bytes] for i in range(0, len(audio), self.chunk_bytes)]
         status = "completed"
+
+        async def send_words(i: int) -> None:
+            # Group i: the words of chunk i, spread over the audio a word at a time, like the real service.
+            upto = len(words) * (i + 1) // len(chunks)
+            start = len(words) * i // len(chunks)
+            if upto > start and self.transcript_events:
+                piece = " ".join(words[start:upto]) + (" " if upto < len(words) else "")
+                await self._send(ws, ResponseAudioTranscriptDeltaEvent(
+                    type="response.output_audio_transcript.delta", event_id=self._id("event"), delta=piece,
+                    **base))
+
         for i, chunk in enumerate(chunks):
             if cancel.is_set():
                 status = "cancelled"
@@ -255,17 +274,15 @@ class FakeRealtimeServer:
             if n == 1 and self.error_after_deltas is not None and i == self.error_after_deltas:
                 await self._error(ws, self.error_message, self.error_type, code=self.error_code)
                 return
+            if self.transcript_lead is not None:
+                for group in range(i + self.transcript_lead if i else 0, min(i + self.transcript_lead + 1,
+                                                                              len(chunks))):
+                    await send_words(group)
             await self._send(ws, ResponseAudioDeltaEvent(type="response.output_audio.delta",
                                                          event_id=self._id("event"),
                                                          delta=base64.b64encode(chunk).decode("ascii"), **base))
-            # Transcript deltas spread over the audio, a word at a time, like the real service.
-            upto = len(words) * (i + 1) // len(chunks)
-            start = len(words) * i // len(chunks)
-            if upto > start:
-                piece = " ".join(words[start:upto]) + (" " if upto < len(words) else "")
-                await self._send(ws, ResponseAudioTranscriptDeltaEvent(
-                    type="response.output_audio_transcript.delta", event_id=self._id("event"), delta=piece,
-                    **base))
+            if self.transcript_lead is None:
+                await send_words(i)
             if self.delta_delay_s:
                 try:
                     await asyncio.wait_for(cancel.wait(), self.delta_delay_s)
@@ -274,9 +291,11 @@ class FakeRealtimeServer:
         if status == "completed":
             await self._send(ws, ResponseAudioDoneEvent(type="response.output_audio.done",
                                                         event_id=self._id("event"), **base))
-            await self._send(ws, ResponseAudioTranscriptDoneEvent(type="response.output_audio_transcript.done",
-                                                                  event_id=self._id("event"),
-                                                                  transcript=transcript, **base))
+            if self.transcript_events:
+                final = transcript if self.done_transcript_for is None else self.done_transcript_for(text)
+                await self._send(ws, ResponseAudioTranscriptDoneEvent(type="response.output_audio_transcript.done",
+                                                                      event_id=self._id("event"),
+                                                                      transcript=final, **base))
         details = None if status == "completed" else {"type": "cancelled", "reason": "client_cancelled"}
         await self._send(ws, ResponseDoneEvent(
             type="response.done", event_id=self._id("event"),

@@ -19,9 +19,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voicegui.server.benchclip import write_clip
@@ -164,6 +165,59 @@ async def close_window(win) -> None:
     win.close()
     win.deleteLater()
     await asyncio.sleep(0)
+
+
+def burst_pcm(bursts: Sequence[tuple[float, float]], length_s: float, rate: int = 24000) -> bytes:
+    """pcm16 of `length_s` seconds, silent but for a 220 Hz tone over each (start_s, end_s) of `bursts`: audio
+    whose word onsets are known (read-along tests)."""
+    t = np.arange(int(length_s * rate)) / rate
+    audio = np.zeros_like(t)
+    for start, end in bursts:
+        inside = (t >= start) & (t < end)
+        audio[inside] = 0.3 * np.sin(2 * np.pi * 220 * t[inside])
+    return (audio * 32767).astype("<i2").tobytes()
+
+
+def record_word_marks(window) -> list[tuple[float, tuple[int, int] | None]]:
+    """(played clock, word) at each change of the window's word mark, read when the mark is set: the time the
+    window decided on, not when a poll of the test happened to look (a loaded machine delays polls)."""
+    progress = window.text_panel.progress
+    mark = progress._highlight_word
+    changes: list[tuple[float, tuple[int, int] | None]] = []
+
+    def recorded(span: tuple[int, int] | None) -> None:
+        playback = window.playbacks[-1] if window.playbacks else None
+        changes.append((playback.session.snapshot().played_s if playback is not None else 0.0, span))
+        mark(span)
+
+    progress._highlight_word = recorded
+    return changes
+
+
+async def speak_sampling(qtbot, window, on_sample=None) -> tuple[list[tuple[float, tuple[int, int] | None]], object]:
+    """Click Speak; (played clock, word) at each change of the word mark while it plays, and its Playback;
+    `on_sample((played, word))` every 10 ms meanwhile."""
+    from PySide6.QtCore import Qt
+
+    changes = record_word_marks(window)
+    before = len(window.playbacks)
+    qtbot.mouseClick(window.speak_button, Qt.MouseButton.LeftButton)
+    await until(lambda: len(window.playbacks) > before, 5, "the Speak to start")
+    playback = window.playbacks[-1]
+    while not playback.done.is_set():
+        if on_sample is not None:
+            on_sample((playback.session.snapshot().played_s, window.text_panel.highlighted_word))
+        await asyncio.sleep(0.01)
+    return changes, playback
+
+
+def first_marks(text: str, changes: Sequence[tuple[float, tuple[int, int] | None]]) -> dict[str, float]:
+    """The played clock at which each word of `text` was first marked, in the order they were."""
+    seen: dict[str, float] = {}
+    for played, span in changes:
+        if span is not None:
+            seen.setdefault(text[span[0]:span[1]], played)
+    return seen
 
 
 async def until(predicate: Callable[[], bool], timeout_s: float = 10.0, what: str = "condition") -> None:

@@ -15,6 +15,8 @@ from voicegui.ui.app import _install_crash_dialog
 
 @pytest.fixture
 def log_dir(tmp_path, monkeypatch):
+    # The log file's handler is made once per process: one an earlier test left would write elsewhere.
+    crash.uninstall()
     monkeypatch.setenv("VOICEGUI_LOG_DIR", str(tmp_path / "logs"))
     yield tmp_path / "logs"
     crash.uninstall()

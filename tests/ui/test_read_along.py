@@ -16,8 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.ui.conftest import open_window, until
-from tests.ui.test_main_window import click
+from tests.ui.conftest import first_marks, open_window, record_word_marks, speak_sampling, until
 
 pytestmark = [pytest.mark.audio,
               pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")]
@@ -40,44 +39,9 @@ def sound_onsets(samples: np.ndarray, quiet_s: float = 0.08) -> list[float]:
     return [loud[0] / SR] + [b / SR for a, b in zip(loud, loud[1:], strict=False) if b - a > quiet_s * SR]
 
 
-def record_word_marks(window) -> list[tuple[float, tuple[int, int] | None]]:
-    """(played clock, word) at each change of the word mark, read when the mark is set: the time the window
-    decided on, not when a poll of the test happened to look (a loaded machine delays polls)."""
-    progress = window.text_panel.progress
-    mark = progress._highlight_word
-    changes: list[tuple[float, tuple[int, int] | None]] = []
-
-    def recorded(span: tuple[int, int] | None) -> None:
-        playback = window.playbacks[-1] if window.playbacks else None
-        changes.append((playback.session.snapshot().played_s if playback is not None else 0.0, span))
-        mark(span)
-
-    progress._highlight_word = recorded
-    return changes
-
-
-async def speak_sampling(qtbot, window, on_sample=None) -> tuple[list[tuple[float, tuple[int, int] | None]], object]:
-    """(played clock, word) at each change of the word mark while the Speak plays; `on_sample((played, word))`
-    every 10 ms meanwhile."""
-    changes = record_word_marks(window)
-    before = len(window.playbacks)
-    click(qtbot, window.speak_button)
-    await until(lambda: len(window.playbacks) > before, 5, "the Speak to start")
-    playback = window.playbacks[-1]
-    while not playback.done.is_set():
-        if on_sample is not None:
-            on_sample((playback.session.snapshot().played_s, window.text_panel.highlighted_word))
-        await asyncio.sleep(0.01)
-    return changes, playback
-
-
 def highlight_onsets(samples) -> dict[str, float]:
     """The played clock at which each word's highlight was first seen."""
-    seen: dict[str, float] = {}
-    for played, span in samples:
-        if span is not None:
-            seen.setdefault(TEXT[span[0]:span[1]], played)
-    return seen
+    return first_marks(TEXT, samples)
 
 
 async def played_truth(window) -> list[float]:

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import base64
 
-import numpy as np
 import pytest
 from aiohttp import web
 
+from tests.ui.conftest import burst_pcm, first_marks, speak_sampling
 from tests.ui.test_main_window import speak_and_wait
-from tests.ui.test_read_along import speak_sampling
 
 pytestmark = pytest.mark.audio
 
@@ -23,12 +22,7 @@ CLIP_S = 1.9
 
 
 def clip() -> bytes:
-    t = np.arange(int(CLIP_S * SR)) / SR
-    audio = np.zeros_like(t)
-    for start, end in BURSTS:
-        inside = (t >= start) & (t < end)
-        audio[inside] = 0.3 * np.sin(2 * np.pi * 220 * t[inside])
-    return (audio * 32767).astype("<i2").tobytes()
+    return burst_pcm(BURSTS, CLIP_S)
 
 
 def kokoro_app(asked: list[str], owner: str) -> web.Application:
@@ -87,10 +81,7 @@ async def test_kokoro_fastapis_word_timestamps_drive_the_highlight(qtbot, window
     assert asked == [TEXT]
     timed, tip = shown[-1]
     assert timed and "the server's own word timestamps" in tip
-    seen: dict[str, float] = {}
-    for played, span in changes:
-        if span is not None:
-            seen.setdefault(TEXT[span[0]:span[1]], played)
+    seen = first_marks(TEXT, changes)
     assert list(seen) == TEXT.split(), seen
     for word, (start, _end) in zip(seen, BURSTS, strict=True):
         assert abs(seen[word] - start) <= 0.100, (word, seen[word], start)

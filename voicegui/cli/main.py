@@ -50,6 +50,9 @@ from voicegui.formats import FORMATS
 if TYPE_CHECKING:
     import numpy as np
 
+    from voicegui.features.timings import Timings
+    from voicegui.stream.fetch import SpeechRequest
+
 # Raw pcm carries no header: a server that sends another rate without saying so plays too fast or too slow.
 UNANNOUNCED_PCM_RATE = ("the server did not say the sample rate of its raw pcm; it was played as 24000 Hz "
                         "(OpenAI's). If it sounded too fast or too slow, pass --pcm-rate HZ (Piper voices: 22050) "
@@ -105,7 +108,8 @@ def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParse
     sp.add_argument("--json", action="store_true", help="print one JSON object of metrics on stdout")
     sp.add_argument("--out", type=Path, default=None, help="write what was played to this WAV file")
     sp.add_argument("--captions", type=Path, default=None, metavar="FILE.srt|FILE.vtt",
-                    help="write captions of what was played (timings estimated from its pauses, and marked so)")
+                    help="write captions of what was played (the built-in voices' own timings where they describe it, "
+                         "else estimated from its pauses and marked so)")
     add_request_extra_arguments(sp)
     add_playback_arguments(sp)
     add_stream_format_argument(sp)
@@ -243,8 +247,11 @@ def run_speak(args: argparse.Namespace) -> int:
                                 volume=args.volume),
             keep_played=args.out is not None or args.captions is not None, pcm_rate=args.pcm_rate,
         )
+        told: Timings | None = None
         try:
             playback = asyncio.run(Player().play(options, kind="cli", record=False))
+            if args.captions is not None and builtin is not None and len(pieces) == 1:
+                told = _told_timings(request)  # while the built-in server still runs
         except KeyboardInterrupt:
             print("voicegui: stopped", file=sys.stderr)
             return EXIT_FAILED
@@ -262,7 +269,8 @@ def run_speak(args: argparse.Namespace) -> int:
         if not metrics.completed:  # the text's words would be squeezed into the part that played
             print(f"voicegui: the captions were not written to {args.captions}: the speech did not play to its "
                   "end", file=sys.stderr)
-        elif not _write_captions(args.captions, args.text, session.played_audio, session.sample_rate or 24000):
+        elif not _write_captions(args.captions, args.text, session.played_audio, session.sample_rate or 24000,
+                                 told):
             return EXIT_FAILED
     if args.json:
         data = metrics.to_json_dict()
@@ -284,13 +292,31 @@ def run_speak(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _write_captions(path: Path, text: str, played: np.ndarray, rate: int) -> bool:
-    """Captions of `text` as `played` (the samples the device played); False (and one sentence) on failure."""
-    from voicegui.features.captions import write_captions
-    from voicegui.features.timings import estimate
+def _told_timings(request: SpeechRequest) -> Timings | None:
+    """The built-in server's own timings of the request's text (espeak-ng: each word's start from the engine;
+    hibari: its sentences' bounds), or None (one log line) when it gives none."""
+    import asyncio
+
+    from voicegui.features.captioned import CaptionedError, fetch_timings
 
     try:
-        write_captions(estimate(text, played, rate), path)
+        return asyncio.run(fetch_timings(request.base_url, request.api_key, request.model, request.voice,
+                                         request.text, 1.0 if request.speed is None else request.speed))
+    except CaptionedError as exc:
+        logging.getLogger(__name__).info("captions estimated from the pauses: %s", exc)
+        return None
+
+
+def _write_captions(path: Path, text: str, played: np.ndarray, rate: int, told: Timings | None = None) -> bool:
+    """Captions of `text` as `played` (the samples the device played): `told` when they describe that audio
+    (a second synthesis of a voice that is not deterministic does not), else estimated from its pauses; False
+    (and one sentence) on failure."""
+    from voicegui.features.captions import write_captions
+    from voicegui.features.timings import describes, estimate
+
+    timings = told if told is not None and describes(told, len(played) / rate) else estimate(text, played, rate)
+    try:
+        write_captions(timings, path)
     except OSError as exc:
         print(f"voicegui: the captions could not be written to {path}: {exc.strerror or exc}; choose another "
               "--captions path", file=sys.stderr)
@@ -341,7 +367,10 @@ def run_devices() -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     command = command_of(argv)
-    if command in (None, "speak", "stop"):
+    # An unknown word (a typo) is not the window's command: argparse says what the commands are, instead of
+    # a running window being raised silently.
+    word = next((a for a in argv if not a.startswith("-")), None)
+    if word in (None, "speak", "stop"):
         from voicegui.cli.handoff import handoff
 
         handed = handoff(argv, command)  # a running window takes it: nothing below is imported

@@ -2,11 +2,12 @@
 
 Each frame is decoded as soon as its last byte is in. For mp3, a leading Xing/Info (LAME) or VBRI frame is
 skipped together with the encoder delay it records plus the decoder's 529 samples, and the end padding it records
-is trimmed (the output stops at the frame count x samples per frame - delay - padding it states), as FFmpeg's own
-mp3 demuxer does; so files glued back to back (one per sentence) join without the ~90 ms of silence their tags and
-padding would add. ADTS carries no such info. When the framer finds the start of another file, the bytes from
-there go to `rest` for StreamDecoder's next segment. Like every backend, `feed(bytes)` and `flush()` return a list
-of float32 mono arrays at `rate` (None until the first frame decodes).
+is trimmed where it states a frame count (the samples from frame count x samples per frame - padding + 529 up to
+the end of the frames counted), as FFmpeg's own mp3 demuxer does; so files glued back to back (one per sentence)
+join without the ~90 ms of silence their tags and padding would add, and the built-in server's stream, whose Info
+frame states the delay only, starts at its first sample. ADTS carries no such info. When the framer finds the
+start of another file, the bytes from there go to `rest` for StreamDecoder's next segment. Like every backend,
+`feed(bytes)` and `flush()` return a list of float32 mono arrays at `rate` (None until the first frame decodes).
 
 Threads: decoders are plain synchronous objects owned by whoever feeds them (the asyncio loop thread in voicegui);
 no threads of their own, no locks.
@@ -35,8 +36,9 @@ class ParsedBackend:
         self._kind = fmt
         self._framer = MpegFramer(fmt)
         self._first = True
-        self._skip = 0  # decoded samples still to drop (mp3 encoder + decoder delay)
-        self._left: int | None = None  # samples still to play, when the tag frame says how many
+        self._pos = 0  # decoded samples so far (the tag frame not counted)
+        self._skip = 0  # decoded samples to drop at the start (mp3 encoder + decoder delay)
+        self._padding: tuple[int, int] | None = None  # decoded samples [start, end) to drop: the end padding
         ctx = av.CodecContext.create(codec, "r")
         assert isinstance(ctx, av.AudioCodecContext)  # mp3float/mp2float/mp1float/aac: audio decoders
         self._ctx = ctx
@@ -58,7 +60,7 @@ class ParsedBackend:
                 if info is not None:
                     # a Xing/Info frame is metadata that decodes to silence: skip it, the encoder delay and the
                     # end padding it records, as FFmpeg's own mp3 demuxer does
-                    self._skip, self._left = info.delay, info.total
+                    self._skip, self._padding = info.skip, info.padding
                     continue
             out += self._trim(decode_packet(self._ctx, av.Packet(frame), self._errors))
         if out and self.rate is None:
@@ -68,13 +70,15 @@ class ParsedBackend:
     def _trim(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
         out = []
         for arr in chunks:
-            if self._skip:
-                drop = min(self._skip, len(arr))
-                self._skip -= drop
-                arr = arr[drop:]
-            if self._left is not None:
-                arr = arr[: self._left]  # end padding (and anything past the stated length)
-                self._left -= len(arr)
+            start, self._pos = self._pos, self._pos + len(arr)
+            drops = [(0, self._skip)] + ([self._padding] if self._padding else [])
+            cuts = [(max(lo - start, 0), min(hi - start, len(arr))) for lo, hi in drops]
+            cuts = [(lo, hi) for lo, hi in cuts if lo < hi]
+            if cuts:  # the ranges may overlap (a corrupt tag): one mask
+                keep = np.ones(len(arr), bool)
+                for lo, hi in cuts:
+                    keep[lo:hi] = False
+                arr = arr[keep]
             if len(arr):
                 out.append(arr)
         return out

@@ -8,7 +8,10 @@ but here we see every frame boundary, which the decoder needs:
 - another file starting at a frame boundary (an ID3v2 tag, a Xing/Info/VBRI tag frame after audio frames, a header
   of another MPEG version/layer/rate or of ADTS after mp3, RIFF/fLaC/OggS/...) ends this stream: the bytes from
   there are handed back in `rest` for the next decoder segment (servers that send one file per sentence).
-`xing_info(frame)` reads a Xing/Info (LAME) or VBRI tag frame: encoder delay, end padding and frame count.
+`xing_info(frame)` reads a Xing/Info (LAME) or VBRI tag frame: encoder delay, end padding and frame count. Like
+FFmpeg's mp3 demuxer, the end padding is trimmed only where the tag counts the frames, and it is a window that
+ends with the frames counted: a count too small (stale, or corrupt) neither hides the rest of the stream nor, with
+a delay or padding larger than the frames counted, everything.
 
 Threads: plain synchronous object, owned by whoever feeds it (the asyncio loop thread in voicegui); no threads,
 no locks. Memory: bounded by one frame plus one tag; junk is dropped as it is skipped.
@@ -27,8 +30,12 @@ _DECODER_DELAY = 529  # samples every mp3 decoder adds at the start (FFmpeg's mp
 
 @dataclass(frozen=True)
 class XingInfo:
-    delay: int  # samples to drop at the start: the encoder delay (LAME tag) plus the decoder's 529
-    total: int | None  # samples to play after that (frame count x samples per frame - delay - padding), if known
+    """What to drop of the decoded samples, counted from the first sample of the first audio frame."""
+
+    skip: int  # samples to drop at the start: the encoder delay (LAME tag) plus the decoder's 529
+    # [start, end) of the end padding, when the tag gives a frame count: FFmpeg's first/last_discard_sample. What
+    # comes after the frames the tag counts (a stale count, files glued together) plays, as in FFmpeg.
+    padding: tuple[int, int] | None
 
 
 def samples_per_frame(h: bytes | bytearray) -> int:
@@ -49,8 +56,7 @@ def xing_info(frame: bytes | bytearray) -> XingInfo | None:
     spf = samples_per_frame(frame)
     if frame[36:40] == b"VBRI" and len(frame) >= 58:
         delay = int.from_bytes(frame[42:44], "big")
-        frames = int.from_bytes(frame[50:54], "big")
-        return XingInfo(delay + _DECODER_DELAY, frames * spf - delay if frames else None)
+        return XingInfo(delay + _DECODER_DELAY, None)  # a VBRI tag has no end padding
     offsets = (4 + side, 6 + side) if not frame[1] & 1 else (4 + side,)
     for pos in offsets:
         if frame[pos : pos + 4] in (b"Xing", b"Info"):
@@ -65,7 +71,8 @@ def xing_info(frame: bytes | bytearray) -> XingInfo | None:
     if len(lame) == 24 and lame[:4] in (b"LAME", b"Lavf", b"Lavc", b"L3.9"):
         packed = int.from_bytes(lame[21:24], "big")
         delay, padding = packed >> 12, packed & 0xFFF
-    return XingInfo(delay + _DECODER_DELAY, count * spf - delay - padding if count else None)
+    end = count * spf
+    return XingInfo(delay + _DECODER_DELAY, (end - padding + _DECODER_DELAY, end) if count else None)
 
 
 def _key(kind: str, h: bytes | bytearray) -> tuple[int, ...]:

@@ -4,7 +4,9 @@ One cue per sentence (a sentence longer than `MAX_CUE_WORDS` words is cut at wor
 its first word's start to its last word's end. Estimated timings are said to be estimated inside the file: in
 WebVTT a NOTE block after the header; SRT has no comment syntax, so its first cue (0.000 to the first cue's
 start, at least 1 ms long) reads "[Timings estimated by voicegui]", and a file whose first cue starts at 0
-shares that first instant with it. `write_captions()` picks the format from the file name.
+shares that first instant with it. Timings from a Realtime transcript are said to be so the same way ("Word
+times from the Realtime transcript"), next to the estimated note when both apply. `write_captions()` picks the
+format from the file name.
 
 Pure text building plus one atomic file write: no Qt, any thread.
 """
@@ -13,11 +15,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicegui.features.timings import Timing, Timings
+from voicegui.features.timings import FROM_TRANSCRIPT, Timing, Timings
 from voicegui.files import atomic_write
 
 MAX_CUE_WORDS = 14  # about two subtitle lines
 ESTIMATED_NOTE = "Timings estimated by voicegui"
+TRANSCRIPT_NOTE = f"Word times {FROM_TRANSCRIPT}"
 EXTENSIONS = (".srt", ".vtt")
 
 
@@ -51,9 +54,11 @@ def _stamp(seconds: float, comma: bool) -> str:
 
 def to_srt(timings: Timings) -> str:
     body = cues(timings)
-    if timings.estimated:
+    notes = [note for note, applies in ((ESTIMATED_NOTE, timings.estimated),
+                                        (TRANSCRIPT_NOTE, timings.from_transcript)) if applies]
+    if notes:
         first = body[0][0] if body else 0.0
-        body = [(0.0, max(first, 0.001), f"[{ESTIMATED_NOTE}]"), *body]
+        body = [(0.0, max(first, 0.001), f"[{'; '.join(notes)}]"), *body]
     blocks = [f"{n}\n{_stamp(s, True)} --> {_stamp(e, True)}\n{_one_block(text)}\n"
               for n, (s, e, text) in enumerate(body, 1)]
     return "\n".join(blocks)
@@ -64,6 +69,9 @@ def to_vtt(timings: Timings) -> str:
     if timings.estimated:
         parts.append(f"NOTE {ESTIMATED_NOTE}: the text is aligned to pauses in the audio, not told by the "
                      "server.\n")
+    if timings.from_transcript:
+        parts.append(f"NOTE {TRANSCRIPT_NOTE}: each word starts where the model's text for it arrived, which can "
+                     "run ahead of the voice.\n")
     parts.extend(f"{_stamp(s, False)} --> {_stamp(e, False)}\n{_vtt_text(text)}\n" for s, e, text in cues(timings))
     return "\n".join(parts)
 

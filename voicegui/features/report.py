@@ -304,6 +304,10 @@ def _how(timings: Timings) -> str:
     sources = {t.source for t in (*timings.words, *timings.sentences)}
     if sources == {"estimated"}:
         return "estimated here from the pauses in what was played"
+    if "server-transcript" in sources:
+        # The Realtime API's text comes untimed and usually ahead of the voice: say so, as the window does.
+        some = "; some words estimated" if "estimated" in sources else ""
+        return f"sentences timed by the Realtime server; words where its transcript arrived (may run ahead){some}"
     if "estimated" in sources:
         return "sentence bounds from the voice's engine; words inside estimated from the pauses"
     if sources == {"server"}:

@@ -6,6 +6,9 @@ that was spoken (`Timings.text`); the window converts them to Qt's UTF-16 positi
 the time is known, best first:
 
 * ``server``: the server said so (Kokoro-FastAPI's `/dev/captioned_speech` word timestamps);
+* ``server-transcript``: from the Realtime transcript (features/transcript_timings.py): each sentence's bounds
+  are exact, each word's start is where the transcript's text for it arrived in the audio, which can run
+  ahead of the voice; shown and written as "from the Realtime transcript";
 * ``engine``: the built-in server's engine said so (espeak-ng's word events give each word's start; for the
   other engines each sentence's audio is one block, so its bounds are exact);
 * ``estimated``: made here by `estimate()`, and always shown and written as estimated.
@@ -34,7 +37,8 @@ import numpy as np
 
 from voicegui.text import split_sentences
 
-SOURCES = ("server", "engine", "estimated")
+SOURCES = ("server", "engine", "estimated", "server-transcript")
+FROM_TRANSCRIPT = "from the Realtime transcript"  # how the UI and the caption files name 'server-transcript'
 MAX_WORDS = 100_000  # a 200,000-character text has fewer; more on disk is damage
 FRAME_S = 0.010
 MIN_GAP_S = 0.060  # shorter silences are stops inside words (the closure before "t", "k")
@@ -68,6 +72,11 @@ class Timings:
     def estimated(self) -> bool:
         """Whether any time in it is an estimate (then the UI and the files say so)."""
         return any(t.source == "estimated" for t in (*self.words, *self.sentences))
+
+    @property
+    def from_transcript(self) -> bool:
+        """Whether any time in it comes from a Realtime transcript (then the UI and the files say so)."""
+        return any(t.source == "server-transcript" for t in (*self.words, *self.sentences))
 
     @property
     def duration_s(self) -> float:
@@ -308,3 +317,16 @@ def _to_real(segments: Sequence[tuple[float, float]], v: float) -> float:
             return s + v
         v -= e - s
     return segments[-1][1]
+
+
+# How far the audio timings were made for may differ from the audio played and still describe it (encoder
+# edges, a resampler's last block): a second synthesis of a voice that is not deterministic differs by more.
+AUDIO_MATCH_S, AUDIO_MATCH_SHARE = 0.05, 0.02
+
+
+def describes(timings: Timings, audio_s: float) -> bool:
+    """Whether `timings` (made from a synthesis of its own, e.g. the server's /dev/captioned_speech) can time
+    `audio_s` seconds of played audio: their audio is as long, within the encoder's edges."""
+    if timings.audio_s is None:
+        return False
+    return abs(audio_s - timings.audio_s) <= AUDIO_MATCH_S + AUDIO_MATCH_SHARE * timings.audio_s

@@ -12,19 +12,29 @@ sent together with the first audio packet. Alone it gives the client nothing to 
 leave the encoder's lookahead (LAME: ~60 ms of input before its first frame) between the server's first byte
 and its first audio, so "first byte" would no longer mean "audio starts arriving".
 
+mp3 gets a LAME Info frame between the ID3 tag and the first audio frame (lame_tag.py), carrying LAME's encoder
+delay as the encoder's first packet states it (its pts is minus the delay plus the decoder's 529), so decoders
+skip the ~46 ms of silence LAME puts first. The frames that hold only that delay (their end is at or before
+sample 0) decode to nothing once it is trimmed: they are held back with the header, which goes out with the
+first frame that carries the clip's samples.
+
 Threads: an encoder belongs to whoever calls it (the server's asyncio loop, one encoder per request); it is
 not thread-safe. Encoding is fast (hundreds of times real time) so the loop calls it directly.
 """
 
 from __future__ import annotations
 
+import logging
 from fractions import Fraction
 
 import av
 import numpy as np
 
 from voicegui.formats import CONTENT_TYPES, FORMATS
+from voicegui.server.lame_tag import DECODER_DELAY, info_frame
 from voicegui.wavfile import wav_header
+
+log = logging.getLogger(__name__)
 
 # format -> (container format, codec, codec sample format, bit rate or 0 for lossless, codec options).
 # Bit rates are typical for 24 kHz mono speech from hosted TTS (FFmpeg's own defaults differ per codec:
@@ -92,6 +102,7 @@ class StreamingEncoder:
         self._finished = False
         self._started = False
         self._held_head = b""  # container header not yet sent: it goes out with the first audio bytes
+        self._lame_tag = fmt == "mp3"  # the Info frame is still to be written (before the first audio frame)
         self._container: av.container.OutputContainer | None = None
         if fmt in ("pcm", "wav"):
             return
@@ -156,14 +167,42 @@ class StreamingEncoder:
         return head + audio
 
     def _encode_frames(self, frames: list[av.AudioFrame]) -> bytes:
-        assert self._container is not None
         for fr in frames:
             fr.pts = self._pts
             fr.time_base = Fraction(1, self._codec_rate)
             self._pts += fr.samples
-            for packet in self._stream.encode(fr):
-                self._container.mux(packet)
+            self._mux(self._stream.encode(fr))
         return self._sink.take()
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        assert self._container is not None
+        for packet in packets:
+            end = self._end_sample(packet)
+            if self._lame_tag:
+                self._lame_tag = False
+                self._held_head += self._sink.take() + self._info_frame(packet)
+            self._container.mux(packet)
+            if self.format == "mp3" and end is not None and end <= 0:
+                self._held_head += self._sink.take()  # encoder delay only: nothing to hear once trimmed
+
+    def _end_sample(self, packet: av.Packet) -> int | None:
+        """Where `packet`'s samples end, in samples of the input (negative inside the encoder delay)."""
+        if packet.pts is None or packet.duration is None or packet.time_base is None:
+            return None
+        return int((packet.pts + packet.duration) * packet.time_base * self._codec_rate)
+
+    def _info_frame(self, packet: av.Packet) -> bytes:
+        """The LAME Info frame for this stream, from its first packet; b"" (logged) if it cannot be made."""
+        if packet.pts is None or packet.time_base is None:
+            log.warning("no LAME Info frame: the mp3 encoder's first packet has no timestamp, so its delay "
+                        "is unknown and players will hear it as silence")
+            return b""
+        delay = -int(packet.pts * packet.time_base * self._codec_rate) - DECODER_DELAY
+        try:
+            return info_frame(bytes(packet), delay, self._codec_ctx.bit_rate or 0)
+        except ValueError as e:
+            log.warning("no LAME Info frame, players will hear the encoder delay as silence: %s", e)
+            return b""
 
     def finish(self) -> bytes:
         """Flush the codec and the muxer; return the remaining bytes. The encoder is closed afterwards."""
@@ -171,16 +210,17 @@ class StreamingEncoder:
             return b""
         if not self._started:
             self._held_head = self._start()
-        head, self._held_head = self._held_head, b""  # a stream with no audio at all is still a valid file
         self._finished = True
         if self._container is None:
+            head, self._held_head = self._held_head, b""  # a stream with no audio at all is still a valid file
             return head
         # Drain the resampler (partial last frame), then the codec, then the muxer trailer.
-        out = head + self._encode_frames(self._resampler.resample(None))
-        for packet in self._stream.encode(None):
-            self._container.mux(packet)
+        out = self._encode_frames(self._resampler.resample(None))
+        self._mux(self._stream.encode(None))
         self._container.close()
-        return out + self._sink.take()
+        # The header (and mp3's Info frame and delay-only frames) if no audio went out yet.
+        head, self._held_head = self._held_head, b""
+        return head + out + self._sink.take()
 
     def close(self) -> None:
         """Release codec resources without flushing (used when the client went away)."""

@@ -22,6 +22,13 @@ How (event names and payloads from the installed SDK, openai 3.57, openai/types/
 - `response.output_audio_transcript.delta/.done` build the transcript; `on_transcript(full text so far)`.
   It is bounded: only the last limits.MAX_TRANSCRIPT_CHARS (100k) characters are kept, behind
   TRANSCRIPT_MARKER, so a server that never stops talking cannot grow the window.
+- Read-along: given a `TranscriptTimeline`, the reader records for each response (sentence) where its audio
+  starts and ends in the piece's audio, and at which audio position (the audio received so far) each
+  transcript delta arrived. The events carry no time of their own (ResponseAudioTranscriptDeltaEvent has
+  none) and OpenAI does not align them with the audio: the text usually arrives AHEAD of the audio it
+  describes, so a delta's position is the earliest its words can be heard, not when they are.
+  features/transcript_timings.py turns this into word timings and labels them accordingly. It is bounded like
+  the transcript: past MAX_TRANSCRIPT_CHARS characters of recorded transcript nothing more is recorded.
 - Each websocket message is parsed here (`parse_server_event`, plain JSON into a `ServerEvent`), not by the
   SDK's `recv()`, whose unchecked models let a malformed message through as a TypeError/AttributeError deep
   in our handling or as a bare JSONDecodeError. `EventReader.handle` checks the type of every field it uses;
@@ -50,7 +57,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -210,6 +217,89 @@ def _connect_error(exc: BaseException, req: SpeechRequest) -> FetchError:
                                     f"{as_sentence(cause_text(exc))} Is it running, and is the URL right?")
 
 
+def word_key(token: str) -> str:
+    """A word as transcript_differs compares it (case, punctuation and apostrophes aside): "Hello," -> "hello"."""
+    return "".join(_words(token))
+
+
+@dataclass
+class ResponseTimeline:
+    """One response (one sentence) of a Realtime reading: where its audio lies in the piece's audio, in seconds
+    (`start_s`; `end_s` grows with its audio), the transcript it sent, and `marks`: (character offset into
+    `transcript` where a delta began, audio position in seconds when that delta arrived), in arrival order."""
+
+    said: str  # the sentence we asked it to read
+    start_s: float
+    end_s: float
+    transcript: str = ""
+    marks: list[tuple[int, float]] = field(default_factory=list)
+    done: bool = False  # its response.done came
+    consistent: bool = True  # False: the .done transcript contradicted the deltas, so `marks` were dropped
+
+
+class TranscriptTimeline:
+    """Where the transcript deltas of one fetch_realtime call arrived in its audio (see the module docstring).
+
+    Filled on the loop by the reader; `version` grows with every change, so a reader on the same loop (the
+    window's progress line) rebuilds its timings only when something changed. Bounded: at most
+    `max_chars` characters of transcript are recorded (`cut` says that more arrived)."""
+
+    def __init__(self, max_chars: int = MAX_TRANSCRIPT_CHARS) -> None:
+        self.responses: list[ResponseTimeline] = []
+        self.max_chars = max_chars
+        self.chars = 0
+        self.cut = False
+        self.version = 0
+
+    def start(self, said: str, at_s: float) -> None:
+        self.responses.append(ResponseTimeline(said, at_s, at_s))
+        self.version += 1
+
+    def audio(self, at_s: float) -> None:
+        if self.responses:
+            self.responses[-1].end_s = at_s
+            self.version += 1
+
+    def delta(self, text: str, at_s: float) -> None:
+        if not self.responses or not text:
+            return
+        if self.cut or self.chars + len(text) > self.max_chars:
+            self.cut = True
+            return
+        r = self.responses[-1]
+        r.marks.append((len(r.transcript), at_s))
+        r.transcript += text
+        self.chars += len(text)
+        self.version += 1
+
+    def done(self, transcript: str, at_s: float) -> None:
+        """The response's whole transcript (response.output_audio_transcript.done)."""
+        if not self.responses:
+            return
+        r = self.responses[-1]
+        if transcript == r.transcript:
+            return
+        if transcript.startswith(r.transcript):  # deltas were missing at the end: the rest came now
+            self.delta(transcript[len(r.transcript):], at_s)
+            return
+        # It contradicts the deltas (a server that corrected itself): keep the final text, not the positions.
+        r.consistent = False
+        r.marks.clear()
+        if self.cut or self.chars - len(r.transcript) + len(transcript) > self.max_chars:
+            self.cut = True
+            self.chars -= len(r.transcript)
+            r.transcript = ""
+        else:
+            self.chars += len(transcript) - len(r.transcript)
+            r.transcript = transcript
+        self.version += 1
+
+    def finish(self) -> None:
+        if self.responses:
+            self.responses[-1].done = True
+            self.version += 1
+
+
 def _str(obj: Mapping[str, Any], key: str) -> str:
     """obj[key] if it is a string, else "" (optional text fields of an event: absent, null or wrong alike)."""
     value = obj.get(key)
@@ -280,8 +370,9 @@ class EventReader:
     `max_transcript` characters of it)."""
 
     def __init__(self, req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[[bytes], Awaitable[None]],
-                 on_transcript: Callable[[str], None] | None) -> None:
+                 on_transcript: Callable[[str], None] | None, timeline: TranscriptTimeline | None = None) -> None:
         self.req = req
+        self.timeline = timeline
         self.marks = marks
         self.on_chunk = on_chunk
         self.on_transcript = on_transcript
@@ -304,6 +395,16 @@ class EventReader:
         if self.transcript_cut or len(text) > self.max_transcript:
             return TRANSCRIPT_MARKER + self._bounded(text)
         return text
+
+    @property
+    def audio_s(self) -> float:
+        """Seconds of audio received so far (pcm16 mono at SAMPLE_RATE)."""
+        return self.total // 2 / SAMPLE_RATE
+
+    def start_response(self, said: str) -> None:
+        """A response.create for sentence `said` was sent: its audio starts where the audio so far ends."""
+        if self.timeline is not None:
+            self.timeline.start(said, self.audio_s)
 
     def _report_transcript(self) -> None:
         if self.on_transcript is not None:
@@ -328,12 +429,20 @@ class EventReader:
                 if self.marks.first_byte is None:
                     self.marks.first_byte = time.monotonic()
                 self.total += len(data)
+                if self.timeline is not None:
+                    self.timeline.audio(self.audio_s)
                 await self.on_chunk(data)
         elif etype == "response.output_audio_transcript.delta":
-            self.partial = self._bounded(self.partial + event.text("delta"))
+            delta = event.text("delta")
+            self.partial = self._bounded(self.partial + delta)
+            if self.timeline is not None:
+                self.timeline.delta(delta, self.audio_s)
             self._report_transcript()
         elif etype == "response.output_audio_transcript.done":
-            self.partial = self._bounded(event.text("transcript"))
+            transcript = event.text("transcript")
+            self.partial = self._bounded(transcript)
+            if self.timeline is not None:
+                self.timeline.done(transcript, self.audio_s)
             self._report_transcript()
         elif etype == "response.done":
             return self._response_done(_obj(event.data, "response"))
@@ -347,6 +456,8 @@ class EventReader:
         status = _str(response, "status") or None
         details = _obj(response, "status_details")
         if status in (None, "completed"):
+            if self.timeline is not None:
+                self.timeline.finish()
             self.done_text = self._bounded(" ".join(t for t in (self.done_text, self.partial.strip()) if t))
             self.partial = ""
             return True
@@ -381,8 +492,10 @@ async def _raise_pending_error(conn: Any, reader: EventReader) -> None:
 
 
 async def fetch_realtime(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[[bytes], Awaitable[None]],
-                         on_transcript: Callable[[str], None] | None = None) -> int:
+                         on_transcript: Callable[[str], None] | None = None,
+                         timeline: TranscriptTimeline | None = None) -> int:
     """Speak req.text over the Realtime API into `on_chunk` (raw pcm16 24 kHz mono); return the bytes delivered.
+    `timeline`, if given, records where each transcript delta arrived in the audio (read-along).
 
     Raises FetchError on every network/protocol/server failure (after delivering whatever arrived), lets
     exceptions from the callbacks and asyncio.CancelledError through, and always closes the websocket.
@@ -400,7 +513,7 @@ async def fetch_realtime(req: SpeechRequest, marks: FetchMarks, on_chunk: Callab
         raise FetchError("protocol", "The Realtime API needs the 'websockets' package: "
                                      "pip install 'openai[realtime]'.") from exc
     client = _client(req)
-    reader = EventReader(req, marks, on_chunk, on_transcript)
+    reader = EventReader(req, marks, on_chunk, on_transcript, timeline)
     session = _session_config(req)
     conn: Any = None
     try:
@@ -415,6 +528,7 @@ async def fetch_realtime(req: SpeechRequest, marks: FetchMarks, on_chunk: Callab
             await conn.session.update(session=session)
             for index, sentence in enumerate(sentences):
                 reader.response_active = True
+                reader.start_response(sentence)
                 await conn.response.create(response=_response_params(sentence, session["instructions"], index))
                 if marks.request_sent is None:
                     marks.request_sent = time.monotonic()

@@ -48,7 +48,7 @@ from voicegui.stream.level_history import LevelHistory
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.output import AudioOutput, OutputConfig, OutputError, OutputKeeper, device_sample_rate
 from voicegui.stream.prebuffer import PrebufferPolicy
-from voicegui.stream.realtime import fetch_realtime, uses_realtime
+from voicegui.stream.realtime import TranscriptTimeline, fetch_realtime, uses_realtime
 from voicegui.stream.ring import FloatRing
 
 if TYPE_CHECKING:
@@ -182,6 +182,8 @@ class SpeakSession:
         self.metrics: SessionMetrics | None = None
         # Realtime API only: the model's transcript so far (one str assignment: safe to read from any thread).
         self.transcript = ""
+        # Realtime API only: one TranscriptTimeline per piece fetched (read-along; appended by the loop).
+        self.transcript_timelines: list[TranscriptTimeline] = []
 
     # --- public ---------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -485,7 +487,9 @@ class SpeakSession:
         if self.options.source is not None:
             await self.options.source(req, marks, self._on_chunk)
         elif uses_realtime(req):
-            await fetch_realtime(req, marks, self._on_chunk, self._on_transcript)
+            timeline = TranscriptTimeline()
+            self.transcript_timelines.append(timeline)
+            await fetch_realtime(req, marks, self._on_chunk, self._on_transcript, timeline)
         else:
             await fetch_speech(req, marks, self._on_chunk)
 

@@ -3,7 +3,8 @@ connection from a second `voicegui` (speak a text, the selection or the clipboar
 and answers at once; the window does the work through the same path as its own Speak and Stop buttons.
 
 Threads: GUI thread only (QLocalServer and its sockets live there; the handler is called there, so it may
-touch widgets and schedule the window's async slots on the qasync loop).
+touch widgets and schedule the window's async slots on the qasync loop). Reading another program's X11
+selection or clipboard blocks it: at most OWNER_ANSWER_S while that program is silent (ui/x11_selection).
 
 Safety: the socket's directory is 0700 and the socket itself 0600 (QLocalServer.UserAccessOption, then chmod), and each
 connection's peer uid (SO_PEERCRED) must be this process's, else it gets a refusal and is closed. Messages
@@ -30,12 +31,16 @@ from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 from voicegui import instance_protocol as proto
 from voicegui.instance_protocol import ProtocolError, Reply, Request, WindowState
+from voicegui.ui import x11_selection
 
 log = logging.getLogger(__name__)
 
 CLIENT_IDLE_MS = 5000
 MAX_CLIENTS = 8
 MAX_SPEAK_CHARS = 200_000  # the text box's own limit (ui/text_panel.MAX_TEXT_CHARS)
+# How long another program holding the selection (or clipboard) may take to answer before the window says
+# so: the GUI thread waits that long, and the command's own timeout (instance_protocol) is longer.
+OWNER_ANSWER_S = 2.0
 
 Handler = Callable[[Request], Reply]
 
@@ -250,6 +255,9 @@ class WindowCommands:
             return Reply(False, "this desktop has no primary selection (Wayland or no X11); select and copy "
                                 "the text, then use `voicegui speak --clipboard`")
         what = "the selection" if mode is QClipboard.Mode.Selection else "the clipboard"
+        problem = owner_problem(clipboard, mode, what)
+        if problem is not None:
+            return Reply(False, problem)
         return self.speak(clipboard.text(mode), what)
 
     def speak(self, text: str, what: str) -> Reply:
@@ -266,3 +274,23 @@ class WindowCommands:
         self._handed = text
         w.speak()
         return Reply(True, f"speaking {what} in the voicegui window")
+
+
+def owner_problem(clipboard: QClipboard, mode: QClipboard.Mode, what: str) -> str | None:
+    """Why `what` cannot be read now: on X11, another program holds it and does not answer (Qt would wait for
+    it up to 15 s on the GUI thread); None when it can be read."""
+    selection = mode is QClipboard.Mode.Selection
+    owned = clipboard.ownsSelection() if selection else clipboard.ownsClipboard()
+    if QGuiApplication.platformName() != "xcb" or owned:
+        return None  # Qt hands over its own without asking X (and this thread could not answer the probe)
+    try:
+        owner = x11_selection.probe("PRIMARY" if selection else "CLIPBOARD", OWNER_ANSWER_S)
+    except x11_selection.X11Error as exc:
+        log.warning("cannot ask the X server whether the program holding %s answers (%s); reading it through Qt, "
+                    "which waits for that program", what, exc)
+        return None
+    if owner is not x11_selection.Owner.SILENT:
+        return None
+    log.warning("the program that holds %s did not answer within %g s", what, OWNER_ANSWER_S)
+    return (f"the program that holds {what} did not hand it over within {OWNER_ANSWER_S:g} s (it may be busy or "
+            f"hung); {'select' if selection else 'copy'} the text again and retry")

@@ -8,8 +8,9 @@ the engine's own word starts or sentence bounds; timings whose audio is not as l
 dropped, so a server whose second synthesis differs falls back to estimates), and hands them to the history
 once it has recorded the Speak (`keep_timings_with`); a history
 replay gets the entry's timings from the window (`use_timings`: kept, or estimated from the cached audio);
-otherwise speech_map shares each piece's time among sentences by characters and words
-by syllables. The tooltip says which is shown.
+a Speak over the Realtime API is timed from its transcript as it arrives (features/transcript_timings.py, from
+the session's transcript timelines, rebuilt when they change) and kept the same way; otherwise speech_map
+shares each piece's time among sentences by characters and words by syllables. The tooltip says which is shown.
 
 Threads: GUI thread only. It polls the Playback it follows (`follow(source)`) on a QTimer (20 Hz: a word lasts
 a few hundred ms) through the session's ``snapshot()``, safe from any thread; the mapping from the played-audio
@@ -29,17 +30,18 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from voicegui.features.captioned import CaptionedError, fetch_timings
 from voicegui.features.history import HistoryError
-from voicegui.features.timings import Timings
+from voicegui.features.timings import AUDIO_MATCH_S, AUDIO_MATCH_SHARE, FROM_TRANSCRIPT, Timings
+from voicegui.features.transcript_timings import TranscriptTimer
 from voicegui.providers import BUILTIN
 from voicegui.stream.player import Playback
 from voicegui.stream.prebuffer import PrebufferPolicy
+from voicegui.stream.realtime import uses_realtime
 from voicegui.stream.session import Snapshot
 from voicegui.ui.speech_map import PieceMap, map_pieces, progress, progress_line
 
 log = logging.getLogger(__name__)
 
 REFRESH_MS = 50
-AUDIO_MATCH_S, AUDIO_MATCH_SHARE = 0.05, 0.02  # how far timings' audio may differ from the piece's (encoder edges)
 KEEP_WAIT_S = 30.0  # the history hook writes a body in a worker thread; a full disk reports itself meanwhile
 ESPEAK_PREFIX = "espeak:"  # the built-in espeak-ng voices' ids (server/engines/espeak.VOICE_PREFIX)
 ENDED_STATES = ("done", "stopped", "error")
@@ -70,6 +72,8 @@ class SpeakProgress(QLabel):
         self._fallback_s: list[float] = []
         self._highlight_word = highlight_word
         self._timings: list[Timings | None] = []
+        self._timers: list[TranscriptTimer] = []  # a Realtime Speak: one per piece
+        self._timeline_versions: list[int] | None = None  # a Realtime Speak: each piece's timeline version used
         self._given: tuple[str, Timings] | None = None  # use_timings(): for the next Playback of that text
         self._fetch: asyncio.Task[None] | None = None
         self._want_fetch = False
@@ -124,6 +128,7 @@ class SpeakProgress(QLabel):
         if self._want_fetch and (snap.fetch_done or playback.request.voice.startswith(ESPEAK_PREFIX)):
             self._want_fetch = False
             self._fetch = asyncio.ensure_future(self._fetch_timings(playback))
+        self._time_from_transcripts(playback)
         self._drop_contradicted(snap)
         p = progress(snap, self._map, self._chars, self._fallback_s, self._timings)
         self.setText(progress_line(p))
@@ -132,6 +137,10 @@ class SpeakProgress(QLabel):
             self.timed = p.timed
             if playback.kind == "replay":
                 how = "kept with the history entry, or estimated from its audio"
+            elif self._timeline_versions is not None:
+                how = (f"{FROM_TRANSCRIPT}: each sentence's bounds are exact; a word starts where the model's text "
+                       "for it arrived, which can run ahead of the voice; words read differently, or whose text "
+                       "came all at once, are estimated")
             elif playback.provider != BUILTIN:
                 how = "the server's own word timestamps"
             elif playback.request.voice.startswith(ESPEAK_PREFIX):
@@ -151,6 +160,9 @@ class SpeakProgress(QLabel):
         self._fallback_s = [PrebufferPolicy.expected_duration(t, req.speed) for t in texts]
         self._cancel_fetch()
         self._timings = [None] * len(texts)
+        realtime = playback.kind == "speak" and playback.options.source is None and uses_realtime(req)
+        self._timers = [TranscriptTimer(t) for t in texts] if realtime else []
+        self._timeline_versions = [-1] * len(texts) if realtime else None
         given, self._given = self._given, None
         if given is not None and len(texts) == 1 and given[0] == texts[0]:
             self._timings[0] = given[1]
@@ -169,6 +181,16 @@ class SpeakProgress(QLabel):
             if self._playback is not playback:
                 return
             self._timings[i] = timings
+
+    def _time_from_transcripts(self, playback: Playback) -> None:
+        """A Realtime Speak: each piece's timings from its transcript timeline, rebuilt when it changed."""
+        versions = self._timeline_versions
+        if versions is None:
+            return
+        for i, timeline in enumerate(playback.session.transcript_timelines[:len(versions)]):
+            if versions[i] != timeline.version:
+                versions[i] = timeline.version
+                self._timings[i] = self._timers[i].timings(timeline)
 
     def _drop_contradicted(self, snap: Snapshot) -> None:
         """Timings made from another synthesis than the one playing (a voice that is not deterministic, an engine
@@ -228,6 +250,8 @@ class SpeakProgress(QLabel):
             self._highlight(span)
 
     def _clear(self) -> None:
+        if self._playback is not None:
+            self._time_from_transcripts(self._playback)  # the last changes, for the history
         if self._playback is not None and self._keep is not None and any(t is not None for t in self._timings) \
                 and self._playback.kind == "speak":
             task = asyncio.ensure_future(self._keep_timings(self._playback, list(self._timings), self._keep))
@@ -237,6 +261,8 @@ class SpeakProgress(QLabel):
         self._playback = None
         self._map = None
         self._timings = []
+        self._timers = []
+        self._timeline_versions = None
         if self.timed:
             self.timed = False
             self.setToolTip(TOOLTIP)

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from typing import Any
 
 LIBRARY = "libespeak-ng.so.1"
+HELPER_ARG = "--espeak-events-helper"  # the bundle's way to run main() (helper_command)
 TIMEOUT_S = 30.0
 AUDIO_OUTPUT_SYNCHRONOUS = 2
 INITIALIZE_DONT_EXIT = 0x8000  # missing data is an error code, not exit()
@@ -128,18 +129,26 @@ def words_from_events(text: str, events: list[tuple[int, int, float]]) -> tuple[
     return tuple(out)
 
 
+def helper_command() -> list[str]:
+    """How the helper is started: this file as a script of a bare interpreter, or, in the PyInstaller bundle
+    (sys.executable is voicegui itself, with no Python to run a script), the bundle with HELPER_ARG, which its
+    entry script (packaging/pyinstaller/voicegui_entry.py) turns into a call of `main()` before anything else
+    is imported."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, HELPER_ARG]
+    return [sys.executable, "-I", "-S", __file__]
+
+
 def synthesize(pieces: Sequence[str], voice_file: str, wpm: int, library: str = LIBRARY) -> list[Synthesis]:
     """Each piece as `espeak-ng --stdout -b 1 -v voice_file -s wpm` says it, with its word starts, made by the
     helper (module docstring). Blocks; EspeakEventsError when it cannot give them all."""
-    if getattr(sys, "frozen", False):  # a PyInstaller bundle: sys.executable is voicegui, not Python
-        raise EspeakEventsError("the bundled voicegui has no Python interpreter to run the libespeak-ng helper")
     if not pieces:
         return []
     job = json.dumps({"voice_file": voice_file, "wpm": wpm, "library": library, "pieces": list(pieces)})
     timeout_s = TIMEOUT_S * len(pieces)
     try:
         # Its own process group: on a timeout the helper and the piece's child it waits for go together.
-        proc = subprocess.Popen([sys.executable, "-I", "-S", __file__], stdin=subprocess.PIPE,
+        proc = subprocess.Popen(helper_command(), stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     except OSError as exc:
         raise EspeakEventsError(f"the libespeak-ng helper could not be started ({exc})") from exc
