@@ -47,6 +47,15 @@ def test_wayland_without_x_names_the_window_and_wl_paste(runtime, flag, paste):
     assert line.endswith(f"keep the voicegui window open, or use `voicegui speak \"$({paste})\"`")
 
 
+def test_an_x_display_that_cannot_be_reached_is_one_line(runtime):
+    # No X server listens on display 4093 here (a unix socket /tmp/.X11-unix/X4093 would be one).
+    res = speak("--selection", DISPLAY=":4093")
+    assert res.returncode == EXIT_FAILED
+    assert res.stderr.splitlines() == [
+        "voicegui: cannot read the selection: cannot connect to the X server that $DISPLAY names ($DISPLAY is "
+        "':4093'); run the command in your desktop session"]
+
+
 @pytest.mark.parametrize("argv", [["Some text.", "--selection"], ["--clipboard", "--selection"]])
 def test_a_text_and_a_flag_together_are_refused(runtime, argv):
     res = speak(*argv)

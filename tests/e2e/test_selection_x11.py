@@ -324,12 +324,17 @@ def test_without_a_window_an_empty_selection_is_a_clear_message_and_nothing_is_p
     assert len(engine.texts) == asked
 
 
-def test_without_a_window_a_clipboard_over_the_windows_limit_is_refused(alone, x_env, listening):
+@pytest.mark.parametrize("through", ["window", "alone"])
+def test_a_clipboard_over_the_windows_limit_is_refused_alike_with_and_without_a_window(request, x_env, listening,
+                                                                                        through):
     server, engine = listening
     asked = len(engine.texts)
     with SelectionOwner(x_env, "Copied.", "clipboard") as editor:
         editor.own("x" * (MAX_SPEAK_CHARS + 1))  # through its stdin: too long for an argument
-        res = speak_here(alone, server, "--clipboard")
+        if through == "window":
+            res = request.getfixturevalue("window").command("speak", "--clipboard")
+        else:
+            res = speak_here(request.getfixturevalue("alone"), server, "--clipboard")
     assert res.returncode == EXIT_FAILED
     assert res.stderr.splitlines() == [f"voicegui: the clipboard is {MAX_SPEAK_CHARS + 1} characters long, over "
                                        f"the window's limit of {MAX_SPEAK_CHARS}; speak a shorter part"], res.stderr

@@ -13,7 +13,8 @@ stack (the openai SDK is most of the start-up) on a background thread at the fir
 the built-in voice's model on another while the request is prepared (cli.preload).
 
 One window (issue 19): before any of that, `voicegui`, `speak` and `stop` check for a running window and hand
-their request to it (cli.handoff); only with no window does `speak` play here (`stop` then has nothing to stop).
+their request to it (cli.handoff); only with no window does `speak` play here (`stop` then has nothing to stop),
+reading `--selection` / `--clipboard` itself first (cli.read_selection).
 """
 
 from __future__ import annotations

@@ -88,8 +88,8 @@ def _read_through_qt(source: str) -> str:
     app = QGuiApplication(["voicegui", "-platform", QT_PLATFORMS])
     try:
         if QGuiApplication.platformName() != "xcb":
-            raise ReadError(f"cannot read {what(source)}: Qt's xcb platform did not start (a missing libxcb "
-                            "library: run with QT_DEBUG_PLUGINS=1 to see which one, and install it)")
+            raise ReadError(f"cannot read {what(source)}: Qt's xcb platform did not start (most likely a missing "
+                            "libxcb-* library: `QT_DEBUG_PLUGINS=1 voicegui -vv speak --selection` names it)")
         mode = QClipboard.Mode.Selection if source == SELECTION else QClipboard.Mode.Clipboard
         return QGuiApplication.clipboard().text(mode)
     finally:
