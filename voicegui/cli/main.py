@@ -92,10 +92,10 @@ def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParse
     sp = sub.add_parser("speak", help="speak text through the audio device (through the window if one runs)")
     sp.add_argument("text", nargs="?", help="text to speak")
     sp.add_argument("--clipboard", action="store_true",
-                    help="speak the clipboard (X11; under Wayland only through the voicegui window)")
+                    help="speak the clipboard (through the voicegui window if one runs, else read here from X11)")
     sp.add_argument("--selection", action="store_true",
-                    help="speak the selected text, X11's primary selection (under Wayland only through the "
-                         "voicegui window)")
+                    help="speak the selected text, X11's primary selection (through the voicegui window if one "
+                         "runs, else read here)")
     add_server_arguments(sp)
     sp.add_argument("--model", default=None,
                     help=f"model id (default: {BUILTIN_MODEL} for the built-in voices, {REMOTE_MODEL} with --base-url)")

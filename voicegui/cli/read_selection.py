@@ -9,10 +9,12 @@ for this on the xcb platform and shut down before the text is handed on. Qt is i
 plain `voicegui speak TEXT` stays free of it (tests/cli/test_startup.py).
 
 Where it cannot read: Wayland gives the clipboard and the primary selection only to a client with a focused
-window (wl_data_device's selection event comes with keyboard focus), and this command has none, so under
-Wayland without $DISPLAY it says so and names the window or wl-paste; with neither $DISPLAY nor
-$WAYLAND_DISPLAY there is nothing to read from, and it says that. Every failure is a ReadError holding one
-sentence for the user.
+window (the protocol sends wl_data_device.selection to a client about to get keyboard focus), and this command
+has none: PySide6 6.11 on the wayland platform with no window reads '' without an error (tried on weston 10),
+which cannot be told from an empty clipboard. So under Wayland without $DISPLAY it does not try: it says so and
+names the window or wl-paste. With $DISPLAY (X11, or XWayland in a Wayland session) it reads through X. With
+neither there is nothing to read from, and it says that. Every failure is a ReadError holding one sentence for
+the user.
 
 Threads: the main thread, before the command's asyncio loop starts; Qt's GUI thread is this thread for the
 few milliseconds the QGuiApplication lives. Qt's own messages go to logging (debug), not to the terminal.
