@@ -41,7 +41,7 @@ from tests.e2e.test_second_instance import history_texts, until
 from voicegui.cli.args import EXIT_FAILED, EXIT_OK
 from voicegui.server.engines.replay import ReplayEngine
 from voicegui.server.thread import ServerThread
-from voicegui.ui.instance import MAX_SPEAK_CHARS
+from voicegui.ui.x11_selection import MAX_SPEAK_CHARS
 
 pytestmark = pytest.mark.audio
 

@@ -27,7 +27,6 @@ import os
 from collections.abc import Mapping
 
 from voicegui.ui import x11_selection
-from voicegui.ui.instance import MAX_SPEAK_CHARS, OWNER_ANSWER_S
 
 log = logging.getLogger(__name__)
 
@@ -60,21 +59,16 @@ def read_text(source: str, env: Mapping[str, str] | None = None) -> str:
                         "$WAYLAND_DISPLAY are unset): run the command in your desktop session, or give the text "
                         "as `voicegui speak TEXT`")
     try:
-        owner = x11_selection.probe(_X11_NAMES[source], OWNER_ANSWER_S)
+        owner = x11_selection.probe(_X11_NAMES[source], x11_selection.OWNER_ANSWER_S)
     except x11_selection.X11Error as exc:
         raise ReadError(f"cannot read {name}: {exc} ($DISPLAY is {env['DISPLAY']!r}); run the command in "
                         "your desktop session") from None
     if owner is x11_selection.Owner.SILENT:
-        # The window's own sentence (ui/instance.owner_problem).
-        raise ReadError(f"the program that holds {name} did not hand it over within {OWNER_ANSWER_S:g} s (it may "
-                        f"be busy or hung); {'select' if source == SELECTION else 'copy'} the text again and retry")
+        raise ReadError(x11_selection.silent_owner(name, source == SELECTION))
     text = "" if owner is x11_selection.Owner.NONE else _read_through_qt(source)
-    # The window's checks and sentences for a handed-over text (ui/instance.WindowCommands.speak).
-    if not text.strip():
-        raise ReadError(f"nothing to speak: {name} holds no text")
-    if len(text) > MAX_SPEAK_CHARS:
-        raise ReadError(f"{name} is {len(text)} characters long, over the window's limit of {MAX_SPEAK_CHARS}; "
-                        "speak a shorter part")
+    problem = x11_selection.text_problem(text, name)  # the window's checks and sentences
+    if problem is not None:
+        raise ReadError(problem)
     return text
 
 
