@@ -13,7 +13,8 @@ stack (the openai SDK is most of the start-up) on a background thread at the fir
 the built-in voice's model on another while the request is prepared (cli.preload).
 
 One window (issue 19): before any of that, `voicegui`, `speak` and `stop` check for a running window and hand
-their request to it (cli.handoff); only with no window does `speak` play here (`stop` then has nothing to stop).
+their request to it (cli.handoff); only with no window does `speak` play here (`stop` then has nothing to stop),
+reading `--selection` / `--clipboard` itself first (cli.read_selection).
 """
 
 from __future__ import annotations
@@ -93,9 +94,11 @@ def build_parser(commands: Collection[str] = COMMANDS) -> argparse.ArgumentParse
 
     sp = sub.add_parser("speak", help="speak text through the audio device (through the window if one runs)")
     sp.add_argument("text", nargs="?", help="text to speak")
-    sp.add_argument("--clipboard", action="store_true", help="speak the clipboard (needs the voicegui window)")
+    sp.add_argument("--clipboard", action="store_true",
+                    help="speak the clipboard (through the voicegui window if one runs, else read here from X11)")
     sp.add_argument("--selection", action="store_true",
-                    help="speak the selected text, X11's primary selection (needs the voicegui window)")
+                    help="speak the selected text, X11's primary selection (through the voicegui window if one "
+                         "runs, else read here)")
     add_server_arguments(sp)
     sp.add_argument("--model", default=None,
                     help=f"model id (default: {BUILTIN_MODEL} for the built-in voices, {REMOTE_MODEL} with --base-url)")
@@ -157,11 +160,11 @@ def run_speak(args: argparse.Namespace) -> int:
 
     On success prints nothing (or, with --json, only the metrics object) and returns 0.
     """
-    if args.clipboard or args.selection:  # only the window has the X connection to read them
-        print(f"voicegui: {'--clipboard' if args.clipboard else '--selection'} needs the voicegui window, which "
-              "reads it: start `voicegui` first", file=sys.stderr)
+    if [args.text is not None, args.clipboard, args.selection].count(True) > 1:
+        print("voicegui: give exactly one of: a text, --clipboard, --selection", file=sys.stderr)
         return EXIT_USAGE
-    if args.text is None or not args.text.strip():
+    from_desktop = args.clipboard or args.selection
+    if not from_desktop and (args.text is None or not args.text.strip()):
         print("voicegui: nothing to say: the text is empty", file=sys.stderr)
         return EXIT_USAGE
     if speed_problem(args.speed):
@@ -187,6 +190,15 @@ def run_speak(args: argparse.Namespace) -> int:
     except ExtrasError as exc:
         print(f"voicegui: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+    if from_desktop:  # no window took it (cli.handoff): read it here, then speak it as a text
+        from voicegui.cli.read_selection import CLIPBOARD, SELECTION, ReadError, read_text
+
+        try:
+            args.text = read_text(CLIPBOARD if args.clipboard else SELECTION)
+        except ReadError as exc:
+            print(f"voicegui: {exc}", file=sys.stderr)
+            return EXIT_FAILED
 
     usable, key = _api_key(args)
     if not usable:

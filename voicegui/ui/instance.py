@@ -37,11 +37,8 @@ log = logging.getLogger(__name__)
 
 CLIENT_IDLE_MS = 5000
 MAX_CLIENTS = 8
-MAX_SPEAK_CHARS = 200_000  # the text box's own limit (ui/text_panel.MAX_TEXT_CHARS)
-# How long another program holding the selection (or clipboard) may take to answer before the window says
-# so: the GUI thread waits that long, and the command's own timeout (instance_protocol) is longer.
-OWNER_ANSWER_S = 2.0
-
+# How long another program holding the selection may take to answer is x11_selection.OWNER_ANSWER_S: the GUI
+# thread waits that long, and the command's own timeout (instance_protocol) is longer.
 Handler = Callable[[Request], Reply]
 
 
@@ -261,11 +258,9 @@ class WindowCommands:
         return self.speak(clipboard.text(mode), what)
 
     def speak(self, text: str, what: str) -> Reply:
-        if not text.strip():
-            return Reply(False, f"nothing to speak: {what} holds no text")
-        if len(text) > MAX_SPEAK_CHARS:
-            return Reply(False, f"{what} is {len(text)} characters long, over the window's limit of "
-                                f"{MAX_SPEAK_CHARS}; speak a shorter part")
+        problem = x11_selection.text_problem(text, what)
+        if problem is not None:
+            return Reply(False, problem)
         w = self.window
         self._received = time.monotonic()
         cursor = w.text_edit.textCursor()
@@ -284,13 +279,12 @@ def owner_problem(clipboard: QClipboard, mode: QClipboard.Mode, what: str) -> st
     if QGuiApplication.platformName() != "xcb" or owned:
         return None  # Qt hands over its own without asking X (and this thread could not answer the probe)
     try:
-        owner = x11_selection.probe("PRIMARY" if selection else "CLIPBOARD", OWNER_ANSWER_S)
+        owner = x11_selection.probe("PRIMARY" if selection else "CLIPBOARD", x11_selection.OWNER_ANSWER_S)
     except x11_selection.X11Error as exc:
         log.warning("cannot ask the X server whether the program holding %s answers (%s); reading it through Qt, "
                     "which waits for that program", what, exc)
         return None
     if owner is not x11_selection.Owner.SILENT:
         return None
-    log.warning("the program that holds %s did not answer within %g s", what, OWNER_ANSWER_S)
-    return (f"the program that holds {what} did not hand it over within {OWNER_ANSWER_S:g} s (it may be busy or "
-            f"hung); {'select' if selection else 'copy'} the text again and retry")
+    log.warning("the program that holds %s did not answer within %g s", what, x11_selection.OWNER_ANSWER_S)
+    return x11_selection.silent_owner(what, selection)

@@ -7,6 +7,9 @@ the window that long, and the `voicegui speak --selection` that asked timed out 
 separate connection through libxcb and gives up after `timeout_s`; the window reads through Qt only an owner
 that answered.
 
+The sentences a selection or clipboard text is refused with (`silent_owner`, `text_problem`) are here too,
+Qt-free, so the window (ui/instance.py) and the command without a window (cli/read_selection.py) say the same.
+
 Threads: any (the connection is its own and closed before `probe` returns); the window calls it on the GUI
 thread, which it blocks at most `timeout_s`. A late answer goes nowhere: closing the connection destroys the
 window it was addressed to.
@@ -131,3 +134,23 @@ def _notified(xcb: Any, libc: Any, conn: int, timeout_s: float) -> bool:
         if left <= 0:
             return False
         select.select([fd], [], [], left)
+
+
+MAX_SPEAK_CHARS = 200_000  # the text box's own limit (ui/text_panel.MAX_TEXT_CHARS)
+OWNER_ANSWER_S = 2.0  # how long a selection's owner may take to answer the probe
+
+
+def silent_owner(what: str, selection: bool) -> str:
+    """The sentence for an owner of `what` ('the selection', 'the clipboard') that did not answer the probe."""
+    return (f"the program that holds {what} did not hand it over within {OWNER_ANSWER_S:g} s (it may be busy or "
+            f"hung); {'select' if selection else 'copy'} the text again and retry")
+
+
+def text_problem(text: str, what: str) -> str | None:
+    """Why the text read from `what` is not spoken (empty, or over MAX_SPEAK_CHARS), or None."""
+    if not text.strip():
+        return f"nothing to speak: {what} holds no text"
+    if len(text) > MAX_SPEAK_CHARS:
+        return (f"{what} is {len(text)} characters long, over the window's limit of {MAX_SPEAK_CHARS}; speak a "
+                "shorter part")
+    return None
