@@ -33,10 +33,13 @@ run: install
 		xvfb-run -a -s "-screen 0 1280x800x24" $(VENV)/bin/voicegui; \
 	fi
 
+# Test files run in this many processes (pytest-xdist), each with a null sink of its own; 1 runs them in one.
+TEST_WORKERS ?= 2
+
 test: install-test dist
 	@$(MAKE) --no-print-directory lint
 	@echo "==> Running the test suite (tests/conftest.py starts a PulseAudio null sink; the bundle smoke test is required)"
-	VOICEGUI_REQUIRE_BUNDLE=1 $(VENV)/bin/python -m pytest --durations=25
+	VOICEGUI_REQUIRE_BUNDLE=1 $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 # Static checks (configured in pyproject.toml): ruff (style, imports, likely bugs) and mypy (types).
 .PHONY: lint
