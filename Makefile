@@ -72,6 +72,8 @@ CONFORMANCE_SERVERS := $(basename $(notdir $(wildcard packaging/conformance/*.tx
 conformance: install-test system-packages-conformance conformance-servers
 	@echo "==> Running the conformance suite (servers: $(CONFORMANCE_SERVERS); files from real encoders)"
 	VOICEGUI_CONFORMANCE=1 VOICEGUI_CONFORMANCE_CACHE=$(CONFORMANCE_CACHE) $(VENV)/bin/python -m pytest tests/conformance
+	@echo "==> The decoder and server tests that need the real encoders (marked encoders)"
+	VOICEGUI_CONFORMANCE=1 $(VENV)/bin/python -m pytest -m encoders tests/decode tests/server
 
 system-packages-conformance:
 	@$(MAKE) --no-print-directory _apt PACKAGES="$(APT_RUNTIME) $(APT_TEST) $(APT_CONFORMANCE)"

@@ -4,17 +4,35 @@ whole stream through a pipe, and where one rendering of a clip starts in another
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pytest
 
-needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None,
-                                  reason="the ffmpeg binary is not installed (Debian ffmpeg: make conformance)")
-needs_lame = pytest.mark.skipif(shutil.which("lame") is None,
-                                reason="the lame binary is not installed (Debian lame: make conformance)")
+T = TypeVar("T")
+
+# Marked `encoders`: `make conformance` (which installs the binaries) runs them with VOICEGUI_CONFORMANCE=1, and
+# there a missing binary fails instead of skipping; elsewhere (the plain `make test`) they skip, saying so.
+_REQUIRED = os.environ.get("VOICEGUI_CONFORMANCE") == "1"
+
+
+def _needs(binary: str, package: str) -> Callable[[T], T]:
+    skip = pytest.mark.skipif(shutil.which(binary) is None and not _REQUIRED,
+                              reason=f"the {binary} binary is not installed (Debian {package}: make conformance)")
+
+    def mark(test: T) -> T:
+        return pytest.mark.encoders(skip(test))
+
+    return mark
+
+
+needs_ffmpeg = _needs("ffmpeg", "ffmpeg")
+needs_lame = _needs("lame", "lame")
 
 
 def ffmpeg_decode(data: bytes) -> np.ndarray:

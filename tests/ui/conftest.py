@@ -211,6 +211,30 @@ async def speak_sampling(qtbot, window, on_sample=None) -> tuple[list[tuple[floa
     return changes, playback
 
 
+async def speak_noting_the_tooltip(qtbot, window) -> tuple[list, object, tuple[bool, str]]:
+    """speak_sampling, and (timed, tooltip) of the progress line as it last was while a word was marked."""
+    progress = window.text_panel.progress
+    shown: list[tuple[bool, str]] = []
+
+    def look(sample) -> None:
+        if sample[1] is not None:
+            shown.append((progress.timed, progress.toolTip()))
+
+    changes, playback = await speak_sampling(qtbot, window, look)
+    assert shown, "no word was marked while it played"
+    return changes, playback, shown[-1]
+
+
+async def replay_entry(window, entry_id: str):
+    """Replay History entry `entry_id` in the window: its Playback, started."""
+    before = len(window.playbacks)
+    window.replay(entry_id)
+    await until(lambda: len(window.playbacks) > before, 5, "the replay to start")
+    replay = window.playbacks[-1]
+    assert replay.kind == "replay"
+    return replay
+
+
 def first_marks(text: str, changes: Sequence[tuple[float, tuple[int, int] | None]]) -> dict[str, float]:
     """The played clock at which each word of `text` was first marked, in the order they were."""
     seen: dict[str, float] = {}

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.ui.conftest import first_marks, open_window, record_word_marks, speak_sampling, until
+from tests.ui.conftest import first_marks, open_window, record_word_marks, replay_entry, speak_sampling, until
 
 pytestmark = [pytest.mark.audio,
               pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")]
@@ -106,11 +106,7 @@ async def test_a_replay_from_history_highlights_again(qtbot, espeak_server):
     truth = await played_truth(window)
     entry_id = window.history.entries()[-1].id
     changes = record_word_marks(window)
-    before = len(window.playbacks)
-    window.replay(entry_id)
-    await until(lambda: len(window.playbacks) > before, 5, "the replay to start")
-    replay = window.playbacks[-1]
-    assert replay.kind == "replay"
+    replay = await replay_entry(window, entry_id)
     timed = []
     while not replay.done.is_set():
         timed.append(window.text_panel.progress.timed)

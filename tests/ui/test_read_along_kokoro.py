@@ -10,7 +10,7 @@ import base64
 import pytest
 from aiohttp import web
 
-from tests.ui.conftest import burst_pcm, first_marks, speak_sampling
+from tests.ui.conftest import burst_pcm, first_marks, speak_noting_the_tooltip
 from tests.ui.test_main_window import speak_and_wait
 
 pytestmark = pytest.mark.audio
@@ -69,17 +69,9 @@ async def test_kokoro_fastapis_word_timestamps_drive_the_highlight(qtbot, window
     asked: list[str] = []
     await connect(window, await local_app(kokoro_app(asked, owner="kokoro")))
     assert window.provider_panel.profile().kind == "kokoro-fastapi"
-    progress = window.text_panel.progress
-    shown: list[tuple[bool, str]] = []
-
-    def look(sample) -> None:
-        if sample[1] is not None:
-            shown.append((progress.timed, progress.toolTip()))
-
-    changes, playback = await speak_sampling(qtbot, window, look)
+    changes, playback, (timed, tip) = await speak_noting_the_tooltip(qtbot, window)
     assert playback.metrics is not None and playback.metrics.completed
     assert asked == [TEXT]
-    timed, tip = shown[-1]
     assert timed and "the server's own word timestamps" in tip
     seen = first_marks(TEXT, changes)
     assert list(seen) == TEXT.split(), seen

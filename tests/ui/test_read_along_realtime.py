@@ -12,7 +12,15 @@ from __future__ import annotations
 import pytest
 
 from tests.stream.realtime_server import FakeRealtimeServer
-from tests.ui.conftest import burst_pcm, first_marks, record_word_marks, speak_sampling, until
+from tests.ui.conftest import (
+    burst_pcm,
+    first_marks,
+    record_word_marks,
+    replay_entry,
+    speak_noting_the_tooltip,
+    speak_sampling,
+    until,
+)
 from tests.ui.test_main_window import use_custom
 from voicegui.features.timings import FROM_TRANSCRIPT
 from voicegui.features.transcript_timings import SOURCE
@@ -46,18 +54,10 @@ def assert_in_step(seen: dict[str, float]) -> None:
 
 
 async def test_words_light_up_where_their_transcript_arrived(qtbot, window, realtime):
-    progress = window.text_panel.progress
-    shown: list[tuple[bool, str]] = []
-
-    def look(sample) -> None:
-        if sample[1] is not None:
-            shown.append((progress.timed, progress.toolTip()))
-
-    changes, playback = await speak_sampling(qtbot, window, look)
+    changes, playback, (timed, tip) = await speak_noting_the_tooltip(qtbot, window)
     assert playback.metrics is not None and playback.metrics.completed, playback.metrics
     assert realtime.connections, "the Speak went over the Realtime websocket"
     assert_in_step(first_marks(TEXT, changes))
-    timed, tip = shown[-1]
     assert timed and FROM_TRANSCRIPT in tip
 
     # Kept with the History entry, labelled, and a replay follows them.
@@ -68,11 +68,7 @@ async def test_words_light_up_where_their_transcript_arrived(qtbot, window, real
     assert [(w.text, round(w.start_s, 3), w.source) for w in kept.words] == [
         (word, onset, SOURCE) for word, onset in ONSETS.items()]
     again = record_word_marks(window)
-    before = len(window.playbacks)
-    window.replay(entry_id)
-    await until(lambda: len(window.playbacks) > before, 5, "the replay to start")
-    replay = window.playbacks[-1]
-    assert replay.kind == "replay"
+    replay = await replay_entry(window, entry_id)
     await replay.done.wait()
     assert_in_step(first_marks(TEXT, again))
 
