@@ -9,7 +9,8 @@ the server with lazy engines in a worker thread (its voices are listed at once),
 engine is loaded, in another worker thread (~0.5 s); the window is told when each step is done (set_builtin,
 then set_builtin_ready) and plays a Speak clicked meanwhile once the voices are ready. Other engines load on
 their first Speak. The server runs on its own thread; it is stopped (in a worker thread: it joins) after the
-window has closed.
+window has closed. After each start-up step that imports many modules, the module sources PySide6's import
+hook read are dropped (`forget_module_sources`), and "openai SDK preloaded" is logged after the last one.
 
 The palette is the theme controller's (ui/theme.py): it follows the system's light/dark scheme unless the
 window's View > Theme chose one; the window applies the saved choice before it is shown.
@@ -22,6 +23,7 @@ returns and the loop is closed.
 from __future__ import annotations
 
 import asyncio
+import linecache
 import logging
 import sys
 from collections.abc import Callable
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "voicegui"
 ICON_NAME = "voicegui.svg"
+SDK_PRELOADED = "openai SDK preloaded"  # logged when the idle window has imported all it imports at start-up
 
 
 def icon_path() -> Path | None:
@@ -131,6 +134,18 @@ def ensure_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
+def forget_module_sources() -> None:
+    """Drop the module sources linecache holds (tracebacks read them from disk again when they need them).
+
+    PySide6's import hook (shiboken's `__feature_import__`) asks `inspect.getsource` of every module imported
+    after PySide6 whether it mentions PySide6, and linecache keeps each file's lines: ~35 MB of str for the
+    ~1,200 modules the window imports after Qt (pyqtgraph, aiohttp, onnxruntime, the openai SDK). Called on
+    the GUI thread after each step of the start-up that imports many modules, so the next step reuses the
+    freed memory: dropped once at the end, the freed objects stay scattered over pages that hold live ones
+    and the resident memory hardly falls."""
+    linecache.clearcache()
+
+
 def lazy_builtin_server() -> BuiltinServer:
     """The built-in server with lazy engines: it lists every voice at once and loads none of the neural
     models (each costs ~0.5 s and ~100-150 MB); blocks for the engines' probes and the server thread's start."""
@@ -155,6 +170,7 @@ async def start_builtin(window: MainWindow,
         window.set_builtin_error(f"The built-in voices are not available: {exc}. Choose another provider "
                                  "under Voice, or install what the message names.")
         return None
+    forget_module_sources()
     if window.is_closing():
         return server
     window.set_builtin(server, ready=False)
@@ -162,6 +178,7 @@ async def start_builtin(window: MainWindow,
     if engine is not None:
         try:
             await asyncio.to_thread(load_engine, engine)
+            forget_module_sources()
         except EngineError as exc:
             log.warning("default built-in voice unavailable: %s", exc)
             if not window.is_closing():
@@ -183,6 +200,8 @@ async def _preload_sdk(builtin_task: asyncio.Future[Any]) -> None:
 
     await asyncio.wait({builtin_task})
     await import_sdk()
+    forget_module_sources()
+    log.info(SDK_PRELOADED)
 
 
 def _install_crash_dialog(window: QWidget, loop: asyncio.AbstractEventLoop) -> None:
@@ -230,8 +249,14 @@ async def _main_window_session() -> int:
     heartbeat.timeout.connect(lambda: None)
     heartbeat.start(200)
     window.show()
+    forget_module_sources()
+
+    def build_plots() -> None:
+        window.build_plots()
+        forget_module_sources()
+
     # After the window's first paint (posted events go before timers): the plots are the slowest part to build.
-    QTimer.singleShot(0, window.build_plots)
+    QTimer.singleShot(0, build_plots)
     builtin_task = asyncio.ensure_future(start_builtin(window))
     # Built once per process (the CA store, ~19 ms): off the GUI thread now rather than in the first Speak.
     tls_task = asyncio.ensure_future(asyncio.to_thread(warm_tls_context))

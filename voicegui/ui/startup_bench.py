@@ -3,10 +3,11 @@
 Each run launches the real app (`python -m voicegui -v`, the window on the Qt platform of this session, or
 `offscreen` when there is no display) with private settings and history directories, and reads its log as it
 comes: "voicegui ready" (the window is shown) and "built-in voices ready" (the default voice is loaded), in
-seconds after the launch on this process's time.monotonic(). Then it waits `--idle-s` and reads the
-process's resident memory (VmRSS in /proc, Linux only) and which built-in engines it logged, and ends the app
-with SIGINT (as Ctrl+C). Runs are sequential; the figures are medians with min-max, so run it on a quiet
-machine for the README.
+seconds after the launch on this process's time.monotonic(). Then it waits for "openai SDK preloaded" (the
+last thing the window imports at start-up), then `--idle-s` more, reads the process's memory from
+/proc/<pid>/smaps_rollup (Linux only: resident, proportional and unique set sizes; RSS is the goal's measure,
+USS/PSS say how much of it other processes share) and ends the app with SIGINT (as Ctrl+C). Runs are
+sequential; the figures are medians with min-max, so run it on a quiet machine for the README.
 
 Threads: the main thread runs the launches; one reader thread per launch hands the child's log lines on
 (so a hung child is noticed by a timeout); the app runs in a child process.
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 WINDOW_READY = "voicegui ready"
 VOICES_READY = "built-in voices ready"
+SDK_PRELOADED = "openai SDK preloaded"  # ui/app.py's SDK_PRELOADED (not imported: that would import Qt here)
 GOALS = {"window_s": 1.0, "voices_s": 1.5, "rss_mb": 200.0}  # issue 17: shown, default voice ready, idle RSS
 LAUNCH_TIMEOUT_S = 60.0
 FAILURES = ("built-in voices unavailable", "default built-in voice unavailable")  # ui/app.py's warnings
@@ -45,18 +47,25 @@ def _read_lines(stream: TextIO, out: queue.Queue[str | None]) -> None:
     out.put(None)
 
 
-def resident_mb(pid: int) -> float:
-    """The resident memory of process `pid` in MB (VmRSS); OSError if /proc does not have it."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise OSError(f"/proc/{pid}/status has no VmRSS line")
+def memory_mb(pid: int) -> dict[str, float]:
+    """Process `pid`'s memory in MB from /proc/<pid>/smaps_rollup: {"rss_mb", "pss_mb", "uss_mb"} (USS: its
+    private pages, clean and dirty); OSError if /proc does not have them."""
+    fields: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, _, value = line.partition(":")
+        fields[name] = int(value.split()[0]) / 1024
+    try:
+        return {"rss_mb": fields["Rss"], "pss_mb": fields["Pss"],
+                "uss_mb": fields["Private_Clean"] + fields["Private_Dirty"]}
+    except KeyError as exc:
+        raise OSError(f"/proc/{pid}/smaps_rollup has no {exc.args[0]} line") from None
 
 
 def launch_once(idle_s: float, cache: Path, python: str = sys.executable) -> dict:
     """One launch of the window with `cache` as its cache directory (what an earlier launch left there is
-    used, as on a user's machine): {"window_s", "voices_s", "rss_mb", "error"} (None for what did not happen)."""
-    row: dict = {"window_s": None, "voices_s": None, "rss_mb": None, "error": None}
+    used, as on a user's machine): {"window_s", "voices_s", "rss_mb", "pss_mb", "uss_mb", "error"} (None for
+    what did not happen)."""
+    row: dict = {"window_s": None, "voices_s": None, "rss_mb": None, "pss_mb": None, "uss_mb": None, "error": None}
     with tempfile.TemporaryDirectory(prefix="voicegui-startup-") as tmp:
         # A runtime directory of its own too: a voicegui window the user has open would otherwise take the
         # launch over (one window per user) and the launch would exit at once.
@@ -77,23 +86,25 @@ def launch_once(idle_s: float, cache: Path, python: str = sys.executable) -> dic
                 try:
                     line = lines.get(timeout=max(0.0, started + LAUNCH_TIMEOUT_S - time.monotonic()))
                 except queue.Empty:
-                    row["error"] = f"no '{VOICES_READY}' within {LAUNCH_TIMEOUT_S:.0f} s"
+                    awaited = SDK_PRELOADED if row["voices_s"] is not None else VOICES_READY
+                    row["error"] = f"no '{awaited}' within {LAUNCH_TIMEOUT_S:.0f} s"
                     break
                 at = time.monotonic() - started
                 if line is None:
-                    row["error"] = f"the window exited with {proc.wait()} before '{VOICES_READY}'"
+                    row["error"] = f"the window exited with {proc.wait()} before '{SDK_PRELOADED}'"
                     break
                 if WINDOW_READY in line and row["window_s"] is None:
                     row["window_s"] = at
                 elif VOICES_READY in line:
                     row["voices_s"] = at
+                elif SDK_PRELOADED in line and row["voices_s"] is not None:
                     break
                 elif any(failure in line for failure in FAILURES):
                     row["error"] = line.strip()
                     break
-            if proc.poll() is None:
+            if proc.poll() is None and row["error"] is None:
                 time.sleep(idle_s)
-                row["rss_mb"] = resident_mb(proc.pid)
+                row.update(memory_mb(proc.pid))
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -123,12 +134,14 @@ def summarize(rows: list[dict], idle_s: float, first: dict | None = None) -> str
     else:
         lines = ["| measure | median (min–max) | goal |", "|---|---|---|"]
     names = {"window_s": "window shown (s after launch)", "voices_s": "default voice ready (s after launch)",
-             "rss_mb": f"resident memory {idle_s:.0f} s after the voices are ready (MB)"}
+             "rss_mb": f"resident memory (RSS) {idle_s:.0f} s after the SDK preload (MB)",
+             "pss_mb": "proportional set size (PSS, MB)", "uss_mb": "unique set size (USS, MB)"}
     for key, name in names.items():
-        values = [r[key] for r in rows if r[key] is not None]
-        digits = 0 if key == "rss_mb" else 2
-        first_cell = "" if first is None else f" {cell(first[key], digits)} |"
-        lines.append(f"| {name} | {_span(values, digits)} |{first_cell} ≤ {GOALS[key]:g} |")
+        values = [r[key] for r in rows if r.get(key) is not None]
+        digits = 0 if key.endswith("_mb") else 2
+        first_cell = "" if first is None else f" {cell(first.get(key), digits)} |"
+        goal = f"≤ {GOALS[key]:g}" if key in GOALS else ""
+        lines.append(f"| {name} | {_span(values, digits)} |{first_cell} {goal} |")
     errors = [r["error"] for r in ([first] if first else []) + rows if r["error"]]
     if errors:
         lines.append(f"\n{len(errors)} of {len(rows)} runs failed, first: {errors[0]}")
@@ -141,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="launches after the first, one after another (default: 5); the first launch, on an "
                              "empty cache (the built-in voice's tables are built then), is reported apart")
     parser.add_argument("--idle-s", type=float, default=5.0,
-                        help="seconds idle after the voices are ready before the memory is read (default: 5)")
+                        help="seconds idle after the SDK preload before the memory is read (default: 5)")
     parser.add_argument("--json", action="store_true", help="print the runs as JSON instead of the table")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.idle_s < 0:
