@@ -51,6 +51,24 @@ def test_the_window_is_shown_before_pyav_and_pyqtgraph_load():
     assert loaded == [], f"importing the window loads {', '.join(loaded)}"
 
 
+def test_the_window_on_the_builtin_voices_does_not_look_up_the_keyring(tmp_path):
+    """The built-in voices need no key: the keyring (secretstorage, cryptography, D-Bus: ~8-18 MB, ~0.1 s) is
+    looked up when a provider's key is first read or saved, not when the window is built."""
+    loaded = run_python(f"""
+        import json, os, sys
+        os.environ["VOICEGUI_CONFIG_DIR"] = {str(tmp_path / "config")!r}
+        from PySide6.QtWidgets import QApplication
+        app = QApplication([])
+        from voicegui.ui.main_window import MainWindow
+        window = MainWindow()
+        assert window.provider_panel.provider_id() == "builtin", window.provider_panel.provider_id()
+        before = "keyring" in sys.modules
+        window.keys.get("openai")  # a provider's key is read: now it is looked up
+        print(json.dumps({{"loaded": [before, "keyring" in sys.modules]}}))
+    """)["loaded"]
+    assert loaded == [False, True]
+
+
 def test_the_first_speak_imports_the_sdk_off_the_loop_thread():
     """The SDK is imported on the first request, in a worker thread: the loop (the window's GUI thread) keeps
     running meanwhile. The request goes to a closed port on 127.0.0.1 and fails as usual, in one sentence."""

@@ -333,6 +333,9 @@ def save(settings: Settings, path: Path | None = None) -> None:
 
 # --- the API key -------------------------------------------------------------------------------------------
 
+_NOT_LOOKED_UP = object()
+
+
 class KeyStore:
     """API keys per provider: the system keyring when it works, else memory only (see `warning`).
 
@@ -341,27 +344,40 @@ class KeyStore:
 
     def __init__(self) -> None:
         self._memory: dict[str, str] = {}
-        self.warning: str | None = None  # set once the keyring turned out unusable
-        self._keyring: Any = None
-        try:
-            import keyring
-            from keyring.backends import fail
+        self._warning: str | None = None  # set once the keyring turned out unusable
+        # Looked up on first use, not with the window: the built-in voices need no key, and the keyring's
+        # backends (secretstorage, cryptography, jeepney's D-Bus) cost ~8-18 MB and ~0.1 s of start-up.
+        self._keyring: Any = _NOT_LOOKED_UP
 
-            backend = keyring.get_keyring()
-            if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 1) <= 0:
-                self._unusable(f"no usable keyring backend ({type(backend).__module__})")
-            else:
-                self._keyring = keyring
-        except ImportError as exc:
-            self._unusable(f"the keyring package is missing ({exc})")
+    def _backend(self) -> Any:
+        """The keyring module when it works, else None (and `warning` says why); looked up once."""
+        if self._keyring is _NOT_LOOKED_UP:
+            self._keyring = None
+            try:
+                import keyring
+                from keyring.backends import fail
+
+                backend = keyring.get_keyring()
+                if isinstance(backend, fail.Keyring) or getattr(backend, "priority", 1) <= 0:
+                    self._unusable(f"no usable keyring backend ({type(backend).__module__})")
+                else:
+                    self._keyring = keyring
+            except ImportError as exc:
+                self._unusable(f"the keyring package is missing ({exc})")
+        return self._keyring
+
+    @property
+    def warning(self) -> str | None:
+        self._backend()
+        return self._warning
 
     @property
     def persistent(self) -> bool:
-        return self._keyring is not None
+        return self._backend() is not None
 
     def _unusable(self, why: str) -> None:
         self._keyring = None
-        self.warning = (f"No system keyring is available ({why}): the API key is kept in memory only and "
+        self._warning = (f"No system keyring is available ({why}): the API key is kept in memory only and "
                         "must be entered again next time (or set OPENAI_API_KEY).")
         log.info("keyring unusable: %s", why)
 
@@ -369,7 +385,7 @@ class KeyStore:
         """The stored key for `provider`, else $OPENAI_API_KEY for OpenAI, else ""."""
         provider = key_owner(provider)
         key = self._memory.get(provider, "")
-        if not key and self._keyring is not None:
+        if not key and self._backend() is not None:
             try:
                 key = self._keyring.get_password(KEYRING_SERVICE, provider) or ""
             except Exception as exc:  # keyring backends raise their own error types (dbus, secretstorage...)
@@ -385,7 +401,7 @@ class KeyStore:
             self._memory[provider] = key
         else:
             self._memory.pop(provider, None)
-        if self._keyring is None:
+        if self._backend() is None:
             return
         try:
             if key:
