@@ -84,6 +84,14 @@ def test_stop_from_a_second_process_stops_the_window(window):
     assert res.returncode == 0 and res.stderr.strip() == "voicegui: nothing is playing", res.stderr
 
 
+def test_the_plots_are_built_once_the_default_voice_is_ready(window):
+    # pyqtgraph's import and the plots hold the GUI thread's GIL ~0.35 s, which the engine's load needs.
+    window.wait_for("plots built", 60)
+    ready = next(i for i, line in enumerate(window.lines) if READY in line)
+    built = next(i for i, line in enumerate(window.lines) if "plots built" in line)
+    assert ready < built, window.lines
+
+
 def test_a_second_window_raises_the_first_and_exits(window, dirs):
     res = window.command()  # plain `voicegui`
     assert res.returncode == 0, res.stderr[-2000:]

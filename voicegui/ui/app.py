@@ -8,7 +8,8 @@ The built-in voices (voicegui.server.embedded.BuiltinServer) start once per run,
 the server with lazy engines in a worker thread (its voices are listed at once), then only the default voice's
 engine is loaded, in another worker thread (~0.5 s); the window is told when each step is done (set_builtin,
 then set_builtin_ready) and plays a Speak clicked meanwhile once the voices are ready. Other engines load on
-their first Speak. The server runs on its own thread; it is stopped (in a worker thread: it joins) after the
+their first Speak. The plots (pyqtgraph) are built after that (a Speak clicked sooner builds them): their
+~0.35 s on this thread would hold the GIL the engine's load needs (default voice ready 1.91 -> 1.62 s). The server runs on its own thread; it is stopped (in a worker thread: it joins) after the
 window has closed. After each start-up step that imports many modules, the module sources PySide6's import
 hook read are dropped (`forget_module_sources`), and "openai SDK preloaded" is logged after the last one.
 
@@ -251,13 +252,19 @@ async def _main_window_session() -> int:
     window.show()
     forget_module_sources()
 
-    def build_plots() -> None:
-        window.build_plots()
-        forget_module_sources()
-
-    # After the window's first paint (posted events go before timers): the plots are the slowest part to build.
-    QTimer.singleShot(0, build_plots)
     builtin_task = asyncio.ensure_future(start_builtin(window))
+
+    async def build_plots() -> None:
+        # After the default voice is ready (or could not be): importing pyqtgraph and building the plots takes
+        # ~0.35 s on this thread, holding the GIL that the engine's G2P tables and warm-up need on theirs (they
+        # ran ~10x slower meanwhile). A Speak clicked before then builds the plots itself.
+        await asyncio.wait({builtin_task})
+        if not window.is_closing():
+            window.build_plots()
+            forget_module_sources()
+            log.info("plots built")
+
+    plots_task = asyncio.ensure_future(build_plots())
     # Built once per process (the CA store, ~19 ms): off the GUI thread now rather than in the first Speak.
     tls_task = asyncio.ensure_future(asyncio.to_thread(warm_tls_context))
     sdk_task = asyncio.ensure_future(_preload_sdk(builtin_task))
@@ -274,6 +281,7 @@ async def _main_window_session() -> int:
             tray.icon.hide()
         heartbeat.stop()
         sdk_task.cancel()
+        plots_task.cancel()
         await tls_task
         # The server thread must not outlive the window; wait for a start still in progress, then stop it.
         server = await asyncio.shield(builtin_task)
