@@ -10,8 +10,9 @@ engine is loaded, in another worker thread (~0.5 s); the window is told when eac
 then set_builtin_ready) and plays a Speak clicked meanwhile once the voices are ready. Other engines load on
 their first Speak. The plots (pyqtgraph) are built after that (a Speak clicked sooner builds them): their
 ~0.35 s on this thread would hold the GIL the engine's load needs (default voice ready 1.91 -> 1.62 s). The
-server runs on its own thread; it is stopped (in a worker thread: it joins) after the window has closed. After each start-up step that imports many modules, the module sources PySide6's import
-hook read are dropped (`forget_module_sources`), and "openai SDK preloaded" is logged after the last one.
+server runs on its own thread; it is stopped (in a worker thread: it joins) after the window has closed. After
+each start-up step that imports many modules, the module sources PySide6's import hook read are dropped
+(`forget_module_sources`), and "openai SDK preloaded" is logged after the last one.
 
 The palette is the theme controller's (ui/theme.py): it follows the system's light/dark scheme unless the
 window's View > Theme chose one; the window applies the saved choice before it is shown.
