@@ -13,6 +13,7 @@ from typing import get_args, get_type_hints
 import pytest
 from openai.types.realtime.realtime_audio_config_output_param import RealtimeAudioConfigOutputParam
 
+from tests.stream import fetching
 from tests.stream.fetching import speech_request
 from tests.stream.realtime_server import KNOWN_MODELS, FakeRealtimeServer, tone_pcm
 from voicegui.openai_models import (
@@ -42,20 +43,15 @@ def _req(base_url: str, **over) -> SpeechRequest:
     return speech_request(base_url, **{"model": "gpt-realtime-2.1-mini", "voice": "marin", "timeout_s": 5.0, **over})
 
 
-class Collector:
-    def __init__(self) -> None:
-        self.chunks: list[bytes] = []
-        self.transcripts: list[str] = []
+class Collector(fetching.Collector):
+    """fetching's on_chunk collector that also keeps every transcript it is told."""
 
-    async def __call__(self, chunk: bytes) -> None:
-        self.chunks.append(chunk)
+    def __init__(self) -> None:
+        super().__init__()
+        self.transcripts: list[str] = []
 
     def transcript(self, text: str) -> None:
         self.transcripts.append(text)
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)
 
 
 async def _fetch(req: SpeechRequest) -> tuple[int, FetchMarks, Collector]:
