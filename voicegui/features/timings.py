@@ -324,9 +324,14 @@ def _to_real(segments: Sequence[tuple[float, float]], v: float) -> float:
 AUDIO_MATCH_S, AUDIO_MATCH_SHARE = 0.05, 0.02
 
 
+def match_slack_s(timings_audio_s: float) -> float:
+    """How much the audio played may differ from `timings_audio_s` (what timings were made for) and still be it."""
+    return AUDIO_MATCH_S + AUDIO_MATCH_SHARE * timings_audio_s
+
+
 def describes(timings: Timings, audio_s: float) -> bool:
     """Whether `timings` (made from a synthesis of its own, e.g. the server's /dev/captioned_speech) can time
     `audio_s` seconds of played audio: their audio is as long, within the encoder's edges."""
     if timings.audio_s is None:
         return False
-    return abs(audio_s - timings.audio_s) <= AUDIO_MATCH_S + AUDIO_MATCH_SHARE * timings.audio_s
+    return abs(audio_s - timings.audio_s) <= match_slack_s(timings.audio_s)

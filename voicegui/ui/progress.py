@@ -30,7 +30,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from voicegui.features.captioned import CaptionedError, fetch_timings
 from voicegui.features.history import HistoryError
-from voicegui.features.timings import AUDIO_MATCH_S, AUDIO_MATCH_SHARE, FROM_TRANSCRIPT, Timings
+from voicegui.features.timings import FROM_TRANSCRIPT, Timings, match_slack_s
 from voicegui.features.transcript_timings import TranscriptTimer
 from voicegui.providers import BUILTIN
 from voicegui.stream.player import Playback
@@ -202,7 +202,7 @@ class SpeakProgress(QLabel):
                 continue
             done = i + 1 < len(starts) or snap.fetch_done
             received = (starts[i + 1] if i + 1 < len(starts) else snap.audio_received_s) - starts[i]
-            slack = AUDIO_MATCH_S + AUDIO_MATCH_SHARE * timings.audio_s
+            slack = match_slack_s(timings.audio_s)
             if received > timings.audio_s + slack or (done and received < timings.audio_s - slack):
                 log.info("read-along: piece %d's timings are of %.2f s of audio, %.2f s %s; they are not used",
                          i + 1, timings.audio_s, received, "played" if done else "arrived so far")
