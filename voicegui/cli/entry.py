@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import sys
 
+from voicegui.cli.handoff import first_word, handoff
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    # The command is the first word that is not an option (cli.main.command_of: the options before it take
-    # no value); anything but the window, speak and stop goes straight to cli.main.
-    word = next((a for a in argv if not a.startswith("-")), None)
+    # Anything but the window, speak and stop goes straight to cli.main.
+    word = first_word(argv)
     if word in (None, "speak", "stop"):
-        from voicegui.cli.handoff import handoff
-
         handed = handoff(argv, word)
         if handed is not None:
             return handed

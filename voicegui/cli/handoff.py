@@ -34,6 +34,13 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RUN_HERE = frozenset({"-h", "--help", "--install-desktop", "--uninstall-desktop"})
 VERBOSE = frozenset({"-v", "-vv", "--verbose"})  # logging of this process: nothing to pass on
 SPEAK_FLAGS = ("--clipboard", "--selection")
+ONE_SOURCE = "give exactly one of: a text, --clipboard, --selection"
+
+
+def first_word(argv: Sequence[str]) -> str | None:
+    """The command `argv` names: its first word that is not an option (the options before the command take no
+    value: -v, --install-desktop, ...), or None (the window)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _is_option(word: str) -> bool:
@@ -96,7 +103,7 @@ def _speak_request(words: Sequence[str]) -> Request | str:
     chosen = [what for what, on in (("a text", text is not None), ("--clipboard", "--clipboard" in flags),
                                     ("--selection", "--selection" in flags)) if on]
     if len(chosen) != 1:
-        return "give exactly one of: a text, --clipboard, --selection"
+        return ONE_SOURCE
     if "--clipboard" in flags:
         return Request("speak-clipboard")
     if "--selection" in flags:

@@ -45,6 +45,7 @@ from voicegui.cli.args import (
     start_builtin,
     terminal_safe,
 )
+from voicegui.cli.handoff import ONE_SOURCE, first_word, handoff
 from voicegui.crash import redact
 from voicegui.formats import FORMATS
 
@@ -77,7 +78,7 @@ SPEAK_PRELOAD = ("voicegui.stream.player", "voicegui.decode.stream_decoder", "op
 def command_of(argv: Sequence[str]) -> str | None:
     """The subcommand `argv` runs (None: the window), read without parsing: the options before it take no
     value (-v, --install-desktop, ...), so it is the first word that is not an option."""
-    word = next((a for a in argv if not a.startswith("-")), None)
+    word = first_word(argv)
     return word if word in COMMANDS else None
 
 
@@ -161,7 +162,7 @@ def run_speak(args: argparse.Namespace) -> int:
     On success prints nothing (or, with --json, only the metrics object) and returns 0.
     """
     if [args.text is not None, args.clipboard, args.selection].count(True) > 1:
-        print("voicegui: give exactly one of: a text, --clipboard, --selection", file=sys.stderr)
+        print(f"voicegui: {ONE_SOURCE}", file=sys.stderr)
         return EXIT_USAGE
     from_desktop = args.clipboard or args.selection
     if not from_desktop and (args.text is None or not args.text.strip()):
@@ -381,10 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     command = command_of(argv)
     # An unknown word (a typo) is not the window's command: argparse says what the commands are, instead of
     # a running window being raised silently.
-    word = next((a for a in argv if not a.startswith("-")), None)
-    if word in (None, "speak", "stop"):
-        from voicegui.cli.handoff import handoff
-
+    if first_word(argv) in (None, "speak", "stop"):
         handed = handoff(argv, command)  # a running window takes it: nothing below is imported
         if handed is not None:
             return handed
