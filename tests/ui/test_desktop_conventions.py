@@ -244,6 +244,6 @@ async def test_help_says_how_to_speak_from_anywhere(window):
     box = next(b for b in window.findChildren(QWidget) if b.windowTitle() == "Speak from anywhere" and b.isVisible())
     text = box.text()
     for fact in ("voicegui speak --selection", "voicegui speak --clipboard", "voicegui stop", "GNOME", "KDE",
-                 "xbindkeys", "Wayland"):
+                 "xbindkeys", "Wayland", "wl-paste --primary"):
         assert fact in text, fact
     box.close()

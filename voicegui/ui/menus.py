@@ -260,8 +260,9 @@ Bind them to keys in your desktop (the key runs the command; this window does th
   Mod4 + s); i3: bindsym $mod+s exec voicegui speak --selection.
 - Bind voicegui stop to another key the same way."""
 
-SPEAK_ANYWHERE_WAYLAND = ("On Wayland other programs' selection cannot be read: copy the text and use voicegui speak "
-                          "--clipboard.")
+SPEAK_ANYWHERE_WAYLAND = ("On Wayland without XWayland only a focused window may read the clipboard: keep this window "
+                          "open and use voicegui speak --clipboard, or bind voicegui speak \"$(wl-paste)\" "
+                          "(wl-paste --primary for the selection; Debian package wl-clipboard).")
 
 
 def speak_anywhere_text(portal_keys: str | None) -> str:
