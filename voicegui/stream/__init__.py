@@ -5,3 +5,8 @@
 callback), gated by the `prebuffer` policy, and publishes what it measured (`metrics`). Threads: fetch and
 decode run on the asyncio loop; `output`'s callback runs on PortAudio's thread and only copies from the ring.
 """
+
+from voicegui.stream import sdk_import
+
+# Before anything here imports the openai SDK: its types load as they are used (sdk_import says why).
+sdk_import.install()

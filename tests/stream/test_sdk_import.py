@@ -1,0 +1,88 @@
+"""voicegui.stream.sdk_import against the installed openai SDK: the lazily loaded `types` packages give every
+name a plain import gives, the same objects, and the SDK's import loads far fewer type modules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from voicegui.stream import sdk_import
+
+# Every name of every openai.types package, as a plain import (no voicegui) makes them, and the modules loaded.
+PLAIN = """
+import json, pkgutil, importlib, sys
+import openai, openai.types
+def public(module):
+    return sorted(n for n in vars(module) if not n.startswith("__") and n != "annotations")  # (__future__)
+names = {"openai.types": public(openai.types)}
+for info in pkgutil.walk_packages(openai.types.__path__, "openai.types."):
+    if info.ispkg:  # read before its own subpackages are walked (each would become an attribute of it)
+        names[info.name] = public(importlib.import_module(info.name))
+print(json.dumps(names))
+"""
+
+LAZY = """
+import json, sys, importlib
+import voicegui.stream
+import openai
+client = openai.AsyncOpenAI(api_key="x", base_url="http://127.0.0.1:9/v1")
+client.audio.speech.with_streaming_response  # what a Speak builds
+before = sorted(m for m in sys.modules if m.startswith("openai.types"))
+plain = json.loads(sys.stdin.read())
+missing, lazy = [], []
+for package, names in plain.items():
+    module = importlib.import_module(package)
+    lazy.append(package) if "__getattr__" in vars(module) else None
+    missing += [f"{package}.{n}" for n in names if not hasattr(module, n)]
+print(json.dumps({"before": before, "missing": missing, "lazy": lazy, "packages": sorted(plain)}))
+"""
+
+
+def _run(code: str, stdin: str = "") -> str:
+    done = subprocess.run([sys.executable, "-c", code], input=stdin, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def lazy_report() -> dict:
+    plain = _run(PLAIN)
+    return json.loads(_run(LAZY, plain)) | {"plain": json.loads(plain)}
+
+
+def test_every_name_of_every_types_package_is_there(lazy_report):
+    assert len(lazy_report["packages"]) > 20  # the walk found the SDK's packages
+    assert lazy_report["missing"] == []
+
+
+def test_no_types_package_is_loaded_the_slow_way(lazy_report):
+    """A newer SDK that puts code in a types __init__ would still work (loaded as usual), but slower: fail here."""
+    assert lazy_report["lazy"] == lazy_report["packages"]
+
+
+def test_a_speak_loads_a_fraction_of_the_type_modules(lazy_report):
+    all_modules = sum(len(names) for names in lazy_report["plain"].values())
+    assert len(lazy_report["before"]) * 3 < all_modules, lazy_report["before"]
+
+
+def test_names_resolve_to_the_same_objects_as_their_modules():
+    sdk_import.install()
+    import openai.types
+    import openai.types.audio.speech_model as speech_model
+    from openai.types import audio
+
+    assert audio.SpeechModel is speech_model.SpeechModel
+    assert "SpeechModel" in dir(audio)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        _ = openai.types.no_such_name
+
+
+def test_exported_names_refuses_code_it_would_not_run():
+    assert sdk_import.exported_names("from .a import B as B\nfrom . import c\n") == {"B": ("a", "B"),
+                                                                                    "c": (None, "c")}
+    assert sdk_import.exported_names("from .a import B\nX = 1\n") is None
+    assert sdk_import.exported_names("from .a import *\n") is None
+    assert sdk_import.exported_names("import os\n") is None

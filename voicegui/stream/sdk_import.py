@@ -1,0 +1,118 @@
+"""The openai SDK's `types` packages loaded name by name, on first use, instead of all at once.
+
+`import openai` runs `openai/types/__init__.py`, which imports every request and response type of every API
+(~500 modules, several hundred pydantic classes): ~0.45 s of the SDK's ~0.75 s import on these machines, and
+~12 MB resident, of which a Speak uses a handful (the audio speech parameters, the Realtime events). Each of the
+SDK's `types` package `__init__.py` files holds nothing but relative imports (`from .batch import Batch as
+Batch`); `install()` puts a finder before Python's own that loads such a package with those imports turned
+into a module `__getattr__` (PEP 562): `openai.types.Batch`, `from openai.types import Batch` and
+`import openai.types.batch` all give the same objects as before, imported when first asked for.
+
+A package whose `__init__.py` holds anything else (a newer SDK may add code there) is loaded as Python always
+loads it, logged at debug level: slower, never different. tests/stream/test_sdk_import.py checks, against the
+installed SDK, that every name a plain import gives is there and that no package is loaded the slow way.
+
+Threads: `install()` may be called from any thread, any number of times (a lock makes it once). The finder
+and the `__getattr__` it gives each package run on whichever thread imports; Python's per-module import locks
+serialise the imports, and a name resolved twice by two threads is the same object.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.abc
+import importlib.machinery
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PACKAGE = "openai.types"
+_lock = threading.Lock()
+_installed = False
+
+
+def install() -> None:
+    """Load the SDK's `types` packages lazily from now on (no effect on packages already imported)."""
+    global _installed
+    with _lock:
+        if not _installed:
+            sys.meta_path.insert(0, _LazyTypesFinder())
+            _installed = True
+
+
+def exported_names(source: str) -> dict[str, tuple[str | None, str]] | None:
+    """What a package `__init__.py` made only of relative imports exports: {name: (submodule or None for
+    `from . import name`, name in it)}; None if it holds anything else (then it is not loaded lazily)."""
+    names: dict[str, tuple[str | None, str]] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.ImportFrom) and node.module == "__future__" and node.level == 0:
+            continue
+        if not (isinstance(node, ast.ImportFrom) and node.level == 1):
+            return None
+        for alias in node.names:
+            if alias.name == "*":
+                return None
+            names[alias.asname or alias.name] = (node.module, alias.name)
+    return names
+
+
+def _resolver(package: str, names: dict[str, tuple[str | None, str]]) -> Callable[[str], Any]:
+    """A module `__getattr__` for `package` that imports each of `names` when first asked for, and keeps it."""
+
+    submodules = {sub.partition(".")[0] for sub, _ in names.values() if sub}
+
+    def __getattr__(attr: str) -> Any:
+        if attr in submodules:  # run by the code, each `from .x import y` would have made `x` an attribute
+            return importlib.import_module(f"{package}.{attr}")
+        try:
+            submodule, name = names[attr]
+        except KeyError:
+            raise AttributeError(f"module {package!r} has no attribute {attr!r}") from None
+        if submodule is None:
+            value: Any = importlib.import_module(f"{package}.{name}")
+        else:
+            value = getattr(importlib.import_module(f"{package}.{submodule}"), name)
+        setattr(sys.modules[package], attr, value)  # found directly from now on, __getattr__ no longer asked
+        return value
+
+    return __getattr__
+
+
+class _LazyTypesLoader(importlib.machinery.SourceFileLoader):
+    """Loads one `types` package: its exports become a `__getattr__`; its code is not run."""
+
+    def __init__(self, fullname: str, path: str, names: dict[str, tuple[str | None, str]]) -> None:
+        super().__init__(fullname, path)
+        self.names = names
+
+    def exec_module(self, module: ModuleType) -> None:
+        names = self.names
+        module.__getattr__ = _resolver(module.__name__, names)  # type: ignore[method-assign]
+        module.__dir__ = lambda: sorted(set(vars(module)) | set(names))  # type: ignore[method-assign]
+
+
+class _LazyTypesFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname != PACKAGE and not fullname.startswith(PACKAGE + "."):
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.submodule_search_locations is None or spec.origin is None:
+            return spec  # a plain module (or not found): Python's own loader, as always
+        try:
+            with open(spec.origin, encoding="utf-8") as f:
+                names = exported_names(f.read())
+        except (OSError, SyntaxError, ValueError) as exc:
+            log.debug("%s is loaded as usual: %s", fullname, exc)
+            return spec
+        if names is None:
+            log.debug("%s is loaded as usual: its __init__ holds more than relative imports", fullname)
+            return spec
+        spec.loader = _LazyTypesLoader(fullname, spec.origin, names)
+        return spec
