@@ -170,3 +170,23 @@ def test_the_idle_window_holds_at_most_280_mb(monkeypatch, tmp_path):
     row = launch_once(idle_s=1.0, cache=cache)
     assert row["error"] is None, row
     assert row["rss_mb"] < 280, row
+
+
+def test_the_smaps_breakdown_adds_up_to_the_process_and_names_its_mappings():
+    """startup_bench's per-mapping breakdown of a process (here: this one) covers all of its resident memory
+    and names the mappings by their file, [heap] and [anon]; the table ranks them and sums the rest."""
+    from voicegui.ui.startup_bench import memory_mb, smaps_breakdown, smaps_table
+
+    breakdown = smaps_breakdown(os.getpid())
+    rss = memory_mb(os.getpid())["rss_mb"]
+    total = sum(m["rss_mb"] for m in breakdown.values())
+    assert abs(total - rss) < 0.05 * rss, (total, rss)  # read one after the other: the test may allocate between
+    assert "[heap]" in breakdown and "[anon]" in breakdown
+    assert any(name.endswith(".so") or ".so." in name for name in breakdown)
+    assert all(m["pss_mb"] <= m["rss_mb"] + 1e-9 for m in breakdown.values())
+    table = smaps_table([breakdown, breakdown], top=3).splitlines()
+    assert len(table) == 2 + 3 + 2  # header, 3 mappings, the others, the total
+    largest = max(breakdown, key=lambda name: breakdown[name]["rss_mb"])
+    assert table[2].startswith(f"| {largest} |")
+    assert table[-2].startswith(f"| {len(breakdown) - 3} others |")
+    assert f"| {total:.1f} |" in table[-1]
