@@ -172,6 +172,54 @@ def test_the_idle_window_holds_at_most_280_mb(monkeypatch, tmp_path):
     assert row["rss_mb"] < 280, row
 
 
+ALSA_PLUGINS = textwrap.dedent("""
+    def alsa_plugins():
+        '''The ALSA plugins (libasound_module_*.so) this process has mapped, by file name.'''
+        with open("/proc/self/maps") as maps:
+            return sorted({line.split()[-1].rsplit("/", 1)[-1] for line in maps if "/libasound_module_" in line})
+""")
+
+
+def test_the_device_listing_lets_go_of_the_alsa_plugins_no_device_plays_through():
+    """PortAudio lists the devices by opening every PCM the ALSA configuration defines, which loads each
+    one's plugin (with libasound2-plugins: a52 -> libavcodec, librsvg, x265, ...; ~10 MB), and libasound
+    kept them all. Importing stream.output now lets them go: the same devices are listed as by PortAudio
+    alone, a tone plays to its end on the default device (the test null sink), and only the plugin that
+    device plays through is loaded again."""
+    plain = run_python(ALSA_PLUGINS + textwrap.dedent("""
+        import json
+        import sounddevice as sd
+        print(json.dumps({"devices": [d["name"] for d in sd.query_devices()], "plugins": alsa_plugins()}))
+    """))
+    if not plain["plugins"]:
+        pytest.skip("PortAudio's device listing loads no ALSA plugin on this machine: nothing to let go")
+    ours = run_python(ALSA_PLUGINS + textwrap.dedent("""
+        import json
+        import numpy as np
+        from voicegui.stream.output import AudioOutput, OutputConfig, output_devices
+        from voicegui.stream.ring import FloatRing
+
+        listed = alsa_plugins()
+        devices = [d.name for d in output_devices()]
+        ring = FloatRing(24000)
+        ring.write(np.full(2400, 0.25, dtype=np.float32))
+        out = AudioOutput(ring, 24000, OutputConfig())
+        out.open()
+        try:
+            out.ended = True
+            played_out = out.finished.wait(30)
+        finally:
+            out.close()
+        print(json.dumps({"devices": devices, "listed": listed, "played": [played_out, out.frames_played, out.lost],
+                          "playing": alsa_plugins()}))
+    """))
+    assert ours["devices"] == plain["devices"]
+    assert ours["listed"] == [], f"still loaded after the listing: {', '.join(ours['listed'])}"
+    assert ours["played"] == [True, 2400, False]
+    assert set(ours["playing"]) < set(plain["plugins"]), ours["playing"]
+    assert "libasound_module_pcm_a52.so" not in ours["playing"]
+
+
 def test_the_smaps_breakdown_adds_up_to_the_process_and_names_its_mappings():
     """startup_bench's per-mapping breakdown of a process (here: this one) covers all of its resident memory
     and names the mappings by their file, [heap] and [anon]; the table ranks them and sums the rest."""
