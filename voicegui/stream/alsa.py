@@ -13,7 +13,8 @@
   the user sees the same devices, and the next PCM open reads the configuration again (a few ms) and loads
   only the plugin it needs (``pulse`` on PulseAudio and PipeWire; ``hw`` devices need none). libasound
   counts references on the configuration and on each cached plugin, so a PCM open meanwhile keeps what it
-  uses.
+  uses. Not on alsa-lib 1.2.3 exactly: its cache cleanup freed the plugin directory's name and kept using it
+  (use after free at the next plugin load; fixed in 1.2.3.1, alsa-lib commit 20e003a6).
 
 Threads: both are called on the thread that initialised PortAudio (importing ``stream.output``), before any
 stream is opened; libasound takes its own locks inside.
@@ -62,11 +63,20 @@ def quiet_errors() -> None:
     asound.snd_lib_error_set_handler(_handler)
 
 
+UNSAFE_RELEASE = frozenset({"1.2.3"})  # alsa-lib versions whose cache cleanup breaks the next plugin load
+
+
 def release_listing_plugins() -> bool:
     """Let libasound unload the plugins PortAudio's device listing loaded (see the module docstring). Call it
-    after PortAudio has initialised. True if libasound was asked, False where there is no libasound."""
+    after PortAudio has initialised. True if libasound was asked; False where there is no libasound or its
+    version cannot do it safely (the plugins then stay loaded, as before)."""
     asound = _asound()
     if asound is None:
+        return False
+    asound.snd_asoundlib_version.restype = ctypes.c_char_p
+    version = asound.snd_asoundlib_version().decode(errors="replace")
+    if version in UNSAFE_RELEASE:
+        log.debug("alsa-lib %s cannot unload its plugins safely: they stay loaded", version)
         return False
     status = asound.snd_config_update_free_global()
     if status < 0:  # it returns 0 in every alsa-lib since 1.0; a negative errno would be news
