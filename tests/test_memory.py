@@ -239,3 +239,20 @@ def test_the_smaps_breakdown_adds_up_to_the_process_and_names_its_mappings():
     assert table[2].startswith(f"| {largest} |")
     assert table[-2].startswith(f"| {len(breakdown) - 3} others |")
     assert f"| {total:.1f} |" in table[-1]
+
+
+def test_the_smaps_breakdown_by_package_sums_each_packages_files():
+    from voicegui.ui.startup_bench import by_package
+
+    site = "/venv/lib/python3.11/site-packages"
+    breakdown = {f"{site}/PySide6/Qt/lib/libQt6Core.so.6": {"rss_mb": 5.0, "pss_mb": 2.0},
+                 f"{site}/PySide6/QtCore.abi3.so": {"rss_mb": 3.0, "pss_mb": 1.0},
+                 f"{site}/av.libs/libavcodec-5e6b81c2.so.62": {"rss_mb": 1.5, "pss_mb": 0.5},
+                 "/usr/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so": {"rss_mb": 0.2, "pss_mb": 0.1},
+                 "/usr/lib/x86_64-linux-gnu/libasound.so.2.0.0": {"rss_mb": 0.8, "pss_mb": 0.2},
+                 "[heap]": {"rss_mb": 30.0, "pss_mb": 30.0}}
+    assert by_package(breakdown) == {"PySide6/": {"rss_mb": 8.0, "pss_mb": 3.0},
+                                     "av.libs/": {"rss_mb": 1.5, "pss_mb": 0.5},
+                                     "lib-dynload/": {"rss_mb": 0.2, "pss_mb": 0.1},
+                                     "/usr/lib/x86_64-linux-gnu/libasound.so.2.0.0": {"rss_mb": 0.8, "pss_mb": 0.2},
+                                     "[heap]": {"rss_mb": 30.0, "pss_mb": 30.0}}

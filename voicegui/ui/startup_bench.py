@@ -6,7 +6,9 @@ comes: "voicegui ready" (the window is shown) and "built-in voices ready" (the d
 seconds after the launch on this process's time.monotonic(). Then it waits for "openai SDK preloaded" (the
 last thing the window imports at start-up), then `--idle-s` more, reads the process's memory from
 /proc/<pid>/smaps_rollup (Linux only: resident, proportional and unique set sizes; RSS is the goal's measure,
-USS/PSS say how much of it other processes share) and ends the app with SIGINT (as Ctrl+C). Runs are
+USS/PSS say how much of it other processes share); with `--smaps N`, also where it goes: the N mappings
+holding the most, per file, [heap] and [anon], from /proc/<pid>/smaps (`--smaps-by-package` sums each Python
+package's files). Then it ends the app with SIGINT (as Ctrl+C). Runs are
 sequential; the figures are medians with min-max, so run it on a quiet machine for the README.
 
 Threads: the main thread runs the launches; one reader thread per launch hands the child's log lines on
@@ -79,6 +81,23 @@ def smaps_breakdown(pid: int) -> dict[str, dict[str, float]]:
             entry = out.setdefault(name, {"rss_mb": 0.0, "pss_mb": 0.0})
         elif entry is not None and line.startswith(("Rss:", "Pss:")):
             entry["rss_mb" if line.startswith("Rss:") else "pss_mb"] += int(line.split()[1]) / 1024
+    return out
+
+
+_PACKAGE = re.compile(r"/site-packages/([^/]+)/")
+
+
+def by_package(breakdown: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """`breakdown` with the files of each installed Python package (under site-packages: its modules, its
+    bundled libraries such as PySide6's Qt or av.libs' FFmpeg) summed as one "<package>/" entry, and the
+    standard library's extension modules as "lib-dynload/"; system libraries and the rest stay per file."""
+    out: dict[str, dict[str, float]] = {}
+    for name, memory in breakdown.items():
+        package = _PACKAGE.search(name)
+        key = f"{package.group(1)}/" if package else "lib-dynload/" if "/lib-dynload/" in name else name
+        entry = out.setdefault(key, {"rss_mb": 0.0, "pss_mb": 0.0})
+        entry["rss_mb"] += memory["rss_mb"]
+        entry["pss_mb"] += memory["pss_mb"]
     return out
 
 
@@ -202,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--smaps", type=int, default=0, metavar="N",
                         help="also list the N mappings (shared libraries, [heap], [anon], ...) holding the most "
                              "resident memory in the later launches, from /proc/<pid>/smaps")
+    parser.add_argument("--smaps-by-package", action="store_true",
+                        help="with --smaps: sum each Python package's files (modules and bundled libraries) as one")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.idle_s < 0 or args.smaps < 0:
         parser.error("--runs must be at least 1, --idle-s and --smaps not negative")
@@ -216,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(row)
     out = json.dumps({"first": first, "later": rows}, indent=1) if args.json else summarize(rows, args.idle_s, first)
     breakdowns = [row["smaps"] for row in rows if row.get("smaps")]
+    if args.smaps_by_package:
+        breakdowns = [by_package(breakdown) for breakdown in breakdowns]
     if breakdowns and not args.json:
         out += "\n\n" + smaps_table(breakdowns, args.smaps)
     sys.stdout.write(out + "\n")
