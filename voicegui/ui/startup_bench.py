@@ -8,8 +8,8 @@ last thing the window imports at start-up), then `--idle-s` more, reads the proc
 /proc/<pid>/smaps_rollup (Linux only: resident, proportional and unique set sizes; RSS is the goal's measure,
 USS/PSS say how much of it other processes share); with `--smaps N`, also where it goes: the N mappings
 holding the most, per file, [heap] and [anon], from /proc/<pid>/smaps (`--smaps-by-package` sums each Python
-package's files). Then it ends the app with SIGINT (as Ctrl+C). Runs are
-sequential; the figures are medians with min-max, so run it on a quiet machine for the README.
+package's files). Then it ends the app with SIGINT (as Ctrl+C). Runs are sequential; the figures are medians
+with min-max, so run it on a quiet machine for the README.
 
 Threads: the main thread runs the launches; one reader thread per launch hands the child's log lines on
 (so a hung child is noticed by a timeout); the app runs in a child process.
