@@ -16,8 +16,9 @@
   uses. Not on alsa-lib 1.2.3 exactly: its cache cleanup freed the plugin directory's name and kept using it
   (use after free at the next plugin load; fixed in 1.2.3.1, alsa-lib commit 20e003a6).
 
-Threads: both are called on the thread that initialised PortAudio (importing ``stream.output``), before any
-stream is opened; libasound takes its own locks inside.
+Threads: ``release_listing_plugins()`` runs once, on the thread that imports ``stream.output`` (right after
+PortAudio's initialisation, before that module can open a stream); ``quiet_errors()`` on the worker thread that
+opens a device stream. libasound takes its own locks inside both.
 """
 
 from __future__ import annotations
