@@ -147,12 +147,13 @@ def test_the_hibari_voice_holds_its_model_not_its_busiest_sentence():
     assert out["idle"] < 200, out
 
 
-def test_the_idle_window_holds_at_most_280_mb(monkeypatch, tmp_path):
+def test_the_idle_window_holds_at_most_270_mb(monkeypatch, tmp_path):
     """The window launched as a user launches it (`python -m voicegui`, offscreen, on the test null sink, with
     hibari's tables already in its cache as after the first start), idle once the default voice is ready and
     the SDK preloaded. It held ~290-299 MB resident, ~30 MB of it module sources PySide6's import hook had read
-    into linecache (ui/app.py forget_module_sources); now ~270 MB. The bound is that plus ~10 MB of noise (which
-    engine threads ran when), below the ~290 it was."""
+    into linecache (ui/app.py forget_module_sources); then ~258-264 MB, ~10 MB of it ALSA plugins PortAudio's
+    device listing had loaded (stream/alsa.py); now ~247-254 MB. The bound is that plus ~15 MB of noise (which
+    engine threads ran when), below the ~264 it was."""
     hint = __import__("voicegui.server.engines.hibari", fromlist=["missing"]).missing()
     if hint:
         pytest.skip(hint)
@@ -169,4 +170,89 @@ def test_the_idle_window_holds_at_most_280_mb(monkeypatch, tmp_path):
     monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
     row = launch_once(idle_s=1.0, cache=cache)
     assert row["error"] is None, row
-    assert row["rss_mb"] < 280, row
+    assert row["rss_mb"] < 270, row
+
+
+ALSA_PLUGINS = textwrap.dedent("""
+    def alsa_plugins():
+        '''The ALSA plugins (libasound_module_*.so) this process has mapped, by file name.'''
+        with open("/proc/self/maps") as maps:
+            return sorted({line.split()[-1].rsplit("/", 1)[-1] for line in maps if "/libasound_module_" in line})
+""")
+
+
+def test_the_device_listing_lets_go_of_the_alsa_plugins_no_device_plays_through():
+    """PortAudio lists the devices by opening every PCM the ALSA configuration defines, which loads each
+    one's plugin (with libasound2-plugins: a52 -> libavcodec, librsvg, x265, ...; ~10 MB), and libasound
+    kept them all. Importing stream.output now lets them go: the same devices are listed as by PortAudio
+    alone, a tone plays to its end on the default device (the test null sink), and only the plugin that
+    device plays through is loaded again."""
+    plain = run_python(ALSA_PLUGINS + textwrap.dedent("""
+        import json
+        import sounddevice as sd
+        print(json.dumps({"devices": [d["name"] for d in sd.query_devices()], "plugins": alsa_plugins()}))
+    """))
+    if not plain["plugins"]:
+        pytest.skip("PortAudio's device listing loads no ALSA plugin on this machine: nothing to let go")
+    ours = run_python(ALSA_PLUGINS + textwrap.dedent("""
+        import json
+        import numpy as np
+        from voicegui.stream.output import AudioOutput, OutputConfig, output_devices
+        from voicegui.stream.ring import FloatRing
+
+        listed = alsa_plugins()
+        devices = [d.name for d in output_devices()]
+        ring = FloatRing(24000)
+        ring.write(np.full(2400, 0.25, dtype=np.float32))
+        out = AudioOutput(ring, 24000, OutputConfig())
+        out.open()
+        try:
+            out.ended = True
+            played_out = out.finished.wait(30)
+        finally:
+            out.close()
+        print(json.dumps({"devices": devices, "listed": listed, "played": [played_out, out.frames_played, out.lost],
+                          "playing": alsa_plugins()}))
+    """))
+    assert ours["devices"] == plain["devices"]
+    assert ours["listed"] == [], f"still loaded after the listing: {', '.join(ours['listed'])}"
+    assert ours["played"] == [True, 2400, False]
+    assert set(ours["playing"]) < set(plain["plugins"]), ours["playing"]
+    assert "libasound_module_pcm_a52.so" not in ours["playing"]
+
+
+def test_the_smaps_breakdown_adds_up_to_the_process_and_names_its_mappings():
+    """startup_bench's per-mapping breakdown of a process (here: this one) covers all of its resident memory
+    and names the mappings by their file, [heap] and [anon]; the table ranks them and sums the rest."""
+    from voicegui.ui.startup_bench import memory_mb, smaps_breakdown, smaps_table
+
+    breakdown = smaps_breakdown(os.getpid())
+    rss = memory_mb(os.getpid())["rss_mb"]
+    total = sum(m["rss_mb"] for m in breakdown.values())
+    assert abs(total - rss) < 0.05 * rss, (total, rss)  # read one after the other: the test may allocate between
+    assert "[heap]" in breakdown and "[anon]" in breakdown
+    assert any(name.endswith(".so") or ".so." in name for name in breakdown)
+    assert all(m["pss_mb"] <= m["rss_mb"] + 1e-9 for m in breakdown.values())
+    table = smaps_table([breakdown, breakdown], top=3).splitlines()
+    assert len(table) == 2 + 3 + 2  # header, 3 mappings, the others, the total
+    largest = max(breakdown, key=lambda name: breakdown[name]["rss_mb"])
+    assert table[2].startswith(f"| {largest} |")
+    assert table[-2].startswith(f"| {len(breakdown) - 3} others |")
+    assert f"| {total:.1f} |" in table[-1]
+
+
+def test_the_smaps_breakdown_by_package_sums_each_packages_files():
+    from voicegui.ui.startup_bench import by_package
+
+    site = "/venv/lib/python3.11/site-packages"
+    breakdown = {f"{site}/PySide6/Qt/lib/libQt6Core.so.6": {"rss_mb": 5.0, "pss_mb": 2.0},
+                 f"{site}/PySide6/QtCore.abi3.so": {"rss_mb": 3.0, "pss_mb": 1.0},
+                 f"{site}/av.libs/libavcodec-5e6b81c2.so.62": {"rss_mb": 1.5, "pss_mb": 0.5},
+                 "/usr/lib/python3.11/lib-dynload/_ssl.cpython-311-x86_64-linux-gnu.so": {"rss_mb": 0.2, "pss_mb": 0.1},
+                 "/usr/lib/x86_64-linux-gnu/libasound.so.2.0.0": {"rss_mb": 0.8, "pss_mb": 0.2},
+                 "[heap]": {"rss_mb": 30.0, "pss_mb": 30.0}}
+    assert by_package(breakdown) == {"PySide6/": {"rss_mb": 8.0, "pss_mb": 3.0},
+                                     "av.libs/": {"rss_mb": 1.5, "pss_mb": 0.5},
+                                     "lib-dynload/": {"rss_mb": 0.2, "pss_mb": 0.1},
+                                     "/usr/lib/x86_64-linux-gnu/libasound.so.2.0.0": {"rss_mb": 0.8, "pss_mb": 0.2},
+                                     "[heap]": {"rss_mb": 30.0, "pss_mb": 30.0}}

@@ -29,9 +29,7 @@ Threads:
 from __future__ import annotations
 
 import atexit
-import ctypes
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -41,9 +39,14 @@ import numpy as np
 import sounddevice as sd
 
 from voicegui.limits import AUDIBLE_LEVEL
+from voicegui.stream import alsa
 from voicegui.stream.ring import FloatRing
 
 log = logging.getLogger(__name__)
+
+# PortAudio listed the devices when sounddevice was imported, loading every ALSA plugin on the way: let the
+# ones no stream uses go (~10 MB; stream/alsa.py says why this keeps the device list and every device usable).
+alsa.release_listing_plugins()
 
 MAX_UNDERRUN_MARKS = 1024
 # No callback for this long while the stream should be running means the device hung. PulseAudio's null sink
@@ -58,30 +61,6 @@ ABORT_WAIT_S = 1.0
 IDLE_CLOSE_S = 30.0
 
 _abandoned_streams: list[sd.OutputStream] = []  # kept referenced: their thread may still be inside PortAudio
-
-
-_ALSA_HANDLER = None
-
-
-def _quiet_alsa() -> None:
-    """Stop libasound printing "underrun occurred" and similar lines straight onto the user's terminal.
-
-    Underruns are counted by our own callback and shown as metrics; ALSA's own lines (written to stderr by
-    the C library, bypassing logging) only duplicate that as noise. The handler runs on PortAudio's thread,
-    which already holds the GIL for our callback, and does nothing.
-    """
-    global _ALSA_HANDLER
-    if _ALSA_HANDLER is not None or not sys.platform.startswith("linux"):
-        return
-    try:
-        asound = ctypes.cdll.LoadLibrary("libasound.so.2")
-    except OSError:
-        log.debug("libasound not loadable: ALSA messages are left as they are")
-        return
-    handler_type = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_int,
-                                    ctypes.c_char_p)
-    _ALSA_HANDLER = handler_type(lambda *args: None)  # kept referenced: libasound holds the pointer
-    asound.snd_lib_error_set_handler(_ALSA_HANDLER)
 
 
 class OutputError(Exception):
@@ -190,7 +169,7 @@ class DeviceStream:
 
     def open(self) -> None:
         """Open and start the stream (blocking, tens of ms: a worker thread's job). OutputError if it cannot."""
-        _quiet_alsa()
+        alsa.quiet_errors()
         try:
             self._stream = sd.OutputStream(
                 samplerate=self.sample_rate,

@@ -6,8 +6,10 @@ comes: "voicegui ready" (the window is shown) and "built-in voices ready" (the d
 seconds after the launch on this process's time.monotonic(). Then it waits for "openai SDK preloaded" (the
 last thing the window imports at start-up), then `--idle-s` more, reads the process's memory from
 /proc/<pid>/smaps_rollup (Linux only: resident, proportional and unique set sizes; RSS is the goal's measure,
-USS/PSS say how much of it other processes share) and ends the app with SIGINT (as Ctrl+C). Runs are
-sequential; the figures are medians with min-max, so run it on a quiet machine for the README.
+USS/PSS say how much of it other processes share); with `--smaps N`, also where it goes: the N mappings
+holding the most, per file, [heap] and [anon], from /proc/<pid>/smaps (`--smaps-by-package` sums each Python
+package's files). Then it ends the app with SIGINT (as Ctrl+C). Runs are sequential; the figures are medians
+with min-max, so run it on a quiet machine for the README.
 
 Threads: the main thread runs the launches; one reader thread per launch hands the child's log lines on
 (so a hung child is noticed by a timeout); the app runs in a child process.
@@ -20,6 +22,7 @@ import json
 import logging
 import os
 import queue
+import re
 import signal
 import statistics
 import subprocess
@@ -61,10 +64,67 @@ def memory_mb(pid: int) -> dict[str, float]:
         raise OSError(f"/proc/{pid}/smaps_rollup has no {exc.args[0]} line") from None
 
 
-def launch_once(idle_s: float, cache: Path, python: str = sys.executable) -> dict:
+_MAPPING = re.compile(r"^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$")
+
+
+def smaps_breakdown(pid: int) -> dict[str, dict[str, float]]:
+    """Process `pid`'s memory per mapping from /proc/<pid>/smaps, in MB: {name: {"rss_mb", "pss_mb"}}, where
+    a name is the backing file, or the kernel's name ([heap], [stack], ...), or "[anon]" for anonymous memory
+    (malloc arenas of threads, Python's object arenas, numpy buffers). A file mapped in several pieces is one
+    entry. OSError if /proc does not have it."""
+    out: dict[str, dict[str, float]] = {}
+    entry: dict[str, float] | None = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        header = _MAPPING.match(line)
+        if header:
+            name = header.group(1).strip() or "[anon]"
+            entry = out.setdefault(name, {"rss_mb": 0.0, "pss_mb": 0.0})
+        elif entry is not None and line.startswith(("Rss:", "Pss:")):
+            entry["rss_mb" if line.startswith("Rss:") else "pss_mb"] += int(line.split()[1]) / 1024
+    return out
+
+
+_PACKAGE = re.compile(r"/site-packages/([^/]+)/")
+
+
+def by_package(breakdown: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """`breakdown` with the files of each installed Python package (under site-packages: its modules, its
+    bundled libraries such as PySide6's Qt or av.libs' FFmpeg) summed as one "<package>/" entry, and the
+    standard library's extension modules as "lib-dynload/"; system libraries and the rest stay per file."""
+    out: dict[str, dict[str, float]] = {}
+    for name, memory in breakdown.items():
+        package = _PACKAGE.search(name)
+        key = f"{package.group(1)}/" if package else "lib-dynload/" if "/lib-dynload/" in name else name
+        entry = out.setdefault(key, {"rss_mb": 0.0, "pss_mb": 0.0})
+        entry["rss_mb"] += memory["rss_mb"]
+        entry["pss_mb"] += memory["pss_mb"]
+    return out
+
+
+def smaps_table(breakdowns: list[dict[str, dict[str, float]]], top: int) -> str:
+    """A Markdown table of the `top` mappings with the most resident memory (median over the runs'
+    `breakdowns`; a mapping missing from a run counts 0 there), then the rest summed, then the total."""
+    names = {name for breakdown in breakdowns for name in breakdown}
+
+    def median(name: str, key: str) -> float:
+        return statistics.median(b.get(name, {}).get(key, 0.0) for b in breakdowns)
+
+    ranked = sorted(names, key=lambda name: median(name, "rss_mb"), reverse=True)
+    lines = ["| mapping | RSS (MB) | PSS (MB) |", "|---|---|---|"]
+    lines += [f"| {name} | {median(name, 'rss_mb'):.1f} | {median(name, 'pss_mb'):.1f} |" for name in ranked[:top]]
+    rest = ranked[top:]
+    lines.append(f"| {len(rest)} others | {sum(median(n, 'rss_mb') for n in rest):.1f} | "
+                 f"{sum(median(n, 'pss_mb') for n in rest):.1f} |")
+    totals = [sum(m["rss_mb"] for m in b.values()) for b in breakdowns]
+    lines.append(f"| total (median of the runs) | {statistics.median(totals):.1f} | "
+                 f"{statistics.median(sum(m['pss_mb'] for m in b.values()) for b in breakdowns):.1f} |")
+    return "\n".join(lines)
+
+
+def launch_once(idle_s: float, cache: Path, python: str = sys.executable, smaps: bool = False) -> dict:
     """One launch of the window with `cache` as its cache directory (what an earlier launch left there is
     used, as on a user's machine): {"window_s", "voices_s", "rss_mb", "pss_mb", "uss_mb", "error"} (None for
-    what did not happen)."""
+    what did not happen), and with `smaps` also "smaps": the idle window's smaps_breakdown()."""
     row: dict = {"window_s": None, "voices_s": None, "rss_mb": None, "pss_mb": None, "uss_mb": None, "error": None}
     with tempfile.TemporaryDirectory(prefix="voicegui-startup-") as tmp:
         # A runtime directory of its own too: a voicegui window the user has open would otherwise take the
@@ -105,6 +165,8 @@ def launch_once(idle_s: float, cache: Path, python: str = sys.executable) -> dic
             if proc.poll() is None and row["error"] is None:
                 time.sleep(idle_s)
                 row.update(memory_mb(proc.pid))
+                if smaps:
+                    row["smaps"] = smaps_breakdown(proc.pid)
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGINT)
@@ -156,19 +218,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-s", type=float, default=5.0,
                         help="seconds idle after the SDK preload before the memory is read (default: 5)")
     parser.add_argument("--json", action="store_true", help="print the runs as JSON instead of the table")
+    parser.add_argument("--smaps", type=int, default=0, metavar="N",
+                        help="also list the N mappings (shared libraries, [heap], [anon], ...) holding the most "
+                             "resident memory in the later launches, from /proc/<pid>/smaps")
+    parser.add_argument("--smaps-by-package", action="store_true",
+                        help="with --smaps: sum each Python package's files (modules and bundled libraries) as one")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.idle_s < 0:
-        parser.error("--runs must be at least 1 and --idle-s not negative")
+    if args.runs < 1 or args.idle_s < 0 or args.smaps < 0:
+        parser.error("--runs must be at least 1, --idle-s and --smaps not negative")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     rows = []
     with tempfile.TemporaryDirectory(prefix="voicegui-startup-cache-") as cache:
         first = launch_once(args.idle_s, Path(cache))
         log.info("first launch (empty cache): %s", first)
         for run in range(args.runs):
-            row = launch_once(args.idle_s, Path(cache))
-            log.info("run %d: %s", run, row)
+            row = launch_once(args.idle_s, Path(cache), smaps=args.smaps > 0)
+            log.info("run %d: %s", run, {k: v for k, v in row.items() if k != "smaps"})
             rows.append(row)
     out = json.dumps({"first": first, "later": rows}, indent=1) if args.json else summarize(rows, args.idle_s, first)
+    breakdowns = [row["smaps"] for row in rows if row.get("smaps")]
+    if args.smaps_by_package:
+        breakdowns = [by_package(breakdown) for breakdown in breakdowns]
+    if breakdowns and not args.json:
+        out += "\n\n" + smaps_table(breakdowns, args.smaps)
     sys.stdout.write(out + "\n")
     return 0 if all(r["error"] is None for r in [first, *rows]) else 1
 
