@@ -18,7 +18,8 @@ built with onnxruntime's arena and memory-pattern planner off: the arena keeps t
 buffers (~30 MB of model outputs for a 400-phoneme sentence, more for the planner's copies) for good. Those
 buffers and numpy's signal processing go back to the C allocator after each sentence; after the warm-up and
 after each request the worker hands the freed pages back to the system (`release_freed_memory`), so an
-idle engine holds what a loaded model needs, not its busiest sentence.
+idle engine holds what a loaded model needs, not its busiest sentence. The sessions load an optimized copy of
+their model kept in the user's cache (onnx_cache.py), so a later start does not optimize the graph again.
 
 Threads: the `hibari.Hibari` object (ONNX session, G2P lexicons) is owned by one dedicated worker thread
 (`ThreadPoolExecutor(max_workers=1)`): its G2P is not known to be thread-safe, and one onnxruntime
@@ -42,6 +43,7 @@ import numpy as np
 from voicegui.app_dirs import cache_dir
 from voicegui.server.engines.audio import SAMPLE_RATE, trim_silence
 from voicegui.server.engines.base import VoiceInfo
+from voicegui.server.engines.onnx_cache import cached_session
 from voicegui.server.engines.worker_engine import SingleWorkerEngine
 
 log = logging.getLogger(__name__)
@@ -95,10 +97,11 @@ def session_options(ort: Any) -> Any:
 
 
 def new_session(path: str) -> Any:
-    """An onnxruntime InferenceSession on the CPU for the model at `path`, with `session_options`."""
+    """An onnxruntime InferenceSession on the CPU for the model at `path`, with `session_options`, loaded from
+    its optimized copy in the user's cache (onnx_cache.py: made on the first start)."""
     import onnxruntime as ort  # type: ignore[import-untyped]
 
-    return ort.InferenceSession(path, session_options(ort), providers=["CPUExecutionProvider"])
+    return cached_session(path, lambda: session_options(ort), cache_dir() / "engines")
 
 
 class LazyOov:
