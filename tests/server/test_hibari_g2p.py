@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voicegui.server.engines import hibari as hibari_mod
@@ -61,7 +62,7 @@ def test_tags_are_hibaris_own(both):
 
 def test_the_lexicon_answers_like_the_dict_it_packs():
     words = load_asset("lexicon_us_gold.json.gz")
-    packed = CompactLexicon(words)
+    packed = CompactLexicon(CompactLexicon.pack(words, "gold"), "gold")
     assert len(packed) == len(words)
     for word, reading in list(words.items())[::97]:
         assert packed.get(word) == reading
@@ -74,14 +75,28 @@ def test_the_lexicon_answers_like_the_dict_it_packs():
 def test_tables_read_from_the_cache_are_the_tables_built(both, tmp_path):
     """Array for array, so the corpus tests above hold for a G2P read from the cache too."""
     built = both[1]
-    hibari_tables.write(tmp_path / "t.npz", built.parts())
-    parts = hibari_tables.read(tmp_path / "t.npz")
+    hibari_tables.write(tmp_path / "t", built.parts())
+    parts = hibari_tables.read(tmp_path / "t")
     assert parts is not None
     again = CompactG2P.from_parts(parts).parts()
     expected = built.parts()
     assert again.keys() == expected.keys() and len(expected) > 15
     for name, array in expected.items():
         assert again[name].dtype == array.dtype and (again[name] == array).all(), name
+
+
+def test_the_mapped_tables_read_like_hibari(both, tmp_path):
+    """The tables as a later start has them (memory-mapped files) give hibari's phonemes, and are not copied
+    into memory: each table the G2P looks up is the mapped file's own buffer."""
+    theirs, built = both
+    CompactG2P.cached(tmp_path)
+    (path,) = tmp_path.glob("hibari-g2p-*")
+    parts = hibari_tables.read(path)
+    assert parts is not None and all(isinstance(array, np.memmap) for array in parts.values())
+    mapped = CompactG2P.from_parts(parts)
+    assert mapped.lexicon.golds.d._blob.obj.base is parts["gold.blob"]  # a view of the mapping, no copy
+    for sentence in corpus()[::7]:
+        assert mapped(sentence) == theirs(sentence), sentence
 
 
 def _no_json_tables(monkeypatch):
@@ -104,25 +119,40 @@ def test_a_later_start_reads_the_tables_from_the_cache(tmp_path, monkeypatch):
         assert later(sentence) == first(sentence)
 
 
-def test_a_damaged_cache_is_built_again_and_replaced(tmp_path, monkeypatch, caplog):
+def _cached_tables(directory: Path) -> Path:
+    (path,) = directory.glob("hibari-g2p-*")
+    return path
+
+
+def test_a_truncated_table_is_built_again_and_replaced(tmp_path, monkeypatch, caplog):
     CompactG2P.cached(tmp_path)
-    (path,) = tmp_path.glob("hibari-g2p-*.npz")
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short, as by a full disk
+    npy = _cached_tables(tmp_path) / "gold.blob.npy"
+    npy.write_bytes(npy.read_bytes()[: npy.stat().st_size // 2])  # cut short, as by a full disk
     with caplog.at_level(logging.WARNING):
         rebuilt = CompactG2P.cached(tmp_path)
     assert "cannot be read" in caplog.text and "building them again" in caplog.text
     assert rebuilt("I read the book.") == G2P()("I read the book.")
+    assert [p.name for p in tmp_path.iterdir()] == [_cached_tables(tmp_path).name]  # nothing left beside it
     _no_json_tables(monkeypatch)
     assert CompactG2P.cached(tmp_path)("I read the book.") == rebuilt("I read the book.")
 
 
+def test_a_missing_or_mistyped_table_is_built_again(tmp_path, monkeypatch, caplog):
+    CompactG2P.cached(tmp_path)
+    path = _cached_tables(tmp_path)
+    (path / "tagger.row_weights.npy").unlink()
+    np.save(path / "silver.ends.npy", np.zeros(3, np.float32))
+    with caplog.at_level(logging.WARNING):
+        rebuilt = CompactG2P.cached(tmp_path)
+    assert "not usable" in caplog.text and "building them again" in caplog.text
+    assert rebuilt("Hello, World!") == G2P()("Hello, World!")
+    _no_json_tables(monkeypatch)
+    assert CompactG2P.cached(tmp_path)("Hello, World!") == rebuilt("Hello, World!")
+
+
 def test_a_cache_of_pickled_objects_is_not_loaded(tmp_path, caplog):
     CompactG2P.cached(tmp_path)
-    (path,) = tmp_path.glob("hibari-g2p-*.npz")
-    import numpy as np
-
-    with open(path, "wb") as f:
-        np.savez(f, evil=np.array([object()], dtype=object))
+    np.save(_cached_tables(tmp_path) / "gold.blob.npy", np.array([object()], dtype=object), allow_pickle=True)
     with caplog.at_level(logging.WARNING):
         g2p = CompactG2P.cached(tmp_path)
     assert "cannot be read" in caplog.text
