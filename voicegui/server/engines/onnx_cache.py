@@ -6,14 +6,15 @@ window starts). The first start saves the optimized graph (`SessionOptions.optim
 starts load that copy with the optimizations off (~0.05 s, and ~4 MB less resident). The copy is optimized up
 to `ORT_ENABLE_EXTENDED` only: those rewrites are the same on every CPU, whereas `ORT_ENABLE_ALL` adds layout
 rewrites for this machine's instruction set, which onnxruntime's documentation warns against saving. With the
-copy loaded, hibari speaks the same samples as from its own file (tests/server/test_onnx_cache.py).
+copy loaded, the model computes the same outputs as from its own file (tests/server/test_onnx_cache.py).
 
 The file's name holds a digest of what its content depends on: this scheme's version, onnxruntime's version,
-and the source model (path, size, modification time); a new hibari-tts or onnxruntime is a new name, so a
-stale copy is never loaded (old copies are left for the user's cache cleaner: one per install). Writing is
-atomic (onnxruntime writes a temporary file in the same directory, then os.replace), so a reader sees a whole
-file or none. A copy onnxruntime cannot load (truncated, not a model) is reported, written again, and the
-session is made from the source model meanwhile; a cache that cannot be written costs only the time.
+the machine's architecture (a home directory may be shared by several) and the source model (path, size,
+modification time). A new hibari-tts or onnxruntime is a new name, so a stale copy is never loaded (old copies
+are left for the user's cache cleaner: one per install). Writing is atomic (onnxruntime writes a temporary
+file in the same directory, then os.replace), so a reader sees a whole file or none. A copy onnxruntime cannot
+load (truncated, not a model) is reported, removed and made again (should that one fail too, the session is
+made from the source model, as without a cache); a cache that cannot be written costs only the time.
 
 Threads: plain functions on the thread that owns the session (the engine's worker); nothing shared.
 """
@@ -24,6 +25,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import platform
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -37,8 +39,8 @@ SCHEME = 1
 def cached_path(directory: Path, model: str, ort_version: str) -> Path:
     """Where the optimized copy of `model` for onnxruntime `ort_version` is kept in `directory`."""
     st = os.stat(model)
-    digest = hashlib.sha256(f"{SCHEME} {ort_version} {os.path.abspath(model)} {st.st_size} {st.st_mtime_ns}"
-                            .encode())
+    digest = hashlib.sha256(f"{SCHEME} {ort_version} {platform.machine()} {os.path.abspath(model)} {st.st_size} "
+                            f"{st.st_mtime_ns}".encode())
     stem = Path(model).stem
     return directory / f"{stem}-optimized-{digest.hexdigest()[:16]}.onnx"
 
@@ -61,20 +63,21 @@ def cached_session(model: str, make_options: Callable[[], Any], directory: Path 
     if directory is None:
         return session(model, make_options())
     path = cached_path(directory, model, ort.__version__)
-    if path.exists():
+    for again in (False, True):
+        # The saved copy, not the session that saved it: that one holds ~10 MB more (the serialised graph),
+        # and the first start then runs what every later start runs.
+        if not path.exists() and not _save_optimized(model, path, make_options, session):
+            break
         options = make_options()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # done when it was saved
         try:
             return session(str(path), options)
         except load_errors(ort) as exc:
-            log.warning("the cached optimized model %s cannot be loaded (%s): optimizing it again", path, exc)
-    if not _save_optimized(model, path, make_options, session):
-        return session(model, make_options())
-    options = make_options()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    # The saved copy, not the session that saved it: that one holds ~10 MB more (the serialised graph), and
-    # the first start then runs what every later start runs.
-    return session(str(path), options)
+            log.warning("the cached optimized model %s cannot be loaded (%s): %s", path, exc,
+                        "loading the model as it comes" if again else "optimizing it again")
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+    return session(model, make_options())
 
 
 def _save_optimized(model: str, path: Path, make_options: Callable[[], Any],
