@@ -10,16 +10,17 @@ synthesised (`synthesize_ahead`). So the first audio leaves after one sentence's
 `speed` goes to hibari's own duration control: 0.25-2 is honoured (measured 0.27x-1.8x speech length
 ratio), above 2 the model saturates near 2x (speed 4 gives ~2x); no time-stretch is added on top.
 
-Memory (measured with hibari-tts 0.2.1 / onnxruntime 1.32; `tests/test_memory.py` bounds it): hibari as it
-comes held ~150 MB resident once loaded and warm, ~100 MB of it its G2P tables as Python dicts, against an 8 MB
-model. Here the G2P is hibari's own over packed tables (`hibari_g2p.py`, ~20 MB; kept in the user's cache after
-the first start, so loading the voice reads them in ~0.06 s instead of building them in ~1 s), and the ONNX sessions are
-built with onnxruntime's arena and memory-pattern planner off: the arena keeps the largest sentence's
-buffers (~30 MB of model outputs for a 400-phoneme sentence, more for the planner's copies) for good. Those
-buffers and numpy's signal processing go back to the C allocator after each sentence; after the warm-up and
-after each request the worker hands the freed pages back to the system (`release_freed_memory`), so an
-idle engine holds what a loaded model needs, not its busiest sentence. The sessions load an optimized copy of
-their model kept in the user's cache (onnx_cache.py), so a later start does not optimize the graph again.
+Memory (measured with hibari-tts 0.2.1 / onnxruntime 1.32; `tests/test_memory.py` bounds it): hibari as it comes
+held ~150 MB resident once loaded and warm, ~100 MB of it its G2P tables as Python dicts, against an 8 MB model.
+Here the G2P is hibari's own over packed tables (`hibari_g2p.py`, ~12 MB of arrays; kept in the user's cache after
+the first start and memory-mapped from there, ~0.015 s of CPU instead of building them in ~1 s; ~7 MB of them
+resident after the warm-up), and the ONNX sessions are built with onnxruntime's arena and memory-pattern planner
+off: the arena keeps the largest sentence's buffers (~30 MB of model outputs for a 400-phoneme sentence, more for
+the planner's copies) for good. Those buffers and numpy's signal processing go back to the C allocator after each
+sentence; after the warm-up and after each request the worker hands the freed pages back to the system
+(`release_freed_memory`), so an idle engine holds what a loaded model needs, not its busiest sentence. The sessions
+load an optimized copy of their model kept in the user's cache (onnx_cache.py), so a later start does not optimize
+the graph again.
 
 Threads: the `hibari.Hibari` object (ONNX session, G2P lexicons) is owned by one dedicated worker thread
 (`ThreadPoolExecutor(max_workers=1)`): its G2P is not known to be thread-safe, and one onnxruntime
