@@ -9,6 +9,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from voicegui.server.engines import hibari as hibari_mod
@@ -44,6 +45,19 @@ def both() -> tuple[G2P, CompactG2P]:
     return G2P(), CompactG2P()
 
 
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("engines")
+    CompactG2P.cached(directory)
+    return directory
+
+
+@pytest.fixture()
+def cache(built_once: Path, tmp_path: Path) -> Path:
+    """A cache directory of this test's own, holding the tables as a first start wrote them."""
+    return Path(shutil.copytree(built_once, tmp_path / "engines"))
+
+
 def test_the_phonemes_are_hibaris_own(both):
     theirs, ours = both
     sentences = corpus()
@@ -61,7 +75,7 @@ def test_tags_are_hibaris_own(both):
 
 def test_the_lexicon_answers_like_the_dict_it_packs():
     words = load_asset("lexicon_us_gold.json.gz")
-    packed = CompactLexicon(words)
+    packed = CompactLexicon(CompactLexicon.pack(words, "gold"), "gold")
     assert len(packed) == len(words)
     for word, reading in list(words.items())[::97]:
         assert packed.get(word) == reading
@@ -74,14 +88,26 @@ def test_the_lexicon_answers_like_the_dict_it_packs():
 def test_tables_read_from_the_cache_are_the_tables_built(both, tmp_path):
     """Array for array, so the corpus tests above hold for a G2P read from the cache too."""
     built = both[1]
-    hibari_tables.write(tmp_path / "t.npz", built.parts())
-    parts = hibari_tables.read(tmp_path / "t.npz")
+    hibari_tables.write(tmp_path / "t", built.parts())
+    parts = hibari_tables.read(tmp_path / "t")
     assert parts is not None
     again = CompactG2P.from_parts(parts).parts()
     expected = built.parts()
     assert again.keys() == expected.keys() and len(expected) > 15
     for name, array in expected.items():
         assert again[name].dtype == array.dtype and (again[name] == array).all(), name
+
+
+def test_the_mapped_tables_read_like_hibari(both, cache):
+    """The tables as a later start has them (memory-mapped files) give hibari's phonemes, and are not copied
+    into memory: each table the G2P looks up is the mapped file's own buffer."""
+    theirs = both[0]
+    parts = hibari_tables.read(_cached_tables(cache))
+    assert parts is not None and all(isinstance(array, np.memmap) for array in parts.values())
+    mapped = CompactG2P.from_parts(parts)
+    assert mapped.lexicon.golds.d._blob.obj.base is parts["gold.blob"]  # a view of the mapping, no copy
+    for sentence in corpus()[::7]:
+        assert mapped(sentence) == theirs(sentence), sentence
 
 
 def _no_json_tables(monkeypatch):
@@ -104,33 +130,45 @@ def test_a_later_start_reads_the_tables_from_the_cache(tmp_path, monkeypatch):
         assert later(sentence) == first(sentence)
 
 
-def test_a_damaged_cache_is_built_again_and_replaced(tmp_path, monkeypatch, caplog):
-    CompactG2P.cached(tmp_path)
-    (path,) = tmp_path.glob("hibari-g2p-*.npz")
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # cut short, as by a full disk
+def _cached_tables(directory: Path) -> Path:
+    (path,) = directory.glob("hibari-g2p-*")
+    return path
+
+
+def test_a_truncated_table_is_built_again_and_replaced(both, cache, monkeypatch, caplog):
+    npy = _cached_tables(cache) / "gold.blob.npy"
+    npy.write_bytes(npy.read_bytes()[: npy.stat().st_size // 2])  # cut short, as by a full disk
     with caplog.at_level(logging.WARNING):
-        rebuilt = CompactG2P.cached(tmp_path)
+        rebuilt = CompactG2P.cached(cache)
     assert "cannot be read" in caplog.text and "building them again" in caplog.text
-    assert rebuilt("I read the book.") == G2P()("I read the book.")
+    assert rebuilt("I read the book.") == both[0]("I read the book.")
+    assert [p.name for p in cache.iterdir()] == [_cached_tables(cache).name]  # nothing left beside it
     _no_json_tables(monkeypatch)
-    assert CompactG2P.cached(tmp_path)("I read the book.") == rebuilt("I read the book.")
+    assert CompactG2P.cached(cache)("I read the book.") == rebuilt("I read the book.")
 
 
-def test_a_cache_of_pickled_objects_is_not_loaded(tmp_path, caplog):
-    CompactG2P.cached(tmp_path)
-    (path,) = tmp_path.glob("hibari-g2p-*.npz")
-    import numpy as np
-
-    with open(path, "wb") as f:
-        np.savez(f, evil=np.array([object()], dtype=object))
+def test_a_missing_or_mistyped_table_is_built_again(both, cache, monkeypatch, caplog):
+    path = _cached_tables(cache)
+    (path / "tagger.row_weights.npy").unlink()
+    np.save(path / "silver.ends.npy", np.zeros(3, np.float32))
     with caplog.at_level(logging.WARNING):
-        g2p = CompactG2P.cached(tmp_path)
+        rebuilt = CompactG2P.cached(cache)
+    assert "not usable" in caplog.text and "building them again" in caplog.text
+    assert rebuilt("Hello, World!") == both[0]("Hello, World!")
+    _no_json_tables(monkeypatch)
+    assert CompactG2P.cached(cache)("Hello, World!") == rebuilt("Hello, World!")
+
+
+def test_a_cache_of_pickled_objects_is_not_loaded(both, cache, caplog):
+    np.save(_cached_tables(cache) / "gold.blob.npy", np.array([object()], dtype=object), allow_pickle=True)
+    with caplog.at_level(logging.WARNING):
+        g2p = CompactG2P.cached(cache)
     assert "cannot be read" in caplog.text
-    assert g2p("Hello.") == G2P()("Hello.")
+    assert g2p("Hello.") == both[0]("Hello.")
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
-def test_an_unwritable_cache_only_costs_time(tmp_path, caplog):
+def test_an_unwritable_cache_only_costs_time(both, tmp_path, caplog):
     tmp_path.chmod(0o500)
     try:
         with caplog.at_level(logging.INFO):
@@ -138,16 +176,16 @@ def test_an_unwritable_cache_only_costs_time(tmp_path, caplog):
     finally:
         tmp_path.chmod(0o700)
     assert "cannot cache hibari's tables" in caplog.text
-    assert g2p("Hello.") == G2P()("Hello.")
+    assert g2p("Hello.") == both[0]("Hello.")
 
 
-def test_a_cache_directory_that_is_a_file_only_costs_time(tmp_path, caplog):
+def test_a_cache_directory_that_is_a_file_only_costs_time(both, tmp_path, caplog):
     blocker = tmp_path / "engines"
     blocker.write_text("not a directory")
     with caplog.at_level(logging.INFO):
         g2p = CompactG2P.cached(blocker)
     assert "cannot cache hibari's tables" in caplog.text
-    assert g2p("Hello.") == G2P()("Hello.")
+    assert g2p("Hello.") == both[0]("Hello.")
 
 
 def test_changed_assets_get_a_cache_file_of_their_own(tmp_path):

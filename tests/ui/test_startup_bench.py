@@ -13,7 +13,7 @@ def test_one_launch_is_measured(monkeypatch, tmp_path):
     assert row["error"] is None, row
     assert 0 < row["window_s"] <= row["voices_s"]
     assert row["rss_mb"] > 0
-    assert list((tmp_path / "cache" / "engines").glob("hibari-g2p-*.npz"))  # what the next launch reads
+    assert list((tmp_path / "cache" / "engines").glob("hibari-g2p-*/*.npy"))  # what the next launch maps
     table = summarize([row], 0.0, first=row)
     assert "window shown" in table and "first launch (empty cache)" in table and "n/a" not in table
 

@@ -16,10 +16,11 @@ Why a thread in this process rather than a child `voicegui serve` process:
 - it does not compete with the audio path: the server's loop only encodes and writes; the engines do their
   heavy work (ONNX inference, espeak-ng) in their own worker threads, mostly outside the GIL.
 
-Threads: the caller's thread constructs (engines are loaded and warmed there, which blocks ~1 s) and stops
-it. The server runs on ServerThread's own asyncio loop in a daemon thread; each engine owns its worker
-thread(s). `shaping` may be replaced from any thread (a plain attribute swap read once per request);
-`records` are appended by the server loop (read them after a request ended). Qt-free.
+Threads: the caller's thread constructs (it imports the server's libraries, aiohttp and PyAV, and loads the
+engines that are not lazy, which blocks ~0.3-1 s) and stops it; importing this module loads neither. The server
+runs on ServerThread's own asyncio loop in a daemon thread; each engine owns its worker thread(s). `shaping`
+may be replaced from any thread (a plain attribute swap read once per request); `records` are appended by the
+server loop (read them after a request ended). Qt-free.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ from __future__ import annotations
 import logging
 import secrets
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from voicegui.server.app import RequestRecord
 from voicegui.server.engines.base import Engine, VoiceInfo
 from voicegui.server.engines.builtin import BUILTIN_MODEL, BuiltinEngine, available_engines
 from voicegui.server.shaping import Shaping
-from voicegui.server.thread import ServerThread
+
+if TYPE_CHECKING:
+    from voicegui.server.app import RequestRecord
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,10 @@ class BuiltinServer:
             raise BuiltinUnavailable("no offline voice is available: " + ("; ".join(hints) or "no engine found"))
         self.engine = BuiltinEngine(engines)
         try:
+            # Imported here, not with this module: the window imports this module on its GUI thread (for
+            # BuiltinUnavailable), and the server's aiohttp and PyAV (~0.25 s) belong on the thread that starts it.
+            from voicegui.server.thread import ServerThread
+
             self.default_voice: str = default_voice(self.engine.voices())
             # A fresh token per run: the port is reachable by every local user, the token only by us.
             self._server = ServerThread(self.engine, shaping=shaping, token=secrets.token_urlsafe(24))

@@ -89,8 +89,9 @@ class BuiltinEngine:
 class LazyEngine:
     """A neural engine whose model is loaded on its first request (or by ``load()``), not at start-up.
 
-    Loading hibari or piper costs ~0.5 s each; a `voicegui speak` with voice "heart" should not pay for
-    piper. The voice list comes from the module's constants, so listing voices loads nothing.
+    Loading hibari costs ~0.2 s (its tables and optimized model come from the user's cache), piper ~0.5 s; a
+    `voicegui speak` with voice "heart" should not pay for piper. The voice list comes from the module's
+    constants, so listing voices loads nothing.
 
     Threads: ``load()`` may run on any thread (a lock makes it happen once); ``synthesize()`` runs on the
     server's loop and, the first time, awaits ``load()`` in a worker thread so the loop never blocks.
@@ -146,8 +147,9 @@ def available_engines(warm: bool = True, lazy: bool = False) -> tuple[list[Engin
     """Construct every offline engine that works here: (engines, hints for the missing ones).
 
     Order is best voice first: hibari, piper, espeak-ng. `warm` runs one tiny synthesis per engine when it
-    loads so the first request does not pay for loading lexicons (~0.3 s for hibari). With `lazy`, the
-    neural engines (hibari, piper) are LazyEngines that load on first use; espeak-ng is cheap and loads now.
+    loads so the first request does not pay for setting up its kernels (hibari queues it on its worker, ahead
+    of any request, without waiting for it). With `lazy`, the neural engines (hibari, piper) are LazyEngines that
+    load on first use; espeak-ng is cheap and loads now.
     """
     # Imported here, not at module level: each pulls in its engine's libraries when first used.
     from voicegui.server.engines import espeak, hibari, piper
