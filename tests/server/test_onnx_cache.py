@@ -109,3 +109,12 @@ def test_the_hibari_engine_keeps_its_optimized_model_in_the_users_cache(tmp_path
         assert len(list((tmp_path / "engines").glob("hibari-optimized-*.onnx"))) == 1
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("cached", [True, False])
+def test_a_spoiled_model_is_a_runtime_error_that_names_it(model, tmp_path, cached):
+    """onnxruntime's own load errors derive from Exception only: the engine's loader (which turns OSError,
+    RuntimeError, ValueError into its one-sentence EngineError) would let them through to the crash dialog."""
+    model.write_bytes(model.read_bytes()[:4096])
+    with pytest.raises(RuntimeError, match=f"the model {model} cannot be loaded"):
+        onnx_cache.cached_session(str(model), options, tmp_path / "cache" if cached else None)

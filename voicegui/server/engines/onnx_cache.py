@@ -54,14 +54,21 @@ def load_errors(ort: Any) -> tuple[type[BaseException], ...]:
 
 def cached_session(model: str, make_options: Callable[[], Any], directory: Path | None) -> Any:
     """An InferenceSession on the CPU for `model`, with the options `make_options()` gives, loaded from the
-    optimized copy in `directory` (made there on the first call; None: no cache, optimized as usual)."""
+    optimized copy in `directory` (made there on the first call; None: no cache, optimized as usual).
+    RuntimeError when the model itself cannot be loaded (onnxruntime's own errors derive from Exception only)."""
     import onnxruntime as ort  # type: ignore[import-untyped]
 
     def session(path: str, options: Any) -> Any:
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
+    def model_session() -> Any:
+        try:
+            return session(model, make_options())
+        except load_errors(ort) as exc:  # as RuntimeError: the engine's loader says it in one sentence
+            raise RuntimeError(f"the model {model} cannot be loaded ({exc})") from exc
+
     if directory is None:
-        return session(model, make_options())
+        return model_session()
     path = cached_path(directory, model, ort.__version__)
     for again in (False, True):
         # The saved copy, not the session that saved it: that one holds ~10 MB more (the serialised graph),
@@ -77,7 +84,7 @@ def cached_session(model: str, make_options: Callable[[], Any], directory: Path 
                         "loading the model as it comes" if again else "optimizing it again")
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-    return session(model, make_options())
+    return model_session()
 
 
 def _save_optimized(model: str, path: Path, make_options: Callable[[], Any],
