@@ -19,7 +19,9 @@ that shows nothing new is not drawn at all; the curves are ``plot_items.Polyline
 and the prebuffer gate's step line, which only grow at their right end, repaint only that strip; axes and
 labels are cached as pixmaps, and the axis ranges move in steps, so text is laid out again only when it
 changes; the labels are placed again only when a text, an anchor or the geometry changed; pens of width 1,
-no antialiasing.
+no antialiasing; pyqtgraph's prepare-for-paint slots run only after a change of range, size or labels, not
+before every paint (``GridPlot.paintEvent``); the playback-start marker is a plain Qt item
+(``plot_items.Marker``), with no Python bounds to compute at each paint.
 
 Made for tuning: the buffer plot's legend is a label under the plots (inside, it covered the curve and the
 labels), the labels inside are placed so that none covers another (``plot_items.place_labels``), each underrun
@@ -38,12 +40,21 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
-from PySide6.QtGui import QPainter, QResizeEvent, QTextDocumentFragment
-from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent, QTextDocumentFragment
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGraphicsItem,
+    QGraphicsView,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QWidget,
+)
 
 from voicegui.stream.session import Snapshot, SpeakSession
 from voicegui.ui import plot_theme
-from voicegui.ui.plot_items import Polyline, Spans, peak_columns, place_labels
+from voicegui.ui.plot_items import Marker, Polyline, Spans, peak_columns, place_labels
 
 SessionSource = Callable[[], "SpeakSession | None"]
 
@@ -137,9 +148,27 @@ class GridPlot(pg.PlotWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._prepare_pending = True
         vb = self.getPlotItem().getViewBox()
         vb.sigRangeChanged.connect(self._grid_moved)
         vb.sigResized.connect(self._grid_moved)
+        for changed in (vb.sigRangeChanged, vb.sigResized, vb.sigStateChanged, vb.sigTransformChanged):
+            changed.connect(self.prepare_paint)
+
+    def prepare_paint(self, *_args: object) -> None:
+        """Have the next paint run pyqtgraph's prepare-for-paint (see paintEvent): the view's range, size or
+        state changed, or a text label was shown."""
+        self._prepare_pending = True
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # Qt's name
+        """pyqtgraph's GraphicsView emits the scene's sigPrepareForPaint before every paint: the view box
+        then applies a changed range to its transform and each text label checks its own transform (Python
+        slots, ~0.1 ms a frame, profiled). Nothing of that changes while only the curves move (the axes do
+        not auto-range), so it runs only after a change that needs it."""
+        if getattr(self, "_prepare_pending", True):  # True while PlotWidget.__init__ runs
+            self._prepare_pending = False
+            self.scene().prepareForPaint()
+        QGraphicsView.paintEvent(self, event)
 
     def _grid_moved(self, *_args: object) -> None:
         self.resetCachedContent()
@@ -296,7 +325,7 @@ class BufferPlot(GridPlot):
         self.max_line = pg.InfiniteLine(angle=0, pen=_MAX_PEN, movable=False)
         self.play_line = pg.InfiniteLine(angle=90, pen=_PLAY_PEN, movable=False)
         self._start_at: tuple[float, float] | None = None
-        self.start_marker = pg.ScatterPlotItem(symbol="o", size=7, pen=pg.mkPen("#ffb74d"), brush=pg.mkBrush("#000"))
+        self.start_marker = Marker(7, pg.mkPen("#ffb74d"), pg.mkBrush("#000"))
         for obj in (self.max_line, self.play_line, self.start_marker):
             item.addItem(obj, ignoreBounds=True)
         # Labels are repainted whenever the curve under them is: as cached pixmaps that costs a copy, not a text
@@ -336,12 +365,11 @@ class BufferPlot(GridPlot):
                 label.hide()
 
     def _mark_start(self, at: tuple[float, float] | None) -> None:
-        """The marker where playback started, at the gate it started on; set only when it moves (setData
-        rebuilds and repaints the scatter item)."""
+        """The marker where playback started, at the gate it started on."""
         if at == self._start_at:
             return
         self._start_at = at
-        self.start_marker.setData(x=[] if at is None else [at[0]], y=[] if at is None else [at[1]])
+        self.start_marker.set_at(at)
 
     def set_fixed_axes(self, fixed: bool) -> None:
         """Fixed: the y axis runs to the max buffer and the time axis never shrinks, from one Speak to the next
@@ -487,6 +515,7 @@ class BufferPlot(GridPlot):
             else:
                 label.setPos(vb.mapSceneToView(corner))
                 label.show()
+        self.prepare_paint()  # a label shown now sets its transform then (pyqtgraph's TextItem)
 
     @staticmethod
     def _set_label_text(label: pg.TextItem, text: str) -> QSizeF:
