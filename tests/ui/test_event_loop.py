@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
 from aiohttp import web
 
 from voicegui.ui.app import AppLoop
@@ -103,3 +104,24 @@ def test_a_loop_closes_with_readers_still_registered() -> None:
     finally:
         left.close()
         right.close()
+
+
+async def test_callbacks_run_in_order_and_debug_mode_still_refuses_a_coroutine_function() -> None:
+    loop = asyncio.get_running_loop()
+    ran: list[int] = []
+    done = asyncio.Event()
+    for i in range(5):
+        loop.call_soon(ran.append, i)
+    loop.call_later(0.01, done.set)
+    await asyncio.wait_for(done.wait(), 5)
+    assert ran == [0, 1, 2, 3, 4]
+
+    async def coroutine_function() -> None:
+        return None
+
+    loop.set_debug(True)
+    try:
+        with pytest.raises(TypeError):
+            loop.call_soon(coroutine_function)
+    finally:
+        loop.set_debug(False)

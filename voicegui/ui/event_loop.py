@@ -11,8 +11,9 @@ disables it. What the loop does is qasync's: a ready notifier is disabled, the c
 pass (``call_soon``), and the notifier is enabled again after it unless the reader was removed or replaced
 meanwhile (a callback queued for a reader that was replaced is dropped, as qasync drops it).
 
-``call_soon`` skips qasync's ``iscoroutinefunction`` check (``inspect``, ~30 us a call, ~250 calls a second
-while speaking) unless the loop is in debug mode: asyncio's own loops make that check only in debug mode too.
+``call_later`` (and so ``call_soon`` and ``call_at``) skips qasync's ``iscoroutinefunction`` check (``inspect``,
+~30 us a call, ~250 calls a second while speaking) unless the loop is in debug mode: asyncio's own loops make
+that check only in debug mode too.
 
 Threads: GUI thread only (the loop's thread, which is Qt's); ``call_soon_threadsafe`` is qasync's.
 """
@@ -106,11 +107,13 @@ class KeptNotifierLoop(qasync.QEventLoop):
                 watch.notifier.setEnabled(True)
 
     # --- callbacks ---------------------------------------------------------------------------------------
-    def call_soon(self, callback: Callable[..., object], *args: Any,
-                  context: contextvars.Context | None = None) -> asyncio.Handle:
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any,
+                   context: contextvars.Context | None = None) -> asyncio.Handle:
+        """qasync's call_later (call_soon and call_at come through here) without its coroutine check outside
+        debug mode (see the module docstring)."""
         if self.get_debug():
-            return super().call_soon(callback, *args, context=context)
-        return self._add_callback(asyncio.Handle(callback, args, self, context=context))
+            return super().call_later(delay, callback, *args, context=context)
+        return self._add_callback(asyncio.Handle(callback, args, self, context=context), delay)
 
     def close(self) -> None:
         for watch in self._watches.values():
