@@ -199,7 +199,8 @@ class GridPlot(pg.PlotWidget):
 
 
 class WaveformPlot(GridPlot):
-    """The last ~2 s of played samples, scrolling right to left: per pixel column its min and max."""
+    """The last ~2 s of played samples, scrolling right to left: per pixel column its min and max, drawn as one
+    line that goes up one column and down the next."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -277,8 +278,12 @@ class WaveformPlot(GridPlot):
         blocks = buf.reshape(self._columns, -1)
         np.min(blocks, axis=1, out=self._mins)
         np.max(blocks, axis=1, out=self._maxs)
-        self._y[0::2] = self._mins
-        self._y[1::2] = self._maxs
+        # Up one column and down the next: neighbouring columns join at their tops, then at their bottoms (short
+        # steps). Min then max in every column drew a stroke across the whole range from each column's top to
+        # the next one's bottom: the same picture with about twice the pixels for the rasteriser to fill.
+        pairs = self._y.reshape(-1, 2)
+        pairs[0::2, 0], pairs[0::2, 1] = self._mins[0::2], self._maxs[0::2]
+        pairs[1::2, 0], pairs[1::2, 1] = self._maxs[1::2], self._mins[1::2]
         self.curve.set_points(self._x, self._y)
         self.peak = float(max(self._maxs.max(initial=0.0), -self._mins.min(initial=0.0)))
         self.updates += 1
