@@ -101,3 +101,41 @@ def test_underrun_spans_end_where_the_output_plays_again():
     assert list(starts) == [0.5, 1.195, 1.895]
     assert ends[0] == 0.5  # before the history kept: its end is unknown, it is not stretched to a later resume
     assert ends[1] == pytest.approx(1.35) and ends[2] == pytest.approx(t[-1])
+
+
+def _history_snapshot(t_end: float):
+    """A playing Speak's snapshot with a buffer-level point every 10 ms up to `t_end` (seconds)."""
+    from voicegui.stream.session import Snapshot
+
+    t = np.arange(0.0, t_end + 1e-9, 0.01)
+    return Snapshot(state="playing", started=0.0, sample_rate=24000, buffered_ms=0.0, prebuffer_ms=100.0,
+                    max_buffer_ms=10_000.0, history_t=t, history_ms=100 + 50 * np.sin(t * 7), play_started_s=0.2,
+                    underrun_t=np.zeros(0), waveform=np.zeros(0, dtype=np.float32), frames_played=0,
+                    bytes_received=0, audio_received_s=0.0, underrun_episodes=0, metrics=None,
+                    history_playing=np.ones(len(t)), history_gate_ms=np.full(len(t), 100.0))
+
+
+def test_a_growing_buffer_curve_repaints_only_the_strip_it_grew_by(qtbot):
+    from voicegui.ui.plots import BufferPlot
+
+    plot = BufferPlot()
+    qtbot.addWidget(plot)
+    plot.resize(600, 300)
+    plot.show()
+    for t_end in (2.0, 2.1, 2.2):  # the axis runs to 3 s (it moves in steps); the first frames settle the layout
+        plot.update_from(_history_snapshot(t_end))
+        _settle()
+    regions = _PaintRegions(plot.viewport())
+    vb = plot.getPlotItem().getViewBox()
+
+    def px(x: float) -> float:  # a data x in the viewport's pixels
+        return plot.mapFromScene(vb.mapViewToScene(QPointF(x, 0))).x()
+
+    plot.update_from(_history_snapshot(2.3))
+    _settle()
+    assert vb.viewRange()[0] == [0, 3.0]
+    assert regions.rects, "the grown curve was not repainted"
+    # from a little before the old end to a little past the new one: not the empty plot up to its right edge
+    assert all(px(2.15) <= r.left() and r.right() <= px(2.4) for r in regions.rects), (regions.rects, px(2.3))
+    xs, _ys = plot.curve.getData()
+    assert xs[-1] == pytest.approx(2.3)

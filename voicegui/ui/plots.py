@@ -426,13 +426,14 @@ class BufferPlot(GridPlot):
         xs, ys = peak_columns(t, ms, x_end, columns)
         gx, gy = peak_columns(*step_points(t, gate), x_end, columns)
         # The curves only grow at their right end: unless the range, the width or the decimation changed, only
-        # the strip from the previous last point on is repainted (the rest of the plot is left as it is).
+        # the strip from the previous last point to the new one is repainted (two columns either side for the
+        # pen); the rest of the plot, and the empty part right of the curve, is left as it is.
         shape = (snap.started, self._ranges, columns, len(xs) == len(t))
         dirty = None
         if self._drawn_end is not None and self._drawn_end[1] == shape:
             column_s = x_end / columns
             start = self._drawn_end[0] - 2 * column_s
-            dirty = QRectF(start, 0, x_end - start, top)
+            dirty = QRectF(start, 0, t_end + 2 * column_s - start, top)
         self.curve.set_points(xs, ys, dirty)
         self.gate_curve.set_points(gx, gy, dirty)
         self._drawn_end = (t_end, shape)
