@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QGraphicsItem
 
 from tests.ui.conftest import until
 from tests.ui.test_main_window import click, speak_and_wait
@@ -144,3 +145,21 @@ async def test_the_waveform_line_runs_up_one_column_and_down_the_next(qtbot, win
     within = np.abs(np.diff(ys)[0::2]).sum()  # each column's own stroke, min to max
     between = np.abs(np.diff(ys)[1::2]).sum()  # the joins from one column to the next
     assert within > 100 and between < 0.1 * within, (within, between)
+
+
+async def test_the_plots_containers_are_flagged_as_drawing_nothing_and_draw_nothing(qtbot, window):
+    """The plot item, its view box and its title are flagged ItemHasNoContents (Qt then calls neither their Python
+    bounds nor their paint at each frame): the plots look the same pixel for pixel without the flag."""
+    await speak_and_wait(qtbot, window)
+    flag = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
+    for plot in (window.plots.waveform, window.plots.buffer):
+        item = plot.getPlotItem()
+        containers = (item, item.getViewBox(), item.titleLabel)
+        assert all(c.flags() & flag for c in containers)
+        flagged = plot.grab().toImage()
+        for c in containers:
+            c.setFlag(flag, False)
+        unflagged = plot.grab().toImage()
+        for c in containers:
+            c.setFlag(flag, True)
+        assert flagged == unflagged

@@ -132,6 +132,10 @@ def _quiet_plot(widget: pg.PlotWidget, title: str) -> pg.PlotItem:
     # blitted again when only the curve moves.
     for name in ("left", "bottom"):
         item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    # The containers draw nothing themselves (the view box's border pen is NoPen; the plot item and the title
+    # only hold other items): flagged so, Qt calls neither their Python bounds nor their paint at each frame.
+    for container in (item, item.getViewBox(), item.titleLabel):
+        container.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
     return item
 
 
