@@ -16,7 +16,9 @@ Threads:
   grow the window), so nothing partial is cached or stored; playback goes on. The decoder bounds what it reads
   without audio (decode/stream_decoder.py), the Realtime reader the transcript (stream/realtime.py).
 * ``snapshot()`` may be called from any thread: everything it reads is either an atomic attribute or guarded
-  by ``_lock``, which the loop holds only to append a few values.
+  by ``_lock``, which the loop holds only to append a few values. Its arrays (level history, waveform) are
+  read-only views of append-only tables (level_history.RecentRows) that no later append changes, so a
+  snapshot copies nothing and is read without the lock.
 * Long text: the loop appends where each piece's audio starts (``_piece_starts``, in decoded frames, known
   exactly once the previous piece's decoder is flushed) and sets ``_fetch_done`` after the last piece;
   ``snapshot()`` turns them and the device's played-frame counter into which piece is fetched and which is
