@@ -116,9 +116,9 @@ class KeptNotifierLoop(qasync.QEventLoop):
         return self._add_callback(asyncio.Handle(callback, args, self, context=context), delay)
 
     def close(self) -> None:
+        super().close()  # refuses a running loop before anything is torn down; removes the self-pipe's reader
         for watch in self._watches.values():
             watch.notifier.setEnabled(False)
             watch.notifier.activated.disconnect()
             watch.callback, watch.args = None, ()
         self._watches.clear()
-        super().close()
