@@ -10,7 +10,6 @@ import time
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QObject
-from PySide6.QtWidgets import QGraphicsItem
 
 from tests.ui.conftest import until
 from tests.ui.test_main_window import click, speak_and_wait
@@ -123,43 +122,3 @@ async def test_frames_that_only_move_the_curves_skip_pyqtgraphs_prepare_for_pain
         rect, text = label.sceneBoundingRect(), label.textItem.boundingRect()
         assert area.contains(rect), name
         assert abs(rect.width() - text.width()) < 1 and abs(rect.height() - text.height()) < 1, (name, rect, text)
-
-
-async def test_the_waveform_line_runs_up_one_column_and_down_the_next(qtbot, window):
-    """Each pixel column still spans its samples' min to max, but neighbouring columns join top to top and
-    bottom to bottom: no stroke across the whole range between two columns (the rasteriser's work)."""
-    playback = await speak_and_wait(qtbot, window)
-    snap = playback.session.snapshot()
-    rate = snap.sample_rate or 24000
-    t = np.arange(int(3 * rate)) / rate
-    wave = (0.8 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
-    plot = window.plots.waveform
-    plot.update_from(dataclasses.replace(snap, started=snap.started + 1, waveform=wave))
-    xs, ys = plot.curve.getData()
-    columns = plot.columns()
-    assert len(xs) == 2 * columns
-    per_column = int(2 * rate) // columns  # the last 2 s, a whole number of samples per column
-    blocks = wave[-per_column * columns:].reshape(columns, per_column)
-    spans = np.sort(ys.reshape(columns, 2), axis=1)
-    assert np.allclose(spans[:, 0], blocks.min(axis=1)) and np.allclose(spans[:, 1], blocks.max(axis=1))
-    within = np.abs(np.diff(ys)[0::2]).sum()  # each column's own stroke, min to max
-    between = np.abs(np.diff(ys)[1::2]).sum()  # the joins from one column to the next
-    assert within > 100 and between < 0.1 * within, (within, between)
-
-
-async def test_the_plots_containers_are_flagged_as_drawing_nothing_and_draw_nothing(qtbot, window):
-    """The plot item, its view box and its title are flagged ItemHasNoContents (Qt then calls neither their Python
-    bounds nor their paint at each frame): the plots look the same pixel for pixel without the flag."""
-    await speak_and_wait(qtbot, window)
-    flag = QGraphicsItem.GraphicsItemFlag.ItemHasNoContents
-    for plot in (window.plots.waveform, window.plots.buffer):
-        item = plot.getPlotItem()
-        containers = (item, item.getViewBox(), item.titleLabel)
-        assert all(c.flags() & flag for c in containers)
-        flagged = plot.grab().toImage()
-        for c in containers:
-            c.setFlag(flag, False)
-        unflagged = plot.grab().toImage()
-        for c in containers:
-            c.setFlag(flag, True)
-        assert flagged == unflagged
