@@ -97,3 +97,28 @@ async def test_curves_have_at_most_a_min_and_a_max_per_pixel_column(qtbot, windo
     xs, ys = plots.buffer.curve.getData()
     assert len(xs) <= 2 * pixels + 1, (len(xs), pixels)
     assert ys.max() == 2500.0 and xs[-1] == t[-1]
+
+
+async def test_frames_that_only_move_the_curves_skip_pyqtgraphs_prepare_for_paint(qtbot, window):
+    """pyqtgraph runs its prepare-for-paint slots (the view's transform, each label's) before every paint; the
+    plots run them only after a change of range, size or labels. The labels still land where they belong."""
+    plots = window.plots
+    counters = {}
+    for name, plot in (("waveform", plots.waveform), ("buffer", plots.buffer)):
+        prepares = []
+        plot.scene().sigPrepareForPaint.connect(lambda p=prepares: p.append(1))
+        counters[name] = (_PaintCounter(plot.viewport()), prepares)
+    playback = await speak_and_wait(qtbot, window)
+    for name, (paints, prepares) in counters.items():
+        assert paints.paints > 20, name  # it was drawn while speaking
+        assert len(prepares) < paints.paints / 3, (name, len(prepares), paints.paints)
+    # the labels shown took their transform (upright, one text pixel per screen pixel) and lie in the plot
+    assert playback.session.metrics is not None
+    buffer = plots.buffer
+    area = buffer.getPlotItem().getViewBox().sceneBoundingRect()
+    shown = {name: label for name, label in buffer.labels.items() if label.isVisible()}
+    assert shown
+    for name, label in shown.items():
+        rect, text = label.sceneBoundingRect(), label.textItem.boundingRect()
+        assert area.contains(rect), name
+        assert abs(rect.width() - text.width()) < 1 and abs(rect.height() - text.height()) < 1, (name, rect, text)

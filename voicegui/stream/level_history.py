@@ -1,12 +1,15 @@
-"""LevelHistory: the most recent (time, buffered ms) points of a Speak, for the buffer plot.
+"""RecentRows: the most recent rows of an append-only table (a Speak's buffer-level points, its played samples),
+handed out as read-only views that never change, so a snapshot copies nothing.
 
-`append()` writes into a numpy array that doubles as it fills (from 256 rows: a short Speak, and the ~50 the
-player keeps, hold little) up to twice the kept length; when that is full it moves the kept half to the front
-(amortised O(1), no allocation per point); `arrays()` copies the kept points in one slice.
-A deque of tuples turned into an array on every read cost several ms per snapshot near its 20,000-point cap,
-and the window reads ~34 snapshots a second.
+Rows are written past the last one only: a row, once written, is never written again in the same array. When
+the array is full, the kept rows are copied into a new one (growing from 256 rows, as a short Speak and the ~50
+sessions the player keeps hold little, up to twice the kept length; after that a new array of that size at each
+``keep`` rows: amortised O(1) per row). A view taken earlier keeps its old array alive and unchanged.
+Copying the kept points on every read cost several ms per snapshot near the 20,000-point cap, and the window
+reads ~34 snapshots a second; before that a deque of tuples turned into an array on every read cost more.
 
-Threads: not thread-safe by itself; the session guards it with its lock (the loop appends, the GUI thread reads).
+Threads: not thread-safe by itself; the session guards it with its lock (the loop appends, any thread takes a
+view, and the view may then be read without the lock).
 """
 
 from __future__ import annotations
@@ -16,30 +19,53 @@ import numpy as np
 _FIRST_ROWS = 256
 
 
-class LevelHistory:
-    def __init__(self, points: int) -> None:
-        if points <= 0:
-            raise ValueError("points must be positive")
-        self._keep = points
-        self._data = np.zeros((min(2 * points, _FIRST_ROWS), 2), dtype=np.float64)
+class RecentRows:
+    """The last `keep` rows, each of `columns` values (None: one value per row, a 1-D table)."""
+
+    def __init__(self, keep: int, columns: int | None = None, dtype: type = np.float64) -> None:
+        if keep <= 0:
+            raise ValueError("keep must be positive")
+        self._keep = keep
+        self._row = () if columns is None else (columns,)
+        self._data = np.zeros((min(2 * keep, _FIRST_ROWS), *self._row), dtype=dtype)
         self._end = 0
 
-    def append(self, t: float, buffered_ms: float) -> None:
-        if self._end == len(self._data):
-            if len(self._data) < 2 * self._keep:
-                grown = np.zeros((min(2 * len(self._data), 2 * self._keep), 2), dtype=np.float64)
-                grown[:self._end] = self._data
-                self._data = grown
-            else:
-                self._data[:self._keep] = self._data[self._end - self._keep:self._end]
-                self._end = self._keep
-        self._data[self._end] = (t, buffered_ms)
+    def _room(self, rows: int) -> None:
+        """Make room for `rows` more rows past the end, in a new array if this one has none."""
+        if self._end + rows <= len(self._data):
+            return
+        kept = min(self._end, self._keep)
+        size = max(len(self._data), 1)
+        while size < 2 * self._keep and size < kept + rows:
+            size *= 2
+        size = max(min(size, 2 * self._keep), kept + rows)
+        fresh = np.zeros((size, *self._row), dtype=self._data.dtype)
+        fresh[:kept] = self._data[self._end - kept:self._end]
+        self._data, self._end = fresh, kept
+
+    def append(self, *values: float) -> None:
+        """One row (one value per column)."""
+        self._room(1)
+        self._data[self._end] = values if self._row else values[0]
         self._end += 1
+
+    def extend(self, rows: np.ndarray) -> None:
+        """Several rows at once, oldest first (only the last `keep` of them can be kept)."""
+        rows = rows[-self._keep:]
+        self._room(len(rows))
+        self._data[self._end:self._end + len(rows)] = rows
+        self._end += len(rows)
+
+    def shrink(self) -> None:
+        """Keep the kept rows only, in an array of their size (a finished session appends no more)."""
+        kept = self._data[max(0, self._end - self._keep):self._end].copy()
+        self._data, self._end = kept, len(kept)
 
     def __len__(self) -> int:
         return min(self._end, self._keep)
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
-        """(times, buffered ms) of the kept points, oldest first: copies the caller owns."""
+    def view(self) -> np.ndarray:
+        """The kept rows, oldest first: a read-only view that later appends never change."""
         kept = self._data[max(0, self._end - self._keep):self._end]
-        return kept[:, 0].copy(), kept[:, 1].copy()
+        kept.flags.writeable = False
+        return kept

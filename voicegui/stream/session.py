@@ -16,7 +16,9 @@ Threads:
   grow the window), so nothing partial is cached or stored; playback goes on. The decoder bounds what it reads
   without audio (decode/stream_decoder.py), the Realtime reader the transcript (stream/realtime.py).
 * ``snapshot()`` may be called from any thread: everything it reads is either an atomic attribute or guarded
-  by ``_lock``, which the loop holds only to append a few values.
+  by ``_lock``, which the loop holds only to append a few values. Its arrays (level history, waveform) are
+  read-only views of append-only tables (level_history.RecentRows) that no later append changes, so a
+  snapshot copies nothing and is read without the lock.
 * Long text: the loop appends where each piece's audio starts (``_piece_starts``, in decoded frames, known
   exactly once the previous piece's decoder is flushed) and sets ``_fetch_done`` after the last piece;
   ``snapshot()`` turns them and the device's played-frame counter into which piece is fetched and which is
@@ -44,7 +46,7 @@ from voicegui.decode.errors import DecodeError
 from voicegui.formats import PCM_RATE, announced_pcm_format
 from voicegui.limits import MAX_ORIGINAL_BYTES
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
-from voicegui.stream.level_history import LevelHistory
+from voicegui.stream.level_history import RecentRows
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.output import AudioOutput, OutputConfig, OutputError, OutputKeeper, device_sample_rate
 from voicegui.stream.prebuffer import PrebufferPolicy
@@ -97,7 +99,8 @@ class SpeakOptions:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A consistent copy of a session's state for drawing; arrays are copies the reader owns."""
+    """A consistent copy of a session's state for drawing; its arrays are read-only and never change (views of
+    the session's append-only tables: taking a snapshot copies none of them)."""
 
     state: str  # 'starting' | 'buffering' | 'playing' | 'draining' | 'done' | 'stopped' | 'error'
     started: float
@@ -143,11 +146,10 @@ class SpeakSession:
         self.fetch_marks = FetchMarks(request_sent=None, headers=None, first_byte=None)
         self.state = "starting"
         self._lock = threading.Lock()
-        self._history = LevelHistory(_HISTORY_POINTS)
-        # Alongside each level point: the gate in force and whether the output played (the same times).
-        self._gate_history = LevelHistory(_HISTORY_POINTS)
-        self._playing_history = LevelHistory(_HISTORY_POINTS)
-        self._waveform = np.zeros(0, dtype=np.float32)
+        # One row per level point: seconds since start, ms buffered, the gate in force (ms), whether the output
+        # played (1) or held (0). Snapshots hold views of it (and of the waveform): nothing is copied per read.
+        self._history = RecentRows(_HISTORY_POINTS, columns=4)
+        self._waveform: RecentRows | None = None  # the last _WAVEFORM_S of played samples, from _prepare() on
         self._played_chunks: list[np.ndarray] = []
         # The response bodies as received, one per request (only with keep_original), at most
         # max_original_bytes in all: past it none is kept (original_truncated), a partial body is of no use.
@@ -322,6 +324,10 @@ class SpeakSession:
         self._ring = None
         self._played = None
         self._decoder = None
+        with self._lock:  # the kept rows only, not the room to append (up to twice as much)
+            self._history.shrink()
+            if self._waveform is not None:
+                self._waveform.shrink()
         if self._output is not None:
             # A stream that could not be closed (a hung sound server) may still call back: give it an empty
             # ring rather than None, so it plays silence and stops.
@@ -337,10 +343,9 @@ class SpeakSession:
         rate = self.sample_rate or OPENAI_SAMPLE_RATE
         if arrays:
             with self._lock:
-                hist_t, hist_ms = self._history.arrays()
-                gate_ms = self._gate_history.arrays()[1]
-                playing = self._playing_history.arrays()[1]
-                waveform = self._waveform.copy()
+                history = self._history.view()
+                waveform = _EMPTY_WAVE if self._waveform is None else self._waveform.view()
+            hist_t, hist_ms, gate_ms, playing = history.T
         else:
             hist_t = hist_ms = gate_ms = playing = _EMPTY
             waveform = _EMPTY_WAVE
@@ -354,7 +359,7 @@ class SpeakSession:
             buffered_ms=0.0 if self._ring is None else self._ring.available / rate * 1000,
             prebuffer_ms=0.0 if self._policy is None else self._policy.threshold_s() * 1000,
             max_buffer_ms=self.options.max_buffer_s * 1000,
-            history_t=hist_t - self.started,
+            history_t=hist_t,
             history_ms=hist_ms,
             play_started_s=None if out is None or out.play_started_at is None else out.play_started_at - self.started,
             underrun_t=np.zeros(0) if out is None else out.underrun_times[:underruns] - self.started,
@@ -422,6 +427,8 @@ class SpeakSession:
         self._decoder = _new_decoder(self._format, rate)
         self._ring = FloatRing(max(1, int(opts.max_buffer_s * rate)))
         self._played = FloatRing(int(_PLAYED_RING_S * rate))
+        with self._lock:
+            self._waveform = RecentRows(int(_WAVEFORM_S * rate), dtype=np.float32)
         self._policy = PrebufferPolicy(
             sample_rate=rate,
             fixed_ms=opts.prebuffer_ms,
@@ -541,9 +548,8 @@ class SpeakSession:
     def _record_level(self) -> None:
         now, out = time.monotonic(), self._out
         with self._lock:
-            self._history.append(now, self._rng.available / self._rate * 1000)
-            self._gate_history.append(now, out.gate_frames / self._rate * 1000)
-            self._playing_history.append(now, 1.0 if out.playing else 0.0)
+            self._history.append(now - self.started, self._rng.available / self._rate * 1000,
+                                 out.gate_frames / self._rate * 1000, 1.0 if out.playing else 0.0)
 
     def _drain_played(self) -> None:
         played = self._played
@@ -553,9 +559,9 @@ class SpeakSession:
         played.read_into(chunk)
         if self.options.keep_played:
             self._played_chunks.append(chunk)
-        keep = int(_WAVEFORM_S * self._rate)
         with self._lock:
-            self._waveform = np.concatenate((self._waveform, chunk))[-keep:]
+            if self._waveform is not None:
+                self._waveform.extend(chunk)
 
     def _build_metrics(self, completed: bool, error: str | None, error_kind: str | None) -> SessionMetrics:
         out, dec, fm = self._output, self._decoder, self.fetch_marks

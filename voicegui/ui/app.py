@@ -33,13 +33,13 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import qasync
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from voicegui import crash
 from voicegui.ui import theme
+from voicegui.ui.event_loop import KeptNotifierLoop
 
 if TYPE_CHECKING:
     from voicegui.server.embedded import BuiltinServer
@@ -92,8 +92,9 @@ def install_asyncgen_hooks(loop: asyncio.AbstractEventLoop) -> None:
     )
 
 
-class AppLoop(qasync.QEventLoop):
-    """The app's asyncio loop: qasync on the process's QApplication, with the async-generator hooks installed.
+class AppLoop(KeptNotifierLoop):
+    """The app's asyncio loop: qasync on the process's QApplication (with kept socket notifiers, ui/event_loop.py),
+    with the async-generator hooks installed.
 
     On close it puts the previous hooks back (so later non-Qt code does not inherit hooks bound to a closed
     loop) and kills the Qt timers qasync keeps for call_later handles: qasync keeps one registered for every

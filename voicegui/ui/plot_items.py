@@ -1,5 +1,6 @@
 """Cheap pyqtgraph items for the live plots: a polyline whose points numpy writes straight into Qt's memory,
-shaded spans (the underrun episodes), and the placement of text labels so that none covers another.
+shaded spans (the underrun episodes), a point marker, and the placement of text labels so that none covers
+another.
 
 Threads: GUI thread only (it is a QGraphicsItem).
 
@@ -17,7 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSizeF
 from PySide6.QtGui import QBrush, QPainter, QPen, QPolygonF
-from PySide6.QtWidgets import QStyleOptionGraphicsItem, QWidget
+from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QStyleOptionGraphicsItem, QWidget
 
 
 class Polyline(pg.GraphicsObject):
@@ -94,6 +95,33 @@ def peak_columns(t: np.ndarray, v: np.ndarray, t_end: float, columns: int) -> tu
     out_t[-1] = t[-1]
     out_v[-1] = v[-1]
     return out_t, out_v
+
+
+class Marker(QGraphicsEllipseItem):
+    """A circle of `size` pixels at one point in data coordinates (where playback started), or hidden.
+
+    A Qt item with no Python methods Qt calls: pyqtgraph's ScatterPlotItem, for this one point, worked out its
+    bounds in Python (pixel vectors, Point objects) on every paint of the plot, ~0.15 ms a frame (profiled)."""
+
+    def __init__(self, size: float, pen: QPen, brush: QBrush) -> None:
+        super().__init__(-size / 2, -size / 2, size, size)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)  # pixels, whatever the zoom
+        self.setPen(pen)
+        self.setBrush(brush)
+        self._at: tuple[float, float] | None = None
+        self.hide()
+
+    def set_at(self, at: tuple[float, float] | None) -> None:
+        """Put it at (x, y), data coordinates; None hides it."""
+        self._at = at
+        if at is None:
+            self.hide()
+        else:
+            self.setPos(QPointF(*at))
+            self.show()
+
+    def getData(self) -> tuple[list[float], list[float]]:  # pyqtgraph's name, as ScatterPlotItem has it
+        return ([], []) if self._at is None else ([self._at[0]], [self._at[1]])
 
 
 class Spans(pg.GraphicsObject):

@@ -19,7 +19,9 @@ that shows nothing new is not drawn at all; the curves are ``plot_items.Polyline
 and the prebuffer gate's step line, which only grow at their right end, repaint only that strip; axes and
 labels are cached as pixmaps, and the axis ranges move in steps, so text is laid out again only when it
 changes; the labels are placed again only when a text, an anchor or the geometry changed; pens of width 1,
-no antialiasing.
+no antialiasing; pyqtgraph's prepare-for-paint slots run only after a change of range, size or labels, not
+before every paint (``GridPlot.paintEvent``); the playback-start marker is a plain Qt item
+(``plot_items.Marker``), with no Python bounds to compute at each paint.
 
 Made for tuning: the buffer plot's legend is a label under the plots (inside, it covered the curve and the
 labels), the labels inside are placed so that none covers another (``plot_items.place_labels``), each underrun
@@ -38,12 +40,21 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
-from PySide6.QtGui import QPainter, QResizeEvent, QTextDocumentFragment
-from PySide6.QtWidgets import QCheckBox, QGraphicsItem, QGridLayout, QHBoxLayout, QLabel, QSizePolicy, QWidget
+from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent, QTextDocumentFragment
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGraphicsItem,
+    QGraphicsView,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QWidget,
+)
 
 from voicegui.stream.session import Snapshot, SpeakSession
 from voicegui.ui import plot_theme
-from voicegui.ui.plot_items import Polyline, Spans, peak_columns, place_labels
+from voicegui.ui.plot_items import Marker, Polyline, Spans, peak_columns, place_labels
 
 SessionSource = Callable[[], "SpeakSession | None"]
 
@@ -121,6 +132,10 @@ def _quiet_plot(widget: pg.PlotWidget, title: str) -> pg.PlotItem:
     # blitted again when only the curve moves.
     for name in ("left", "bottom"):
         item.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+    # The containers draw nothing themselves (the view box's border pen is NoPen; the plot item and the title
+    # only hold other items): flagged so, Qt calls neither their Python bounds nor their paint at each frame.
+    for container in (item, item.getViewBox(), item.titleLabel):
+        container.setFlag(QGraphicsItem.GraphicsItemFlag.ItemHasNoContents)
     return item
 
 
@@ -137,9 +152,27 @@ class GridPlot(pg.PlotWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._prepare_pending = True
         vb = self.getPlotItem().getViewBox()
         vb.sigRangeChanged.connect(self._grid_moved)
         vb.sigResized.connect(self._grid_moved)
+        for changed in (vb.sigRangeChanged, vb.sigResized, vb.sigStateChanged, vb.sigTransformChanged):
+            changed.connect(self.prepare_paint)
+
+    def prepare_paint(self, *_args: object) -> None:
+        """Have the next paint run pyqtgraph's prepare-for-paint (see paintEvent): the view's range, size or
+        state changed, or a text label was shown."""
+        self._prepare_pending = True
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # Qt's name
+        """pyqtgraph's GraphicsView emits the scene's sigPrepareForPaint before every paint: the view box
+        then applies a changed range to its transform and each text label checks its own transform (Python
+        slots, ~0.1 ms a frame, profiled). Nothing of that changes while only the curves move (the axes do
+        not auto-range), so it runs only after a change that needs it."""
+        if getattr(self, "_prepare_pending", True):  # True while PlotWidget.__init__ runs
+            self._prepare_pending = False
+            self.scene().prepareForPaint()
+        QGraphicsView.paintEvent(self, event)
 
     def _grid_moved(self, *_args: object) -> None:
         self.resetCachedContent()
@@ -170,7 +203,8 @@ class GridPlot(pg.PlotWidget):
 
 
 class WaveformPlot(GridPlot):
-    """The last ~2 s of played samples, scrolling right to left: per pixel column its min and max."""
+    """The last ~2 s of played samples, scrolling right to left: per pixel column its min and max, drawn as one
+    line that goes up one column and down the next."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -248,8 +282,12 @@ class WaveformPlot(GridPlot):
         blocks = buf.reshape(self._columns, -1)
         np.min(blocks, axis=1, out=self._mins)
         np.max(blocks, axis=1, out=self._maxs)
-        self._y[0::2] = self._mins
-        self._y[1::2] = self._maxs
+        # Up one column and down the next: neighbouring columns join at their tops, then at their bottoms (short
+        # steps). Min then max in every column drew a stroke across the whole range from each column's top to
+        # the next one's bottom: the same picture with about twice the pixels for the rasteriser to fill.
+        pairs = self._y.reshape(-1, 2)
+        pairs[0::2, 0], pairs[0::2, 1] = self._mins[0::2], self._maxs[0::2]
+        pairs[1::2, 0], pairs[1::2, 1] = self._maxs[1::2], self._mins[1::2]
         self.curve.set_points(self._x, self._y)
         self.peak = float(max(self._maxs.max(initial=0.0), -self._mins.min(initial=0.0)))
         self.updates += 1
@@ -296,7 +334,7 @@ class BufferPlot(GridPlot):
         self.max_line = pg.InfiniteLine(angle=0, pen=_MAX_PEN, movable=False)
         self.play_line = pg.InfiniteLine(angle=90, pen=_PLAY_PEN, movable=False)
         self._start_at: tuple[float, float] | None = None
-        self.start_marker = pg.ScatterPlotItem(symbol="o", size=7, pen=pg.mkPen("#ffb74d"), brush=pg.mkBrush("#000"))
+        self.start_marker = Marker(7, pg.mkPen("#ffb74d"), pg.mkBrush("#000"))
         for obj in (self.max_line, self.play_line, self.start_marker):
             item.addItem(obj, ignoreBounds=True)
         # Labels are repainted whenever the curve under them is: as cached pixmaps that costs a copy, not a text
@@ -336,12 +374,11 @@ class BufferPlot(GridPlot):
                 label.hide()
 
     def _mark_start(self, at: tuple[float, float] | None) -> None:
-        """The marker where playback started, at the gate it started on; set only when it moves (setData
-        rebuilds and repaints the scatter item)."""
+        """The marker where playback started, at the gate it started on."""
         if at == self._start_at:
             return
         self._start_at = at
-        self.start_marker.setData(x=[] if at is None else [at[0]], y=[] if at is None else [at[1]])
+        self.start_marker.set_at(at)
 
     def set_fixed_axes(self, fixed: bool) -> None:
         """Fixed: the y axis runs to the max buffer and the time axis never shrinks, from one Speak to the next
@@ -393,13 +430,14 @@ class BufferPlot(GridPlot):
         xs, ys = peak_columns(t, ms, x_end, columns)
         gx, gy = peak_columns(*step_points(t, gate), x_end, columns)
         # The curves only grow at their right end: unless the range, the width or the decimation changed, only
-        # the strip from the previous last point on is repainted (the rest of the plot is left as it is).
+        # the strip from the previous last point to the new one is repainted (two columns either side for the
+        # pen); the rest of the plot, and the empty part right of the curve, is left as it is.
         shape = (snap.started, self._ranges, columns, len(xs) == len(t))
         dirty = None
         if self._drawn_end is not None and self._drawn_end[1] == shape:
             column_s = x_end / columns
             start = self._drawn_end[0] - 2 * column_s
-            dirty = QRectF(start, 0, x_end - start, top)
+            dirty = QRectF(start, 0, t_end + 2 * column_s - start, top)
         self.curve.set_points(xs, ys, dirty)
         self.gate_curve.set_points(gx, gy, dirty)
         self._drawn_end = (t_end, shape)
@@ -487,6 +525,7 @@ class BufferPlot(GridPlot):
             else:
                 label.setPos(vb.mapSceneToView(corner))
                 label.show()
+        self.prepare_paint()  # a label shown now sets its transform then (pyqtgraph's TextItem)
 
     @staticmethod
     def _set_label_text(label: pg.TextItem, text: str) -> QSizeF:
