@@ -22,6 +22,8 @@ from voicegui.cli.bench import (
 )
 from voicegui.cli.bench_sink import SinkRecorder, SinkRecorderError, StampedBlocks
 
+pytestmark = pytest.mark.played_clock  # the bench times where audio lands at the sink (added_ms < 1000)
+
 
 def _bench(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "voicegui", "bench", *args], capture_output=True, text=True,
