@@ -240,6 +240,8 @@ def test_empty_200_response(shaped):
     assert metrics["bytes_received"] == 0
 
 
+# played_clock: Stop returns within 0.5 s and the session ends within 2 s (wall clock)
+@pytest.mark.played_clock
 async def test_trickle_1_byte_per_second_stop_is_immediate_and_closes_the_connection(shaped):
     shaped.shaping = Shaping(trickle_bytes_per_s=1.0, write_bytes=1)
     session = SpeakSession(SpeakOptions(request=request(shaped, "pcm", timeout_s=60)))
@@ -358,6 +360,8 @@ def _wait_streaming(server, seconds: float) -> None:
         time.sleep(0.02)
 
 
+# played_clock: the speak gives up within 15 s of the device going (wall clock, real-time server)
+@pytest.mark.played_clock
 def test_device_gone_mid_stream_then_next_speak_works(long_server, own_pulse):
     own_pulse.start()
     proc = speak_popen(long_server, own_pulse.server, "--format", "pcm")
@@ -384,6 +388,8 @@ def test_device_gone_mid_stream_then_next_speak_works(long_server, own_pulse):
     assert json.loads(out)["completed"]
 
 
+# played_clock: the stall watchdog (STALL_S) times the device's silence on the wall clock
+@pytest.mark.played_clock
 def test_device_hung_mid_stream_is_noticed(long_server, own_pulse):
     """A sound server that stops answering (SIGSTOP) rather than dying: the stall watchdog ends the Speak."""
     own_pulse.start()

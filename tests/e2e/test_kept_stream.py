@@ -17,7 +17,7 @@ from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakOptions
 from voicegui.wavfile import to_int16
 
-pytestmark = pytest.mark.audio
+pytestmark = [pytest.mark.audio, pytest.mark.played_clock]  # Stop silent at the sink's recording at once
 
 
 TONE_AMPLITUDE = 0.3

@@ -21,7 +21,7 @@ from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakOptions
 from voicegui.wavfile import to_int16, wav_bytes, write_wav
 
-pytestmark = pytest.mark.audio
+pytestmark = [pytest.mark.audio, pytest.mark.played_clock]  # the sink's recording must hold the last 10 ms
 
 BURST_S = 0.010
 

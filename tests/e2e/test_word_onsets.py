@@ -16,7 +16,7 @@ from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.player import Player
 from voicegui.stream.session import SpeakOptions
 
-pytestmark = [pytest.mark.audio,
+pytestmark = [pytest.mark.audio, pytest.mark.played_clock,  # each word's start within 100 ms of the sink's
               pytest.mark.skipif(espeak_mod.missing() is not None, reason="espeak-ng is not installed")]
 
 TOKEN = "onsets-token"

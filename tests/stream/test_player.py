@@ -16,7 +16,7 @@ from voicegui.stream.player import Playback, Player, PlayerState
 from voicegui.stream.replay_source import replay_source
 from voicegui.stream.session import SpeakOptions
 
-pytestmark = pytest.mark.audio
+pytestmark = [pytest.mark.audio, pytest.mark.played_clock]  # states asserted after sleeps of the played clock
 
 RATE = 24000
 

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from voicegui.cli.bench import SCENARIOS
 from voicegui.cli.bench_window import README_BEGIN, README_END, bench_rows, summarize_window, write_window_readme
+
+pytestmark = pytest.mark.played_clock  # the bench times where audio lands (added_ms < 500)
 
 
 def test_window_bench_one_run(tmp_path: Path) -> None:

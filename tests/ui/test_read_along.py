@@ -18,7 +18,7 @@ import pytest
 
 from tests.ui.conftest import first_marks, open_window, record_word_marks, replay_entry, speak_sampling, until
 
-pytestmark = [pytest.mark.audio,
+pytestmark = [pytest.mark.audio, pytest.mark.played_clock,  # each word's mark within 100 ms of its sound
               pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")]
 
 TEXT = "One. Two. Three."

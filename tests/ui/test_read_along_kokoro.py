@@ -13,7 +13,7 @@ from aiohttp import web
 from tests.ui.conftest import burst_pcm, first_marks, speak_noting_the_tooltip
 from tests.ui.test_main_window import speak_and_wait
 
-pytestmark = pytest.mark.audio
+pytestmark = [pytest.mark.audio, pytest.mark.played_clock]  # each word's mark within 100 ms of its sound
 
 SR = 24000
 TEXT = "One. Two. Three."

@@ -25,7 +25,7 @@ from tests.ui.test_main_window import use_custom
 from voicegui.features.timings import FROM_TRANSCRIPT
 from voicegui.features.transcript_timings import SOURCE
 
-pytestmark = pytest.mark.audio
+pytestmark = [pytest.mark.audio, pytest.mark.played_clock]  # each word's mark within 100 ms of its tone
 
 TEXT = "Unbelievably quick fox. Four five six."  # shares of characters and syllables would put "quick" ~0.7 s
 SENTENCE_S = 0.9

@@ -16,7 +16,7 @@ from tests.ui.conftest import CLIP_SECONDS, until
 from tests.ui.test_main_window import click
 from voicegui.text import split_for_request
 
-pytestmark = pytest.mark.audio
+pytestmark = [pytest.mark.audio, pytest.mark.played_clock]  # the piece shown within 250 ms of the one heard
 
 LONG_TEXT = " ".join(f"Sentence {i} is about item {i}." + (" It has a second part." if i % 3 else "")
                      for i in range(260))
