@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PROJECT=$(pwd)
 CI_CACHE=${CI_CACHE:-/var/cache/voicegui-ci}
-TEST_TIMEOUT=${CI_TEST_TIMEOUT:-3000}  # s; make test takes ~10-15 min on 2 cores
+TEST_TIMEOUT=${CI_TEST_TIMEOUT:-3000}  # s; make test takes ~10-12 min on 2 cores (bundle build + two test phases)
 CONFORMANCE_TIMEOUT=${CI_CONFORMANCE_TIMEOUT:-1500}  # s; make conformance: installs ~5 min, suite ~7 min
 RUN_READY_TIMEOUT=${CI_RUN_READY_TIMEOUT:-600}  # s for make run to install and show the window
 RUN_STAY_UP=${CI_RUN_STAY_UP:-20}  # s the window must stay up after the built-in voices are ready
