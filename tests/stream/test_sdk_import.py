@@ -86,3 +86,34 @@ def test_exported_names_refuses_code_it_would_not_run():
     assert sdk_import.exported_names("from .a import B\nX = 1\n") is None
     assert sdk_import.exported_names("from .a import *\n") is None
     assert sdk_import.exported_names("import os\n") is None
+
+
+def test_the_finder_takes_only_packages_it_can_load_lazily(tmp_path, monkeypatch):
+    """What it does not load lazily it leaves to the finders after it (returns None): never a spec of its own,
+    which in a one-folder app would turn a data directory named like the package into a namespace package."""
+    root = tmp_path / "sdkish"
+    (root / "types" / "plain").mkdir(parents=True)
+    (root / "__init__.py").write_text("")
+    (root / "types" / "__init__.py").write_text("from .thing import Thing as Thing\n")
+    (root / "types" / "thing.py").write_text("class Thing:\n    pass\n")
+    (root / "types" / "coded").mkdir()
+    (root / "types" / "coded" / "__init__.py").write_text("from .x import Y as Y\nZ = 1\n")
+    (root / "types" / "coded" / "x.py").write_text("Y = 2\n")
+    finder = sdk_import.LazyTypesFinder("sdkish.types")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    for name in ("sdkish", "sdkish.types", "sdkish.types.thing", "sdkish.types.plain", "sdkish.types.coded",
+                 "sdkish.types.coded.x"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    import sdkish.types  # type: ignore[import-not-found]
+
+    assert "__getattr__" in vars(sdkish.types) and "sdkish.types.thing" not in sys.modules  # loaded lazily
+    assert sdkish.types.Thing.__module__ == "sdkish.types.thing"
+    sub = [str(root / "types")]
+    assert finder.find_spec("sdkish.types.plain", sub) is None  # a directory without __init__.py
+    assert finder.find_spec("sdkish.types.coded", sub) is None  # code in its __init__
+    assert finder.find_spec("sdkish.types.thing", sub) is None  # a module, not a package
+    import sdkish.types.coded  # type: ignore[import-not-found]
+    import sdkish.types.plain  # type: ignore[import-not-found]
+
+    assert sdkish.types.coded.Z == 1 and sdkish.types.plain.__file__ is None  # as Python loads them

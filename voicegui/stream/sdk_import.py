@@ -42,7 +42,7 @@ def install() -> None:
     global _installed
     with _lock:
         if not _installed:
-            sys.meta_path.insert(0, _LazyTypesFinder())
+            sys.meta_path.insert(0, LazyTypesFinder())
             _installed = True
 
 
@@ -97,22 +97,31 @@ class _LazyTypesLoader(importlib.machinery.SourceFileLoader):
         module.__dir__ = lambda: sorted(set(vars(module)) | set(names))  # type: ignore[method-assign]
 
 
-class _LazyTypesFinder(importlib.abc.MetaPathFinder):
+class LazyTypesFinder(importlib.abc.MetaPathFinder):
+    """Finds the packages at and under `package` that it can load lazily; None (not mine) for anything else."""
+
+    def __init__(self, package: str = PACKAGE) -> None:
+        self.package = package
+
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != PACKAGE and not fullname.startswith(PACKAGE + "."):
+        if fullname != self.package and not fullname.startswith(self.package + "."):
             return None
+        # None = "not mine": the finders after this one (Python's own, or a bundler's) load it as always. Never
+        # hand back PathFinder's spec for anything but a package loaded here: in a one-folder app the SDK lives
+        # in the bundler's archive, and a data directory of the same name would come back as a namespace package.
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.submodule_search_locations is None or spec.origin is None:
-            return spec  # a plain module (or not found): Python's own loader, as always
+        if (spec is None or spec.submodule_search_locations is None or spec.origin is None
+                or not spec.origin.endswith("__init__.py")):
+            return None
         try:
             with open(spec.origin, encoding="utf-8") as f:
                 names = exported_names(f.read())
         except (OSError, SyntaxError, ValueError) as exc:
             log.debug("%s is loaded as usual: %s", fullname, exc)
-            return spec
+            return None
         if names is None:
             log.debug("%s is loaded as usual: its __init__ holds more than relative imports", fullname)
-            return spec
+            return None
         spec.loader = _LazyTypesLoader(fullname, spec.origin, names)
         return spec
