@@ -78,10 +78,11 @@ def _kept_mb(window) -> float:
         s = playback.session
         for ring in (s._ring, s._played):
             total += 0 if ring is None else ring._buf.nbytes
-        total += s._waveform.nbytes + sum(len(b) for b in s._originals)
+        total += sum(len(b) for b in s._originals)
         total += sum(c.nbytes for c in getattr(s, "_played_chunks", None) or ())
-        # the plots' histories: buffer level, the gate in force, playing or not (grown as the Speak went)
-        total += sum(h._data.nbytes for h in (s._history, s._gate_history, s._playing_history))
+        # the waveform's tail and the plots' history (time, buffer level, the gate in force, playing or not),
+        # append-only tables grown as the Speak went
+        total += sum(rows._data.nbytes for rows in (s._waveform, s._history) if rows is not None)
     return total / 2**20
 
 
