@@ -56,6 +56,9 @@ STALL_S = 6.0
 # with a SIGSTOPped PulseAudio: Pa_AbortStream joins PortAudio's thread, which is stuck inside the ALSA pulse
 # plugin until the sound server answers again, i.e. possibly forever.
 ABORT_WAIT_S = 1.0
+# Silence written after the last sample beyond PortAudio's own figure for when it plays (AudioOutput._play_out): the
+# end of a Speak is announced this much later, and a stream closed then has played every sample.
+PLAY_OUT_MARGIN_S = 0.02
 # An OutputKeeper closes its stream after this long without an utterance: an idle open stream costs CPU (see
 # OutputKeeper), reopening costs 48-77 ms and, on the null sink, a stall (docs/architecture.md).
 IDLE_CLOSE_S = 30.0
@@ -522,15 +525,18 @@ class AudioOutput:
         the end (the next utterance at another rate, the CLI's exit) drops what it holds. So the callback keeps
         writing silence until the stream's clock has passed the time PortAudio gave for the last sample's
         playback (``_sound_end_dac``, which includes PulseAudio's own delay), and at least for the reported
-        latency plus one callback's worth (a host API that reports no times gives 0). Only then is the end
+        latency plus one callback's worth (a host API that reports no times gives 0), plus PLAY_OUT_MARGIN_S:
+        once, in the CI's fresh root, the stream closed right after that time still cut the last ~2 ms of a
+        10 ms final burst (81 % heard), the plugin's clock running a little ahead. Only then is the end
         announced: once per utterance, the one place the callback takes a (brief) lock (Event.set and the
         session's call_soon_threadsafe), when it is writing only silence.
         """
         if self._tail_left is None:
-            latency = self.output_latency_s or 0.0
+            latency = (self.output_latency_s or 0.0) + PLAY_OUT_MARGIN_S
             self._tail_left = int(np.ceil(latency * self.sample_rate)) + period
         self._tail_left -= silent
         now = 0.0 if time_info is None else float(time_info.currentTime)
-        if self._tail_left <= 0 and (now == 0.0 or now >= self._sound_end_dac + period / self.sample_rate):
+        if self._tail_left <= 0 and (now == 0.0 or now >= self._sound_end_dac + period / self.sample_rate
+                                     + PLAY_OUT_MARGIN_S):
             self._done = True
             self._announce()
