@@ -117,3 +117,34 @@ def test_the_finder_takes_only_packages_it_can_load_lazily(tmp_path, monkeypatch
     import sdkish.types.plain  # type: ignore[import-not-found]
 
     assert sdkish.types.coded.Z == 1 and sdkish.types.plain.__file__ is None  # as Python loads them
+
+
+SKIPPED_TRANSPORT = """
+import json, sys
+import voicegui.stream
+import openai
+client = openai.AsyncOpenAI(api_key="x", base_url="http://127.0.0.1:9/v1")
+client.audio.speech.with_streaming_response
+try:
+    openai.DefaultAioHttpClient()
+    refused = ""
+except RuntimeError as exc:
+    refused = str(exc)
+print(json.dumps({"aiohttp": sorted(m for m in sys.modules if m.split(".")[0] == "aiohttp"),
+                  "vendored": "openai._vendor.httpx_aiohttp" in sys.modules, "refused": refused}))
+"""
+
+
+def test_the_sdk_does_not_import_its_aiohttp_transport():
+    # The SDK builds on httpx2 for us; its vendored aiohttp transport (and aiohttp's TLS contexts) is not imported.
+    report = json.loads(_run(SKIPPED_TRANSPORT))
+    assert report["aiohttp"] == [] and report["vendored"] is False
+    assert "aiohttp" in report["refused"]  # the SDK's own message for a missing optional dependency
+
+
+def test_the_skip_finder_refuses_only_what_it_skips():
+    finder = sdk_import.SkippedModuleFinder(("pkg_skipped",))
+    with pytest.raises(ImportError, match="pkg_skipped.sub is not used"):
+        finder.find_spec("pkg_skipped.sub", None)
+    assert finder.find_spec("pkg_skipped_other", None) is None
+    assert finder.find_spec("json", None) is None

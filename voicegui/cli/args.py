@@ -88,9 +88,8 @@ def prebuffer_ms(value: str) -> float | None:
 
 
 def latency(value: str) -> str | float:
-    """--latency: low, high or seconds (stream.output.parse_latency's rules)."""
-    # Imported here: stream.output pulls in sounddevice, which `voicegui --help` should not pay for.
-    from voicegui.stream.output import parse_latency
+    """--latency: low, high or seconds (stream.latency_setting's rules)."""
+    from voicegui.stream.latency_setting import parse_latency
 
     try:
         return parse_latency(value)

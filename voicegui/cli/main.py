@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from voicegui.features.timings import Timings
     from voicegui.stream.fetch import SpeechRequest
+    from voicegui.stream.player import Playback
 
 # Raw pcm carries no header: a server that sends another rate without saying so plays too fast or too slow.
 UNANNOUNCED_PCM_RATE = ("the server did not say the sample rate of its raw pcm; it was played as 24000 Hz "
@@ -69,10 +70,11 @@ REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
 
 COMMANDS = ("speak", "stop", "serve", "bench", "lineup", "voices", "devices")
 # What `speak` imports before its request can go out, started at once in the background (cli.preload): the
-# streaming stack, then what the SDK imports only when the first request is built (its audio resource, the
-# HTTP transport); then the TLS context is built (reading the CA store), as the window does at start-up.
-SPEAK_PRELOAD = ("voicegui.stream.player", "voicegui.decode.stream_decoder", "openai.resources.audio", "httpcore2",
-                 "anyio")
+# SDK, then what it imports only when the first request is built (its audio resource, the HTTP transport);
+# then the TLS context is built (reading the CA store), as the window does at start-up. The audio stack
+# (SPEAK_AFTER_REQUEST) is imported once the request is out (_play).
+SPEAK_PRELOAD = ("voicegui.stream.fetch", "openai", "openai.resources.audio", "httpcore2", "anyio")
+SPEAK_AFTER_REQUEST = ("voicegui.stream.player", "voicegui.decode.stream_decoder")
 
 
 def command_of(argv: Sequence[str]) -> str | None:
@@ -225,17 +227,13 @@ def run_speak(args: argparse.Namespace) -> int:
 
     crash.register_secret(api_key)  # redacted from every log line and crash report from here on
     try:
-        # Already imported, or being imported, by main's preload thread: these wait for it.
+        # Already imported, or being imported, by main's preload thread: these wait for it. None of them
+        # imports numpy, PortAudio or PyAV: the request goes out first (_play).
         import asyncio
-        import dataclasses
 
         from voicegui.providers import is_openai_url
         from voicegui.stream.fetch import SpeechRequest, insecure_http_warning
-        from voicegui.stream.output import OutputConfig
-        from voicegui.stream.player import Player
-        from voicegui.stream.session import SpeakOptions
         from voicegui.text import split_for_request
-        from voicegui.wavfile import write_wav
 
         warning = insecure_http_warning(base_url)
         if warning:
@@ -253,16 +251,9 @@ def run_speak(args: argparse.Namespace) -> int:
             extra_body=request_extra_body(send_stream, args.lang_code, args.extra_body),
             stream_field_auto=send_stream and args.stream_field is None,
         )
-        options = SpeakOptions(
-            request=request, continuation=tuple(dataclasses.replace(request, text=p) for p in pieces[1:]),
-            prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
-            output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
-                                volume=args.volume),
-            keep_played=args.out is not None or args.captions is not None, pcm_rate=args.pcm_rate,
-        )
         told: Timings | None = None
         try:
-            playback = asyncio.run(Player().play(options, kind="cli", record=False))
+            playback = asyncio.run(_play(args, request, pieces))
             if args.captions is not None and builtin is not None and len(pieces) == 1:
                 told = _told_timings(request)  # while the built-in server still runs
         except KeyboardInterrupt:
@@ -277,6 +268,8 @@ def run_speak(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     metrics, session = playback.metrics, playback.session
     if args.out is not None:
+        from voicegui.wavfile import write_wav
+
         write_wav(args.out, session.played_audio, session.sample_rate or 24000)
     if args.captions is not None:
         if not metrics.completed:  # the text's words would be squeezed into the part that played
@@ -303,6 +296,44 @@ def run_speak(args: argparse.Namespace) -> int:
         print(f"voicegui: {terminal_safe(metrics.error)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+async def _play(args: argparse.Namespace, request: SpeechRequest, pieces: list[str]) -> Playback | None:
+    """Play `request` (and the further `pieces` of its text) through a fresh Player. The request goes out as
+    soon as the SDK is in (stream/early_fetch.py); numpy, PortAudio and the decoders are imported on a worker
+    thread after that, while the server works, and the answer waits in memory until the session takes it."""
+    import asyncio
+    import dataclasses
+    import importlib
+
+    from voicegui.stream.realtime import uses_realtime
+
+    early = None
+    if not uses_realtime(request):  # the Realtime API's websocket is the session's own (fetch_realtime)
+        from voicegui.stream.early_fetch import EarlyFetch
+
+        early = EarlyFetch.start(request)
+    try:
+        if early is not None:
+            await early.sent()  # the request first: imports on another thread would share the GIL with it
+        await asyncio.to_thread(lambda: [importlib.import_module(m) for m in SPEAK_AFTER_REQUEST])
+        from voicegui.stream.output import OutputConfig
+        from voicegui.stream.player import Player
+        from voicegui.stream.session import SpeakOptions
+
+        options = SpeakOptions(
+            request=request, continuation=tuple(dataclasses.replace(request, text=p) for p in pieces[1:]),
+            prebuffer_ms=args.prebuffer_ms, max_buffer_s=args.max_buffer_s,
+            output=OutputConfig(device=args.device, latency=args.latency, blocksize=args.blocksize,
+                                volume=args.volume),
+            keep_played=args.out is not None or args.captions is not None, pcm_rate=args.pcm_rate,
+            source=None if early is None else early.source,
+            started_at=None if early is None else early.started,
+        )
+        return await Player().play(options, kind="cli", record=False)
+    finally:
+        if early is not None:
+            await early.aclose()  # nothing left to end after a session took it; else the request is ended
 
 
 def _told_timings(request: SpeechRequest) -> Timings | None:

@@ -489,6 +489,8 @@ async def _fetch_once(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[
 
     headers_seen = False
     try:
+        log.debug("sending the speech request to %s (model %r, voice %r, %s)", req.base_url, req.model, req.voice,
+                  req.response_format)
         marks.request_sent = time.monotonic()
         async with client.audio.speech.with_streaming_response.create(**kwargs) as response:
             marks.headers = time.monotonic()

@@ -78,19 +78,6 @@ class OutputConfig:
     volume: float = 1.0
 
 
-def parse_latency(value: str) -> str | float:
-    """'low', 'high' or a number of seconds, as given on the command line or in settings."""
-    if value in ("low", "high"):
-        return value
-    try:
-        seconds = float(value)
-    except ValueError as exc:
-        raise ValueError(f"latency must be low, high or seconds, not {value!r}") from exc
-    if not 0 < seconds <= 2:
-        raise ValueError(f"latency must be between 0 and 2 seconds, not {seconds}")
-    return seconds
-
-
 @dataclass(frozen=True)
 class OutputDevice:
     """A PortAudio device that can play."""

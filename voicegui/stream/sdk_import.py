@@ -8,6 +8,13 @@ Batch`); `install()` puts a finder before Python's own that loads such a package
 into a module `__getattr__` (PEP 562): `openai.types.Batch`, `from openai.types import Batch` and
 `import openai.types.batch` all give the same objects as before, imported when first asked for.
 
+The SDK's vendored aiohttp transport (`openai._vendor.httpx_aiohttp`, behind `openai.DefaultAioHttpClient`) is not
+imported at all: voicegui talks to servers through httpx2 (stream/fetch.py), and importing that transport imports
+aiohttp, which builds TLS contexts from the system's CA store at import (~0.1 s of a `voicegui speak`'s start
+with --base-url). The SDK imports it inside `try: ... except ImportError`, so it sees aiohttp as not installed:
+`openai.DefaultAioHttpClient` would raise the SDK's own "install the aiohttp extra" error, and nothing here uses
+it. The built-in server imports aiohttp itself when it is started.
+
 A package whose `__init__.py` holds anything else (a newer SDK may add code there) is loaded as Python always
 loads it, logged at debug level: slower, never different. tests/stream/test_sdk_import.py checks, against the
 installed SDK, that every name a plain import gives is there and that no package is loaded the slow way.
@@ -21,7 +28,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import importlib.abc
 import importlib.machinery
 import logging
 import sys
@@ -33,6 +39,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PACKAGE = "openai.types"
+# Never imported in this process (see the module docstring): the SDK falls back to its "aiohttp not installed".
+SKIPPED = ("openai._vendor.httpx_aiohttp",)
 _lock = threading.Lock()
 _installed = False
 
@@ -43,7 +51,22 @@ def install() -> None:
     with _lock:
         if not _installed:
             sys.meta_path.insert(0, LazyTypesFinder())
+            sys.meta_path.insert(0, SkippedModuleFinder())
             _installed = True
+
+
+class SkippedModuleFinder:
+    """Refuses to import SKIPPED (and their submodules) with an ImportError, the error a missing optional
+    dependency gives; None (not mine) for anything else. Python needs only `find_spec` of a meta path finder."""
+
+    def __init__(self, skipped: Sequence[str] = SKIPPED) -> None:
+        self.skipped = tuple(skipped)
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if any(fullname == name or fullname.startswith(name + ".") for name in self.skipped):
+            raise ImportError(f"{fullname} is not used by voicegui (stream/sdk_import.py)", name=fullname)
+        return None
 
 
 def exported_names(source: str) -> dict[str, tuple[str | None, str]] | None:
@@ -97,7 +120,7 @@ class _LazyTypesLoader(importlib.machinery.SourceFileLoader):
         module.__dir__ = lambda: sorted(set(vars(module)) | set(names))  # type: ignore[method-assign]
 
 
-class LazyTypesFinder(importlib.abc.MetaPathFinder):
+class LazyTypesFinder:
     """Finds the packages at and under `package` that it can load lazily; None (not mine) for anything else."""
 
     def __init__(self, package: str = PACKAGE) -> None:

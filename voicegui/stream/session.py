@@ -95,6 +95,9 @@ class SpeakOptions:
     # What a raw pcm body is, when the user says so (a server that sends another rate without saying it);
     # None: what the response's headers announce, else PCM_RATE mono.
     pcm_rate: int | None = None
+    # When the Speak began, on time.monotonic(), if that was before the session was made (the CLI sends its
+    # request before the audio stack is imported: stream/early_fetch.py); None: when the session is made.
+    started_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +145,7 @@ class SpeakSession:
         self.options = options
         self._own_keeper = output_keeper is None
         self._keeper = OutputKeeper(idle_close_s=None) if output_keeper is None else output_keeper
-        self.started = time.monotonic()
+        self.started = time.monotonic() if options.started_at is None else options.started_at
         self.fetch_marks = FetchMarks(request_sent=None, headers=None, first_byte=None)
         self.state = "starting"
         self._lock = threading.Lock()

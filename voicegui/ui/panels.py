@@ -41,8 +41,9 @@ from PySide6.QtWidgets import (
 from voicegui.limits import MAX_BLOCKSIZE, MAX_CHUNK_BYTES, MAX_MAX_BUFFER_S, MAX_PREBUFFER_MS, MIN_MAX_BUFFER_S
 from voicegui.server.shaping import Shaping
 from voicegui.settings import DEFAULT_PRESET, TUNING_FIELDS, TUNING_PRESETS, Settings
+from voicegui.stream.latency_setting import parse_latency
 from voicegui.stream.metrics import SessionMetrics
-from voicegui.stream.output import OutputError, output_devices, parse_latency
+from voicegui.stream.output import OutputError, output_devices
 from voicegui.stream.session import SpeakSession
 from voicegui.ui.device_names import alias_of, device_choices, pulse_sinks
 

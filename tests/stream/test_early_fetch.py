@@ -1,0 +1,98 @@
+"""EarlyFetch against the built-in server on 127.0.0.1: the request goes out before any session exists, what
+arrives meanwhile is held (within its limit) and handed on whole and in order, with the marks; failures,
+later pieces and an early fetch nobody takes."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from tests.replay_server import record_ended
+from tests.stream.fetching import Collector, fetch, speech_request
+from voicegui.server.shaping import Shaping
+from voicegui.stream.early_fetch import EarlyFetch
+from voicegui.stream.fetch import FetchError, FetchMarks
+
+
+async def _until(condition, timeout_s: float = 5.0) -> None:
+    for _ in range(int(timeout_s / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition did not come true in time")
+
+
+async def test_the_request_goes_out_before_a_session_takes_it(server):
+    req = speech_request(server.base_url)
+    early = EarlyFetch.start(req)
+    await early.sent()
+    assert early.marks.request_sent is not None
+    await _until(lambda: server.records and server.records[0].completed)  # the server answered it whole
+    marks, col = FetchMarks(), Collector()
+    total = await early.source(req, marks, col)
+    _, _, plain = await fetch(req)  # the same request fetched the usual way
+    assert col.data == plain.data and total == len(plain.data) > 0
+    assert early.started <= marks.request_sent <= marks.headers <= marks.first_byte
+    assert marks.response_headers.get("content-type", "").startswith("audio/")
+    assert early.bytes_held == 0
+
+
+async def test_what_is_held_is_bounded_and_nothing_is_lost(server):
+    server.shaping = Shaping(write_bytes=1024)  # as fast as it can: far more than the limit would arrive
+    req = speech_request(server.base_url)
+    early = EarlyFetch.start(req, max_held_bytes=8192)
+    await _until(lambda: early.bytes_held >= 8192)
+    await asyncio.sleep(0.2)  # the server could send the rest meanwhile; the fetch must not read it
+    assert early.bytes_held < 8192 + 65536  # at most one socket read past the limit
+    col = Collector()
+    total = await early.source(req, FetchMarks(), col)
+    _, _, plain = await fetch(req)
+    assert col.data == plain.data and total == len(plain.data) > 8192 * 4
+
+
+async def test_a_failed_request_raises_its_fetch_error_from_the_source():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    req = speech_request(f"http://127.0.0.1:{port}/v1")
+    early = EarlyFetch.start(req)
+    await early.sent()
+    with pytest.raises(FetchError) as info:
+        await early.source(req, FetchMarks(), Collector())
+    assert info.value.kind == "connection"
+
+
+async def test_other_requests_are_fetched_as_usual(server):
+    first = speech_request(server.base_url)
+    early = EarlyFetch.start(first)
+    later = speech_request(server.base_url, text="And then some.")
+    col = Collector()
+    assert await early.source(later, FetchMarks(), col) == len(col.data) > 0
+    assert await early.source(first, FetchMarks(), Collector()) > 0
+    assert await early.source(first, FetchMarks(), Collector()) > 0  # taken once: a second call fetches again
+    assert len(server.records) == 3
+
+
+async def test_an_early_fetch_nobody_takes_is_ended(server):
+    server.shaping = Shaping(throughput_x=1.0, write_bytes=1024)  # 2 s of audio at real time
+    early = EarlyFetch.start(speech_request(server.base_url))
+    await _until(lambda: early.bytes_held > 0)
+    await early.aclose()
+    rec = await record_ended(server)
+    assert not rec.completed and rec.client_disconnected
+
+
+async def test_a_cancelled_source_ends_the_request(server):
+    server.shaping = Shaping(throughput_x=1.0, write_bytes=1024)
+    req = speech_request(server.base_url)
+    early = EarlyFetch.start(req)
+    col = Collector()
+    taking = asyncio.ensure_future(early.source(req, FetchMarks(), col))
+    await _until(lambda: len(col.data) > 0)
+    taking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await taking
+    rec = await record_ended(server)
+    assert not rec.completed and rec.client_disconnected
