@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -131,15 +132,15 @@ def test_the_voices_model_loads_before_any_request():
         assert isinstance(engine, LazyEngine) and not engine.loaded
         # espeak-ng has nothing to load, and asking for it loads no other engine
         if espeak_missing() is None:
-            assert load_voice_in_background(builtin, "espeak:en-us") is None
-        assert load_voice_in_background(builtin, "no-such-voice") is None
+            assert load_voice_in_background(builtin.engine, "espeak:en-us") is None
+        assert load_voice_in_background(builtin.engine, "no-such-voice") is None
         assert not engine.loaded
-        thread = load_voice_in_background(builtin, "heart")
+        thread = load_voice_in_background(builtin.engine, "heart")
         assert thread is not None
         thread.join(120)
         assert engine.loaded
         assert builtin.records == []  # no request was needed for it
-        assert load_voice_in_background(builtin, "heart") is None  # already loaded
+        assert load_voice_in_background(builtin.engine, "heart") is None  # already loaded
 
 
 def test_speak_sends_its_request_before_it_imports_the_audio_stack():
@@ -155,3 +156,20 @@ def test_speak_sends_its_request_before_it_imports_the_audio_stack():
     audio = [i for i, line in enumerate(lines)
              if re.search(r"^import time:.*\|\s+(numpy|sounddevice|av)$", line)]
     assert len(audio) == 3 and sent < min(audio), "\n".join(lines[min(audio + [sent]) - 3:sent + 2])
+
+
+def test_the_voices_model_can_start_loading_before_the_server_starts():
+    """BuiltinServer's before_start gets the engines and the default voice before the server thread exists
+    (speak starts its voice's model there, so the load overlaps the server's imports and start)."""
+    seen = []
+
+    def before_start(engines, default):
+        servers = [t.name for t in threading.enumerate() if t.name.startswith("voicegui-server")]
+        seen.append((engines.engine_for(default).name, default, servers))
+
+    with BuiltinServer(lazy=True, before_start=before_start) as builtin:
+        assert len(seen) == 1
+        name, default, servers_then = seen[0]
+        assert default == builtin.default_voice and name == builtin.engine.engine_for(default).name
+        assert servers_then == []
+        assert any(t.name.startswith("voicegui-server") for t in threading.enumerate())

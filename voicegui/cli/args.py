@@ -20,7 +20,7 @@ import os
 import re
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -31,6 +31,7 @@ from voicegui.request_extras import MAX_EXTRA_BODY_CHARS, ExtrasError, parse_ext
 
 if TYPE_CHECKING:  # imported where used: argument parsing must not start (or load) the offline engines
     from voicegui.server.embedded import BuiltinServer
+    from voicegui.server.engines.builtin import BuiltinEngine
 
 # The process exit codes of every subcommand: 2 is argparse's own for a usage error.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -291,13 +292,14 @@ def safe_output() -> Iterator[None]:
         sys.stdout, sys.stderr = old_out, old_err
 
 
-def start_builtin() -> tuple[BuiltinServer | None, str]:
+def start_builtin(
+        before_start: Callable[[BuiltinEngine, str], object] | None = None) -> tuple[BuiltinServer | None, str]:
     """The built-in voices for this run (each engine loads on its first request, so only the voices asked for
-    cost anything), or None and one sentence why not. The caller stops it."""
+    cost anything), or None and one sentence why not. The caller stops it. `before_start`: BuiltinServer's."""
     from voicegui.server.embedded import BuiltinServer, BuiltinUnavailable
 
     try:
-        return BuiltinServer(lazy=True), ""
+        return BuiltinServer(lazy=True, before_start=before_start), ""
     except BuiltinUnavailable as exc:
         return None, f"{exc}; or pass --base-url of an OpenAI-compatible server"
     except (OSError, RuntimeError) as exc:

@@ -209,16 +209,17 @@ def run_speak(args: argparse.Namespace) -> int:
 
     builtin = None
     if args.base_url is None:
-        builtin, problem = start_builtin()
+        from voicegui.cli.preload import load_voice_in_background
+
+        # The voice's model loads while the server starts and the request is prepared.
+        builtin, problem = start_builtin(
+            before_start=lambda engines, default: load_voice_in_background(engines, args.voice or default))
         if builtin is None:
             print(f"voicegui: {problem}", file=sys.stderr)
             return EXIT_FAILED
         # The per-run token, never $OPENAI_API_KEY: the user's real key has no business on this server.
         base_url, api_key = builtin.base_url, builtin.token
         model, voice = args.model or builtin.default_model, args.voice or builtin.default_voice
-        from voicegui.cli.preload import load_voice_in_background
-
-        load_voice_in_background(builtin, voice)  # its model loads while the request is prepared
     else:
         base_url = args.base_url
         api_key = key or "none"

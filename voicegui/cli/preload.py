@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where used: the built-in voices are not loaded by importing the CLI
-    from voicegui.server.embedded import BuiltinServer
+    from voicegui.server.engines.builtin import BuiltinEngine
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,16 @@ def import_in_background(modules: Sequence[str], then: Callable[[], object] | No
     return thread
 
 
-def load_voice_in_background(builtin: BuiltinServer, voice: str) -> threading.Thread | None:
+def load_voice_in_background(engines: BuiltinEngine, voice: str) -> threading.Thread | None:
     """Load the model of the built-in `voice` on a new daemon thread (started) while the request is prepared,
     instead of when the request arrives; None if there is nothing to load (espeak-ng, already loaded, or a
-    voice the server does not offer: its answer to the request says so)."""
+    voice the server does not offer: its answer to the request says so). `engines`: the built-in server's
+    (BuiltinServer's before_start hands it over before the server itself starts)."""
     from voicegui.server.engines.base import EngineError
     from voicegui.server.engines.builtin import LazyEngine
 
     try:
-        engine = builtin.engine.engine_for(voice)
+        engine = engines.engine_for(voice)
     except EngineError:
         return None
     if not isinstance(engine, LazyEngine) or engine.loaded:

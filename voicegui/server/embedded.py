@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -66,7 +67,11 @@ class BuiltinServer:
     """
 
     def __init__(self, engines: list[Engine] | None = None, shaping: Shaping | None = None,
-                 warm: bool = True, lazy: bool = False) -> None:
+                 warm: bool = True, lazy: bool = False,
+                 before_start: Callable[[BuiltinEngine, str], object] | None = None) -> None:
+        """`before_start(engine, default_voice)` is called once the engines exist, before the server's own
+        imports (aiohttp, PyAV: ~0.25 s) and its start: `voicegui speak` starts loading its voice's model there,
+        so the two overlap."""
         hints: list[str] = []
         if engines is None:
             # lazy: neural engines load on their first request (the CLI speaks one voice: why load all?)
@@ -81,6 +86,8 @@ class BuiltinServer:
             from voicegui.server.thread import ServerThread
 
             self.default_voice: str = default_voice(self.engine.voices())
+            if before_start is not None:
+                before_start(self.engine, self.default_voice)
             # A fresh token per run: the port is reachable by every local user, the token only by us.
             self._server = ServerThread(self.engine, shaping=shaping, token=secrets.token_urlsafe(24))
         except BaseException:
