@@ -23,9 +23,11 @@ class Collector:
 
     def __init__(self) -> None:
         self.chunks: list[bytes] = []
+        self.arrived: list[float | None] = []  # the time a source said each chunk arrived (None: not said)
 
-    async def __call__(self, chunk: bytes) -> None:
+    async def __call__(self, chunk: bytes, arrived: float | None = None) -> None:
         self.chunks.append(chunk)
+        self.arrived.append(arrived)
 
     @property
     def data(self) -> bytes:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 
 import pytest
 
@@ -14,6 +15,8 @@ from tests.stream.fetching import Collector, fetch, speech_request
 from voicegui.server.shaping import Shaping
 from voicegui.stream.early_fetch import EarlyFetch
 from voicegui.stream.fetch import FetchError, FetchMarks
+from voicegui.stream.player import Player
+from voicegui.stream.session import SpeakOptions
 
 
 async def _until(condition, timeout_s: float = 5.0) -> None:
@@ -31,10 +34,14 @@ async def test_the_request_goes_out_before_a_session_takes_it(server):
     assert early.marks.request_sent is not None
     await _until(lambda: server.records and server.records[0].completed)  # the server answered it whole
     marks, col = FetchMarks(), Collector()
+    taken_at = time.monotonic()
     total = await early.source(req, marks, col)
     _, _, plain = await fetch(req)  # the same request fetched the usual way
     assert col.data == plain.data and total == len(plain.data) > 0
     assert early.started <= marks.request_sent <= marks.headers <= marks.first_byte
+    # Each held chunk is handed on with the time it came off the network, not the time it was handed on.
+    assert None not in col.arrived and col.arrived == sorted(col.arrived)
+    assert marks.first_byte <= col.arrived[0] < taken_at
     assert marks.response_headers.get("content-type", "").startswith("audio/")
     assert early.bytes_held == 0
 
@@ -96,3 +103,20 @@ async def test_a_cancelled_source_ends_the_request(server):
         await taking
     rec = await record_ended(server)
     assert not rec.completed and rec.client_disconnected
+
+
+@pytest.mark.audio
+async def test_a_session_plays_what_was_fetched_early_from_the_early_start(server):
+    req = speech_request(server.base_url)
+    early = EarlyFetch.start(req)
+    await _until(lambda: early.bytes_held > 0)  # some of it waits for the session, as in `voicegui speak`
+    playback = await Player().play(SpeakOptions(request=req, source=early.source, started_at=early.started),
+                                   kind="cli", record=False)
+    assert playback is not None and playback.metrics is not None
+    assert playback.metrics.completed and playback.metrics.error is None
+    session = playback.session
+    assert session.started == early.started  # the TTFA's origin is when the request was started
+    assert session.fetch_marks.request_sent is not None and session.fetch_marks.request_sent >= early.started
+    _, _, plain = await fetch(req)
+    assert session.bytes_received == len(plain.data)
+    assert len(server.records) == 2  # one request for the session, one for the comparison: nothing fetched twice

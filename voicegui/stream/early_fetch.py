@@ -10,10 +10,11 @@ device opened, instead of after.
 receives wait in memory (at most `max_held_bytes`, 1 MiB by default: past it the fetch waits, and TCP holds
 the rest at the server) until a session calls `source`. `source` has fetch_speech's signature
 `(req, marks, on_chunk) -> int` (SpeakOptions.source): for the request it was started with, it hands on the
-held bytes in order, then the rest as it arrives, and returns the body's length; its marks (request sent,
-headers, first byte, response headers and what the fetch learned) are copied into the session's marks before
-each chunk and at the end. Any other request (the later pieces of a long text) is fetched as usual.
-A failed fetch raises its FetchError from `source`, as fetch_speech would; a session that is cancelled
+held bytes in order, each with the time it arrived (`on_chunk(data, arrived)`: the prebuffer policy measures
+the delivery, not the moment it was handed on), then the rest as it arrives, and returns the body's length;
+its marks (request sent, headers, first byte, response headers and what the fetch learned) are copied into the
+session's marks before each chunk and at the end. Any other request (the later pieces of a long text) is
+fetched as usual. A failed fetch raises its FetchError from `source`, as fetch_speech would; a session that is cancelled
 cancels the fetch; `cancel()` ends a fetch no session will take (an error before playback started).
 
 Only for /audio/speech requests: a Realtime model's request goes through the session's own fetch_realtime.
@@ -28,11 +29,9 @@ import asyncio
 import dataclasses
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 
-from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech
+from voicegui.stream.fetch import FetchMarks, SpeechRequest, TimedOnChunk, fetch_speech
 
-OnChunk = Callable[[bytes], Awaitable[None]]
 MAX_HELD_BYTES = 1 << 20
 
 
@@ -45,7 +44,7 @@ class EarlyFetch:
         self.max_held_bytes = max_held_bytes
         self.started = time.monotonic()  # when the Speak began: the TTFA's origin
         self.marks = FetchMarks()
-        self._held: deque[bytes] = deque()
+        self._held: deque[tuple[bytes, float]] = deque()  # (chunk, when it arrived)
         self._held_bytes = 0
         # Each is cleared only by the one side that waits for it: the fetch waits for room, the source for a chunk.
         self._arrived = asyncio.Event()
@@ -75,7 +74,7 @@ class EarlyFetch:
         while self._held_bytes >= self.max_held_bytes:
             self._room.clear()
             await self._room.wait()
-        self._held.append(chunk)
+        self._held.append((chunk, time.monotonic()))
         self._held_bytes += len(chunk)
         self._arrived.set()
 
@@ -84,7 +83,7 @@ class EarlyFetch:
             for f in dataclasses.fields(FetchMarks):
                 setattr(marks, f.name, getattr(self.marks, f.name))
 
-    async def source(self, req: SpeechRequest, marks: FetchMarks, on_chunk: OnChunk) -> int:
+    async def source(self, req: SpeechRequest, marks: FetchMarks, on_chunk: TimedOnChunk) -> int:
         """fetch_speech's signature: the early request's body for its own request (once), else a new fetch."""
         if req is not self.request or self._taken or self._task is None:
             return await fetch_speech(req, marks, on_chunk)
@@ -93,11 +92,11 @@ class EarlyFetch:
         try:
             while True:
                 if self._held:
-                    chunk = self._held.popleft()
+                    chunk, arrived = self._held.popleft()
                     self._held_bytes -= len(chunk)
                     self._room.set()  # for a fetch waiting at the limit
                     self._copy_marks(marks)
-                    await on_chunk(chunk)
+                    await on_chunk(chunk, arrived)
                     continue
                 if task.done():
                     break

@@ -58,7 +58,7 @@ import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from voicegui.speech_sse import STREAM_FORMATS
 from voicegui.stream.sse import SpeechEvents, SseError, is_event_stream
@@ -94,6 +94,13 @@ class SpeechRequest:
     # refuses the field (pydantic extra="forbid", e.g. tts-daemon) gets the request again without it, once,
     # logged and marked (FetchMarks.stream_field_dropped, --json), and that server is not sent it again in this process.
     stream_field_auto: bool = False
+
+
+class TimedOnChunk(Protocol):
+    """A session's on_chunk as a source (SpeakOptions.source) may call it: with the time the bytes came off the
+    network, when that was earlier than the call (stream/early_fetch.py)."""
+
+    def __call__(self, data: bytes, arrived: float | None = None) -> Awaitable[None]: ...
 
 
 @dataclass

@@ -45,7 +45,7 @@ import numpy as np
 from voicegui.decode.errors import DecodeError
 from voicegui.formats import PCM_RATE, announced_pcm_format
 from voicegui.limits import MAX_ORIGINAL_BYTES
-from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, fetch_speech
+from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest, TimedOnChunk, fetch_speech
 from voicegui.stream.level_history import RecentRows
 from voicegui.stream.metrics import SessionMetrics, TtfaMarks
 from voicegui.stream.output import AudioOutput, OutputConfig, OutputError, OutputKeeper, device_sample_rate
@@ -88,7 +88,7 @@ class SpeakOptions:
     keep_original: bool = False
     # Used instead of fetch_speech, same signature (req, marks, on_chunk) -> int: a replay from the history
     # cache (stream/replay_source.py) then runs the same decode/ring/output/plots path with no request.
-    source: Callable[[SpeechRequest, FetchMarks, Callable[[bytes], Awaitable[None]]], Awaitable[int]] | None = None
+    source: Callable[[SpeechRequest, FetchMarks, TimedOnChunk], Awaitable[int]] | None = None
     # Further pieces of one long text (each within the API's 4096 characters, see text.split_for_request),
     # fetched one after another into the same ring and device so they play as one gapless utterance.
     continuation: tuple[SpeechRequest, ...] = ()
@@ -449,7 +449,9 @@ class SpeakSession:
         self._output.gate_frames = self._policy.threshold_frames()
         self.state = "buffering"
 
-    async def _on_chunk(self, data: bytes) -> None:
+    async def _on_chunk(self, data: bytes, arrived: float | None = None) -> None:
+        """One piece of the body. `arrived`: when it came off the network, if that was earlier than now (an
+        early request's body held until this session took it): the prebuffer policy measures delivery by it."""
         if self._opening is not None and self._opening.done():
             self._opening.result()  # re-raises OutputError: no point fetching audio nobody can hear
         if self.bytes_received == 0 and self.fetch_marks.headers is not None:
@@ -464,7 +466,7 @@ class SpeakSession:
         if len(frames):
             if self.first_decoded is None:
                 self.first_decoded = time.monotonic()
-            await self._push(frames)
+            await self._push(frames, arrived)
 
     def _configure_raw_pcm(self) -> None:
         """Before a piece's first byte is decoded: what a raw pcm body is (the user's override, else what the
@@ -506,11 +508,11 @@ class SpeakSession:
     def _on_transcript(self, text: str) -> None:
         self.transcript = text
 
-    async def _push(self, frames: np.ndarray) -> None:
+    async def _push(self, frames: np.ndarray, arrived: float | None = None) -> None:
         """Write every frame into the ring; while it is full, wait (backpressure: the network is not read)."""
         if not len(frames):
             return
-        self._pol.on_arrival(time.monotonic(), len(frames) / self._rate)
+        self._pol.on_arrival(time.monotonic() if arrived is None else arrived, len(frames) / self._rate)
         self.frames_received += len(frames)
         while True:
             n = self._rng.write(frames)
