@@ -17,8 +17,9 @@ three long sentences (60 MB model). Here the session is made with onnx_cache.lea
 no planner) and the PiperVoice around it the way piper's loader makes it; after each request the worker hands the
 freed memory back (worker_engine.release_freed_memory): ~90 MB more once loaded, and no more after long sentences.
 The audio is the same for the same random seed (tests/server/test_piper_engine.py). A sentence costs ~15 % less
-CPU than with piper's session (2 cores, measured alternately in one process); on an idle machine piper's two
-threads finished a short sentence sooner (~0.35 against ~0.45 s), on a busy one later (~0.77 against ~0.62 s).
+CPU than with piper's session (2 cores, measured alternately in one process); its time depends on the other
+core: with the machine at load ~2.7 piper's two threads finished a sentence sooner (median ~0.35 against ~0.45 s),
+at load ~3.8 later (~0.77 against ~0.62 s).
 
 Threads: the `PiperVoice` (ONNX session, and the espeak-ng phonemizer, whose C library has global state) is
 owned by one dedicated worker thread (`ThreadPoolExecutor(max_workers=1)`); concurrent requests interleave
