@@ -115,3 +115,24 @@ def test_a_stream_with_no_audio_is_still_a_whole_file():
     enc = StreamingEncoder("flac", SR)
     assert enc.encode(np.zeros(0, np.float32)) == b""
     assert enc.finish()[:4] == b"fLaC"
+
+
+def test_pcm_and_wav_are_encoded_without_loading_pyav():
+    """PyAV (FFmpeg's libraries, ~14 MB resident) is imported by the first compressed format's encoder, not with
+    the module: the default format, pcm, and wav are written by hand (issue 17)."""
+    from tests.test_memory import run_python
+
+    out = run_python("""
+        import json, sys
+        import numpy as np
+        from voicegui.server.encode import StreamingEncoder
+        sizes = {}
+        for fmt in ("pcm", "wav"):
+            enc = StreamingEncoder(fmt, 24000)
+            sizes[fmt] = len(enc.encode(np.zeros(480, np.float32)) + enc.finish())
+        before = "av" in sys.modules
+        StreamingEncoder("opus", 24000).close()
+        print(json.dumps({"sizes": sizes, "loaded": [before, "av" in sys.modules]}))
+    """)
+    assert out["sizes"] == {"pcm": 960, "wav": 44 + 960}
+    assert out["loaded"] == [False, True]

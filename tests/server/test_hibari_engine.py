@@ -80,3 +80,21 @@ def test_a_later_start_keeps_the_tables_out_of_anonymous_memory(tmp_path):
     """
     run_python(code)  # the first start builds the tables and the optimized model
     assert run_python(code)["anon_mb"] < 53
+
+
+def test_its_sessions_run_on_one_thread_without_arena_or_memory_pattern(monkeypatch):
+    """The options hibari's ONNX sessions report are ours (issue 17): onnxruntime's arena and memory-pattern
+    planner would keep the longest sentence's buffers for good (~4 MB more idle after the warm-up alone, and
+    they grow with the longest sentence spoken: tests/test_memory.py). The out-of-vocabulary net, loaded by the
+    first word no lexicon knows, gets the same."""
+    engine = hibari_mod.HibariEngine(warm=False, seed=0)
+    try:
+        samples = asyncio.run(speak(engine, "Zorblaxian delegates."))  # an unknown word: the OOV net loads
+        sessions = engine._executor.submit(lambda: [engine._tts.sess, engine._tts._g2p._oov._oov.sess]).result()
+    finally:
+        engine.close()
+    assert samples > 0
+    for session in sessions:
+        options = session.get_session_options()
+        assert (options.enable_cpu_mem_arena, options.enable_mem_pattern) == (False, False)
+        assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)

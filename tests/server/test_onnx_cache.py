@@ -27,7 +27,7 @@ PHONEMES = "həlˈO ðˈɛɹ, ðɪs ɪz ə tˈɛst."
 
 
 def options() -> ort.SessionOptions:
-    return hibari_mod.session_options(ort)
+    return onnx_cache.lean_options(ort)
 
 
 def outputs(session: ort.InferenceSession) -> list[np.ndarray]:

@@ -16,11 +16,13 @@ Why a thread in this process rather than a child `voicegui serve` process:
 - it does not compete with the audio path: the server's loop only encodes and writes; the engines do their
   heavy work (ONNX inference, espeak-ng) in their own worker threads, mostly outside the GIL.
 
-Threads: the caller's thread constructs (it imports the server's libraries, aiohttp and PyAV, and loads the
-engines that are not lazy, which blocks ~0.3-1 s) and stops it; importing this module loads neither. The server
-runs on ServerThread's own asyncio loop in a daemon thread; each engine owns its worker thread(s). `shaping`
-may be replaced from any thread (a plain attribute swap read once per request); `records` are appended by the
-server loop (read them after a request ended). Qt-free.
+Threads: the caller's thread constructs (it imports the server's library, aiohttp, and loads the engines that
+are not lazy, which blocks ~0.3-1 s) and stops it; importing this module loads neither. PyAV is imported by the
+first response in a compressed format (encode.py, on the server loop) or by the first sentence of a voice
+that is resampled (espeak-ng, piper: engines/audio.py, on its worker). The server runs on ServerThread's own
+asyncio loop in a daemon thread; each engine owns its worker thread(s). `shaping` may be replaced from any
+thread (a plain attribute swap read once per request); `records` are appended by the server loop (read them
+after a request ended). Qt-free.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class BuiltinServer:
         self.engine = BuiltinEngine(engines)
         try:
             # Imported here, not with this module: the window imports this module on its GUI thread (for
-            # BuiltinUnavailable), and the server's aiohttp and PyAV (~0.25 s) belong on the thread that starts it.
+            # BuiltinUnavailable), and the server's aiohttp (~0.2 s) belongs on the thread that starts it.
             from voicegui.server.thread import ServerThread
 
             self.default_voice: str = default_voice(self.engine.voices())

@@ -18,21 +18,30 @@ skip the ~46 ms of silence LAME puts first. The frames that hold only that delay
 sample 0) decode to nothing once it is trimmed: they are held back with the header, which goes out with the
 first frame that carries the clip's samples.
 
+PyAV (FFmpeg's libraries: ~14 MB resident, ~60-80 ms to import) is imported by the first encoder of a compressed
+format, not with this module: pcm, the default format, and wav need no codec, so a server that only sends them
+never maps FFmpeg (issue 17). (The window's decoders, decode/stream_decoder.py, still import it with the first
+Speak, whatever its format.)
+
 Threads: an encoder belongs to whoever calls it (the server's asyncio loop, one encoder per request); it is
-not thread-safe. Encoding is fast (hundreds of times real time) so the loop calls it directly.
+not thread-safe. Encoding is fast (hundreds of times real time) so the loop calls it directly; the one-time
+PyAV import happens there too, in the first compressed-format encoder's constructor.
 """
 
 from __future__ import annotations
 
 import logging
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
 from voicegui.formats import CONTENT_TYPES, FORMATS
 from voicegui.server.lame_tag import DECODER_DELAY, info_frame
 from voicegui.wavfile import wav_header
+
+if TYPE_CHECKING:
+    import av
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +115,8 @@ class StreamingEncoder:
         self._container: av.container.OutputContainer | None = None
         if fmt in ("pcm", "wav"):
             return
+        import av  # see the module docstring: only the compressed formats need it
+
         container_fmt, codec, sample_fmt, bit_rate, codec_opts = _CODECS[fmt]
         rate = sample_rate
         if fmt == "opus" and rate not in _OPUS_RATES:
@@ -154,6 +165,8 @@ class StreamingEncoder:
             return b""
         if self.format in ("pcm", "wav"):
             return self._with_head(pcm.astype("<i2").tobytes())
+        import av  # loaded by the constructor already
+
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = self.sample_rate
         frame.pts = None
@@ -225,6 +238,8 @@ class StreamingEncoder:
     def close(self) -> None:
         """Release codec resources without flushing (used when the client went away)."""
         if self._container is not None and not self._finished:
+            import av  # loaded by the constructor already
+
             self._finished = True
             try:
                 self._container.close()

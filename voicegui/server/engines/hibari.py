@@ -18,9 +18,9 @@ resident after the warm-up), and the ONNX sessions are built with onnxruntime's 
 off: the arena keeps the largest sentence's buffers (~30 MB of model outputs for a 400-phoneme sentence, more for
 the planner's copies) for good. Those buffers and numpy's signal processing go back to the C allocator after each
 sentence; after the warm-up and after each request the worker hands the freed pages back to the system
-(`release_freed_memory`), so an idle engine holds what a loaded model needs, not its busiest sentence. The sessions
-load an optimized copy of their model kept in the user's cache (onnx_cache.py), so a later start does not optimize
-the graph again.
+(worker_engine.release_freed_memory), so an idle engine holds what a loaded model needs, not its busiest sentence.
+The sessions load an optimized copy of their model kept in the user's cache (onnx_cache.py), so a later start
+does not optimize the graph again.
 
 Threads: the `hibari.Hibari` object (ONNX session, G2P lexicons) is owned by one dedicated worker thread
 (`ThreadPoolExecutor(max_workers=1)`): its G2P is not known to be thread-safe, and one onnxruntime
@@ -31,13 +31,9 @@ model is loaded; the warm-up sentence is queued on the worker ahead of any reque
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import ctypes.util
 import importlib.util
 import logging
 import os
-from collections.abc import AsyncGenerator
 from concurrent.futures import Future
 from typing import Any
 
@@ -46,8 +42,8 @@ import numpy as np
 from voicegui.app_dirs import cache_dir
 from voicegui.server.engines.audio import SAMPLE_RATE, trim_silence
 from voicegui.server.engines.base import VoiceInfo
-from voicegui.server.engines.onnx_cache import cached_session
-from voicegui.server.engines.worker_engine import SingleWorkerEngine
+from voicegui.server.engines.onnx_cache import cached_session, lean_options
+from voicegui.server.engines.worker_engine import SingleWorkerEngine, release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -70,46 +66,17 @@ def create(warm: bool = True) -> HibariEngine:
     return HibariEngine(warm=warm)
 
 
-def _malloc_trim() -> Any:
-    """glibc's malloc_trim, or None where the C library has none (musl, macOS, Windows)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    return getattr(ctypes.CDLL(name), "malloc_trim", None)
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def release_freed_memory() -> bool:
-    """Hand the C allocator's free pages back to the system (glibc: malloc_trim(0)); True if it returned any.
-    Freed memory otherwise stays resident in the allocator, sized by the largest sentence so far."""
-    if _MALLOC_TRIM is None:
-        return False
-    return bool(_MALLOC_TRIM(0))
-
-
-def session_options(ort: Any) -> Any:
-    """onnxruntime SessionOptions for hibari's models: one thread (its fastest setting, see the module
-    docstring), no arena and no memory-pattern planner (they keep the largest run's buffers for good)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # warnings about the graph are hibari's business, not the user's
-    options.enable_cpu_mem_arena = False
-    options.enable_mem_pattern = False
-    return options
-
-
 def new_session(path: str) -> Any:
-    """An onnxruntime InferenceSession on the CPU for the model at `path`, with `session_options`, loaded from
-    its optimized copy in the user's cache (onnx_cache.py: made on the first start)."""
+    """An onnxruntime InferenceSession on the CPU for the model at `path`, with onnx_cache.lean_options (one
+    thread: hibari's fastest setting, see the module docstring), loaded from its optimized copy in the user's
+    cache (onnx_cache.py: made on the first start)."""
     import onnxruntime as ort  # type: ignore[import-untyped]
 
-    return cached_session(path, lambda: session_options(ort), cache_dir() / "engines")
+    return cached_session(path, lambda: lean_options(ort), cache_dir() / "engines")
 
 
 class LazyOov:
-    """hibari's out-of-vocabulary reader (a 3 MB ONNX model), loaded with `session_options` on the first word
+    """hibari's out-of-vocabulary reader (a 3 MB ONNX model), loaded by `new_session` on the first word
     no lexicon knows (hibari also loads it lazily, but with its own options)."""
 
     def __init__(self) -> None:
@@ -161,20 +128,6 @@ class HibariEngine(SingleWorkerEngine):
         """The first synthesis sets up the rest of onnxruntime's kernels; its freed buffers go back."""
         self._tts(WARM_UP, seed=0)
         release_freed_memory()
-
-    async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
-        """SingleWorkerEngine.synthesize, then the worker hands the request's freed memory back (queued behind
-        any other request's sentences, so it never delays one)."""
-        try:
-            async with contextlib.aclosing(super().synthesize(text, voice, speed)) as blocks:
-                async for block in blocks:
-                    yield block
-        finally:
-            if not self._closed:
-                try:
-                    self._executor.submit(release_freed_memory)
-                except RuntimeError:  # closed meanwhile: its thread and memory go with it
-                    log.debug("hibari closed before its memory was released")
 
     def models(self) -> list[str]:
         return [MODEL_ID]

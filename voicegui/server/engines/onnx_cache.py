@@ -16,6 +16,10 @@ file in the same directory, then os.replace), so a reader sees a whole file or n
 load (truncated, not a model) is reported, removed and made again (should that one fail too, the session is
 made from the source model, as without a cache); a cache that cannot be written costs only the time.
 
+`lean_options` are the session options of the built-in voices' models: one thread, and neither onnxruntime's
+arena nor its memory-pattern planner, which keep the largest run's buffers for good (issue 17: piper's joe held
+~270-500 MB more after a long sentence; per-sentence CPU unchanged for hibari, lower for piper).
+
 Threads: plain functions on the thread that owns the session (the engine's worker); nothing shared.
 """
 
@@ -43,6 +47,17 @@ def cached_path(directory: Path, model: str, ort_version: str) -> Path:
                             f"{st.st_mtime_ns}".encode())
     stem = Path(model).stem
     return directory / f"{stem}-optimized-{digest.hexdigest()[:16]}.onnx"
+
+
+def lean_options(ort: Any) -> Any:
+    """onnxruntime SessionOptions for an engine's model (see the module docstring): one intra-op thread (the
+    engine's worker runs it: its fastest or cheapest setting on these machines), no arena, no memory-pattern planner."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # warnings about the graph are the model's business, not the user's
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    return options
 
 
 def load_errors(ort: Any) -> tuple[type[BaseException], ...]:

@@ -8,6 +8,11 @@ Threads: the model is owned by one dedicated worker thread (``ThreadPoolExecutor
 neither ONNX sessions with their phonemisers nor their C libraries are known to be thread-safe, and one
 intra-op thread is their fastest setting here anyway; concurrent requests interleave there sentence by
 sentence. ``synthesize()`` runs on the server's asyncio loop and only awaits that worker.
+
+Memory: the models run without onnxruntime's arena (onnx_cache.lean_options), so a sentence's buffers go back to
+the C allocator when it is done; after each request the worker hands the allocator's free pages back to the
+system (``release_freed_memory``, queued behind any other request's sentences, so it never delays one), so an
+idle engine holds what its loaded model needs, not its busiest sentence.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import logging
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +33,29 @@ from voicegui.server.engines.audio import speakable, synthesize_ahead
 from voicegui.server.engines.base import EngineError
 from voicegui.text import split_sentences
 
+log = logging.getLogger(__name__)
+
 # ~300 characters keeps one model call per piece and bounds the time to first audio of a long sentence.
 MAX_CHARS = 300
+
+
+def _malloc_trim() -> Any:
+    """glibc's malloc_trim, or None where the C library has none (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    return getattr(ctypes.CDLL(name), "malloc_trim", None)
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> bool:
+    """Hand the C allocator's free pages back to the system (glibc: malloc_trim(0)); True if it returned any.
+    Freed memory otherwise stays resident in the allocator, sized by the largest sentence so far."""
+    if _MALLOC_TRIM is None:
+        return False
+    return bool(_MALLOC_TRIM(0))
 
 
 class SingleWorkerEngine(abc.ABC):
@@ -49,16 +79,24 @@ class SingleWorkerEngine(abc.ABC):
             raise EngineError(f"{self.name} could not speak {text[:40]!r}: {exc}") from exc
 
     async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
-        """Yield one float32 block per sentence (trimmed), prefetching the next sentence."""
+        """Yield one float32 block per sentence (trimmed), prefetching the next sentence; then the worker hands
+        the request's freed memory back (see the module docstring)."""
         if voice != self.voice_id:
             raise EngineError(f"{self.name} has no voice {voice!r}")
         if self._closed:
             raise EngineError(f"{self.name} engine is closed")
         pieces = split_sentences(speakable(text), MAX_CHARS)
-        async with contextlib.aclosing(synthesize_ahead(pieces, lambda s: self._synth_async(s, speed))) as gen:
-            async for audio in gen:
-                if audio.size:
-                    yield audio
+        try:
+            async with contextlib.aclosing(synthesize_ahead(pieces, lambda s: self._synth_async(s, speed))) as gen:
+                async for audio in gen:
+                    if audio.size:
+                        yield audio
+        finally:
+            if not self._closed:
+                try:
+                    self._executor.submit(release_freed_memory)
+                except RuntimeError:  # closed meanwhile: its thread and memory go with it
+                    log.debug("%s closed before its memory was released", self.name)
 
     def close(self) -> None:
         """Stop the worker thread (pending sentences are dropped)."""
