@@ -39,9 +39,9 @@ def test_the_window_loads_no_network_client_before_it_is_used(module):
 
 
 def test_the_window_is_shown_before_pyav_and_pyqtgraph_load():
-    """PyAV (FFmpeg's libraries, ~0.1-0.2 s) is not imported with the window: the built-in voices load it on a
-    worker thread after the window is shown, and a Speak's decoder finds it there. pyqtgraph (~0.2-0.4 s) is
-    imported when the plots are built, after the window is shown."""
+    """PyAV (FFmpeg's libraries, ~60-80 ms) is not imported with the window: only a compressed format needs it
+    (the server's encoder and a session's decoder import it then). pyqtgraph (~0.2-0.4 s) is imported when the
+    plots are built, after the window is shown."""
     loaded = run_python("""
         import json, sys
         import voicegui.ui.main_window

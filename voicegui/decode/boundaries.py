@@ -17,6 +17,9 @@ from typing import Literal
 
 from voicegui.decode.mpeg_frames import frame_len, sync_kind
 
+# The containers no speech format asks for but some servers send (decode/container.py reads them), as users know them.
+CONTAINER_NAMES = {"webm": "WebM (Matroska)", "mp4": "MP4/M4A"}
+
 # how many bytes file_start needs at most to decide (a frame header is 7, the longest magic check 12)
 FILE_START_BYTES = 16
 RIFF_HEADER_BYTES = 36  # 'RIFF' size 'WAVE' 'fmt ' size + the 16 bytes of PCMWAVEFORMAT

@@ -23,13 +23,13 @@ import logging
 import av
 import numpy as np
 
+from voicegui.decode.boundaries import CONTAINER_NAMES as NAMES
 from voicegui.decode.codec import AV_ERRORS, CodecErrors, decode_packet
 from voicegui.decode.errors import DecodeError
 
 log = logging.getLogger(__name__)
 
 STEP = 4096  # bytes between two demuxer passes at least: ~1 s of opus at 32 kbit/s, 0.5 s of aac at 64
-NAMES = {"webm": "WebM (Matroska)", "mp4": "MP4/M4A"}
 
 
 def mp4_index_last(buf: bytes | bytearray) -> bool | None:

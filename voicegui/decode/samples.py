@@ -9,8 +9,12 @@ voicegui).
 
 from __future__ import annotations
 
-import av
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import av
 
 EMPTY = np.zeros(0, dtype=np.float32)
 

@@ -14,6 +14,8 @@ decode.codec holds the PyAV helpers they share, decode.samples the conversion to
 DecodeError (re-exported here). The same bytes always become the same packets for the same decoder, so any split
 of the input gives the same samples.
 
+Imports: each backend, and PyAV with it, is imported by the first decoder that meets its format: a pcm or wav
+body never loads FFmpeg (~14 MB mapped, ~60-80 ms to import).
 Threads: everything runs on the thread that calls feed()/flush() (the asyncio loop thread in voicegui); no threads
 of its own, no locks. Memory: bounded by one frame/packet plus small headers; the stream is never kept whole.
 A hostile or broken body must not be read forever either: once `max_bytes_without_audio` bytes
@@ -24,25 +26,24 @@ endless ID3 tag, Ogg header pages only, ...). That also bounds what any backend 
 
 from __future__ import annotations
 
+import importlib
 import logging
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from voicegui.decode.boundaries import file_start
-from voicegui.decode.codec import Resampler
-from voicegui.decode.container import NAMES, ContainerBackend
+from voicegui.decode.boundaries import CONTAINER_NAMES as NAMES, file_start
 from voicegui.decode.errors import DecodeError
-from voicegui.decode.flac import FlacBackend
-from voicegui.decode.mpeg import ParsedBackend
 from voicegui.decode.mpeg_framer import find_run
 from voicegui.decode.mpeg_frames import frame_len, mpeg_codec, sync_kind
-from voicegui.decode.opus import OpusBackend
 from voicegui.decode.pcm import PCM_RATE, PcmBackend, WavBackend
 from voicegui.decode.samples import EMPTY
 from voicegui.formats import FORMATS
 from voicegui.limits import MAX_BYTES_WITHOUT_AUDIO
+
+if TYPE_CHECKING:
+    from voicegui.decode.codec import Resampler
 
 __all__ = ["FORMATS", "PCM_RATE", "DecodeError", "StreamDecoder", "create_decoder"]
 
@@ -51,6 +52,19 @@ log = logging.getLogger(__name__)
 
 _TEXT_PROBE = 64  # bytes looked at to decide that a body starting with '{' or '<' is text
 _JUNK_LIMIT = 8192  # bytes of junk before the first mp3/ADTS frame that we look through
+
+
+# The backend module each requested format will most likely need (the body decides: a server may send another).
+_BACKEND_MODULES = {"mp3": "voicegui.decode.mpeg", "aac": "voicegui.decode.mpeg", "flac": "voicegui.decode.flac",
+                    "opus": "voicegui.decode.opus"}
+
+
+def import_backend(requested_format: str) -> None:
+    """Import the backend `requested_format` will need, and PyAV with it (~60-80 ms the first time; nothing for
+    pcm and wav). Call it from a worker thread while the request is out, so the first chunk finds it loaded."""
+    module = _BACKEND_MODULES.get(requested_format.lower().strip())
+    if module is not None:
+        importlib.import_module(module)
 
 
 def create_decoder(requested_format: str, output_rate: int | None = None,
@@ -365,14 +379,24 @@ class StreamDecoder:
         elif kind == "wav":
             self._backend = WavBackend()
         elif kind == "mp3":
+            from voicegui.decode.mpeg import ParsedBackend
+
             self._backend = ParsedBackend(mpeg_codec(head), "mp3")
         elif kind == "aac":
+            from voicegui.decode.mpeg import ParsedBackend
+
             self._backend = ParsedBackend("aac", "aac")
         elif kind == "flac":
+            from voicegui.decode.flac import FlacBackend
+
             self._backend = FlacBackend()
         elif kind in NAMES:
+            from voicegui.decode.container import ContainerBackend
+
             self._backend = ContainerBackend(kind)
         else:
+            from voicegui.decode.opus import OpusBackend
+
             self._backend = OpusBackend()
 
     def _at_rate(self, chunks: list[np.ndarray], native: int | None) -> list[np.ndarray]:
@@ -397,6 +421,8 @@ class StreamDecoder:
             if self._output_rate is None:
                 log.info("file %d of the body is at %d Hz, the first at %d Hz: resampled to %d Hz",
                          self.segments, native, target, target)
+            from voicegui.decode.codec import Resampler
+
             self._resampler = Resampler(native, target)
             self._resampler_in = native
         return out + [c for c in self._resampler.push(chunks) if len(c)]

@@ -23,9 +23,10 @@ Threads:
   exactly once the previous piece's decoder is flushed) and sets ``_fetch_done`` after the last piece;
   ``snapshot()`` turns them and the device's played-frame counter into which piece is fetched and which is
   heard, and the played-audio clock (``played_s``) the progress line and the text highlight follow.
-* Imports: the decoders (PyAV's FFmpeg, ~0.1-0.2 s) are imported by the first session that needs one, not with
-  this module: the window imports this module before it is first shown, and the built-in voices load PyAV on
-  a worker thread right after (the server's encoders), so a Speak finds it loaded.
+* Imports: the decoders are imported by the first session, not with this module (the window imports this module
+  before it is first shown); PyAV's FFmpeg (~60-80 ms, ~14 MB) only for a compressed format, on a worker thread
+  while the request is out (decode.stream_decoder.import_backend), so the first chunk finds it loaded. A window
+  that plays only pcm and wav never loads it.
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ _EMPTY = np.zeros(0)
 _EMPTY.flags.writeable = False
 _EMPTY_WAVE = np.zeros(0, np.float32)
 _EMPTY_WAVE.flags.writeable = False
+
+
+def _import_backend(response_format: str) -> None:
+    from voicegui.decode.stream_decoder import import_backend
+
+    try:
+        import_backend(response_format)
+    except ImportError as exc:  # the decoder imports it again when the body needs it, and reports it then
+        log.debug("importing the %s decoder ahead failed: %s", response_format, exc)
 
 
 def _new_decoder(response_format: str, output_rate: int) -> StreamDecoder:
@@ -173,6 +183,7 @@ class SpeakSession:
         self._seen_underruns = 0
         self._task: asyncio.Task | None = None
         self._opening: asyncio.Task | None = None
+        self._backend_import: asyncio.Future[None] | None = None  # kept so it is not collected mid-import
         self._stop_requested = False
         self._device_failure: str | None = None  # set by the monitor when the device was lost
         self._drained = asyncio.Event()  # set on the loop once the output says the utterance has played out
@@ -242,6 +253,9 @@ class SpeakSession:
         monitor: asyncio.Task | None = None
         try:
             self._prepare()
+            # PyAV (for a compressed format) is imported on a worker while the request is out, not by the first
+            # chunk on this thread (the window's GUI thread).
+            self._backend_import = asyncio.ensure_future(asyncio.to_thread(_import_backend, self._format))
             # The device opens in a worker thread while the request goes out: opening takes tens of ms
             # (measured 48-77 ms on the null sink) that would otherwise delay "request sent"; a stream kept
             # open by the keeper is reused at once. Frames that arrive first simply wait in the ring.
