@@ -514,7 +514,8 @@ class AudioOutput:
         playback (``_sound_end_dac``, which includes PulseAudio's own delay), and at least for the reported
         latency plus one callback's worth (a host API that reports no times gives 0), plus PLAY_OUT_MARGIN_S:
         once, in the CI's fresh root, the stream closed right after that time still cut the last ~2 ms of a
-        10 ms final burst (81 % heard), the plugin's clock running a little ahead. Only then is the end
+        10 ms final burst (81 % heard; not reproduced here, cause not established: the ALSA pulse plugin's
+        reported times right after a stream opens are the first suspect). Only then is the end
         announced: once per utterance, the one place the callback takes a (brief) lock (Event.set and the
         session's call_soon_threadsafe), when it is writing only silence.
         """
