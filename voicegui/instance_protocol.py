@@ -41,7 +41,7 @@ VERSION = 1
 RUNTIME_ENV = "VOICEGUI_RUNTIME_DIR"
 SOCKET_NAME = "instance.sock"
 HEADER = struct.Struct(">I")
-# The window takes texts up to 200 000 characters (ui/text_panel.MAX_TEXT_CHARS): 4 bytes each at worst.
+# The window takes texts up to 200 000 characters (limits.MAX_TEXT_CHARS): 4 bytes each at worst.
 MAX_MESSAGE_BYTES = 1 << 20
 OPS = ("speak", "speak-selection", "speak-clipboard", "stop", "show")
 CLIENT_TIMEOUT_S = 5.0  # the window replies at once; a window that does not is hung, not busy

@@ -36,3 +36,7 @@ MAX_TRANSCRIPT_CHARS = 100_000
 # priming (~1,100 / 1,024 samples, ~45 ms at 24 kHz) whose output stays far below this, and counting it made
 # those formats' TTFA ~35-45 ms earlier than the sound at the sink. Breathy h and s onsets sit around it.
 AUDIBLE_LEVEL = 10 ** (-40 / 20)
+
+# The longest text the window speaks (its text box, a hand-off, the selection or clipboard read for it): beyond
+# this, something was pasted by mistake.
+MAX_TEXT_CHARS = 200_000

@@ -11,8 +11,8 @@ import logging
 import pytest
 
 from tests.ui.conftest import _open_windows, close_window, until
+from voicegui.limits import MAX_TEXT_CHARS
 from voicegui.ui import theme, window_state
-from voicegui.ui.text_panel import MAX_TEXT_CHARS
 
 pytestmark = [pytest.mark.audio, pytest.mark.usefixtures("system_theme")]
 

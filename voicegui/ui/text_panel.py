@@ -22,10 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from voicegui.limits import MAX_TEXT_CHARS
 from voicegui.ui.progress import SpeakProgress
 from voicegui.ui.speak_options import MAX_INPUT_CHARS
-
-MAX_TEXT_CHARS = 200_000  # beyond this, something was pasted by mistake
 
 
 class TextPanel(QWidget):

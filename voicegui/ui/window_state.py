@@ -6,7 +6,7 @@ holds what a Speak uses).
 Written atomically (a temporary file in the same directory, then os.replace), so a crash mid-write leaves the
 old file. Read tolerantly: a missing file gives the defaults silently; a damaged, oversized or foreign file,
 or a field of the wrong type, gives the defaults for what is unusable and one log line naming the file. The
-file is bounded: the saved text is cut at text_panel.MAX_TEXT_CHARS (more cannot be spoken anyway), lists at
+file is bounded: the saved text is cut at limits.MAX_TEXT_CHARS (more cannot be spoken anyway), lists at
 a few entries, and a file over MAX_FILE_BYTES is not read.
 
 Threads: load() and save() are plain file I/O on whatever thread calls them (the window saves from a worker
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from voicegui.app_dirs import config_dir
-from voicegui.ui.text_panel import MAX_TEXT_CHARS
+from voicegui.limits import MAX_TEXT_CHARS
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,8 @@ import time
 from functools import cache
 from typing import Any
 
+from voicegui.limits import MAX_TEXT_CHARS
+
 SELECTION_NOTIFY = 31  # X11 event code; a SendEvent sets bit 0x80 on top of it
 WINDOW_CLASS_INPUT_ONLY = 2
 PROBE_PROPERTY = b"VOICEGUI_SELECTION_PROBE"
@@ -136,7 +138,7 @@ def _notified(xcb: Any, libc: Any, conn: int, timeout_s: float) -> bool:
         select.select([fd], [], [], left)
 
 
-MAX_SPEAK_CHARS = 200_000  # the text box's own limit (ui/text_panel.MAX_TEXT_CHARS)
+MAX_SPEAK_CHARS = MAX_TEXT_CHARS  # the text box's own limit
 OWNER_ANSWER_S = 2.0  # how long a selection's owner may take to answer the probe
 
 
