@@ -164,13 +164,17 @@ def test_the_voices_model_can_start_loading_before_the_server_starts():
     (speak starts its voice's model there, so the load overlaps the server's imports and start)."""
     seen = []
 
+    def servers() -> set[str]:
+        return {t.name for t in threading.enumerate() if t.name.startswith("voicegui-server")}
+
+    others = servers()  # other tests' servers in this process
+
     def before_start(engines, default):
-        servers = [t.name for t in threading.enumerate() if t.name.startswith("voicegui-server")]
-        seen.append((engines.engine_for(default).name, default, servers))
+        seen.append((engines.engine_for(default).name, default, servers() - others))
 
     with BuiltinServer(lazy=True, before_start=before_start) as builtin:
         assert len(seen) == 1
         name, default, servers_then = seen[0]
         assert default == builtin.default_voice and name == builtin.engine.engine_for(default).name
-        assert servers_then == []
-        assert any(t.name.startswith("voicegui-server") for t in threading.enumerate())
+        assert servers_then == set()
+        assert servers() - others  # and then it started
