@@ -1,6 +1,6 @@
-"""What voicegui.spec leaves out of PyInstaller's collection, and the stubs it puts in place of FFmpeg's video codecs.
+"""What voicegui.spec leaves out of PyInstaller's collection, and the stubs it puts in place of libraries never called.
 
-Build-time only: voicegui.spec imports this module; the app never does. Five jobs, each a filter over the
+Build-time only: voicegui.spec imports this module; the app never does. Its jobs, each a filter over the
 Analysis's TOCs (lists of (name in the bundle, source path, kind)), so nothing is deleted after the build:
 
 - `keep_data_file`: no package data that nothing in voicegui reads (pyqtgraph's logo and named colour maps, the
@@ -17,13 +17,15 @@ Analysis's TOCs (lists of (name in the bundle, source path, kind)), so nothing i
   capture, and every PyAV module against libswscale (video scaling): ~44 MB voicegui never uses, since it only
   encodes and decodes audio in memory. The dynamic loader still wants each file, so each is replaced by a stub
   built here with binutils (as, ld): same soname and symbol versions, and every symbol the bundle's files take
-  from the library defined. Only these copies, whose sonames carry auditwheel's tag, are stubbed: a stub under a
-  system library's soname would also stand in for it for the system's own libraries loaded into the process
-  (the desktop's FreeType needs the real Brotli, say). FFmpeg asks a few of them for their capabilities while it builds
-  its codec table (`BENIGN`): those return 0 (no capability, no API). PyAV asks libswscale for its version,
-  build configuration and licence when it is imported (av.library_versions): `ANSWERED` functions return what
-  the real library answers, read from it at build time. Any other call writes one line naming the library and
-  function to stderr and ends the process with status 70: never a silent wrong answer.
+  from the library defined. These copies' sonames carry auditwheel's tag: a stub under a system library's soname
+  would also stand in for it for the system's own libraries loaded into the process (the desktop's FreeType
+  needs the real Brotli, say). FFmpeg asks a few of them for their capabilities while it builds its codec table
+  (`BENIGN`): those return 0 (no capability, no API). PyAV asks libswscale for its version, build configuration
+  and licence when it is imported (av.library_versions): `ANSWERED` functions return what the real library
+  answers, read from it at build time. Any other call writes one line naming the library and function to stderr
+  and ends the process with status 70: never a silent wrong answer.
+- `stub_renamed_libraries`: the same for system libraries that only Qt Network's HTTP client needs (Kerberos,
+  `RENAMED_STUBS`), under a soname of their own that the files needing them are patched to name.
 
 `prune_orphans` then drops every library that only dropped or stubbed files needed, transitively.
 
@@ -230,16 +232,21 @@ def real_answers(real: str, names: Iterable[str]) -> dict[str, int | bytes]:
     return out
 
 
-def build_stub(real: str, importers: Iterable[str], out_dir: Path) -> Path:
+def build_stub(real: str, importers: Iterable[str], out_dir: Path, soname: str | None = None,
+               reason: str = "voicegui only handles audio") -> Path:
     """Assemble and link the stub of one library for the files that import it; returns its path in out_dir.
 
-    Only the symbols those files take from it are defined (the rest of its API is unreachable).
+    Only the symbols those files take from it are defined (the rest of its API is unreachable). `soname`: the
+    stub's soname and file name, if not the real library's; `reason`: why it is not needed, for the line a call
+    to the stub writes.
     """
-    exported, soname = _dynamic_symbols(real)
+    exported, real_soname = _dynamic_symbols(real)
+    soname = soname or real_soname
     imported = _imported_symbols(importers)
     symbols = [sym for sym in exported if sym[0] in imported]
     answers = real_answers(real, (name for name, *_rest in symbols))
     lib = Path(real).name
+    out_name = soname if soname != real_soname else lib
     out_dir.mkdir(parents=True, exist_ok=True)
     asm = [".text", "voicegui_stub_fail:",  # %rsi: the message, %rdx: its length
            "  mov $2, %edi", "  mov $1, %eax", "  syscall",
@@ -263,7 +270,7 @@ def build_stub(real: str, importers: Iterable[str], out_dir: Path) -> Path:
             data += [f"voicegui_answer_{i}: .asciz {_quote(answer.decode('latin-1'))}"]
             asm += [f"  lea voicegui_answer_{i}(%rip), %rax", "  ret"]
             continue
-        message = (f"voicegui: this build replaced {lib} by a stub (voicegui only handles audio), "
+        message = (f"voicegui: this build replaced {lib} by a stub ({reason}), "
                    f"but {name} was called; see packaging/pyinstaller/trim.py\n")
         data += [f"voicegui_msg_{i}: .ascii {_quote(message)}"]
         asm += [f"  lea voicegui_msg_{i}(%rip), %rsi", f"  mov ${len(message)}, %edx", "  jmp voicegui_stub_fail"]
@@ -272,7 +279,7 @@ def build_stub(real: str, importers: Iterable[str], out_dir: Path) -> Path:
     obj = out_dir / f"{lib}.o"
     subprocess.run(["as", "--64", "-o", str(obj), str(source)], check=True)
     # noseparate-code: one page-aligned segment fewer per stub (13 kB -> 5 kB each; code and data are tiny).
-    link = ["ld", "-shared", "-z", "noseparate-code", "-soname", soname, "-o", str(out_dir / lib), str(obj)]
+    link = ["ld", "-shared", "-z", "noseparate-code", "-soname", soname, "-o", str(out_dir / out_name), str(obj)]
     versions = sorted({v for *_rest, v in symbols if v})
     if versions:
         script = out_dir / f"{lib}.map"
@@ -286,7 +293,7 @@ def build_stub(real: str, importers: Iterable[str], out_dir: Path) -> Path:
         script.write_text("\n".join(nodes) + "\n")
         link += ["--version-script", str(script)]
     subprocess.run(link, check=True)
-    return out_dir / lib
+    return out_dir / out_name
 
 
 def _quote(text: str) -> str:
@@ -312,6 +319,77 @@ def stub_libraries(binaries: Toc, out_dir: Path) -> tuple[Toc, Toc]:
         else:
             out.append((name, src, kind))
     return out, replaced
+
+
+# System libraries that only Qt Network's HTTP client needs, which voicegui never uses (its only Qt Network class
+# is the hand-off's QLocalServer): MIT Kerberos's GSSAPI, for HTTP "Negotiate" sign-in, with the five libraries
+# under it (1.5 MB). Each is stubbed under a soname of its own (same length, so the bundle's files that need it
+# are patched in place to name it): under the real soname the stub would also stand in for the library for the
+# system's own libraries loaded into the process (glibc's NIS module through libtirpc, say), which need the real
+# one and now load the system's.
+RENAMED_STUBS = {"libgssapi_krb5.so.2": "libvgstub_gssapi.so"}
+RENAMED_REASON = "voicegui makes no HTTP requests through Qt"
+
+
+def _section(path: str, name: str) -> tuple[int, int]:
+    """(file offset, size) of one section of an ELF file."""
+    res = subprocess.run(["readelf", "-S", "-W", path], capture_output=True, text=True, check=True)
+    for line in res.stdout.splitlines():
+        fields = line.replace("[ ", "[").split()
+        if len(fields) > 5 and fields[1] == name:
+            return int(fields[4], 16), int(fields[5], 16)
+    raise SystemExit(f"trim.py: {path} has no {name} section")
+
+
+def _dynamic_names(path: str) -> list[str]:
+    """Every name in an ELF file's dynamic section and dynamic symbol table, as readelf prints them."""
+    res = subprocess.run(["readelf", "-d", "--dyn-syms", "-V", "-W", path], capture_output=True, text=True,
+                         check=True)
+    return [line.split(None, 1)[1] if line.strip() else "" for line in res.stdout.splitlines()[1:]]
+
+
+def rename_needed(path: str, old: str, new: str, out: Path) -> Path:
+    """A copy of the ELF file `path` at `out` in which the needed library `old` is named `new`.
+
+    The name is overwritten in place in .dynstr (hence the same length): no offset moves. The copy must differ
+    from the original in that one name only, in its dynamic section, symbols and symbol versions alike (a
+    linker may share a string's tail between names: such a file is refused, not patched).
+    """
+    if len(old) != len(new):
+        raise SystemExit(f"trim.py: {new!r} must be as long as {old!r} to replace it in place")
+    data = bytearray(Path(path).read_bytes())
+    start, size = _section(path, ".dynstr")
+    needle = b"\0" + old.encode() + b"\0"
+    at = data.find(needle, start - 1, start + size)
+    if at < 0 or data.find(needle, at + 1, start + size) >= 0:
+        raise SystemExit(f"trim.py: {path} does not name {old} exactly once in .dynstr")
+    data[at + 1:at + 1 + len(old)] = new.encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(data))
+    out.chmod(Path(path).stat().st_mode)
+    before, after = _dynamic_names(path), _dynamic_names(str(out))
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
+    if not changed or any(b.replace(old, new) != a for b, a in changed):
+        raise SystemExit(f"trim.py: renaming {old} in {path} changed more than that name: {changed[:3]}")
+    return out
+
+
+def stub_renamed_libraries(binaries: Toc, out_dir: Path) -> tuple[Toc, Toc]:
+    """`binaries` with each RENAMED_STUBS library replaced by its stub under its new name, and the files that
+    need it by copies that name the stub; and the originals replaced (for pruning)."""
+    replaced: Toc = []
+    for old, new in RENAMED_STUBS.items():
+        entry = next((e for e in binaries if e[0] == old and e[2] == "BINARY"), None)
+        if entry is None:
+            raise SystemExit(f"trim.py: {old} was not collected, so RENAMED_STUBS is out of date")
+        importers = [e for e in binaries if e[2] in ("BINARY", "EXTENSION") and old in needed(e[1])]
+        stub = build_stub(entry[1], [src for _n, src, _k in importers], out_dir, soname=new, reason=RENAMED_REASON)
+        patched = {name: str(rename_needed(src, old, new, out_dir / "patched" / name))
+                   for name, src, _kind in importers}
+        binaries = [(new, str(stub), kind) if (name, src, kind) == entry else (name, patched.get(name, src), kind)
+                    for name, src, kind in binaries]
+        replaced.append(entry)
+    return binaries, replaced
 
 
 def _load_segments_aligned(path: Path) -> bool:

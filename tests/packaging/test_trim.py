@@ -147,6 +147,51 @@ def test_a_libswscale_stub_gives_pyav_the_real_version_answers_and_is_built_for_
     assert scale.returncode == trim.STUB_EXIT_STATUS and "sws_scale" in scale.stderr, scale
 
 
+@needs_binutils
+def test_kerberos_is_stubbed_under_a_name_of_its_own_and_only_qt_networks_copy_names_it(tmp_path: Path) -> None:
+    # Under its real soname the stub would also serve the system's own libraries that need the real GSSAPI.
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    real = _link(real_dir, "libgssapi_krb5.so.2", """
+        .text
+        .globl gss_init_sec_context
+        .type gss_init_sec_context, @function
+        gss_init_sec_context: xor %eax, %eax
+        ret
+    """)
+    network = _link(real_dir, "libQt6Network.so.6", """
+        .text
+        .globl negotiate
+        .type negotiate, @function
+        negotiate: call gss_init_sec_context@PLT
+        ret
+    """, real)
+    toc = [("libgssapi_krb5.so.2", str(real), "BINARY"),
+           ("PySide6/Qt/lib/libQt6Network.so.6", str(network), "BINARY")]
+
+    new_toc, replaced = trim.stub_renamed_libraries(toc, tmp_path / "renamed")
+
+    assert replaced == [toc[0]]
+    (stub_name, stub, _kind), (name, patched, _kind2) = new_toc
+    assert stub_name == trim.RENAMED_STUBS["libgssapi_krb5.so.2"] == Path(stub).name
+    assert trim.soname_of(stub) == stub_name
+    assert name == toc[1][0] and patched != str(network)
+    assert trim.needed(patched) == {stub_name} and trim.needed(str(network)) == {"libgssapi_krb5.so.2"}
+    # The patched copy loads with the stub beside it and without any libgssapi_krb5.so.2; a GSSAPI call ends
+    # the process with the sentence.
+    call = "import ctypes, sys; ctypes.CDLL(sys.argv[1]).negotiate()"
+    res = subprocess.run([sys.executable, "-c", call, patched], capture_output=True, text=True, timeout=60,
+                         env={"LD_LIBRARY_PATH": str(Path(stub).parent), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == trim.STUB_EXIT_STATUS, res
+    assert "libgssapi_krb5.so.2" in res.stderr and "gss_init_sec_context" in res.stderr, res.stderr
+    assert "no HTTP requests through Qt" in res.stderr, res.stderr
+
+
+def test_a_needed_name_is_renamed_only_in_place() -> None:
+    with pytest.raises(SystemExit, match="as long as"):
+        trim.rename_needed("/bin/true", "libgssapi_krb5.so.2", "libshort.so", Path("/nonexistent"))
+
+
 def _common_data(items: dict[str, bytes]) -> bytes:
     """ICU common data as ICU's tools lay it out: header, table of contents, names, 16-byte aligned items."""
     header = bytearray(32)
