@@ -14,9 +14,9 @@ Threads: runs once on the main thread at start-up, before any other thread exist
 whichever thread first imports PySide6.QtOpenGL, under the import lock.
 """
 
-import importlib.machinery
 import sys
 import types
+from importlib.machinery import ModuleSpec
 
 STANDIN_MODULE = "PySide6.QtOpenGL"
 LEFT_OUT = ("{name} is not available: this voicegui bundle leaves out PySide6's QtOpenGL binding, because "
@@ -27,7 +27,7 @@ LEFT_OUT = ("{name} is not available: this voicegui bundle leaves out PySide6's 
 class QtOpenGLStandIn(types.ModuleType):
     """PySide6.QtOpenGL in the bundle: importable, and loud about any use."""
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> object:
         if name.startswith("_"):
             raise AttributeError(f"module {self.__name__!r} has no attribute {name!r}")
         raise ImportError(LEFT_OUT.format(name=f"{self.__name__}.{name}"), name=self.__name__)
@@ -36,15 +36,15 @@ class QtOpenGLStandIn(types.ModuleType):
 class QtOpenGLStandInFinder:
     """A meta path finder and loader for STANDIN_MODULE only (every other name goes on down sys.meta_path)."""
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> ModuleSpec | None:
         if fullname != STANDIN_MODULE:
             return None
-        return importlib.machinery.ModuleSpec(fullname, self, origin="voicegui bundle stand-in")
+        return ModuleSpec(fullname, self, origin="voicegui bundle stand-in")
 
-    def create_module(self, spec):
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType:
         return QtOpenGLStandIn(spec.name, "Stand-in for PySide6.QtOpenGL, which this voicegui bundle leaves out.")
 
-    def exec_module(self, module):
+    def exec_module(self, module: types.ModuleType) -> None:
         return None
 
 

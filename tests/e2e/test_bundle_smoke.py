@@ -38,6 +38,7 @@ BUNDLE_DIR = Path(os.environ.get("VOICEGUI_BUNDLE_DIR") or REPO / "dist" / "voic
 BUNDLE_EXE = BUNDLE_DIR / "voicegui"
 READY_LINE = "voicegui ready"
 HANDED_OVER_SPOKEN = "handed-over Speak finished: first sound"
+PLOTS_BUILT = "plots built"  # ui/app.py, once pyqtgraph is imported and the plots are in the window
 # Generous upper bounds for a loaded 2-core machine; the tests wait for events, these only stop a hang.
 READY_TIMEOUT_S = 90
 SPEAK_TIMEOUT_S = 180
@@ -114,10 +115,11 @@ def test_bundled_window_starts_headless_and_draws_a_handed_over_speak(bundle: Pa
     reader = threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True)
     reader.start()
     seen: list[str] = []
-    spoken = handed = None
+    spoken = handed = plotted = None
     try:
         ready = _wait_for_line(lines, seen, READY_LINE, READY_TIMEOUT_S)
-        if ready:
+        plotted = ready and _wait_for_line(lines, seen, PLOTS_BUILT, READY_TIMEOUT_S)
+        if plotted:
             handed = subprocess.run([str(bundle), "speak", "Hello there, from another process."], env=bundle_env,
                                     cwd=bundle.parent, capture_output=True, text=True, timeout=SPEAK_TIMEOUT_S)
             spoken = handed.returncode == 0 and _wait_for_line(lines, seen, HANDED_OVER_SPOKEN, SPEAK_TIMEOUT_S)
@@ -131,6 +133,7 @@ def test_bundled_window_starts_headless_and_draws_a_handed_over_speak(bundle: Pa
         reader.join(timeout=10)
     log = "".join(seen)
     assert ready, f"no {READY_LINE!r} line on stderr (exit code {proc.returncode}):\n{log[-4000:]}"
+    assert plotted, f"no {PLOTS_BUILT!r} line on stderr (exit code {proc.returncode}):\n{log[-4000:]}"
     assert handed is not None and handed.returncode == 0, handed
     assert "speaking the text in the voicegui window" in handed.stderr, handed.stderr
     assert spoken, f"no {HANDED_OVER_SPOKEN!r} line on stderr:\n{log[-4000:]}"
