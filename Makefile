@@ -74,7 +74,7 @@ dist: install system-packages-dist
 	@echo "==> Building the one-folder app in dist/voicegui (PyInstaller)"
 	$(PIP) install --quiet --disable-pip-version-check 'pyinstaller>=6.10,<7'
 	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller packaging/pyinstaller/voicegui.spec
-	@echo "==> dist/voicegui: $$(du -sh dist/voicegui | cut -f1) on disk (du -sh), $$(du -s --si --apparent-size dist/voicegui | cut -f1)B of files; budget 250M (tests/e2e/test_bundle_smoke.py)"
+	@echo "==> dist/voicegui: $$(du -s --si dist/voicegui | cut -f1)B on disk, $$(du -s --si --apparent-size dist/voicegui | cut -f1)B of files (du -s --si, decimal); budget 250 MB for each (tests/e2e/test_bundle_smoke.py)"
 
 # Benchmarks play into a private PulseAudio null sink, as the tests do (no sound card needed), e.g.
 #   make bench BENCH_ARGS="--runs 10 --scenarios 3"     make bench BENCH_ARGS="--window"

@@ -1,8 +1,10 @@
-"""What voicegui.spec leaves out of PyInstaller's collection, and the stubs it puts in place of FFmpeg's video codecs.
+"""What voicegui.spec leaves out of PyInstaller's collection, and the stubs it puts in place of libraries never called.
 
-Build-time only: voicegui.spec imports this module; the app never does. Four jobs, each a filter over the
+Build-time only: voicegui.spec imports this module; the app never does. Its jobs, each a filter over the
 Analysis's TOCs (lists of (name in the bundle, source path, kind)), so nothing is deleted after the build:
 
+- `keep_data_file`: no package data that nothing in voicegui reads (pyqtgraph's logo and named colour maps, the
+  dist-info RECORDs).
 - `keep_qt_file`: of Qt's plugins, only what this app loads (the X11, Wayland and offscreen platforms with their
   input-method, GL and Wayland shell/decoration helpers, the SVG icon engine and image format for the icons, the
   desktop portal's file dialogs); none of Qt's translations (the window is English only).
@@ -11,13 +13,19 @@ Analysis's TOCs (lists of (name in the bundle, source path, kind)), so nothing i
   system's, matching the desktop it runs on.
 - `strip_binaries`: symbol tables and debug info off (libpython alone drops from 22 to 5.5 MB), where safe.
 - `stub_libraries`: PyAV's wheel links libavcodec against video codec libraries (x265, x264, SVT-AV1, libvpx, dav1d,
-  WebP, VPL, opencore-amr), libavformat against GnuTLS (network protocols) and libavdevice against ALSA and X11
-  capture: ~42 MB voicegui never uses, since it only encodes and decodes audio in memory. The dynamic loader still
-  wants each file, so each is replaced by a stub built here with binutils (as, ld): same soname and symbol versions,
-  and every symbol the bundle's files take from the library defined. FFmpeg asks a few of them for their
-  capabilities while it builds its codec table (`BENIGN`): those return 0 (no capability, no API). Any other call
-  writes one line naming the library and function to stderr and ends the process with status 70: never a silent
-  wrong answer.
+  WebP, VPL, opencore-amr), libavformat against GnuTLS (network protocols), libavdevice against ALSA and X11
+  capture, and every PyAV module against libswscale (video scaling): ~44 MB voicegui never uses, since it only
+  encodes and decodes audio in memory. The dynamic loader still wants each file, so each is replaced by a stub
+  built here with binutils (as, ld): same soname and symbol versions, and every symbol the bundle's files take
+  from the library defined. These copies' sonames carry auditwheel's tag: a stub under a system library's soname
+  would also stand in for it for the system's own libraries loaded into the process (the desktop's FreeType
+  needs the real Brotli, say). FFmpeg asks a few of them for their capabilities while it builds its codec table
+  (`BENIGN`): those return 0 (no capability, no API). PyAV asks libswscale for its version, build configuration
+  and licence when it is imported (av.library_versions): `ANSWERED` functions return what the real library
+  answers, read from it at build time. Any other call writes one line naming the library and function to stderr
+  and ends the process with status 70: never a silent wrong answer.
+- `stub_renamed_libraries`: the same for system libraries that only Qt Network's HTTP client needs (Kerberos,
+  `RENAMED_STUBS`), under a soname of their own that the files needing them are patched to name.
 
 `prune_orphans` then drops every library that only dropped or stubbed files needed, transitively.
 
@@ -26,6 +34,7 @@ Threads: none of its own; it runs once, in the PyInstaller process that executes
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import re
@@ -67,16 +76,21 @@ _SYSTEM_SONAMES = frozenset(name for names in SYSTEM_LIBRARIES.values() for name
 # PyAV's vendored copies (auditwheel's 8-hex-digit tag) of libraries only video codecs and TLS need.
 # The last group serves only libavdevice's capture and playback devices (ALSA, X11 grabbing, KMS) and libavutil's
 # DRM hardware frames: voicegui plays through PortAudio, which brings its own system libasound.
+# libswscale: video scaling and pixel format conversion (PyAV's VideoFrame.reformat, FFmpeg's scale filters).
 STUBBED = re.compile(
     r"^(libx265|libx264|libSvtAv1Enc|libvpx|libdav1d|libwebp|libwebpmux|libsharpyuv|libvpl|libopencore-amrnb"
     r"|libopencore-amrwb|libgnutls"
-    r"|libasound|libxcb|libxcb-shape|libxcb-shm|libxcb-xfixes|libXau|libdrm)-[0-9a-f]{8}\.so(\.\d+)*$")
+    r"|libasound|libxcb|libxcb-shape|libxcb-shm|libxcb-xfixes|libXau|libdrm|libswscale)-[0-9a-f]{8}\.so(\.\d+)*$")
 
 # Called while libavcodec builds its codec table (init_static_data of its libx265 and libvpx-vp9 encoders), in
 # every process that decodes or encodes anything: they must answer "nothing" (a NULL API, no capabilities)
 # instead of failing. Found by running the bundle: any other call ends it, naming the function.
 # (x265's entry point carries its build number: x265_api_get_216.)
 BENIGN = re.compile(r"^(x265_api_get_\d+|vpx_codec_vp9_cx|vpx_codec_get_caps)$")
+
+# Called when PyAV is imported (av/_core: av.library_versions), in every process that imports it: each returns
+# the real library's answer, an unsigned int ("uint") or a constant C string ("str").
+ANSWERED = {"swscale_version": "uint", "swscale_configuration": "str", "swscale_license": "str"}
 
 STUB_EXIT_STATUS = 70
 
@@ -94,6 +108,22 @@ def keep_qt_file(name: str) -> bool:
         return False
     kept = QT_PLUGINS_KEPT[rest[1]]
     return kept is None or rest[-1] in kept
+
+
+# Package data nothing in voicegui reads: pyqtgraph's logo (1 MB of PNGs, only the window icon of pyqtgraph.mkQApp(),
+# which voicegui never calls); pyqtgraph's named colour maps (0.4 MB of CSVs, with the licences of that data), read
+# only by pyqtgraph.colormap.get(name), which voicegui's plots never call (they draw lines and text, no images);
+# and each package's RECORD (its installed files and hashes, for pip: importlib.metadata's version and entry
+# points come from METADATA and entry_points.txt, which stay, as do the licences).
+DATA_DROPPED_PREFIXES = ("pyqtgraph/icons/peegee/", "pyqtgraph/colors/maps/")
+
+
+def keep_data_file(name: str) -> bool:
+    """False for the package data above (DATA_DROPPED_PREFIXES and dist-info RECORDs), True for the rest."""
+    parts = name.split("/")
+    if len(parts) == 2 and parts[0].endswith(".dist-info") and parts[1] == "RECORD":
+        return False
+    return not name.startswith(DATA_DROPPED_PREFIXES)
 
 
 def is_system_library(name: str) -> bool:
@@ -184,15 +214,39 @@ def _imported_symbols(paths: Iterable[str]) -> set[str]:
     return out
 
 
-def build_stub(real: str, importers: Iterable[str], out_dir: Path) -> Path:
+def real_answers(real: str, names: Iterable[str]) -> dict[str, int | bytes]:
+    """What the real library's ANSWERED functions among `names` return (they take no arguments)."""
+    wanted = [name for name in names if name in ANSWERED]
+    if not wanted:
+        return {}
+    lib = ctypes.CDLL(real)
+    out: dict[str, int | bytes] = {}
+    for name in wanted:
+        fn = getattr(lib, name)
+        fn.restype = ctypes.c_uint if ANSWERED[name] == "uint" else ctypes.c_char_p
+        fn.argtypes = []
+        answer = fn()
+        if answer is None:
+            raise SystemExit(f"trim.py: {name} of {real} returned NULL; stub it by hand")
+        out[name] = answer
+    return out
+
+
+def build_stub(real: str, importers: Iterable[str], out_dir: Path, soname: str | None = None,
+               reason: str = "voicegui only handles audio") -> Path:
     """Assemble and link the stub of one library for the files that import it; returns its path in out_dir.
 
-    Only the symbols those files take from it are defined (the rest of its API is unreachable).
+    Only the symbols those files take from it are defined (the rest of its API is unreachable). `soname`: the
+    stub's soname and file name, if not the real library's; `reason`: why it is not needed, for the line a call
+    to the stub writes.
     """
-    exported, soname = _dynamic_symbols(real)
+    exported, real_soname = _dynamic_symbols(real)
+    soname = soname or real_soname
     imported = _imported_symbols(importers)
     symbols = [sym for sym in exported if sym[0] in imported]
+    answers = real_answers(real, (name for name, *_rest in symbols))
     lib = Path(real).name
+    out_name = soname if soname != real_soname else lib
     out_dir.mkdir(parents=True, exist_ok=True)
     asm = [".text", "voicegui_stub_fail:",  # %rsi: the message, %rdx: its length
            "  mov $2, %edi", "  mov $1, %eax", "  syscall",
@@ -208,15 +262,24 @@ def build_stub(real: str, importers: Iterable[str], out_dir: Path) -> Path:
         if BENIGN.match(name):
             asm += ["  xor %eax, %eax", "  ret"]
             continue
-        message = (f"voicegui: this build replaced {lib} by a stub (voicegui only handles audio), "
-                   f"but FFmpeg called {name}; see packaging/pyinstaller/trim.py\n")
+        answer = answers.get(name)
+        if isinstance(answer, int):
+            asm += [f"  mov ${answer}, %eax", "  ret"]
+            continue
+        if isinstance(answer, bytes):
+            data += [f"voicegui_answer_{i}: .asciz {_quote(answer.decode('latin-1'))}"]
+            asm += [f"  lea voicegui_answer_{i}(%rip), %rax", "  ret"]
+            continue
+        message = (f"voicegui: this build replaced {lib} by a stub ({reason}), "
+                   f"but {name} was called; see packaging/pyinstaller/trim.py\n")
         data += [f"voicegui_msg_{i}: .ascii {_quote(message)}"]
         asm += [f"  lea voicegui_msg_{i}(%rip), %rsi", f"  mov ${len(message)}, %edx", "  jmp voicegui_stub_fail"]
     source = out_dir / f"{lib}.s"
     source.write_text("\n".join(asm + data + bss) + "\n")
     obj = out_dir / f"{lib}.o"
     subprocess.run(["as", "--64", "-o", str(obj), str(source)], check=True)
-    link = ["ld", "-shared", "-soname", soname, "-o", str(out_dir / lib), str(obj)]
+    # noseparate-code: one page-aligned segment fewer per stub (13 kB -> 5 kB each; code and data are tiny).
+    link = ["ld", "-shared", "-z", "noseparate-code", "-soname", soname, "-o", str(out_dir / out_name), str(obj)]
     versions = sorted({v for *_rest, v in symbols if v})
     if versions:
         script = out_dir / f"{lib}.map"
@@ -230,11 +293,13 @@ def build_stub(real: str, importers: Iterable[str], out_dir: Path) -> Path:
         script.write_text("\n".join(nodes) + "\n")
         link += ["--version-script", str(script)]
     subprocess.run(link, check=True)
-    return out_dir / lib
+    return out_dir / out_name
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """`text` as a GNU as string literal: printable ASCII as is, anything else (newline, quote, backslash,
+    bytes above 127 of a latin-1 decoded answer) as an octal escape, so each character stays one byte."""
+    return '"' + "".join(c if " " <= c <= "~" and c not in '"\\' else f"\\{ord(c):03o}" for c in text) + '"'
 
 
 def stub_libraries(binaries: Toc, out_dir: Path) -> tuple[Toc, Toc]:
@@ -246,12 +311,85 @@ def stub_libraries(binaries: Toc, out_dir: Path) -> tuple[Toc, Toc]:
     for name, src, kind in binaries:
         soname = os.path.basename(name)
         if kind == "BINARY" and STUBBED.match(soname):
-            importers = [other for _n, other, k in binaries if k == "BINARY" and soname in needed(other)]
+            # PyAV's own modules (EXTENSION) import from libswscale too, not only the other libraries.
+            importers = [other for _n, other, k in binaries
+                         if k in ("BINARY", "EXTENSION") and soname in needed(other)]
             out.append((name, str(build_stub(src, importers, out_dir)), kind))
             replaced.append((name, src, kind))
         else:
             out.append((name, src, kind))
     return out, replaced
+
+
+# System libraries that only Qt Network's HTTP client needs, which voicegui never uses (its only Qt Network class
+# is the hand-off's QLocalServer): MIT Kerberos's GSSAPI, for HTTP "Negotiate" sign-in, with the five libraries
+# under it (1.5 MB). Each is stubbed under a soname of its own (same length, so the bundle's files that need it
+# are patched in place to name it): under the real soname the stub would also stand in for the library for the
+# system's own libraries loaded into the process (glibc's NIS module through libtirpc, say), which need the real
+# one and now load the system's.
+RENAMED_STUBS = {"libgssapi_krb5.so.2": "libvgstub_gssapi.so"}
+RENAMED_REASON = "voicegui makes no HTTP requests through Qt"
+
+
+def _section(path: str, name: str) -> tuple[int, int]:
+    """(file offset, size) of one section of an ELF file."""
+    res = subprocess.run(["readelf", "-S", "-W", path], capture_output=True, text=True, check=True)
+    for line in res.stdout.splitlines():
+        fields = line.replace("[ ", "[").split()
+        if len(fields) > 5 and fields[1] == name:
+            return int(fields[4], 16), int(fields[5], 16)
+    raise SystemExit(f"trim.py: {path} has no {name} section")
+
+
+def _dynamic_names(path: str) -> list[str]:
+    """Every name in an ELF file's dynamic section and dynamic symbol table, as readelf prints them."""
+    res = subprocess.run(["readelf", "-d", "--dyn-syms", "-V", "-W", path], capture_output=True, text=True,
+                         check=True)
+    return [line.split(None, 1)[1] if line.strip() else "" for line in res.stdout.splitlines()[1:]]
+
+
+def rename_needed(path: str, old: str, new: str, out: Path) -> Path:
+    """A copy of the ELF file `path` at `out` in which the needed library `old` is named `new`.
+
+    The name is overwritten in place in .dynstr (hence the same length): no offset moves. The copy must differ
+    from the original in that one name only, in its dynamic section, symbols and symbol versions alike (a
+    linker may share a string's tail between names: such a file is refused, not patched).
+    """
+    if len(old) != len(new):
+        raise SystemExit(f"trim.py: {new!r} must be as long as {old!r} to replace it in place")
+    data = bytearray(Path(path).read_bytes())
+    start, size = _section(path, ".dynstr")
+    needle = b"\0" + old.encode() + b"\0"
+    at = data.find(needle, start - 1, start + size)
+    if at < 0 or data.find(needle, at + 1, start + size) >= 0:
+        raise SystemExit(f"trim.py: {path} does not name {old} exactly once in .dynstr")
+    data[at + 1:at + 1 + len(old)] = new.encode()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(bytes(data))
+    out.chmod(Path(path).stat().st_mode)
+    before, after = _dynamic_names(path), _dynamic_names(str(out))
+    changed = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
+    if not changed or any(b.replace(old, new) != a for b, a in changed):
+        raise SystemExit(f"trim.py: renaming {old} in {path} changed more than that name: {changed[:3]}")
+    return out
+
+
+def stub_renamed_libraries(binaries: Toc, out_dir: Path) -> tuple[Toc, Toc]:
+    """`binaries` with each RENAMED_STUBS library replaced by its stub under its new name, and the files that
+    need it by copies that name the stub; and the originals replaced (for pruning)."""
+    replaced: Toc = []
+    for old, new in RENAMED_STUBS.items():
+        entry = next((e for e in binaries if e[0] == old and e[2] == "BINARY"), None)
+        if entry is None:
+            raise SystemExit(f"trim.py: {old} was not collected, so RENAMED_STUBS is out of date")
+        importers = [e for e in binaries if e[2] in ("BINARY", "EXTENSION") and old in needed(e[1])]
+        stub = build_stub(entry[1], [src for _n, src, _k in importers], out_dir, soname=new, reason=RENAMED_REASON)
+        patched = {name: str(rename_needed(src, old, new, out_dir / "patched" / name))
+                   for name, src, _kind in importers}
+        binaries = [(new, str(stub), kind) if (name, src, kind) == entry else (name, patched.get(name, src), kind)
+                    for name, src, kind in binaries]
+        replaced.append(entry)
+    return binaries, replaced
 
 
 def _load_segments_aligned(path: Path) -> bool:

@@ -7,7 +7,9 @@ engine it carries (hibari: its model data and onnxruntime were collected; espeak
 PulseAudio null sink started by tests/conftest.py; that each of the six formats is encoded by the bundled
 server and decoded by the bundled client (PyAV's FFmpeg with the video codec libraries replaced by stubs, see
 packaging/pyinstaller/trim.py); that it plays through the PortAudio library inside the bundle, not the
-system's; and that the whole folder stays within its size budget.
+system's; that the window draws a Speak handed over to it with pyqtgraph, whose PySide6.QtOpenGL import the
+bundle answers with a stand-in (packaging/pyinstaller/rthook_qtopengl.py); and that the whole folder stays
+within its size budget, on disk and in bytes of files.
 
 Skipped, with the reason, when dist/voicegui is missing and VOICEGUI_REQUIRE_BUNDLE is unset; with that
 variable set (CI after `make dist`) a missing bundle fails. VOICEGUI_BUNDLE_DIR points the tests at a bundle
@@ -21,9 +23,11 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +37,16 @@ REPO = Path(__file__).resolve().parents[2]
 BUNDLE_DIR = Path(os.environ.get("VOICEGUI_BUNDLE_DIR") or REPO / "dist" / "voicegui")
 BUNDLE_EXE = BUNDLE_DIR / "voicegui"
 READY_LINE = "voicegui ready"
+HANDED_OVER_SPOKEN = "handed-over Speak finished: first sound"
+PLOTS_BUILT = "plots built"  # ui/app.py, once pyqtgraph is imported and the plots are in the window
 # Generous upper bounds for a loaded 2-core machine; the tests wait for events, these only stop a hang.
 READY_TIMEOUT_S = 90
 SPEAK_TIMEOUT_S = 180
-# Issue 17: the folder was "394 MB" and must be at most "250 MB", both as `du -sh` counts them (its M is MiB):
-# the files' sizes added up must stay within 250 MiB.
-MIB = 1024 * 1024
-MAX_BUNDLE_BYTES = 250 * MIB
+# Issue 17: the folder was "394 MB" and must be at most "250 MB". 250 MB is decimal (the stricter reading), and
+# it holds for both figures: the disk blocks `du -s` counts and the bytes of the files (`du -s --apparent-size`),
+# which is what a download or an archive of the folder weighs.
+MB = 1000 * 1000
+MAX_BUNDLE_BYTES = 250 * MB
 FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
 
 
@@ -54,13 +61,22 @@ def bundle() -> Path:
 
 
 @pytest.fixture
-def bundle_env(tmp_path: Path) -> dict[str, str]:
+def runtime_dir() -> Iterator[Path]:
+    # Short (a unix socket's path is bounded) and private: a hand-off must reach this test's window only,
+    # never another voicegui window running on the machine, nor theirs this one.
+    with tempfile.TemporaryDirectory(prefix="vg-bundle-") as tmp:
+        yield Path(tmp) / "rt"
+
+
+@pytest.fixture
+def bundle_env(tmp_path: Path, runtime_dir: Path) -> dict[str, str]:
     """The test's environment (PULSE_SERVER, QT_QPA_PLATFORM) with a throw-away home for settings."""
     env = dict(os.environ)
     env["QT_QPA_PLATFORM"] = "offscreen"
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     env["XDG_DATA_HOME"] = str(tmp_path / "data")
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    env["VOICEGUI_RUNTIME_DIR"] = str(runtime_dir)
     # The user's real key must never matter to the built-in voice.
     env["OPENAI_API_KEY"] = "sk-should-not-be-used"
     return env
@@ -72,7 +88,26 @@ def _read_lines(stream, lines: queue.Queue[str | None]) -> None:
     lines.put(None)
 
 
-def test_bundled_window_starts_headless_and_logs_ready(bundle: Path, bundle_env: dict[str, str]) -> None:
+def _wait_for_line(lines: queue.Queue[str | None], seen: list[str], text: str, timeout_s: float) -> bool:
+    """Read lines into `seen` until one holds `text` (True), stderr closes or the deadline passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:  # stderr closed: the app exited
+            return False
+        seen.append(line)
+        if text in line:
+            return True
+    return False
+
+
+def test_bundled_window_starts_headless_and_draws_a_handed_over_speak(bundle: Path,
+                                                                       bundle_env: dict[str, str]) -> None:
+    """The window logs its ready line; a `voicegui speak` handed over to it is played and drawn: the window
+    builds its plots with pyqtgraph, which imports PySide6.QtOpenGL (the bundle's stand-in) on the way."""
     proc = subprocess.Popen([str(bundle)], env=bundle_env, cwd=bundle.parent, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -80,18 +115,14 @@ def test_bundled_window_starts_headless_and_logs_ready(bundle: Path, bundle_env:
     reader = threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True)
     reader.start()
     seen: list[str] = []
-    ready = False
-    deadline = time.monotonic() + READY_TIMEOUT_S
+    spoken = handed = plotted = None
     try:
-        while not ready and time.monotonic() < deadline:
-            try:
-                line = lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            if line is None:  # stderr closed: the app exited before it was ready
-                break
-            seen.append(line)
-            ready = READY_LINE in line
+        ready = _wait_for_line(lines, seen, READY_LINE, READY_TIMEOUT_S)
+        plotted = ready and _wait_for_line(lines, seen, PLOTS_BUILT, READY_TIMEOUT_S)
+        if plotted:
+            handed = subprocess.run([str(bundle), "speak", "Hello there, from another process."], env=bundle_env,
+                                    cwd=bundle.parent, capture_output=True, text=True, timeout=SPEAK_TIMEOUT_S)
+            spoken = handed.returncode == 0 and _wait_for_line(lines, seen, HANDED_OVER_SPOKEN, SPEAK_TIMEOUT_S)
     finally:
         proc.terminate()
         try:
@@ -100,7 +131,13 @@ def test_bundled_window_starts_headless_and_logs_ready(bundle: Path, bundle_env:
             proc.kill()
             proc.wait()
         reader.join(timeout=10)
-    assert ready, f"no {READY_LINE!r} line on stderr (exit code {proc.returncode}):\n{''.join(seen)[-4000:]}"
+    log = "".join(seen)
+    assert ready, f"no {READY_LINE!r} line on stderr (exit code {proc.returncode}):\n{log[-4000:]}"
+    assert plotted, f"no {PLOTS_BUILT!r} line on stderr (exit code {proc.returncode}):\n{log[-4000:]}"
+    assert handed is not None and handed.returncode == 0, handed
+    assert "speaking the text in the voicegui window" in handed.stderr, handed.stderr
+    assert spoken, f"no {HANDED_OVER_SPOKEN!r} line on stderr:\n{log[-4000:]}"
+    assert "Traceback" not in log and "QtOpenGL" not in log, log[-4000:]
 
 
 def _speak(bundle: Path, env: dict[str, str], *args: str) -> tuple[dict, str]:
@@ -218,14 +255,43 @@ def test_bundled_icu_still_collates_breaks_and_maps_case(bundle: Path) -> None:
     assert res.returncode == 0 and "icu ok" in res.stdout, res.stdout + res.stderr
 
 
+def bundle_sizes(folder: Path) -> tuple[int, int]:
+    """(bytes on disk, bytes of files) of a folder, as `du -s -B1` and `du -s -B1 --apparent-size` count them:
+    every entry (directories and symlinks too) once per inode."""
+    seen: set[tuple[int, int]] = set()
+    on_disk = apparent = 0
+    for path in [folder, *folder.rglob("*")]:
+        st = path.lstat()
+        if (st.st_dev, st.st_ino) in seen:
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        on_disk += st.st_blocks * 512
+        apparent += st.st_size
+    return on_disk, apparent
+
+
+def test_bundle_sizes_count_as_du_does(bundle: Path) -> None:
+    du = [int(subprocess.run(["du", "-s", "-B1", *extra, str(bundle.parent)], capture_output=True, text=True,
+                             check=True).stdout.split()[0]) for extra in ([], ["--apparent-size"])]
+    assert list(bundle_sizes(bundle.parent)) == du
+
+
 def test_bundle_fits_its_size_budget(bundle: Path) -> None:
+    on_disk, apparent = bundle_sizes(bundle.parent)
     files = [p for p in bundle.parent.rglob("*") if p.is_file() and not p.is_symlink()]
-    total = sum(p.stat().st_size for p in files)
     biggest = sorted(files, key=lambda p: p.stat().st_size, reverse=True)[:15]
-    listing = "\n".join(f"{p.stat().st_size / MIB:8.1f} MiB  {p.relative_to(bundle.parent)}" for p in biggest)
-    assert total <= MAX_BUNDLE_BYTES, (
-        f"the bundle is {total / MIB:.1f} MiB, over its {MAX_BUNDLE_BYTES / MIB:.0f} MiB budget (see "
-        f"packaging/pyinstaller/trim.py for what is left out); biggest files:\n{listing}")
+    listing = "\n".join(f"{p.stat().st_size / MB:8.1f} MB  {p.relative_to(bundle.parent)}" for p in biggest)
+    for what, size in (("on disk", on_disk), ("in bytes of files", apparent)):
+        assert size <= MAX_BUNDLE_BYTES, (
+            f"the bundle is {size / MB:.1f} MB {what}, over its {MAX_BUNDLE_BYTES / MB:.0f} MB budget (see "
+            f"packaging/pyinstaller/voicegui.spec and trim.py for what is left out); biggest files:\n{listing}")
+
+
+def test_bundle_leaves_out_the_qtopengl_binding(bundle: Path) -> None:
+    # 8.9 MB that only pyqtgraph's OpenGL drawing would use; its import gets rthook_qtopengl.py's stand-in.
+    internal = bundle.parent / "_internal"
+    assert not list((internal / "PySide6").glob("QtOpenGL.*")), sorted((internal / "PySide6").iterdir())
+    assert (internal / "PySide6" / "Qt" / "lib" / "libQt6OpenGL.so.6").is_file()  # the Wayland EGL plugin's
 
 
 def test_bundle_plays_through_its_own_portaudio(bundle: Path, bundle_env: dict[str, str]) -> None:

@@ -88,6 +88,110 @@ def test_a_stub_answers_the_codec_table_calls_and_ends_the_process_on_any_other(
     assert "x265_encoder_encode" in other.stderr and "trim.py" in other.stderr, other.stderr
 
 
+@needs_binutils
+def test_a_libswscale_stub_gives_pyav_the_real_version_answers_and_is_built_for_pyavs_own_modules(
+        tmp_path: Path) -> None:
+    # PyAV's av/_core module (an EXTENSION, not a BINARY) asks libswscale for its version, configuration and
+    # licence when av is imported; the stub must define what the modules import and answer as the real one does.
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    real = _link(real_dir, "libswscale-0123abcd.so.9.5.102", """
+        .section .rodata
+        licence: .asciz "LGPL version 3 or later"
+        config: .asciz "--enable-shared \\"quoted\\""
+        .text
+        .globl swscale_version
+        .type swscale_version, @function
+        swscale_version: mov $591206, %eax
+        ret
+        .globl swscale_license
+        .type swscale_license, @function
+        swscale_license: lea licence(%rip), %rax
+        ret
+        .globl swscale_configuration
+        .type swscale_configuration, @function
+        swscale_configuration: lea config(%rip), %rax
+        ret
+        .globl sws_scale
+        .type sws_scale, @function
+        sws_scale: mov $1, %eax
+        ret
+    """)
+    core = _link(real_dir, "_core.abi3.so", """
+        .text
+        .globl use
+        use: call swscale_version@PLT
+        call swscale_license@PLT
+        call swscale_configuration@PLT
+        call sws_scale@PLT
+        ret
+    """, real)
+    toc = [("av.libs/libswscale-0123abcd.so.9.5.102", str(real), "BINARY"),
+           ("av/_core.abi3.so", str(core), "EXTENSION")]
+
+    stubbed_toc, replaced = trim.stub_libraries(toc, tmp_path / "stubs")
+
+    assert replaced == [toc[0]] and stubbed_toc[1] == toc[1]
+    stub = stubbed_toc[0][1]
+    assert {name for name, *_rest in trim._dynamic_symbols(stub)[0]} == {
+        "swscale_version", "swscale_license", "swscale_configuration", "sws_scale"}
+    ask = ("import ctypes, sys; lib = ctypes.CDLL(sys.argv[1]); lib.swscale_version.restype = ctypes.c_uint; "
+           "lib.swscale_license.restype = lib.swscale_configuration.restype = ctypes.c_char_p; "
+           "print(repr((lib.swscale_version(), lib.swscale_license(), lib.swscale_configuration())))")
+    answers = [subprocess.run([sys.executable, "-c", ask, path], capture_output=True, text=True, timeout=60)
+               for path in (str(real), stub)]
+    assert answers[0].returncode == 0 and answers[1].stdout == answers[0].stdout, answers
+    assert "591206" in answers[1].stdout
+    call = "import ctypes, sys; ctypes.CDLL(sys.argv[1]).sws_scale()"
+    scale = subprocess.run([sys.executable, "-c", call, stub], capture_output=True, text=True, timeout=60)
+    assert scale.returncode == trim.STUB_EXIT_STATUS and "sws_scale" in scale.stderr, scale
+
+
+@needs_binutils
+def test_kerberos_is_stubbed_under_a_name_of_its_own_and_only_qt_networks_copy_names_it(tmp_path: Path) -> None:
+    # Under its real soname the stub would also serve the system's own libraries that need the real GSSAPI.
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    real = _link(real_dir, "libgssapi_krb5.so.2", """
+        .text
+        .globl gss_init_sec_context
+        .type gss_init_sec_context, @function
+        gss_init_sec_context: xor %eax, %eax
+        ret
+    """)
+    network = _link(real_dir, "libQt6Network.so.6", """
+        .text
+        .globl negotiate
+        .type negotiate, @function
+        negotiate: call gss_init_sec_context@PLT
+        ret
+    """, real)
+    toc = [("libgssapi_krb5.so.2", str(real), "BINARY"),
+           ("PySide6/Qt/lib/libQt6Network.so.6", str(network), "BINARY")]
+
+    new_toc, replaced = trim.stub_renamed_libraries(toc, tmp_path / "renamed")
+
+    assert replaced == [toc[0]]
+    (stub_name, stub, _kind), (name, patched, _kind2) = new_toc
+    assert stub_name == trim.RENAMED_STUBS["libgssapi_krb5.so.2"] == Path(stub).name
+    assert trim.soname_of(stub) == stub_name
+    assert name == toc[1][0] and patched != str(network)
+    assert trim.needed(patched) == {stub_name} and trim.needed(str(network)) == {"libgssapi_krb5.so.2"}
+    # The patched copy loads with the stub beside it and without any libgssapi_krb5.so.2; a GSSAPI call ends
+    # the process with the sentence.
+    call = "import ctypes, sys; ctypes.CDLL(sys.argv[1]).negotiate()"
+    res = subprocess.run([sys.executable, "-c", call, patched], capture_output=True, text=True, timeout=60,
+                         env={"LD_LIBRARY_PATH": str(Path(stub).parent), "PATH": "/usr/bin:/bin"})
+    assert res.returncode == trim.STUB_EXIT_STATUS, res
+    assert "libgssapi_krb5.so.2" in res.stderr and "gss_init_sec_context" in res.stderr, res.stderr
+    assert "no HTTP requests through Qt" in res.stderr, res.stderr
+
+
+def test_a_needed_name_is_renamed_only_in_place() -> None:
+    with pytest.raises(SystemExit, match="as long as"):
+        trim.rename_needed("/bin/true", "libgssapi_krb5.so.2", "libshort.so", Path("/nonexistent"))
+
+
 def _common_data(items: dict[str, bytes]) -> bytes:
     """ICU common data as ICU's tools lay it out: header, table of contents, names, 16-byte aligned items."""
     header = bytearray(32)
@@ -152,6 +256,17 @@ def test_icu_items_kept(name: str, kept: bool) -> None:
 ])
 def test_qt_files_kept(name: str, kept: bool) -> None:
     assert trim.keep_qt_file(name) is kept
+
+
+@pytest.mark.parametrize(("name", "kept"), [
+    ("pyqtgraph/icons/peegee/peegee_128px.png", False), ("pyqtgraph/icons/auto.png", True),
+    ("pyqtgraph/colors/maps/CET-C1.csv", False), ("pyqtgraph/colors/palette.py", True),
+    ("numpy-2.4.6.dist-info/RECORD", False), ("numpy-2.4.6.dist-info/METADATA", True),
+    ("keyring-25.7.0.dist-info/entry_points.txt", True), ("numpy-2.4.6.dist-info/licenses/LICENSE.txt", True),
+    ("hibari/assets/hibari.onnx", True), ("resources/voicegui.svg", True),
+])
+def test_data_files_kept(name: str, kept: bool) -> None:
+    assert trim.keep_data_file(name) is kept
 
 
 def test_pruning_drops_only_what_dropped_files_alone_needed() -> None:
