@@ -112,7 +112,9 @@ class Marker(QGraphicsEllipseItem):
         self.hide()
 
     def set_at(self, at: tuple[float, float] | None) -> None:
-        """Put it at (x, y), data coordinates; None hides it."""
+        """Put it at (x, y), data coordinates; None hides it. The same point again changes nothing."""
+        if at == self._at:
+            return
         self._at = at
         if at is None:
             self.hide()

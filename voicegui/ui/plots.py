@@ -333,7 +333,6 @@ class BufferPlot(GridPlot):
         self._drawn_end: tuple[float, tuple] | None = None  # (last point's time, what must match to draw only past it)
         self.max_line = pg.InfiniteLine(angle=0, pen=_MAX_PEN, movable=False)
         self.play_line = pg.InfiniteLine(angle=90, pen=_PLAY_PEN, movable=False)
-        self._start_at: tuple[float, float] | None = None
         self.start_marker = Marker(7, pg.mkPen("#ffb74d"), pg.mkBrush("#000"))
         for obj in (self.max_line, self.play_line, self.start_marker):
             item.addItem(obj, ignoreBounds=True)
@@ -369,16 +368,9 @@ class BufferPlot(GridPlot):
         self.max_line.setVisible(visible)
         if not visible:
             self.play_line.hide()
-            self._mark_start(None)
+            self.start_marker.set_at(None)
             for label in (*self.labels.values(), *self.span_labels):
                 label.hide()
-
-    def _mark_start(self, at: tuple[float, float] | None) -> None:
-        """The marker where playback started, at the gate it started on."""
-        if at == self._start_at:
-            return
-        self._start_at = at
-        self.start_marker.set_at(at)
 
     def set_fixed_axes(self, fixed: bool) -> None:
         """Fixed: the y axis runs to the max buffer and the time axis never shrinks, from one Speak to the next
@@ -446,10 +438,10 @@ class BufferPlot(GridPlot):
             gate_at_start = gate_in_force(t, gate, snap.play_started_s, snap.prebuffer_ms)
             self.play_line.setPos(snap.play_started_s)
             self.play_line.show()
-            self._mark_start((snap.play_started_s, gate_at_start))
+            self.start_marker.set_at((snap.play_started_s, gate_at_start))
         else:
             self.play_line.hide()
-            self._mark_start(None)
+            self.start_marker.set_at(None)
         starts, ends = underrun_spans(snap)
         self.underruns.set_spans(starts, ends)
         self._spans = (starts, ends)
@@ -584,7 +576,7 @@ class BufferPlot(GridPlot):
         self.underruns.set_spans(np.zeros(0), np.zeros(0))
         self._spans = (np.zeros(0), np.zeros(0))
         self.play_line.hide()
-        self._mark_start(None)
+        self.start_marker.set_at(None)
         for label in (*self.labels.values(), *self.span_labels):
             label.hide()
         self.points = 0
