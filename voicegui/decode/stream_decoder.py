@@ -26,9 +26,9 @@ endless ID3 tag, Ogg header pages only, ...). That also bounds what any backend 
 
 from __future__ import annotations
 
-import importlib
 import logging
 import re
+import sys
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -59,12 +59,12 @@ _BACKEND_MODULES = {"mp3": "voicegui.decode.mpeg", "aac": "voicegui.decode.mpeg"
                     "opus": "voicegui.decode.opus"}
 
 
-def import_backend(requested_format: str) -> None:
-    """Import the backend `requested_format` will need, and PyAV with it (~60-80 ms the first time; nothing for
-    pcm and wav). Call it from a worker thread while the request is out, so the first chunk finds it loaded."""
+def backend_to_import(requested_format: str) -> str | None:
+    """The backend module `requested_format` will need, and PyAV with it (~60-80 ms to import), if it is not
+    imported yet; None when there is nothing to import (pcm and wav need no backend module). Import it from a
+    worker thread while the request is out, so the first chunk finds it loaded."""
     module = _BACKEND_MODULES.get(requested_format.lower().strip())
-    if module is not None:
-        importlib.import_module(module)
+    return None if module is None or module in sys.modules else module
 
 
 def create_decoder(requested_format: str, output_rate: int | None = None,

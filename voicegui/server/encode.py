@@ -20,8 +20,8 @@ first frame that carries the clip's samples.
 
 PyAV (FFmpeg's libraries: ~14 MB resident, ~60-80 ms to import) is imported by the first encoder of a compressed
 format, not with this module: pcm, the default format, and wav need no codec, so a server that only sends them
-never maps FFmpeg (issue 17). (The window's decoders, decode/stream_decoder.py, still import it with the first
-Speak, whatever its format.)
+never maps FFmpeg (issue 17); the decoders (decode/stream_decoder.py) likewise import it only for a compressed
+body.
 
 Threads: an encoder belongs to whoever calls it (the server's asyncio loop, one encoder per request); it is
 not thread-safe. Encoding is fast (hundreds of times real time) so the loop calls it directly; the one-time

@@ -25,7 +25,7 @@ Threads:
   heard, and the played-audio clock (``played_s``) the progress line and the text highlight follow.
 * Imports: the decoders are imported by the first session, not with this module (the window imports this module
   before it is first shown); PyAV's FFmpeg (~60-80 ms, ~14 MB) only for a compressed format, on a worker thread
-  while the request is out (decode.stream_decoder.import_backend), so the first chunk finds it loaded. A window
+  while the request is out (decode.stream_decoder.backend_to_import), so the first chunk finds it loaded. A window
   that plays only pcm and wav never loads it.
 """
 
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import threading
 import time
@@ -72,13 +73,11 @@ _EMPTY_WAVE = np.zeros(0, np.float32)
 _EMPTY_WAVE.flags.writeable = False
 
 
-def _import_backend(response_format: str) -> None:
-    from voicegui.decode.stream_decoder import import_backend
-
+def _import_ahead(module: str) -> None:
     try:
-        import_backend(response_format)
+        importlib.import_module(module)
     except ImportError as exc:  # the decoder imports it again when the body needs it, and reports it then
-        log.debug("importing the %s decoder ahead failed: %s", response_format, exc)
+        log.debug("importing %s ahead failed: %s", module, exc)
 
 
 def _new_decoder(response_format: str, output_rate: int) -> StreamDecoder:
@@ -253,9 +252,13 @@ class SpeakSession:
         monitor: asyncio.Task | None = None
         try:
             self._prepare()
-            # PyAV (for a compressed format) is imported on a worker while the request is out, not by the first
-            # chunk on this thread (the window's GUI thread).
-            self._backend_import = asyncio.ensure_future(asyncio.to_thread(_import_backend, self._format))
+            # PyAV (for a compressed format, the first time) is imported on a worker while the request is out, not
+            # by the first chunk on this thread (the window's GUI thread).
+            from voicegui.decode.stream_decoder import backend_to_import  # loaded by _prepare()
+
+            backend = backend_to_import(self._format)
+            if backend is not None:
+                self._backend_import = asyncio.ensure_future(asyncio.to_thread(_import_ahead, backend))
             # The device opens in a worker thread while the request goes out: opening takes tens of ms
             # (measured 48-77 ms on the null sink) that would otherwise delay "request sent"; a stream kept
             # open by the keeper is reused at once. Frames that arrive first simply wait in the ring.
