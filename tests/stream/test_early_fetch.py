@@ -29,7 +29,7 @@ async def _until(condition, timeout_s: float = 5.0) -> None:
 
 async def test_the_request_goes_out_before_a_session_takes_it(server):
     req = speech_request(server.base_url)
-    early = EarlyFetch.start(req)
+    early = EarlyFetch(req)
     await early.sent()
     assert early.marks.request_sent is not None
     await _until(lambda: server.records and server.records[0].completed)  # the server answered it whole
@@ -49,7 +49,7 @@ async def test_the_request_goes_out_before_a_session_takes_it(server):
 async def test_what_is_held_is_bounded_and_nothing_is_lost(server):
     server.shaping = Shaping(write_bytes=1024)  # as fast as it can: far more than the limit would arrive
     req = speech_request(server.base_url)
-    early = EarlyFetch.start(req, max_held_bytes=8192)
+    early = EarlyFetch(req, max_held_bytes=8192)
     await _until(lambda: early.bytes_held >= 8192)
     await asyncio.sleep(0.2)  # the server could send the rest meanwhile; the fetch must not read it
     assert early.bytes_held < 8192 + 65536  # at most one socket read past the limit
@@ -64,7 +64,7 @@ async def test_a_failed_request_raises_its_fetch_error_from_the_source():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     req = speech_request(f"http://127.0.0.1:{port}/v1")
-    early = EarlyFetch.start(req)
+    early = EarlyFetch(req)
     await early.sent()
     with pytest.raises(FetchError) as info:
         await early.source(req, FetchMarks(), Collector())
@@ -73,7 +73,7 @@ async def test_a_failed_request_raises_its_fetch_error_from_the_source():
 
 async def test_other_requests_are_fetched_as_usual(server):
     first = speech_request(server.base_url)
-    early = EarlyFetch.start(first)
+    early = EarlyFetch(first)
     later = speech_request(server.base_url, text="And then some.")
     col = Collector()
     assert await early.source(later, FetchMarks(), col) == len(col.data) > 0
@@ -84,7 +84,7 @@ async def test_other_requests_are_fetched_as_usual(server):
 
 async def test_an_early_fetch_nobody_takes_is_ended(server):
     server.shaping = Shaping(throughput_x=1.0, write_bytes=1024)  # 2 s of audio at real time
-    early = EarlyFetch.start(speech_request(server.base_url))
+    early = EarlyFetch(speech_request(server.base_url))
     await _until(lambda: early.bytes_held > 0)
     await early.aclose()
     rec = await record_ended(server)
@@ -94,7 +94,7 @@ async def test_an_early_fetch_nobody_takes_is_ended(server):
 async def test_a_cancelled_source_ends_the_request(server):
     server.shaping = Shaping(throughput_x=1.0, write_bytes=1024)
     req = speech_request(server.base_url)
-    early = EarlyFetch.start(req)
+    early = EarlyFetch(req)
     col = Collector()
     taking = asyncio.ensure_future(early.source(req, FetchMarks(), col))
     await _until(lambda: len(col.data) > 0)
@@ -108,7 +108,7 @@ async def test_a_cancelled_source_ends_the_request(server):
 @pytest.mark.audio
 async def test_a_session_plays_what_was_fetched_early_from_the_early_start(server):
     req = speech_request(server.base_url)
-    early = EarlyFetch.start(req)
+    early = EarlyFetch(req)
     await _until(lambda: early.bytes_held > 0)  # some of it waits for the session, as in `voicegui speak`
     playback = await Player().play(SpeakOptions(request=req, source=early.source, started_at=early.started),
                                    kind="cli", record=False)

@@ -313,7 +313,7 @@ async def _play(args: argparse.Namespace, request: SpeechRequest, pieces: list[s
     if not uses_realtime(request):  # the Realtime API's websocket is the session's own (fetch_realtime)
         from voicegui.stream.early_fetch import EarlyFetch
 
-        early = EarlyFetch.start(request)
+        early = EarlyFetch(request)
     try:
         if early is not None:
             await early.sent()  # the request first: imports on another thread would share the GIL with it

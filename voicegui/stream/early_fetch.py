@@ -6,7 +6,7 @@ decoders to play the answer; each is ~0.1-0.3 s of imports on the GIL. Sending t
 is in lets the server work (and the network carry the answer) while the audio stack is imported and the
 device opened, instead of after.
 
-`EarlyFetch.start(request)` starts `fetch_speech(request)` as a task on the running loop; the bytes it
+`EarlyFetch(request)` starts `fetch_speech(request)` as a task on the running loop; the bytes it
 receives wait in memory (at most `max_held_bytes`, 1 MiB by default: past it the fetch waits, and TCP holds
 the rest at the server) until a session calls `source`. `source` has fetch_speech's signature
 `(req, marks, on_chunk) -> int` (SpeakOptions.source): for the request it was started with, it hands on the
@@ -15,7 +15,7 @@ the delivery, not the moment it was handed on), then the rest as it arrives, and
 its marks (request sent, headers, first byte, response headers and what the fetch learned) are copied into the
 session's marks before each chunk and at the end. Any other request (the later pieces of a long text) is
 fetched as usual. A failed fetch raises its FetchError from `source`, as fetch_speech would; a session that is cancelled
-cancels the fetch; `cancel()` ends a fetch no session will take (an error before playback started).
+cancels the fetch; `aclose()` ends a fetch no session took (an error before playback started).
 
 Only for /audio/speech requests: a Realtime model's request goes through the session's own fetch_realtime.
 
@@ -39,7 +39,7 @@ class EarlyFetch:
     """One request in flight before its session exists (see the module docstring)."""
 
     def __init__(self, request: SpeechRequest, max_held_bytes: int = MAX_HELD_BYTES) -> None:
-        """Use `start()`; this only builds the object."""
+        """Start fetching `request` on the running loop (at its next turn)."""
         self.request = request
         self.max_held_bytes = max_held_bytes
         self.started = time.monotonic()  # when the Speak began: the TTFA's origin
@@ -50,19 +50,12 @@ class EarlyFetch:
         self._arrived = asyncio.Event()
         self._room = asyncio.Event()
         self._taken = False
-        self._task: asyncio.Task[int] | None = None
-
-    @classmethod
-    def start(cls, request: SpeechRequest, max_held_bytes: int = MAX_HELD_BYTES) -> EarlyFetch:
-        """Start fetching `request` on the running loop (at its next turn) and return the EarlyFetch."""
-        early = cls(request, max_held_bytes)
-        early._task = asyncio.create_task(fetch_speech(request, early.marks, early._hold))
-        return early
+        self._task = asyncio.create_task(fetch_speech(request, self.marks, self._hold))
 
     async def sent(self) -> None:
         """Return once the request has gone out (or the fetch has ended). fetch_speech only sets
         `marks.request_sent`, so this looks every 2 ms; it is awaited once per command."""
-        while self.marks.request_sent is None and self._task is not None and not self._task.done():
+        while self.marks.request_sent is None and not self._task.done():
             await asyncio.sleep(0.002)
 
     @property
@@ -85,7 +78,7 @@ class EarlyFetch:
 
     async def source(self, req: SpeechRequest, marks: FetchMarks, on_chunk: TimedOnChunk) -> int:
         """fetch_speech's signature: the early request's body for its own request (once), else a new fetch."""
-        if req is not self.request or self._taken or self._task is None:
+        if req is not self.request or self._taken:
             return await fetch_speech(req, marks, on_chunk)
         self._taken = True
         task = self._task
@@ -112,13 +105,8 @@ class EarlyFetch:
             task.cancel()
             raise
 
-    def cancel(self) -> None:
-        """End the request (no session will take it); safe to call at any time, and again."""
-        if self._task is not None:
-            self._task.cancel()
-
     async def aclose(self) -> None:
-        """cancel(), then wait until the fetch has closed its connection."""
-        self.cancel()
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
+        """End the request if no session took it (nothing left to end if one did), and wait until the fetch has
+        closed its connection; safe to call again."""
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
