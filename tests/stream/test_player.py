@@ -98,9 +98,10 @@ async def test_stop_silences_and_a_start_waiting_for_the_old_session_is_abandone
 
 async def test_history_hook_records_recorded_playbacks_and_close_waits_for_it():
     seen: list[Playback] = []
+    disk_done = asyncio.Event()  # a slow disk: the hook finishes only when the test lets it
 
     async def hook(playback: Playback) -> None:
-        await asyncio.sleep(0.2)  # a slow disk
+        await disk_done.wait()
         playback.history_ids.append("id")
         seen.append(playback)
 
@@ -108,7 +109,11 @@ async def test_history_hook_records_recorded_playbacks_and_close_waits_for_it():
     recorded = await player.play(options(CountingSource(pcm(0.1))), extra={"ab_side": "A"})
     not_recorded = await player.play(options(CountingSource(pcm(0.1))), record=False)
     assert player.background_pending() == 1
-    await player.close()
+    closing = asyncio.ensure_future(player.close())
+    await asyncio.sleep(0.05)
+    assert not closing.done(), "close() must wait for the history hook"
+    disk_done.set()
+    await closing
     assert seen == [recorded] and recorded.recorded.is_set() and recorded.history_ids == ["id"]
     assert not_recorded.recorded.is_set() and not not_recorded.history_ids
     assert await player.start(options(CountingSource(pcm(0.1)))) is None, "a closed player starts nothing"
