@@ -306,3 +306,17 @@ def test_bundle_plays_through_its_own_portaudio(bundle: Path, bundle_env: dict[s
     assert loaded, f"PortAudio was never loaded; stderr tail:\n{res.stderr[-3000:]}"
     assert all(str(bundle.parent / "_internal") in line for line in loaded), "\n".join(loaded)
     assert "nullsink" in res.stdout or "pulse" in res.stdout.lower(), res.stdout
+
+
+def test_bundled_cli_never_loads_qt(bundle: Path, bundle_env: dict[str, str]) -> None:
+    # PyInstaller's own PySide6 run-time hook imported QtCore in every process the bundle starts (~0.1 s of each
+    # command's launch); packaging/pyinstaller/hooks/rthooks/pyi_rth_pyside6_lazy.py waits for the window to
+    # import it. LD_DEBUG=files names every library the dynamic loader opens.
+    env = dict(bundle_env, LD_DEBUG="files")
+    res = subprocess.run([str(bundle), "speak", "Hello there.", "--voice", "espeak:en-us"], env=env,
+                         cwd=bundle.parent, capture_output=True, text=True, timeout=SPEAK_TIMEOUT_S)
+    assert res.returncode == 0, res.stderr[-3000:]
+    opened = [line for line in res.stderr.splitlines() if "file=" in line]
+    assert any("libportaudio" in line for line in opened), "PortAudio was never loaded: did it speak at all?"
+    qt = [line for line in opened if "libQt6" in line or "libshiboken6" in line or "libpyside6" in line]
+    assert not qt, "\n".join(qt[:5])
