@@ -145,6 +145,8 @@ $(VENV)/.installed: pyproject.toml
 	@echo "==> Creating $(VENV) and installing voicegui with its Python dependencies"
 	@[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]'
+	@echo "==> Building the built-in voice's caches (once per install, so the first launch is as quick as later ones)"
+	$(VENV)/bin/python -m voicegui.cli.prepare
 	@touch $@
 
 clean:
