@@ -3,6 +3,8 @@
     python -m tests.cli.startup_bench --runs 10            # all modes
     python -m tests.cli.startup_bench --runs 2 --modes remote
     python -m tests.cli.startup_bench --tree . --tree /tmp/old   # two checkouts, runs interleaved
+    python -m tests.cli.startup_bench --tree . --tree dist/voicegui/voicegui   # this checkout and the bundle
+    python -m tests.cli.startup_bench --tree . --tree dist/voicegui/voicegui   # a checkout and the bundle
 
 Each run starts `python -m voicegui speak` as a user would (a fresh process, `time.monotonic()` taken just
 before Popen; CLOCK_MONOTONIC is one clock for every process on the machine) and reports:
@@ -119,16 +121,19 @@ MODES = {
 def run_once(mode: str, server: PcmServer, rec: SinkRecorder, tree: Path = REPO,
              env: dict[str, str] | None = None) -> tuple[float | None, float | None, float | None, str]:
     """(launch -> request ms, CPU ms used by then, launch -> first sound ms, stderr if it failed) of one
-    `voicegui speak` run from the checkout `tree` (`python -m` imports voicegui from the working directory);
-    None for what was not seen."""
-    argv = [sys.executable, "-m", "voicegui", "speak", "Hi.", *MODES[mode]]
+    `voicegui speak` run from the checkout `tree` (`python -m` imports voicegui from the working directory) or
+    by the executable `tree` (the one-folder app); None for what was not seen."""
+    bundled = tree.is_file()  # the one-folder app's executable, not a checkout
+    argv = [str(tree) if bundled else sys.executable, *([] if bundled else ["-m", "voicegui"]), "speak", "Hi.",
+            *MODES[mode]]
     if mode == "remote":
         argv += ["--base-url", server.base_url]
     env = dict(os.environ if env is None else env, OPENAI_API_KEY="sk-bench")
     n_before = len(server.arrivals)
     time.sleep(0.3)  # the previous run's tail has left the sink
     t0 = time.monotonic()
-    proc = subprocess.Popen(argv, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, cwd=tree.parent if bundled else tree, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     server.watch_pid = proc.pid
     _, err = proc.communicate(timeout=120)
     time.sleep(0.2)  # parec's last blocks
@@ -150,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--modes", default="remote,espeak,builtin")
     parser.add_argument("--tree", action="append", type=Path, default=None,
-                        help="a voicegui checkout to run (repeat to compare; default: this one)")
+                        help="a voicegui checkout to run, or the one-folder app's executable "
+                             "(dist/voicegui/voicegui); repeat to compare (default: this checkout)")
     parser.add_argument("--compile-each-run", action="store_true",
                         help="no private pycache: run with this environment as it is (see the docstring)")
     args = parser.parse_args(argv)
