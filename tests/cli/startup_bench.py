@@ -4,7 +4,6 @@
     python -m tests.cli.startup_bench --runs 2 --modes remote
     python -m tests.cli.startup_bench --tree . --tree /tmp/old   # two checkouts, runs interleaved
     python -m tests.cli.startup_bench --tree . --tree dist/voicegui/voicegui   # this checkout and the bundle
-    python -m tests.cli.startup_bench --tree . --tree dist/voicegui/voicegui   # a checkout and the bundle
 
 Each run starts `python -m voicegui speak` as a user would (a fresh process, `time.monotonic()` taken just
 before Popen; CLOCK_MONOTONIC is one clock for every process on the machine) and reports:
