@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 FREEZER_ROOT = Path("/sys/fs/cgroup/freezer")
-FREEZE_TIMEOUT_S = 5.0  # a task in uninterruptible sleep (D state) can hold FREEZING; past this, give up loudly
+FREEZE_TIMEOUT_S = 1.0  # a task the kernel cannot freeze holds FREEZING; past this, thaw and say which task
 
 
 class FreezerError(RuntimeError):
@@ -58,6 +58,7 @@ class FreezerGroup:
         if reason is not None:
             raise FreezerError(reason)
         self.path = FREEZER_ROOT / f"voicegui-stall-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.last_unfrozen: list[str] = []
         try:
             self.path.mkdir()
         except OSError as exc:
@@ -70,16 +71,36 @@ class FreezerGroup:
     def state(self) -> str:
         return (self.path / "freezer.state").read_text().strip()
 
-    def freeze(self) -> None:
-        """Freeze every task of the group; returns once the kernel says FROZEN (not just FREEZING)."""
+    def freeze(self) -> bool:
+        """Freeze every task of the group: True once the kernel says FROZEN (not just FREEZING); False, with the
+        group thawed again, when some task did not freeze within FREEZE_TIMEOUT_S (`unfrozen()` names them)."""
         (self.path / "freezer.state").write_text("FROZEN\n")
         deadline = time.monotonic() + FREEZE_TIMEOUT_S
         while self.state() != "FROZEN":
             if time.monotonic() > deadline:
+                self.last_unfrozen = self.unfrozen()
                 self.thaw()
-                raise FreezerError(f"the freezer group {self.path} did not reach FROZEN in {FREEZE_TIMEOUT_S:.0f} s "
-                                   "(a task stuck in uninterruptible sleep?)")
+                return False
             time.sleep(0.0005)
+        return True
+
+    def unfrozen(self) -> list[str]:
+        """The group's threads that may not be frozen, as 'tid comm state: kernel stack'. A frozen task shows as
+        D (uninterruptible) and its stack is where it slept, so only the ones in another state are certainly
+        running; when there is none, the D ones are listed (one of them waits where the freezer cannot reach)."""
+        tasks = []
+        for tid in (self.path / "tasks").read_text().split():
+            try:
+                stat = Path(f"/proc/{tid}/stat").read_text()
+                stack = Path(f"/proc/{tid}/stack").read_text().split("\n")
+            except OSError:  # it exited meanwhile
+                continue
+            comm = stat[stat.index("(") + 1:stat.rindex(")")]
+            state = stat[stat.rindex(")") + 2]
+            top = " <- ".join(line.split(" ", 1)[-1].split("+")[0] for line in stack[:5] if line)
+            tasks.append((state, f"{tid} {comm} {state}: {top}"))
+        running = [text for state, text in tasks if state != "D"]
+        return running or [text for _, text in tasks]
 
     def thaw(self) -> None:
         (self.path / "freezer.state").write_text("THAWED\n")
@@ -121,8 +142,15 @@ class StallPlan:
 @dataclass
 class StallLog:
     stalls_s: list[float] = field(default_factory=list)
+    missed: list[list[str]] = field(default_factory=list)  # per freeze that did not complete: the unfrozen tasks
 
     def summary(self) -> str:
+        text = self._stalls()
+        if self.missed:
+            text += (f"; {len(self.missed)} freeze(s) did not complete within {FREEZE_TIMEOUT_S:g} s (see above)")
+        return text
+
+    def _stalls(self) -> str:
         if not self.stalls_s:
             return "stall injector: no stall (the run ended before the first gap was over)"
         return (f"stall injector: {len(self.stalls_s)} stalls, {sum(self.stalls_s):.2f} s in all, "
@@ -154,7 +182,11 @@ def run_with_stalls(command: list[str], plan: StallPlan, log: StallLog) -> int:
         try:
             while not _wait_or_exit(proc, plan.gap()):
                 stall = plan.stall()
-                group.freeze()
+                if not group.freeze():
+                    log.missed.append(group.last_unfrozen)
+                    print(f"stall injector: a freeze did not complete within {FREEZE_TIMEOUT_S:g} s (thawed, going "
+                          "on); tasks not frozen:\n  " + "\n  ".join(group.last_unfrozen), file=sys.stderr)
+                    continue
                 frozen_at = time.monotonic()
                 time.sleep(stall)
                 group.thaw()
