@@ -177,6 +177,7 @@ def _wait_or_exit(proc: subprocess.Popen, seconds: float) -> bool:
 def run_with_stalls(command: list[str], plan: StallPlan, log: StallLog) -> int:
     """Run `command` in a fresh freezer group, stalling it by `plan` until it exits; its exit code."""
     group = FreezerGroup()
+    print(f"stall injector: freezer group {group.path}", file=sys.stderr)
     try:
         proc = subprocess.Popen(command, preexec_fn=group.join)
         try:
