@@ -65,10 +65,18 @@ def start_null_sink(private: bool = False) -> None:
             raise NullSinkError(f"PulseAudio null sink did not start:\n{log[-2000:]}")
         time.sleep(0.1)
     subprocess.run(["pactl", "set-default-sink", "nullsink"], check=True, capture_output=True)
-    _procs.append(subprocess.Popen(
+    _procs.append(keep_sink_running())
+
+
+def keep_sink_running(env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start the low-latency recorder on the null sink's monitor (of the server `env`'s PULSE_SERVER names) that
+    must stay attached while the sink plays. Without one the sink runs at its 2 s default latency: each new
+    stream stalls ~2 s, and so does a stream after each underrun, e.g. after every time the machine stood still
+    (measured under tests/stall_injector.py: a stream crawled at a few % of real time). The caller stops it."""
+    return subprocess.Popen(
         ["parec", "-d", "nullsink.monitor", "--latency-msec=20", "--format=s16le", "--rate=24000",
-         "--channels=1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    ))
+         "--channels=1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
 
 
 def stop_null_sink() -> None:

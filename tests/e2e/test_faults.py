@@ -30,6 +30,7 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import TOKEN, speak, speak_json
+from tests.null_sink import keep_sink_running
 from voicegui.server.benchclip import speech_like
 from voicegui.server.shaping import Shaping
 from voicegui.stream.fetch import SpeechRequest, insecure_http_warning
@@ -268,12 +269,14 @@ async def test_trickle_1_byte_per_second_stop_is_immediate_and_closes_the_connec
 
 
 class OwnPulse:
-    """A private PulseAudio with a null sink on a socket of its own (same recipe as tests/conftest.py)."""
+    """A private PulseAudio with a null sink on a socket of its own (same recipe as tests/conftest.py, the
+    sink's monitor recorder included)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.socket = root / "native"
         self.proc: subprocess.Popen | None = None
+        self.recorder: subprocess.Popen | None = None
 
     @property
     def server(self) -> str:
@@ -295,6 +298,7 @@ class OwnPulse:
             res = subprocess.run(["pactl", "info"], env=dict(os.environ, PULSE_SERVER=self.server),
                                  capture_output=True, text=True, timeout=10)
             if res.returncode == 0 and "nullsink" in res.stdout:
+                self.recorder = keep_sink_running(dict(os.environ, PULSE_SERVER=self.server))
                 return
             assert time.monotonic() < deadline and self.proc.poll() is None, "private PulseAudio did not start"
             time.sleep(0.1)
@@ -305,6 +309,10 @@ class OwnPulse:
             self.proc.kill()
             self.proc.wait(10)
         self.proc = None
+        if self.recorder is not None:  # its server is gone: it is ending, or ended, by itself
+            self.recorder.kill()
+            self.recorder.wait(10)
+        self.recorder = None
 
 
 @pytest.fixture
@@ -383,7 +391,11 @@ def test_device_gone_mid_stream_then_next_speak_works(long_server, own_pulse):
 
     own_pulse.start()  # the device is back
     proc = speak_popen(long_server, own_pulse.server, "--format", "pcm")
-    out, err = proc.communicate(timeout=60)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 0, err
     assert json.loads(out)["completed"]
 

@@ -5,11 +5,12 @@ opens a new stream. Measured on the null sink's monitor (tests/e2e/monitor.py) a
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import numpy as np
 import pytest
 
-from tests.e2e.monitor import RATE, MonitorRecording, sound_segments
+from tests.e2e.monitor import RATE, TAKES, MonitorRecording, judged, sound_segments
 from tests.e2e.test_faults import OwnPulse, own_pulse  # noqa: F401  (the fixture)
 from voicegui.stream.fetch import SpeechRequest
 from voicegui.stream.player import Player
@@ -39,32 +40,41 @@ async def wait_playing(session, seconds: float) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_stop_on_a_kept_stream_is_silent_at_the_sink_and_the_stream_stays():
-    player = Player()
-    try:
-        await player.play(options(tone_pcm(0.1)))  # the stream is open (and idle) now
-        stream = player.output.stream
-        with MonitorRecording() as rec:
-            playback = await player.start(options(tone_pcm(3.0)))
-            await wait_playing(playback.session, 0.5)
-            await player.stop()
-            handed_s = playback.metrics.audio_played_s
-            await asyncio.sleep(0.5)  # whatever still came out after Stop would be recorded now
-        assert playback.metrics.stopped and 0.5 <= handed_s < 3.0
-        # audio_played_s is rounded to 0.1 ms (2.4 frames): a frame more than that would be playing on.
-        assert abs(playback.session.snapshot().frames_played - handed_s * RATE) <= 2.4, "it played on after Stop"
-        assert player.output.stream is stream and stream.running, "Stop closed the kept stream"
-        again = await player.play(options(tone_pcm(0.2)))
-        assert again.metrics.completed and player.output.opened == 1
-    finally:
-        await player.close()
-    segments = sound_segments(rec.samples)
+def assert_silent_after_stop(samples: np.ndarray, handed_s: float) -> None:
+    # A machine stall inside the tone splits it in two at the sink (PulseAudio stood still too): only then is a
+    # second segment taken again (judged); on a machine that ran throughout it is sound after Stop.
+    segments = sound_segments(samples)
     assert len(segments) == 1, f"sound after Stop: {segments}"
     # What reached the sink is what was handed on before Stop, give or take the resampling's edges. Counted
     # by the tone's energy, not the segment's length: on a loaded machine PulseAudio can insert a short
     # underrun's silence inside the tone, which lengthens the segment without a sample more being played.
-    heard_s = float(np.sum(np.square(rec.samples, dtype=np.float64))) / (TONE_AMPLITUDE ** 2 / 2) / RATE
+    heard_s = float(np.sum(np.square(samples, dtype=np.float64))) / (TONE_AMPLITUDE ** 2 / 2) / RATE
     assert heard_s <= handed_s + 0.02, (heard_s, handed_s)
+
+
+async def test_stop_on_a_kept_stream_is_silent_at_the_sink_and_the_stream_stays():
+    for take in range(TAKES):
+        player = Player()
+        try:
+            await player.play(options(tone_pcm(0.1)))  # the stream is open (and idle) now
+            stream = player.output.stream
+            with MonitorRecording() as rec:
+                playback = await player.start(options(tone_pcm(3.0)))
+                await wait_playing(playback.session, 0.5)
+                await player.stop()
+                handed_s = playback.metrics.audio_played_s
+                await asyncio.sleep(0.5)  # whatever still came out after Stop would be recorded now
+            assert playback.metrics.stopped and 0.5 <= handed_s < 3.0
+            # audio_played_s is rounded to 0.1 ms (2.4 frames): a frame more than that would be playing on.
+            assert abs(playback.session.snapshot().frames_played - handed_s * RATE) <= 2.4, "it played on after Stop"
+            assert player.output.stream is stream and stream.running, "Stop closed the kept stream"
+            again = await player.play(options(tone_pcm(0.2)))
+            assert again.metrics.completed and player.output.opened == 1
+        finally:
+            await player.close()
+
+        if judged(rec, functools.partial(assert_silent_after_stop, rec.samples, handed_s), take):
+            return
 
 
 async def test_the_sound_server_dying_under_a_kept_stream_is_one_sentence_and_the_next_speak_reopens(
