@@ -16,7 +16,15 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from tests.ui.conftest import first_marks, open_window, record_word_marks, replay_entry, speak_sampling, until
+from tests.ui.conftest import (
+    close_window,
+    first_marks,
+    open_window,
+    record_word_marks,
+    replay_entry,
+    speak_sampling,
+    until,
+)
 
 pytestmark = [pytest.mark.audio, pytest.mark.played_clock,  # each word's mark within 100 ms of its sound
               pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")]
@@ -117,6 +125,20 @@ async def test_a_replay_from_history_highlights_again(qtbot, espeak_server):
         assert abs(seen[word] - onset) <= 0.100, (seen, truth)
     assert any(timed)  # the entry's timings, not shares of characters
     assert window.history.timings(entry_id).words[1].text == "Two."  # kept beside the audio
+
+
+async def test_a_window_closed_as_the_speak_ends_still_keeps_its_timings(qtbot, espeak_server):
+    # The timings are kept once the history has recorded the Speak (a poll, then a write in a worker thread): a
+    # close right at the end of the Speak waited for the history's write, but not for that one.
+    window = await open_window(espeak_server, text="Hello there, reader. This is the second sentence.")
+    _, playback = await speak_sampling(qtbot, window)
+    assert playback.metrics is not None and playback.metrics.completed
+    await close_window(window)
+    entries = window.history.entries()
+    assert len(entries) == 1
+    assert (window.history.root / "audio" / f"{entries[-1].id}.timings.json").exists()
+    assert [s.text for s in window.history.timings(entries[-1].id).sentences] == ["Hello there, reader.",
+                                                                                  "This is the second sentence."]
 
 
 async def test_the_timings_shown_are_kept_with_the_history_entry(qtbot, espeak_server):

@@ -613,6 +613,7 @@ class MainWindow(QMainWindow):
         try:
             await self.lineup_panel.stop_and_wait()  # its run ends (no next voice starts)
             await self.player.close()  # nothing plays, nothing starts, the history writes have finished
+            await self.text_panel.progress.wait_kept()  # and the read-along timings that go with them
         finally:
             self.history_panel.close_panel()
             self._released = True

@@ -232,6 +232,13 @@ class SpeakProgress(QLabel):
             except (HistoryError, OSError) as exc:  # the history then estimates them from the audio itself
                 log.warning("read-along: the timings of %s were not kept: %s", entry_id, exc)
 
+    async def wait_kept(self) -> None:
+        """Wait until the timings being kept for the history are written (or given up). The window waits for
+        them when it closes, after the player has recorded every Speak: the last Speak's read-along is not lost
+        to a close that came within a poll of its end."""
+        while self._keeping:
+            await asyncio.gather(*list(self._keeping), return_exceptions=True)
+
     def _cancel_fetch(self) -> None:
         self._want_fetch = False
         if self._fetch is not None:
