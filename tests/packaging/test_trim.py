@@ -27,6 +27,24 @@ needs_binutils = pytest.mark.skipif(not all(shutil.which(tool) for tool in ("as"
                                     reason="needs binutils (as, ld, readelf), as `make dist` does")
 
 
+def _functions(*functions: tuple[str, str]) -> str:
+    """Assembler text for global functions, each (name, its instructions before `ret`)."""
+    return "".join(f"""
+        .globl {name}
+        .type {name}, @function
+        {name}: {body}
+        ret
+    """ for name, body in functions)
+
+
+@pytest.fixture
+def real_dir(tmp_path: Path) -> Path:
+    """Where a test links the libraries that stand for the real ones."""
+    path = tmp_path / "real"
+    path.mkdir()
+    return path
+
+
 def _link(tmp_path: Path, name: str, asm: str, *libs: Path, soname: str | None = None) -> Path:
     source = tmp_path / f"{name}.s"
     source.write_text(asm)
@@ -39,22 +57,10 @@ def _link(tmp_path: Path, name: str, asm: str, *libs: Path, soname: str | None =
 
 
 @needs_binutils
-def test_a_stub_answers_the_codec_table_calls_and_ends_the_process_on_any_other(tmp_path: Path) -> None:
-    real_dir = tmp_path / "real"
-    real_dir.mkdir()
-    real = _link(real_dir, "libx265-0123abcd.so.216", """
-        .text
-        .globl x265_api_get_216
-        .type x265_api_get_216, @function
-        x265_api_get_216: mov $42, %eax
-        ret
-        .globl x265_encoder_encode
-        .type x265_encoder_encode, @function
-        x265_encoder_encode: mov $1, %eax
-        ret
-        .globl x265_unused
-        .type x265_unused, @function
-        x265_unused: ret
+def test_a_stub_answers_the_codec_table_calls_and_ends_the_process_on_any_other(tmp_path: Path,
+                                                                              real_dir: Path) -> None:
+    real = _link(real_dir, "libx265-0123abcd.so.216", ".text" + _functions(
+        ("x265_api_get_216", "mov $42, %eax"), ("x265_encoder_encode", "mov $1, %eax"), ("x265_unused", "")) + """
         .data
         .globl x265_max_bit_depth
         .type x265_max_bit_depth, @object
@@ -62,14 +68,9 @@ def test_a_stub_answers_the_codec_table_calls_and_ends_the_process_on_any_other(
         x265_max_bit_depth: .long 12
     """)
     # What libavcodec is to the real library: it calls two functions and reads one variable.
-    user = _link(real_dir, "libuser.so", """
-        .text
-        .globl use
-        use: call x265_api_get_216@PLT
-        call x265_encoder_encode@PLT
-        mov x265_max_bit_depth@GOTPCREL(%rip), %rax
-        ret
-    """, real)
+    user = _link(real_dir, "libuser.so", ".text" + _functions(
+        ("use", "call x265_api_get_216@PLT; call x265_encoder_encode@PLT; "
+                "mov x265_max_bit_depth@GOTPCREL(%rip), %rax")), real)
     stub = trim.build_stub(str(real), [str(user)], tmp_path / "stubs")
 
     assert trim.needed(str(user)) == {"libx265-0123abcd.so.216"}
@@ -90,42 +91,18 @@ def test_a_stub_answers_the_codec_table_calls_and_ends_the_process_on_any_other(
 
 @needs_binutils
 def test_a_libswscale_stub_gives_pyav_the_real_version_answers_and_is_built_for_pyavs_own_modules(
-        tmp_path: Path) -> None:
+        tmp_path: Path, real_dir: Path) -> None:
     # PyAV's av/_core module (an EXTENSION, not a BINARY) asks libswscale for its version, configuration and
     # licence when av is imported; the stub must define what the modules import and answer as the real one does.
-    real_dir = tmp_path / "real"
-    real_dir.mkdir()
     real = _link(real_dir, "libswscale-0123abcd.so.9.5.102", """
         .section .rodata
         licence: .asciz "LGPL version 3 or later"
         config: .asciz "--enable-shared \\"quoted\\""
-        .text
-        .globl swscale_version
-        .type swscale_version, @function
-        swscale_version: mov $591206, %eax
-        ret
-        .globl swscale_license
-        .type swscale_license, @function
-        swscale_license: lea licence(%rip), %rax
-        ret
-        .globl swscale_configuration
-        .type swscale_configuration, @function
-        swscale_configuration: lea config(%rip), %rax
-        ret
-        .globl sws_scale
-        .type sws_scale, @function
-        sws_scale: mov $1, %eax
-        ret
-    """)
-    core = _link(real_dir, "_core.abi3.so", """
-        .text
-        .globl use
-        use: call swscale_version@PLT
-        call swscale_license@PLT
-        call swscale_configuration@PLT
-        call sws_scale@PLT
-        ret
-    """, real)
+        .text""" + _functions(("swscale_version", "mov $591206, %eax"), ("swscale_license", "lea licence(%rip), %rax"),
+                              ("swscale_configuration", "lea config(%rip), %rax"), ("sws_scale", "mov $1, %eax")))
+    core = _link(real_dir, "_core.abi3.so", ".text" + _functions(
+        ("use", "call swscale_version@PLT; call swscale_license@PLT; call swscale_configuration@PLT; "
+                "call sws_scale@PLT")), real)
     toc = [("av.libs/libswscale-0123abcd.so.9.5.102", str(real), "BINARY"),
            ("av/_core.abi3.so", str(core), "EXTENSION")]
 
@@ -148,24 +125,12 @@ def test_a_libswscale_stub_gives_pyav_the_real_version_answers_and_is_built_for_
 
 
 @needs_binutils
-def test_kerberos_is_stubbed_under_a_name_of_its_own_and_only_qt_networks_copy_names_it(tmp_path: Path) -> None:
+def test_kerberos_is_stubbed_under_a_name_of_its_own_and_only_qt_networks_copy_names_it(tmp_path: Path,
+                                                                                       real_dir: Path) -> None:
     # Under its real soname the stub would also serve the system's own libraries that need the real GSSAPI.
-    real_dir = tmp_path / "real"
-    real_dir.mkdir()
-    real = _link(real_dir, "libgssapi_krb5.so.2", """
-        .text
-        .globl gss_init_sec_context
-        .type gss_init_sec_context, @function
-        gss_init_sec_context: xor %eax, %eax
-        ret
-    """)
-    network = _link(real_dir, "libQt6Network.so.6", """
-        .text
-        .globl negotiate
-        .type negotiate, @function
-        negotiate: call gss_init_sec_context@PLT
-        ret
-    """, real)
+    real = _link(real_dir, "libgssapi_krb5.so.2", ".text" + _functions(("gss_init_sec_context", "xor %eax, %eax")))
+    network = _link(real_dir, "libQt6Network.so.6",
+                    ".text" + _functions(("negotiate", "call gss_init_sec_context@PLT")), real)
     toc = [("libgssapi_krb5.so.2", str(real), "BINARY"),
            ("PySide6/Qt/lib/libQt6Network.so.6", str(network), "BINARY")]
 
