@@ -21,8 +21,6 @@ import sys
 
 from voicegui.app_dirs import cache_dir
 
-log = logging.getLogger(__name__)
-
 
 def prepare() -> str:
     """Build the default voice's caches; a one-line account of what was done (or why not)."""

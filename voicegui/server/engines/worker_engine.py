@@ -21,7 +21,6 @@ import abc
 import asyncio
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,11 +39,9 @@ MAX_CHARS = 300
 
 
 def _malloc_trim() -> Any:
-    """glibc's malloc_trim, or None where the C library has none (musl, macOS, Windows)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    return getattr(ctypes.CDLL(name), "malloc_trim", None)
+    """glibc's malloc_trim, or None where the C library has none (musl, macOS, Windows). The process's own
+    symbols (CDLL(None)) include the C library's: ctypes.util.find_library would run ldconfig to name it."""
+    return getattr(ctypes.CDLL(None), "malloc_trim", None)
 
 
 _MALLOC_TRIM = _malloc_trim()
