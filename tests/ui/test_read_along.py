@@ -127,11 +127,20 @@ async def test_a_replay_from_history_highlights_again(qtbot, espeak_server):
     assert window.history.timings(entry_id).words[1].text == "Two."  # kept beside the audio
 
 
-async def test_a_window_closed_as_the_speak_ends_still_keeps_its_timings(qtbot, espeak_server):
+@pytest.mark.parametrize("refreshed", [True, False], ids=["after-a-refresh", "before-the-next-refresh"])
+async def test_a_window_closed_as_the_speak_ends_still_keeps_its_timings(qtbot, espeak_server, refreshed):
     # The timings are kept once the history has recorded the Speak (a poll, then a write in a worker thread): a
-    # close right at the end of the Speak waited for the history's write, but not for that one.
+    # close right at the end of the Speak waited for the history's write, but not for that one; and when the
+    # progress line had not refreshed since the end (every 50 ms), keeping them had not even begun.
     window = await open_window(espeak_server, text="Hello there, reader. This is the second sentence.")
-    _, playback = await speak_sampling(qtbot, window)
+    progress = window.text_panel.progress
+
+    def hold_refresh(sample) -> None:
+        if not refreshed and progress.timed:  # its timings are in: no refresh sees the Speak end
+            progress.timer.stop()
+
+    _, playback = await speak_sampling(qtbot, window, on_sample=hold_refresh)
+    assert refreshed or not progress.timer.isActive()
     assert playback.metrics is not None and playback.metrics.completed
     await close_window(window)
     entries = window.history.entries()

@@ -236,6 +236,8 @@ class SpeakProgress(QLabel):
         """Wait until the timings being kept for the history are written (or given up). The window waits for
         them when it closes, after the player has recorded every Speak: the last Speak's read-along is not lost
         to a close that came within a poll of its end."""
+        if self._playback is not None and self._playback.done.is_set():
+            self._clear()  # it ended after the last refresh: start keeping its timings now, as refresh() would
         while self._keeping:
             await asyncio.gather(*list(self._keeping), return_exceptions=True)
 
