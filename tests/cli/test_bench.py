@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +18,7 @@ from voicegui.cli.bench import (
     README_BEGIN,
     README_END,
     SCENARIOS,
+    cpu_ticks,
     p50_p95,
     percentile,
     start_sink_recorder,
@@ -154,3 +158,42 @@ def test_bench_without_an_audio_device_says_so_in_one_line(tmp_path: Path):
     assert "Traceback" not in res.stderr
     lines = [line for line in res.stderr.splitlines() if line.startswith("voicegui bench:")]
     assert len(lines) == 1 and "audio output device" in lines[0], res.stderr
+
+
+def _burn(cpu_s: float, then: threading.Event | None = None) -> None:
+    """Use `cpu_s` of this thread's own CPU time (however busy the machine), then wait for `then` if given."""
+    end = time.thread_time() + cpu_s
+    while time.thread_time() < end:
+        pass
+    if then is not None:
+        then.wait()
+
+
+def _cpu_s(ticks: int) -> float:
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def test_cpu_ticks_count_a_thread_that_ended_before_the_second_reading() -> None:
+    # PortAudio's callback thread ends when a Speak closes its stream: its CPU belongs to the Speak.
+    before = cpu_ticks(None)
+    worker = threading.Thread(target=_burn, args=(0.3,))
+    worker.start()
+    worker.join()
+    assert _cpu_s(cpu_ticks(None) - before) >= 0.25
+
+
+def test_cpu_ticks_leave_out_the_excluded_threads() -> None:
+    done = threading.Event()
+    server = threading.Thread(target=_burn, args=(0.3, done))
+    before = cpu_ticks(None)
+    server.start()
+    try:
+        while server.native_id is None:
+            time.sleep(0.001)
+        excluded_before = cpu_ticks(server.native_id)
+        while not done.is_set() and _cpu_s(cpu_ticks(None) - before) < 0.3:
+            time.sleep(0.01)
+        assert _cpu_s(cpu_ticks(server.native_id) - excluded_before) < 0.1
+    finally:
+        done.set()
+        server.join()
