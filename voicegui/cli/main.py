@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from voicegui.cli.args import (
     EXIT_FAILED,
@@ -465,6 +466,19 @@ def main(argv: list[str] | None = None) -> int:
         return run_voices(args, key)
     if args.command == "devices":
         return run_devices()
+    from voicegui.ui.display import missing_display
+
+    no_display = missing_display(os.environ)
+    if no_display is not None:
+        print(f"voicegui: {no_display}", file=sys.stderr)
+        return EXIT_FAILED
     from voicegui.ui.app import run_window
 
-    return run_window()
+    return run_window(on_platform_failure=_no_window)
+
+
+def _no_window(sentence: str) -> NoReturn:
+    """Qt could not start any display platform: say so and end here (Qt would abort as soon as we returned)."""
+    print(f"voicegui: {sentence}", file=sys.stderr)
+    sys.stderr.flush()
+    os._exit(EXIT_FAILED)

@@ -27,11 +27,13 @@ from __future__ import annotations
 import asyncio
 import linecache
 import logging
+import os
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
@@ -39,6 +41,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from voicegui import crash
 from voicegui.ui import theme
+from voicegui.ui.display import platform_guard
 from voicegui.ui.event_loop import KeptNotifierLoop
 
 if TYPE_CHECKING:
@@ -119,11 +122,16 @@ class AppLoop(KeptNotifierLoop):
         super().close()
 
 
-def ensure_application(argv: list[str] | None = None) -> QApplication:
-    """The process's QApplication (created once), named and with the app icon."""
+def ensure_application(argv: list[str] | None = None,
+                       on_platform_failure: Callable[[str], NoReturn] | None = None) -> QApplication:
+    """The process's QApplication (created once), named and with the app icon.
+
+    With `on_platform_failure`, Qt failing to start any display platform calls it with one sentence (it must end
+    the process) instead of Qt aborting (ui/display.py)."""
     app = QApplication.instance()
     if app is None:
-        app = QApplication(list(argv) if argv is not None else sys.argv)
+        with platform_guard(on_platform_failure, os.environ) if on_platform_failure else nullcontext():
+            app = QApplication(list(argv) if argv is not None else sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
@@ -292,9 +300,10 @@ async def _main_window_session() -> int:
     return 0
 
 
-def run_window(argv: list[str] | None = None) -> int:
-    """Show the main window and run until it is closed; returns the process exit code."""
-    ensure_application(argv)
+def run_window(argv: list[str] | None = None, on_platform_failure: Callable[[str], NoReturn] | None = None) -> int:
+    """Show the main window and run until it is closed; returns the process exit code. `on_platform_failure`:
+    as for ensure_application."""
+    ensure_application(argv, on_platform_failure)
     with asyncio.Runner(loop_factory=AppLoop) as runner:
         try:
             return runner.run(_main_window_session())
