@@ -9,8 +9,10 @@ cli.args.terminal_safe (redacted, control characters escaped) before it is print
 Start-up (issue 17, "command to sound"): this module imports only what parsing needs; each subcommand's
 module is imported, and its arguments added, only when that subcommand is run, so `voicegui speak` loads no
 Qt, no engine it does not use and nothing of the other subcommands. `speak` starts importing the streaming
-stack (the openai SDK is most of the start-up) on a background thread at the first line of `main`, and loads
-the built-in voice's model on another while the request is prepared (cli.preload).
+stack (the openai SDK is most of the start-up) on a background thread at the first line of `main`. Just
+before that, a `speak` with the built-in voices forks the process that serves them (cli.builtin_process: their
+server, and the voice's model, start on the second core meanwhile); where no fork is made (main called by a
+program with threads of its own) they start in this process, the model loading on a thread (cli.preload).
 
 One window (issue 19): before any of that, `voicegui`, `speak` and `stop` check for a running window and hand
 their request to it (cli.handoff); only with no window does `speak` play here (`stop` then has nothing to stop),
@@ -24,6 +26,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -53,7 +56,9 @@ from voicegui.formats import FORMATS
 if TYPE_CHECKING:
     import numpy as np
 
+    from voicegui.cli.builtin_process import BuiltinAddress, BuiltinProcess
     from voicegui.features.timings import Timings
+    from voicegui.server.embedded import BuiltinServer
     from voicegui.stream.fetch import SpeechRequest
     from voicegui.stream.player import Playback
 
@@ -159,7 +164,25 @@ def _setup_logging(verbose: int, window: bool = False) -> None:
     logging.basicConfig(level=level, handlers=[handler])
 
 
-def run_speak(args: argparse.Namespace) -> int:
+def _builtin_voices(args: argparse.Namespace, forked: BuiltinProcess | OSError | None
+                    ) -> tuple[BuiltinServer | BuiltinAddress | None, str]:
+    """The built-in voices for this speak: the forked process's (main forked it at the first line), else a
+    server in this process (started now: no fork was made, or the system refused it); or None and why not."""
+    if forked is not None and not isinstance(forked, OSError):
+        address = forked.ready()
+        if address.problem:
+            return None, address.problem
+        return address, ""
+    if isinstance(forked, OSError):
+        log.warning("the built-in voices start in this process: no second process (%s)", forked)
+    from voicegui.cli.preload import load_voice_in_background
+
+    # The voice's model loads while the server starts and the request is prepared.
+    return start_builtin(
+        before_start=lambda engines, default: load_voice_in_background(engines, args.voice or default))
+
+
+def run_speak(args: argparse.Namespace, forked: BuiltinProcess | OSError | None = None) -> int:
     """Speak `args.text` once; without --base-url through the built-in voices, started for this run only.
 
     On success prints nothing (or, with --json, only the metrics object) and returns 0.
@@ -208,13 +231,11 @@ def run_speak(args: argparse.Namespace) -> int:
     if not usable:
         return EXIT_USAGE
 
-    builtin = None
-    if args.base_url is None:
-        from voicegui.cli.preload import load_voice_in_background
+    from voicegui.cli.builtin_process import BuiltinAddress
 
-        # The voice's model loads while the server starts and the request is prepared.
-        builtin, problem = start_builtin(
-            before_start=lambda engines, default: load_voice_in_background(engines, args.voice or default))
+    builtin: BuiltinServer | BuiltinAddress | None = None
+    if args.base_url is None:
+        builtin, problem = _builtin_voices(args, forked)
         if builtin is None:
             print(f"voicegui: {problem}", file=sys.stderr)
             return EXIT_FAILED
@@ -262,8 +283,8 @@ def run_speak(args: argparse.Namespace) -> int:
             print("voicegui: stopped", file=sys.stderr)
             return EXIT_FAILED
     finally:
-        if builtin is not None:
-            builtin.stop()
+        if builtin is not None and not isinstance(builtin, BuiltinAddress):
+            builtin.stop()  # this process's server; the forked one stops with main
     assert playback is not None  # a fresh player always starts what it is given
     if playback.metrics is None:
         print(f"voicegui: {terminal_safe(str(playback.failure))}", file=sys.stderr)
@@ -419,10 +440,34 @@ def main(argv: list[str] | None = None) -> int:
         handed = handoff(argv, command)  # a running window takes it: nothing below is imported
         if handed is not None:
             return handed
+    forked: BuiltinProcess | OSError | None = None
     if command == "speak" and not {"-h", "--help"} & set(argv):
+        from voicegui.cli.builtin_process import BuiltinProcess, speak_args
         from voicegui.cli.preload import import_in_background
 
+        builtin, voice, verbose = speak_args(argv, argv.index("speak"))
+        # Before any thread starts (a fork copies one thread and every lock as it was): not where main is
+        # called by a program that runs threads of its own, e.g. a test; the voices then start in this process.
+        if builtin and threading.active_count() == 1:
+            try:
+                forked = BuiltinProcess.fork(voice, verbose)
+            except OSError as exc:
+                forked = exc
         import_in_background(SPEAK_PRELOAD, then=_warm_tls)
+    try:
+        return _run(argv, command, forked)
+    except KeyboardInterrupt:
+        if command != "speak":
+            raise
+        # Ctrl+C before the speech started (the voices starting, the selection being read): as during it.
+        print("voicegui: stopped", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        if forked is not None and not isinstance(forked, OSError):
+            forked.stop()
+
+
+def _run(argv: list[str], command: str | None, forked: BuiltinProcess | OSError | None) -> int:
     parser = build_parser({command} if command else ())
     args = parser.parse_args(argv)
     _setup_logging(args.verbose, window=args.command is None)
@@ -435,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_desktop_command(uninstall=args.uninstall_desktop)
     if args.command == "speak":
-        return run_speak(args)
+        return run_speak(args, forked)
     if args.command == "serve":
         from voicegui.cli.serve import run_serve
 
