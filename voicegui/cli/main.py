@@ -76,10 +76,11 @@ REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
 
 COMMANDS = ("speak", "stop", "serve", "bench", "lineup", "voices", "devices")
 # What `speak` imports before its request can go out, started at once in the background (cli.preload): the
-# SDK, then what it imports only when the first request is built (its audio resource, the HTTP transport);
-# then the TLS context is built (reading the CA store), as the window does at start-up. The audio stack
+# SDK, then what it imports only when the first request is built (fetch.SPEECH_REQUEST_MODULES: the speech
+# resource, its parameter types, the HTTP transport, anyio's asyncio backend); then the TLS context is built
+# (reading the CA store), as the window does at start-up. The audio stack
 # (SPEAK_AFTER_REQUEST) is imported once the request is out (_play).
-SPEAK_PRELOAD = ("voicegui.stream.fetch", "openai", "openai.resources.audio", "httpcore2", "anyio")
+SPEAK_PRELOAD = ("voicegui.stream.fetch", "openai")
 SPEAK_AFTER_REQUEST = ("voicegui.stream.player", "voicegui.decode.stream_decoder")
 
 
@@ -408,9 +409,14 @@ def _api_key(args: argparse.Namespace) -> tuple[bool, str | None]:
     return True, key
 
 
-def _warm_tls() -> None:
-    from voicegui.stream.fetch import warm_tls_context
+def _warm_requests() -> None:
+    """After the preload's imports: what the request itself would import, then the TLS context."""
+    from voicegui.stream.fetch import import_speech_modules, warm_tls_context
 
+    try:
+        import_speech_modules()
+    except ImportError as exc:  # imported again by the request, which reports it
+        log.debug("preloading the speech request's modules failed (%s)", exc)
     warm_tls_context()
 
 
@@ -453,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                 forked = BuiltinProcess.fork(voice, verbose)
             except OSError as exc:
                 forked = exc
-        import_in_background(SPEAK_PRELOAD, then=_warm_tls)
+        import_in_background(SPEAK_PRELOAD, then=_warm_requests)
     try:
         return _run(argv, command, forked)
     except KeyboardInterrupt:
