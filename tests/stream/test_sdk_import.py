@@ -148,3 +148,21 @@ def test_the_skip_finder_refuses_only_what_it_skips():
         finder.find_spec("pkg_skipped.sub", None)
     assert finder.find_spec("pkg_skipped_other", None) is None
     assert finder.find_spec("json", None) is None
+
+
+LIB = """
+import json, sys
+import voicegui.stream
+import openai
+at_import = sorted(m for m in sys.modules if m.startswith("openai.lib._parsing"))
+from openai.lib import pydantic_function_tool, type_to_response_format_param
+from openai.lib._parsing import type_to_response_format_param as direct
+from openai.lib._tools import pydantic_function_tool as direct_tool
+print(json.dumps({"at_import": at_import, "lazy": "__getattr__" in vars(sys.modules["openai.lib"]),
+                  "same": type_to_response_format_param is direct and pydantic_function_tool is direct_tool}))
+"""
+
+
+def test_openai_lib_loads_its_structured_output_helpers_when_asked():
+    # `import openai` imports openai.lib (for its client's auth helper); the helpers its __init__ names wait.
+    assert json.loads(_run(LIB)) == {"at_import": [], "lazy": True, "same": True}

@@ -6,7 +6,8 @@
 SDK's `types` package `__init__.py` files holds nothing but relative imports (`from .batch import Batch as
 Batch`); `install()` puts a finder before Python's own that loads such a package with those imports turned
 into a module `__getattr__` (PEP 562): `openai.types.Batch`, `from openai.types import Batch` and
-`import openai.types.batch` all give the same objects as before, imported when first asked for.
+`import openai.types.batch` all give the same objects as before, imported when first asked for. The same goes
+for `openai.lib` itself (LIB_PACKAGE: the structured-output helpers its `__init__` imports, ~35 ms).
 
 The SDK's vendored aiohttp transport (`openai._vendor.httpx_aiohttp`, behind `openai.DefaultAioHttpClient`) is not
 imported at all: voicegui talks to servers through httpx2 (stream/fetch.py), and importing that transport imports
@@ -39,6 +40,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PACKAGE = "openai.types"
+# Loaded lazily too, alone (not its subpackages, some of which hold code): its `__init__` imports the helpers of
+# structured outputs (`_parsing`, `_tools`, with the chat completion types: ~35 ms), and the SDK's client
+# imports `openai.lib._client_auth` from it at `import openai`. A Speak uses none of them.
+LIB_PACKAGE = "openai.lib"
 # Never imported in this process (see the module docstring): the SDK falls back to its "aiohttp not installed".
 SKIPPED = ("openai._vendor.httpx_aiohttp",)
 _lock = threading.Lock()
@@ -51,6 +56,7 @@ def install() -> None:
     with _lock:
         if not _installed:
             sys.meta_path.insert(0, LazyTypesFinder())
+            sys.meta_path.insert(0, LazyTypesFinder(LIB_PACKAGE, subpackages=False))
             sys.meta_path.insert(0, SkippedModuleFinder())
             _installed = True
 
@@ -121,14 +127,16 @@ class _LazyTypesLoader(importlib.machinery.SourceFileLoader):
 
 
 class LazyTypesFinder:
-    """Finds the packages at and under `package` that it can load lazily; None (not mine) for anything else."""
+    """Finds the packages at (and with `subpackages`, under) `package` that it can load lazily; None (not mine)
+    for anything else."""
 
-    def __init__(self, package: str = PACKAGE) -> None:
+    def __init__(self, package: str = PACKAGE, subpackages: bool = True) -> None:
         self.package = package
+        self.subpackages = subpackages
 
     def find_spec(self, fullname: str, path: Sequence[str] | None,
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self.package and not fullname.startswith(self.package + "."):
+        if fullname != self.package and not (self.subpackages and fullname.startswith(self.package + ".")):
             return None
         # None = "not mine": the finders after this one (Python's own, or a bundler's) load it as always. Never
         # hand back PathFinder's spec for anything but a package loaded here: in a one-folder app the SDK lives
