@@ -85,7 +85,12 @@ class BuiltinProcess:
         ready_r, ready_w = os.pipe()
         alive_r, alive_w = os.pipe()
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for fd in (ready_r, ready_w, alive_r, alive_w):
+                os.close(fd)
+            raise
         if pid == 0:  # the child: never returns into the caller's code
             code = 1
             try:
@@ -214,9 +219,12 @@ def _tell(ready_w: int, answer: dict[str, str]) -> bool:
 
 
 def _die_with(parent: int) -> None:
-    """Ask the kernel for SIGTERM when the parent dies, however it dies (Linux's PR_SET_PDEATHSIG)."""
+    """Ask the kernel for SIGTERM when the parent dies, however it dies (Linux's PR_SET_PDEATHSIG; elsewhere the
+    child ends when the parent's pipe closes, i.e. when the parent ends by any means but a kill)."""
     import ctypes
 
+    if not sys.platform.startswith("linux"):
+        return
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(_PR_SET_NAME, b"voicegui-voices", 0, 0, 0)  # what ps/top show for it (best effort)
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:

@@ -10,7 +10,7 @@ names nothing the user can do. Here instead:
 * `platform_guard(on_failure)`: Qt's messages are held while the QApplication is made. If Qt gives up on every
   platform (its fatal message), `on_failure` gets one sentence built from what Qt noted (the display it could
   not reach, the plugin it could not load) and must end the process: Qt aborts as soon as the handler returns.
-  Otherwise the held messages go to the log and Qt's own message handler is back.
+  Otherwise the held messages go to the log and the message handler from before is back.
 
 Threads: the main thread, before and while the QApplication is made. Imports nothing of Qt until the guard is
 used.
@@ -80,11 +80,11 @@ def platform_guard(on_failure: Callable[[str], NoReturn], env: Mapping[str, str]
             on_failure(platform_failure([note for _kind, _category, note in held], message, env))
         held.append((kind, context.category, message))
 
-    qInstallMessageHandler(handler)
+    previous = qInstallMessageHandler(handler)
     try:
         yield
     finally:
-        qInstallMessageHandler(None)
+        qInstallMessageHandler(previous)  # None: Qt's own
         for kind, category, message in held:
             level = logging.DEBUG if kind in (QtMsgType.QtDebugMsg, QtMsgType.QtInfoMsg) else logging.WARNING
             log.log(level, "%s: %s", category or "qt", message)
