@@ -56,6 +56,12 @@ def trim_silence(audio: np.ndarray, sample_rate: int, keep_lead_s: float = KEEP_
     return audio[start:end]
 
 
+# The engines whose voices speak at another rate (22050 Hz) and go through `resample` (PyAV) sentence by
+# sentence: importing PyAV (~40 ms) is part of their first synthesis in a process (cli/builtin_process.py
+# imports it ahead).
+RESAMPLING_ENGINES = frozenset({"espeak-ng", "piper"})
+
+
 def resample(audio: np.ndarray, from_rate: int, to_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Resample one complete mono clip (float32 or int16) to float32 at `to_rate`.
 
