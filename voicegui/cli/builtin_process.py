@@ -228,7 +228,10 @@ def _import_first_synthesis(builtin: BuiltinServer, voice: str) -> None:
     except EngineError:
         return  # the request gets the server's own answer
     if engine.name in RESAMPLING_ENGINES:
-        import av  # noqa: F401
+        try:
+            import av  # noqa: F401
+        except ImportError as exc:  # a broken install: the request's synthesis says so in the server's answer
+            log.debug("PyAV could not be imported ahead: %s", exc)
 
 
 def _tell(ready_w: int, answer: dict[str, str]) -> bool:
