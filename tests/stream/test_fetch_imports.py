@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[2]  # the script imports the tests' own server helper
 REQUEST = """
 import asyncio, json, sys
 from aiohttp import web
+from tests.json_server import start_app
 from voicegui.stream.fetch import FetchMarks, SpeechRequest, fetch_speech, import_speech_modules
 
 async def speech(request):
@@ -25,17 +28,13 @@ async def speech(request):
 async def main():
     app = web.Application()
     app.router.add_post("/v1/audio/speech", speech)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    runner, base_url = await start_app(app)
     if PRELOAD:
         import_speech_modules()
     before = set(sys.modules)
     async def chunk(data):
         pass
-    request = SpeechRequest(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", model="tts-1", voice="alloy",
+    request = SpeechRequest(base_url=base_url, api_key="x", model="tts-1", voice="alloy",
                             text="Hi.", response_format="pcm")
     size = await fetch_speech(request, FetchMarks(), chunk)
     await runner.cleanup()
@@ -47,8 +46,8 @@ asyncio.run(main())
 
 
 def _request(preload: bool) -> dict:
-    done = subprocess.run([sys.executable, "-c", f"PRELOAD = {preload}\n{REQUEST}"], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run([sys.executable, "-c", f"PRELOAD = {preload}\n{REQUEST}"], cwd=REPO, capture_output=True,
+                          text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
