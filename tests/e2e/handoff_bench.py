@@ -27,7 +27,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,11 +37,12 @@ FIRST_SOUND = re.compile(r"handed-over Speak finished: first sound at monotonic 
 
 
 class WindowProcess:
-    """`python -m voicegui` (the window) with its own config, cache and runtime dirs under `root`; its log
-    lines are collected as they come. Offscreen unless `env` says otherwise (QT_QPA_PLATFORM=xcb and DISPLAY
-    for a real X server); `env` is also what its commands run with."""
+    """`python -m voicegui` (the window, with the options `args`, e.g. -vv) with its own config, cache and
+    runtime dirs under `root`; its log lines are collected as they come. Offscreen unless `env` says otherwise
+    (QT_QPA_PLATFORM=xcb and DISPLAY for a real X server); `env` is also what its commands run with."""
 
-    def __init__(self, root: Path, runtime: Path, env: Mapping[str, str] | None = None) -> None:
+    def __init__(self, root: Path, runtime: Path, env: Mapping[str, str] | None = None,
+                 args: Sequence[str] = ()) -> None:
         self.root, self.runtime = root, runtime
         self.env = dict(os.environ, QT_QPA_PLATFORM="offscreen", VOICEGUI_CONFIG_DIR=str(root / "config"),
                         VOICEGUI_CACHE_DIR=str(root / "cache"), VOICEGUI_LOG_DIR=str(root / "log"),
@@ -50,7 +51,7 @@ class WindowProcess:
         self.env.update(env or {})
         self.env.pop("OPENAI_API_KEY", None)
         self.lines: list[str] = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "voicegui"], cwd=REPO, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "voicegui", *args], cwd=REPO, env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -15,10 +15,11 @@ is at most a couple per pixel column (see ``peak_columns``).
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, QSizeF
 from PySide6.QtGui import QBrush, QPainter, QPen, QPolygonF
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsItem, QStyleOptionGraphicsItem, QWidget
+
+from voicegui.ui.pyqtgraph_import import pg
 
 
 class Polyline(pg.GraphicsObject):

@@ -20,11 +20,11 @@ import html
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt
 
 from voicegui.ui import theme
 from voicegui.ui.plot_items import Polyline, Spans
+from voicegui.ui.pyqtgraph_import import pg
 
 RGB = tuple[int, int, int]
 

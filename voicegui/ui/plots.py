@@ -38,7 +38,6 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QLineF, QPointF, QRectF, QSizeF, Qt, QTimer
 from PySide6.QtGui import QPainter, QPaintEvent, QResizeEvent, QTextDocumentFragment
 from PySide6.QtWidgets import (
@@ -55,6 +54,7 @@ from PySide6.QtWidgets import (
 from voicegui.stream.session import Snapshot, SpeakSession
 from voicegui.ui import plot_theme
 from voicegui.ui.plot_items import Marker, Polyline, Spans, peak_columns, place_labels
+from voicegui.ui.pyqtgraph_import import pg
 
 SessionSource = Callable[[], "SpeakSession | None"]
 
