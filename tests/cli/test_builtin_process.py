@@ -120,14 +120,14 @@ def test_a_child_that_dies_before_serving_is_said_not_waited_for() -> None:
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["speak", "Hi."], (True, None, 0)),
-    (["-vv", "speak", "Hi.", "--voice", "espeak:en-us"], (True, "espeak:en-us", 2)),
-    (["--verbose", "-v", "speak", "--voice=piper:joe", "Hi."], (True, "piper:joe", 2)),
-    (["speak", "--voi", "heart", "Hi."], (True, "heart", 0)),
-    (["speak", "Hi.", "--base-url", "http://127.0.0.1:9/v1"], (False, None, 0)),
-    (["speak", "--base=http://127.0.0.1:9/v1", "Hi."], (False, None, 0)),
-    (["speak", "--", "--base-url", "--voice"], (True, None, 0)),  # words after "--" are the text
-    (["speak", "-v", "Hi."], (True, None, 0)),  # after the command, -v is not the top level's
+    (["speak", "Hi."], (None, None, 0)),
+    (["-vv", "speak", "Hi.", "--voice", "espeak:en-us"], (None, "espeak:en-us", 2)),
+    (["--verbose", "-v", "speak", "--voice=piper:joe", "Hi."], (None, "piper:joe", 2)),
+    (["speak", "--voi", "heart", "Hi."], (None, "heart", 0)),
+    (["speak", "Hi.", "--base-url", "http://127.0.0.1:9/v1"], ("http://127.0.0.1:9/v1", None, 0)),
+    (["speak", "--base=https://example.test/v1", "Hi."], ("https://example.test/v1", None, 0)),
+    (["speak", "--", "--base-url", "--voice"], (None, None, 0)),  # words after "--" are the text
+    (["speak", "-v", "Hi."], (None, None, 0)),  # after the command, -v is not the top level's
 ])
-def test_speak_args_read_what_argparse_would(argv: list[str], expected: tuple[bool, str | None, int]) -> None:
+def test_speak_args_read_what_argparse_would(argv: list[str], expected: tuple[str | None, str | None, int]) -> None:
     assert speak_args(argv, argv.index("speak")) == expected

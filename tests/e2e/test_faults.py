@@ -160,6 +160,57 @@ def test_tls_certificate_not_trusted_fails_with_verification_on(tmp_path):
     assert srv.handshakes_failed >= 1  # the client refused during the handshake: it never sent the key
 
 
+class _RedirectServer:
+    """A plain http listener on 127.0.0.1 that answers every request with a 307 to `location`."""
+
+    def __init__(self, location: str) -> None:
+        self.answer = (f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n"
+                       "Connection: close\r\n\r\n").encode()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(5)
+                try:
+                    conn.recv(65536)
+                    conn.sendall(self.answer)
+                except OSError:
+                    continue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+def test_http_server_redirecting_to_https_says_to_use_the_https_address(tmp_path):
+    # A plain http base URL's client trusts no CA (stream/fetch.py: it reads no CA store), so a redirect to
+    # https fails closed in the handshake, and the line says what to do instead.
+    cert, key = _self_signed_cert(tmp_path)
+    tls = _TlsServer(cert, key)
+    redirect = _RedirectServer(f"https://127.0.0.1:{tls.port}/v1/audio/speech")
+    try:
+        res = speak(_Url(f"http://127.0.0.1:{redirect.port}/v1"), "--format", "mp3")
+    finally:
+        redirect.close()
+        tls.close()
+    assert res.returncode == 1
+    one_clear_line(res, f"127.0.0.1:{redirect.port}", "https address", "base URL")
+    assert tls.handshakes_failed >= 1  # refused in the handshake: the key never went to the https server
+
+
 def test_timeout_before_headers(shaped):
     shaped.shaping = Shaping(first_byte_delay_s=5.0)
     t0 = time.monotonic()

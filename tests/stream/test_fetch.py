@@ -185,23 +185,45 @@ async def test_on_chunk_error_propagates_and_closes(server):
     assert rec.client_disconnected
 
 
-async def test_every_request_shares_one_verifying_tls_context(server, monkeypatch):
+async def test_plain_http_requests_never_read_the_ca_store(server, monkeypatch):
     import ssl
 
     import httpcore2
 
     from voicegui.stream import fetch
 
-    ctx = fetch.shared_tls_context()
-    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname  # never weakened for speed
+    monkeypatch.setattr(fetch, "_tls_context", None)  # as in a fresh process
     built = []
     real = httpcore2.default_ssl_context
     monkeypatch.setattr(httpcore2, "default_ssl_context", lambda *a, **k: built.append(1) or real(*a, **k))
     for _ in range(2):
         total, _, _ = await _fetch(_req(server.base_url))
         assert total == PCM_BYTES
-    # The CA store is read once per process, not once per Speak (19 ms each, measured).
-    assert built == [] and fetch.shared_tls_context() is ctx
+    # Reading the CA store is ~20 ms and ~1.6 MB that a client for http:// never uses.
+    assert built == [] and fetch._tls_context is None
+    ctx = fetch.tls_context_for(server.base_url)
+    assert ctx is fetch.NO_CA_TLS_CONTEXT
+    assert ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname  # a TLS hop it meets fails, closed
+    assert ctx.cert_store_stats()["x509_ca"] == 0
+
+
+def test_https_clients_share_one_verifying_tls_context(monkeypatch):
+    import ssl
+
+    import httpcore2
+
+    from voicegui.stream import fetch
+
+    monkeypatch.setattr(fetch, "_tls_context", None)
+    built = []
+    real = httpcore2.default_ssl_context
+    monkeypatch.setattr(httpcore2, "default_ssl_context", lambda *a, **k: built.append(1) or real(*a, **k))
+    for _ in range(2):
+        fetch.openai_client(_req("https://127.0.0.1:1/v1"))
+    # The CA store is read once per process, not once per Speak.
+    assert len(built) == 1
+    ctx = fetch.tls_context_for("https://127.0.0.1:1/v1")
+    assert ctx is fetch.shared_tls_context() and ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
 
 
 async def test_unreadable_certificate_store_is_a_clear_tls_error(monkeypatch, caplog):

@@ -39,11 +39,22 @@ _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 
 
-def speak_args(argv: list[str], command_at: int) -> tuple[bool, str | None, int]:
-    """What `voicegui speak`'s argv says, read without parsing (the fork comes before argparse is imported):
-    (whether it speaks with the built-in voices, i.e. has no --base-url, the --voice given, -v's count).
+class SpeakArgs(NamedTuple):
+    """What speak_args read: the --base-url given (None: the built-in voices), the --voice given, -v's count."""
+
+    base_url: str | None
+    voice: str | None
+    verbose: int
+
+    @property
+    def builtin(self) -> bool:
+        return self.base_url is None
+
+
+def speak_args(argv: list[str], command_at: int) -> SpeakArgs:
+    """What `voicegui speak`'s argv says, read without parsing (the fork comes before argparse is imported).
     argparse takes any unambiguous prefix of an option: --ba... is --base-url, --voi... is --voice."""
-    builtin, voice, verbose = True, None, 0
+    base_url, voice, verbose = None, None, 0
     for arg in argv[:command_at]:
         if arg == "--verbose" or arg.startswith("--verb"):
             verbose += 1
@@ -53,12 +64,13 @@ def speak_args(argv: list[str], command_at: int) -> tuple[bool, str | None, int]
     for i, arg in enumerate(words):
         if arg == "--":
             break
-        name, _, value = arg.partition("=")
+        name, equals, value = arg.partition("=")
+        given = value if equals else (words[i + 1] if i + 1 < len(words) else "")
         if len(name) >= 4 and "--base-url".startswith(name):
-            builtin = False
+            base_url = given
         elif len(name) >= 5 and "--voice".startswith(name):
-            voice = value or (words[i + 1] if i + 1 < len(words) else None)
-    return builtin, voice, verbose
+            voice = given or None
+    return SpeakArgs(base_url, voice, verbose)
 
 
 class BuiltinAddress(NamedTuple):

@@ -77,9 +77,9 @@ REMOTE_MODEL, REMOTE_VOICE = "tts-1", "alloy"
 COMMANDS = ("speak", "stop", "serve", "bench", "lineup", "voices", "devices")
 # What `speak` imports before its request can go out, started at once in the background (cli.preload): the
 # SDK, then what it imports only when the first request is built (fetch.SPEECH_REQUEST_MODULES: the speech
-# resource, its parameter types, the HTTP transport, anyio's asyncio backend); then the TLS context is built
-# (reading the CA store), as the window does at start-up. The audio stack
-# (SPEAK_AFTER_REQUEST) is imported once the request is out (_play).
+# resource, its parameter types, the HTTP transport, anyio's asyncio backend); then, for an https server, the
+# TLS context is built (reading the CA store). The audio stack (SPEAK_AFTER_REQUEST) is imported once the request
+# is out (_play).
 SPEAK_PRELOAD = ("voicegui.stream.fetch", "openai")
 SPEAK_AFTER_REQUEST = ("voicegui.stream.player", "voicegui.decode.stream_decoder")
 
@@ -409,15 +409,17 @@ def _api_key(args: argparse.Namespace) -> tuple[bool, str | None]:
     return True, key
 
 
-def _warm_requests() -> None:
-    """After the preload's imports: what the request itself would import, then the TLS context."""
-    from voicegui.stream.fetch import import_speech_modules, warm_tls_context
+def _warm_requests(base_url: str | None) -> None:
+    """After the preload's imports: what the request itself would import, then, for an https server, the TLS
+    context (a plain http server's client, the built-in voices' too, needs no CA store: stream/fetch.py)."""
+    from voicegui.stream.fetch import import_speech_modules, needs_ca_store, warm_tls_context
 
     try:
         import_speech_modules()
     except ImportError as exc:  # imported again by the request, which reports it
         log.debug("preloading the speech request's modules failed (%s)", exc)
-    warm_tls_context()
+    if base_url is not None and needs_ca_store(base_url):
+        warm_tls_context()
 
 
 def run_devices() -> int:
@@ -451,15 +453,15 @@ def main(argv: list[str] | None = None) -> int:
         from voicegui.cli.builtin_process import BuiltinProcess, speak_args
         from voicegui.cli.preload import import_in_background
 
-        builtin, voice, verbose = speak_args(argv, argv.index("speak"))
+        said = speak_args(argv, argv.index("speak"))
         # Before any thread starts (a fork copies one thread and every lock as it was): not where main is
         # called by a program that runs threads of its own, e.g. a test; the voices then start in this process.
-        if builtin and threading.active_count() == 1:
+        if said.builtin and threading.active_count() == 1:
             try:
-                forked = BuiltinProcess.fork(voice, verbose)
+                forked = BuiltinProcess.fork(said.voice, said.verbose)
             except OSError as exc:
                 forked = exc
-        import_in_background(SPEAK_PRELOAD, then=_warm_requests)
+        import_in_background(SPEAK_PRELOAD, then=lambda: _warm_requests(said.base_url))
     try:
         return _run(argv, command, forked)
     except KeyboardInterrupt:

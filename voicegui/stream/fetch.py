@@ -28,10 +28,14 @@ Measured with openai 3.57 / httpx2 2.16 against the built-in server (tests/strea
 
 TLS: certificates are always verified (the SDK's default httpx2 client; we never pass verify=False). A
 certificate that fails verification is a FetchError of kind 'tls' whose text says "certificate" and why.
-Every client gets the same TLS context, httpx2's own default (system CAs, SSL_CERT_FILE / SSL_CERT_DIR from the
-environment) built once by `shared_tls_context()`: building it reads the CA store, 19 ms measured here, which
-each Speak used to pay between the click and "request sent" (the SDK builds a new httpx2 client per
-AsyncOpenAI, and each built its own context, even for plain http).
+Every client for an https server gets the same TLS context, httpx2's own default (system CAs, SSL_CERT_FILE /
+SSL_CERT_DIR from the environment) built once by `shared_tls_context()`: building it reads the CA store (~20 ms
+of CPU and ~1.6 MB resident), which each Speak used to pay between the click and "request sent" (the SDK builds
+a new httpx2 client per AsyncOpenAI, and each built its own context, even for plain http). A client for a plain
+http server (the built-in voices, most local servers) makes no TLS connection of its own, so it gets
+`NO_CA_TLS_CONTEXT`: verifying, trusting no CA, built at no cost; should such a server redirect to https, that
+handshake fails closed and the error says to give the https address (`_tls_message`). The first https request
+builds the shared context on a worker thread (`_fetch_once`), so the window's loop never waits for the CA store.
 Plain http to a host other than loopback is allowed (local network servers are common) but
 `insecure_http_warning(base_url)` gives the warning that the CLI and the window show: the key and the text
 travel unencrypted.
@@ -242,6 +246,10 @@ def _tls_failure(exc: BaseException) -> ssl.SSLError | None:
 
 
 def _tls_message(err: ssl.SSLError, req: SpeechRequest) -> str:
+    if not needs_ca_store(req.base_url):
+        return (f"The speech server at {req.base_url} sent the request on to an https address (a redirect, or an "
+                "https proxy), and voicegui checks certificates only for a base URL that starts with https: give "
+                "the https address as the base URL.")
     if isinstance(err, ssl.SSLCertVerificationError):
         why = err.verify_message or "verification failed"
         return (f"Could not connect securely to the speech server at {req.base_url}: its TLS certificate was "
@@ -355,6 +363,23 @@ _tls_lock = threading.Lock()
 _tls_context: ssl.SSLContext | None = None
 
 
+# The TLS context of clients for plain http servers (module docstring): PROTOCOL_TLS_CLIENT verifies (hostname and
+# certificate) and no CA is loaded, so any handshake fails, closed.
+NO_CA_TLS_CONTEXT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def needs_ca_store(base_url: str) -> bool:
+    """True if a client for `base_url` verifies TLS certificates itself (an https URL), so it needs the
+    shared context and the system's CA store; plain http needs neither."""
+    return urllib.parse.urlsplit(base_url).scheme.lower() != "http"
+
+
+def tls_context_for(base_url: str) -> ssl.SSLContext:
+    """The TLS context a client for `base_url` gets: NO_CA_TLS_CONTEXT for plain http, else the shared
+    verifying one (built here on first use: ssl.SSLError or OSError if the CA store cannot be read)."""
+    return shared_tls_context() if needs_ca_store(base_url) else NO_CA_TLS_CONTEXT
+
+
 def shared_tls_context() -> ssl.SSLContext:
     """httpx2's default TLS context (certificates verified against the system CAs), built on first use.
 
@@ -398,7 +423,7 @@ def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
     import openai
 
     try:
-        tls = shared_tls_context()
+        tls = tls_context_for(req.base_url)
     except (ssl.SSLError, OSError) as exc:
         raise FetchError("tls", f"Could not load the certificates to check servers against ({exc}). If SSL_CERT_FILE "
                                 "or SSL_CERT_DIR is set, does it name a readable file or folder?") from exc
@@ -409,8 +434,8 @@ def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
 
 
 def warm_tls_context() -> None:
-    """Build the shared TLS context now (from a worker thread at start-up). A failure is only logged here: the
-    next request reports it as a FetchError of kind 'tls'."""
+    """Build the shared TLS context now (from a worker thread). A failure is only logged here: the next
+    https request reports it as a FetchError of kind 'tls'."""
     try:
         shared_tls_context()
     except (ssl.SSLError, OSError) as exc:
@@ -482,6 +507,8 @@ async def _fetch_once(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[
         raise ValueError("chunk_bytes must be positive or None")
     if req.stream_format not in STREAM_FORMATS:
         raise ValueError(f"stream_format must be one of {STREAM_FORMATS}, not {req.stream_format!r}")
+    if _tls_context is None and needs_ca_store(req.base_url):
+        await asyncio.to_thread(warm_tls_context)  # the CA store, read off the loop's thread, once
     client = openai_client(req)
     kwargs: dict[str, Any] = {"model": req.model, "voice": {"id": req.voice} if req.voice_object else req.voice,
                               "input": req.text, "response_format": req.response_format}

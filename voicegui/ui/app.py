@@ -237,7 +237,6 @@ def _install_crash_dialog(window: QWidget, loop: asyncio.AbstractEventLoop) -> N
 
 
 async def _main_window_session() -> int:
-    from voicegui.stream.fetch import warm_tls_context
     from voicegui.ui import global_shortcut, instance
     from voicegui.ui.main_window import MainWindow
     from voicegui.ui.tray import install_tray
@@ -275,8 +274,6 @@ async def _main_window_session() -> int:
             log.info("plots built")
 
     plots_task = asyncio.ensure_future(build_plots())
-    # Built once per process (the CA store, ~19 ms): off the GUI thread now rather than in the first Speak.
-    tls_task = asyncio.ensure_future(asyncio.to_thread(warm_tls_context))
     sdk_task = asyncio.ensure_future(_preload_sdk(builtin_task))
     log.info("voicegui ready")
     try:
@@ -292,7 +289,6 @@ async def _main_window_session() -> int:
         heartbeat.stop()
         sdk_task.cancel()
         plots_task.cancel()
-        await tls_task
         # The server thread must not outlive the window; wait for a start still in progress, then stop it.
         server = await asyncio.shield(builtin_task)
         if server is not None:
