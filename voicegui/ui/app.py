@@ -10,9 +10,11 @@ engine is loaded, in another worker thread (~0.5 s); the window is told when eac
 then set_builtin_ready) and plays a Speak clicked meanwhile once the voices are ready. Other engines load on
 their first Speak. The plots (pyqtgraph) are built after that (a Speak clicked sooner builds them): their
 ~0.35 s on this thread would hold the GIL the engine's load needs (default voice ready 1.91 -> 1.62 s). The
-server runs on its own thread; it is stopped (in a worker thread: it joins) after the window has closed. After
-each start-up step that imports many modules, the module sources PySide6's import hook read are dropped
-(`forget_module_sources`), and "openai SDK preloaded" is logged after the last one.
+server runs on its own thread; it is stopped (in a worker thread: it joins) after the window has closed.
+PySide6's import hook reads each module imported after it through ui/pyside_import_hook.py (installed by
+`ensure_application`, before the window's imports). After each start-up step that imports many modules, any
+module sources linecache holds are dropped (`forget_module_sources`), and "openai SDK preloaded" is logged after
+the last one.
 
 The palette is the theme controller's (ui/theme.py): it follows the system's light/dark scheme unless the
 window's View > Theme chose one; the window applies the saved choice before it is shown.
@@ -40,7 +42,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from voicegui import crash
-from voicegui.ui import theme
+from voicegui.ui import pyside_import_hook, theme
 from voicegui.ui.display import platform_guard
 from voicegui.ui.event_loop import KeptNotifierLoop
 
@@ -128,6 +130,7 @@ def ensure_application(argv: list[str] | None = None,
 
     With `on_platform_failure`, Qt failing to start any display platform calls it with one sentence (it must end
     the process) instead of Qt aborting (ui/display.py)."""
+    pyside_import_hook.install()  # before the window's ~1,000 imports: see that module
     app = QApplication.instance()
     if app is None:
         with platform_guard(on_platform_failure, os.environ) if on_platform_failure else nullcontext():
@@ -148,12 +151,12 @@ def ensure_application(argv: list[str] | None = None,
 def forget_module_sources() -> None:
     """Drop the module sources linecache holds (tracebacks read them from disk again when they need them).
 
-    PySide6's import hook (shiboken's `__feature_import__`) asks `inspect.getsource` of every module imported
-    after PySide6 whether it mentions PySide6, and linecache keeps each file's lines: ~35 MB of str for the
-    ~1,200 modules the window imports after Qt (pyqtgraph, aiohttp, onnxruntime, the openai SDK). Called on
-    the GUI thread after each step of the start-up that imports many modules, so the next step reuses the
-    freed memory: dropped once at the end, the freed objects stay scattered over pages that hold live ones
-    and the resident memory hardly falls."""
+    PySide6's import hook (shiboken's `__feature_import__`) reads the source of every module imported after
+    PySide6 to see whether it mentions PySide6; through `inspect.getsource`, linecache kept each file's lines:
+    ~35 MB of str for the ~1,200 modules the window imports after Qt. ui/pyside_import_hook.py now answers it
+    without linecache; this stays for a PySide6 whose hook that cannot replace, and for whatever else fills
+    the cache. Called on the GUI thread after each step of the start-up that imports many modules, so the
+    next step reuses the freed memory."""
     linecache.clearcache()
 
 
