@@ -104,36 +104,51 @@ def _wait_for_line(lines: queue.Queue[str | None], seen: list[str], text: str, t
     return False
 
 
+class BundledWindow:
+    """The bundled window (`bundle` `args`), its stderr read by a thread; `wait_for(text)` reads lines into
+    `seen` until one holds `text`. Terminated when the `with` block ends."""
+
+    def __init__(self, bundle: Path, env: dict[str, str], *args: str) -> None:
+        self.proc = subprocess.Popen([str(bundle), *args], env=env, cwd=bundle.parent, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        # A reader thread, so waiting for a line can give up at a deadline instead of blocking on readline().
+        self.reader = threading.Thread(target=_read_lines, args=(self.proc.stderr, self.lines), daemon=True)
+        self.reader.start()
+        self.seen: list[str] = []
+
+    def wait_for(self, text: str, timeout_s: float) -> bool:
+        return _wait_for_line(self.lines, self.seen, text, timeout_s)
+
+    def __enter__(self) -> BundledWindow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=10)
+
+
 def test_bundled_window_starts_headless_and_draws_a_handed_over_speak(bundle: Path,
                                                                        bundle_env: dict[str, str]) -> None:
     """The window logs its ready line; a `voicegui speak` handed over to it is played and drawn: the window
     builds its plots with pyqtgraph, which imports PySide6.QtOpenGL (the bundle's stand-in) on the way."""
-    proc = subprocess.Popen([str(bundle)], env=bundle_env, cwd=bundle.parent, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-    # A reader thread, so waiting for the line can give up at a deadline instead of blocking on readline().
-    reader = threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True)
-    reader.start()
-    seen: list[str] = []
     spoken = handed = plotted = None
-    try:
-        ready = _wait_for_line(lines, seen, READY_LINE, READY_TIMEOUT_S)
-        plotted = ready and _wait_for_line(lines, seen, PLOTS_BUILT, READY_TIMEOUT_S)
+    with BundledWindow(bundle, bundle_env) as window:
+        ready = window.wait_for(READY_LINE, READY_TIMEOUT_S)
+        plotted = ready and window.wait_for(PLOTS_BUILT, READY_TIMEOUT_S)
         if plotted:
             handed = subprocess.run([str(bundle), "speak", "Hello there, from another process."], env=bundle_env,
                                     cwd=bundle.parent, capture_output=True, text=True, timeout=SPEAK_TIMEOUT_S)
-            spoken = handed.returncode == 0 and _wait_for_line(lines, seen, HANDED_OVER_SPOKEN, SPEAK_TIMEOUT_S)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=10)
-    log = "".join(seen)
-    assert ready, f"no {READY_LINE!r} line on stderr (exit code {proc.returncode}):\n{log[-4000:]}"
-    assert plotted, f"no {PLOTS_BUILT!r} line on stderr (exit code {proc.returncode}):\n{log[-4000:]}"
+            spoken = handed.returncode == 0 and window.wait_for(HANDED_OVER_SPOKEN, SPEAK_TIMEOUT_S)
+    log = "".join(window.seen)
+    code = window.proc.returncode
+    assert ready, f"no {READY_LINE!r} line on stderr (exit code {code}):\n{log[-4000:]}"
+    assert plotted, f"no {PLOTS_BUILT!r} line on stderr (exit code {code}):\n{log[-4000:]}"
     assert handed is not None and handed.returncode == 0, handed
     assert "speaking the text in the voicegui window" in handed.stderr, handed.stderr
     assert spoken, f"no {HANDED_OVER_SPOKEN!r} line on stderr:\n{log[-4000:]}"
@@ -339,24 +354,10 @@ def test_bundled_window_imports_pyqtgraph_with_what_the_plots_draw_with(bundle: 
     # voicegui/ui/pyqtgraph_import.py reads pyqtgraph's two __init__ sources, which the archive holds only as
     # bytecode: the spec ships them beside it. Without them the bundle imported pyqtgraph whole, with every Qt
     # class made (~17 MB more), each file logged as "loaded as usual".
-    proc = subprocess.Popen([str(bundle), "-vv"], env=bundle_env, cwd=bundle.parent, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(proc.stderr, lines), daemon=True)
-    reader.start()
-    seen: list[str] = []
-    try:
-        plotted = _wait_for_line(lines, seen, PLOTS_BUILT, READY_TIMEOUT_S)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(timeout=10)
-    ours = [line for line in seen if "pyqtgraph_import" in line]
-    assert plotted, f"no {PLOTS_BUILT!r} line on stderr:\n{''.join(seen)[-4000:]}"
+    with BundledWindow(bundle, bundle_env, "-vv") as window:
+        plotted = window.wait_for(PLOTS_BUILT, READY_TIMEOUT_S)
+    ours = [line for line in window.seen if "pyqtgraph_import" in line]
+    assert plotted, f"no {PLOTS_BUILT!r} line on stderr:\n{''.join(window.seen)[-4000:]}"
     assert any("imports deferred" in line for line in ours), ours
     assert any("Qt names forwarded" in line for line in ours), ours
     assert not [line for line in ours if "as usual" in line or "every deferred import" in line], ours

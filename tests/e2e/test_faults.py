@@ -109,22 +109,21 @@ def _self_signed_cert(tmp: Path) -> tuple[Path, Path]:
     return cert, key
 
 
-class _TlsServer:
-    """An HTTPS listener on 127.0.0.1 with a self-signed certificate; it completes handshakes when it can and
-    answers any request with a 500 (a client that verifies never gets that far)."""
+class _Listener:
+    """A TCP listener on 127.0.0.1 whose thread hands each connection to `_answer` (set by a subclass)."""
 
-    def __init__(self, cert: Path, key: Path) -> None:
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(cert, key)
+    def __init__(self) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
-        self.handshakes_failed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        raise NotImplementedError
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -133,18 +132,32 @@ class _TlsServer:
             except OSError:
                 continue
             conn.settimeout(5)
-            try:
-                with self.ctx.wrap_socket(conn, server_side=True) as tls:
-                    tls.recv(65536)
-                    tls.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
-            except (ssl.SSLError, OSError):
-                self.handshakes_failed += 1
-                conn.close()
+            self._answer(conn)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
         self.sock.close()
+
+
+class _TlsServer(_Listener):
+    """An HTTPS listener with a self-signed certificate; it completes handshakes when it can and answers any
+    request with a 500 (a client that verifies never gets that far)."""
+
+    def __init__(self, cert: Path, key: Path) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(cert, key)
+        self.handshakes_failed = 0
+        super().__init__()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(65536)
+                tls.sendall(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+        except (ssl.SSLError, OSError):
+            self.handshakes_failed += 1
+            conn.close()
 
 
 def test_tls_certificate_not_trusted_fails_with_verification_on(tmp_path):
@@ -160,39 +173,21 @@ def test_tls_certificate_not_trusted_fails_with_verification_on(tmp_path):
     assert srv.handshakes_failed >= 1  # the client refused during the handshake: it never sent the key
 
 
-class _RedirectServer:
-    """A plain http listener on 127.0.0.1 that answers every request with a 307 to `location`."""
+class _RedirectServer(_Listener):
+    """A plain http listener that answers every request with a 307 to `location`."""
 
     def __init__(self, location: str) -> None:
         self.answer = (f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {location}\r\nContent-Length: 0\r\n"
                        "Connection: close\r\n\r\n").encode()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
             try:
-                conn, _ = self.sock.accept()
+                conn.recv(65536)
+                conn.sendall(self.answer)
             except OSError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                try:
-                    conn.recv(65536)
-                    conn.sendall(self.answer)
-                except OSError:
-                    continue
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self.sock.close()
+                pass  # the client went away: nothing to answer
 
 
 def test_http_server_redirecting_to_https_says_to_use_the_https_address(tmp_path):

@@ -58,16 +58,13 @@ EAGER_SUBMODULES = frozenset({
     "widgets.PlotWidget",
 })
 _lock = threading.Lock()
-_installed = False
 
 
 def install() -> None:
     """Load pyqtgraph's package and Qt layer as the module docstring says (no effect on what is imported)."""
-    global _installed
     with _lock:
-        if not _installed:
+        if not any(isinstance(finder, PyqtgraphFinder) for finder in sys.meta_path):
             sys.meta_path.insert(0, PyqtgraphFinder())
-            _installed = True
 
 
 # ---- the Qt layer -------------------------------------------------------------------------------------------
