@@ -67,7 +67,9 @@ from voicegui.ui import pyside_import_hook as hook
 hook.install()
 asked = []
 hook._original = lambda module: asked.append(module.__name__) or True
-answer = hook.uses_pyside(types.ModuleType("made_in_memory"))
-print(json.dumps({"answer": answer, "asked": asked}))
+frozen = types.ModuleType("frozen_in_a_bundle")
+frozen.__file__ = "/nonexistent/bundle/_internal/frozen_in_a_bundle.py"  # what a one-folder app's module names
+answers = [hook.uses_pyside(types.ModuleType("made_in_memory")), hook.uses_pyside(frozen)]
+print(json.dumps({"answers": answers, "asked": asked}))
 """)
-    assert out == {"answer": True, "asked": ["made_in_memory"]}
+    assert out == {"answers": [True, True], "asked": ["made_in_memory", "frozen_in_a_bundle"]}

@@ -10,7 +10,8 @@ pages half used once they were dropped (ui/app.py drops them after each start-up
 
 `install()` replaces that function with `uses_pyside`, which gives the same answer from the module's `.py` file
 read once (for a module, `inspect.getsource` returns that whole file) and asks the original function for any
-other module (no file, or not a `.py` file: frozen, zipped, an extension). Nothing goes into `linecache`. If
+other module (no file, or not a `.py` file: frozen, zipped, an extension; in the one-folder app a module's
+`.py` file named in `__file__` is absent). Nothing goes into `linecache` for a module read here. If
 shiboken has no such function (another PySide6), nothing is replaced, logged at debug level;
 tests/ui/test_pyside_import_hook.py checks the installed PySide6 has it and that every answer is the same.
 
@@ -41,6 +42,8 @@ def uses_pyside(module: ModuleType) -> bool:
                 # Bytes: a Python source's encoding is a superset of ASCII (PEP 263), so the ASCII word is
                 # in the bytes where it is in the text; no decoding, no lines.
                 return b"PySide6" in f.read()
+        except FileNotFoundError:
+            pass  # a frozen module (the one-folder app) names a .py file it does not ship: its loader may know
         except OSError as exc:
             log.debug("%s: %s; asking PySide6's own check", path, exc)
     assert _original is not None  # install() set it before putting this function in its place
