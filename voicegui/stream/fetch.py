@@ -35,7 +35,8 @@ a new httpx2 client per AsyncOpenAI, and each built its own context, even for pl
 http server (the built-in voices, most local servers) makes no TLS connection of its own, so it gets
 `NO_CA_TLS_CONTEXT`: verifying, trusting no CA, built at no cost; should such a server redirect to https, that
 handshake fails closed and the error says to give the https address (`_tls_message`). The first https request
-builds the shared context on a worker thread (`_fetch_once`), so the window's loop never waits for the CA store.
+builds the shared context on a worker thread (`tls_ready`, awaited by this module's and stream/realtime.py's
+fetch), so the window's loop never waits for the CA store.
 Plain http to a host other than loopback is allowed (local network servers are common) but
 `insecure_http_warning(base_url)` gives the warning that the CLI and the window show: the key and the text
 travel unencrypted.
@@ -370,8 +371,8 @@ NO_CA_TLS_CONTEXT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 def needs_ca_store(base_url: str) -> bool:
     """True if a client for `base_url` verifies TLS certificates itself (an https URL), so it needs the
-    shared context and the system's CA store; plain http needs neither."""
-    return urllib.parse.urlsplit(base_url).scheme.lower() != "http"
+    shared context and the system's CA store; plain http (and ws, whose client is made for http) needs neither."""
+    return urllib.parse.urlsplit(base_url).scheme.lower() not in ("http", "ws")
 
 
 def tls_context_for(base_url: str) -> ssl.SSLContext:
@@ -442,6 +443,15 @@ def warm_tls_context() -> None:
         log.warning("could not load the TLS certificates: %s", exc)
 
 
+async def tls_ready(base_url: str) -> None:
+    """Read the CA store on a worker thread, once, if a client for `base_url` needs it (so the loop's thread,
+    the window's GUI thread, never waits for it). A failure is left to `openai_client`, which tries again and
+    reports it as a FetchError of kind 'tls'."""
+    if _tls_context is None and needs_ca_store(base_url):
+        with contextlib.suppress(ssl.SSLError, OSError):
+            await asyncio.to_thread(shared_tls_context)
+
+
 def _event_reader(req: SpeechRequest, marks: FetchMarks) -> SpeechEvents | None:
     """The event reader for an sse response, None when the body is the audio itself. A server that ignores
     stream_format and sends audio is played as it is (and says so in the log and in `marks.sse_ignored`)."""
@@ -507,8 +517,7 @@ async def _fetch_once(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[
         raise ValueError("chunk_bytes must be positive or None")
     if req.stream_format not in STREAM_FORMATS:
         raise ValueError(f"stream_format must be one of {STREAM_FORMATS}, not {req.stream_format!r}")
-    if _tls_context is None and needs_ca_store(req.base_url):
-        await asyncio.to_thread(warm_tls_context)  # the CA store, read off the loop's thread, once
+    await tls_ready(req.base_url)
     client = openai_client(req)
     kwargs: dict[str, Any] = {"model": req.model, "voice": {"id": req.voice} if req.voice_object else req.voice,
                               "input": req.text, "response_format": req.response_format}

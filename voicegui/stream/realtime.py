@@ -71,6 +71,7 @@ from voicegui.stream.fetch import (
     cause_text,
     import_sdk,
     openai_client,
+    tls_ready,
 )
 from voicegui.text import split_sentences
 
@@ -501,6 +502,7 @@ async def fetch_realtime(req: SpeechRequest, marks: FetchMarks, on_chunk: Callab
     exceptions from the callbacks and asyncio.CancelledError through, and always closes the websocket.
     """
     await import_sdk()
+    await tls_ready(req.base_url)
     import openai
 
     sentences = split_sentences(req.text)
