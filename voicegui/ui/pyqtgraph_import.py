@@ -109,32 +109,32 @@ class SplitPackage:
 
     def __init__(self, tree: ast.Module, filename: str, is_package: Callable[[str], bool]) -> None:
         eager: list[ast.stmt] = []
-        deferred: list[ast.stmt] = []
+        # One code object per deferred import, in the file's order: (submodule, its code).
+        self.deferred: list[tuple[str, CodeType]] = []
         self.named: dict[str, tuple[str, str]] = {}
         for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and self._deferrable(node, is_package):
-                assert node.module is not None  # _deferrable says so
-                deferred.append(node)
-                for alias in node.names:
-                    if alias.name != "*":
-                        self.named[alias.asname or alias.name] = (node.module, alias.name)
-            else:
+            module = self._deferrable(node, is_package) if isinstance(node, ast.ImportFrom) else None
+            if module is None:
                 eager.append(node)
-        self.splits = bool(deferred)  # else there is nothing to gain: load as usual
+                continue
+            assert isinstance(node, ast.ImportFrom)  # only an import has a submodule
+            self.deferred.append((module, compile(ast.Module(body=[node], type_ignores=[]), filename, "exec")))
+            for alias in node.names:
+                if alias.name != "*":
+                    self.named[alias.asname or alias.name] = (module, alias.name)
+        self.splits = bool(self.deferred)  # else there is nothing to gain: load as usual
         self.eager = compile(ast.Module(body=eager, type_ignores=[]), filename, "exec")
-        # One code object per import, in the file's order: (submodule, its code).
-        self.deferred = [(node.module or "", compile(ast.Module(body=[node], type_ignores=[]), filename, "exec"))
-                         for node in deferred if isinstance(node, ast.ImportFrom)]
         self.reads = {node.name: _global_names(node) for node in eager if isinstance(node, ast.FunctionDef)}
 
     @staticmethod
-    def _deferrable(node: ast.ImportFrom, is_package: Callable[[str], bool]) -> bool:
+    def _deferrable(node: ast.ImportFrom, is_package: Callable[[str], bool]) -> str | None:
+        """The submodule `node` imports from if it is deferred (see the class docstring), else None."""
         if node.level != 1 or node.module is None or node.module in EAGER_SUBMODULES:
-            return False
+            return None
         first = node.module.partition(".")[0]
         if any((alias.asname or alias.name) == first for alias in node.names):
-            return False
-        return "." in node.module or is_package(first)
+            return None
+        return node.module if "." in node.module or is_package(first) else None
 
 
 def _global_names(function: ast.FunctionDef) -> set[str]:
