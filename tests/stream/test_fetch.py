@@ -226,6 +226,49 @@ def test_https_clients_share_one_verifying_tls_context(monkeypatch):
     assert ctx is fetch.shared_tls_context() and ctx.verify_mode == ssl.CERT_REQUIRED and ctx.check_hostname
 
 
+def _count_ca_reads(monkeypatch) -> list[str]:
+    """Reset the shared context (as in a fresh process); the names of the threads that read the CA store."""
+    import threading
+
+    import httpcore2
+
+    from voicegui.stream import fetch
+
+    monkeypatch.setattr(fetch, "_tls_context", None)
+    threads: list[str] = []
+    real = httpcore2.default_ssl_context
+    monkeypatch.setattr(httpcore2, "default_ssl_context",
+                        lambda *a, **k: threads.append(threading.current_thread().name) or real(*a, **k))
+    return threads
+
+
+async def test_the_ca_store_is_read_off_the_loops_thread_and_only_for_https(monkeypatch):
+    import threading
+
+    from voicegui.stream import fetch
+
+    threads = _count_ca_reads(monkeypatch)
+    await fetch.tls_ready("http://127.0.0.1:1/v1")
+    await fetch.tls_ready("ws://127.0.0.1:1/v1")
+    assert threads == []
+    await fetch.tls_ready("https://127.0.0.1:1/v1")
+    await fetch.tls_ready("https://127.0.0.1:1/v1")
+    assert len(threads) == 1 and threads[0] != threading.current_thread().name  # once, on a worker thread
+
+
+async def test_a_realtime_fetch_reads_the_ca_store_off_the_loops_thread(monkeypatch):
+    import threading
+
+    from voicegui.stream.fetch import FetchError
+    from voicegui.stream.realtime import fetch_realtime
+
+    threads = _count_ca_reads(monkeypatch)
+    req = _req("wss://127.0.0.1:1/v1", model="gpt-realtime-2.1-mini", voice="marin", timeout_s=5.0)
+    with pytest.raises(FetchError):  # nothing listens there
+        await fetch_realtime(req, FetchMarks(None, None, None), Collector())
+    assert threads and threading.current_thread().name not in threads
+
+
 async def test_unreadable_certificate_store_is_a_clear_tls_error(monkeypatch, caplog):
     from voicegui.stream import fetch
 
