@@ -50,6 +50,7 @@ from voicegui.cli.args import (
     terminal_safe,
 )
 from voicegui.cli.handoff import ONE_SOURCE, first_word, handoff
+from voicegui.cli.preload import import_in_background, import_quietly, load_voice_in_background, single_blas_thread
 from voicegui.crash import redact
 from voicegui.formats import FORMATS
 
@@ -176,7 +177,6 @@ def _builtin_voices(args: argparse.Namespace, forked: BuiltinProcess | OSError |
         return address, ""
     if isinstance(forked, OSError):
         log.warning("the built-in voices start in this process: no second process (%s)", forked)
-    from voicegui.cli.preload import load_voice_in_background
 
     # The voice's model loads while the server starts and the request is prepared.
     return start_builtin(
@@ -340,7 +340,12 @@ async def _play(args: argparse.Namespace, request: SpeechRequest, pieces: list[s
     try:
         if early is not None:
             await early.sent()  # the request first: imports on another thread would share the GIL with it
+        # PortAudio's start (ALSA opens every PCM its configuration defines to list the devices: 35-90 ms, in C
+        # without the GIL) on a second worker, beside numpy's and the player's imports. A failure there is
+        # raised again by the player's own import of sounddevice, which the usual handlers report.
+        portaudio = asyncio.ensure_future(asyncio.to_thread(import_quietly, "sounddevice"))
         await asyncio.to_thread(lambda: [importlib.import_module(m) for m in SPEAK_AFTER_REQUEST])
+        await portaudio
         from voicegui.stream.output import OutputConfig
         from voicegui.stream.player import Player
         from voicegui.stream.session import SpeakOptions
@@ -441,6 +446,7 @@ def run_devices() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    single_blas_thread()  # before numpy's first import, here or in a child (the built-in voices' process)
     command = command_of(argv)
     # An unknown word (a typo) is not the window's command: argparse says what the commands are, instead of
     # a running window being raised silently.
@@ -451,7 +457,6 @@ def main(argv: list[str] | None = None) -> int:
     forked: BuiltinProcess | OSError | None = None
     if command == "speak" and not {"-h", "--help"} & set(argv):
         from voicegui.cli.builtin_process import BuiltinProcess, speak_args
-        from voicegui.cli.preload import import_in_background
 
         said = speak_args(argv, argv.index("speak"))
         # Before any thread starts (a fork copies one thread and every lock as it was): not where main is

@@ -7,6 +7,12 @@ TLS contexts), initialising PortAudio (sounddevice) ~40 ms, loading the hibari v
 imports hold the GIL, so two threads importing do not finish sooner than one; what does overlap is the work
 done outside it: PortAudio enumerating devices, onnxruntime building its session, reading files.
 
+`single_blas_thread()` keeps numpy's OpenBLAS from starting a thread per core: those threads spin for a while
+after numpy's import (measured on 2 cores: `import numpy` 115-179 ms of CPU instead of 56-90, and the next
+~0.1 s of the process's other work ~35 ms more), CPU taken from the second core that the built-in voices'
+process or PortAudio's start uses meanwhile. voicegui multiplies no matrices with numpy (onnxruntime runs the
+neural voices on its own threads), so one is enough; a user's own OPENBLAS_NUM_THREADS is kept.
+
 `import_in_background(modules)` imports modules on a daemon thread. A module that fails to import there is
 imported again where it is used (a failed import leaves nothing in sys.modules), so its error reaches the user
 through that code's usual message; this thread only logs it at debug level. `load_voice_in_background`
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -34,20 +41,34 @@ if TYPE_CHECKING:  # imported where used: the built-in voices are not loaded by 
 log = logging.getLogger(__name__)
 
 
+BLAS_THREADS_VARIABLE = "OPENBLAS_NUM_THREADS"
+
+
+def single_blas_thread() -> None:
+    """One OpenBLAS thread for this process and its children, unless the user set their own (see the module
+    docstring). Call it before anything imports numpy: OpenBLAS reads the variable when it is loaded."""
+    os.environ.setdefault(BLAS_THREADS_VARIABLE, "1")
+
+
+def import_quietly(module: str) -> bool:
+    """Import `module` ahead of its use; False if that failed (logged at debug level only: the module is
+    imported again where it is used, and that code reports the error)."""
+    try:
+        importlib.import_module(module)
+    # Any error: the code that uses the module imports it again and reports what it raises.
+    except Exception as exc:
+        log.debug("preloading %s failed (%s); it is imported again where it is used", module, exc)
+        return False
+    return True
+
+
 def import_in_background(modules: Sequence[str], then: Callable[[], object] | None = None,
                          name: str = "voicegui-preload") -> threading.Thread:
     """Import `modules` in this order on a new daemon thread (started), then call `then` (which must report
     its own failures) if they all imported; returns the thread."""
 
     def run() -> None:
-        for module in modules:
-            try:
-                importlib.import_module(module)
-            # Any error: the module is imported again where it is used, and that code reports it.
-            except Exception as exc:
-                log.debug("preloading %s failed (%s); it is imported again where it is used", module, exc)
-                return
-        if then is not None:
+        if all(import_quietly(module) for module in modules) and then is not None:
             then()
 
     thread = threading.Thread(target=run, name=name, daemon=True)
