@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import socket
+import subprocess
+import sys
 import time
 import zlib
 from datetime import date
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -308,3 +312,59 @@ async def test_gzip_encoded_model_list_is_read(make_raw_server):
 
     models = await pv.list_models(await make_raw_server(handler), None)
     assert [m.id for m in models] == ["kokoro"]
+
+
+async def test_a_redirected_model_list_is_followed(make_raw_server, local_app):
+    async def listed(request: web.Request) -> web.Response:
+        return web.json_response({"data": [{"id": "kokoro"}]})
+
+    target = await make_raw_server(listed)
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPFound(target + "/models")
+
+    app = web.Application()
+    app.router.add_get("/v1/models", moved)
+    models = await pv.list_models(await local_app(app), None)
+    assert [m.id for m in models] == ["kokoro"]
+
+
+async def test_lists_from_a_plain_http_server_read_no_ca_store(builtin, monkeypatch):
+    import httpcore2
+
+    from voicegui import tls_contexts
+
+    monkeypatch.setattr(tls_contexts, "_tls_context", None)  # as in a fresh process
+    built = []
+    real = httpcore2.default_ssl_context
+    monkeypatch.setattr(httpcore2, "default_ssl_context", lambda *a, **k: built.append(1) or real(*a, **k))
+    assert await pv.list_models(builtin.base_url, builtin.token)
+    assert await pv.list_voices(builtin.base_url, builtin.token, "builtin")
+    assert built == [] and tls_contexts._tls_context is None
+
+
+async def test_an_unreadable_ca_store_is_one_clear_sentence(monkeypatch, tmp_path):
+    from voicegui import tls_contexts
+
+    monkeypatch.setattr(tls_contexts, "_tls_context", None)
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    monkeypatch.setenv("SSL_CERT_DIR", str(tmp_path / "missing"))
+    with pytest.raises(pv.ProviderError, match="Could not load the certificates") as info:
+        await pv.list_models("https://127.0.0.1:1/v1", None, timeout_s=2)
+    assert "SSL_CERT_FILE" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_window_lists_without_aiohttps_client(builtin):
+    """A list from the built-in server (what the window asks for at start) loads httpx2, which the window has
+    anyway, and not aiohttp's client (~3 MB, two TLS contexts from the CA store)."""
+    code = f"""
+import asyncio, json, sys
+from voicegui import providers as pv
+from voicegui.aiohttp_import import web  # the window runs the built-in server in-process
+models = asyncio.run(pv.list_models({builtin.base_url!r}, {builtin.token!r}))
+print(json.dumps({{"models": len(models), "client": "aiohttp.client" in sys.modules}}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"models": len(builtin.models()), "client": False}

@@ -11,13 +11,15 @@ answers capability questions (does this model take `instructions`? which speed r
 server's profile on connect (`detect_profile`: the model and voice lists plus what voicegui.server_profile
 makes of them and of the `Server` header), and tests a connection with one clear sentence for the user.
 
-HTTP goes through aiohttp (already a dependency: the built-in server uses it), one short-lived
-ClientSession per call; every call has a total timeout that covers the body too, so a dead or trickling
-server cannot hang the caller. The lists are refreshed on every Base URL edit, so a hostile server must not
-be able to bloat the window either: the body is read in chunks and decompressed here (gzip/deflate, with
-aiohttp's own decompression off, since it inflates a whole network read at once), and reading stops with a
-ProviderError past limits.MAX_JSON_BYTES (4 MiB) of compressed or decompressed bytes: a gzip bomb or an
-endless JSON body costs at most that.
+HTTP goes through httpx2, the client the speech requests use (the window has it loaded once the openai SDK is
+preloaded; aiohttp's client, which this used before, cost the window ~3 MB and ~80 ms on its GUI thread at the
+first list, with two TLS contexts built from the CA store at its import), one short-lived AsyncClient per call,
+with the TLS context voicegui/tls_contexts.py gives for the URL (none read from the CA store for plain http).
+Every call has a total timeout that covers the body too, so a dead or trickling server cannot hang the caller.
+The lists are refreshed on every Base URL edit, so a hostile server must not be able to bloat the window either:
+the raw body is read in chunks and decompressed here (gzip/deflate: httpx2's own decoding would inflate a whole
+network read at once), and reading stops with a ProviderError past limits.MAX_JSON_BYTES (4 MiB) of compressed
+or decompressed bytes: a gzip bomb or an endless JSON body costs at most that.
 
 Threads: the coroutines run on the caller's asyncio loop (qasync's in the window, plain asyncio in the
 CLI and tests). Qt-free. Nothing here logs or keeps the API key.
@@ -25,8 +27,11 @@ CLI and tests). Qt-free. Nothing here logs or keeps the API key.
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import json
 import logging
+import ssl
 import time
 import zlib
 from collections.abc import Iterable, Mapping
@@ -51,9 +56,10 @@ from voicegui.openai_models import (
     parse_date,
 )
 from voicegui.server_profile import KOKORO_VOICE, ServerProfile, identify
+from voicegui.tls_contexts import tls_context_for, tls_ready
 
 if TYPE_CHECKING:
-    import aiohttp
+    import httpx2
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +271,7 @@ def _size(n: int) -> str:
     return f"{n / (1 << 20):g} MB" if n >= 1 << 20 else f"{n} bytes"
 
 
-async def _read_body(resp: aiohttp.ClientResponse, base_url: str, path: str, max_bytes: int) -> bytes | None:
+async def _read_body(resp: httpx2.Response, base_url: str, path: str, max_bytes: int) -> bytes | None:
     """The body, decompressed, at most `max_bytes` (compressed or not); None for an encoding we did not ask
     for (an unreadable answer, like invalid JSON). ProviderError past the bound."""
     encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
@@ -279,7 +285,7 @@ async def _read_body(resp: aiohttp.ClientResponse, base_url: str, path: str, max
                             "models or voices; it was not read further.")
     out = bytearray()
     received = 0
-    async for chunk in resp.content.iter_chunked(1 << 16):
+    async for chunk in resp.aiter_raw(1 << 16):
         received += len(chunk)
         if received > max_bytes:
             raise too_big
@@ -306,36 +312,58 @@ async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float,
     case) go into `headers_out` if given."""
     url = _url(base_url, path)
     try:
-        scheme = urlsplit(url).scheme
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (read for its check: a port out of range raises ValueError)
     except ValueError as exc:  # urlsplit's own complaint ("Invalid IPv6 URL") is no sentence for a user
         raise ProviderError(f"The base URL {base_url!r} is not a valid URL.") from exc
-    if scheme not in ("http", "https"):
+    if parts.scheme not in ("http", "https"):
         raise ProviderError(f"The base URL must start with http:// or https://, not {base_url!r}.")
-    import aiohttp  # here, not at module level: importing the window then does not wait ~0.3 s for it
-
+    # Imported on a worker, not at module level nor on this loop's thread (the window's GUI thread): the window
+    # preloads it with the SDK, and its first list may come while that preload is still running.
+    httpx2 = await asyncio.to_thread(importlib.import_module, "httpx2")
+    await tls_ready(base_url)  # an https URL's CA store is read on a worker thread, not on this loop's
+    try:
+        tls = tls_context_for(base_url)
+    except (ssl.SSLError, OSError) as exc:
+        raise ProviderError(f"Could not load the certificates to check {base_url} against ({exc}). If "
+                            "SSL_CERT_FILE or SSL_CERT_DIR is set, does it name a readable file or folder?") from exc
     headers = {**_headers(key), "Accept-Encoding": "gzip, deflate"}
     try:
-        # total= covers connect, headers and the body read below (it is inside the session's context)
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s),
-                                         auto_decompress=False) as http:
-            async with http.get(url, headers=headers) as resp:
-                if headers_out is not None:
-                    headers_out.update({k.lower(): v for k, v in resp.headers.items()})
-                raw = await _read_body(resp, base_url, path, max_bytes)
-                try:
-                    body = None if raw is None else json.loads(raw)
-                except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError), or
-                    # nested deeper than the parser's recursion limit: both an unreadable answer
-                    body = None
-                return resp.status, body
-    except TimeoutError as exc:
+        # One deadline for connect, headers and the body read below (httpx2's own timeouts are per step).
+        # Redirects are followed, as a browser would for a list (httpx2 drops the key on a change of host).
+        async with asyncio.timeout(timeout_s), \
+                httpx2.AsyncClient(verify=tls, timeout=timeout_s, follow_redirects=True) as http, \
+                http.stream("GET", url, headers=headers) as resp:
+            if headers_out is not None:
+                headers_out.update({k.lower(): v for k, v in resp.headers.items()})
+            raw = await _read_body(resp, base_url, path, max_bytes)
+            try:
+                body = None if raw is None else json.loads(raw)
+            except (ValueError, RecursionError):  # not JSON (UnicodeDecodeError is a ValueError), or
+                # nested deeper than the parser's recursion limit: both an unreadable answer
+                body = None
+            return resp.status_code, body
+    except (TimeoutError, httpx2.TimeoutException) as exc:
         raise ProviderError(f"{base_url} did not answer within {timeout_s:g} s.") from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise ProviderError(f"Could not connect to {base_url}: {exc.os_error.strerror or exc}.") from exc
-    except aiohttp.InvalidURL as exc:
+    except httpx2.ConnectError as exc:
+        raise ProviderError(f"Could not connect to {base_url}: {_os_reason(exc)}.") from exc
+    except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as exc:
         raise ProviderError(f"The base URL {base_url!r} is not a valid URL.") from exc
-    except aiohttp.ClientError as exc:
+    except httpx2.HTTPError as exc:
         raise ProviderError(f"Could not talk to {base_url}: {exc}.") from exc
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The operating system's words for why a connection failed (the first OSError with a message among
+    `exc`'s causes: "Connect call failed ('127.0.0.1', 1)", "Name or service not known"), else `exc`'s own."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    return str(exc)
 
 
 def _server_message(body: Any) -> str | None:

@@ -145,9 +145,9 @@ def test_the_voices_model_loads_before_any_request():
 
 def test_speak_sends_its_request_before_it_imports_the_audio_stack():
     """The request goes out as soon as the SDK is in (stream/early_fetch.py); numpy and PortAudio are imported
-    (beside each other) after it, while the server works, and PyAV not at all for pcm. -vv logs the moment the request is sent;
-    -X importtime writes each module's line when its import ends, on the same stderr, so their order is the
-    order they happened."""
+    (beside each other) after it, while the server works, and PyAV not at all for pcm. -vv logs the moment the
+    request is sent; -X importtime writes each module's line when its import ends, on the same stderr, so their
+    order is the order they happened."""
     server = PcmServer()
     _, proc = imported("-m", "voicegui", "-vv", "speak", "Hi.", "--base-url", server.base_url, "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -340,13 +340,15 @@ def test_bundled_cli_never_loads_qt(bundle: Path, bundle_env: dict[str, str]) ->
 def test_bundled_sdk_loads_its_types_name_by_name(bundle: Path, bundle_env: dict[str, str]) -> None:
     # voicegui/stream/sdk_import.py reads the SDK's `types` __init__ sources, which the archive holds only as
     # bytecode: the spec ships them beside it. Without them every type module was imported (~0.36 s before a
-    # bundled Speak's request), each package logged as "loaded as usual".
+    # bundled Speak's request), each package logged as "loaded as usual". The same for aiohttp's __init__
+    # (voicegui/aiohttp_import.py), imported by the built-in voices' process.
     res = subprocess.run([str(bundle), "-vv", "speak", "Hello there.", "--voice", "espeak:en-us"], env=bundle_env,
                          cwd=bundle.parent, capture_output=True, text=True, timeout=SPEAK_TIMEOUT_S)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "voicegui.stream.sdk_import" in res.stderr or "sending the speech request" in res.stderr, \
         "no debug log: is -vv still the debug level?"
     assert "loaded as usual" not in res.stderr, [line for line in res.stderr.splitlines() if "as usual" in line][:3]
+    assert "aiohttp: imported with" in res.stderr, "the built-in voices' aiohttp was not imported without its client"
 
 
 def test_bundled_window_imports_pyqtgraph_with_what_the_plots_draw_with(bundle: Path,

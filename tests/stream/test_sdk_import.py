@@ -3,6 +3,7 @@ name a plain import gives, the same objects, and the SDK's import loads far fewe
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -81,11 +82,11 @@ def test_names_resolve_to_the_same_objects_as_their_modules():
 
 
 def test_exported_names_refuses_code_it_would_not_run():
-    assert sdk_import.exported_names("from .a import B as B\nfrom . import c\n") == {"B": ("a", "B"),
+    assert sdk_import.exported_names(ast.parse("from .a import B as B\nfrom . import c\n")) == {"B": ("a", "B"),
                                                                                     "c": (None, "c")}
-    assert sdk_import.exported_names("from .a import B\nX = 1\n") is None
-    assert sdk_import.exported_names("from .a import *\n") is None
-    assert sdk_import.exported_names("import os\n") is None
+    assert sdk_import.exported_names(ast.parse("from .a import B\nX = 1\n")) is None
+    assert sdk_import.exported_names(ast.parse("from .a import *\n")) is None
+    assert sdk_import.exported_names(ast.parse("import os\n")) is None
 
 
 def test_the_finder_takes_only_packages_it_can_load_lazily(tmp_path, monkeypatch):

@@ -23,7 +23,6 @@ from tests.e2e.handoff_bench import FIRST_SOUND, READY, WindowProcess
 from voicegui.ui.pyqtgraph_import import (
     PyqtgraphFinder,
     SplitPackage,
-    _global_names,
     without_copy_function,
 )
 
@@ -134,25 +133,6 @@ view = pg.image(np.zeros((8, 8)))
 print(json.dumps({"type": type(view).__name__}))
 """)
     assert out["type"] == "ImageView"
-
-
-def test_global_names_are_what_a_function_reads_from_its_module():
-    tree = ast.parse("""
-def f(a, *rest, key=None, **more):
-    global counter
-    import os.path
-    from x import y as z
-    b = a + len(rest)
-    counter = b
-    try:
-        ViewBox.quit()
-    except NameError as exc:
-        print(exc, z, os)
-    return [c for c in more if c] + [lambda q: q + outer]
-""")
-    function = tree.body[0]
-    assert isinstance(function, ast.FunctionDef)
-    assert _global_names(function) == {"counter", "len", "ViewBox", "NameError", "print", "outer"}
 
 
 def test_a_pyqtgraph_of_another_shape_is_loaded_as_usual(tmp_path):

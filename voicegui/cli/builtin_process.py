@@ -201,10 +201,11 @@ def _serve(voice: str | None, verbose: int, ready_w: int, alive_r: int, parent: 
     _die_with(parent)
     logging.basicConfig(level=logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
-    # This process makes no TLS connection (it serves loopback HTTP; nothing downloads at run time), yet aiohttp
-    # builds two verifying TLS contexts when imported: ~60 ms of reading the system's CA store, on the way to
-    # serving, which is on the command's way to its first sound (the default voice's first sound ~50-80 ms
-    # sooner, medians of 10, two rounds). An empty store makes them cheap.
+    # This process makes no TLS connection (it serves loopback HTTP; nothing downloads at run time), yet aiohttp's
+    # client builds two verifying TLS contexts when imported: ~60 ms of reading the system's CA store, on the way
+    # to serving, which is on the command's way to its first sound. voicegui/aiohttp_import.py keeps the client
+    # out of this process; should it load aiohttp as usual (a newer aiohttp of another shape), an empty store
+    # still makes those contexts cheap.
     os.environ["SSL_CERT_FILE"] = os.environ["SSL_CERT_DIR"] = os.devnull
     from voicegui import crash
     from voicegui.cli.args import start_builtin

@@ -211,8 +211,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, engine: Engine, what: str, shaping: Shaping, token: str | None,
            key_line: str) -> int:
-    from aiohttp import web
-
+    from voicegui.aiohttp_import import web
     from voicegui.server.app import create_app, server_options
 
     app = create_app(engine, shaping=shaping, token=token)

@@ -49,7 +49,8 @@ async def fetch_timings(base_url: str, api_key: str, model: str, voice: str, tex
     """The server's timings of `text` (asked for as pcm); CaptionedError when it does not give them."""
     import json
 
-    import aiohttp  # here, not at import: the window loads no network client before it needs one
+    # Here, not at import: the window loads no network client before it needs one.
+    from voicegui.aiohttp_import import aiohttp
 
     body = {"model": model, "input": text, "voice": voice, "response_format": "pcm", "speed": speed,
             "stream": False, "return_timestamps": True}

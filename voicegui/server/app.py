@@ -59,9 +59,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from aiohttp import web
 
 from voicegui import speech_sse as sse
+from voicegui.aiohttp_import import web
 from voicegui.formats import FORMATS
 from voicegui.limits import MAX_SPEED, MIN_SPEED
 from voicegui.server.encode import StreamingEncoder

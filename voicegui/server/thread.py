@@ -16,8 +16,7 @@ import socket
 import threading
 from types import TracebackType
 
-from aiohttp import web
-
+from voicegui.aiohttp_import import web
 from voicegui.server.app import READ_TIMEOUT_S, RequestRecord, create_app, server_options, set_shaping
 from voicegui.server.engines.base import Engine
 from voicegui.server.shaping import Shaping

@@ -27,16 +27,11 @@ Measured with openai 3.57 / httpx2 2.16 against the built-in server (tests/strea
   loop's asyncgen hooks (qasync installs none, see docs/architecture.md).
 
 TLS: certificates are always verified (the SDK's default httpx2 client; we never pass verify=False). A
-certificate that fails verification is a FetchError of kind 'tls' whose text says "certificate" and why.
-Every client for an https server gets the same TLS context, httpx2's own default (system CAs, SSL_CERT_FILE /
-SSL_CERT_DIR from the environment) built once by `shared_tls_context()`: building it reads the CA store (~20 ms
-of CPU and ~1.6 MB resident), which each Speak used to pay between the click and "request sent" (the SDK builds
-a new httpx2 client per AsyncOpenAI, and each built its own context, even for plain http). A client for a plain
-http server (the built-in voices, most local servers) makes no TLS connection of its own, so it gets
-`NO_CA_TLS_CONTEXT`: verifying, trusting no CA, built at no cost; should such a server redirect to https, that
-handshake fails closed and the error says to give the https address (`_tls_message`). The first https request
-builds the shared context on a worker thread (`tls_ready`, awaited by this module's and stream/realtime.py's
-fetch), so the window's loop never waits for the CA store.
+certificate that fails verification is a FetchError of kind 'tls' whose text says "certificate" and why. The
+client gets its TLS context from voicegui/tls_contexts.py: one shared verifying context for https servers, read
+from the CA store once and on a worker thread (`tls_ready`, awaited here and by stream/realtime.py), and for a
+plain http server one that trusts no CA, so such a client reads no CA store; should that server redirect to
+https, the handshake fails closed and the error says to give the https address (`_tls_message`).
 Plain http to a host other than loopback is allowed (local network servers are common) but
 `insecure_http_warning(base_url)` gives the warning that the CLI and the window show: the key and the text
 travel unencrypted.
@@ -58,7 +53,6 @@ import logging
 import re
 import socket
 import ssl
-import threading
 import time
 import urllib.parse
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -67,6 +61,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from voicegui.speech_sse import STREAM_FORMATS
 from voicegui.stream.sse import SpeechEvents, SseError, is_event_stream
+from voicegui.tls_contexts import needs_ca_store, tls_context_for, tls_ready
 
 if TYPE_CHECKING:  # imported where used: the SDK costs ~1 s and ~56 MB, paid on the first Speak, not at start-up
     import openai
@@ -360,42 +355,6 @@ def _timeout_hint(req: SpeechRequest) -> str:
             "(--timeout-s).")
 
 
-_tls_lock = threading.Lock()
-_tls_context: ssl.SSLContext | None = None
-
-
-# The TLS context of clients for plain http servers (module docstring): PROTOCOL_TLS_CLIENT verifies (hostname and
-# certificate) and no CA is loaded, so any handshake fails, closed.
-NO_CA_TLS_CONTEXT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-
-
-def needs_ca_store(base_url: str) -> bool:
-    """True if a client for `base_url` verifies TLS certificates itself (an https URL), so it needs the
-    shared context and the system's CA store; plain http (and ws, whose client is made for http) needs neither."""
-    return urllib.parse.urlsplit(base_url).scheme.lower() not in ("http", "ws")
-
-
-def tls_context_for(base_url: str) -> ssl.SSLContext:
-    """The TLS context a client for `base_url` gets: NO_CA_TLS_CONTEXT for plain http, else the shared
-    verifying one (built here on first use: ssl.SSLError or OSError if the CA store cannot be read)."""
-    return shared_tls_context() if needs_ca_store(base_url) else NO_CA_TLS_CONTEXT
-
-
-def shared_tls_context() -> ssl.SSLContext:
-    """httpx2's default TLS context (certificates verified against the system CAs), built on first use.
-
-    An SSLContext may be shared by any number of connections and threads. Call it from a worker thread at
-    start-up to take its cost off the first Speak.
-    """
-    import httpx2
-
-    global _tls_context
-    with _tls_lock:
-        if _tls_context is None:
-            _tls_context = httpx2.create_ssl_context()
-        return _tls_context
-
-
 _sdk_imported = False
 # What a speech request imports beyond `import openai`: the SDK loads these at the first request (~35 ms of
 # it, measured after `import openai`), so the window's preload and `voicegui speak`'s import them ahead.
@@ -432,24 +391,6 @@ def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=req.base_url, api_key=req.api_key or "none", max_retries=0,
                               timeout=req.timeout_s, http_client=openai.DefaultAsyncHttpxClient(verify=tls),
                               **options)
-
-
-def warm_tls_context() -> None:
-    """Build the shared TLS context now (from a worker thread). A failure is only logged here: the next
-    https request reports it as a FetchError of kind 'tls'."""
-    try:
-        shared_tls_context()
-    except (ssl.SSLError, OSError) as exc:
-        log.warning("could not load the TLS certificates: %s", exc)
-
-
-async def tls_ready(base_url: str) -> None:
-    """Read the CA store on a worker thread, once, if a client for `base_url` needs it (so the loop's thread,
-    the window's GUI thread, never waits for it). A failure is left to `openai_client`, which tries again and
-    reports it as a FetchError of kind 'tls'."""
-    if _tls_context is None and needs_ca_store(base_url):
-        with contextlib.suppress(ssl.SSLError, OSError):
-            await asyncio.to_thread(shared_tls_context)
 
 
 def _event_reader(req: SpeechRequest, marks: FetchMarks) -> SpeechEvents | None:

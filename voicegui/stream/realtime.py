@@ -71,9 +71,9 @@ from voicegui.stream.fetch import (
     cause_text,
     import_sdk,
     openai_client,
-    tls_ready,
 )
 from voicegui.text import split_sentences
+from voicegui.tls_contexts import tls_ready
 
 if TYPE_CHECKING:  # imported where used: the SDK costs ~1 s and ~56 MB, paid on the first Speak, not at start-up
     import openai

@@ -33,9 +33,10 @@ import importlib.machinery
 import logging
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any
+
+from voicegui.lazy_package import Names, package_source, resolver
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,11 @@ class SkippedModuleFinder:
         return None
 
 
-def exported_names(source: str) -> dict[str, tuple[str | None, str]] | None:
+def exported_names(tree: ast.Module) -> Names | None:
     """What a package `__init__.py` made only of relative imports exports: {name: (submodule or None for
     `from . import name`, name in it)}; None if it holds anything else (then it is not loaded lazily)."""
-    names: dict[str, tuple[str | None, str]] = {}
-    for node in ast.parse(source).body:
+    names: Names = {}
+    for node in tree.body:
         if isinstance(node, ast.ImportFrom) and node.module == "__future__" and node.level == 0:
             continue
         if not (isinstance(node, ast.ImportFrom) and node.level == 1):
@@ -91,38 +92,16 @@ def exported_names(source: str) -> dict[str, tuple[str | None, str]] | None:
     return names
 
 
-def _resolver(package: str, names: dict[str, tuple[str | None, str]]) -> Callable[[str], Any]:
-    """A module `__getattr__` for `package` that imports each of `names` when first asked for, and keeps it."""
-
-    submodules = {sub.partition(".")[0] for sub, _ in names.values() if sub}
-
-    def __getattr__(attr: str) -> Any:
-        if attr in submodules:  # run by the code, each `from .x import y` would have made `x` an attribute
-            return importlib.import_module(f"{package}.{attr}")
-        try:
-            submodule, name = names[attr]
-        except KeyError:
-            raise AttributeError(f"module {package!r} has no attribute {attr!r}") from None
-        if submodule is None:
-            value: Any = importlib.import_module(f"{package}.{name}")
-        else:
-            value = getattr(importlib.import_module(f"{package}.{submodule}"), name)
-        setattr(sys.modules[package], attr, value)  # found directly from now on, __getattr__ no longer asked
-        return value
-
-    return __getattr__
-
-
 class _LazyTypesLoader(importlib.machinery.SourceFileLoader):
     """Loads one `types` package: its exports become a `__getattr__`; its code is not run."""
 
-    def __init__(self, fullname: str, path: str, names: dict[str, tuple[str | None, str]]) -> None:
+    def __init__(self, fullname: str, path: str, names: Names) -> None:
         super().__init__(fullname, path)
         self.names = names
 
     def exec_module(self, module: ModuleType) -> None:
         names = self.names
-        module.__getattr__ = _resolver(module.__name__, names)  # type: ignore[method-assign]
+        module.__getattr__ = resolver(module.__name__, names)  # type: ignore[method-assign]
         module.__dir__ = lambda: sorted(set(vars(module)) | set(names))  # type: ignore[method-assign]
 
 
@@ -138,21 +117,15 @@ class LazyTypesFinder:
                   target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if fullname != self.package and not (self.subpackages and fullname.startswith(self.package + ".")):
             return None
-        # None = "not mine": the finders after this one (Python's own, or a bundler's) load it as always. Never
-        # hand back PathFinder's spec for anything but a package loaded here: in a one-folder app the SDK lives
-        # in the bundler's archive, and a data directory of the same name would come back as a namespace package.
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if (spec is None or spec.submodule_search_locations is None or spec.origin is None
-                or not spec.origin.endswith("__init__.py")):
+        # None = "not mine": the finders after this one (Python's own, or a bundler's) load it as always.
+        # Quiet where there is no source: most names under the package are modules, not packages.
+        found = package_source(fullname, path, say_missing=False)
+        if found is None:
             return None
-        try:
-            with open(spec.origin, encoding="utf-8") as f:
-                names = exported_names(f.read())
-        except (OSError, SyntaxError, ValueError) as exc:
-            log.debug("%s is loaded as usual: %s", fullname, exc)
-            return None
+        spec, origin, tree = found
+        names = exported_names(tree)
         if names is None:
             log.debug("%s is loaded as usual: its __init__ holds more than relative imports", fullname)
             return None
-        spec.loader = _LazyTypesLoader(fullname, spec.origin, names)
+        spec.loader = _LazyTypesLoader(fullname, origin, names)
         return spec

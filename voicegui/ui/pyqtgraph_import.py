@@ -44,6 +44,8 @@ from collections.abc import Callable, Sequence
 from types import CodeType, ModuleType
 from typing import Any
 
+from voicegui.lazy_package import global_names, package_source
+
 log = logging.getLogger(__name__)
 
 PACKAGE = "pyqtgraph"
@@ -124,7 +126,7 @@ class SplitPackage:
                     self.named[alias.asname or alias.name] = (module, alias.name)
         self.splits = bool(self.deferred)  # else there is nothing to gain: load as usual
         self.eager = compile(ast.Module(body=eager, type_ignores=[]), filename, "exec")
-        self.reads = {node.name: _global_names(node) for node in eager if isinstance(node, ast.FunctionDef)}
+        self.reads = {node.name: global_names(node) for node in eager if isinstance(node, ast.FunctionDef)}
 
     @staticmethod
     def _deferrable(node: ast.ImportFrom, is_package: Callable[[str], bool]) -> str | None:
@@ -135,29 +137,6 @@ class SplitPackage:
         if any((alias.asname or alias.name) == first for alias in node.names):
             return None
         return node.module if "." in node.module or is_package(first) else None
-
-
-def _global_names(function: ast.FunctionDef) -> set[str]:
-    """The names `function`'s body reads that it does not bind itself (arguments, assignments, imports, inner
-    definitions; a name it declares `global` counts as read from the module): what it looks up in the module or
-    the builtins when it runs."""
-    bound: set[str] = set()
-    declared_global: set[str] = set()
-    read: set[str] = set()
-    for node in ast.walk(function):
-        if isinstance(node, ast.Name):
-            (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
-        elif isinstance(node, ast.arg):
-            bound.add(node.arg)
-        elif isinstance(node, ast.alias):
-            bound.add((node.asname or node.name).partition(".")[0])
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node is not function:
-            bound.add(node.name)
-        elif isinstance(node, ast.ExceptHandler) and node.name:
-            bound.add(node.name)
-        elif isinstance(node, ast.Global):
-            declared_global.update(node.names)
-    return (read | declared_global) - (bound - declared_global)
 
 
 class _PackageLoader(importlib.machinery.SourceFileLoader):
@@ -259,22 +238,16 @@ class PyqtgraphFinder:
         # None = "not mine": the finders after this one (Python's own, or a bundler's) load it as always. In a
         # one-folder app the module's bytecode is in the bundler's archive and its source beside it (the spec
         # ships it); PathFinder finds that source file.
-        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
-        if spec is None or spec.origin is None or not spec.origin.endswith("__init__.py"):
-            log.debug("%s is loaded as usual: its source was not found", fullname)
+        found = package_source(fullname, path)
+        if found is None:
             return None
-        try:
-            with open(spec.origin, encoding="utf-8") as f:
-                tree = ast.parse(f.read(), spec.origin)
-        except (OSError, SyntaxError, ValueError) as exc:
-            log.debug("%s is loaded as usual: %s", fullname, exc)
-            return None
+        spec, origin, tree = found
         if fullname == QT_LAYER:
             layer = without_copy_function(tree)
             if layer is None:
                 log.debug("%s is loaded as usual: it has no %s(src, dst)", fullname, COPY_FUNCTION)
                 return None
-            spec.loader = _QtLayerLoader(fullname, spec.origin, compile(layer, spec.origin, "exec"))
+            spec.loader = _QtLayerLoader(fullname, origin, compile(layer, origin, "exec"))
             return spec
         locations = list(spec.submodule_search_locations or [])
 
@@ -282,11 +255,11 @@ class PyqtgraphFinder:
             found = importlib.machinery.PathFinder.find_spec(f"{fullname}.{name}", locations)
             return found is not None and found.submodule_search_locations is not None
 
-        split = SplitPackage(tree, spec.origin, is_package)
+        split = SplitPackage(tree, origin, is_package)
         if not split.splits:
             log.debug("%s is loaded as usual: it defers no import", fullname)
             return None
-        spec.loader = _PackageLoader(fullname, spec.origin, split)
+        spec.loader = _PackageLoader(fullname, origin, split)
         return spec
 
 
