@@ -103,7 +103,7 @@ class AppLoop(KeptNotifierLoop):
 
     On close it puts the previous hooks back (so later non-Qt code does not inherit hooks bound to a closed
     loop) and kills the Qt timers qasync keeps for call_later handles: qasync keeps one registered for every
-    handle until it fires, cancelled or not (aiohttp's request timeouts, wait_for deadlines), and one fired
+    handle until it fires, cancelled or not (HTTP request timeouts, wait_for deadlines), and one fired
     after its loop was gone was delivered to a deleted QObject and crashed the process (SIGSEGV in
     QTimerInfoList::activateTimers under gdb). The app has one loop per process; the tests and
     `voicegui bench --window` make one after another.

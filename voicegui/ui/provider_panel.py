@@ -2,7 +2,7 @@
 model/voice/format/speed/instructions of the next Speak, filled from what the server lists.
 
 Threads: GUI thread only (which under qasync is also the asyncio loop's thread). Listing models/voices and
-"Test connection" are coroutines on that loop (voicegui.providers, aiohttp); a generation counter drops the
+"Test connection" are coroutines on that loop (voicegui.providers, httpx2); a generation counter drops the
 answer of a listing that a newer one (another provider, another URL) overtook. The built-in server object
 is only read here (base_url, token, default model/voice); the app owns its life.
 
@@ -383,7 +383,7 @@ class ProviderPanel(QGroupBox):
         """The window is closing: drop the answers of listings and tests still in flight, and cancel them.
 
         Cancelled, not only ignored: a request still awaiting its server when the loop stops would otherwise be
-        resumed by Qt's event processing outside the asyncio loop (aiohttp then fails with "no running event
+        resumed by Qt's event processing outside the asyncio loop (the HTTP client then fails with "no running event
         loop")."""
         self._closed = True
         self._list_generation += 1
