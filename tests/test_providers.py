@@ -354,17 +354,21 @@ async def test_an_unreadable_ca_store_is_one_clear_sentence(monkeypatch, tmp_pat
     assert "SSL_CERT_FILE" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_the_window_lists_without_aiohttps_client(builtin):
-    """A list from the built-in server (what the window asks for at start) loads httpx2, which the window has
-    anyway, and not aiohttp's client (~3 MB, two TLS contexts from the CA store)."""
+def test_the_windows_http_calls_load_no_aiohttp_client(builtin):
+    """A list from the built-in server (what the window asks for at start) and its word timings (each Speak's
+    read-along) go through httpx2, which the window has anyway, not aiohttp's client (~3 MB, two TLS contexts
+    from the CA store, ~80-120 ms of importing on the GUI thread)."""
     code = f"""
 import asyncio, json, sys
 from voicegui import providers as pv
 from voicegui.aiohttp_import import web  # the window runs the built-in server in-process
+from voicegui.features.captioned import fetch_timings
 models = asyncio.run(pv.list_models({builtin.base_url!r}, {builtin.token!r}))
-print(json.dumps({{"models": len(models), "client": "aiohttp.client" in sys.modules}}))
+timings = asyncio.run(fetch_timings({builtin.base_url!r}, {builtin.token!r}, "builtin", {builtin.default_voice!r},
+                                   "Hi.", 1.0))
+print(json.dumps({{"models": len(models), "words": len(timings.words), "client": "aiohttp.client" in sys.modules}}))
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.splitlines()[-1]) == {"models": len(builtin.models()), "client": False}
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"models": len(builtin.models()), "words": 1, "client": False}

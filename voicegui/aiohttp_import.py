@@ -5,8 +5,8 @@ ClientSession, ...`, `.connector`, `.cookiejar`, `.tracing`, ...), so `from aioh
 built-in server needs, also loaded the client. Its `aiohttp.connector` builds two TLS contexts from the
 system's CA store when it is imported (`ssl.create_default_context()` and an unverified one that loads the same
 store). The built-in server starts in the window at launch and in the process `voicegui speak` forks for the
-built-in voices, which must answer before the first sound; neither uses the client. The window's provider list
-(providers.py) and captions (features/captioned.py) use it only when asked.
+built-in voices, which must answer before the first sound; neither uses the client, and voicegui's own HTTP
+calls go through httpx2 (tls_contexts.short_lived_client), which the openai SDK brings.
 
 `install()` puts a finder first on `sys.meta_path` that runs the package's `__init__` with each top-level
 relative `from .module import name` left out; those names are imported when first asked for (a module

@@ -28,7 +28,6 @@ CLI and tests). Qt-free. Nothing here logs or keeps the API key.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 import logging
 import ssl
@@ -56,7 +55,7 @@ from voicegui.openai_models import (
     parse_date,
 )
 from voicegui.server_profile import KOKORO_VOICE, ServerProfile, identify
-from voicegui.tls_contexts import tls_context_for, tls_ready
+from voicegui.tls_contexts import short_lived_client
 
 if TYPE_CHECKING:
     import httpx2
@@ -318,22 +317,18 @@ async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float,
         raise ProviderError(f"The base URL {base_url!r} is not a valid URL.") from exc
     if parts.scheme not in ("http", "https"):
         raise ProviderError(f"The base URL must start with http:// or https://, not {base_url!r}.")
-    # Imported on a worker, not at module level nor on this loop's thread (the window's GUI thread): the window
-    # preloads it with the SDK, and its first list may come while that preload is still running.
-    httpx2 = await asyncio.to_thread(importlib.import_module, "httpx2")
-    await tls_ready(base_url)  # an https URL's CA store is read on a worker thread, not on this loop's
     try:
-        tls = tls_context_for(base_url)
+        # Redirects are followed, as a browser would for a list (httpx2 drops the key on a change of host).
+        client = await short_lived_client(base_url, timeout_s, follow_redirects=True)
     except (ssl.SSLError, OSError) as exc:
         raise ProviderError(f"Could not load the certificates to check {base_url} against ({exc}). If "
                             "SSL_CERT_FILE or SSL_CERT_DIR is set, does it name a readable file or folder?") from exc
+    import httpx2  # imported by short_lived_client (on a worker): here only its exception classes are read
+
     headers = {**_headers(key), "Accept-Encoding": "gzip, deflate"}
     try:
         # One deadline for connect, headers and the body read below (httpx2's own timeouts are per step).
-        # Redirects are followed, as a browser would for a list (httpx2 drops the key on a change of host).
-        async with asyncio.timeout(timeout_s), \
-                httpx2.AsyncClient(verify=tls, timeout=timeout_s, follow_redirects=True) as http, \
-                http.stream("GET", url, headers=headers) as resp:
+        async with asyncio.timeout(timeout_s), client as http, http.stream("GET", url, headers=headers) as resp:
             if headers_out is not None:
                 headers_out.update({k.lower(): v for k, v in resp.headers.items()})
             raw = await _read_body(resp, base_url, path, max_bytes)

@@ -1,5 +1,6 @@
 """The TLS contexts voicegui's HTTP clients use (the speech requests' httpx2 clients, stream/fetch.py and
-stream/realtime.py; the provider lists', providers.py).
+stream/realtime.py), and `short_lived_client()`, the httpx2 client of a one-off call (the provider lists,
+providers.py; a server's word timings, features/captioned.py).
 
 Certificates are always verified; nothing here passes verify=False. Every client for an https server gets the
 same context, httpx2's own default (system CAs, SSL_CERT_FILE / SSL_CERT_DIR from the environment), built once
@@ -11,18 +12,27 @@ handshake fails closed (stream/fetch.py's message then says to give the https ad
 builds the shared context on a worker thread before the first https client is made, so the window's loop never
 waits for the CA store.
 
+`short_lived_client(base_url, timeout_s)` imports httpx2 on a worker thread (the window preloads it with the SDK,
+and its first list may come while that preload still runs: its GUI thread must not wait for the import), reads
+the CA store there too if the URL needs it, and gives a client with the right context.
+
 Threads: the contexts may be shared by any number of connections and threads; a lock makes the shared one
-once, on whichever thread asks first. Qt-free.
+once, on whichever thread asks first. The client is for the calling loop only. Qt-free.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import ssl
 import threading
 import urllib.parse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx2
 
 log = logging.getLogger(__name__)
 
@@ -78,3 +88,13 @@ async def tls_ready(base_url: str) -> None:
     if _tls_context is None and needs_ca_store(base_url):
         with contextlib.suppress(ssl.SSLError, OSError):
             await asyncio.to_thread(shared_tls_context)
+
+
+async def short_lived_client(base_url: str, timeout_s: float, follow_redirects: bool = False) -> httpx2.AsyncClient:
+    """An httpx2 client for one call to `base_url` (use it in `async with`), with the TLS context that URL gets;
+    ssl.SSLError or OSError if an https URL's CA store cannot be read. See the module docstring."""
+    client_module = await asyncio.to_thread(importlib.import_module, "httpx2")
+    await tls_ready(base_url)
+    client: httpx2.AsyncClient = client_module.AsyncClient(verify=tls_context_for(base_url), timeout=timeout_s,
+                                                           follow_redirects=follow_redirects)
+    return client

@@ -129,7 +129,6 @@ def test_an_oversized_answer_is_refused_in_one_sentence(monkeypatch) -> None:
     from aiohttp import web
 
     import voicegui.features.captioned as captioned
-    from tests.json_server import start_app
 
     monkeypatch.setattr(captioned, "MAX_RESPONSE_BYTES", 1 << 20)
 
@@ -139,16 +138,45 @@ def test_an_oversized_answer_is_refused_in_one_sentence(monkeypatch) -> None:
         await resp.write(b'{"audio": "' + b"A" * (4 << 20))
         return resp
 
+    assert "larger than 1 MiB" in refusal(endless)
+
+
+def test_an_unreachable_or_silent_server_is_one_sentence() -> None:
+    """Refused, or no answer within the deadline (which covers the whole answer): a CaptionedError each."""
+    import socket
+
+    from aiohttp import web
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    with pytest.raises(CaptionedError, match="could not be fetched"):
+        asyncio.run(fetch_timings(closed, "k", "m", "v", "Hello.", 1.0, timeout_s=5))
+
+    async def silent(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.json_response({})
+
+    message = refusal(silent, timeout_s=0.5)
+    assert "could not be fetched" in message and "\n" not in message
+
+
+def refusal(handler: Any, timeout_s: float = 60.0) -> str:
+    """The CaptionedError's sentence when the timings route is served by `handler` on 127.0.0.1."""
+    from aiohttp import web
+
+    from tests.json_server import start_app
+
     app = web.Application()
-    app.router.add_post("/dev/captioned_speech", endless)
+    app.router.add_post("/dev/captioned_speech", handler)
 
     async def run() -> str:
         runner, url = await start_app(app)
         try:
             with pytest.raises(CaptionedError) as info:
-                await fetch_timings(url, "k", "m", "v", "Hello.", 1.0)
+                await fetch_timings(url, "k", "m", "v", "Hello.", 1.0, timeout_s=timeout_s)
             return str(info.value)
         finally:
             await runner.cleanup()
 
-    assert "larger than 1 MiB" in asyncio.run(run())
+    return asyncio.run(run())

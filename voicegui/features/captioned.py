@@ -16,6 +16,7 @@ parsing is pure. Every failure is a CaptionedError with one sentence.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from voicegui.features.timings import Timing, Timings, estimate, sentences_from_words
+from voicegui.tls_contexts import short_lived_client
 
 ROUTE = "/dev/captioned_speech"
 DEFAULT_RATE = 24000
@@ -48,26 +50,33 @@ async def fetch_timings(base_url: str, api_key: str, model: str, voice: str, tex
                         timeout_s: float = 60.0) -> Timings:
     """The server's timings of `text` (asked for as pcm); CaptionedError when it does not give them."""
     import json
-
-    # Here, not at import: the window loads no network client before it needs one.
-    from voicegui.aiohttp_import import aiohttp
+    import ssl
 
     body = {"model": model, "input": text, "voice": voice, "response_format": "pcm", "speed": speed,
             "stream": False, "return_timestamps": True}
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as client, \
-                client.post(route_url(base_url), json=body, headers={"Authorization": f"Bearer {api_key}"}) as resp:
-            if resp.status != 200:
+        client = await short_lived_client(base_url, timeout_s)
+    except (ssl.SSLError, OSError) as exc:
+        raise CaptionedError(f"The server's word timings could not be fetched: the certificates to check it "
+                             f"against could not be loaded ({exc}).") from exc
+    import httpx2  # imported by short_lived_client (on a worker): here only its exception classes are read
+
+    try:
+        # One deadline for the whole answer (httpx2's own timeouts are per step).
+        async with asyncio.timeout(timeout_s), client, \
+                client.stream("POST", route_url(base_url), json=body,
+                              headers={"Authorization": f"Bearer {api_key}"}) as resp:
+            if resp.status_code != 200:
                 raise CaptionedError(f"The server does not give word timings ({ROUTE} answered HTTP "
-                                     f"{resp.status}).")
+                                     f"{resp.status_code}).")
             raw = bytearray()
-            async for chunk in resp.content.iter_chunked(1 << 16):
+            async for chunk in resp.aiter_bytes(1 << 16):
                 raw += chunk
                 if len(raw) > MAX_RESPONSE_BYTES:
                     raise CaptionedError(f"The server's word timings are larger than "
                                          f"{MAX_RESPONSE_BYTES // 2**20} MiB; not read.")
             data = json.loads(raw)
-    except (aiohttp.ClientError, TimeoutError) as exc:
+    except (httpx2.HTTPError, TimeoutError) as exc:
         raise CaptionedError(f"The server's word timings could not be fetched: {exc or type(exc).__name__}.") \
             from exc
     except ValueError as exc:
