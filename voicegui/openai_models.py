@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from voicegui.limits import SPEED_RANGE
 
@@ -99,3 +100,13 @@ def shutdown_notice(model: str, models_payload: Any = None, today: date | None =
         return f"OpenAI shut down '{model}' on {when.isoformat()}; {instead}."
     days = (when - today).days
     return f"OpenAI shuts down '{model}' on {when.isoformat()} (in {days} day{'s' if days != 1 else ''}); {instead}."
+
+
+def is_openai_url(base_url: str) -> bool:
+    """True for OpenAI's own API (api.openai.com), whatever the path. Here, not in providers.py, so that
+    `voicegui speak` can ask before its request without importing the provider lists' module (~10 ms)."""
+    try:
+        host = urlsplit(base_url).hostname or ""
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not OpenAI's; the request itself reports it
+        return False
+    return host.lower() == "api.openai.com"

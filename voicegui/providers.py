@@ -51,6 +51,7 @@ from voicegui.openai_models import (
     SPEECH_MODELS,
     SPEECH_SPEED_RANGE,
     SPEECH_VOICES,
+    is_openai_url,
     is_realtime_model,
     parse_date,
 )
@@ -157,14 +158,6 @@ def forces_pcm(model: str) -> bool:
 def realtime_voice_for(voice: str) -> str:
     """A Realtime voice for `voice`: itself when the Realtime API has it (not fable/onyx/nova), else marin."""
     return voice if voice in REALTIME_VOICES else REALTIME_VOICES[0]
-
-
-def is_openai_url(base_url: str) -> bool:
-    try:
-        host = urlsplit(base_url).hostname or ""
-    except ValueError:  # e.g. an unclosed IPv6 bracket: not OpenAI's; the request itself reports it
-        return False
-    return host.lower() == "api.openai.com"
 
 
 def key_owner(provider: str) -> str:

@@ -255,7 +255,7 @@ def run_speak(args: argparse.Namespace, forked: BuiltinProcess | OSError | None 
         # imports numpy, PortAudio or PyAV: the request goes out first (_play).
         import asyncio
 
-        from voicegui.providers import is_openai_url
+        from voicegui.openai_models import is_openai_url
         from voicegui.stream.fetch import SpeechRequest, insecure_http_warning
         from voicegui.text import split_for_request
 
