@@ -56,7 +56,7 @@ from voicegui.openai_models import (
     parse_date,
 )
 from voicegui.server_profile import KOKORO_VOICE, ServerProfile, identify
-from voicegui.tls_contexts import short_lived_client
+from voicegui.tls_contexts import needs_ca_store, short_lived_client
 
 if TYPE_CHECKING:
     import httpx2
@@ -334,24 +334,32 @@ async def _get_json(base_url: str, path: str, key: str | None, timeout_s: float,
     except (TimeoutError, httpx2.TimeoutException) as exc:
         raise ProviderError(f"{base_url} did not answer within {timeout_s:g} s.") from exc
     except httpx2.ConnectError as exc:
-        raise ProviderError(f"Could not connect to {base_url}: {_os_reason(exc)}.") from exc
+        reason = _os_error(exc)
+        if isinstance(reason, ssl.SSLError) and not needs_ca_store(base_url):
+            # An http base URL's client trusts no CA (tls_contexts), so a redirect to https fails closed here.
+            raise ProviderError(f"{base_url} sent the request on to an https address (a redirect, or an https "
+                                "proxy), and voicegui checks certificates only for a base URL that starts with "
+                                "https: give the https address as the base URL.") from exc
+        raise ProviderError(f"Could not connect to {base_url}: "
+                            f"{reason.strerror if reason is not None else exc}.") from exc
     except (httpx2.InvalidURL, httpx2.UnsupportedProtocol) as exc:
         raise ProviderError(f"The base URL {base_url!r} is not a valid URL.") from exc
     except httpx2.HTTPError as exc:
         raise ProviderError(f"Could not talk to {base_url}: {exc}.") from exc
 
 
-def _os_reason(exc: BaseException) -> str:
-    """The operating system's words for why a connection failed (the first OSError with a message among
-    `exc`'s causes: "Connect call failed ('127.0.0.1', 1)", "Name or service not known"), else `exc`'s own."""
+def _os_error(exc: BaseException) -> OSError | None:
+    """Why a connection failed in the operating system's (or OpenSSL's) words: the first OSError with a message
+    among `exc`'s causes ("Connect call failed ('127.0.0.1', 1)", "Name or service not known", a failed
+    certificate check), or None."""
     seen: set[int] = set()
     cause: BaseException | None = exc
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, OSError) and cause.strerror:
-            return cause.strerror
+            return cause
         cause = cause.__cause__ or cause.__context__
-    return str(exc)
+    return None
 
 
 def _server_message(body: Any) -> str | None:

@@ -203,6 +203,24 @@ def test_http_server_redirecting_to_https_says_to_use_the_https_address(tmp_path
         tls.close()
     assert res.returncode == 1
     one_clear_line(res, f"127.0.0.1:{redirect.port}", "https address", "base URL")
+
+
+def test_a_provider_list_redirected_to_https_says_to_use_the_https_address(tmp_path):
+    # The provider lists' client gets the same context (voicegui/tls_contexts.py) as the speech request's.
+    from voicegui import providers as pv
+
+    cert, key = _self_signed_cert(tmp_path)
+    tls = _TlsServer(cert, key)
+    redirect = _RedirectServer(f"https://127.0.0.1:{tls.port}/v1/models")
+    base_url = f"http://127.0.0.1:{redirect.port}/v1"
+    try:
+        with pytest.raises(pv.ProviderError) as info:
+            asyncio.run(pv.list_models(base_url, None, timeout_s=10))
+    finally:
+        redirect.close()
+        tls.close()
+    message = str(info.value)
+    assert message.startswith(base_url) and "give the https address" in message and "\n" not in message
     assert tls.handshakes_failed >= 1  # refused in the handshake: the key never went to the https server
 
 
