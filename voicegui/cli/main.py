@@ -416,7 +416,7 @@ def _api_key(args: argparse.Namespace) -> tuple[bool, str | None]:
 
 def _warm_requests(base_url: str | None) -> None:
     """After the preload's imports: what the request itself would import, then, for an https server, the TLS
-    context (a plain http server's client, the built-in voices' too, needs no CA store: stream/fetch.py)."""
+    context (a plain http server's client, the built-in voices' too, needs no CA store: tls_contexts.py)."""
     from voicegui.stream.fetch import import_speech_modules
     from voicegui.tls_contexts import needs_ca_store, warm_tls_context
 
