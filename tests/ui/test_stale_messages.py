@@ -28,8 +28,10 @@ async def test_test_connection_clears_the_old_error(qtbot, window, server):
     click(qtbot, window.provider_panel.test_button)
     assert not window.banner.isVisible(), "a new Test connection makes the old Speak error stale"
     assert not window.status_line.text().startswith("Error"), window.status_line.text()
-    await until(lambda: window.provider_panel.connection.text().startswith("Connected"), 10,
-                "the Test connection to succeed")
+    # Until the Test connection has finished, the lists it refreshes included (its button is enabled again):
+    # a request still in flight when the test ends would be resumed after the loop stopped.
+    await until(lambda: window.provider_panel.connection.text().startswith("Connected")
+                and window.provider_panel.test_button.isEnabled(), 10, "the Test connection to succeed")
     assert not window.banner.isVisible() and not window.status_line.text().startswith("Error")
 
 
