@@ -334,3 +334,59 @@ def test_in_process_debug_logging_of_a_speak_never_contains_the_key(tmp_path, lo
     text = everything.read_text() + log_text(logdir)
     assert "api_key='[REDACTED]'" in text
     assert "SECRET123" not in text
+
+
+def test_log_folder_is_made_at_the_first_warning_not_at_install(tmp_path):
+    """Finding the log folder imports platformdirs (~8 ms before a `voicegui speak`'s request): install makes
+    nothing and imports nothing; the first warning makes the folder and the file, and later ones are appended."""
+    script = textwrap.dedent("""
+        import logging, os, sys
+        from pathlib import Path
+        from voicegui import crash
+        crash.install_excepthook(None)
+        logging.getLogger("voicegui.test").info("an info line is not the log file's")
+        print("after install:", "platformdirs" in sys.modules, Path(os.environ["XDG_STATE_HOME"]).exists())
+        logging.getLogger("voicegui.test").warning("first warning")
+        logging.getLogger("voicegui.test").warning("second warning")
+        for handler in logging.getLogger("voicegui").handlers:
+            handler.flush()
+        print("after warnings:", "platformdirs" in sys.modules)
+    """)
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if k != "VOICEGUI_LOG_DIR"}
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                         env=dict(env, XDG_STATE_HOME=str(state)))
+    assert res.returncode == 0, res.stderr
+    assert "after install: False False" in res.stdout
+    assert "after warnings: True" in res.stdout
+    files = list(state.rglob(crash.LOG_FILE))
+    assert len(files) == 1
+    text = files[0].read_text()
+    assert "first warning" in text and "second warning" in text and "info line" not in text
+
+
+def test_an_unwritable_log_folder_is_one_warning_and_loses_nothing_else(tmp_path, monkeypatch, capsys):
+    """The folder cannot be made (a file stands where it should be): one warning, and the records still reach
+    the application's own handlers (stderr for the CLI)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("VOICEGUI_LOG_DIR", str(blocker / "logs"))
+    crash.uninstall()
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    keep = Keep(logging.WARNING)
+    logging.getLogger("voicegui").addHandler(keep)
+    try:
+        crash.install_excepthook(None)
+        logging.getLogger("voicegui.test").warning("first")
+        logging.getLogger("voicegui.test").warning("second")
+    finally:
+        logging.getLogger("voicegui").removeHandler(keep)
+        crash.uninstall()
+    cannot = [m for m in seen if m.startswith("cannot write the log file in")]
+    assert len(cannot) == 1 and str(blocker / "logs") in cannot[0]
+    assert "first" in seen and "second" in seen

@@ -4,8 +4,8 @@ dialog), and nothing that looks like an API key is ever written by logging.
 * `install_excepthook(show)` routes uncaught exceptions from the main thread (sys.excepthook), from other
   threads (threading.excepthook) and, through `install_loop_handler(loop)` / `loop_exception_handler`, from
   asyncio callbacks and tasks, into the "voicegui.crash" logger. That logger writes to
-  `app_dirs.log_dir()/voicegui.log` (a RotatingFileHandler, 1 MB x 3; also every voicegui WARNING and above) and
-  propagates to whatever the application configured (stderr for the CLI).
+  `app_dirs.log_dir()/voicegui.log` (a RotatingFileHandler, 1 MB x 3, made at the first record it gets; also
+  every voicegui WARNING and above) and propagates to whatever the application configured (stderr for the CLI).
 * `show(text)` (the window's error dialog, for instance) is called with a short redacted summary, at most one
   at a time: while a dialog is open further crashes are only logged. The UI calls `dialog_closed()` when the
   user dismisses it. A `show` that raises is logged and never re-enters the hooks.
@@ -168,26 +168,52 @@ def install_log_redaction() -> None:
     _factory_installed = True
 
 
-def _ensure_file_handler() -> logging.Handler | None:
+class _LogFileAtFirstRecord(logging.Handler):
+    """The log file's handler (WARNING and above). The folder, the file and its handler are made when the first
+    record reaches it: finding the per-user log folder imports platformdirs (~8 ms on the main thread of a
+    `voicegui speak`, before its request goes out), and most runs log no warning at all."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.file: logging.Handler | None = None
+        self._tried = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self._tried:
+            self._tried = True  # set first: the warning below comes back here
+            self.file = self._open()
+        if self.file is not None:
+            self.file.handle(record)
+
+    @staticmethod
+    def _open() -> logging.Handler | None:
+        directory = log_dir()
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            handler = _PrivateRotatingFileHandler(directory / LOG_FILE, maxBytes=LOG_MAX_BYTES,
+                                                  backupCount=LOG_BACKUPS, encoding="utf-8", delay=True)
+        except OSError as exc:
+            # A read-only home must not stop the app; crashes still reach stderr through propagation.
+            logging.getLogger(__name__).warning("cannot write the log file in %s: %s", directory, exc)
+            return None
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
+        # Also redacts if the record factory was replaced later; and request texts are logged as their length.
+        handler.addFilter(_RequestTextFilter())
+        return handler
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        super().close()
+
+
+def _ensure_file_handler() -> logging.Handler:
     global _file_handler
-    if _file_handler is not None:
-        return _file_handler
-    directory = log_dir()
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        handler = _PrivateRotatingFileHandler(directory / LOG_FILE, maxBytes=LOG_MAX_BYTES,
-                                              backupCount=LOG_BACKUPS, encoding="utf-8", delay=True)
-    except OSError as exc:
-        # A read-only home must not stop the app; crashes still reach stderr through propagation.
-        logging.getLogger(__name__).warning("cannot write the log file in %s: %s", directory, exc)
-        return None
-    handler.setLevel(logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
-    # Also redacts if the record factory was replaced later; and request texts are logged as their length.
-    handler.addFilter(_RequestTextFilter())
-    logging.getLogger("voicegui").addHandler(handler)
-    _file_handler = handler
-    return handler
+    if _file_handler is None:
+        _file_handler = _LogFileAtFirstRecord()
+        logging.getLogger("voicegui").addHandler(_file_handler)
+    return _file_handler
 
 
 def log_file() -> Path:

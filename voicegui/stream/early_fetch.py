@@ -53,9 +53,12 @@ class EarlyFetch:
         self._task = asyncio.create_task(fetch_speech(request, self.marks, self._hold))
 
     async def sent(self) -> None:
-        """Return once the request has gone out (or the fetch has ended). fetch_speech only sets
-        `marks.request_sent`, so this looks every 2 ms; it is awaited once per command."""
-        while self.marks.request_sent is None and not self._task.done():
+        """Return once the request has been written to the socket (or its answer has begun, or the fetch has
+        ended): until then the SDK is still building it, connecting and writing, all on this thread, and imports
+        started on other threads would take the GIL from it. fetch_speech only sets marks, so this looks every
+        2 ms; it is awaited once per command."""
+        marks = self.marks
+        while marks.request_written is None and marks.headers is None and not self._task.done():
             await asyncio.sleep(0.002)
 
     @property

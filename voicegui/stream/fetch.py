@@ -109,6 +109,9 @@ class FetchMarks:
     lower case; what a raw pcm body is may only be said there)."""
 
     request_sent: float | None = None
+    # the request's last byte handed to the socket (HTTP/1.1: httpcore's trace); None until then, and for a
+    # request that never got that far
+    request_written: float | None = None
     headers: float | None = None
     first_byte: float | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
@@ -377,9 +380,10 @@ async def import_sdk() -> None:
         _sdk_imported = True
 
 
-def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
+def openai_client(req: SpeechRequest, marks: FetchMarks | None = None, **options: Any) -> openai.AsyncOpenAI:
     """An AsyncOpenAI for one request: no retries (a retry would hide the first failure and double the wait),
-    the request's timeout, the shared TLS context. `options` go to AsyncOpenAI as they are."""
+    the request's timeout, the shared TLS context; with `marks`, `marks.request_written` is set when the
+    request's last byte has been written. `options` go to AsyncOpenAI as they are."""
     import openai
 
     try:
@@ -389,8 +393,25 @@ def openai_client(req: SpeechRequest, **options: Any) -> openai.AsyncOpenAI:
                                 "or SSL_CERT_DIR is set, does it name a readable file or folder?") from exc
     # The SDK refuses an empty key; local servers without a token do not look at it.
     return openai.AsyncOpenAI(base_url=req.base_url, api_key=req.api_key or "none", max_retries=0,
-                              timeout=req.timeout_s, http_client=openai.DefaultAsyncHttpxClient(verify=tls),
+                              timeout=req.timeout_s, http_client=openai.DefaultAsyncHttpxClient(
+                                  verify=tls, event_hooks={} if marks is None else {"request": [_tracer(marks)]}),
                               **options)
+
+
+def _tracer(marks: FetchMarks) -> Callable[[Any], Awaitable[None]]:
+    """An httpx request hook that asks httpcore to report the request's progress (its "trace" extension) and
+    sets `marks.request_written` once the body is out. `marks.request_sent` is set before the SDK builds the
+    request; a fresh `voicegui speak` waits for this one before it imports its audio stack on other threads,
+    whose imports hold the GIL the connection and the write still need."""
+
+    async def on_progress(name: str, _info: dict[str, Any]) -> None:
+        if name == "http11.send_request_body.complete":
+            marks.request_written = time.monotonic()
+
+    async def hook(request: Any) -> None:
+        request.extensions = {**request.extensions, "trace": on_progress}
+
+    return hook
 
 
 def _event_reader(req: SpeechRequest, marks: FetchMarks) -> SpeechEvents | None:
@@ -459,7 +480,7 @@ async def _fetch_once(req: SpeechRequest, marks: FetchMarks, on_chunk: Callable[
     if req.stream_format not in STREAM_FORMATS:
         raise ValueError(f"stream_format must be one of {STREAM_FORMATS}, not {req.stream_format!r}")
     await tls_ready(req.base_url)
-    client = openai_client(req)
+    client = openai_client(req, marks)
     kwargs: dict[str, Any] = {"model": req.model, "voice": {"id": req.voice} if req.voice_object else req.voice,
                               "input": req.text, "response_format": req.response_format}
     if req.speed is not None:
