@@ -31,19 +31,34 @@ async def test_the_request_goes_out_before_a_session_takes_it(server):
     req = speech_request(server.base_url)
     early = EarlyFetch(req)
     await early.sent()
-    assert early.marks.request_sent is not None
+    assert early.marks.request_sent is not None and early.marks.request_written is not None
     await _until(lambda: server.records and server.records[0].completed)  # the server answered it whole
     marks, col = FetchMarks(), Collector()
     taken_at = time.monotonic()
     total = await early.source(req, marks, col)
     _, _, plain = await fetch(req)  # the same request fetched the usual way
     assert col.data == plain.data and total == len(plain.data) > 0
-    assert early.started <= marks.request_sent <= marks.headers <= marks.first_byte
+    assert early.started <= marks.request_sent <= marks.request_written <= marks.headers <= marks.first_byte
     # Each held chunk is handed on with the time it came off the network, not the time it was handed on.
     assert None not in col.arrived and col.arrived == sorted(col.arrived)
     assert marks.first_byte <= col.arrived[0] < taken_at
     assert marks.response_headers.get("content-type", "").startswith("audio/")
     assert early.bytes_held == 0
+
+
+async def test_sent_means_written_to_the_socket_not_answered(server):
+    """`sent()` returns once the request's last byte is written (httpcore's trace), before any answer: a fresh
+    `voicegui speak` starts its audio stack's imports then, and not while the SDK is still building, connecting
+    and writing (those imports would take the GIL from it)."""
+    server.shaping = Shaping(first_byte_delay_s=2.0)  # the headers come with the first byte, 2 s later
+    req = speech_request(server.base_url)
+    early = EarlyFetch(req)
+    await early.sent()
+    marks = early.marks
+    assert marks.request_sent is not None and marks.request_written is not None
+    assert marks.request_sent <= marks.request_written
+    assert marks.headers is None  # not waited for
+    await early.aclose()
 
 
 async def test_what_is_held_is_bounded_and_nothing_is_lost(server):
