@@ -53,6 +53,7 @@ from voicegui.cli.handoff import ONE_SOURCE, first_word, handoff
 from voicegui.cli.preload import import_in_background, import_quietly, load_voice_in_background, single_blas_thread
 from voicegui.crash import redact
 from voicegui.formats import FORMATS
+from voicegui.long_lived import freeze_loaded
 
 if TYPE_CHECKING:
     import numpy as np
@@ -346,6 +347,9 @@ async def _play(args: argparse.Namespace, request: SpeechRequest, pieces: list[s
         portaudio = asyncio.ensure_future(asyncio.to_thread(import_quietly, "sounddevice"))
         await asyncio.to_thread(lambda: [importlib.import_module(m) for m in SPEAK_AFTER_REQUEST])
         await portaudio
+        # Nothing more is loaded for good from here on: later full collections need not walk it while the
+        # callback (Python, on the GIL) plays.
+        freeze_loaded("speak's audio stack")
         from voicegui.stream.output import OutputConfig
         from voicegui.stream.player import Player
         from voicegui.stream.session import SpeakOptions

@@ -42,6 +42,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
 from voicegui import crash
+from voicegui.long_lived import freeze_loaded
 from voicegui.ui import pyside_import_hook, theme
 from voicegui.ui.display import platform_guard
 from voicegui.ui.event_loop import KeptNotifierLoop
@@ -215,6 +216,7 @@ async def _preload_sdk(builtin_task: asyncio.Future[Any]) -> None:
     await asyncio.wait({builtin_task})
     await import_sdk()
     forget_module_sources()
+    freeze_loaded("the window's start-up")
     log.info(SDK_PRELOADED)
 
 
