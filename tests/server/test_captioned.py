@@ -180,3 +180,51 @@ def refusal(handler: Any, timeout_s: float = 60.0) -> str:
             await runner.cleanup()
 
     return asyncio.run(run())
+
+
+def test_an_answer_that_is_not_json_is_one_sentence() -> None:
+    from aiohttp import web
+
+    async def garbled(request: web.Request) -> web.Response:
+        return web.Response(body=b'{"timestamps": [', content_type="application/json")
+
+    message = refusal(garbled)
+    assert message.startswith("The server's word timings are not JSON") and "\n" not in message
+
+
+def test_the_answer_is_parsed_off_the_loop_thread(monkeypatch) -> None:
+    """The answer (the whole audio in base64, analysed for its pauses) is parsed on a worker: the window's loop
+    is its GUI thread, which keeps drawing and reading the speech meanwhile."""
+    import threading
+
+    from aiohttp import web
+
+    import voicegui.features.captioned as captioned
+
+    parsed_on: list[threading.Thread] = []
+    real = captioned.parse_response
+
+    def recording(text: str, data: Any) -> Any:
+        parsed_on.append(threading.current_thread())
+        return real(text, data)
+
+    monkeypatch.setattr(captioned, "parse_response", recording)
+
+    async def kokoro_like(request: web.Request) -> web.Response:
+        return web.json_response({"audio": "", "timestamps": [{"word": "Hello", "start_time": 0.1,
+                                                               "end_time": 0.4}]})
+
+    from tests.json_server import start_app
+
+    async def run() -> Any:
+        app = web.Application()
+        app.router.add_post("/dev/captioned_speech", kokoro_like)
+        runner, url = await start_app(app)
+        try:
+            return await fetch_timings(url, "k", "m", "v", "Hello.", 1.0, timeout_s=10), threading.current_thread()
+        finally:
+            await runner.cleanup()
+
+    timings, loop_thread = asyncio.run(run())
+    assert [w.text for w in timings.words] == ["Hello"]
+    assert parsed_on and parsed_on[0] is not loop_thread

@@ -11,7 +11,9 @@ words inside are aligned to that sentence's own audio by its pauses (timings.est
 one-word sentence, whose word is the sentence). pcm is asked for, so the audio needs no decoder.
 
 Threads: `fetch_timings` is a coroutine for the caller's asyncio loop (the window's GUI loop, the CLI's); the
-parsing is pure. Every failure is a CaptionedError with one sentence.
+answer (JSON with the whole audio in base64, decoded and analysed for its pauses: tens of ms for a sentence,
+more for a long text) is parsed on a worker thread, so the window's loop keeps drawing and reading the speech
+meanwhile; the parsing is pure. Every failure is a CaptionedError with one sentence.
 """
 
 from __future__ import annotations
@@ -49,7 +51,6 @@ def route_url(base_url: str) -> str:
 async def fetch_timings(base_url: str, api_key: str, model: str, voice: str, text: str, speed: float,
                         timeout_s: float = 60.0) -> Timings:
     """The server's timings of `text` (asked for as pcm); CaptionedError when it does not give them."""
-    import json
     import ssl
 
     body = {"model": model, "input": text, "voice": voice, "response_format": "pcm", "speed": speed,
@@ -75,10 +76,17 @@ async def fetch_timings(base_url: str, api_key: str, model: str, voice: str, tex
                 if len(raw) > MAX_RESPONSE_BYTES:
                     raise CaptionedError(f"The server's word timings are larger than "
                                          f"{MAX_RESPONSE_BYTES // 2**20} MiB; not read.")
-            data = json.loads(raw)
     except (httpx2.HTTPError, TimeoutError) as exc:
         raise CaptionedError(f"The server's word timings could not be fetched: {exc or type(exc).__name__}.") \
             from exc
+    return await asyncio.to_thread(_parse_answer, text, bytes(raw))
+
+
+def _parse_answer(text: str, raw: bytes) -> Timings:
+    import json
+
+    try:
+        data = json.loads(raw)
     except ValueError as exc:
         raise CaptionedError(f"The server's word timings are not JSON ({exc}).") from exc
     return parse_response(text, data)
