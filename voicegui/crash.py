@@ -27,7 +27,6 @@ open" flag is guarded by a lock. Logging's own locks make the file writes safe f
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import re
 import sys
@@ -42,6 +41,7 @@ from voicegui.app_dirs import log_dir
 
 if TYPE_CHECKING:  # imported where used: `voicegui stop` handed to the window must start in a few tens of ms
     import asyncio
+    import logging.handlers
 
 log = logging.getLogger("voicegui.crash")
 
@@ -143,15 +143,6 @@ class _RequestTextFilter(logging.Filter):
         return True
 
 
-class _PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
-    """A RotatingFileHandler whose files are 0600 whatever the umask (also one an older version left 0644)."""
-
-    def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.fchmod(fd, 0o600)
-        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
-
-
 def install_log_redaction() -> None:
     """Redact every log record from now on, whatever logger or handler (idempotent)."""
     global _factory_installed
@@ -166,6 +157,20 @@ def install_log_redaction() -> None:
 
     logging.setLogRecordFactory(factory)
     _factory_installed = True
+
+
+def _private_rotating_file_handler() -> type[logging.handlers.RotatingFileHandler]:
+    """A RotatingFileHandler whose files are 0600 whatever the umask (also one an older version left 0644).
+    Made with the log file: logging.handlers (with pickle and queue, ~3 ms) is imported only then."""
+    import logging.handlers
+
+    class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+        def _open(self) -> Any:
+            fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            os.fchmod(fd, 0o600)
+            return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+    return PrivateRotatingFileHandler
 
 
 class _LogFileAtFirstRecord(logging.Handler):
@@ -190,8 +195,8 @@ class _LogFileAtFirstRecord(logging.Handler):
         directory = log_dir()
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            handler = _PrivateRotatingFileHandler(directory / LOG_FILE, maxBytes=LOG_MAX_BYTES,
-                                                  backupCount=LOG_BACKUPS, encoding="utf-8", delay=True)
+            handler = _private_rotating_file_handler()(directory / LOG_FILE, maxBytes=LOG_MAX_BYTES,
+                                                       backupCount=LOG_BACKUPS, encoding="utf-8", delay=True)
         except OSError as exc:
             # A read-only home must not stop the app; crashes still reach stderr through propagation.
             logging.getLogger(__name__).warning("cannot write the log file in %s: %s", directory, exc)
