@@ -59,6 +59,11 @@ async def test_sent_means_written_to_the_socket_not_answered(server):
     assert marks.request_sent <= marks.request_written
     assert marks.headers is None  # not waited for
     await early.aclose()
+    # For the built-in voices `speak` waits only until the fetch has begun (their process answers at once).
+    early = EarlyFetch(req)
+    await early.sent(written=False)
+    assert early.marks.request_sent is not None and early.marks.headers is None
+    await early.aclose()
 
 
 async def test_what_is_held_is_bounded_and_nothing_is_lost(server):

@@ -340,7 +340,11 @@ async def _play(args: argparse.Namespace, request: SpeechRequest, pieces: list[s
         early = EarlyFetch(request)
     try:
         if early is not None:
-            await early.sent()  # the request first: imports on another thread would share the GIL with it
+            # The request first: imports on another thread would share the GIL with it. Until it is written for
+            # another server, whose answer takes a round trip and its synthesis; only until the SDK has built it
+            # for the built-in voices, whose process answers within tens of ms: the audio stack is what the first
+            # sound waits for then.
+            await early.sent(written=args.base_url is not None)
         # PortAudio's start (ALSA opens every PCM its configuration defines to list the devices: 35-90 ms, in C
         # without the GIL) on a second worker, beside numpy's and the player's imports. A failure there is
         # raised again by the player's own import of sounddevice, which the usual handlers report.

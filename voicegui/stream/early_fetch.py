@@ -52,13 +52,18 @@ class EarlyFetch:
         self._taken = False
         self._task = asyncio.create_task(fetch_speech(request, self.marks, self._hold))
 
-    async def sent(self) -> None:
+    async def sent(self, written: bool = True) -> None:
         """Return once the request has been written to the socket (or its answer has begun, or the fetch has
         ended): until then the SDK is still building it, connecting and writing, all on this thread, and imports
-        started on other threads would take the GIL from it. fetch_speech only sets marks, so this looks every
-        2 ms; it is awaited once per command."""
+        started on other threads would take the GIL from it. With `written` false, once the fetch has begun
+        (`marks.request_sent`, set before the SDK builds the request). fetch_speech only sets marks, so this
+        looks every 2 ms; it is awaited once per command."""
         marks = self.marks
-        while marks.request_written is None and marks.headers is None and not self._task.done():
+
+        def out() -> bool:
+            return marks.request_written is not None if written else marks.request_sent is not None
+
+        while not out() and marks.headers is None and not self._task.done():
             await asyncio.sleep(0.002)
 
     @property
