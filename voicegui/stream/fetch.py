@@ -109,11 +109,11 @@ class FetchMarks:
     lower case; what a raw pcm body is may only be said there)."""
 
     request_sent: float | None = None
+    headers: float | None = None
+    first_byte: float | None = None
     # the request's last byte handed to the socket (HTTP/1.1: httpcore's trace); None until then, and for a
     # request that never got that far
     request_written: float | None = None
-    headers: float | None = None
-    first_byte: float | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
     # stream_format "sse" only: the usage the done event reported (as the server sent it, e.g. input_tokens,
     # output_tokens, total_tokens), and whether the server answered with plain audio instead of events.
