@@ -79,10 +79,10 @@ async def fetch_timings(base_url: str, api_key: str, model: str, voice: str, tex
     except (httpx2.HTTPError, TimeoutError) as exc:
         raise CaptionedError(f"The server's word timings could not be fetched: {exc or type(exc).__name__}.") \
             from exc
-    return await asyncio.to_thread(_parse_answer, text, bytes(raw))
+    return await asyncio.to_thread(_parse_answer, text, raw)  # no copy: nothing writes to `raw` any more
 
 
-def _parse_answer(text: str, raw: bytes) -> Timings:
+def _parse_answer(text: str, raw: bytearray) -> Timings:
     import json
 
     try:
