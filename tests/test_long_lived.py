@@ -52,16 +52,17 @@ def test_a_full_collection_walks_only_what_was_made_after_the_freeze():
     assert freed.strip() == "['a']"  # later garbage is still collected
 
 
-def test_the_window_freezes_its_start_up_once_the_sdk_is_in():
-    """_preload_sdk (the window's last start-up step) leaves the objects loaded so far frozen."""
+def test_the_window_freezes_what_the_sdk_preload_loaded():
+    """_preload_sdk (at the user's first sign of intent, after the start-up) leaves the objects loaded so far
+    frozen."""
     out = run("""
         import asyncio, gc
         from voicegui.ui.app import _preload_sdk
 
         async def main():
             done = asyncio.get_running_loop().create_future()
-            done.set_result(None)  # the built-in voices' start, already over
-            await _preload_sdk(done)
+            done.set_result(None)  # the first sign of intent came, the start-up is over
+            await _preload_sdk(done, done)
 
         asyncio.run(main())
         import openai  # what the step loaded is among the frozen

@@ -13,8 +13,12 @@ their first Speak. The plots (pyqtgraph) are built after that (a Speak clicked s
 server runs on its own thread; it is stopped (in a worker thread: it joins) after the window has closed.
 PySide6's import hook reads each module imported after it through ui/pyside_import_hook.py (installed by
 `ensure_application`, before the window's imports). After each start-up step that imports many modules, any
-module sources linecache holds are dropped (`forget_module_sources`), and "openai SDK preloaded" is logged after
-the last one.
+module sources linecache holds are dropped (`forget_module_sources`); "start-up done" is logged after the last
+one, once what was loaded is frozen out of the garbage collector's full collections (long_lived.py).
+
+The openai SDK a Speak needs (~12 MB idle, ~0.23 s of imports) is imported in a worker thread at the user's
+first sign of meaning to Speak (ui/first_intent.py: a key or mouse-button press, the pointer on Speak), once
+the start-up is done; "openai SDK preloaded" is logged then. A Speak with no sign before it imports it itself.
 
 The palette is the theme controller's (ui/theme.py): it follows the system's light/dark scheme unless the
 window's View > Theme chose one; the window applies the saved choice before it is shown.
@@ -46,6 +50,7 @@ from voicegui.long_lived import freeze_loaded
 from voicegui.ui import pyside_import_hook, theme
 from voicegui.ui.display import platform_guard
 from voicegui.ui.event_loop import KeptNotifierLoop
+from voicegui.ui.first_intent import FirstIntent
 
 if TYPE_CHECKING:
     from voicegui.server.embedded import BuiltinServer
@@ -55,7 +60,8 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "voicegui"
 ICON_NAME = "voicegui.svg"
-SDK_PRELOADED = "openai SDK preloaded"  # logged when the idle window has imported all it imports at start-up
+STARTUP_DONE = "start-up done"  # logged when the idle window has imported all it imports before any input
+SDK_PRELOADED = "openai SDK preloaded"  # logged once the first sign of intent has imported the SDK
 
 
 def icon_path() -> Path | None:
@@ -207,17 +213,34 @@ async def start_builtin(window: MainWindow,
     return server
 
 
-async def _preload_sdk(builtin_task: asyncio.Future[Any]) -> None:
-    """Import the openai SDK in a worker thread once the default voice is ready (not before: both compete for
-    the cores at start-up). Idle it costs ~40 MB resident, but the first Speak to any provider would otherwise
-    wait ~1 s for the import, and a new user presses Speak within seconds of launch."""
+async def _preload_sdk(intent: asyncio.Future[Any], started: asyncio.Future[Any]) -> None:
+    """Import the openai SDK in a worker thread at the user's first sign of meaning to Speak (`intent`, see
+    ui/first_intent.py), not at start-up: idle it costs ~12 MB resident; at that sign a Speak is usually still
+    well over the import's ~0.23 s away, so it finds the SDK loaded. Not before the start-up's own steps are
+    over (`started`): the import would compete with the default voice's load for the cores and the GIL."""
     from voicegui.stream.fetch import import_sdk
 
-    await asyncio.wait({builtin_task})
+    await asyncio.wait({intent})
+    await asyncio.wait({started})
     await import_sdk()
     forget_module_sources()
-    freeze_loaded("the window's start-up")
+    freeze_loaded("the openai SDK")
     log.info(SDK_PRELOADED)
+
+
+def preload_sdk_on_intent(window: MainWindow, started: asyncio.Future[Any]) -> tuple[FirstIntent, asyncio.Task[None]]:
+    """Watch `window` for the first sign of intent and then preload the SDK (`_preload_sdk`): the watcher (to
+    stop when the window closes) and the preload's task. Anything starting to play stops the watcher: its
+    Speak imports the SDK itself if it is not in yet, and its events need not pass through the watcher."""
+    intent: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def on_intent(reason: str) -> None:
+        if not intent.done():
+            intent.set_result(reason)
+
+    watcher = FirstIntent(window.speak_button, on_intent)
+    window.player.on_started(lambda _playback: watcher.stop())
+    return watcher, asyncio.ensure_future(_preload_sdk(intent, started))
 
 
 def _install_crash_dialog(window: QWidget, loop: asyncio.AbstractEventLoop) -> None:
@@ -279,7 +302,14 @@ async def _main_window_session() -> int:
             log.info("plots built")
 
     plots_task = asyncio.ensure_future(build_plots())
-    sdk_task = asyncio.ensure_future(_preload_sdk(builtin_task))
+
+    async def settle() -> None:
+        await asyncio.wait({builtin_task, plots_task})
+        freeze_loaded("the window's start-up")
+        log.info(STARTUP_DONE)
+
+    settled_task = asyncio.ensure_future(settle())
+    watcher, sdk_task = preload_sdk_on_intent(window, settled_task)
     log.info("voicegui ready")
     try:
         await closed.wait()
@@ -292,7 +322,9 @@ async def _main_window_session() -> int:
         if tray is not None:
             tray.icon.hide()
         heartbeat.stop()
+        watcher.stop()
         sdk_task.cancel()
+        settled_task.cancel()
         plots_task.cancel()
         # The server thread must not outlive the window; wait for a start still in progress, then stop it.
         server = await asyncio.shield(builtin_task)

@@ -3,13 +3,14 @@
 Each run launches the real app (`python -m voicegui -v`, the window on the Qt platform of this session, or
 `offscreen` when there is no display) with private settings and history directories, and reads its log as it
 comes: "voicegui ready" (the window is shown) and "built-in voices ready" (the default voice is loaded), in
-seconds after the launch on this process's time.monotonic(). Then it waits for "openai SDK preloaded" (the
-last thing the window imports at start-up), then `--idle-s` more, reads the process's memory from
-/proc/<pid>/smaps_rollup (Linux only: resident, proportional and unique set sizes; RSS is the goal's measure,
-USS/PSS say how much of it other processes share); with `--smaps N`, also where it goes: the N mappings
-holding the most, per file, [heap] and [anon], from /proc/<pid>/smaps (`--smaps-by-package` sums each Python
-package's files). Then it ends the app with SIGINT (as Ctrl+C). Runs are sequential; the figures are medians
-with min-max, so run it on a quiet machine for the README.
+seconds after the launch on this process's time.monotonic(). Then it waits for "start-up done" (the window
+has imported all it imports before the user does anything: the openai SDK comes at the first key press, click
+or pointer on Speak, ui/first_intent.py, and no input reaches the window here), then `--idle-s` more, reads
+the process's memory from /proc/<pid>/smaps_rollup (Linux only: resident, proportional and unique set sizes;
+RSS is the goal's measure, USS/PSS say how much of it other processes share); with `--smaps N`, also where it
+goes: the N mappings holding the most, per file, [heap] and [anon], from /proc/<pid>/smaps (`--smaps-by-package`
+sums each Python package's files). Then it ends the app with SIGINT (as Ctrl+C). Runs are sequential; the
+figures are medians with min-max, so run it on a quiet machine for the README.
 
 Threads: the main thread runs the launches; one reader thread per launch hands the child's log lines on
 (so a hung child is noticed by a timeout); the app runs in a child process.
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 WINDOW_READY = "voicegui ready"
 VOICES_READY = "built-in voices ready"
-SDK_PRELOADED = "openai SDK preloaded"  # ui/app.py's SDK_PRELOADED (not imported: that would import Qt here)
+STARTUP_DONE = "start-up done"  # ui/app.py's STARTUP_DONE (not imported: that would import Qt here)
 GOALS = {"window_s": 1.0, "voices_s": 1.5, "rss_mb": 200.0}  # issue 17: shown, default voice ready, idle RSS
 LAUNCH_TIMEOUT_S = 60.0
 FAILURES = ("built-in voices unavailable", "default built-in voice unavailable")  # ui/app.py's warnings
@@ -146,18 +147,18 @@ def launch_once(idle_s: float, cache: Path, python: str = sys.executable, smaps:
                 try:
                     line = lines.get(timeout=max(0.0, started + LAUNCH_TIMEOUT_S - time.monotonic()))
                 except queue.Empty:
-                    awaited = SDK_PRELOADED if row["voices_s"] is not None else VOICES_READY
+                    awaited = STARTUP_DONE if row["voices_s"] is not None else VOICES_READY
                     row["error"] = f"no '{awaited}' within {LAUNCH_TIMEOUT_S:.0f} s"
                     break
                 at = time.monotonic() - started
                 if line is None:
-                    row["error"] = f"the window exited with {proc.wait()} before '{SDK_PRELOADED}'"
+                    row["error"] = f"the window exited with {proc.wait()} before '{STARTUP_DONE}'"
                     break
                 if WINDOW_READY in line and row["window_s"] is None:
                     row["window_s"] = at
                 elif VOICES_READY in line:
                     row["voices_s"] = at
-                elif SDK_PRELOADED in line and row["voices_s"] is not None:
+                elif STARTUP_DONE in line and row["voices_s"] is not None:
                     break
                 elif any(failure in line for failure in FAILURES):
                     row["error"] = line.strip()
@@ -196,7 +197,7 @@ def summarize(rows: list[dict], idle_s: float, first: dict | None = None) -> str
     else:
         lines = ["| measure | median (min–max) | goal |", "|---|---|---|"]
     names = {"window_s": "window shown (s after launch)", "voices_s": "default voice ready (s after launch)",
-             "rss_mb": f"resident memory (RSS) {idle_s:.0f} s after the SDK preload (MB)",
+             "rss_mb": f"resident memory (RSS) {idle_s:.0f} s after the start-up (MB)",
              "pss_mb": "proportional set size (PSS, MB)", "uss_mb": "unique set size (USS, MB)"}
     for key, name in names.items():
         values = [r[key] for r in rows if r.get(key) is not None]
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="launches after the first, one after another (default: 5); the first launch, on an "
                              "empty cache (the built-in voice's tables are built then), is reported apart")
     parser.add_argument("--idle-s", type=float, default=5.0,
-                        help="seconds idle after the SDK preload before the memory is read (default: 5)")
+                        help="seconds idle after the start-up before the memory is read (default: 5)")
     parser.add_argument("--json", action="store_true", help="print the runs as JSON instead of the table")
     parser.add_argument("--smaps", type=int, default=0, metavar="N",
                         help="also list the N mappings (shared libraries, [heap], [anon], ...) holding the most "
