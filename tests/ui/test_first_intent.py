@@ -28,6 +28,13 @@ pytestmark = pytest.mark.audio  # the window fixture's server and player
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def watching(window, reasons: list[str]) -> FirstIntent:
+    """A watcher of `window` reporting to `reasons`, its input watch on (as once the start-up is done)."""
+    watcher = FirstIntent(window.speak_button, window.text_edit, reasons.append)
+    watcher.watch_input()
+    return watcher
+
+
 def enter(widget) -> None:
     """The pointer enters `widget` (as the window system reports it)."""
     QApplication.sendEvent(widget, QEnterEvent(QPointF(2, 2), QPointF(2, 2), QPointF(2, 2)))
@@ -35,7 +42,7 @@ def enter(widget) -> None:
 
 async def test_typing_is_a_sign_and_only_the_first_is_reported(qtbot, window):
     reasons: list[str] = []
-    watcher = FirstIntent(window.speak_button, reasons.append)
+    watcher = watching(window, reasons)
     try:
         QTest.keyClick(window.text_edit, Qt.Key.Key_A)
         QTest.keyClick(window.text_edit, Qt.Key.Key_B)
@@ -47,7 +54,7 @@ async def test_typing_is_a_sign_and_only_the_first_is_reported(qtbot, window):
 
 async def test_showing_painting_focus_in_the_text_and_the_pointer_elsewhere_are_not_signs(qtbot, window):
     reasons: list[str] = []
-    watcher = FirstIntent(window.speak_button, reasons.append)
+    watcher = watching(window, reasons)
     try:
         window.hide()
         window.show()
@@ -66,7 +73,7 @@ async def test_showing_painting_focus_in_the_text_and_the_pointer_elsewhere_are_
 @pytest.mark.parametrize("sign", ["pointer", "focus", "press"])
 async def test_the_pointer_or_the_focus_on_speak_or_a_click_anywhere_is_a_sign(qtbot, window, sign):
     reasons: list[str] = []
-    watcher = FirstIntent(window.speak_button, reasons.append)
+    watcher = watching(window, reasons)
     try:
         if sign == "pointer":
             enter(window.speak_button)
@@ -82,9 +89,27 @@ async def test_the_pointer_or_the_focus_on_speak_or_a_click_anywhere_is_a_sign(q
         watcher.stop()
 
 
+async def test_before_the_input_watch_only_the_text_edited_is_a_sign(qtbot, window):
+    reasons: list[str] = []
+    watcher = FirstIntent(window.speak_button, window.text_edit, reasons.append)
+    try:
+        enter(window.speak_button)
+        QTest.mouseClick(window.voice, Qt.MouseButton.LeftButton)
+        window.voice.hidePopup()
+        assert reasons == [] and watcher.watching
+        QTest.keyClick(window.text_edit, Qt.Key.Key_A)
+        assert reasons == ["the text was edited"]
+        assert not watcher.watching
+        watcher.watch_input()  # the start-up ends after the sign: nothing more is watched
+        enter(window.speak_button)
+        assert reasons == ["the text was edited"]
+    finally:
+        watcher.stop()
+
+
 async def test_stop_before_any_sign_reports_nothing(qtbot, window):
     reasons: list[str] = []
-    watcher = FirstIntent(window.speak_button, reasons.append)
+    watcher = watching(window, reasons)
     watcher.stop()
     watcher.stop()
     QTest.keyClick(window.text_edit, Qt.Key.Key_A)

@@ -17,8 +17,9 @@ module sources linecache holds are dropped (`forget_module_sources`); "start-up 
 one, once what was loaded is frozen out of the garbage collector's full collections (long_lived.py).
 
 The openai SDK a Speak needs (~12 MB idle, ~0.23 s of imports) is imported in a worker thread at the user's
-first sign of meaning to Speak (ui/first_intent.py: a key or mouse-button press, the pointer on Speak), once
-the start-up is done; "openai SDK preloaded" is logged then. A Speak with no sign before it imports it itself.
+first sign of meaning to Speak (ui/first_intent.py: the text edited, or once the start-up is done a key or
+mouse-button press, the pointer on Speak), after the start-up; "openai SDK preloaded" is logged then. A Speak
+with no sign before it imports it itself.
 
 The palette is the theme controller's (ui/theme.py): it follows the system's light/dark scheme unless the
 window's View > Theme chose one; the window applies the saved choice before it is shown.
@@ -229,16 +230,18 @@ async def _preload_sdk(intent: asyncio.Future[Any], started: asyncio.Future[Any]
 
 
 def preload_sdk_on_intent(window: MainWindow, started: asyncio.Future[Any]) -> tuple[FirstIntent, asyncio.Task[None]]:
-    """Watch `window` for the first sign of intent and then preload the SDK (`_preload_sdk`): the watcher (to
-    stop when the window closes) and the preload's task. Anything starting to play stops the watcher: its
-    Speak imports the SDK itself if it is not in yet, and its events need not pass through the watcher."""
+    """Watch `window` for the first sign of intent (its text's edits from now, all input once `started` is
+    done) and then preload the SDK (`_preload_sdk`): the watcher (to stop when the window closes) and the
+    preload's task. Anything starting to play stops the watcher: its Speak imports the SDK itself if it is not
+    in yet, and its events need not pass through the watcher."""
     intent: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     def on_intent(reason: str) -> None:
         if not intent.done():
             intent.set_result(reason)
 
-    watcher = FirstIntent(window.speak_button, on_intent)
+    watcher = FirstIntent(window.speak_button, window.text_edit, on_intent)
+    started.add_done_callback(lambda _started: watcher.watch_input())
     window.player.on_started(lambda _playback: watcher.stop())
     return watcher, asyncio.ensure_future(_preload_sdk(intent, started))
 
