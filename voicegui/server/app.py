@@ -13,7 +13,9 @@ Routes:
                           speech. timestamp_unit "word": the voice's engine says where each word starts
                           (espeak-ng's word events: an engine with `synthesize_words`, see WordTimer); else
                           "sentence": each timestamp is one sentence (text.split_sentences), synthesised on
-                          its own, so its bounds are where the engine's audio for it starts and ends.
+                          its own, so its bounds are where the engine's audio for it starts and ends; a
+                          sentence a stream of the same text synthesised lately is taken as it was streamed
+                          (engines/recent_audio.py), not synthesised again.
 - GET  /v1/models         {"object": "list", "data": [{"id", "object": "model", "owned_by"}]}
 - GET  /v1/audio/voices   {"voices": [{"id", "name", "language", "engine"}]}
 Errors are OpenAI-shaped: {"error": {"message", "type", "param", "code"}} with the matching status.
@@ -66,6 +68,7 @@ from voicegui.formats import FORMATS
 from voicegui.limits import MAX_SPEED, MIN_SPEED
 from voicegui.server.encode import StreamingEncoder
 from voicegui.server.engines.base import Engine, EngineError
+from voicegui.server.engines.recent_audio import reusing_recent_audio
 from voicegui.server.shaping import Shaping
 from voicegui.text import split_sentences
 
@@ -478,7 +481,8 @@ async def _captioned(request: web.Request) -> web.Response:
             stamps = [{"word": w, "start_time": round(start, 4), "end_time": round(end, 4)}
                       for start, end, w in timed.words]
         else:
-            stamps = await _sentence_stamps(engine, req, encoder, parts)
+            with reusing_recent_audio():  # the sentences a stream of this text just synthesised, not again
+                stamps = await _sentence_stamps(engine, req, encoder, parts)
         parts.append(encoder.finish())
     except EngineError as exc:
         return error_response(500, f"The speech engine failed: {exc}")

@@ -12,7 +12,9 @@ sentence. ``synthesize()`` runs on the server's asyncio loop and only awaits tha
 Memory: the models run without onnxruntime's arena (onnx_cache.lean_options), so a sentence's buffers go back to
 the C allocator when it is done; after each request the worker hands the allocator's free pages back to the
 system (``release_freed_memory``, queued behind any other request's sentences, so it never delays one), so an
-idle engine holds what its loaded model needs, not its busiest sentence.
+idle engine holds what its loaded model needs, not its busiest sentence. Each sentence a stream synthesised is
+kept a while (recent_audio.py, at most 32 MiB for 60 s) for the timings route, which would otherwise synthesise
+it again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import numpy as np
 
 from voicegui.server.engines.audio import speakable, synthesize_ahead
 from voicegui.server.engines.base import EngineError
+from voicegui.server.engines.recent_audio import RecentAudio, reusing
 from voicegui.text import split_sentences
 
 log = logging.getLogger(__name__)
@@ -62,18 +65,29 @@ class SingleWorkerEngine(abc.ABC):
     def __init__(self) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.name)
         self._closed = False
+        self._recent = RecentAudio()  # the sentences streamed lately, for the timings route (recent_audio.py)
 
     @abc.abstractmethod
     def _synth_piece(self, text: str, speed: float) -> np.ndarray:
         """One sentence -> trimmed float32 mono at 24 kHz; runs on the worker thread."""
 
     async def _synth_async(self, text: str, speed: float) -> np.ndarray:
+        """One sentence's audio: for a stream, synthesised and kept a while; for the timings route
+        (recent_audio.reusing()), the same sentence's kept audio if there is any, else synthesised."""
+        key = (text, speed)
+        if reusing():
+            kept = self._recent.take(key)
+            if kept is not None:
+                return kept
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, self._synth_piece, text, speed)
+            audio = await loop.run_in_executor(self._executor, self._synth_piece, text, speed)
         except (KeyError, ValueError, IndexError) as exc:
             # The model's G2P rejecting some text; the server reports it as an engine error.
             raise EngineError(f"{self.name} could not speak {text[:40]!r}: {exc}") from exc
+        if not reusing():
+            self._recent.keep(key, audio)
+        return audio
 
     async def synthesize(self, text: str, voice: str, speed: float) -> AsyncGenerator[np.ndarray, None]:
         """Yield one float32 block per sentence (trimmed), prefetching the next sentence; then the worker hands
@@ -98,4 +112,5 @@ class SingleWorkerEngine(abc.ABC):
     def close(self) -> None:
         """Stop the worker thread (pending sentences are dropped)."""
         self._closed = True
+        self._recent.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
