@@ -25,7 +25,9 @@ PortAudio callback thread reads (an int read is atomic under the GIL).
 
 What it holds (``threshold_s``):
 * near real time (sure rate <= ``fade_lo``): enough for a chunk as late as the latest seen, or
-  ``jitter_prior_s`` (120 ms) later than the earliest one (jitter not seen yet), plus ``margin_s``;
+  ``jitter_prior_s`` (120 ms) later than the earliest one (jitter not seen yet), plus ``margin_s``; asked
+  with the current time (the session's monitor asks every 10 ms while the output waits), this falls as time
+  passes without an arrival, so a stream of big writes starts between them (``_late_now``);
   this fades out as the sure rate goes to ``fade_hi``, because a stream that fast refills the buffer
   faster than it drains;
 * always: ``jitter_factor`` x the longest silence between arrivals seen so far, and, for a fast stream,
@@ -181,7 +183,9 @@ class PrebufferPolicy:
             return 0.0
         return max(0.0, self._first_t - self._origin_t - self._first_audio_s / max(1.0, rate))
 
-    def threshold_s(self) -> float:
+    def threshold_s(self, now: float | None = None) -> float:
+        """The audio to hold before playing, in seconds. `now` (monotonic): the time the output asks at, for a
+        threshold that keeps falling between arrivals (see ``_late_now``); None: as of the last arrival."""
         if self.fixed_ms is not None:
             return self.fixed_ms / 1000.0
         grown = self._underruns * self.growth_s
@@ -192,8 +196,7 @@ class PrebufferPolicy:
         fade = min(1.0, max(0.0, (self.fade_hi - sure) / (self.fade_hi - self.fade_lo)))
         if self._late_min is not None and self._late_max is not None and self._origin_t is not None:
             worst = max(self._late_max, self._late_min + self.jitter_prior_s)
-            late_now = self._last_t - self._origin_t - self._audio_s
-            near_real_time = worst + self.margin_s - late_now
+            near_real_time = worst + self.margin_s - self._late_now(worst, now)
         else:
             near_real_time = self.jitter_prior_s + self.margin_s
         cover = max(
@@ -210,5 +213,21 @@ class PrebufferPolicy:
             shortfall = ramp * (1.0 - rate) * remaining
         return cover + shortfall + grown
 
-    def threshold_frames(self) -> int:
-        return int(round(self.threshold_s() * self.sample_rate))
+    def _late_now(self, worst: float, now: float | None) -> float:
+        """How late the next chunk is already: (now - headers) - audio received.
+
+        Playing from `now` with B seconds buffered, the next chunk's first sample is due at now + B; it arrives in
+        time if its lateness is at most late_now + B. So the hold needed is worst + margin - late_now, and it falls
+        as time passes without an arrival: a stream of big writes (a 1 KB mp3 or opus write is ~170 ms of audio)
+        starts between its arrivals when enough time has passed, not at the next arrival. Once the next chunk is
+        later than the worst lateness seen (a stall beyond the bound), the bound says nothing: the hold is the
+        one of the last arrival, which waits for the next one."""
+        assert self._origin_t is not None and self._last_t is not None
+        at_last = self._last_t - self._origin_t - self._audio_s
+        if now is None or now <= self._last_t:
+            return at_last
+        late = now - self._origin_t - self._audio_s
+        return late if late <= worst else at_last
+
+    def threshold_frames(self, now: float | None = None) -> int:
+        return int(round(self.threshold_s(now) * self.sample_rate))

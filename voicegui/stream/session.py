@@ -554,6 +554,8 @@ class SpeakSession:
                     self._pol.on_underrun()
                 self._seen_underruns = out.underrun_episodes
                 out.gate_frames = min(self._pol.threshold_frames(), self._rng.capacity)
+            if not out.playing:  # waiting for the gate: what it needs falls as time passes (prebuffer.py)
+                out.gate_frames = min(self._pol.threshold_frames(time.monotonic()), self._rng.capacity)
             if out.playing and self.state == "buffering":
                 self.state = "playing"
             if self._device_failure is None and not self._stop_requested and not out.check_alive():
