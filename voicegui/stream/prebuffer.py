@@ -18,10 +18,12 @@ PortAudio callback thread reads (an int read is atomic under the GIL).
   plus many frames, or a backlog read at once when the loop noticed the headers late), and a late packet
   with the queued ones behind it looks like a very fast stream to any short window; a real-time stream fools
   both rates only with a backlog and a late first arrival together;
-* lateness: for each chunk, (wall time since the headers) - (audio received before it), i.e. how far
-  behind real time its first sample came. Playing from now on at 1x never runs dry as long as every future
-  chunk is at most as late as the time elapsed since the headers; the spread between the least and most late
-  chunk is the jitter, and a constant offset (encoder delay, one frame) drops out.
+* lateness: for each arrival, (wall time since the headers) - (audio received before it), i.e. how far
+  behind real time its first sample came; chunks within ``group_s`` of an arrival's first came with it (the
+  rest of a burst, the frames of one read) and count as that arrival. Playing from now on at 1x never runs
+  dry as long as every future chunk is at most as late as the time elapsed since the headers; the spread
+  between the least and most late chunk is the jitter, and a constant offset (encoder delay, one frame) drops
+  out.
 
 What it holds (``threshold_s``):
 * near real time (sure rate <= ``fade_lo``): enough for a chunk as late as the latest seen, or
@@ -70,6 +72,7 @@ class PrebufferPolicy:
     dead_band: float = 0.15
     trusted_arrivals: int = 3
     min_window_s: float = 0.04
+    group_s: float = 0.02  # chunks this close to the first of an arrival came with it (lateness: see on_arrival)
 
     def __post_init__(self) -> None:
         self._origin_t: float | None = None
@@ -84,6 +87,7 @@ class PrebufferPolicy:
         self._st = self._sy = self._stt = self._sty = self._syy = 0.0
         self._late_min: float | None = None
         self._late_max: float | None = None
+        self._group_t: float | None = None  # when the first chunk of the latest arrival came
 
     def on_headers(self, now: float) -> None:
         """The response headers arrived: the origin for the delivery rate and the lateness."""
@@ -104,7 +108,10 @@ class PrebufferPolicy:
         elif self._last_t is not None:
             self._max_gap_s = max(self._max_gap_s, now - self._last_t)
         self._last_t = now
-        if self._origin_t is not None:
+        if self._origin_t is not None and (self._group_t is None or now - self._group_t > self.group_s):
+            # The first chunk of what arrived at once: the ones right behind it (the rest of a burst, the frames
+            # of one read) are "early" only because they came with it, and would hide the prior's room.
+            self._group_t = now
             late = now - self._origin_t - self._audio_s
             self._late_min = late if self._late_min is None else min(self._late_min, late)
             self._late_max = late if self._late_max is None else max(self._late_max, late)
