@@ -13,6 +13,7 @@ import json
 from collections.abc import Coroutine
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from voicegui.stream.fetch import FetchError, FetchMarks, SpeechRequest
@@ -89,3 +90,20 @@ def test_known_events_with_any_field_types_raise_only_fetch_error(messages):
 
 def test_deeply_nested_json_is_a_fetch_error():
     _feed(["[" * 100_000, '{"type": "error", "error": ' + "[" * 100_000 + "]" * 100_000 + "}"])
+
+
+@pytest.mark.parametrize("status, details", [
+    ("incomplete", {"reason": "\n"}),  # what the fuzzer found (a status of "\n" too): the message broke its line
+    ("\n", {}),
+    ("incomplete", {"reason": "max_output_tokens\r\n  (see the docs)"}),
+    ("failed", {"error": {"message": "Internal\nerror:\n\tretry"}}),
+])
+def test_a_server_reason_or_message_with_line_breaks_is_quoted_on_one_line(status, details):
+    reader, _, _ = _reader()
+    event = {"type": "response.done", "response": {"status": status, "status_details": details}}
+    with pytest.raises(FetchError) as caught:
+        _run(reader.handle(parse_server_event(json.dumps(event))))
+    message = str(caught.value)
+    assert "\n" not in message and "\r" not in message and "\t" not in message
+    said = details.get("reason") or details.get("error", {}).get("message") or status
+    assert " ".join(said.split()) in message  # the server's words are kept, on one line

@@ -281,8 +281,9 @@ def cause_text(exc: BaseException) -> str:
 
 
 def as_sentence(text: str) -> str:
-    """`text` stripped and ending in '.', '!' or '?': server messages go into our own sentences."""
-    text = text.strip()
+    """`text` on one line (runs of whitespace, line breaks among them, as one space) and ending in '.', '!' or
+    '?': server messages go into our own one-line sentences."""
+    text = " ".join(text.split())
     return text if text.endswith((".", "!", "?")) else text + "."
 
 

@@ -469,7 +469,8 @@ class EventReader:
             raise FetchError("server", f"The Realtime server at {where} failed to speak a sentence "
                                        f"after {self.total} bytes.{says}", server_message=message,
                              bytes_received=self.total)
-        reason = _str(details, "reason") or status
+        # the server's words, on our one line
+        reason = " ".join((_str(details, "reason") or status).split()) or "no reason given"
         # 'incomplete' (max_output_tokens, content_filter) or a cancel we did not ask for: what arrived is
         # playable, the rest of the text is not spoken.
         raise FetchError("cut", f"The Realtime server at {where} stopped the reading early ({reason}) after "
