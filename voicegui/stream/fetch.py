@@ -280,10 +280,16 @@ def cause_text(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def one_line(text: str) -> str:
+    """`text` stripped, its runs of whitespace (line breaks among them) as one space: a server's words quoted
+    in our one-line messages."""
+    return " ".join(text.split())
+
+
 def as_sentence(text: str) -> str:
-    """`text` on one line (runs of whitespace, line breaks among them, as one space) and ending in '.', '!' or
-    '?': server messages go into our own one-line sentences."""
-    text = " ".join(text.split())
+    """`text` on one line (`one_line`) and ending in '.', '!' or '?': server messages go into our own one-line
+    sentences."""
+    text = one_line(text)
     return text if text.endswith((".", "!", "?")) else text + "."
 
 

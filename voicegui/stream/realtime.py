@@ -70,6 +70,7 @@ from voicegui.stream.fetch import (
     as_sentence,
     cause_text,
     import_sdk,
+    one_line,
     openai_client,
 )
 from voicegui.text import split_sentences
@@ -469,8 +470,7 @@ class EventReader:
             raise FetchError("server", f"The Realtime server at {where} failed to speak a sentence "
                                        f"after {self.total} bytes.{says}", server_message=message,
                              bytes_received=self.total)
-        # the server's words, on our one line
-        reason = " ".join((_str(details, "reason") or status).split()) or "no reason given"
+        reason = one_line(_str(details, "reason") or status) or "no reason given"
         # 'incomplete' (max_output_tokens, content_filter) or a cancel we did not ask for: what arrived is
         # playable, the rest of the text is not spoken.
         raise FetchError("cut", f"The Realtime server at {where} stopped the reading early ({reason}) after "

@@ -553,8 +553,7 @@ class SpeakSession:
                 for _ in range(out.underrun_episodes - self._seen_underruns):
                     self._pol.on_underrun()
                 self._seen_underruns = out.underrun_episodes
-                out.gate_frames = min(self._pol.threshold_frames(), self._rng.capacity)
-            if not out.playing:  # waiting for the gate: what it needs falls as time passes (prebuffer.py)
+            if not out.playing:  # waiting for the gate (grown by the underruns; it falls as time passes: prebuffer.py)
                 out.gate_frames = min(self._pol.threshold_frames(time.monotonic()), self._rng.capacity)
             if out.playing and self.state == "buffering":
                 self.state = "playing"

@@ -81,20 +81,19 @@ class RecentAudio:
     def take(self, key: Hashable) -> np.ndarray | None:
         """The audio kept under `key`, no longer kept; None if there is none (or it is too old)."""
         self._expire()
-        kept = self._kept.pop(key, None)
-        if kept is None:
-            return None
-        self._bytes -= kept[1].nbytes
-        return kept[1]
+        return self._drop(key)
 
     def clear(self) -> None:
         self._kept.clear()
         self._bytes = 0
 
-    def _drop(self, key: Hashable) -> None:
+    def _drop(self, key: Hashable) -> np.ndarray | None:
+        """The audio kept under `key`, no longer kept (None if there is none)."""
         kept = self._kept.pop(key, None)
-        if kept is not None:
-            self._bytes -= kept[1].nbytes
+        if kept is None:
+            return None
+        self._bytes -= kept[1].nbytes
+        return kept[1]
 
     def _expire(self) -> None:
         oldest_kept = self._clock() - self._max_age_s
