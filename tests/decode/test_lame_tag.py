@@ -15,6 +15,7 @@ from tests.decode import audio_samples as samples
 from tests.decode.gapless import ffmpeg_decode, id3_len, lag, lame_encode, needs_ffmpeg, needs_lame
 from tests.decode.test_segments import FEEDS, decode
 from tests.server import clip
+from voicegui.decode.stream_decoder import StreamDecoder
 from voicegui.server.encode import StreamingEncoder
 
 SR = 24000
@@ -34,6 +35,42 @@ def test_the_servers_mp3_starts_at_the_clips_first_sample(how):
     np.testing.assert_array_equal(got, samples.container_decode(data)[0])
     assert 0 <= len(got) - len(x) < 576 + 288  # the end padding is unknown when the stream starts: it stays
     assert dec.segments == 1 and not dec.truncated
+
+
+def first_output(dec: StreamDecoder, data: bytes, piece: int = 64) -> np.ndarray:
+    for i in range(0, len(data), piece):
+        got = dec.feed(data[i : i + piece])
+        if len(got):
+            return got
+    raise AssertionError("no audio")
+
+
+def test_the_delay_it_drops_is_reported_as_stream_time_by_the_first_output():
+    """The prebuffer policy counts it as delivered (PrebufferPolicy.on_codec_delay): the first two frames of
+    the server's stream decode to 47 samples, and they stand for 48 ms of the stream."""
+    dec = StreamDecoder("mp3")
+    assert dec.codec_delay_s == 0.0
+    got = first_output(dec, server_mp3(clip.speech_like(1.0)))
+    assert dec.codec_delay_s == pytest.approx((576 + 529) / SR)  # LAME's delay (its Info frame) + the decoder's
+    assert len(got) == 2 * 576 - 576 - 529
+
+
+@needs_lame
+def test_a_lame_files_dropped_delay_is_reported_too(tmp_path):
+    data = lame_encode(clip.write_wav(tmp_path / "clip.wav", 1.0), tmp_path / "clip.mp3", "-b", "64")
+    dec = StreamDecoder("mp3")
+    first_output(dec, data)
+    assert dec.codec_delay_s == pytest.approx((576 + 529) / SR)
+
+
+def test_an_mp3_without_a_tag_and_other_formats_drop_nothing():
+    x = clip.speech_like(0.5)
+    untagged = samples.encode("mp3", (x * 32767).astype(np.int16), SR, options={"write_xing": "0"})
+    for fmt, data in (("mp3", untagged), ("pcm", samples.pcm_bytes()), ("flac", samples.encoded("flac")),
+                      ("aac", samples.encoded("aac")), ("wav", samples.encoded("wav"))):
+        dec = StreamDecoder(fmt)
+        first_output(dec, data)
+        assert dec.codec_delay_s == 0.0, fmt
 
 
 @needs_ffmpeg

@@ -185,6 +185,18 @@ def test_opus_trims_preskip_and_end_padding():
     assert corr >= 0.99 and abs(lag) <= 24  # pre-skip removed: no extra delay
 
 
+def test_opus_reports_the_preskip_it_drops_as_stream_time():
+    data = samples.encoded("opus")
+    head = data.index(b"OpusHead")
+    preskip = struct.unpack_from("<H", data, head + 10)[0]
+    assert preskip > 0
+    dec = StreamDecoder("opus")
+    for i in range(0, len(data), 100):
+        if len(dec.feed(data[i : i + 100])):
+            break
+    assert dec.codec_delay_s == pytest.approx(preskip / 48000)  # OpusHead's pre-skip is at 48 kHz
+
+
 # --- progressiveness ----------------------------------------------------------------------------------------
 
 

@@ -152,6 +152,41 @@ def test_portaudios_own_underflow_flags_are_counted():
     assert out.device_underflows == 2
 
 
+def test_no_prebuffer_still_waits_for_one_whole_callback():
+    """Prebuffer 0 starts on the first samples, but not on fewer than the callback asks for: an mp3's first
+    output after its encoder delay is trimmed is 47 samples at 24 kHz, and starting on them ran dry at once."""
+    import sounddevice as sd
+
+    out = AudioOutput(FloatRing(RATE), RATE, OutputConfig())
+    out.gate_frames = 0
+    sig = tone(0.1)
+    outdata = np.ones((256, 1), dtype=np.float32)
+    out.ring.write(sig[:47])
+    out.render(outdata, 256, None, sd.CallbackFlags())
+    assert not out.playing and not outdata.any()  # held: silence, not 47 samples and a gap
+    assert out.underrun_episodes == 0 and out.frames_played == 0
+    out.ring.write(sig[47:576])
+    out.render(outdata, 256, None, sd.CallbackFlags())
+    assert out.playing and out.frames_played == 256
+    np.testing.assert_array_equal(outdata[:, 0], sig[:256])
+    assert out.underrun_episodes == 0
+
+
+def test_a_clip_shorter_than_one_callback_still_plays_once_it_has_ended():
+    import sounddevice as sd
+
+    out = AudioOutput(FloatRing(RATE), RATE, OutputConfig())
+    sig = tone(0.1)[:30]
+    out.ring.write(sig)
+    outdata = np.zeros((256, 1), dtype=np.float32)
+    out.render(outdata, 256, None, sd.CallbackFlags())
+    assert not out.playing
+    out.ended = True
+    out.render(outdata, 256, None, sd.CallbackFlags())
+    assert out.frames_played == 30 and out.underrun_episodes == 0
+    np.testing.assert_array_equal(outdata[:30, 0], sig)
+
+
 async def play_on(keeper, rate: int, seconds: float = 0.1):
     from voicegui.stream.output import AudioOutput
 

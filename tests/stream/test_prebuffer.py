@@ -194,13 +194,15 @@ class Codec:
     frame_s: float  # the smallest decodable unit
     head_bytes: int  # container header, sent with the first frame
     lookahead_s: float  # input the encoder takes before it emits its first frame
+    delay_s: float = 0.0  # decoded stream time the decoder drops at the start (StreamDecoder.codec_delay_s)
 
 
 CODECS = {
     "pcm": Codec("pcm", 48000, 0.02, 0, 0.0),  # the server writes 20 ms blocks
-    "mp3": Codec("mp3", 8000, 0.024, 45, 0.056),  # 64 kbit/s; ID3 + Info frame; LAME's delay
-    "aac": Codec("aac", 9900, 1024 / 24000, 0, 0.057),
-    "opus": Codec("opus", 5800, 0.02, 150, 0.0065),  # OpusHead + OpusTags pages
+    # 64 kbit/s; ID3 + Info frame; LAME's delay; the decoder drops 1,105 samples: two frames give 47
+    "mp3": Codec("mp3", 8000, 0.024, 45, 0.056, 1105 / 24000),
+    "aac": Codec("aac", 9900, 1024 / 24000, 0, 0.057),  # ADTS states no delay: it is played
+    "opus": Codec("opus", 5800, 0.02, 150, 0.0065, 312 / 48000),  # OpusHead + OpusTags pages; pre-skip
     "flac": Codec("flac", 11900, 2304 / 24000, 8300, 0.0),  # STREAMINFO + an 8 KB padding block
 }
 
@@ -209,7 +211,21 @@ def writes(codec: Codec, clip_s: float, write_bytes: int | None) -> list[tuple[f
     """(audio time by which the write's last byte is encoded, audio the client can decode once it is in).
 
     write_bytes None: one write per encoder output (a frame, the header riding on the first); else exactly
-    write_bytes per write, so a compressed write carries many frames (the first one the header too)."""
+    write_bytes per write, so a compressed write carries many frames (the first one the header too). The
+    decoder's dropped start (`delay_s`) is not audio: the first writes carry that much less."""
+    return _less_delay(codec, _writes(codec, clip_s, write_bytes))
+
+
+def _less_delay(codec: Codec, encoded: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out, left = [], codec.delay_s
+    for made, audio in encoded:
+        dropped = min(left, audio)
+        left -= dropped
+        out.append((made, audio - dropped))  # 0: decodes to nothing (the client's read gives no audio)
+    return out
+
+
+def _writes(codec: Codec, clip_s: float, write_bytes: int | None) -> list[tuple[float, float]]:
     frames = int(clip_s / codec.frame_s)
     frame_bytes = codec.bytes_per_s * codec.frame_s
     ends = [codec.head_bytes + (i + 1) * frame_bytes for i in range(frames)]  # byte end of frame i
@@ -261,12 +277,14 @@ def arrivals(codec: Codec, delivery: Delivery, seed: int, clip_s: float = 6.0,
 MONITOR_S = 0.01  # the session's monitor asks the policy again this often while the output waits
 
 
-def play(policy: PrebufferPolicy, origin: float, trace: list[tuple[float, float]], monitor: bool = True):
+def play(policy: PrebufferPolicy, origin: float, trace: list[tuple[float, float]], monitor: bool = True,
+         codec_delay_s: float = 0.0):
     """Play through the output's gate: (first byte, first audio, start, underruns).
 
     Playback starts (and restarts) once the buffer reaches the threshold, then drains at 1x. The threshold is
     asked at each arrival and, with `monitor`, every MONITOR_S between them with the time then, as the
-    session's monitor asks it; without, only at arrivals."""
+    session's monitor asks it; without, only at arrivals. `codec_delay_s` is told to the policy before the
+    first audio, as the session tells it what the decoder dropped."""
     policy.on_headers(origin)
     buffered, clock, playing = 0.0, 0.0, False
     first = start = None
@@ -288,7 +306,9 @@ def play(policy: PrebufferPolicy, origin: float, trace: list[tuple[float, float]
         if audio is not None:
             if audio <= 0:
                 continue
-            first = t if first is None else first
+            if first is None:
+                first = t
+                policy.on_codec_delay(codec_delay_s)
             policy.on_arrival(t, audio)
             buffered += audio
         if not playing and buffered > 0 and buffered >= policy.threshold_s(t):
@@ -316,7 +336,7 @@ def test_simulated_deliveries_never_run_dry(fmt, delivery, write_bytes, monitor)
     for seed in range(20):
         origin, trace = arrivals(CODECS[fmt], delivery, seed, write_bytes=write_bytes)
         first_byte, _, start, underruns = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace,
-                                               monitor)
+                                               monitor, CODECS[fmt].delay_s)
         assert start is not None and underruns == 0, f"seed {seed}"
 
 
@@ -351,7 +371,8 @@ def test_asked_between_arrivals_a_real_time_stream_starts_sooner(fmt):
     for seed in range(10):
         origin, trace = arrivals(CODECS[fmt], delivery, seed, write_bytes=None)
         for monitor, starts in ((False, later), (True, sooner)):
-            first_byte, _, start, _ = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace, monitor)
+            first_byte, _, start, _ = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace, monitor,
+                                           CODECS[fmt].delay_s)
             starts.append(start - first_byte)
     assert all(s <= lt + 1e-9 for s, lt in zip(sooner, later, strict=True))
     if fmt in ("pcm", "opus", "flac"):
@@ -390,7 +411,8 @@ def test_the_hold_falls_between_arrivals_but_not_past_the_worst_lateness_seen():
 @pytest.mark.parametrize("fmt", list(CODECS))
 def test_simulated_fast_stream_starts_within_a_few_arrivals(fmt, write_bytes):
     origin, trace = arrivals(CODECS[fmt], Delivery("2x", 2.0), 0, write_bytes=write_bytes)
-    _, first_audio, start, _ = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace)
+    _, first_audio, start, _ = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace,
+                                    codec_delay_s=CODECS[fmt].delay_s)
     # audio time, not wall time: at most the audio of two 1 KB writes of aac (the most per write) past the
     # first decoded audio, whatever the format
     assert start - first_audio <= 0.11
@@ -401,8 +423,32 @@ def test_simulated_jittery_real_time_start_is_bounded(fmt):
     delays = []
     for seed in range(20):
         origin, trace = arrivals(CODECS[fmt], DELIVERIES[0], seed, write_bytes=None)
-        first_byte, _, start, _ = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace)
+        first_byte, _, start, _ = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace,
+                                       codec_delay_s=CODECS[fmt].delay_s)
         delays.append(start - first_byte)
     delays.sort()
     # the jitter (100 ms), one frame and the unseen-jitter prior; the old 200 ms prior gave ~250-290 ms
     assert delays[len(delays) // 2] <= 0.1 + CODECS[fmt].frame_s + 0.12
+
+
+@pytest.mark.parametrize("write_bytes", [1024, None], ids=["1KB-writes", "frame-writes"])
+def test_an_mp3_encoder_delay_counts_for_the_rate_not_for_the_lateness(write_bytes):
+    """mp3's first two frames decode to 47 samples (the decoder drops LAME's delay and its own, 46 ms). Not
+    told, the policy took a 2x stream for a real-time one for a tenth of a second (~96-100 ms after the first
+    byte); told, its rate counts that time (60 ms), while the hold of a real-time stream, audio to play, stays
+    what it was."""
+    mp3 = CODECS["mp3"]
+
+    def starts(delivery: Delivery, told: bool) -> list[float]:
+        out = []
+        for seed in range(20):
+            origin, trace = arrivals(mp3, delivery, seed, write_bytes=write_bytes)
+            first_byte, _, start, underruns = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace,
+                                                   codec_delay_s=mp3.delay_s if told else 0.0)
+            assert underruns == 0
+            out.append(start - first_byte)
+        return out
+
+    fast = Delivery("2x", 2.0)
+    assert max(starts(fast, told=True)) <= 0.065 < 0.09 <= min(starts(fast, told=False))
+    assert starts(DELIVERIES[0], told=True) == starts(DELIVERIES[0], told=False)

@@ -52,6 +52,8 @@ def mp4_index_last(buf: bytes | bytearray) -> bool | None:
 class ContainerBackend:
     """WebM / MP4: PyAV's demuxer over the bytes so far, every STEP bytes; one decoder for all passes."""
 
+    start_trimmed_s = 0.0  # what FFmpeg's demuxer trims (an MP4 edit list) is not counted here
+
     def __init__(self, kind: str) -> None:
         self.rate: int | None = None
         self.truncated = False

@@ -23,6 +23,8 @@ from voicegui.decode.samples import BadFrame, frame_to_mono
 class FlacBackend:
     """FLAC: whole frames from our framer, decoded with STREAMINFO as extradata."""
 
+    start_trimmed_s = 0.0  # nothing of the stream's start is dropped
+
     def __init__(self) -> None:
         self.rate: int | None = None
         self.truncated = False

@@ -67,6 +67,12 @@ class ParsedBackend:
             self.rate = self._ctx.sample_rate
         return out
 
+    @property
+    def start_trimmed_s(self) -> float:
+        """The encoder delay and the decoder's 529 samples dropped so far (0 without a LAME tag)."""
+        rate = self._ctx.sample_rate
+        return min(self._pos, self._skip) / rate if rate else 0.0
+
     def _trim(self, chunks: list[np.ndarray]) -> list[np.ndarray]:
         out = []
         for arr in chunks:

@@ -37,6 +37,11 @@ class OpusBackend:
         self._resampler: Resampler | None = None
         self._input_rate: int | None = None
 
+    @property
+    def start_trimmed_s(self) -> float:
+        """The current logical stream's pre-skip dropped so far (48 kHz samples)."""
+        return (self._preskip - self._skip) / 48000
+
     def feed(self, data: bytes) -> list[np.ndarray]:
         if self._headers >= 2:
             self._errors.fed(len(data))  # not before: OpusTags may carry cover art of any size

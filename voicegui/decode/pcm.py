@@ -66,6 +66,8 @@ class _Pcm:
 class PcmBackend:
     """Raw pcm: s16le at `rate` (PCM_RATE unless the response said otherwise), no header; channels mixed down."""
 
+    start_trimmed_s = 0.0  # nothing of the stream's start is dropped
+
     def __init__(self, rate: int = PCM_RATE, channels: int = 1) -> None:
         self.rate: int | None = rate
         self.truncated = False
@@ -88,6 +90,7 @@ class WavBackend:
     audio, the start of another file is handed back in `rest`."""
 
     _UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+    start_trimmed_s = 0.0  # nothing of the stream's start is dropped
 
     def __init__(self) -> None:
         self.rate: int | None = None

@@ -120,6 +120,9 @@ class _Backend(Protocol):
 
     def waiting_on(self) -> str: ...
 
+    @property
+    def start_trimmed_s(self) -> float: ...  # stream time dropped before the first sample so far
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # the public decoder
@@ -190,6 +193,13 @@ class StreamDecoder:
         except DecodeError as exc:
             self._failed = exc
             raise
+
+    @property
+    def codec_delay_s(self) -> float:
+        """Stream time dropped before the first sample so far: an mp3's encoder and decoder delay (what its LAME
+        tag states plus 529 samples), an Ogg Opus pre-skip; 0 for formats that drop nothing. The server sent it
+        as stream time, so the prebuffer policy counts it as delivered (PrebufferPolicy.on_codec_delay)."""
+        return 0.0 if self._backend is None else self._backend.start_trimmed_s
 
     def flush(self) -> np.ndarray:
         """End of stream: the remaining audio. Raises DecodeError if the stream held no audio at all."""

@@ -1,8 +1,9 @@
 """The prebuffer policy: how much audio to hold before playback starts (and restarts after an underrun).
 
-Threads: owned by the asyncio loop. The loop calls ``on_headers`` once and ``on_arrival`` for every decoded
-chunk, and reads ``threshold_frames``; the result is published to the output's gate as a plain int, which the
-PortAudio callback thread reads (an int read is atomic under the GIL).
+Threads: owned by the asyncio loop. The loop calls ``on_headers`` once, ``on_codec_delay`` once before the
+first arrival, ``on_arrival`` for every decoded chunk, and reads ``threshold_frames``; the result is published
+to the output's gate as a plain int, which the PortAudio callback thread reads (an int read is atomic under
+the GIL).
 
 "auto" starts as early as the measured delivery allows. What it measures:
 * delivery rate r = audio seconds received per wall second, the larger of
@@ -24,6 +25,8 @@ PortAudio callback thread reads (an int read is atomic under the GIL).
   dry as long as every future chunk is at most as late as the time elapsed since the headers; the spread
   between the least and most late chunk is the jitter, and a constant offset (encoder delay, one frame) drops
   out.
+The rates count the stream time a decoder dropped at the start (mp3's encoder delay, ``on_codec_delay``) as
+delivered; the lateness does not: it is of the audio that plays.
 
 What it holds (``threshold_s``):
 * near real time (sure rate <= ``fade_lo``): enough for a chunk as late as the latest seen, or
@@ -88,6 +91,7 @@ class PrebufferPolicy:
         self._late_min: float | None = None
         self._late_max: float | None = None
         self._group_t: float | None = None  # when the first chunk of the latest arrival came
+        self._codec_delay_s = 0.0  # stream time the decoder dropped before the first audio (on_codec_delay)
 
     def on_headers(self, now: float) -> None:
         """The response headers arrived: the origin for the delivery rate and the lateness."""
@@ -98,11 +102,32 @@ class PrebufferPolicy:
     def expected_duration(text: str, speed: float | None) -> float:
         return max(1.0, len(text) / _CHARS_PER_SECOND / (speed or 1.0))
 
+    def on_codec_delay(self, seconds: float) -> None:
+        """Before the first arrival: the decoder dropped ``seconds`` of the stream's start, an encoder's delay
+        (mp3's, with the decoder's own 529 samples: ~46 ms at 24 kHz, so its first output can be 47 samples).
+        That time was delivered, only not as audio: it counts with the first arrival for the rates. Left out,
+        the rate since the headers of a 2x mp3 stream stayed near 1x for a tenth of a second, so it was held as
+        a real-time one (~96 ms after its first byte in the simulation, 60 with it). A real-time stream is not
+        made to look fast by it: an encoder emits its first frames only after more input than the delay they
+        carry (the built-in server's LAME: ~100 ms of input for the first two frames, 48 ms with the delay).
+        The lateness is of the audio as it plays (``_audio_played_s``): the hold is audio to play."""
+        if self._first_t is None:
+            self._codec_delay_s = max(0.0, seconds)
+
+    @property
+    def codec_delay_s(self) -> float:
+        return self._codec_delay_s
+
+    def _audio_played_s(self) -> float:
+        """The audio received so far without the codec delay (which counts only for the rates)."""
+        return max(0.0, self._audio_s - self._codec_delay_s)
+
     def on_arrival(self, now: float, audio_s: float) -> None:
         """Record that ``audio_s`` seconds of decoded audio arrived at monotonic time ``now``."""
         if audio_s <= 0:
             return
         if self._first_t is None:
+            audio_s += self._codec_delay_s
             self._first_t = now
             self._first_audio_s = audio_s
         elif self._last_t is not None:
@@ -112,7 +137,7 @@ class PrebufferPolicy:
             # The first chunk of what arrived at once: the ones right behind it (the rest of a burst, the frames
             # of one read) are "early" only because they came with it, and would hide the prior's room.
             self._group_t = now
-            late = now - self._origin_t - self._audio_s
+            late = now - self._origin_t - self._audio_played_s()
             self._late_min = late if self._late_min is None else min(self._late_min, late)
             self._late_max = late if self._late_max is None else max(self._late_max, late)
         self._audio_s += audio_s
@@ -241,10 +266,10 @@ class PrebufferPolicy:
         later than the worst lateness seen (a stall beyond the bound), the bound says nothing: the hold is the
         one of the last arrival, which waits for the next one."""
         assert self._origin_t is not None and self._last_t is not None
-        at_last = self._last_t - self._origin_t - self._audio_s
+        at_last = self._last_t - self._origin_t - self._audio_played_s()
         if now is None or now <= self._last_t:
             return at_last
-        late = now - self._origin_t - self._audio_s
+        late = now - self._origin_t - self._audio_played_s()
         return late if late <= worst else at_last
 
     def threshold_frames(self, now: float | None = None) -> int:

@@ -483,6 +483,7 @@ class SpeakSession:
         if len(frames):
             if self.first_decoded is None:
                 self.first_decoded = time.monotonic()
+                self._pol.on_codec_delay(self._dec.codec_delay_s)
             await self._push(frames, arrived)
 
     def _configure_raw_pcm(self) -> None:
