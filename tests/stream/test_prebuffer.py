@@ -452,3 +452,17 @@ def test_an_mp3_encoder_delay_counts_for_the_rate_not_for_the_lateness(write_byt
     fast = Delivery("2x", 2.0)
     assert max(starts(fast, told=True)) <= 0.065 < 0.09 <= min(starts(fast, told=False))
     assert starts(DELIVERIES[0], told=True) == starts(DELIVERIES[0], told=False)
+
+
+def test_the_codec_delay_counts_no_more_than_the_wait_since_the_headers():
+    """The credit makes up for the encoder's time between the headers and the first audio; a server that sends
+    its headers with its first audio spent that time before them, and its first write already reads fast."""
+    def rate_after_first(wait_s: float) -> float | None:
+        policy = PrebufferPolicy(RATE, expected_audio_s=6.0)
+        policy.on_headers(0.0)
+        policy.on_codec_delay(0.046)
+        policy.on_arrival(wait_s, 0.002)
+        return policy.rate_x
+
+    assert rate_after_first(0.05) == pytest.approx((0.002 + 0.046) / 0.05)
+    assert rate_after_first(0.001) == pytest.approx((0.002 + 0.001) / 0.001)

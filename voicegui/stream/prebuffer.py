@@ -92,6 +92,7 @@ class PrebufferPolicy:
         self._late_max: float | None = None
         self._group_t: float | None = None  # when the first chunk of the latest arrival came
         self._codec_delay_s = 0.0  # stream time the decoder dropped before the first audio (on_codec_delay)
+        self._credit_s = 0.0  # how much of it counts as delivered with the first arrival
 
     def on_headers(self, now: float) -> None:
         """The response headers arrived: the origin for the delivery rate and the lateness."""
@@ -110,7 +111,8 @@ class PrebufferPolicy:
         a real-time one (~96 ms after its first byte in the simulation, 60 with it). A real-time stream is not
         made to look fast by it: an encoder emits its first frames only after more input than the delay they
         carry (the built-in server's LAME: ~100 ms of input for the first two frames, 48 ms with the delay).
-        The lateness is of the audio as it plays (``_audio_played_s``): the hold is audio to play."""
+        It counts for no more than the wait from the headers to the first audio (see on_arrival). The lateness
+        is of the audio as it plays (``_audio_played_s``): the hold is audio to play."""
         if self._first_t is None:
             self._codec_delay_s = max(0.0, seconds)
 
@@ -120,14 +122,18 @@ class PrebufferPolicy:
 
     def _audio_played_s(self) -> float:
         """The audio received so far without the codec delay (which counts only for the rates)."""
-        return max(0.0, self._audio_s - self._codec_delay_s)
+        return max(0.0, self._audio_s - self._credit_s)
 
     def on_arrival(self, now: float, audio_s: float) -> None:
         """Record that ``audio_s`` seconds of decoded audio arrived at monotonic time ``now``."""
         if audio_s <= 0:
             return
         if self._first_t is None:
-            audio_s += self._codec_delay_s
+            # No more than the wait since the headers: a server that sends its headers with the first audio
+            # spent the encoder's time before them, and its first write then already reads as a backlog.
+            waited = 0.0 if self._origin_t is None else max(0.0, now - self._origin_t)
+            self._credit_s = min(self._codec_delay_s, waited)
+            audio_s += self._credit_s
             self._first_t = now
             self._first_audio_s = audio_s
         elif self._last_t is not None:
