@@ -172,6 +172,18 @@ def test_no_prebuffer_still_waits_for_one_whole_callback():
     assert out.underrun_episodes == 0
 
 
+def test_a_ring_smaller_than_one_callback_still_starts_once_full():
+    """A block size above the max buffer (both are settings): waiting for a whole callback would wait forever,
+    the full ring holding the fetch back."""
+    import sounddevice as sd
+
+    out = AudioOutput(FloatRing(100), RATE, OutputConfig())
+    out.ring.write(tone(0.1))
+    outdata = np.zeros((256, 1), dtype=np.float32)
+    out.render(outdata, 256, None, sd.CallbackFlags())
+    assert out.frames_played == 100  # it started (and, the ring being smaller than the callback, ran dry)
+
+
 def test_a_clip_shorter_than_one_callback_still_plays_once_it_has_ended():
     import sounddevice as sd
 

@@ -465,7 +465,9 @@ class AudioOutput:
             # At least this whole callback, even with no prebuffer: a codec's first output can be a few
             # samples (mp3 after its encoder delay is trimmed: 47 at 24 kHz), and starting on them ran dry
             # in the same callback, one counted underrun and ~10 ms of silence in every mp3 run at prebuffer 0.
-            if buffered > 0 and (buffered >= max(self.gate_frames, frames) or self.ended):
+            # Never more than the ring holds (a block size above the max buffer): a full ring stops the fetch.
+            need = min(max(self.gate_frames, frames), ring.capacity)
+            if buffered > 0 and (buffered >= need or self.ended):
                 self.playing = True
                 if self.play_started_at is None:
                     self.play_started_at = time.monotonic()
