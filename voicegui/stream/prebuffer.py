@@ -112,7 +112,7 @@ class PrebufferPolicy:
         made to look fast by it: an encoder emits its first frames only after more input than the delay they
         carry (the built-in server's LAME: ~100 ms of input for the first two frames, 48 ms with the delay).
         It counts for no more than the wait from the headers to the first audio (see on_arrival). The lateness
-        is of the audio as it plays (``_audio_played_s``): the hold is audio to play."""
+        is of the audio as it plays (``_decoded_audio_s``): the hold is audio to play."""
         if self._first_t is None:
             self._codec_delay_s = max(0.0, seconds)
 
@@ -120,8 +120,9 @@ class PrebufferPolicy:
     def codec_delay_s(self) -> float:
         return self._codec_delay_s
 
-    def _audio_played_s(self) -> float:
-        """The audio received so far without the codec delay (which counts only for the rates)."""
+    def _decoded_audio_s(self) -> float:
+        """The audio decoded so far, without the codec delay credited to the first arrival (only the rates
+        count that)."""
         return max(0.0, self._audio_s - self._credit_s)
 
     def on_arrival(self, now: float, audio_s: float) -> None:
@@ -143,7 +144,7 @@ class PrebufferPolicy:
             # The first chunk of what arrived at once: the ones right behind it (the rest of a burst, the frames
             # of one read) are "early" only because they came with it, and would hide the prior's room.
             self._group_t = now
-            late = now - self._origin_t - self._audio_played_s()
+            late = now - self._origin_t - self._decoded_audio_s()
             self._late_min = late if self._late_min is None else min(self._late_min, late)
             self._late_max = late if self._late_max is None else max(self._late_max, late)
         self._audio_s += audio_s
@@ -272,10 +273,10 @@ class PrebufferPolicy:
         later than the worst lateness seen (a stall beyond the bound), the bound says nothing: the hold is the
         one of the last arrival, which waits for the next one."""
         assert self._origin_t is not None and self._last_t is not None
-        at_last = self._last_t - self._origin_t - self._audio_played_s()
+        at_last = self._last_t - self._origin_t - self._decoded_audio_s()
         if now is None or now <= self._last_t:
             return at_last
-        late = now - self._origin_t - self._audio_played_s()
+        late = now - self._origin_t - self._decoded_audio_s()
         return late if late <= worst else at_last
 
     def threshold_frames(self, now: float | None = None) -> int:
