@@ -74,6 +74,18 @@ def test_what_is_too_old_is_dropped() -> None:
     assert len(recent) == 1 and recent.nbytes == block(0.1).nbytes
 
 
+def test_a_long_requests_first_sentence_is_still_there_when_its_stream_has_come_in() -> None:
+    """The window asks for the timings once the stream is in, which for a 4096-character request (~4.5 min of
+    audio through a 10 s buffer) is ~4.3 min after its first sentence was synthesised."""
+    clock = Clock()
+    recent = RecentAudio(clock=clock)
+    recent.keep("first", block(5.0))
+    for i in range(50):  # the rest of the request, a sentence every ~5 s as the client reads
+        clock.now += 5.2
+        recent.keep(i, block(5.0))
+    assert recent.take("first") is not None
+
+
 def test_the_flag_follows_the_block_into_the_tasks_it_starts_and_no_further() -> None:
     async def run() -> tuple[bool, bool, bool]:
         async def ask() -> bool:

@@ -30,7 +30,11 @@ from contextvars import ContextVar
 import numpy as np
 
 MAX_BYTES = 32 * 1024 * 1024
-MAX_AGE_S = 60.0
+# The window asks once the whole stream has come in, and the stream comes in at the pace it plays once the
+# client's buffer (10 s by default) is full: a 4096-character request (~4.5 min of audio) takes ~4.3 min. At
+# 60 s all but its last minute were synthesised again, while its last seconds played, and for the voices that
+# draw noise that audio differed, so the window dropped those timings as contradicted.
+MAX_AGE_S = 600.0
 
 _REUSING: ContextVar[bool] = ContextVar("voicegui_reusing_recent_audio", default=False)
 

@@ -13,7 +13,7 @@ Memory: the models run without onnxruntime's arena (onnx_cache.lean_options), so
 the C allocator when it is done; after each request the worker hands the allocator's free pages back to the
 system (``release_freed_memory``, queued behind any other request's sentences, so it never delays one), so an
 idle engine holds what its loaded model needs, not its busiest sentence. Each sentence a stream synthesised is
-kept a while (recent_audio.py, at most 32 MiB for 60 s) for the timings route, which would otherwise synthesise
+kept a while (recent_audio.py, at most 32 MiB for 10 min) for the timings route, which would otherwise synthesise
 it again.
 """
 
