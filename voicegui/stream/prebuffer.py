@@ -26,7 +26,8 @@ the GIL).
   between the least and most late chunk is the jitter, and a constant offset (encoder delay, one frame) drops
   out.
 The rates count the stream time a decoder dropped at the start (mp3's encoder delay, ``on_codec_delay``) as
-delivered; the lateness does not: it is of the audio that plays.
+delivered; the lateness does not: it is of the audio that plays, whose first sample comes that much after the
+stream's start (so the first arrival is as late as the ones after it, not the delay earlier).
 
 What it holds (``threshold_s``):
 * near real time (sure rate <= ``fade_lo``): enough for a chunk as late as the latest seen, or
@@ -35,7 +36,9 @@ What it holds (``threshold_s``):
   passes without an arrival, so a stream of big writes starts between them (``_late_now``);
   this fades out as the sure rate goes to ``fade_hi``, because a stream that fast refills the buffer
   faster than it drains;
-* always: ``jitter_factor`` x the longest silence between arrivals seen so far, and, for a fast stream,
+* always: ``jitter_factor`` x the longest silence between arrivals seen so far beyond what the arrival before it
+  brought (a 1 KB mp3 write is ~170 ms of audio, so at 1x its writes are 170-270 ms apart with 100 ms of jitter
+  and leave at most ~100 ms uncovered; counting the whole 270 ms held such streams 400 ms), and, for a fast stream,
   ``jitter_factor`` x how much later the first audio came than the rate predicts (at least ``floor_s``);
 * if r < 1: the shortfall (1 - r) x the remaining audio (estimated from the text length), with a dead band
   just below 1x, where a noisy estimate of a real-time stream would otherwise add seconds; r is then the
@@ -84,13 +87,14 @@ class PrebufferPolicy:
         self._last_t: float | None = None
         self._audio_s = 0.0
         self._arrivals = 0
-        self._max_gap_s = 0.0
+        self._max_uncovered_s = 0.0  # the longest wait for an arrival beyond the audio the one before it brought
         self._underruns = 0
         # running sums for the least-squares fit of cumulative audio y against time t since the first arrival
         self._st = self._sy = self._stt = self._sty = self._syy = 0.0
         self._late_min: float | None = None
         self._late_max: float | None = None
         self._group_t: float | None = None  # when the first chunk of the latest arrival came
+        self._group_audio_s = 0.0  # the audio of the latest arrival (all its chunks), as it plays
         self._codec_delay_s = 0.0  # stream time the decoder dropped before the first audio (on_codec_delay)
         self._credit_s = 0.0  # how much of it counts as delivered with the first arrival
 
@@ -122,13 +126,21 @@ class PrebufferPolicy:
 
     def _decoded_audio_s(self) -> float:
         """The audio decoded so far, without the codec delay credited to the first arrival (only the rates
-        count that)."""
-        return max(0.0, self._audio_s - self._credit_s)
+        count that). At the first arrival, before its audio is added, this is minus the credit: in stream time
+        its first sample comes after the dropped delay, so its lateness is counted as the later arrivals' are
+        (they come that much later after the audio decoded before them). Counted from 0 instead, the first
+        arrival looked the delay (mp3: 46 ms) earlier than the rest, and the unseen-jitter prior, added to the
+        least lateness, covered that much less jitter."""
+        return self._audio_s - self._credit_s
 
     def on_arrival(self, now: float, audio_s: float) -> None:
         """Record that ``audio_s`` seconds of decoded audio arrived at monotonic time ``now``."""
         if audio_s <= 0:
             return
+        # The first chunk of what arrived at once starts an arrival: the ones right behind it (the rest of a burst,
+        # the frames of one read) came with it.
+        new_arrival = self._group_t is None or now - self._group_t > self.group_s
+        playing_s = audio_s
         if self._first_t is None:
             # No more than the wait since the headers: a server that sends its headers with the first audio
             # spent the encoder's time before them, and its first write then already reads as a backlog.
@@ -137,16 +149,20 @@ class PrebufferPolicy:
             audio_s += self._credit_s
             self._first_t = now
             self._first_audio_s = audio_s
-        elif self._last_t is not None:
-            self._max_gap_s = max(self._max_gap_s, now - self._last_t)
+        elif new_arrival and self._last_t is not None:
+            # Played at 1x, the arrival before covered its own audio's length of this wait.
+            self._max_uncovered_s = max(self._max_uncovered_s, now - self._last_t - self._group_audio_s)
         self._last_t = now
-        if self._origin_t is not None and (self._group_t is None or now - self._group_t > self.group_s):
-            # The first chunk of what arrived at once: the ones right behind it (the rest of a burst, the frames
-            # of one read) are "early" only because they came with it, and would hide the prior's room.
+        if new_arrival:
             self._group_t = now
-            late = now - self._origin_t - self._decoded_audio_s()
-            self._late_min = late if self._late_min is None else min(self._late_min, late)
-            self._late_max = late if self._late_max is None else max(self._late_max, late)
+            self._group_audio_s = 0.0
+            if self._origin_t is not None:
+                # Its chunks after the first are "early" only because they came with it, and would hide the
+                # prior's room: the first one's lateness is the arrival's.
+                late = now - self._origin_t - self._decoded_audio_s()
+                self._late_min = late if self._late_min is None else min(self._late_min, late)
+                self._late_max = late if self._late_max is None else max(self._late_max, late)
+        self._group_audio_s += playing_s
         self._audio_s += audio_s
         self._arrivals += 1
         t, y = now - self._first_t, self._audio_s
@@ -250,7 +266,7 @@ class PrebufferPolicy:
             near_real_time = self.jitter_prior_s + self.margin_s
         cover = max(
             self.floor_s,
-            self.jitter_factor * self._max_gap_s,
+            self.jitter_factor * self._max_uncovered_s,
             (1.0 - fade) * self.jitter_factor * self._first_wait_s(rate),
             fade * near_real_time,
         )
