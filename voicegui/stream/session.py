@@ -61,8 +61,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OPENAI_SAMPLE_RATE = 24000
+# The monitor looks every 10 ms while the output waits for its gate (the auto hold falls as time passes) or has
+# little left to play, and every 30 ms while it plays from more than two of those: it cannot run dry before the
+# next look, and each wake of the loop costs CPU (a 30 s Speak: ~1 point of a core less, `voicegui speak`).
 _MONITOR_PERIOD_S = 0.01
+_MONITOR_PLAYING_S = 0.03
+# A full ring is tried again after 50 ms (a quarter of the ring if that is less, 5 ms at least): it holds far
+# more than that, and the next read then takes what came meanwhile in one go. Every 5 ms kept a long Speak's loop
+# awake 200 times a second while its 10 s of audio played (`voicegui speak`, 30 s: ~1 point of a core).
 _BACKPRESSURE_POLL_S = 0.005
+_BACKPRESSURE_WAIT_S = 0.05
 _PLAYED_RING_S = 10.0
 _WAVEFORM_S = 3.0  # the window shows the last 2 s
 _HISTORY_POINTS = 20000
@@ -539,7 +547,8 @@ class SpeakSession:
             self._record_level()
             if not len(frames):
                 return
-            await asyncio.sleep(_BACKPRESSURE_POLL_S)
+            ring_s = self._rng.capacity / self._rate
+            await asyncio.sleep(max(_BACKPRESSURE_POLL_S, min(_BACKPRESSURE_WAIT_S, ring_s / 4)))
 
     async def _wait_drained(self) -> None:
         # A device that hangs never finishes: the monitor notices (check_alive) and cancels run() instead.
@@ -567,7 +576,8 @@ class SpeakSession:
                     self._task.cancel()
             self._drain_played()
             self._record_level()
-            await asyncio.sleep(_MONITOR_PERIOD_S)
+            playing_long = out.playing and self._rng.available > 2 * _MONITOR_PLAYING_S * self._rate
+            await asyncio.sleep(_MONITOR_PLAYING_S if playing_long else _MONITOR_PERIOD_S)
 
     def _record_level(self) -> None:
         now, out = time.monotonic(), self._out
