@@ -611,6 +611,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:  # the window is closing: the log is the only place left to say it
             log.warning("could not save the window's state: %s", exc)
         try:
+            await self.provider_panel.wait_closed()  # the listings cancelled above end on this loop
             await self.lineup_panel.stop_and_wait()  # its run ends (no next voice starts)
             await self.player.close()  # nothing plays, nothing starts, the history writes have finished
             await self.text_panel.progress.wait_kept()  # and the read-along timings that go with them

@@ -93,6 +93,9 @@ log = logging.getLogger(__name__)
 # What a Speak through the built-in provider gets before the server is up (the window queues its own Speak
 # instead; the line-up and A/B tabs show this). The window clears it once the voices are ready.
 BUILTIN_STARTING = "The built-in voices are still starting; try again in a moment."
+# How long a closing window waits for the listings/tests it cancelled to end (each ends within a few loop
+# steps once cancelled; a bound, so that a stuck one cannot hold the window open).
+IN_FLIGHT_CLOSE_S = 2.0
 
 
 def _buddy(text: str, widget: QWidget) -> QLabel:
@@ -389,6 +392,20 @@ class ProviderPanel(QGroupBox):
         self._list_generation += 1
         for task in list(self._in_flight):
             task.cancel()
+
+    async def wait_closed(self) -> None:
+        """After close_panel(): wait (at most IN_FLIGHT_CLOSE_S) until the cancelled tasks have ended.
+
+        A cancel is only a request: the HTTP client still closes its connection over a few more loop steps, and
+        a loop that stopped first would leave those steps to Qt's event processing, outside the loop (seen in a
+        test's teardown: "no running event loop" from the client's close)."""
+        pending = [task for task in self._in_flight if not task.done()]
+        if not pending:
+            return
+        _done, still = await asyncio.wait(pending, timeout=IN_FLIGHT_CLOSE_S)
+        if still:
+            log.warning("%d server request(s) did not end within %.0f s of the window closing", len(still),
+                        IN_FLIGHT_CLOSE_S)
 
     def _track_in_flight(self) -> None:
         """Register the running listing/test task so close_panel() can cancel it."""
