@@ -58,3 +58,60 @@ def test_import_quietly_reports_success_and_leaves_a_failure_to_the_module_user(
         assert import_quietly("voicegui_no_such_module") is False
     assert "voicegui_no_such_module" in caplog.text
     assert "voicegui_no_such_module" not in sys.modules  # the user's own import raises the error again
+
+
+# A module whose import takes longer than any of these programs runs: a preload that is still under way.
+SLOW_MODULE = "import time\ntime.sleep(30)\n"
+# Prints "finalized" if the interpreter runs its atexit handlers (it finalizes) before the process ends.
+ATEXIT = "import atexit\natexit.register(lambda: print('finalized', flush=True))\n"
+
+
+def run_program(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    (tmp_path / "slow_module.py").write_text(SLOW_MODULE)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_process_ending_during_a_preload_exits_with_its_code_without_finalizing(tmp_path):
+    code = ATEXIT + (
+        "from voicegui.cli.preload import end_if_still_loading, import_in_background, still_loading\n"
+        "import_in_background(['slow_module'])\n"
+        "print('said before the end')\n"  # stdout is a pipe here: block-buffered until flushed
+        "assert still_loading() == ['voicegui-preload']\n"
+        "end_if_still_loading(3)\n"
+        "print('returned')\n")
+    proc = run_program(code, tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.splitlines() == ["said before the end"]  # flushed; no atexit, nothing after
+
+
+def test_a_process_whose_preload_finished_ends_as_usual(tmp_path):
+    code = ATEXIT + (
+        "from voicegui.cli.preload import end_if_still_loading, import_in_background, still_loading\n"
+        "import_in_background(['json']).join()\n"
+        "assert still_loading() == []\n"
+        "end_if_still_loading(3)\n"
+        "print('returned')\n")
+    proc = run_program(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["returned", "finalized"]
+
+
+@pytest.mark.parametrize("argv, status, words", [
+    (["speak", "Hello.", "--voice", '{"name": "x"}', "--base-url", "http://127.0.0.1:9/v1"], 2,
+     'A voice object must be {"id": "<voice id>"}'),  # refused by run_speak: main returns 2
+    (["speak", "Hello.", "--speed", "fast"], 2, "invalid float value: 'fast'"),  # argparse: SystemExit(2)
+])
+def test_a_speak_refused_while_its_preload_imports_ends_at_once_with_its_message(tmp_path, argv, status, words):
+    """The console script's entry point: `voicegui speak` preloads the openai SDK on a daemon thread (here a
+    module that takes 30 s first), so its usage errors end the process with the preload still running."""
+    code = ATEXIT + (
+        "import voicegui.cli.main as cli_main\n"
+        "cli_main.SPEAK_PRELOAD = ('slow_module',) + cli_main.SPEAK_PRELOAD\n"
+        "from voicegui.cli.entry import main\n"
+        f"raise SystemExit(main({argv!r}))\n")
+    proc = run_program(code, tmp_path)
+    assert proc.returncode == status, proc.stderr
+    assert words in proc.stderr and "Traceback" not in proc.stderr
+    assert "finalized" not in proc.stdout

@@ -7,7 +7,8 @@ imports argparse, json, logging, pathlib, cli.args and crash (~50 ms of CPU) bef
 hand-off; here only cli.handoff and instance_protocol (standard library) are imported for `voicegui`, `speak`
 and `stop`, and cli.main only when no window takes the command (or for any other command).
 
-Threads: the main thread only.
+Threads: the main thread only. A command that ends while cli.preload's threads still import or load a voice
+ends the process without finalizing the interpreter under them (cli.preload.end_if_still_loading).
 """
 
 from __future__ import annotations
@@ -28,5 +29,22 @@ def main(argv: list[str] | None = None) -> int:
     # No window took it. cli.main.main tries the hand-off again (one refused connect: microseconds), as it
     # does for every caller that imports it.
     from voicegui.cli.main import main as run_here
+    from voicegui.cli.preload import end_if_still_loading
 
-    return run_here(argv)
+    try:
+        code = run_here(argv)
+    except SystemExit as exc:  # argparse's usage errors and --help
+        end_if_still_loading(exit_status(exc))
+        raise
+    end_if_still_loading(code)
+    return code
+
+
+def exit_status(exc: SystemExit) -> int:
+    """The status a SystemExit ends the process with (Python prints a non-int code and exits with 1)."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1

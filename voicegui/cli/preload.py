@@ -18,6 +18,12 @@ imported again where it is used (a failed import leaves nothing in sys.modules),
 through that code's usual message; this thread only logs it at debug level. `load_voice_in_background`
 loads the model behind a built-in voice now instead of on the first request.
 
+A command can end while such a thread still runs (a usage error found while openai is still being imported).
+Python then finalizes the interpreter under that thread, which is not safe with a daemon thread inside an
+extension module's import or a model load (a usage error's exit crashed with SIGSEGV in CI, once).
+`end_if_still_loading(code)`, called by the process's entry point, ends such a process at once with its exit
+code, after flushing stdout, stderr and the log, without finalizing the interpreter.
+
 Threads: the main thread may import the same modules meanwhile: Python's per-module import locks make it
 wait for a module another thread is still importing (the packages involved import each other in one
 direction only, so neither thread waits for the other in a circle). Each function starts one daemon
@@ -31,6 +37,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -42,6 +49,9 @@ log = logging.getLogger(__name__)
 
 
 BLAS_THREADS_VARIABLE = "OPENBLAS_NUM_THREADS"
+
+# Every thread this module started (import_in_background, load_voice_in_background), for end_if_still_loading.
+_started: list[threading.Thread] = []
 
 
 def single_blas_thread() -> None:
@@ -73,6 +83,7 @@ def import_in_background(modules: Sequence[str], then: Callable[[], object] | No
 
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
+    _started.append(thread)
     return thread
 
 
@@ -100,4 +111,28 @@ def load_voice_in_background(engines: BuiltinEngine, voice: str) -> threading.Th
 
     thread = threading.Thread(target=run, name=f"voicegui-load-{engine.name}", daemon=True)
     thread.start()
+    _started.append(thread)
     return thread
+
+
+def still_loading() -> list[str]:
+    """The names of the threads started here that are still running."""
+    return [thread.name for thread in _started if thread.is_alive()]
+
+
+def end_if_still_loading(code: int) -> None:
+    """If a thread started here still runs, end the process now with `code` (see the module docstring): the
+    log, stdout and stderr are flushed first; atexit handlers do not run. Otherwise return.
+
+    Only for the process's entry point: a program that calls cli.main.main itself (a test) keeps running."""
+    busy = still_loading()
+    if not busy:
+        return
+    log.debug("exiting without waiting for %s", ", ".join(busy))
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or a closed stream: nothing more can reach it anyway
+            pass
+    os._exit(code)
