@@ -1,5 +1,5 @@
 """`python -m voicegui` runs the same entry point as the `voicegui` script."""
 
-from voicegui.cli.entry import main
+from voicegui.cli.entry import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -1,4 +1,4 @@
-"""Entry script of the PyInstaller build: the bundle's `voicegui` executable runs voicegui.cli.entry.main (the hand-off
+"""Entry script of the PyInstaller build: the bundle's `voicegui` executable runs voicegui.cli.entry.run (the hand-off
 to a running window first, then the command line).
 
 A separate file (not voicegui/__main__.py) so PyInstaller does not put the voicegui/ folder itself on the
@@ -14,6 +14,6 @@ if sys.argv[1:] == ["--espeak-events-helper"]:
 
     raise SystemExit(helper())
 
-from voicegui.cli.entry import main
+from voicegui.cli.entry import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -109,9 +109,27 @@ def test_a_speak_refused_while_its_preload_imports_ends_at_once_with_its_message
     code = ATEXIT + (
         "import voicegui.cli.main as cli_main\n"
         "cli_main.SPEAK_PRELOAD = ('slow_module',) + cli_main.SPEAK_PRELOAD\n"
-        "from voicegui.cli.entry import main\n"
-        f"raise SystemExit(main({argv!r}))\n")
+        "import sys\n"
+        f"sys.argv[1:] = {argv!r}\n"
+        "from voicegui.cli.entry import run\n"
+        "raise SystemExit(run())\n")
     proc = run_program(code, tmp_path)
     assert proc.returncode == status, proc.stderr
     assert words in proc.stderr and "Traceback" not in proc.stderr
     assert "finalized" not in proc.stdout
+
+
+def test_main_called_by_a_program_returns_even_while_its_preload_imports(tmp_path):
+    """Only run(), the process's own entry, ends the process early: a program that calls entry.main (the tests of
+    the hand-off do) gets the exit status back and goes on."""
+    code = ATEXIT + (
+        "import voicegui.cli.main as cli_main\n"
+        "cli_main.SPEAK_PRELOAD = ('slow_module',) + cli_main.SPEAK_PRELOAD\n"
+        "from voicegui.cli.entry import main\n"
+        "status = main(['speak', 'Hello.', '--voice', '{\"name\": \"x\"}', '--base-url', 'http://127.0.0.1:9/v1'])\n"
+        "print('returned', status, flush=True)\n"
+        "import os\n"
+        "os._exit(0)\n")  # the slow preload is still under way: not this test's subject
+    proc = run_program(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["returned 2"]

@@ -7,8 +7,9 @@ imports argparse, json, logging, pathlib, cli.args and crash (~50 ms of CPU) bef
 hand-off; here only cli.handoff and instance_protocol (standard library) are imported for `voicegui`, `speak`
 and `stop`, and cli.main only when no window takes the command (or for any other command).
 
-Threads: the main thread only. A command that ends while cli.preload's threads still import or load a voice
-ends the process without finalizing the interpreter under them (cli.preload.end_if_still_loading).
+Threads: the main thread only. run(), the process's entry, ends a command that finishes while cli.preload's
+threads still import or load a voice without finalizing the interpreter under them
+(cli.preload.end_if_still_loading).
 """
 
 from __future__ import annotations
@@ -29,15 +30,29 @@ def main(argv: list[str] | None = None) -> int:
     # No window took it. cli.main.main tries the hand-off again (one refused connect: microseconds), as it
     # does for every caller that imports it.
     from voicegui.cli.main import main as run_here
-    from voicegui.cli.preload import end_if_still_loading
 
+    return run_here(argv)
+
+
+def run() -> int:
+    """The process's own entry (the console script, `python -m voicegui`, the bundle): main(), then, if
+    cli.preload's threads still run, the end of the process without finalizing the interpreter under them
+    (cli.preload.end_if_still_loading). main() itself returns as usual, for the programs that call it (tests)."""
     try:
-        code = run_here(argv)
+        code = main()
     except SystemExit as exc:  # argparse's usage errors and --help
-        end_if_still_loading(exit_status(exc))
+        _end_if_still_loading(exit_status(exc))
         raise
-    end_if_still_loading(code)
+    _end_if_still_loading(code)
     return code
+
+
+def _end_if_still_loading(code: int) -> None:
+    # A command that never imported cli.preload started none of its threads: a handed-over one imports nothing
+    # more here (tests/cli/test_startup.py counts its modules).
+    preload = sys.modules.get("voicegui.cli.preload")
+    if preload is not None:
+        preload.end_if_still_loading(code)
 
 
 def exit_status(exc: SystemExit) -> int:
