@@ -20,7 +20,8 @@ loads the model behind a built-in voice now instead of on the first request.
 
 A command can end while such a thread still runs (a usage error found while openai is still being imported).
 Python then finalizes the interpreter under that thread, which is not safe with a daemon thread inside an
-extension module's import or a model load (a usage error's exit crashed with SIGSEGV in CI, once).
+extension module's import or a model load (a usage error's exit died with SIGSEGV in CI once: most likely that;
+it did not recur in ~900 runs here).
 `end_if_still_loading(code)`, called by the process's entry point, ends such a process at once with its exit
 code, after flushing stdout, stderr and the log, without finalizing the interpreter.
 

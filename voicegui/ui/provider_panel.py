@@ -397,8 +397,8 @@ class ProviderPanel(QGroupBox):
         """After close_panel(): wait (at most IN_FLIGHT_CLOSE_S) until the cancelled tasks have ended.
 
         A cancel is only a request: the HTTP client still closes its connection over a few more loop steps, and
-        a loop that stopped first would leave those steps to Qt's event processing, outside the loop (seen in a
-        test's teardown: "no running event loop" from the client's close)."""
+        a loop that stopped first would leave those steps to Qt's event processing outside the loop, where the
+        client fails with "no running event loop" (qasync processes Qt's events once more after its loop stops)."""
         pending = [task for task in self._in_flight if not task.done()]
         if not pending:
             return
