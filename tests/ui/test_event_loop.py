@@ -125,3 +125,34 @@ async def test_callbacks_run_in_order_and_debug_mode_still_refuses_a_coroutine_f
             loop.call_soon(coroutine_function)
     finally:
         loop.set_debug(False)
+
+
+def test_a_step_queued_as_the_loop_stops_runs_with_the_loop_as_the_running_one(qapp) -> None:
+    """qasync processes Qt's pending events once more after run_until_complete's loop has stopped. A task step
+    still queued then (here: woken by a done-callback of the main coroutine, which runs after the loop's own
+    stop) must run as on the loop: asyncio.get_running_loop() works, as asyncio's HTTP clients need (they
+    failed there with "no running event loop")."""
+    loop = AppLoop()
+    seen: list[object] = []
+    try:
+        woken = loop.create_future()
+
+        async def waiting() -> None:
+            await woken
+            try:
+                seen.append(asyncio.get_running_loop())
+            except RuntimeError as exc:
+                seen.append(exc)
+
+        async def main() -> None:
+            loop.create_task(waiting())
+            await asyncio.sleep(0)  # waiting() now waits for `woken`
+            current = asyncio.current_task()
+            assert current is not None
+            # After run_until_complete's own done-callback, which stops the loop.
+            current.add_done_callback(lambda _task: woken.set_result(None))
+
+        loop.run_until_complete(main())
+        assert len(seen) == 1 and seen[0] is loop, seen
+    finally:
+        loop.close()

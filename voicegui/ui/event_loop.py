@@ -15,6 +15,13 @@ meanwhile (a callback queued for a reader that was replaced is dropped, as qasyn
 ~30 us a call, ~250 calls a second while speaking) unless the loop is in debug mode: asyncio's own loops make
 that check only in debug mode too.
 
+``run_until_complete`` is qasync's, except for its last step: after the loop has stopped, qasync processes Qt's
+pending events once more, and did so with no running loop set. A task step queued as the loop stopped (an HTTP
+answer that had just arrived, a coroutine woken by the main coroutine's end) then ran outside asyncio, and
+asyncio's and anyio's code in it failed with "no running event loop" (a test of the window's voice listing, in
+CI). Here that pass runs with this loop as the running one, as every other step does. The window's process ends
+with asyncio.Runner, whose close() then cancels what is left on the loop in the same way.
+
 Threads: GUI thread only (the loop's thread, which is Qt's); ``call_soon_threadsafe`` is qasync's.
 """
 
@@ -26,7 +33,7 @@ from collections.abc import Callable
 from typing import Any
 
 import qasync
-from PySide6.QtCore import QSocketNotifier
+from PySide6.QtCore import QCoreApplication, QEventLoop, QSocketNotifier
 
 
 class _Watch:
@@ -114,6 +121,34 @@ class KeptNotifierLoop(qasync.QEventLoop):
         if self.get_debug():
             return super().call_later(delay, callback, *args, context=context)
         return self._add_callback(asyncio.Handle(callback, args, self, context=context), delay)
+
+    # --- running -----------------------------------------------------------------------------------------
+    def run_until_complete(self, future: Any) -> Any:
+        """qasync's run_until_complete, with its last pass over Qt's pending events run as part of this loop
+        (see the module docstring)."""
+        if self.is_running():
+            raise RuntimeError("Event loop already running")
+        task = asyncio.ensure_future(future, loop=self)
+
+        def stop(_done: object) -> None:
+            self.stop()
+
+        task.add_done_callback(stop)
+        try:
+            self.run_forever()
+        finally:
+            task.remove_done_callback(stop)
+        app = QCoreApplication.instance()
+        dispatcher = app.eventDispatcher() if app is not None else None
+        if dispatcher is not None:
+            asyncio.events._set_running_loop(self)  # what run_forever does around Qt's exec (qasync, asyncio)
+            try:
+                dispatcher.processEvents(QEventLoop.ProcessEventsFlag.AllEvents)
+            finally:
+                asyncio.events._set_running_loop(None)
+        if not task.done():
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return task.result()
 
     def close(self) -> None:
         super().close()  # refuses a running loop before anything is torn down; removes the self-pipe's reader
