@@ -41,7 +41,9 @@ def run() -> int:
     try:
         code = main()
     except SystemExit as exc:  # argparse's usage errors and --help
-        _end_if_still_loading(exit_status(exc))
+        # Another code (a message) is left to Python, which prints it: nothing here raises one.
+        if exc.code is None or isinstance(exc.code, int):
+            _end_if_still_loading(exc.code or 0)
         raise
     _end_if_still_loading(code)
     return code
@@ -54,12 +56,3 @@ def _end_if_still_loading(code: int) -> None:
     if preload is not None:
         preload.end_if_still_loading(code)
 
-
-def exit_status(exc: SystemExit) -> int:
-    """The status a SystemExit ends the process with (Python prints a non-int code and exits with 1)."""
-    if exc.code is None:
-        return 0
-    if isinstance(exc.code, int):
-        return exc.code
-    print(exc.code, file=sys.stderr)
-    return 1
