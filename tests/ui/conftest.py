@@ -17,7 +17,6 @@ for child processes), so no test reads or writes the developer's settings, histo
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -33,34 +32,9 @@ TOKEN = "ui-token"
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Callable]:
-    return {"qasync": closing_loop_class()}
-
-
-@functools.cache
-def closing_loop_class() -> type:
-    """AppLoop, whose run of a test function (not of a fixture) closes the test's windows before it ends.
-
-    qasync's run_until_complete processes Qt's pending events once more after its loop has stopped, with no
-    running loop set: a window's task that is ready to go on (a listing's answer arrived, a step queued) is
-    then resumed outside asyncio and fails ("no running event loop": seen in CI, a voice listing of a test that
-    had just passed). Closing the windows at the end of the test's own run cancels and waits for their tasks
-    while the loop still runs."""
     from voicegui.ui.app import AppLoop
 
-    class ClosingAppLoop(AppLoop):
-        def run_until_complete(self, future):
-            if not _test_call[0]:
-                return super().run_until_complete(future)
-
-            async def the_test_then_its_windows():
-                try:
-                    return await future
-                finally:
-                    await close_open_windows(self)
-
-            return super().run_until_complete(the_test_then_its_windows())
-
-    return ClosingAppLoop
+    return {"qasync": AppLoop}
 
 
 @pytest.fixture(scope="session")
@@ -146,15 +120,6 @@ async def window(qtbot, server) -> AsyncIterator:
 
 # Windows opened by open_window and not closed yet, with the loop they run on.
 _open_windows: list[tuple[object, asyncio.AbstractEventLoop]] = []
-# True while a test function runs (pytest_runtest_call), not its fixtures.
-_test_call = [False]
-
-
-async def close_open_windows(loop: asyncio.AbstractEventLoop) -> None:
-    """Close the windows opened on `loop` and not closed yet (from the test's own run, on that loop)."""
-    for entry in [entry for entry in _open_windows if entry[1] is loop]:
-        _open_windows.remove(entry)
-        await close_window(entry[0])
 
 
 @pytest.hookimpl(wrapper=True)
@@ -165,14 +130,11 @@ def pytest_runtest_call(item: pytest.Item):
     timers and socket notifiers are Qt objects, so that ran the window's still-running Speak *outside* the
     asyncio loop ("no running event loop"): the session died without closing its PortAudio stream, which
     leaked into the next test and once crashed the process (SIGSEGV). Our hook runs inside pytest-qt's (it is
-    tryfirst), so the windows are shut down properly before that processEvents. An async test's windows are
-    closed earlier still, at the end of the test's own run on its loop (closing_loop_class); this is for the rest.
+    tryfirst), so the windows are shut down properly before that processEvents.
     """
-    _test_call[0] = True
     try:
         return (yield)
     finally:
-        _test_call[0] = False
         while _open_windows:
             win, loop = _open_windows.pop()
             if not loop.is_closed() and not loop.is_running():

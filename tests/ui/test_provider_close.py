@@ -92,7 +92,7 @@ async def test_the_windows_shutdown_ends_its_listings_before_it_returns(window, 
 
 async def test_a_test_that_ends_as_its_listing_is_answered_passes(window, silent):
     """The answer is in the socket when the test returns: the loop has not seen it yet, qasync's last pass
-    over Qt's events would. The window is closed first, on the loop (tests/ui/conftest.py)."""
+    over Qt's events does, and runs it as on the loop (ui/event_loop.py)."""
     await start_listing(window, silent)
     silent.answer(MODELS)
     time.sleep(0.2)  # the bytes reach the client's socket; blocking, so the loop does not read them here
