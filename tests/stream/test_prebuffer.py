@@ -62,7 +62,8 @@ def test_slow_stream_waits_for_the_predicted_shortfall():
     policy = PrebufferPolicy(RATE, expected_audio_s=4.0)
     feed(policy, 0.0213, 0.0426, 10)  # 0.5x real time
     remaining = 4.0 - 10 * 0.0213
-    assert policy.threshold_s() >= 0.5 * remaining
+    # the rest comes in over 2 x remaining and plays in 1 x remaining: the buffer must hold the difference
+    assert policy.threshold_s() >= 0.99 * remaining
 
 
 def test_long_gaps_raise_the_threshold():
@@ -352,6 +353,34 @@ def test_simulated_deliveries_never_run_dry(fmt, delivery, write_bytes, monitor)
         first_byte, _, start, underruns = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace,
                                                monitor, CODECS[fmt].delay_s)
         assert start is not None and underruns == 0, f"seed {seed}"
+
+
+@pytest.mark.parametrize("rate_x", [0.7, 0.8])
+@pytest.mark.parametrize("fmt", ["pcm", "mp3", "flac"])
+def test_a_steady_slow_stream_never_runs_dry(fmt, rate_x):
+    """At r x real time the remaining audio R arrives over R / r and plays in R: the hold is (1 - r) / r x R.
+    Held (1 - r) x R, a steady 0.7x or 0.8x stream ran dry in every format."""
+    origin, trace = arrivals(CODECS[fmt], Delivery(f"{rate_x}x", rate_x), 0)
+    _, _, start, underruns = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace,
+                                  codec_delay_s=CODECS[fmt].delay_s)
+    assert start is not None and underruns == 0
+
+
+@pytest.mark.parametrize("fmt", ["pcm", "aac"])
+def test_no_jittery_real_time_stream_is_held_for_a_slope_that_a_few_arrivals_made_slow(fmt):
+    """1x with 0-100 ms of per-write jitter, 1 KB writes: every one of 40 streams starts within the jitter, one
+    write's audio, the unseen-jitter prior and the margin of its first byte. The first handful of arrivals
+    sometimes line up on a 0.7x slope with a small residual error; two standard errors of that fit (no widening
+    for so few arrivals) held pcm 301 ms and aac 439 ms after the first byte in the worst of these runs."""
+    codec, policy_knobs = CODECS[fmt], PrebufferPolicy(RATE)
+    write_s = 1024 / codec.bytes_per_s
+    bound = DELIVERIES[0].jitter_s + write_s + policy_knobs.jitter_prior_s + policy_knobs.margin_s
+    for seed in range(40):
+        origin, trace = arrivals(codec, DELIVERIES[0], seed)
+        first_byte, _, start, underruns = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace,
+                                               codec_delay_s=codec.delay_s)
+        assert underruns == 0
+        assert start - first_byte <= bound, f"seed {seed}"
 
 
 def test_an_uncertain_slow_slope_of_a_jittery_real_time_stream_holds_no_shortfall():
