@@ -62,14 +62,16 @@ _CHARS_PER_SECOND = 15.0
 # A stream measured slower than this is held as this slow: the hold is then many times the text anyway.
 _SLOWEST_RATE = 0.05
 
-# Student's t quantile (97.5 %) over the normal one (1.96), by degrees of freedom.
-_T_WIDENING = {1: 6.48, 2: 2.19, 3: 1.62, 4: 1.42, 5: 1.31, 6: 1.25, 7: 1.20, 8: 1.18, 9: 1.15, 10: 1.14}
+# Student's t quantile (97.5 %) over the normal one (1.96), by degrees of freedom, from 3 (five arrivals) on:
+# below that a slow stream's residual error, widened, reached real time (see PrebufferPolicy._optimistic_rate).
+_FEWEST_DEGREES_OF_FREEDOM = 3
+_T_WIDENING = {3: 1.62, 4: 1.42, 5: 1.31, 6: 1.25, 7: 1.20, 8: 1.18, 9: 1.15, 10: 1.14}
 
 
 def _t_widening(degrees_of_freedom: int) -> float:
-    """How much wider Student's t is than the normal distribution at 97.5 %, for a fit's residuals."""
-    if degrees_of_freedom < 1:
-        return _T_WIDENING[1]
+    """How much wider Student's t is than the normal distribution at 97.5 %, for a fit's residuals (no wider
+    than at ``_FEWEST_DEGREES_OF_FREEDOM``)."""
+    degrees_of_freedom = max(degrees_of_freedom, _FEWEST_DEGREES_OF_FREEDOM)
     if degrees_of_freedom in _T_WIDENING:
         return _T_WIDENING[degrees_of_freedom]
     # the first terms of the Cornish-Fisher expansion: within 0.2 % of the table's value from 10 on
@@ -234,9 +236,12 @@ class PrebufferPolicy:
         The standard error of a fit to n arrivals is itself estimated from their n - 2 residuals, and with a
         handful of them it is often far too small: a jittery real-time stream's first five arrivals can line
         up on a 0.7x slope by chance. ``slope_k`` is therefore widened as Student's t widens the normal
-        quantile for n - 2 degrees of freedom (x6.5 for three arrivals, x1.3 for seven, x1.07 for twenty).
+        quantile for n - 2 degrees of freedom (x1.62 for five arrivals or fewer, x1.3 for seven, x1.07 for twenty).
         With two standard errors alone, 2 of 40 modelled 1x streams with 0-100 ms of per-write jitter
-        (pcm, 1 KB writes) started 270-300 ms after their first byte instead of ~150 (tests/stream)."""
+        (pcm, 1 KB writes) started 270-300 ms after their first byte instead of ~150 (tests/stream).
+        The widening stops at five arrivals' (x1.62): three or four arrivals of a steady 0.7x stream with
+        a few ms of timing noise (the loop's, the encoder's) have a residual error that, widened 6.5x or 2.2x,
+        reached 1x, and such a stream then started at once and ran dry (the bench's slow start, aac)."""
         fit = self._slope()
         if fit is None:
             return rate
