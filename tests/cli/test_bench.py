@@ -136,8 +136,8 @@ def test_bench_runs_the_delivery_patterns_of_issue_17():
 
 @pytest.mark.parametrize("args,message", [
     (["--formats", "mp3,ogg"], "unknown format(s)"),
-    (["--scenarios", "7"], "expected scenario numbers 1-6"),
-    (["--scenarios", "two"], "expected scenario numbers 1-6"),
+    (["--scenarios", "8"], "expected scenario numbers 1-7"),
+    (["--scenarios", "two"], "expected scenario numbers 1-7"),
     (["--runs", "0"], "must be > 0"),
 ])
 def test_bench_bad_arguments_say_what_is_wrong(args, message):

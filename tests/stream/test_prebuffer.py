@@ -340,8 +340,8 @@ DELIVERIES = [
     Delivery("slow start: 1 s at 0.7x, then 1.5x", 1.5, slow_start_s=1.0, slow_start_x=0.7),
     # the headers noticed 80 ms late (a busy loop): the first read brings a backlog, then real time + jitter
     Delivery("1x + jitter after an 80 ms client stall", 1.0, 0.1, stall_s=0.08),
-    # the same slow start with the few ms of timing noise a real loop and encoder add: three or four arrivals
-    # then have a residual error, and widened too far for so few (Student's t: x6.5, x2.2) it reached 1x
+    # the same slow start with the few ms of timing noise a real loop and encoder add: a slope from few arrivals
+    # then has a residual error, which must not make a 0.7x stream look like a real-time one
     Delivery("slow start + 0-10 ms of arrival noise", 1.5, 0.01, slow_start_s=1.0, slow_start_x=0.7),
 ]
 
@@ -367,23 +367,6 @@ def test_a_steady_slow_stream_never_runs_dry(fmt, rate_x):
     _, _, start, underruns = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace,
                                   codec_delay_s=CODECS[fmt].delay_s)
     assert start is not None and underruns == 0
-
-
-@pytest.mark.parametrize("fmt", ["pcm", "aac"])
-def test_no_jittery_real_time_stream_is_held_for_a_slope_that_a_few_arrivals_made_slow(fmt):
-    """1x with 0-100 ms of per-write jitter, 1 KB writes: every one of 40 streams starts within the jitter, one
-    write's audio, the unseen-jitter prior and the margin of its first byte. The first handful of arrivals
-    sometimes line up on a 0.7x slope with a small residual error; two standard errors of that fit (no widening
-    for so few arrivals) held pcm 301 ms and aac 439 ms after the first byte in the worst of these runs."""
-    codec, policy_knobs = CODECS[fmt], PrebufferPolicy(RATE)
-    write_s = 1024 / codec.bytes_per_s
-    bound = DELIVERIES[0].jitter_s + write_s + policy_knobs.jitter_prior_s + policy_knobs.margin_s
-    for seed in range(40):
-        origin, trace = arrivals(codec, DELIVERIES[0], seed)
-        first_byte, _, start, underruns = play(PrebufferPolicy(RATE, expected_audio_s=6.0), origin, trace,
-                                               codec_delay_s=codec.delay_s)
-        assert underruns == 0
-        assert start - first_byte <= bound, f"seed {seed}"
 
 
 def test_an_uncertain_slow_slope_of_a_jittery_real_time_stream_holds_no_shortfall():

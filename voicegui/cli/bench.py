@@ -81,6 +81,8 @@ SCENARIOS = (
     Scenario("auto prebuffer, 1x real time in 300 ms bursts", 1.0, 0.0, None, burst_s=0.3),
     Scenario("auto prebuffer, slow start: first 1 s at 0.7x, then 1.5x", 1.5, 0.0, None, slow_start_s=1.0,
              slow_start_x=0.7),
+    # A server slower than real time all along (a big voice on a small machine): the wait is the price of no gap.
+    Scenario("auto prebuffer, 0.8x real time throughout", 0.8, 0.0, None),
 )
 
 

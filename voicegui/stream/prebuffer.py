@@ -43,10 +43,9 @@ What it holds (``threshold_s``):
 * if r < 1: the shortfall (1 - r) / r x the remaining audio R (estimated from the text length): R comes in
   over R / r seconds while it plays in R, and the buffer must cover the difference. A dead band just below 1x
   keeps a noisy estimate of a real-time stream from adding seconds; r is then the slope plus ``slope_k`` of
-  its standard errors where that is more (``_optimistic_rate``), ``slope_k`` widened by Student's t for the
-  few arrivals a start is decided on: the first tenths of a second of a real-time stream with 100 ms of
-  jitter have slopes of 0.8x, which held its start for hundreds of ms, whereas a steady slow stream's slope
-  is slow within its error too;
+  its standard errors where that is more (``_optimistic_rate``): the first tenths of a second of a
+  real-time stream with 100 ms of jitter have slopes of 0.8x, which held its start for hundreds of ms,
+  whereas a steady slow stream's slope is slow within its error too;
 * before any rate is known, ``prior_s``.
 After every underrun the threshold grows by ``growth_s``, so a stream that stutters once gets more headroom.
 A fixed value in ms replaces all of that with that value.
@@ -61,23 +60,6 @@ from dataclasses import dataclass
 _CHARS_PER_SECOND = 15.0
 # A stream measured slower than this is held as this slow: the hold is then many times the text anyway.
 _SLOWEST_RATE = 0.05
-
-# Student's t quantile (97.5 %) over the normal one (1.96), by degrees of freedom, from 3 (five arrivals) on:
-# below that a slow stream's residual error, widened, reached real time (see PrebufferPolicy._optimistic_rate).
-_FEWEST_DEGREES_OF_FREEDOM = 3
-_T_WIDENING = {3: 1.62, 4: 1.42, 5: 1.31, 6: 1.25, 7: 1.20, 8: 1.18, 9: 1.15, 10: 1.14}
-
-
-def _t_widening(degrees_of_freedom: int) -> float:
-    """How much wider Student's t is than the normal distribution at 97.5 %, for a fit's residuals (no wider
-    than at ``_FEWEST_DEGREES_OF_FREEDOM``)."""
-    degrees_of_freedom = max(degrees_of_freedom, _FEWEST_DEGREES_OF_FREEDOM)
-    if degrees_of_freedom in _T_WIDENING:
-        return _T_WIDENING[degrees_of_freedom]
-    # the first terms of the Cornish-Fisher expansion: within 0.2 % of the table's value from 10 on
-    z = 1.96
-    t = z + (z**3 + z) / (4 * degrees_of_freedom) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * degrees_of_freedom**2)
-    return t / z
 
 
 @dataclass
@@ -95,7 +77,7 @@ class PrebufferPolicy:
     margin_s: float = 0.030
     fade_lo: float = 1.1
     fade_hi: float = 1.8
-    slope_k: float = 2.0  # standard errors, for many arrivals; fewer widen it by Student's t (_t_widening)
+    slope_k: float = 2.0
     dead_band: float = 0.15
     trusted_arrivals: int = 3
     min_window_s: float = 0.04
@@ -233,19 +215,13 @@ class PrebufferPolicy:
         than real time only when even that says so (a real-time stream with 100 ms of jitter on 20 ms writes
         has slopes of 0.8x in its first tenths of a second).
 
-        The standard error of a fit to n arrivals is itself estimated from their n - 2 residuals, and with a
-        handful of them it is often far too small: a jittery real-time stream's first five arrivals can line
-        up on a 0.7x slope by chance. ``slope_k`` is therefore widened as Student's t widens the normal
-        quantile for n - 2 degrees of freedom (x1.62 for five arrivals or fewer, x1.3 for seven, x1.07 for twenty).
-        With two standard errors alone, 2 of 40 modelled 1x streams with 0-100 ms of per-write jitter
-        (pcm, 1 KB writes) started 270-300 ms after their first byte instead of ~150 (tests/stream).
-        The widening stops at five arrivals' (x1.62): three or four arrivals of a steady 0.7x stream with
-        a few ms of timing noise (the loop's, the encoder's) have a residual error that, widened 6.5x or 2.2x,
-        reached 1x, and such a stream then started at once and ran dry (the bench's slow start, aac)."""
+        Not widened for few arrivals (Student's t): widened from five arrivals on, the modelled 1x streams
+        with 0-100 ms of per-write jitter started sooner in their worst runs (pcm 183 ms after the first byte
+        instead of 301), but in the bench a steady 0.8x mp3 stream then looked fast enough, started 225 ms
+        after its first byte and ran dry in both runs (waits ~1.7 s and plays cleanly without; why its fit's
+        error was that large was not pinned down)."""
         fit = self._slope()
-        if fit is None:
-            return rate
-        return max(rate, fit[0] + self.slope_k * _t_widening(self._arrivals - 2) * fit[1])
+        return rate if fit is None else max(rate, fit[0] + self.slope_k * fit[1])
 
     def _window_rate(self) -> float | None:
         """Audio per wall second from the first arrival on, without the first arrival's own audio.
